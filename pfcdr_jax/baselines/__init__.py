@@ -1,0 +1,1 @@
+"""Baselines of the PFCDR comparison (each a module of pure functions)."""

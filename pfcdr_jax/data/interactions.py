@@ -1,0 +1,572 @@
+"""The universal interaction frame, delimited-file parsing, deduplication, validation.
+
+Universal raw format (every loader returns it): a ``pandas.DataFrame`` with
+columns ``user`` (str), ``item`` (str), ``rating`` (float32) and ``timestamp``
+(int64, -1 when unknown), in file order.
+
+Parsing strategy: a fast vectorised pandas pass reads the whole file; if it
+fails or any value is malformed, a slow per-line scanner re-reads the file only
+to report the *first* bad line as a :class:`DataError` with file, line number,
+field and what was expected.
+
+Duplicate policy (:func:`deduplicate`): for each (user, item) pair keep the
+rating with the latest timestamp; among equal timestamps (including unknown
+timestamps, -1) keep the last line in file order. The number of dropped rows is
+logged and reported.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Sequence
+
+from absl import logging
+import numpy as np
+import pandas as pd
+
+from pfcdr_jax.data.errors import DataError, PathLike
+
+COLUMNS = ("user", "item", "rating", "timestamp")
+
+# Accepted header names (compared lower-case, after stripping a RecBole
+# ``name:type`` suffix) for each universal column.
+COLUMN_ALIASES = {
+    "user": ("user", "user_id", "userid", "reviewerid", "uid"),
+    "item": ("item", "item_id", "itemid", "movieid", "asin", "iid"),
+    "rating": ("rating", "overall", "score"),
+    "timestamp": ("timestamp", "unixreviewtime", "time", "ts"),
+}
+_ALIAS_TO_COLUMN = {a: c for c, aliases in COLUMN_ALIASES.items() for a in aliases}
+
+RatingRange = Optional[tuple[float, float]]
+
+# Stars of the Amazon and MovieLens formats.
+STAR_RANGE = (1.0, 5.0)
+
+
+def make_frame(user, item, rating, timestamp=None) -> pd.DataFrame:
+  """Builds a universal interaction frame with the canonical dtypes.
+
+  Args:
+    user: Sequence of user ids (converted to str).
+    item: Sequence of item ids (converted to str).
+    rating: Sequence of ratings (converted to float32).
+    timestamp: Sequence of integer timestamps, or None for unknown (-1).
+
+  Returns:
+    DataFrame with columns ``user, item, rating, timestamp``.
+  """
+  rating = np.asarray(rating, dtype=np.float32)
+  if timestamp is None:
+    timestamp = np.full(len(rating), -1, dtype=np.int64)
+  else:
+    timestamp = np.asarray(timestamp, dtype=np.int64)
+  return pd.DataFrame({
+      "user": pd.Series(user, dtype=str).reset_index(drop=True),
+      "item": pd.Series(item, dtype=str).reset_index(drop=True),
+      "rating": rating,
+      "timestamp": timestamp,
+  })
+
+
+def canonical_column(name: str) -> str:
+  """Lower-cases a header name and strips a RecBole ``:type`` suffix and quotes.
+
+  Args:
+    name: Raw header field, e.g. ``"user_id:token"``.
+
+  Returns:
+    E.g. ``"user_id"``.
+  """
+  name = name.strip().strip('"').strip("'").strip()
+  name = name.split(":", 1)[0]
+  return name.strip().lower()
+
+
+# ----------------------------------------------------------------------------
+# Generic delimited parsing: fast pandas pass + per-line scanner for errors.
+
+
+def _open_text(path: PathLike, encoding: str):
+  if str(path).endswith(".gz"):
+    return gzip.open(path, "rt", encoding=encoding, newline="")
+  return open(path, "r", encoding=encoding, newline="")
+
+
+def _line_splitter(sep: str, quoting: int) -> Callable[[str], list[str]]:
+  if sep == r"\s+":
+    return lambda line: line.split()
+  if quoting == csv.QUOTE_NONE or len(sep) != 1:
+    return lambda line: line.split(sep)
+  return lambda line: next(csv.reader([line], delimiter=sep, quoting=quoting))
+
+
+def scan_lines(lines: Iterable[str], *, path: PathLike, fields: Sequence[str],
+               split: Callable[[str], list[str]], header_lines: int = 0,
+               required: Sequence[str] = (), rating_field: Optional[str] = "rating",
+               rating_range: RatingRange = None,
+               int_fields: Sequence[str] = ("timestamp",),
+               float_fields: Sequence[str] = ()) -> None:
+  """Per-line validator: raises a DataError for the first malformed line.
+
+  Slow (pure Python); only used after the fast path found a problem.
+
+  Args:
+    lines: The file's lines (with or without line terminators).
+    path: File name for messages.
+    fields: Field names in file order; each line must have exactly this many.
+    split: Splits a line into fields.
+    header_lines: Number of leading header lines to skip.
+    required: Fields that must be non-empty (default: all).
+    rating_field: Name of the rating field, checked to be a finite number.
+    rating_range: Inclusive (lo, hi) for ratings, or None for any finite number.
+    int_fields: Fields that must hold integers (e.g. unix timestamps).
+    float_fields: Other fields that must hold finite numbers.
+
+  Raises:
+    DataError: describing the first bad line.
+  """
+  required = tuple(required) or tuple(fields)
+  idx = {f: i for i, f in enumerate(fields)}
+  for lineno, raw in enumerate(lines, start=1):
+    if lineno <= header_lines:
+      continue
+    line = raw.rstrip("\r\n")
+    if not line.strip():
+      continue
+    try:
+      parts = split(line)
+    except (csv.Error, StopIteration) as e:
+      raise DataError(path, f"cannot split line: {e}", line=lineno) from e
+    if len(parts) != len(fields):
+      raise DataError(path, f"expected {len(fields)} fields ({', '.join(fields)}) separated "
+                      f"by {_sep_name(split)}, found {len(parts)}: {line[:120]!r}", line=lineno)
+    for f in required:
+      if not parts[idx[f]]:
+        raise DataError(path, "empty value", line=lineno, field=f)
+    if rating_field is not None:
+      _check_rating(parts[idx[rating_field]], path, lineno, rating_field, rating_range)
+    for f in int_fields:
+      if f in idx:
+        value = parts[idx[f]].strip()
+        try:
+          x = float(value)
+        except ValueError:
+          x = math.nan
+        if not math.isfinite(x) or x != int(x):
+          raise DataError(path, f"expected an integer, got {value!r}", line=lineno, field=f)
+    for f in float_fields:
+      value = parts[idx[f]].strip()
+      try:
+        x = float(value)
+      except ValueError:
+        x = math.nan
+      if not math.isfinite(x):
+        raise DataError(path, f"expected a finite number, got {value!r}", line=lineno, field=f)
+
+
+def _sep_name(split) -> str:
+  return getattr(split, "sep_name", "the delimiter")
+
+
+def _check_rating(value, path, lineno, field, rating_range: RatingRange) -> float:
+  try:
+    x = float(value)
+  except (TypeError, ValueError):
+    raise DataError(path, f"expected a numeric rating, got {value!r}", line=lineno,
+                    field=field) from None
+  if not math.isfinite(x):
+    raise DataError(path, f"expected a finite rating, got {value!r}", line=lineno, field=field)
+  if rating_range is not None and not rating_range[0] <= x <= rating_range[1]:
+    raise DataError(path, f"rating {value!r} out of range [{rating_range[0]:g}, "
+                    f"{rating_range[1]:g}]", line=lineno, field=field)
+  return x
+
+
+def parse_delimited(path: PathLike, *, sep: str, fields: Sequence[str],
+                    header_lines: int = 0, encoding: str = "utf-8",
+                    quoting: int = csv.QUOTE_NONE, data: Optional[bytes] = None,
+                    lines_for_errors: Optional[Callable[[], Iterator[str]]] = None,
+                    required: Sequence[str] = ("user", "item", "rating"),
+                    rating_range: RatingRange = None,
+                    int_fields: Sequence[str] = ("timestamp",),
+                    float_fields: Sequence[str] = (), display_path: Optional[str] = None,
+                    sep_name: Optional[str] = None) -> pd.DataFrame:
+  """Reads a delimited text table quickly; reports bad lines precisely.
+
+  Args:
+    path: The file (plain or ``.gz``); also used in messages.
+    sep: Single-character delimiter, or ``r"\\s+"`` for runs of whitespace.
+    fields: Field names in file order (exactly this many per line).
+    header_lines: Leading lines to skip.
+    encoding: Text encoding.
+    quoting: A ``csv.QUOTE_*`` constant.
+    data: The file contents (possibly pre-processed) to parse instead of
+      reading ``path``.
+    lines_for_errors: Callable returning the *original* lines, used by the
+      error scanner when ``data`` was pre-processed; defaults to the file.
+    required: Fields that must be non-empty.
+    rating_range: Inclusive (lo, hi) for the ``rating`` field, or None for any
+      finite number.
+    int_fields: Fields that must hold integers (parsed to int64).
+    float_fields: Other numeric fields (parsed to float64).
+    display_path: Name used in messages instead of ``path``.
+    sep_name: Human name of the delimiter for messages.
+
+  Returns:
+    DataFrame with one column per field: ``rating`` and ``float_fields`` as
+    float64, ``int_fields`` as int64, everything else as str.
+
+  Raises:
+    DataError: missing file or the first malformed line.
+  """
+  shown = display_path or os.fspath(path)
+  if data is None and not Path(path).exists():
+    raise DataError(shown, "file not found")
+  fields = list(fields)
+  if len(set(fields)) != len(fields):
+    raise DataError(shown, f"duplicate column names {fields}", line=1)
+  numeric = [f for f in fields if f == "rating" or f in int_fields or f in float_fields]
+  dtype = {f: (np.float64 if f in numeric else str) for f in fields}
+
+  def scan():
+    split = _line_splitter(sep, quoting)
+    split_named = _NamedSplit(split, sep_name or repr(sep))
+    rating_field = "rating" if "rating" in fields else None
+    if lines_for_errors is not None:
+      scan_lines(lines_for_errors(), path=shown, fields=fields, split=split_named,
+                 header_lines=header_lines, required=required, rating_field=rating_field,
+                 rating_range=rating_range, int_fields=[f for f in int_fields if f in fields],
+                 float_fields=[f for f in float_fields if f in fields])
+    elif data is not None:
+      scan_lines(io.StringIO(data.decode(encoding, errors="replace")), path=shown,
+                 fields=fields, split=split_named, header_lines=header_lines,
+                 required=required, rating_field=rating_field, rating_range=rating_range,
+                 int_fields=[f for f in int_fields if f in fields],
+                 float_fields=[f for f in float_fields if f in fields])
+    else:
+      try:
+        with _open_text(path, encoding) as f:
+          scan_lines(f, path=shown, fields=fields, split=split_named,
+                     header_lines=header_lines, required=required, rating_field=rating_field,
+                     rating_range=rating_range,
+                     int_fields=[f for f in int_fields if f in fields],
+                     float_fields=[f for f in float_fields if f in fields])
+      except UnicodeDecodeError as e:
+        raise DataError(shown, f"not valid {encoding} text: {e}") from e
+      except (EOFError, gzip.BadGzipFile) as e:
+        raise DataError(shown, f"corrupt or truncated gzip file: {e}") from e
+
+  source = io.BytesIO(data) if data is not None else path
+  try:
+    with warnings.catch_warnings():
+      # pandas only *warns* (and drops data) when the first row is too long.
+      warnings.simplefilter("error", pd.errors.ParserWarning)
+      df = pd.read_csv(source, sep=sep, header=None, skiprows=header_lines, names=fields,
+                       dtype=dtype, na_filter=False, quoting=quoting, encoding=encoding,
+                       index_col=False, engine="c", skip_blank_lines=True,
+                       compression="infer" if data is None else None)
+  except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError,
+          EOFError, OSError) as e:
+    # ValueError covers non-numeric values in numeric columns and ParserError
+    # wrong field counts; the scanner finds the line.
+    scan()
+    raise DataError(shown, f"cannot parse ({type(e).__name__}: {e})") from e
+
+  bad = False
+  for f in required:
+    if f in df and f not in numeric and df[f].eq("").any():
+      bad = True
+  for f in numeric:
+    col = df[f].to_numpy()
+    ok = np.isfinite(col)
+    if f in int_fields:
+      ok &= np.floor(col) == col
+    if f == "rating" and rating_range is not None:
+      ok &= (col >= rating_range[0]) & (col <= rating_range[1])
+    if not ok.all():
+      bad = True
+  if bad:
+    scan()
+    raise DataError(shown, "malformed values found by the fast parser but not by the "
+                    "line scanner (please report)")
+  for f in int_fields:
+    if f in df:
+      df[f] = df[f].to_numpy().astype(np.int64)
+  return df
+
+
+class _NamedSplit:
+  """A line splitter that knows how to name its delimiter in messages."""
+
+  def __init__(self, fn, sep_name):
+    self.fn = fn
+    self.sep_name = sep_name
+
+  def __call__(self, line):
+    return self.fn(line)
+
+
+# ----------------------------------------------------------------------------
+# Custom tables with a header.
+
+
+def _read_first_line(path: Path) -> str:
+  with _open_text(path, "utf-8") as f:
+    for line in f:
+      if line.strip():
+        return line.rstrip("\r\n")
+  return ""
+
+
+def sniff_delimiter(header: str) -> str:
+  """Guesses the delimiter of a header line.
+
+  Tab, comma, semicolon and pipe are tried in this order of preference by
+  count; a header with none of them is split on whitespace.
+
+  Args:
+    header: The header line.
+
+  Returns:
+    The delimiter, or ``r"\\s+"`` for whitespace.
+  """
+  counts = {d: header.count(d) for d in ("\t", ",", ";", "|")}
+  best = max(counts, key=lambda d: counts[d])
+  if counts[best] > 0:
+    return best
+  return r"\s+"
+
+
+def read_interaction_table(path: PathLike, *, rating_range: RatingRange = None
+                          ) -> pd.DataFrame:
+  """Reads any CSV/TSV interaction file with a header row.
+
+  The delimiter is sniffed from the header (tab, comma, semicolon, pipe or
+  whitespace). Header names are matched case-insensitively after stripping a
+  RecBole ``name:type`` suffix: user = user/user_id/userId/reviewerID,
+  item = item/item_id/movieId/asin, rating = rating/overall, and the optional
+  timestamp = timestamp/unixReviewTime. Other columns are ignored. Standard CSV
+  quoting is honoured for single-character delimiters other than tab.
+
+  Args:
+    path: The file (``.gz`` allowed).
+    rating_range: Inclusive (lo, hi) bound for ratings; None accepts any finite
+      number.
+
+  Returns:
+    The universal frame (not deduplicated).
+
+  Raises:
+    DataError: missing file, bad header, or the first malformed line.
+  """
+  path = Path(path)
+  if not path.exists():
+    raise DataError(path, "file not found")
+  header = _read_first_line(path)
+  if not header:
+    raise DataError(path, "file is empty; expected a header naming user, item and rating "
+                    "columns", line=1)
+  sep = sniff_delimiter(header)
+  quoting = csv.QUOTE_NONE if sep in ("\t", r"\s+") else csv.QUOTE_MINIMAL
+  raw_names = _line_splitter(sep, quoting)(header)
+  names = []
+  for i, raw in enumerate(raw_names):
+    canon = _ALIAS_TO_COLUMN.get(canonical_column(raw))
+    if canon is not None and canon in names:
+      raise DataError(path, f"header has two columns for '{canon}' ({raw!r} is the second)",
+                      line=1, field=raw)
+    names.append(canon if canon is not None else f"_extra{i}_{canonical_column(raw)}")
+  for col in ("user", "item", "rating"):
+    if col not in names:
+      raise DataError(path, f"header {header!r} has no {col} column; expected one of "
+                      f"{list(COLUMN_ALIASES[col])} (case-insensitive, ':type' suffix allowed)",
+                      line=1, field=col)
+  sep_name = {"\t": "tabs", ",": "commas", ";": "semicolons", "|": "pipes"}.get(sep, "whitespace")
+  # Blank lines before the header are skipped by pandas too.
+  df = parse_delimited(path, sep=sep, fields=names, header_lines=_header_offset(path),
+                       quoting=quoting, rating_range=rating_range,
+                       int_fields=("timestamp",) if "timestamp" in names else (),
+                       sep_name=sep_name)
+  n_extra = sum(1 for n in names if n.startswith("_extra"))
+  if n_extra:
+    logging.info("%s: ignoring %d extra column(s)", path, n_extra)
+  logging.info("%s: read %d interactions", path, len(df))
+  return make_frame(df["user"], df["item"], df["rating"],
+                    df["timestamp"] if "timestamp" in df else None)
+
+
+def _header_offset(path: Path) -> int:
+  """Number of lines up to and including the header (leading blank lines count)."""
+  with _open_text(path, "utf-8") as f:
+    for n, line in enumerate(f, start=1):
+      if line.strip():
+        return n
+  return 0
+
+
+# ----------------------------------------------------------------------------
+# Dedup and validation.
+
+
+def duplicate_losers(keys: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
+  """Boolean mask of the rows the duplicate policy drops.
+
+  Among rows with equal ``keys`` the one with the largest timestamp survives;
+  ties go to the last row. Everything else in the group is a loser.
+
+  Args:
+    keys: int64[R] pair keys (equal key = same (user, item)).
+    timestamps: int64[R].
+
+  Returns:
+    bool[R], True for rows to drop.
+  """
+  n = len(keys)
+  order = np.lexsort((np.arange(n), timestamps, keys))
+  k = keys[order]
+  loser = np.zeros(n, dtype=bool)
+  # In sorted order the survivor is the last row of its key group.
+  loser[order[:-1][k[:-1] == k[1:]]] = True
+  return loser
+
+
+def pair_keys(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.Index, np.ndarray, pd.Index]:
+  """Integer codes of users and items and a combined (user, item) key.
+
+  Args:
+    df: A universal frame.
+
+  Returns:
+    ``(keys, user_codes, user_uniques, item_codes, item_uniques)``.
+  """
+  ucodes, uniq_u = pd.factorize(df["user"])
+  icodes, uniq_i = pd.factorize(df["item"])
+  keys = ucodes.astype(np.int64) * max(len(uniq_i), 1) + icodes
+  return keys, ucodes, pd.Index(uniq_u), icodes, pd.Index(uniq_i)
+
+
+def deduplicate(df: pd.DataFrame, *, name: str) -> tuple[pd.DataFrame, int]:
+  """Drops duplicate (user, item) pairs with one documented policy.
+
+  Policy: keep the row with the latest ``timestamp``; among rows with equal
+  timestamps (e.g. all unknown, -1) keep the last one in file (row) order. The
+  surviving rows keep their original relative order. The number of dropped
+  rows is logged.
+
+  Args:
+    df: A universal frame.
+    name: Data set name for the log line.
+
+  Returns:
+    ``(deduplicated frame with a fresh RangeIndex, number of rows dropped)``.
+  """
+  if len(df) == 0:
+    return df.reset_index(drop=True), 0
+  keys = pair_keys(df)[0]
+  drop = duplicate_losers(keys, df["timestamp"].to_numpy(dtype=np.int64))
+  n_dropped = int(drop.sum())
+  if n_dropped == 0:
+    logging.info("%s: no duplicate (user, item) pairs among %d rows", name, len(df))
+    return df.reset_index(drop=True), 0
+  logging.warning("%s: dropped %d duplicate (user, item) rows (kept the latest timestamp, "
+                  "ties: last in file order); %d rows remain", name, n_dropped,
+                  len(df) - n_dropped)
+  return df.loc[~drop].reset_index(drop=True), n_dropped
+
+
+def validate(df: pd.DataFrame, *, name: str,
+             rating_range: RatingRange = (0.0, 5.0)) -> None:
+  """Checks that a frame is a well-formed, non-empty universal frame.
+
+  Args:
+    df: The frame.
+    name: Data set / file name used in messages.
+    rating_range: Inclusive (lo, hi) bound for ratings, or None for any finite
+      number.
+
+  Raises:
+    DataError: naming the first problem (row numbers are 0-based frame rows).
+  """
+  validate_frame_shape(df, name=name)
+  for col in ("user", "item"):
+    check_ids(*pd.factorize(df[col]), name=name, field=col)
+  validate_values(df, name=name, rating_range=rating_range)
+
+
+def validate_frame_shape(df: pd.DataFrame, *, name: str) -> None:
+  """Checks type, columns and non-emptiness of a universal frame.
+
+  Args:
+    df: The frame.
+    name: Data set name for messages.
+
+  Raises:
+    DataError: not a DataFrame, missing columns, or no rows (empty domain).
+  """
+  if not isinstance(df, pd.DataFrame):
+    raise DataError(name, f"expected a pandas DataFrame, got {type(df).__name__}")
+  missing = [c for c in COLUMNS if c not in df.columns]
+  if missing:
+    raise DataError(name, f"missing column(s) {missing}; expected {list(COLUMNS)}")
+  if len(df) == 0:
+    raise DataError(name, "empty domain: no interactions")
+
+
+def check_ids(codes: np.ndarray, uniques, *, name: str, field: str) -> None:
+  """Checks factorised ids: no missing values, only non-empty strings.
+
+  Working on ``pd.factorize`` output makes the string checks run over the
+  distinct ids only.
+
+  Args:
+    codes: Codes from ``pd.factorize`` (-1 = missing).
+    uniques: The distinct values.
+    name: Data set name for messages.
+    field: Column name for messages.
+
+  Raises:
+    DataError: naming the first bad row (0-based).
+  """
+  if (codes < 0).any():
+    raise DataError(name, f"missing id in row {int(np.flatnonzero(codes < 0)[0])}",
+                    field=field)
+  empty = np.array([not isinstance(u, str) or u == "" for u in uniques], dtype=bool)
+  if empty.any():
+    bad_code = int(np.flatnonzero(empty)[0])
+    row = int(np.flatnonzero(codes == bad_code)[0])
+    raise DataError(name, f"empty or non-string id {uniques[bad_code]!r} in row {row}",
+                    field=field)
+
+
+def validate_values(df: pd.DataFrame, *, name: str, rating_range: RatingRange) -> None:
+  """The rating and timestamp part of :func:`validate`.
+
+  Args:
+    df: A frame with ``rating`` and ``timestamp`` columns.
+    name: Data set name for messages.
+    rating_range: Inclusive bounds, or None for any finite rating.
+
+  Raises:
+    DataError: on the first bad row.
+  """
+  r = pd.to_numeric(df["rating"], errors="coerce").to_numpy(dtype=np.float64)
+  ok = np.isfinite(r)
+  if rating_range is not None:
+    ok &= (r >= rating_range[0]) & (r <= rating_range[1])
+  if not ok.all():
+    row = int(np.flatnonzero(~ok)[0])
+    rng_txt = (f" in [{rating_range[0]:g}, {rating_range[1]:g}]" if rating_range is not None
+               else "")
+    raise DataError(name, f"row {row}: expected a finite rating{rng_txt}, got "
+                    f"{df['rating'].iloc[row]!r}", field="rating")
+  if not np.issubdtype(df["timestamp"].dtype, np.integer):
+    raise DataError(name, f"timestamp column has dtype {df['timestamp'].dtype}, expected int64",
+                    field="timestamp")
+

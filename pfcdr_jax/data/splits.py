@@ -1,0 +1,272 @@
+"""Indexing and the cold-start cross-domain split.
+
+Id order (both domains): the overlapping users first, sorted by their string
+id, with the SAME index ``0..n_overlap-1`` in both domains; then the users of
+that domain only, sorted; items sorted per domain.
+
+Split: ``round(beta * n_overlap)`` overlap users (Python ``round``, half to
+even) are drawn with ``np.random.default_rng(seed)`` as cold-start test users;
+all their target ratings form ``target_test`` and are removed from target
+training. Of the remaining overlap users, ``round(val_fraction * rest)`` are
+drawn with the same generator as validation users; their target ratings form
+``target_val`` (for model / K selection, never the test set) and are removed
+from target training too. Source ratings are all kept. Ratings inside each
+``DomainData`` are sorted by (user, item).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Optional
+
+from absl import logging
+import numpy as np
+import pandas as pd
+
+from pfcdr_jax.data import download as dl
+from pfcdr_jax.data.errors import DataError, PathLike
+from pfcdr_jax.data.interactions import (check_ids, duplicate_losers, pair_keys,
+                                         validate_frame_shape, validate_values)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+  a.setflags(write=False)
+  return a
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DomainData:
+  """Indexed ratings of one domain (numpy arrays, read-only).
+
+  Attributes:
+    user: int32[R] user indices.
+    item: int32[R] item indices.
+    rating: float32[R] ratings.
+    n_users: Number of users of the domain (the index space, not only the
+      users present in this slice).
+    n_items: Number of items of the domain.
+  """
+  user: np.ndarray
+  item: np.ndarray
+  rating: np.ndarray
+  n_users: int
+  n_items: int
+
+  def __post_init__(self):
+    n = len(self.rating)
+    if len(self.user) != n or len(self.item) != n:
+      raise ValueError(f"length mismatch: user {len(self.user)}, item {len(self.item)}, "
+                       f"rating {n}")
+    if n and (self.user.min() < 0 or self.user.max() >= self.n_users):
+      raise ValueError("user index out of range")
+    if n and (self.item.min() < 0 or self.item.max() >= self.n_items):
+      raise ValueError("item index out of range")
+
+  def __len__(self) -> int:
+    return len(self.rating)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CDRData:
+  """A cross-domain data set, indexed and split.
+
+  Attributes:
+    source: All source ratings.
+    target_train: Target ratings used for training.
+    target_val: Target ratings of the validation overlap users.
+    target_test: Target ratings of the cold-start test users.
+    n_overlap: Number of overlapping users (indices ``0..n_overlap-1``).
+    train_users: int32 overlap users kept in target training (sorted).
+    val_users: int32 validation overlap users (sorted).
+    test_users: int32 cold-start test users (sorted).
+    source_user_ids: String id of each source user index.
+    target_user_ids: String id of each target user index.
+    source_item_ids: String id of each source item index.
+    target_item_ids: String id of each target item index.
+    target_trained: bool[U_t], True where the user has >= 1 target_train rating.
+    manifest: JSON-serialisable description (see :func:`make_cdr_split`).
+  """
+  source: DomainData
+  target_train: DomainData
+  target_val: DomainData
+  target_test: DomainData
+  n_overlap: int
+  train_users: np.ndarray
+  val_users: np.ndarray
+  test_users: np.ndarray
+  source_user_ids: tuple
+  target_user_ids: tuple
+  source_item_ids: tuple
+  target_item_ids: tuple
+  target_trained: np.ndarray
+  manifest: dict
+
+
+def _sha256_strings(ids) -> str:
+  h = hashlib.sha256()
+  for s in ids:
+    h.update(s.encode("utf-8"))
+    h.update(b"\n")
+  return h.hexdigest()
+
+
+def _sha256_array(a: np.ndarray) -> str:
+  return hashlib.sha256(np.ascontiguousarray(a, dtype="<i4").tobytes()).hexdigest()
+
+
+def _prepare(df: pd.DataFrame, name: str, rating_range) -> tuple:
+  """Validates, deduplicates (documented policy) and factorises one domain."""
+  validate_frame_shape(df, name=name)
+  keys, ucodes, uniq_u, icodes, uniq_i = pair_keys(df)
+  check_ids(ucodes, uniq_u, name=name, field="user")
+  check_ids(icodes, uniq_i, name=name, field="item")
+  validate_values(df, name=name, rating_range=rating_range)
+  drop = duplicate_losers(keys, df["timestamp"].to_numpy(dtype=np.int64))
+  n_dup = int(drop.sum())
+  if n_dup:
+    logging.warning("%s: dropped %d duplicate (user, item) rows (kept the latest timestamp, "
+                    "ties: last in file order)", name, n_dup)
+  keep = ~drop
+  rating = df["rating"].to_numpy(dtype=np.float32)[keep]
+  # Dropping losers never removes a user or item entirely (the survivor stays).
+  return ucodes[keep], [str(u) for u in uniq_u], icodes[keep], [str(i) for i in uniq_i], \
+      rating, n_dup
+
+
+def _index(ucodes, uniq_u, icodes, uniq_i, rating, user_ids: list, item_ids: list
+           ) -> DomainData:
+  user = pd.Index(user_ids).get_indexer(uniq_u).astype(np.int32)[ucodes]
+  item = pd.Index(item_ids).get_indexer(uniq_i).astype(np.int32)[icodes]
+  order = np.argsort(user.astype(np.int64) * len(item_ids) + item, kind="stable")
+  return DomainData(_readonly(user[order]), _readonly(item[order]),
+                    _readonly(rating[order]), len(user_ids), len(item_ids))
+
+
+def _subset(d: DomainData, mask: np.ndarray) -> DomainData:
+  return DomainData(_readonly(d.user[mask]), _readonly(d.item[mask]),
+                    _readonly(d.rating[mask]), d.n_users, d.n_items)
+
+
+def make_cdr_split(source_df: pd.DataFrame, target_df: pd.DataFrame, *, beta: float,
+                   seed: int, val_fraction: float = 0.1, name: str = "cdr",
+                   rating_range: Optional[tuple[float, float]] = None) -> CDRData:
+  """Indexes two universal frames and draws the cold-start split.
+
+  Args:
+    source_df: Source-domain universal frame.
+    target_df: Target-domain universal frame.
+    beta: Fraction of overlapping users made cold-start test users, in [0, 1).
+    seed: Seed of the ``np.random.default_rng`` that draws test and val users.
+    val_fraction: Fraction of the non-test overlap users used for validation.
+    name: Task name recorded in the manifest and used in messages.
+    rating_range: Optional inclusive rating bounds checked on both frames
+      (None: any finite rating).
+
+  Returns:
+    The :class:`CDRData`. Its manifest holds: task, beta, seed, val_fraction,
+    per-domain counts (users, items, ratings; target also per split), n_overlap,
+    n_test_users, n_test_ratings, n_val_users, n_val_ratings, n_train_overlap
+    users, sha256 of the four id lists and of the test/val user arrays, and the
+    duplicates dropped per domain.
+
+  Raises:
+    DataError: an empty domain, no overlapping users, or too few of them for
+      the requested split.
+    ValueError: beta or val_fraction out of range.
+  """
+  if not 0.0 <= beta < 1.0:
+    raise ValueError(f"beta must be in [0, 1), got {beta}")
+  if not 0.0 <= val_fraction < 1.0:
+    raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+  src = _prepare(source_df, f"{name} (source)", rating_range)
+  tgt = _prepare(target_df, f"{name} (target)", rating_range)
+  dup_s, dup_t = src[-1], tgt[-1]
+  src_users, tgt_users = src[1], tgt[1]
+  overlap = sorted(set(src_users).intersection(tgt_users))
+  n_overlap = len(overlap)
+  if n_overlap == 0:
+    raise DataError(name, f"zero overlapping users between the source ({len(src_users)} "
+                    f"users) and the target ({len(tgt_users)} users) domain; check that "
+                    "both files use the same user ids")
+  overlap_set = set(overlap)
+  source_user_ids = overlap + sorted(u for u in src_users if u not in overlap_set)
+  target_user_ids = overlap + sorted(u for u in tgt_users if u not in overlap_set)
+  source_item_ids = sorted(src[3])
+  target_item_ids = sorted(tgt[3])
+
+  source = _index(*src[:5], source_user_ids, source_item_ids)
+  target = _index(*tgt[:5], target_user_ids, target_item_ids)
+
+  rng = np.random.default_rng(seed)
+  n_test = round(beta * n_overlap)
+  perm = rng.permutation(n_overlap)
+  test_users = np.sort(perm[:n_test]).astype(np.int32)
+  rest = perm[n_test:]
+  n_val = round(val_fraction * len(rest))
+  val_pick = rng.permutation(len(rest))[:n_val]
+  val_users = np.sort(rest[val_pick]).astype(np.int32)
+  train_users = np.setdiff1d(rest, val_users).astype(np.int32)
+  if beta > 0 and n_test == 0:
+    raise DataError(name, f"beta={beta} of {n_overlap} overlapping users gives no test user")
+  if len(train_users) == 0:
+    raise DataError(name, f"no overlapping training users left ({n_overlap} overlapping, "
+                    f"{n_test} test, {n_val} validation)")
+
+  role = np.zeros(target.n_users, dtype=np.int8)  # 0 train, 1 val, 2 test
+  role[val_users] = 1
+  role[test_users] = 2
+  r = role[target.user]
+  target_train, target_val, target_test = (_subset(target, r == k) for k in (0, 1, 2))
+  trained = np.zeros(target.n_users, dtype=bool)
+  trained[target_train.user] = True
+
+  counts = {
+      "source": {"users": source.n_users, "items": source.n_items, "ratings": len(source)},
+      "target": {"users": target.n_users, "items": target.n_items, "ratings": len(target),
+                 "train_ratings": len(target_train), "val_ratings": len(target_val),
+                 "test_ratings": len(target_test)},
+  }
+  manifest = {
+      "task": name,
+      "beta": float(beta),
+      "seed": int(seed),
+      "val_fraction": float(val_fraction),
+      "counts": counts,
+      "n_overlap": n_overlap,
+      "n_test_users": int(len(test_users)),
+      "n_test_ratings": len(target_test),
+      "n_val_users": int(len(val_users)),
+      "n_val_ratings": len(target_val),
+      "n_train_overlap_users": int(len(train_users)),
+      "n_target_trained_users": int(trained.sum()),
+      "sha256": {
+          "source_user_ids": _sha256_strings(source_user_ids),
+          "target_user_ids": _sha256_strings(target_user_ids),
+          "source_item_ids": _sha256_strings(source_item_ids),
+          "target_item_ids": _sha256_strings(target_item_ids),
+          "test_users": _sha256_array(test_users),
+          "val_users": _sha256_array(val_users),
+      },
+      "duplicates_dropped": {"source": dup_s, "target": dup_t},
+  }
+  logging.info("%s split: %d overlap users (%d test, %d val, %d train); target ratings "
+               "%d train / %d val / %d test", name, n_overlap, len(test_users), len(val_users),
+               len(train_users), len(target_train), len(target_val), len(target_test))
+  return CDRData(
+      source=source, target_train=target_train, target_val=target_val,
+      target_test=target_test, n_overlap=n_overlap, train_users=_readonly(train_users),
+      val_users=_readonly(val_users), test_users=_readonly(test_users),
+      source_user_ids=tuple(source_user_ids), target_user_ids=tuple(target_user_ids),
+      source_item_ids=tuple(source_item_ids), target_item_ids=tuple(target_item_ids),
+      target_trained=_readonly(trained), manifest=manifest)
+
+
+def save_manifest(data: CDRData, path: PathLike) -> None:
+  """Writes ``data.manifest`` as JSON atomically (temp file + ``os.replace``).
+
+  Args:
+    data: The split.
+    path: Destination ``.json`` path (parents created).
+  """
+  dl.write_json_atomic(data.manifest, path)

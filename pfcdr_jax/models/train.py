@@ -1,0 +1,236 @@
+"""Pretraining of a scorer with an lr grid under vmap (Section 5.1, "Pretraining stage").
+
+Adam on the mean squared error (Eq. 7). One epoch is a jitted ``lax.scan`` over
+shuffled minibatches: the permutation comes from ``fold_in(key, epoch)``, the last
+batch is padded and masked so every step has the same shape. The learning-rate
+grid (paper: {0.001, 0.005, 0.01, 0.02, 0.1}) trains as one vmapped model stack:
+``optax.scale_by_adam`` followed by a per-lr ``-lr`` scale. A seeded held-out slice
+of the TRAINING ratings (never test) scores every (lr, epoch); the best params per
+lr are kept inside the jitted epoch, and the best (lr, epoch) overall is returned.
+
+The epoch function is jitted once per call of ``train_scorer`` and called once per
+epoch with identical shapes, so it is traced once (``train_scorer`` counts traces
+and raises if it ever retraces; the test guards ``make_epoch_fn`` with
+``chex.assert_max_traces(n=1)``).
+
+Default batch size 4096: an ML-1M-size domain (300k ratings) runs 20 epochs x 5
+lrs in seconds on 2 CPU cores, and Adam's dense moment update over the embedding
+tables (the cost that scales with the number of steps) stays cheap for 1.7M-rating
+domains.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from pfcdr_jax.models.scorers import Scorer
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Pretraining configuration.
+
+  Attributes:
+    lrs: Adam learning-rate grid, trained in parallel under vmap.
+    epochs: passes over the training ratings.
+    batch_size: minibatch size (the last batch is padded and masked).
+    heldout_fraction: share of the training ratings held out for model selection.
+    seed: seed of the held-out split (numpy, host side).
+    dim: embedding dimension (paper: 10).
+    heldout_batch: held-out ratings scored per scan step (bounds memory).
+  """
+  lrs: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.1)
+  epochs: int = 20
+  batch_size: int = 4096
+  heldout_fraction: float = 0.05
+  seed: int = 0
+  dim: int = 10
+  heldout_batch: int = 65536
+
+
+class TrainResult(NamedTuple):
+  """Outcome of ``train_scorer``.
+
+  Attributes:
+    params: best params pytree (single model, not stacked).
+    lr: the selected learning rate.
+    epoch: the selected epoch (1-based: params after that many epochs).
+    heldout_mse: held-out MSE of ``params``.
+    curve: [n_lrs, epochs] held-out MSE after each epoch.
+  """
+  params: Any
+  lr: float
+  epoch: int
+  heldout_mse: float
+  curve: np.ndarray
+
+
+class _State(NamedTuple):
+  params: Any         # stacked over lrs: leaves [L, ...]
+  opt: Any            # scale_by_adam state, stacked over lrs
+  best_params: Any    # stacked over lrs
+  best_mse: jax.Array  # [L]
+  best_epoch: jax.Array  # [L] int32
+
+
+def heldout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Seeded split of ``range(n)`` into (train_idx, heldout_idx), both sorted."""
+  if not 0.0 < fraction < 1.0:
+    raise ValueError(f"heldout_fraction must be in (0, 1), got {fraction}")
+  n_held = max(1, int(round(fraction * n)))
+  if n_held >= n:
+    raise ValueError(f"too few ratings ({n}) for a held-out slice")
+  perm = np.random.default_rng(seed).permutation(n)
+  return np.sort(perm[n_held:]), np.sort(perm[:n_held])
+
+
+def _masked_mse(scorer: Scorer, params, users, items, ratings, mask):
+  err = scorer.predict(params, users, items) - ratings
+  return jnp.sum(mask * err * err) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def _heldout_mse(scorer: Scorer, params, held: tuple[jax.Array, ...], chunk: int):
+  """MSE over the held-out set, scanned in padded chunks. Returns []."""
+  users, items, ratings = held
+  n = users.shape[0]
+  n_chunks = -(-n // chunk)
+  pad = n_chunks * chunk - n
+  mask = jnp.pad(jnp.ones((n,), jnp.float32), (0, pad)).reshape(n_chunks, chunk)
+  rs = lambda x: jnp.pad(x, (0, pad)).reshape(n_chunks, chunk)
+
+  def body(acc, xs):
+    u, i, r, m = xs
+    err = scorer.predict(params, u, i) - r
+    return acc + jnp.sum(m * err * err), None
+
+  total, _ = jax.lax.scan(body, jnp.asarray(0.0, jnp.float32),
+                          (rs(users), rs(items), rs(ratings), mask))
+  return total / n
+
+
+def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
+  """Builds the (un-jitted) epoch function for a training set of ``n_train`` ratings.
+
+  Returns:
+    ``epoch_fn(state, lrs [L], train (u, i, r), held (u, i, r), key, epoch [])
+    -> (state, heldout_mse [L])``.
+  """
+  bs = int(min(cfg.batch_size, n_train))
+  n_batches = -(-n_train // bs)
+  pad = n_batches * bs - n_train
+  adam = optax.scale_by_adam()
+
+  def loss_grad(params, u, i, r, m):
+    return jax.value_and_grad(lambda p: _masked_mse(scorer, p, u, i, r, m))(params)
+
+  def one_update(params, opt, lr, u, i, r, m):
+    _, grads = loss_grad(params, u, i, r, m)
+    updates, opt = adam.update(grads, opt, params)
+    params = jax.tree_util.tree_map(lambda p, d: p - lr * d, params, updates)
+    return params, opt
+
+  stacked_update = jax.vmap(one_update, in_axes=(0, 0, 0, None, None, None, None))
+
+  def epoch_fn(state: _State, lrs, train, held, key, epoch):
+    users, items, ratings = train
+    perm = jax.random.permutation(jax.random.fold_in(key, epoch), n_train)
+    perm = jnp.pad(perm, (0, pad)).reshape(n_batches, bs)
+    mask = jnp.pad(jnp.ones((n_train,), jnp.float32), (0, pad)).reshape(n_batches, bs)
+
+    def step(carry, xs):
+      params, opt = carry
+      idx, m = xs
+      params, opt = stacked_update(params, opt, lrs, users[idx], items[idx], ratings[idx], m)
+      return (params, opt), None
+
+    (params, opt), _ = jax.lax.scan(step, (state.params, state.opt), (perm, mask))
+    mse = jax.vmap(lambda p: _heldout_mse(scorer, p, held, cfg.heldout_batch))(params)
+    better = mse < state.best_mse
+
+    def pick(new, old):
+      b = better.reshape((-1,) + (1,) * (new.ndim - 1))
+      return jnp.where(b, new, old)
+
+    best_params = jax.tree_util.tree_map(pick, params, state.best_params)
+    state = _State(params=params, opt=opt, best_params=best_params,
+                   best_mse=jnp.where(better, mse, state.best_mse),
+                   best_epoch=jnp.where(better, epoch + 1, state.best_epoch))
+    return state, mse
+
+  return epoch_fn
+
+
+def train_scorer(scorer: Scorer, domain, cfg: TrainConfig = TrainConfig(),
+                 key: jax.Array | None = None) -> TrainResult:
+  """Trains ``scorer`` on ``domain`` over the lr grid and picks (lr, epoch).
+
+  Eq. (7): minimise the mean squared rating error with Adam.
+
+  Args:
+    scorer: a ``Scorer``.
+    domain: DomainData-like (``user``, ``item`` int arrays [R], ``rating`` [R],
+      ``n_users``, ``n_items``).
+    cfg: training configuration.
+    key: PRNG key (init and per-epoch shuffles).
+
+  Returns:
+    TrainResult(params, lr, epoch, heldout_mse, curve [n_lrs, epochs]).
+  """
+  if key is None:
+    raise ValueError("train_scorer needs an explicit PRNG key")
+  users = np.asarray(domain.user, np.int32)
+  items = np.asarray(domain.item, np.int32)
+  ratings = np.asarray(domain.rating, np.float32)
+  if not (users.shape == items.shape == ratings.shape) or users.ndim != 1:
+    raise ValueError("domain.user/item/rating must be 1-D arrays of equal length")
+  tr, ho = heldout_split(ratings.size, cfg.heldout_fraction, cfg.seed)
+  train = tuple(jnp.asarray(x[tr]) for x in (users, items, ratings))
+  held = tuple(jnp.asarray(x[ho]) for x in (users, items, ratings))
+  lrs = jnp.asarray(cfg.lrs, jnp.float32)
+  n_lrs = len(cfg.lrs)
+
+  k_init, k_shuffle = jax.random.split(key)
+  params0 = scorer.init(k_init, domain.n_users, domain.n_items, cfg.dim)
+  stack = lambda x: jnp.broadcast_to(x, (n_lrs,) + x.shape)
+  params = jax.tree_util.tree_map(lambda x: jnp.array(stack(x)), params0)
+  opt = jax.vmap(optax.scale_by_adam().init)(params)
+  state = _State(params=params, opt=opt,
+                 best_params=jax.tree_util.tree_map(jnp.copy, params),
+                 best_mse=jnp.full((n_lrs,), jnp.inf, jnp.float32),
+                 best_epoch=jnp.zeros((n_lrs,), jnp.int32))
+
+  raw_epoch_fn = make_epoch_fn(scorer, cfg, tr.size)
+  n_traces = [0]
+
+  def counted(*args):
+    n_traces[0] += 1  # runs at trace time only
+    return raw_epoch_fn(*args)
+
+  epoch_fn = jax.jit(counted, donate_argnums=(0,))
+  curve = []
+  t0 = time.perf_counter()
+  for epoch in range(cfg.epochs):
+    state, mse = epoch_fn(state, lrs, train, held, k_shuffle, jnp.asarray(epoch, jnp.int32))
+    curve.append(mse)
+    if log.isEnabledFor(logging.INFO):
+      dt = time.perf_counter() - t0
+      log.info("%s epoch %d/%d heldout mse %s (%.1fs, ETA %.0fs)", scorer.name, epoch + 1,
+               cfg.epochs, np.round(np.asarray(mse), 4).tolist(), dt,
+               dt / (epoch + 1) * (cfg.epochs - epoch - 1))
+  if n_traces[0] > 1:
+    raise RuntimeError(f"epoch function retraced {n_traces[0]} times")
+  curve = np.stack([np.asarray(c) for c in curve], axis=1) if curve else np.zeros((n_lrs, 0))
+  best_mse = np.asarray(state.best_mse)
+  li = int(np.argmin(best_mse))
+  best = jax.tree_util.tree_map(lambda x: x[li], state.best_params)
+  return TrainResult(params=best, lr=float(cfg.lrs[li]), epoch=int(state.best_epoch[li]),
+                     heldout_mse=float(best_mse[li]), curve=curve)

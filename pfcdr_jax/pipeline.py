@@ -1,0 +1,365 @@
+"""The end-to-end PFCDR experiment: data -> pretrain -> inversion -> bridge -> top-k.
+
+`run_pfcdr(config, workdir)` is the one library entry point the experiment
+script calls. It writes `config.json`, appends stage records to
+`metrics.jsonl`, writes `results.json`, and returns the results dict. Finished
+stages (pretrained parameters, prototypes) are cached under keys that hash the
+data and the configuration each stage reads (`pfcdr_jax.cache`).
+
+Selection protocol: the learning rate and epoch of each pretraining are chosen on
+a held-out slice of that domain's training ratings; K of the top-k step is chosen
+on the validation overlap users (pseudo-cold users whose target ratings were
+removed from training); the test (cold-start) users are touched only once, at
+the end, to report MAE/RMSE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pfcdr_jax import cache as cache_lib
+from pfcdr_jax import bridge as bridge_lib
+from pfcdr_jax import inversion as inversion_lib
+from pfcdr_jax import metrics as metrics_lib
+from pfcdr_jax import topk as topk_lib
+from pfcdr_jax.baselines import emcdr as emcdr_lib
+from pfcdr_jax.baselines import floors
+from pfcdr_jax.data import splits as splits_lib
+from pfcdr_jax.data import tasks as tasks_lib
+from pfcdr_jax.models import scorers as scorers_lib
+from pfcdr_jax.models import train as train_lib
+
+log = logging.getLogger(__name__)
+
+# Fractions of the trained target users tried for K on the validation users.
+DEFAULT_TOPK_GRID = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PFCDRConfig:
+  """Everything one PFCDR run depends on (built from flags by the script)."""
+  task: str = "comedy2drama"
+  beta: float = 0.2
+  seed: int = 0
+  base_model: str = "mf"
+  data_dir: str | None = None
+  scale: float = 0.01
+  like: str = "music2movie"
+  source_file: str | None = None
+  target_file: str | None = None
+  val_fraction: float = 0.1
+  emb_dim: int = 10
+  lrs: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.1)
+  epochs: int = 30
+  batch_size: int = 1024
+  heldout_fraction: float = 0.05
+  target_rating: float = 5.0
+  inversion_steps: int = 300
+  inversion_lr: float = 1e-4
+  inversion_weight_decay: float = 1e-4
+  inversion_loss: str = "mse"
+  inversion_eps: float | None = None
+  inversion_method: str = "auto"
+  inversion_chunk: int = 256
+  bridge_lr: float = 0.005
+  bridge_epochs: int = 200
+  bridge_batch_size: int = 256
+  topk: str = "auto"
+  topk_grid: tuple[float, ...] = DEFAULT_TOPK_GRID
+  topk_chunk: int = 256
+  include_untrained: bool = False
+  use_cache: bool = True
+  cache_dir: str | None = None
+
+  def inversion_config(self) -> inversion_lib.InversionConfig:
+    return inversion_lib.InversionConfig(
+        target_rating=self.target_rating, steps=self.inversion_steps,
+        lr=self.inversion_lr, weight_decay=self.inversion_weight_decay,
+        loss=self.inversion_loss, eps=self.inversion_eps,
+        chunk_size=self.inversion_chunk, method=self.inversion_method)
+
+  def train_config(self) -> train_lib.TrainConfig:
+    return train_lib.TrainConfig(
+        lrs=tuple(self.lrs), epochs=self.epochs, batch_size=self.batch_size,
+        heldout_fraction=self.heldout_fraction, seed=self.seed)
+
+
+class _Recorder:
+  """Appends one JSON line per finished stage to metrics.jsonl and times it."""
+
+  def __init__(self, workdir: Path):
+    self.path = workdir / "metrics.jsonl"
+    self.timings: dict[str, float] = {}
+
+  def stage(self, name: str):
+    recorder = self
+
+    class _Stage:
+      def __enter__(self):
+        log.info("stage %s ...", name)
+        self.t0 = time.perf_counter()
+        self.record: dict[str, Any] = {}
+        return self.record
+
+      def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+          return False
+        dt = time.perf_counter() - self.t0
+        recorder.timings[name] = round(dt, 3)
+        line = {"stage": name, "seconds": round(dt, 3), **self.record}
+        with open(recorder.path, "a") as f:
+          f.write(json.dumps(cache_lib._jsonable(line)) + "\n")
+        log.info("stage %s done in %.1fs", name, dt)
+        return False
+
+    return _Stage()
+
+
+def _domain_counts(d: splits_lib.DomainData) -> dict[str, int]:
+  return {"users": int(np.unique(d.user).size), "items": int(np.unique(d.item).size),
+          "ratings": int(d.rating.size)}
+
+
+def _pretrain(scorer, domain, cfg: PFCDRConfig, key, cache, cache_key, name, record):
+  """Trains (or loads) one domain's scorer; returns its params pytree."""
+  template = jax.eval_shape(lambda k: scorer.init(k, domain.n_users, domain.n_items,
+                                                  cfg.emb_dim), key)
+  leaves_t, treedef = jax.tree_util.tree_flatten(template)
+  hit = cache.load(f"pretrain-{name}", cache_key) if cfg.use_cache else None
+  if hit is not None:
+    arrays, meta = hit
+    leaves = [jnp.asarray(arrays[f"leaf{i}"]) for i in range(len(leaves_t))]
+    record.update(meta)
+    record["cached"] = True
+    return jax.tree_util.tree_unflatten(treedef, leaves)
+  result = train_lib.train_scorer(scorer, domain, cfg.train_config(), key)
+  meta = {"lr": float(result.lr), "epoch": int(result.epoch),
+          "heldout_mse": float(result.heldout_mse)}
+  record.update(meta)
+  leaves = jax.tree_util.tree_leaves(result.params)
+  cache.save(f"pretrain-{name}", cache_key,
+             {f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)}, meta)
+  return result.params
+
+
+def _prototypes(scorer, w, V, users, key, cfg: PFCDRConfig, cache, cache_key, name, record):
+  """Inverts (or loads) the prototypes of `users`; w: [U, d] user reprs."""
+  hit = cache.load(f"prototypes-{name}", cache_key) if cfg.use_cache else None
+  if hit is not None:
+    arrays, meta = hit
+    record.update(meta)
+    record["cached"] = True
+    return arrays["prototypes"]
+  users = jnp.asarray(users)
+  out = inversion_lib.invert_users(jnp.asarray(w)[users], V, key, cfg.inversion_config(),
+                                   linear_in_b=scorer.linear_in_b, user_index=users,
+                                   progress=name)
+  protos = np.asarray(out.prototypes)
+  meta = {"n_users": int(len(users)), "mean_final_loss": float(np.mean(out.loss)),
+          "method": out.method}
+  record.update(meta)
+  cache.save(f"prototypes-{name}", cache_key, {"prototypes": protos}, meta)
+  return protos
+
+
+def _k_candidates(cfg: PFCDRConfig, n_valid: int) -> list[int]:
+  if cfg.topk != "auto":
+    return [topk_lib.resolve_k(_parse_k(cfg.topk), n_valid)]
+  return sorted({topk_lib.resolve_k(f, n_valid) for f in cfg.topk_grid})
+
+
+def _parse_k(text: str) -> int | float:
+  value = float(text)
+  if value <= 0:
+    raise ValueError(f"--topk must be positive, got {text!r}")
+  return int(value) if value >= 1 and value == int(value) and "." not in text else value
+
+
+def _topk_predict(P_hat, W_t, valid, V_t, users_of_rating, rows_of_user, items, k, cfg):
+  """Predictions of Eq. (14) for ratings of cold users, with K neighbours."""
+  idx = topk_lib.topk_neighbors(jnp.asarray(P_hat), W_t, valid, r=cfg.target_rating, k=k,
+                                chunk_size=cfg.topk_chunk,
+                                include_untrained=cfg.include_untrained)
+  mean_w = topk_lib.neighbour_mean(idx, W_t)                         # [C, d]
+  return np.asarray(jnp.sum(mean_w[rows_of_user[users_of_rating]] * V_t[items], axis=-1))
+
+
+def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
+  """Runs PFCDR and the issue's baselines on one task/beta/seed.
+
+  Args:
+    cfg: the run configuration.
+    workdir: output directory (config.json, metrics.jsonl, results.json,
+      split_manifest.json).
+
+  Returns:
+    The results dict written to results.json.
+  """
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  cache_lib.atomic_write_text(workdir / "config.json",
+                              json.dumps(cache_lib._jsonable(cfg), indent=2))
+  (workdir / "metrics.jsonl").unlink(missing_ok=True)
+  rec = _Recorder(workdir)
+  cache = cache_lib.StageCache(
+      (Path(cfg.cache_dir) if cfg.cache_dir else workdir / "cache") if cfg.use_cache else None)
+  key = jax.random.PRNGKey(cfg.seed)
+  k_src, k_tgt, k_inv_s, k_inv_t, k_bridge, k_emcdr = jax.random.split(key, 6)
+
+  with rec.stage("data") as r:
+    src_df, tgt_df, info = tasks_lib.load_task(
+        cfg.task, data_dir=cfg.data_dir, seed=cfg.seed, scale=cfg.scale, like=cfg.like,
+        source_file=cfg.source_file, target_file=cfg.target_file)
+    data = splits_lib.make_cdr_split(src_df, tgt_df, beta=cfg.beta, seed=cfg.seed,
+                                     val_fraction=cfg.val_fraction, name=cfg.task)
+    splits_lib.save_manifest(data, workdir / "split_manifest.json")
+    data_hash = cache_lib.stable_hash(data.manifest)
+    r.update({"data_hash": data_hash, "synthetic": bool(info.get("synthetic", False))})
+  test, val = data.target_test, data.target_val
+  log.info("data: %d overlap users, %d test users (%d ratings), %d val users",
+           data.n_overlap, len(data.test_users), test.rating.size, len(data.val_users))
+
+  scorer = scorers_lib.get_scorer(cfg.base_model)
+  train_key_fields = (cfg.base_model, cfg.emb_dim, cfg.lrs, cfg.epochs, cfg.batch_size,
+                      cfg.heldout_fraction, cfg.seed)
+  with rec.stage("pretrain_source") as r:
+    params_s = _pretrain(scorer, data.source, cfg, k_src, cache,
+                         cache_lib.stable_hash(data_hash, "source", train_key_fields),
+                         "source", r)
+  with rec.stage("pretrain_target") as r:
+    params_t = _pretrain(scorer, data.target_train, cfg, k_tgt, cache,
+                         cache_lib.stable_hash(data_hash, "target", train_key_fields),
+                         "target", r)
+
+  W_s = scorer.user_repr(params_s, jnp.arange(data.source.n_users))
+  V_s = scorer.item_matrix(params_s)
+  W_t = scorer.user_repr(params_t, jnp.arange(data.target_train.n_users))
+  V_t = scorer.item_matrix(params_t)
+
+  # Cold users = validation users (for K selection) then test users.
+  cold_users = np.concatenate([data.val_users, data.test_users]).astype(np.int32)
+  bridge_users = np.asarray(data.train_users, dtype=np.int32)
+  source_users = np.concatenate([bridge_users, cold_users])
+  inv_fields = (cfg.inversion_config(), train_key_fields, cfg.seed)
+  with rec.stage("inversion_source") as r:
+    P_s = _prototypes(scorer, W_s, V_s, source_users, k_inv_s, cfg, cache,
+                      cache_lib.stable_hash(data_hash, "src", inv_fields), "source", r)
+  with rec.stage("inversion_target") as r:
+    P_t = _prototypes(scorer, W_t, V_t, bridge_users, k_inv_t, cfg, cache,
+                      cache_lib.stable_hash(data_hash, "tgt", inv_fields), "target", r)
+
+  n_bridge = len(bridge_users)
+  with rec.stage("bridge") as r:
+    W_map = bridge_lib.fit_linear_bridge(jnp.asarray(P_s[:n_bridge]), jnp.asarray(P_t),
+                                         k_bridge, lr=cfg.bridge_lr, epochs=cfg.bridge_epochs,
+                                         batch_size=cfg.bridge_batch_size)
+    P_hat = np.asarray(bridge_lib.apply_bridge(W_map, jnp.asarray(P_s[n_bridge:])))
+    r["train_mse"] = float(jnp.mean((bridge_lib.apply_bridge(
+        W_map, jnp.asarray(P_s[:n_bridge])) - P_t) ** 2))
+
+  valid = jnp.asarray(np.ones_like(data.target_trained) if cfg.include_untrained
+                      else data.target_trained)
+  n_valid = int(np.sum(np.asarray(valid)))
+  row_of_user = np.full(data.target_train.n_users, -1, dtype=np.int64)
+  row_of_user[cold_users] = np.arange(len(cold_users))
+  methods: dict[str, dict[str, float]] = {}
+  predictions: dict[str, np.ndarray] = {}
+
+  with rec.stage("topk") as r:
+    candidates = _k_candidates(cfg, n_valid)
+    if len(candidates) > 1:
+      if val.rating.size == 0:
+        raise ValueError("topk=auto needs validation users with target ratings; "
+                         "set --topk explicitly or raise --val_fraction")
+      val_mae = {}
+      for k in candidates:
+        pred = _topk_predict(P_hat, W_t, valid, V_t, val.user, row_of_user, val.item, k, cfg)
+        val_mae[k] = float(metrics_lib.mae(pred, val.rating))
+      best_k = min(val_mae, key=val_mae.get)
+      r["val_mae_by_k"] = {str(k): v for k, v in val_mae.items()}
+    else:
+      best_k = candidates[0]
+    r["k"] = best_k
+    pred = _topk_predict(P_hat, W_t, valid, V_t, test.user, row_of_user, test.item, best_k,
+                         cfg)
+    predictions["PFCDR"] = pred
+
+  with rec.stage("baselines") as r:
+    predictions["TGT"] = np.asarray(scorer.predict(params_t, jnp.asarray(test.user),
+                                                   jnp.asarray(test.item)))
+    predictions["EMCDR"] = emcdr_lib.fit_predict(
+        scorer, params_s, params_t, bridge_users, test.user, test.item, k_emcdr,
+        lr=cfg.bridge_lr, epochs=cfg.bridge_epochs, batch_size=cfg.bridge_batch_size)
+    predictions["GlobalMean"] = floors.global_mean_predict(data.target_train.rating,
+                                                           test.rating.size)
+    predictions["ItemMean"] = floors.item_mean_predict(
+        data.target_train.item, data.target_train.rating, test.item, data.target_train.n_items)
+
+  with rec.stage("evaluate") as r:
+    for name, pred in predictions.items():
+      methods[name] = {"mae": float(metrics_lib.mae(pred, test.rating)),
+                       "rmse": float(metrics_lib.rmse(pred, test.rating))}
+    r["methods"] = methods
+
+  m = data.manifest
+  results = {
+      "task": cfg.task,
+      "beta": cfg.beta,
+      "seed": cfg.seed,
+      "base_model": cfg.base_model,
+      "synthetic": bool(info.get("synthetic", False)),
+      "dataset": {
+          "source": _domain_counts(data.source),
+          "target": _domain_counts(_concat_domains(data.target_train, val, test)),
+          "overlap": int(data.n_overlap),
+          "test_users": int(len(data.test_users)),
+          "test_ratings": int(test.rating.size),
+          "val_users": int(len(data.val_users)),
+          "bridge_users": int(n_bridge),
+          "data_hash": data_hash,
+      },
+      "selected": {"topk": int(best_k), "n_valid_target_users": n_valid,
+                   "pretrain": _read_stage_meta(workdir, ("pretrain_source", "pretrain_target"))},
+      "methods": methods,
+      "timings_s": dict(rec.timings),
+      "manifest": {k: m[k] for k in m if k.endswith("sha256")},
+  }
+  results["timings_s"]["total"] = round(sum(rec.timings.values()), 3)
+  cache_lib.atomic_write_text(workdir / "results.json", json.dumps(results, indent=2))
+  return results
+
+
+def _concat_domains(*parts: splits_lib.DomainData) -> splits_lib.DomainData:
+  return splits_lib.DomainData(
+      user=np.concatenate([p.user for p in parts]), item=np.concatenate([p.item for p in parts]),
+      rating=np.concatenate([p.rating for p in parts]), n_users=parts[0].n_users,
+      n_items=parts[0].n_items)
+
+
+def _read_stage_meta(workdir: Path, stages: Sequence[str]) -> dict[str, Any]:
+  out = {}
+  for line in (workdir / "metrics.jsonl").read_text().splitlines():
+    rec = json.loads(line)
+    if rec["stage"] in stages:
+      out[rec["stage"]] = {k: rec[k] for k in ("lr", "epoch", "heldout_mse") if k in rec}
+  return out
+
+
+def format_table(results: dict[str, Any]) -> str:
+  """Plain-text table of MAE/RMSE per method (printed by the script)."""
+  lines = [f"task={results['task']} beta={results['beta']} seed={results['seed']} "
+           f"base_model={results['base_model']}" +
+           (" [SYNTHETIC DATA]" if results.get("synthetic") else ""),
+           f"{'method':<12} {'MAE':>8} {'RMSE':>8}"]
+  for name, m in results["methods"].items():
+    lines.append(f"{name:<12} {m['mae']:>8.4f} {m['rmse']:>8.4f}")
+  return "\n".join(lines)

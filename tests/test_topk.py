@@ -1,0 +1,83 @@
+"""Top-k matching (Eq. 13) and the neighbour-mean prediction (Eq. 14)."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pfcdr_jax import topk
+
+
+def _data(C=13, T=57, d=5, seed=0, frac_valid=0.7):
+  rng = np.random.default_rng(seed)
+  P = rng.normal(size=(C, d)).astype(np.float32)
+  W = rng.normal(size=(T, d)).astype(np.float32)
+  valid = rng.random(T) < frac_valid
+  return P, W, valid
+
+
+def _np_topk(P, W, valid, r, k):
+  dist = np.abs(r - P.astype(np.float64) @ W.T.astype(np.float64))
+  dist[:, ~valid] = np.inf
+  return np.argsort(dist, axis=1, kind="stable")[:, :k]
+
+
+@pytest.mark.parametrize("k", [1, 5, 20])
+@pytest.mark.parametrize("chunk", [1, 4, 13, 64])
+def test_matches_numpy_argsort_and_excludes_invalid(k, chunk):
+  P, W, valid = _data()
+  idx = np.asarray(topk.topk_neighbors(jnp.asarray(P), jnp.asarray(W), jnp.asarray(valid),
+                                       r=5.0, k=k, chunk_size=chunk))
+  assert idx.shape == (13, k) and idx.dtype == np.int32
+  np.testing.assert_array_equal(idx, _np_topk(P, W, valid, 5.0, k))
+  assert valid[idx].all()
+
+
+def test_k_equal_to_all_valid_never_returns_excluded_rows():
+  P, W, valid = _data(frac_valid=0.3)
+  n_valid = int(valid.sum())
+  idx = np.asarray(topk.topk_neighbors(P, W, valid, r=3.0, k=1.0, chunk_size=4))
+  assert idx.shape[1] == n_valid
+  assert valid[idx].all()
+  assert all(len(set(row)) == n_valid for row in idx)
+
+
+@pytest.mark.parametrize("tchunk", [1, 7, 16, 56])
+@pytest.mark.parametrize("k", [3, 20])
+def test_target_chunked_equals_unchunked(tchunk, k):
+  P, W, valid = _data(seed=1)
+  a = topk.topk_neighbors(P, W, valid, r=4.0, k=k, chunk_size=5)
+  b = topk.topk_neighbors(P, W, valid, r=4.0, k=k, chunk_size=5, target_chunk_size=tchunk)
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_include_untrained_and_valid_none():
+  P, W, valid = _data(seed=2)
+  a = topk.topk_neighbors(P, W, valid, r=5.0, k=6, include_untrained=True)
+  b = topk.topk_neighbors(P, W, None, r=5.0, k=6)
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  np.testing.assert_array_equal(np.asarray(a), _np_topk(P, W, np.ones_like(valid), 5.0, 6))
+
+
+def test_neighbour_mean_and_prediction_match_numpy():
+  P, W, valid = _data(seed=3)
+  idx = topk.topk_neighbors(P, W, valid, r=5.0, k=4)
+  mean_w = topk.neighbour_mean(idx, jnp.asarray(W), chunk_size=3)
+  ref = W[np.asarray(idx)].mean(axis=1)
+  np.testing.assert_allclose(np.asarray(mean_w), ref, rtol=1e-5, atol=1e-6)
+  V = np.random.default_rng(4).normal(size=(9, 5)).astype(np.float32)
+  items = np.arange(13) % 9
+  pred = topk.predict_from_neighbours(mean_w, jnp.asarray(V), jnp.asarray(items))
+  ref_pred = np.mean(np.einsum("ckd,cd->ck", W[np.asarray(idx)], V[items]), axis=1)
+  np.testing.assert_allclose(np.asarray(pred), ref_pred, rtol=1e-4, atol=1e-5)
+
+
+def test_resolve_k():
+  assert topk.resolve_k(5, 100) == 5
+  assert topk.resolve_k(500, 100) == 100
+  assert topk.resolve_k(0.1, 100) == 10
+  assert topk.resolve_k(1.0, 100) == 100
+  assert topk.resolve_k(0.001, 100) == 1
+  for bad in (0, -3, 1.5, 0.0):
+    with pytest.raises(ValueError):
+      topk.resolve_k(bad, 100)
+  with pytest.raises(ValueError):
+    topk.resolve_k(3, 0)
