@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pfcdr_jax import pipeline  # noqa: E402
 from pfcdr_jax.data import tasks  # noqa: E402
+from pfcdr_jax.data.errors import DataError  # noqa: E402
 
 # Per-task presets; flags given on the command line override them.
 TASKS = {
@@ -82,7 +83,11 @@ def main(argv):
       cache_dir=_CACHE_DIR.value)
   workdir = _WORKDIR.value or os.path.join(
       "runs", f"{cfg.task}-b{cfg.beta}-{cfg.base_model}-s{cfg.seed}")
-  results = pipeline.run_pfcdr(cfg, workdir)
+  try:
+    results = pipeline.run_pfcdr(cfg, workdir)
+  except DataError as e:
+    # Bad or missing input: the message names the file, line and what was expected.
+    sys.exit(f"error: {e}")
   print(pipeline.format_table(results))
   print(f"results: {os.path.join(workdir, 'results.json')}")
   print("timings (s): " + ", ".join(f"{k}={v}" for k, v in results["timings_s"].items()))

@@ -310,6 +310,10 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
                        "rmse": float(metrics_lib.rmse(pred, test.rating))}
     r["methods"] = methods
 
+  # Per-rating predictions, for paired significance tests across methods.
+  cache_lib.StageCache(workdir).save("predictions", "test", {
+      "user": test.user, "item": test.item, "rating": test.rating,
+      **{f"pred_{name}": np.asarray(p, np.float32) for name, p in predictions.items()}})
   m = data.manifest
   results = {
       "task": cfg.task,
