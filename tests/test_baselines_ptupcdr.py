@@ -34,7 +34,8 @@ def test_characteristic_matches_numpy_softmax_attention():
   # No valid position: characteristic 0 and finite gradients.
   none = jnp.zeros(5, bool)
   np.testing.assert_allclose(ptupcdr.characteristic(params, jnp.asarray(emb), none), 0.0)
-  g = jax.grad(lambda p: ptupcdr.transfer_user(p, jnp.ones(4), jnp.asarray(emb), none).sum())(params)
+  g = jax.jit(jax.grad(
+      lambda p: ptupcdr.transfer_user(p, jnp.ones(4), jnp.asarray(emb), none).sum()))(params)
   assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(g))
 
 

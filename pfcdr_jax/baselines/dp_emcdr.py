@@ -29,6 +29,11 @@ to the released embedding*. Caveat (stated, not hidden): the embedding itself is
 function of the whole source training run (shared item factors), so this is DP of the
 transfer step only, not of source-model training.
 
+Utility, measured (planted test data, d = 6, C = 3, delta = 1e-5, global-mean MAE
+0.88): MAE 0.39 without noise, 0.65 at epsilon = 50 (analytic), 0.84 at 10, and the
+global-mean level (0.88) for epsilon <= 2: per-user DP on a d-dimensional vector
+needs ``sigma ~ 4.8 C / epsilon`` per coordinate, far above the signal at epsilon < 1.
+
 The map is EMCDR's linear map ``f(p) = p W (+ b)`` fit by closed-form ridge regression
 on the privatised training embeddings (EMCDR trains it with SGD; the least-squares
 optimum is the same model, reached exactly and deterministically).
@@ -225,7 +230,7 @@ def fit_predict(test: tuple[np.ndarray, np.ndarray], *, train_users: np.ndarray,
     tgt_user_emb: ``[U_t, d]`` pretrained target user embeddings.
     tgt_item_emb: ``[N_t, d]`` pretrained target item embeddings.
     cfg: settings.
-    key: PRNG key (noise of train and test users drawn from disjoint sub-keys).
+    key: PRNG key of the noise (one draw; each released user gets its own row).
 
   Returns:
     ``float32[T]`` predicted ratings ``f(x_u) . V_t[j]``.

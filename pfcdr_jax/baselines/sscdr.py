@@ -31,9 +31,10 @@ Simplifications for this project's rating-regression setting (exact list):
 6. ``f`` defaults to one affine layer, the bridge the PFCDR paper uses for every
    bridge-based baseline (Sec. 5.1); ``hidden=(h, ...)`` gives a tanh MLP.
 7. ``path_weight`` defaults to 0 (mapped user only): with dot-product embeddings the
-   items' mapped vectors are pulled to the users' only relatively (hinge), not onto
-   the target user vectors, so averaging them in biases the prediction; set 0.5 to get
-   the paper's equal-weight aggregation.
+   items' mapped vectors are pulled towards the users' only relatively (hinge), not
+   onto the target user vectors, so averaging them in biases the prediction (planted
+   test data: cold MAE 0.45 with ``w = 0`` vs 0.64 with ``w = 0.5``; global mean 0.88).
+   Set ``path_weight=0.5`` for the paper's equal-weight aggregation.
 """
 from __future__ import annotations
 

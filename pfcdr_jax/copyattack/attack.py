@@ -45,7 +45,12 @@ class AttackConfig:
     budget: Delta, copied profiles per attack.
     query_every: injections between two queries.
     reward_k: k of the pretend users' top-k lists in the reward (Eq. (1)).
-    goal_hr: the promotion goal; an episode stops once the reward reaches it.
+      The lists are over the whole catalogue while evaluation ranks v* among
+      101 sampled items; top-20 of 101 is ~20% of the catalogue, so the
+      default k = 200 (~17% of ML-100K's 1,163 items) matches the evaluated
+      HR@20. With k = 20 the reward is 0 in almost every episode.
+    goal_hr: the promotion goal; an episode stops once the reward reaches it
+      (default 1.0: every eligible pretend user has v* in its top-k).
     gamma: discount factor.
     lr: Adam learning rate.
     episodes: training episodes per target item (0 for the baselines).
@@ -60,11 +65,11 @@ class AttackConfig:
   craft: int = 0
   budget: int = 30
   query_every: int = 3
-  reward_k: int = 20
-  goal_hr: float = 0.9
+  reward_k: int = 200
+  goal_hr: float = 1.0
   gamma: float = 0.6
   lr: float = 1e-3
-  episodes: int = 64
+  episodes: int = 256
   batch_episodes: int = 8
   hidden: int = 16
   baseline_decay: float = 0.9

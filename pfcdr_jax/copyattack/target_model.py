@@ -6,14 +6,20 @@ newly injected user changes the neighbourhoods of the items in its profile
 without retraining. Our one-layer-each-way variant (embedding size e):
 
   z_u = tanh(W_z mean_{v in P_u} E_v + b_z)                     (user, hop 1)
-  h_v = tanh(W_h [E_v (+) mean_{u in P_v} z_u] + b_h)           (item conv)
+  h_v = tanh(W_h [E_v (+) sum_{u in P_v} z_u / sqrt|P_v|] + b_h)  (item conv)
   f_u = tanh(W_f mean_{v in P_u} h_v + b_f)                      (user, hop 2)
   score(u, v) = f_u . h_v
 
 There is no user embedding table, so any user -- trained, real, pretend or
-injected -- is represented from its items only. Neighbourhoods are full means
-over a padded interaction buffer (PinSage samples importance-weighted
-neighbours; at ML-100K size the full neighbourhood is cheap and exact).
+injected -- is represented from its items only. Neighbourhoods are the full
+neighbourhoods in a padded interaction buffer (PinSage samples
+importance-weighted neighbours; at ML-100K size the full neighbourhood is
+cheap and exact). The item aggregation is normalised by ``sqrt`` of the degree
+(GCN-style, ``item_norm="sqrt"``) rather than a plain mean: with a mean, the
+neighbourhood of a rare item carries no popularity signal, the model learns to
+rank rare items by their ID embedding alone, and 30 injected profiles do not
+move them at all (measured: HR@20 unchanged); ``item_norm="mean"`` keeps the
+plain mean for comparison.
 
 Training (Section 5.1.3): BPR on 80% of the target interactions with one
 uniform negative, Adam lr 1e-3, Gaussian(0, 0.1) init, e = 8, early stopping on
@@ -49,6 +55,7 @@ class PinSage(nn.Module):
   n_items: int
   n_users: int
   dim: int = 8
+  item_norm: str = "sqrt"
 
   def setup(self):
     init = nn.initializers.normal(_INIT_STD)
@@ -76,10 +83,19 @@ class PinSage(nn.Module):
     seg_mean = functools.partial(_segment_mean, weight=w)
     z = jnp.tanh(self.user_in(
         seg_mean(self.item_emb[item], user, self.n_users)))
-    nb = seg_mean(z[user], item, self.n_items)
+    if self.item_norm == "mean":
+      nb = seg_mean(z[user], item, self.n_items)
+    else:
+      nb = _segment_sum_sqrt(z[user], item, self.n_items, weight=w)
     h = jnp.tanh(self.item_conv(jnp.concatenate([self.item_emb, nb], -1)))
     f = jnp.tanh(self.user_out(seg_mean(h[item], user, self.n_users)))
     return f, h
+
+
+def _segment_sum_sqrt(values, segments, num, *, weight):
+  total = jax.ops.segment_sum(values * weight, segments, num_segments=num)
+  count = jax.ops.segment_sum(weight, segments, num_segments=num)
+  return total / jnp.sqrt(jnp.maximum(count, 1.0))
 
 
 def _segment_mean(values, segments, num, *, weight):
@@ -100,6 +116,7 @@ class TargetConfig:
   n_neg: int = 100
   eval_k: int = 10
   seed: int = 0
+  item_norm: str = "sqrt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,7 +213,8 @@ def train_target_model(key: jax.Array, n_users: int, n_items: int,
   Returns:
     TrainedTarget with the best-validation parameters and test HR@10.
   """
-  model = PinSage(n_items=n_items, n_users=n_users, dim=cfg.dim)
+  model = PinSage(n_items=n_items, n_users=n_users, dim=cfg.dim,
+                  item_norm=cfg.item_norm)
   graph = _graph(split.train, n_users)
   k_init, k_val, k_test, k_train = jax.random.split(key, 4)
   params = model.init(k_init, *graph)
