@@ -183,6 +183,8 @@ def _analysis(kind, cfg, setup, methods, workdir, metrics_file):
     src = setup.cd.source_counts()
     for g in range(10):
       pool = np.flatnonzero((groups == g) & (src >= 1))
+      if not len(pool):
+        continue
       items = np.sort(rng.choice(pool, min(FLAGS.items_per_group, len(pool)),
                                  replace=False))
       res = pipeline.run_methods(setup, items, {"CopyAttack":

@@ -24,7 +24,7 @@ from pfcdr_jax.data.errors import DataError  # noqa: E402
 
 # Per-task presets; flags given on the command line override them.
 TASKS = {
-    "comedy2drama": dict(epochs=30, batch_size=1024),
+    "comedy2drama": dict(epochs=100, batch_size=1024),
     "book2movie": dict(epochs=20, batch_size=4096),
     "book2music": dict(epochs=20, batch_size=4096),
     "music2movie": dict(epochs=20, batch_size=4096),

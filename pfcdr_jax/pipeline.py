@@ -31,6 +31,7 @@ from pfcdr_jax import bridge as bridge_lib
 from pfcdr_jax import inversion as inversion_lib
 from pfcdr_jax import metrics as metrics_lib
 from pfcdr_jax import topk as topk_lib
+from pfcdr_jax.baselines import context as context_lib
 from pfcdr_jax.baselines import emcdr as emcdr_lib
 from pfcdr_jax.baselines import floors
 from pfcdr_jax.data import splits as splits_lib
@@ -77,6 +78,8 @@ class PFCDRConfig:
   topk_grid: tuple[float, ...] = DEFAULT_TOPK_GRID
   topk_chunk: int = 256
   include_untrained: bool = False
+  # Names of further baselines (pfcdr_jax.baselines.registry) run on the same split.
+  extra_baselines: tuple[str, ...] = ()
   use_cache: bool = True
   cache_dir: str | None = None
 
@@ -213,7 +216,7 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
   cache = cache_lib.StageCache(
       (Path(cfg.cache_dir) if cfg.cache_dir else workdir / "cache") if cfg.use_cache else None)
   key = jax.random.PRNGKey(cfg.seed)
-  k_src, k_tgt, k_inv_s, k_inv_t, k_bridge, k_emcdr = jax.random.split(key, 6)
+  k_src, k_tgt, k_inv_s, k_inv_t, k_bridge, k_emcdr, k_extra = jax.random.split(key, 7)
 
   with rec.stage("data") as r:
     src_df, tgt_df, info = tasks_lib.load_task(
@@ -304,6 +307,16 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
     predictions["ItemMean"] = floors.item_mean_predict(
         data.target_train.item, data.target_train.rating, test.item, data.target_train.n_items)
 
+  chosen: dict[str, Any] = {}
+  if cfg.extra_baselines:
+    from pfcdr_jax.baselines import registry  # pylint: disable=g-import-not-at-top
+    ctx = context_lib.BaselineContext(data=data, scorer=scorer, params_s=params_s,
+                                      params_t=params_t, key=k_extra, seed=cfg.seed)
+    for name in cfg.extra_baselines:
+      with rec.stage(f"baseline_{name}") as r:
+        predictions[name], chosen[name] = registry.fit_predict(name, ctx)
+        r["chosen"] = chosen[name]
+
   with rec.stage("evaluate") as r:
     for name, pred in predictions.items():
       methods[name] = {"mae": float(metrics_lib.mae(pred, test.rating)),
@@ -332,7 +345,8 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
           "data_hash": data_hash,
       },
       "selected": {"topk": int(best_k), "n_valid_target_users": n_valid,
-                   "pretrain": _read_stage_meta(workdir, ("pretrain_source", "pretrain_target"))},
+                   "pretrain": _read_stage_meta(workdir, ("pretrain_source", "pretrain_target")),
+                   "baselines": chosen},
       "methods": methods,
       "timings_s": dict(rec.timings),
       "manifest": {k: m[k] for k in m if k.endswith("sha256")},

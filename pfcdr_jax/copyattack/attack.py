@@ -57,7 +57,11 @@ class AttackConfig:
     batch_episodes: episodes vmapped per REINFORCE update.
     hidden: hidden width of the policy MLPs.
     baseline_decay: EMA decay of the per-step reward baseline.
-    final_greedy: the final attack takes the most probable actions.
+    final_greedy: the final attack takes the most probable actions instead
+      of sampling from the learned policy. Off by default: when the reward
+      stayed 0 in training (common for hard items) the policy is still its
+      random init, and its argmax is one arbitrary crafting level / cluster
+      for all 30 picks.
   """
 
   selector: str = "tree"
@@ -73,7 +77,7 @@ class AttackConfig:
   batch_episodes: int = 8
   hidden: int = 16
   baseline_decay: float = 0.9
-  final_greedy: bool = True
+  final_greedy: bool = False
 
   @property
   def learns(self) -> bool:
@@ -235,18 +239,33 @@ class Trajectory:
   n_queries: jnp.ndarray
 
 
-def _select(tree_fn_state, avail, masks, t, key, params, cfg, pcfg, greedy):
-  """Leaf choice of one step: random first pick, else the policy."""
+def _select(state_feat, avail, masks, t, key, params, cfg, pcfg, greedy):
+  """Leaf choice of one step: random first pick, else the policy.
+
+  Args:
+    state_feat: float[2e] state ``[q_v* (+) x_v*]``.
+    avail: bool[S] selectable leaves.
+    masks: ``tree.level_masks(avail)``.
+    t: int32[] step index (t = 0 is the random seed pick, Section 4.3.3).
+    key: PRNG key.
+    params: policy params.
+    cfg: attack config.
+    pcfg: policy config.
+    greedy: argmax instead of sampling.
+
+  Returns:
+    (leaf int32[], whether the policy chose it bool[]).
+  """
   k_rand, k_pol = jax.random.split(key)
   uniform = jnp.where(avail, 0.0, -jnp.inf)
   leaf_rand = jax.random.categorical(k_rand, uniform).astype(jnp.int32)
   if cfg.selector == "random":
     return leaf_rand, jnp.zeros((), bool)
   if cfg.selector == "tree":
-    leaf_pol = policy.tree_sample(params, pcfg, tree_fn_state, masks, k_pol,
+    leaf_pol = policy.tree_sample(params, pcfg, state_feat, masks, k_pol,
                                   greedy)
   else:
-    logp = policy.flat_log_probs(params, pcfg, tree_fn_state, avail)
+    logp = policy.flat_log_probs(params, pcfg, state_feat, avail)
     leaf_pol = (jnp.argmax(logp) if greedy
                 else jax.random.categorical(k_pol, logp)).astype(jnp.int32)
   use_pol = t > 0
@@ -380,7 +399,7 @@ def trajectory_log_probs(params: dict, data: AttackerData, item: jnp.ndarray,
   total = jnp.zeros(traj.leaf.shape)
   if cfg.selector == "tree":
     def one(f, leaf, av):
-      return policy.tree_log_prob(params, pcfg, f,  leaf,
+      return policy.tree_log_prob(params, pcfg, f, leaf,
                                   tree_lib.level_masks(av, pcfg.branching,
                                                        pcfg.depth))
     sel = jax.vmap(one)(feats, traj.leaf, avail)

@@ -11,6 +11,7 @@ leave the profile. A profile without v* is clipped around its middle.
 """
 from __future__ import annotations
 
+import chex
 import jax.numpy as jnp
 
 N_LEVELS = 10  # |W|: 10%, 20%, ..., 100%
@@ -45,6 +46,7 @@ def clip_profile(profile: jnp.ndarray, length: jnp.ndarray, target: jnp.ndarray,
   Returns:
     (clipped int32[L_max] left-aligned and -1 padded, new length int32[]).
   """
+  chex.assert_rank([profile, length, target, level], [1, 0, 0, 0])
   l_max = profile.shape[0]
   pos_idx = jnp.arange(l_max)
   is_target = (profile == target) & (pos_idx < length)

@@ -168,8 +168,7 @@ class TrainedTarget:
   best_epoch: int
 
 
-def _graph(pairs, n_users):
-  del n_users
+def _graph(pairs):
   return (jnp.asarray(pairs[:, 0]), jnp.asarray(pairs[:, 1]),
           jnp.ones((len(pairs),), jnp.float32))
 
@@ -215,7 +214,7 @@ def train_target_model(key: jax.Array, n_users: int, n_items: int,
   """
   model = PinSage(n_items=n_items, n_users=n_users, dim=cfg.dim,
                   item_norm=cfg.item_norm)
-  graph = _graph(split.train, n_users)
+  graph = _graph(split.train)
   k_init, k_val, k_test, k_train = jax.random.split(key, 4)
   params = model.init(k_init, *graph)
   opt = optax.adam(cfg.lr)
