@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from pfcdr_jax.models import minibatch
+
 
 def bridge_loss(W: jax.Array, P_src: jax.Array, P_tgt: jax.Array,
                 mask: jax.Array | None = None) -> jax.Array:
@@ -59,30 +61,24 @@ def _fit(P_src, P_tgt, key, *, lr, epochs, batch_size):
   n, d = P_src.shape
   d_out = P_tgt.shape[1]
   bs = n if batch_size is None or batch_size >= n else batch_size
-  n_batches = -(-n // bs)
-  pad = n_batches * bs - n
   k_init, k_shuffle = jax.random.split(key)
   bound = 1.0 / jnp.sqrt(jnp.float32(d))
   W = jax.random.uniform(k_init, (d, d_out), jnp.float32, -bound, bound)
   opt = optax.adam(lr)
   grad_fn = jax.grad(bridge_loss)
 
+  def step(c, idx, valid):
+    W, st = c
+    g = grad_fn(W, P_src[idx], P_tgt[idx], valid)
+    upd, st = opt.update(g, st, W)
+    return (optax.apply_updates(W, upd), st), None
+
   def epoch(carry, e):
-    if n_batches == 1:
-      perm = jnp.arange(n)[None, :]
-    else:
-      perm = jax.random.permutation(jax.random.fold_in(k_shuffle, e), n)
-      perm = jnp.pad(perm, (0, pad)).reshape(n_batches, bs)
-    mask = jnp.pad(jnp.ones((n,), jnp.float32), (0, pad)).reshape(n_batches, bs)
-
-    def step(c, xs):
-      W, st = c
-      idx, m = xs
-      g = grad_fn(W, P_src[idx], P_tgt[idx], m)
-      upd, st = opt.update(g, st, W)
-      return (optax.apply_updates(W, upd), st), None
-
-    carry, _ = jax.lax.scan(step, carry, (perm, mask))
+    # Full batch: no shuffle. Keys come from fold_in (not split) to keep past results;
+    # pad slots gather row n-1 (was row 0) but are masked, so W is unchanged.
+    perm = (jnp.arange(n) if bs == n
+            else jax.random.permutation(jax.random.fold_in(k_shuffle, e), n))
+    carry, _ = minibatch.scan_batches(step, carry, *minibatch.padded_batches(perm, bs))
     return carry, None
 
   (W, _), _ = jax.lax.scan(epoch, (W, opt.init(W)), jnp.arange(epochs))

@@ -1,5 +1,4 @@
 """Tests of the attack episode, training loop, baselines and evaluation."""
-import dataclasses
 
 import jax
 import jax.numpy as jnp

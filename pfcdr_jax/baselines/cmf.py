@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax.models import minibatch
+
 
 @dataclasses.dataclass(frozen=True)
 class CMFConfig:
@@ -155,27 +157,20 @@ def train(params: CMFParams, rows: jax.Array, item: jax.Array, rating: jax.Array
   """
   opt = optax.adam(cfg.lr)
   n = rows.shape[0]
-  bs = min(cfg.batch_size, n)
-  n_batches = -(-n // bs)
-  pad = n_batches * bs - n
   grad_fn = jax.value_and_grad(functools.partial(loss_fn, reg=cfg.reg))
 
-  def step(carry, idx):
+  def step(carry, j, valid):
     p, s = carry
-    j = jnp.minimum(idx, n - 1)
-    # n/bs rescales the batch sum into an unbiased estimate of the full weighted sum.
-    w = jnp.where(idx < n, weight[j] * (n / bs), 0.0)
+    # n/bs (bs = j.shape[0]) rescales the batch sum into an unbiased estimate of the
+    # full weighted sum.
+    w = jnp.where(valid > 0, weight[j] * (n / j.shape[0]), 0.0)
     loss, g = grad_fn(p, rows[j], item[j], rating[j], is_src[j], w)
     upd, s = opt.update(g, s, p)
     return (optax.apply_updates(p, upd), s), loss
 
-  def epoch(carry, k):
-    perm = jnp.concatenate([jax.random.permutation(k, n), jnp.arange(n, n + pad)])
-    carry, losses = jax.lax.scan(step, carry, perm.reshape(n_batches, bs))
-    return carry, losses.mean()
-
-  (params, _), curve = jax.lax.scan(epoch, (params, opt.init(params)),
-                                    jax.random.split(key, cfg.epochs))
+  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)), n=n,
+                                             batch_size=cfg.batch_size, epochs=cfg.epochs,
+                                             key=key)
   return params, curve
 
 

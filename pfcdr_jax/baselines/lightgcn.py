@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax.models import minibatch
+
 
 @dataclasses.dataclass(frozen=True)
 class LightGCNConfig:
@@ -200,27 +202,17 @@ def train(params: LightGCNParams, graph: Graph, user: jax.Array, item: jax.Array
     ``(params, curve float32[epochs])`` where curve is the mean minibatch loss.
   """
   opt = optax.adam(cfg.lr)
-  n = user.shape[0]
-  bs = min(cfg.batch_size, n)
-  n_batches = -(-n // bs)
-  pad = n_batches * bs - n
   grad_fn = jax.value_and_grad(functools.partial(loss_fn, n_layers=cfg.n_layers, reg=cfg.reg))
 
-  def step(carry, idx):
+  def step(carry, j, valid):
     p, s = carry
-    valid = (idx < n).astype(jnp.float32)
-    j = jnp.minimum(idx, n - 1)
     loss, g = grad_fn(p, graph, user[j], item[j], rating[j], valid)
     upd, s = opt.update(g, s, p)
     return (optax.apply_updates(p, upd), s), loss
 
-  def epoch(carry, k):
-    perm = jnp.concatenate([jax.random.permutation(k, n), jnp.arange(n, n + pad)])
-    carry, losses = jax.lax.scan(step, carry, perm.reshape(n_batches, bs))
-    return carry, losses.mean()
-
-  (params, _), curve = jax.lax.scan(epoch, (params, opt.init(params)),
-                                    jax.random.split(key, cfg.epochs))
+  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)),
+                                             n=user.shape[0], batch_size=cfg.batch_size,
+                                             epochs=cfg.epochs, key=key)
   return params, curve
 
 

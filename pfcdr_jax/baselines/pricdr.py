@@ -80,6 +80,7 @@ import numpy as np
 import optax
 
 from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.models import minibatch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,35 +323,22 @@ def train(params: HeteroParams, y: jax.Array, tgt_user_emb: jax.Array,
     ``(params, curve float32[epochs])``.
   """
   opt = optax.adamw(cfg.lr, weight_decay=cfg.weight_decay)
-  n = user.shape[0]
-  bs = min(cfg.batch_size, n)
-  n_batches = -(-n // bs)
-  pad = n_batches * bs - n
   grad_fn = jax.value_and_grad(functools.partial(
       loss_fn, rec_weight=cfg.rec_weight, align_weight=cfg.align_weight))
 
-  def step(carry, inp):
+  def step(carry, j, valid, k):
     p, s = carry
-    idx, k = inp
     ka, kr = jax.random.split(k)
-    j = jnp.minimum(idx, n - 1)
-    au = train_users[jax.random.randint(ka, (bs,), 0, train_users.shape[0])]
-    ru = jax.random.randint(kr, (bs,), 0, y.shape[0])
-    loss, g = grad_fn(p, y[user[j]], tgt_item_emb[item[j]], rating[j],
-                      (idx < n).astype(jnp.float32), y[au], tgt_user_emb[au],
-                      jnp.ones((bs,)), y[ru])
+    au = train_users[jax.random.randint(ka, j.shape, 0, train_users.shape[0])]
+    ru = jax.random.randint(kr, j.shape, 0, y.shape[0])
+    loss, g = grad_fn(p, y[user[j]], tgt_item_emb[item[j]], rating[j], valid, y[au],
+                      tgt_user_emb[au], jnp.ones(j.shape), y[ru])
     upd, s = opt.update(g, s, p)
     return (optax.apply_updates(p, upd), s), loss
 
-  def epoch(carry, k):
-    kperm, ksteps = jax.random.split(k)
-    perm = jnp.concatenate([jax.random.permutation(kperm, n), jnp.arange(n, n + pad)])
-    carry, losses = jax.lax.scan(step, carry, (perm.reshape(n_batches, bs),
-                                               jax.random.split(ksteps, n_batches)))
-    return carry, losses.mean()
-
-  (params, _), curve = jax.lax.scan(epoch, (params, opt.init(params)),
-                                    jax.random.split(key, cfg.epochs))
+  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)),
+                                             n=user.shape[0], batch_size=cfg.batch_size,
+                                             epochs=cfg.epochs, key=key, step_keys=True)
   return params, curve
 
 

@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax.models import minibatch
+
 
 @dataclasses.dataclass(frozen=True)
 class PTUPCDRConfig:
@@ -221,28 +223,19 @@ def train(params: MetaParams, src_user_emb: jax.Array, src_item_emb: jax.Array,
     ``(params, curve float32[epochs])``.
   """
   opt = optax.adamw(cfg.lr, weight_decay=cfg.weight_decay)
-  n = user.shape[0]
-  bs = min(cfg.batch_size, n)
-  n_batches = -(-n // bs)
-  pad = n_batches * bs - n
   grad_fn = jax.value_and_grad(loss_fn)
 
-  def step(carry, idx):
+  def step(carry, j, valid):
     p, s = carry
-    j = jnp.minimum(idx, n - 1)
     u = user[j]
     loss, g = grad_fn(p, src_user_emb[u], src_item_emb[seq[u]], mask[u],
-                      tgt_item_emb[item[j]], rating[j], (idx < n).astype(jnp.float32))
+                      tgt_item_emb[item[j]], rating[j], valid)
     upd, s = opt.update(g, s, p)
     return (optax.apply_updates(p, upd), s), loss
 
-  def epoch(carry, k):
-    perm = jnp.concatenate([jax.random.permutation(k, n), jnp.arange(n, n + pad)])
-    carry, losses = jax.lax.scan(step, carry, perm.reshape(n_batches, bs))
-    return carry, losses.mean()
-
-  (params, _), curve = jax.lax.scan(epoch, (params, opt.init(params)),
-                                    jax.random.split(key, cfg.epochs))
+  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)),
+                                             n=user.shape[0], batch_size=cfg.batch_size,
+                                             epochs=cfg.epochs, key=key)
   return params, curve
 
 

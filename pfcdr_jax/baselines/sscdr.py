@@ -48,6 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax.models import minibatch
+
 MLPParams = list  # [(W [d_in, d_out], b [d_out]), ...]
 
 
@@ -186,10 +188,6 @@ def train(params: MLPParams, src_user_emb: jax.Array, src_item_emb: jax.Array,
     ``(params, curve float32[epochs])``.
   """
   opt = optax.adam(cfg.lr)
-  n = train_users.shape[0]
-  bs = min(cfg.batch_size, n)
-  n_batches = -(-n // bs)
-  pad = n_batches * bs - n
   n_items = src_item_emb.shape[0]
 
   def total_loss(p, users, w, pu, pi, ni):
@@ -199,27 +197,18 @@ def train(params: MLPParams, src_user_emb: jax.Array, src_item_emb: jax.Array,
 
   grad_fn = jax.value_and_grad(total_loss)
 
-  def step(carry, inp):
+  def step(carry, j, valid, k):
     p, s = carry
-    idx, k = inp
     kp, kn = jax.random.split(k)
-    j = jnp.minimum(idx, n - 1)
-    pair = jax.random.randint(kp, (bs,), 0, pos_user.shape[0])
-    neg = jax.random.randint(kn, (bs,), 0, n_items)
-    loss, g = grad_fn(p, train_users[j], (idx < n).astype(jnp.float32), pos_user[pair],
-                      pos_item[pair], neg)
+    pair = jax.random.randint(kp, j.shape, 0, pos_user.shape[0])
+    neg = jax.random.randint(kn, j.shape, 0, n_items)
+    loss, g = grad_fn(p, train_users[j], valid, pos_user[pair], pos_item[pair], neg)
     upd, s = opt.update(g, s, p)
     return (optax.apply_updates(p, upd), s), loss
 
-  def epoch(carry, k):
-    kperm, ksteps = jax.random.split(k)
-    perm = jnp.concatenate([jax.random.permutation(kperm, n), jnp.arange(n, n + pad)])
-    carry, losses = jax.lax.scan(step, carry, (perm.reshape(n_batches, bs),
-                                               jax.random.split(ksteps, n_batches)))
-    return carry, losses.mean()
-
-  (params, _), curve = jax.lax.scan(epoch, (params, opt.init(params)),
-                                    jax.random.split(key, cfg.epochs))
+  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)),
+                                             n=train_users.shape[0], batch_size=cfg.batch_size,
+                                             epochs=cfg.epochs, key=key, step_keys=True)
   return params, curve
 
 

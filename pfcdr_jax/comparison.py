@@ -1,0 +1,537 @@
+"""The paper's comparison over seeds: run cells, aggregate, test significance, render.
+
+A *cell* is one ``run_pfcdr`` call: task x beta x base model x seed, with its own
+workdir. :func:`run_cells` skips a cell whose ``results.json`` (written atomically at
+the very end of ``run_pfcdr``) exists, was made with the same configuration and holds
+every requested method, so an interrupted sweep resumes where it stopped; cells share
+one stage cache, so changing only the method list reuses the pretrained models.
+
+:func:`summarize` turns finished cells into one :class:`Row` per (task, beta, base
+model, metric): mean +- sample std (ddof=1) over seeds of each method's MAE / RMSE, the
+best and second-best method, and a paired test of PFCDR against the best other method
+(by mean). The test pairs per-user errors of the two methods on the same cold-start
+user (MAE: the user's mean absolute error; RMSE: the user's mean squared error over
+their test ratings), pooling the (seed, user) pairs of all seeds: the paired t-test of
+the paper (``scipy.stats.ttest_rel``, two-sided) and the Wilcoxon signed-rank test
+(``scipy.stats.wilcoxon``, two-sided). ``*`` marks the better of the two when the
+t-test gives p < 0.05. Floors (GlobalMean, ItemMean, SourceUserMean) take part in the
+ranking and in "best other": a method that does not beat them transfers nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterable, NamedTuple, Sequence
+
+import numpy as np
+from scipy import stats
+
+from pfcdr_jax import cache as cache_lib
+from pfcdr_jax import pipeline
+from pfcdr_jax.baselines import registry
+
+log = logging.getLogger(__name__)
+
+PIPELINE_METHODS = ("PFCDR", "TGT", "EMCDR", "GlobalMean", "ItemMean")
+FLOORS = ("GlobalMean", "ItemMean", "SourceUserMean")
+METRICS = ("mae", "rmse")
+ALPHA = 0.05
+# Column groups of the paper's Table 1 (display names; DP-EMCDR(eps=..) by prefix).
+GROUPS = (
+    ("SDR", ("TGT", "LightGCN")),
+    ("CDR with user-sensitive data", ("CMF", "EMCDR", "SSCDR", "PTUPCDR")),
+    ("Privacy-preserving CDR", ("DP-EMCDR", "PriCDR-S", "PFCDR")),
+    ("Floors", FLOORS),
+)
+# Config fields that may differ between a finished cell and the request.
+_IGNORED_FIELDS = ("extra_baselines", "cache_dir", "use_cache", "data_dir")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One run: task x beta x base model x seed."""
+  task: str
+  beta: float
+  base_model: str
+  seed: int
+
+  @property
+  def dirname(self) -> str:
+    return f"{self.task}-b{self.beta:g}-{self.base_model}-s{self.seed}"
+
+
+def make_cells(tasks: Sequence[str], betas: Sequence[float], base_models: Sequence[str],
+               num_seeds: int) -> list[Cell]:
+  """All cells of a sweep, seeds innermost (seed = 0..num_seeds-1)."""
+  if num_seeds < 1:
+    raise ValueError(f"num_seeds must be >= 1, got {num_seeds}")
+  return [Cell(t, float(b), m, s) for t in tasks for b in betas for m in base_models
+          for s in range(num_seeds)]
+
+
+def cell_config(base: pipeline.PFCDRConfig, cell: Cell) -> pipeline.PFCDRConfig:
+  return dataclasses.replace(base, task=cell.task, beta=cell.beta, base_model=cell.base_model,
+                             seed=cell.seed)
+
+
+def expected_methods(cfg: pipeline.PFCDRConfig) -> tuple[str, ...]:
+  return PIPELINE_METHODS + tuple(cfg.extra_baselines)
+
+
+def is_finished(workdir: Path, cfg: pipeline.PFCDRConfig) -> bool:
+  """True iff `workdir` holds a complete run of `cfg` with every requested method.
+
+  Complete = results.json and predictions-test.npz exist, config.json equals `cfg` (up to
+  the method list and paths), and each extra baseline ran the registry's current grid.
+  """
+  workdir = Path(workdir)
+  res_path, cfg_path = workdir / "results.json", workdir / "config.json"
+  if not (res_path.exists() and cfg_path.exists()):
+    return False
+  try:
+    results = json.loads(res_path.read_text())
+    stored = json.loads(cfg_path.read_text())
+  except (OSError, ValueError):
+    return False
+  want = cache_lib._jsonable(cfg)  # pylint: disable=protected-access
+  for k in set(want) | set(stored):
+    if k not in _IGNORED_FIELDS and stored.get(k) != want.get(k):
+      log.info("cell %s: config field %r changed (%r -> %r); rerunning", workdir.name, k,
+               stored.get(k), want.get(k))
+      return False
+  missing = set(expected_methods(cfg)) - set(results.get("methods", {}))
+  if missing:
+    log.info("cell %s lacks %s; rerunning (cached stages are reused)", workdir.name,
+             sorted(missing))
+    return False
+  chosen = results.get("selected", {}).get("baselines", {})
+  for name in cfg.extra_baselines:
+    # A baseline's settings live in the registry, not in the config: compare the grid.
+    ran = [{k: v for k, v in g.items() if k != "val_mae"}
+           for g in chosen.get(name, {}).get("grid", [])]
+    want = [cache_lib._jsonable(p) for p in registry.selection_grid(name)]  # pylint: disable=protected-access
+    if json.dumps(ran, sort_keys=True) != json.dumps(want, sort_keys=True):
+      log.info("cell %s: the selection grid of %s changed; rerunning", workdir.name, name)
+      return False
+  return (workdir / "predictions-test.npz").exists()
+
+
+def run_cells(base_cfg: pipeline.PFCDRConfig, cells: Sequence[Cell], root: str | Path
+              ) -> list[Path]:
+  """Runs every unfinished cell under ``root/<cell.dirname>``; returns all workdirs.
+
+  Every cell uses ``base_cfg.cache_dir`` (set it to share pretraining across cells;
+  None gives each cell its own ``<workdir>/cache``).
+  """
+  root = Path(root)
+  dirs = [root / c.dirname for c in cells]
+  todo = [(c, d) for c, d in zip(cells, dirs) if not is_finished(d, cell_config(base_cfg, c))]
+  log.info("%d cells, %d finished, %d to run", len(cells), len(cells) - len(todo), len(todo))
+  t0 = time.perf_counter()
+  for i, (cell, workdir) in enumerate(todo):
+    log.info("cell %d/%d: %s", i + 1, len(todo), cell.dirname)
+    pipeline.run_pfcdr(cell_config(base_cfg, cell), workdir)
+    done = time.perf_counter() - t0
+    eta = done / (i + 1) * (len(todo) - i - 1)
+    log.info("cell %d/%d done (%.0fs elapsed, %.1f min/cell, ETA %.0f min)", i + 1, len(todo),
+             done, done / (i + 1) / 60, eta / 60)
+  return dirs
+
+
+# --- loading ------------------------------------------------------------------------------
+
+class CellResult(NamedTuple):
+  """A finished cell: its results.json and per-rating test predictions by display name."""
+  cell: Cell
+  results: dict[str, Any]
+  user: np.ndarray            # int[T]
+  rating: np.ndarray          # float32[T]
+  preds: dict[str, np.ndarray]  # display name -> float32[T]
+  names: dict[str, str]       # display name -> name as run
+
+
+def display_name(name: str) -> str:
+  return name if name in PIPELINE_METHODS else registry.display_name(name)
+
+
+def load_cell(workdir: str | Path) -> CellResult:
+  """Reads a finished cell's results.json and predictions-test.npz."""
+  workdir = Path(workdir)
+  results = json.loads((workdir / "results.json").read_text())
+  hit = cache_lib.StageCache(workdir).load("predictions", "test")
+  if hit is None:
+    raise FileNotFoundError(f"{workdir}/predictions-test.npz is missing or unreadable")
+  arrays, _ = hit
+  preds, names = {}, {}
+  for key, arr in arrays.items():
+    if not key.startswith("pred_"):
+      continue
+    name = key[len("pred_"):]
+    disp = display_name(name)
+    if disp in preds:
+      raise ValueError(f"{workdir}: methods {names[disp]!r} and {name!r} share the display "
+                       f"name {disp!r}")
+    preds[disp], names[disp] = arr.astype(np.float32), name
+  cell = Cell(results["task"], float(results["beta"]), results["base_model"],
+              int(results["seed"]))
+  return CellResult(cell, results, arrays["user"], arrays["rating"].astype(np.float32), preds,
+                    names)
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+def per_user_errors(user: np.ndarray, rating: np.ndarray, pred: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Per-user MAE and MSE over each user's test ratings.
+
+  Args:
+    user: int[T]; rating, pred: float[T].
+
+  Returns:
+    ``(users int[C] sorted, mae float64[C], mse float64[C])``.
+  """
+  user, rating, pred = np.asarray(user), np.asarray(rating, np.float64), np.asarray(pred,
+                                                                                      np.float64)
+  if not user.shape == rating.shape == pred.shape or user.ndim != 1:
+    raise ValueError(f"shape mismatch: user {user.shape}, rating {rating.shape}, "
+                     f"pred {pred.shape}")
+  users, inv = np.unique(user, return_inverse=True)
+  n = np.bincount(inv, minlength=users.size)
+  err = pred - rating
+  mae = np.bincount(inv, weights=np.abs(err), minlength=users.size) / n
+  mse = np.bincount(inv, weights=err ** 2, minlength=users.size) / n
+  return users, mae, mse
+
+
+class PairedTest(NamedTuple):
+  """Paired comparison of method a vs b on per-user errors (a - b < 0: a is better)."""
+  method_a: str
+  method_b: str
+  n_pairs: int
+  mean_diff: float     # mean over pairs of err_a - err_b
+  t_stat: float
+  p_ttest: float
+  p_wilcoxon: float
+
+  @property
+  def significant(self) -> bool:
+    return bool(self.p_ttest < ALPHA)
+
+  @property
+  def winner(self) -> str | None:
+    return None if self.mean_diff == 0 else (self.method_a if self.mean_diff < 0
+                                             else self.method_b)
+
+
+def paired_test(err_a: np.ndarray, err_b: np.ndarray, method_a: str = "a",
+                method_b: str = "b") -> PairedTest:
+  """Two-sided paired t-test and Wilcoxon signed-rank test of per-user errors.
+
+  Identical errors give p = 1 for both (scipy would return nan / raise).
+  """
+  a, b = np.asarray(err_a, np.float64), np.asarray(err_b, np.float64)
+  if a.shape != b.shape or a.ndim != 1 or a.size < 2:
+    raise ValueError(f"need two equal-length 1-D error arrays (>= 2 pairs), got {a.shape}, "
+                     f"{b.shape}")
+  d = a - b
+  if np.all(d == 0):
+    return PairedTest(method_a, method_b, a.size, 0.0, 0.0, 1.0, 1.0)
+  t = stats.ttest_rel(a, b)
+  w = stats.wilcoxon(a, b)
+  return PairedTest(method_a, method_b, int(a.size), float(d.mean()), float(t.statistic),
+                    float(t.pvalue), float(w.pvalue))
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+  """One line of the table: a (task, beta, base model) group and one metric."""
+  task: str
+  beta: float
+  base_model: str
+  metric: str
+  n_seeds: int
+  seeds: tuple[int, ...]
+  mean: dict[str, float]
+  std: dict[str, float]
+  best: str
+  second: str | None
+  test: PairedTest | None           # PFCDR vs the best other method
+  test_nonfloor: PairedTest | None  # PFCDR vs the best other non-floor method
+
+  @property
+  def star(self) -> str | None:
+    """The method that gets `*`: the winner of a significant PFCDR-vs-best test."""
+    return self.test.winner if self.test is not None and self.test.significant else None
+
+
+def column_order(methods: Iterable[str]) -> list[str]:
+  """Methods in the paper's column order (groups of :data:`GROUPS`), others last."""
+  methods = list(methods)
+  out = []
+  for _, members in GROUPS:
+    for m in members:
+      out += sorted((x for x in methods if x == m or x.startswith(m + "(")),
+                    key=_eps_key)
+  return out + [m for m in methods if m not in out]
+
+
+def _eps_key(name: str) -> float:
+  return registry.parse_name(name)[1].get("eps", -1.0) if "(" in name else -1.0
+
+
+def _group_of(method: str) -> str:
+  for group, members in GROUPS:
+    if any(method == m or method.startswith(m + "(") for m in members):
+      return group
+  return "Other"
+
+
+def summarize(workdirs: Sequence[str | Path], *, metrics: Sequence[str] = METRICS
+              ) -> list[Row]:
+  """Aggregates finished cells into table rows (mean +- std, ranks, significance)."""
+  groups: dict[tuple, list[CellResult]] = {}
+  for wd in workdirs:
+    cr = load_cell(wd)
+    groups.setdefault((cr.cell.task, cr.cell.beta, cr.cell.base_model), []).append(cr)
+  rows = []
+  for (task, beta, base_model), crs in groups.items():
+    crs = sorted(crs, key=lambda c: c.cell.seed)
+    methods = set.intersection(*(set(c.preds) & set(_result_methods(c)) for c in crs))
+    dropped = set.union(*(set(c.preds) for c in crs)) - methods
+    if dropped:
+      log.warning("%s beta=%g %s: %s missing in some seeds; left out", task, beta, base_model,
+                  sorted(dropped))
+    methods = column_order(methods)
+    for metric in metrics:
+      vals = {m: np.array([_result_methods(c)[m][metric] for c in crs]) for m in methods}
+      mean = {m: float(v.mean()) for m, v in vals.items()}
+      std = {m: float(v.std(ddof=1)) if v.size > 1 else 0.0 for m, v in vals.items()}
+      ranked = sorted(methods, key=lambda m: mean[m])
+      test = test_nf = None
+      if "PFCDR" in methods and len(methods) > 1:
+        others = [m for m in ranked if m != "PFCDR"]
+        test = _pooled_test(crs, "PFCDR", others[0], metric)
+        nonfloor = [m for m in others if m not in FLOORS]
+        if nonfloor:
+          test_nf = (test if nonfloor[0] == others[0]
+                     else _pooled_test(crs, "PFCDR", nonfloor[0], metric))
+      rows.append(Row(task, beta, base_model, metric, len(crs),
+                      tuple(c.cell.seed for c in crs), mean, std, ranked[0],
+                      ranked[1] if len(ranked) > 1 else None, test, test_nf))
+  return sorted(rows, key=lambda r: (r.task, r.beta, _model_rank(r.base_model),
+                                      METRICS.index(r.metric)))
+
+
+def _model_rank(base_model: str) -> tuple[int, str]:
+  order = ("mf", "gmf", "dnn")
+  return (order.index(base_model) if base_model in order else len(order), base_model)
+
+
+def _result_methods(cr: CellResult) -> dict[str, dict[str, float]]:
+  return {display_name(k): v for k, v in cr.results["methods"].items()}
+
+
+def _pooled_test(crs: Sequence[CellResult], a: str, b: str, metric: str) -> PairedTest:
+  col = 1 if metric == "mae" else 2
+  ea = np.concatenate([per_user_errors(c.user, c.rating, c.preds[a])[col] for c in crs])
+  eb = np.concatenate([per_user_errors(c.user, c.rating, c.preds[b])[col] for c in crs])
+  return paired_test(ea, eb, a, b)
+
+
+def selected_settings(workdirs: Sequence[str | Path]) -> dict[str, dict[str, dict[str, int]]]:
+  """Counts of the settings chosen on validation, per method and field, over cells."""
+  out: dict[str, dict[str, dict[str, int]]] = {}
+
+  def add(method, field, value):
+    counts = out.setdefault(method, {}).setdefault(field, {})
+    counts[str(value)] = counts.get(str(value), 0) + 1
+
+  for wd in workdirs:
+    sel = json.loads((Path(wd) / "results.json").read_text())["selected"]
+    add("PFCDR", "K", sel["topk"])
+    for stage, meta in sel.get("pretrain", {}).items():
+      for field in ("lr", "epoch"):
+        if field in meta:
+          add(f"pretrain ({stage.split('_')[1]})", field, meta[field])
+    for name, chosen in sel.get("baselines", {}).items():
+      grid = chosen.get("grid", [])
+      free = [k for k in chosen if k not in ("val_mae", "grid")
+              and len({str(g.get(k)) for g in grid}) > 1]
+      for field in free:
+        add(display_name(name), field, chosen[field])
+  return out
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+def _fmt(mean: float, std: float, n_seeds: int) -> str:
+  return f"{mean:.4f} ± {std:.4f}" if n_seeds > 1 else f"{mean:.4f}"
+
+
+def _cell_text(row: Row, m: str) -> str:
+  text = _fmt(row.mean[m], row.std[m], row.n_seeds)
+  if row.star == m:
+    text += "*"
+  if m == row.best:
+    return f"**{text}**"
+  if m == row.second:
+    return f"<u>{text}</u>"
+  return text
+
+
+def _p(x: float) -> str:
+  return "nan" if math.isnan(x) else (f"{x:.2e}" if x < 1e-3 else f"{x:.3f}")
+
+
+def render_markdown(rows: Sequence[Row], *, title: str, command: str,
+                    row_label: str = "beta", selected: dict | None = None,
+                    notes: Sequence[str] = ()) -> str:
+  """Markdown table laid out like the paper's Table 1 plus significance and selections.
+
+  Args:
+    rows: from :func:`summarize`.
+    title: heading.
+    command: the command that produced the numbers (printed verbatim).
+    row_label: ``"beta"`` (Table 1: rows task x beta) or ``"base_model"`` (Figure 2).
+    selected: from :func:`selected_settings`.
+    notes: extra lines printed under the table.
+  """
+  if not rows:
+    raise ValueError("no rows to render")
+  methods = column_order(dict.fromkeys(m for r in rows for m in r.mean))
+  seeds = sorted({s for r in rows for s in r.seeds})
+  n_seeds = sorted({r.n_seeds for r in rows})
+  lead = ["Task", "β" if row_label == "beta" else "Base model", "Metric"]
+  lines = [f"# {title}", "",
+           f"Mean ± sample std over {'/'.join(map(str, n_seeds))} seed(s) "
+           f"(seeds {', '.join(map(str, seeds))}; each seed re-draws the split and every "
+           "initialisation). **Bold** = best, <u>underline</u> = second (floors included); "
+           f"`*` = PFCDR vs the best other method differs at p < {ALPHA} (paired t-test on "
+           "per-user errors, (seed, user) pairs pooled over seeds), marked on the method the "
+           "test favours. That can be a different method from the bold one: the per-user "
+           "errors weight every user equally, the table's MAE/RMSE weight every rating "
+           "(heavy raters dominate).",
+           "", "Command:", "", f"    {command}", "",
+           "Columns: " + "; ".join(
+               f"{g} = {', '.join(m for m in methods if _group_of(m) == g)}"
+               for g, _ in GROUPS if any(_group_of(m) == g for m in methods)), "",
+           "| " + " | ".join(lead + methods) + " |",
+           "|" + "---|" * (len(lead) + len(methods))]
+  for r in rows:
+    key = f"{r.beta:.0%}" if row_label == "beta" else r.base_model
+    lines.append("| " + " | ".join([r.task, key, r.metric.upper()] +
+                                   [_cell_text(r, m) if m in r.mean else "—" for m in methods])
+                 + " |")
+  lines += ["", "## Significance: PFCDR vs the best other method", "",
+            "Per-user error: MAE rows use each cold-start user's mean absolute error, RMSE rows "
+            "their mean squared error. Δ = mean over pairs of PFCDR − other (negative: PFCDR "
+            "better). Two-sided p-values.", "",
+            "| Task | " + lead[1] + " | Metric | vs | Δ | pairs | t-test p | Wilcoxon p |"
+            " vs best non-floor | Δ | t-test p | Wilcoxon p |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    if r.test is None:
+      continue
+    key = f"{r.beta:.0%}" if row_label == "beta" else r.base_model
+    t, tn = r.test, r.test_nonfloor
+    nf = ([tn.method_b, f"{tn.mean_diff:+.4f}", _p(tn.p_ttest), _p(tn.p_wilcoxon)]
+          if tn is not None else ["—"] * 4)
+    lines.append("| " + " | ".join([r.task, key, r.metric.upper(), t.method_b,
+                                    f"{t.mean_diff:+.4f}", str(t.n_pairs), _p(t.p_ttest),
+                                    _p(t.p_wilcoxon)] + nf) + " |")
+  if selected:
+    lines += ["", "## Settings chosen on the validation users (count over cells)", ""]
+    for method, fields in selected.items():
+      parts = [f"{f}: " + ", ".join(f"{v} ({c})" for v, c in sorted(vals.items()))
+               for f, vals in fields.items()]
+      lines.append(f"- {method}: " + "; ".join(parts))
+  if notes:
+    lines += [""] + list(notes)
+  return "\n".join(lines) + "\n"
+
+
+def render_csv(rows: Sequence[Row]) -> str:
+  """Wide CSV: one line per row of the table, mean and std columns per method."""
+  methods = column_order(dict.fromkeys(m for r in rows for m in r.mean))
+  head = (["task", "beta", "base_model", "metric", "n_seeds"] + methods +
+          [f"{m} std" for m in methods] +
+          ["best", "second", "vs", "mean_diff", "n_pairs", "p_ttest", "p_wilcoxon", "star"])
+  out = [",".join(_csv(h) for h in head)]
+  for r in rows:
+    t = r.test
+    vals = ([r.task, f"{r.beta:g}", r.base_model, r.metric, str(r.n_seeds)] +
+            [f"{r.mean[m]:.6f}" if m in r.mean else "" for m in methods] +
+            [f"{r.std[m]:.6f}" if m in r.std else "" for m in methods] +
+            [r.best, r.second or ""] +
+            ([t.method_b, f"{t.mean_diff:.6f}", str(t.n_pairs), f"{t.p_ttest:.6g}",
+              f"{t.p_wilcoxon:.6g}"] if t is not None else [""] * 5) + [r.star or ""])
+    out.append(",".join(_csv(v) for v in vals))
+  return "\n".join(out) + "\n"
+
+
+def _csv(text: str) -> str:
+  return f'"{text}"' if any(c in text for c in ',"') else text
+
+
+def write_table(rows: Sequence[Row], out_dir: str | Path, *, stem: str = "table1",
+                **render_kw) -> tuple[Path, Path]:
+  """Writes ``<stem>.md`` and ``<stem>.csv`` atomically; returns their paths."""
+  out_dir = Path(out_dir)
+  md, csv = out_dir / f"{stem}.md", out_dir / f"{stem}.csv"
+  cache_lib.atomic_write_text(md, render_markdown(rows, **render_kw))
+  cache_lib.atomic_write_text(csv, render_csv(rows))
+  return md, csv
+
+
+def plot_base_models(rows: Sequence[Row], path: str | Path, *,
+                     methods: Sequence[str] = ("PriCDR-S", "EMCDR", "PTUPCDR", "PFCDR"),
+                     floors: Sequence[str] = ("GlobalMean", "ItemMean"),
+                     base_models: Sequence[str] = ("mf", "gmf", "dnn"), title: str = "") -> Path:
+  """Figure 2: bars of each method's MAE / RMSE per base model (error bars = std).
+
+  Floors (the same for every base model) are drawn as dashed lines.
+  """
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  by = {(r.base_model, r.metric): r for r in rows}
+  models = [b for b in base_models if any((b, m) in by for m in METRICS)]
+  if not models:
+    raise ValueError("no rows for the requested base models")
+  fig, axes = plt.subplots(1, len(METRICS), figsize=(5.5 * len(METRICS), 4))
+  width = 0.8 / len(methods)
+  x = np.arange(len(models))
+  for ax, metric in zip(np.atleast_1d(axes), METRICS):
+    for i, m in enumerate(methods):
+      mean = [by[(b, metric)].mean.get(m, np.nan) if (b, metric) in by else np.nan
+              for b in models]
+      std = [by[(b, metric)].std.get(m, 0.0) if (b, metric) in by else 0.0 for b in models]
+      ax.bar(x + (i - (len(methods) - 1) / 2) * width, mean, width, yerr=std, capsize=3,
+             label=m)
+    for j, f in enumerate(floors):
+      vals = [by[(b, metric)].mean[f] for b in models if (b, metric) in by
+              and f in by[(b, metric)].mean]
+      if vals:
+        ax.axhline(float(np.mean(vals)), color="k", lw=1, ls=("--", ":")[j % 2], label=f)
+    ax.set_xticks(x, [b.upper() if b != "dnn" else "YouTube-DNN" for b in models])
+    ax.set_ylabel(metric.upper())
+    lo = np.nanmin([by[(b, metric)].mean[m] for b in models for m in methods
+                    if (b, metric) in by and m in by[(b, metric)].mean] + [np.inf])
+    if np.isfinite(lo):
+      ax.set_ylim(bottom=max(0.0, lo * 0.8))
+  handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout(rect=(0, 0.08, 1, 1))
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path

@@ -1,0 +1,223 @@
+"""Tests of the seed sweep: resume, aggregation, significance, rendering, the scripts."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pfcdr_jax import cache as cache_lib
+from pfcdr_jax import comparison
+from pfcdr_jax import pipeline
+from pfcdr_jax.baselines import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write_cell(workdir, cfg, user, rating, preds, baselines=None):
+  """What run_pfcdr leaves in a workdir, from hand-made predictions."""
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  cache_lib.atomic_write_text(workdir / "config.json", json.dumps(cache_lib._jsonable(cfg)))
+  cache_lib.StageCache(workdir).save("predictions", "test", {
+      "user": user, "item": np.zeros_like(user), "rating": rating,
+      **{f"pred_{k}": np.asarray(v, np.float32) for k, v in preds.items()}})
+  methods = {k: {"mae": float(np.mean(np.abs(v - rating))),
+                 "rmse": float(np.sqrt(np.mean((v - rating) ** 2)))} for k, v in preds.items()}
+  results = {"task": cfg.task, "beta": cfg.beta, "seed": cfg.seed, "base_model": cfg.base_model,
+             "methods": methods,
+             "selected": {"topk": 7, "pretrain": {"pretrain_source": {"lr": 0.01, "epoch": 3}},
+                          "baselines": baselines or {}}}
+  cache_lib.atomic_write_text(workdir / "results.json", json.dumps(results))
+
+
+def _data(seed, n_users=60, per_user=5):
+  rng = np.random.default_rng(seed)
+  user = np.repeat(np.arange(n_users), per_user).astype(np.int32)
+  rating = rng.integers(1, 6, user.size).astype(np.float32)
+  return rng, user, rating
+
+
+def _cells(tmp_path, *, pfcdr_noise, other_noise, n_seeds=3, same=False):
+  dirs = []
+  for seed in range(n_seeds):
+    rng, user, rating = _data(seed)
+    preds = {"PFCDR": rating + pfcdr_noise * rng.normal(size=rating.size),
+             "TGT": np.zeros_like(rating),
+             "EMCDR": rating + other_noise * rng.normal(size=rating.size),
+             "GlobalMean": np.full_like(rating, 3.0),
+             "ItemMean": np.full_like(rating, 3.1)}
+    if same:
+      preds["EMCDR"] = preds["PFCDR"].copy()
+    cfg = pipeline.PFCDRConfig(task="synthetic", beta=0.2, seed=seed)
+    d = tmp_path / f"s{seed}"
+    _write_cell(d, cfg, user, rating, preds)
+    dirs.append(d)
+  return dirs
+
+
+def test_per_user_errors_match_a_loop():
+  rng = np.random.default_rng(0)
+  user = rng.integers(0, 7, 50)
+  rating, pred = rng.uniform(1, 5, 50), rng.uniform(1, 5, 50)
+  users, mae, mse = comparison.per_user_errors(user, rating, pred)
+  for k, u in enumerate(users):
+    sel = user == u
+    np.testing.assert_allclose(mae[k], np.mean(np.abs(pred[sel] - rating[sel])))
+    np.testing.assert_allclose(mse[k], np.mean((pred[sel] - rating[sel]) ** 2))
+  with pytest.raises(ValueError):
+    comparison.per_user_errors(user[:3], rating, pred)
+
+
+def test_aggregation_is_mean_and_sample_std_over_seeds(tmp_path):
+  dirs = _cells(tmp_path, pfcdr_noise=0.3, other_noise=1.0)
+  rows = comparison.summarize(dirs)
+  assert [r.metric for r in rows] == ["mae", "rmse"]
+  for r in rows:
+    assert r.n_seeds == 3 and r.seeds == (0, 1, 2)
+    for m in ("PFCDR", "EMCDR", "TGT"):
+      v = [json.loads((d / "results.json").read_text())["methods"][m][r.metric] for d in dirs]
+      np.testing.assert_allclose(r.mean[m], np.mean(v), rtol=1e-12)
+      np.testing.assert_allclose(r.std[m], np.std(v, ddof=1), rtol=1e-12)
+    assert r.best == "PFCDR" and r.second == "EMCDR"
+
+
+def test_clearly_better_method_gets_a_star_with_scipy_reference(tmp_path):
+  dirs = _cells(tmp_path, pfcdr_noise=0.2, other_noise=1.0)
+  rows = comparison.summarize(dirs)
+  for r in rows:
+    assert r.test.method_b == "EMCDR" and r.test.significant and r.star == "PFCDR"
+    col = 1 if r.metric == "mae" else 2
+    ea, eb = [], []
+    for d in dirs:  # plain reference: per-user errors, (seed, user) pairs pooled
+      z = np.load(d / "predictions-test.npz")
+      for name, acc in (("PFCDR", ea), ("EMCDR", eb)):
+        e = z[f"pred_{name}"].astype(np.float64) - z["rating"]
+        e = np.abs(e) if col == 1 else e ** 2
+        acc += [e[z["user"] == u].mean() for u in np.unique(z["user"])]
+    assert r.test.n_pairs == len(ea) == 180
+    np.testing.assert_allclose(r.test.p_ttest, stats.ttest_rel(ea, eb).pvalue, rtol=1e-9)
+    np.testing.assert_allclose(r.test.p_wilcoxon, stats.wilcoxon(ea, eb).pvalue, rtol=1e-9)
+  md = comparison.render_markdown(rows, title="t", command="cmd")
+  lines = md.splitlines()
+  cols = [c.strip() for c in next(l for l in lines if l.startswith("| Task")).split("|")]
+  mae = [c.strip() for c in next(l for l in lines if "| 20% | MAE" in l).split("|")]
+  assert mae[cols.index("PFCDR")] == f"**{rows[0].mean['PFCDR']:.4f} ± {rows[0].std['PFCDR']:.4f}*" \
+      "**"
+  assert "*" not in mae[cols.index("EMCDR")]
+
+
+def test_equal_methods_get_no_star(tmp_path):
+  dirs = _cells(tmp_path, pfcdr_noise=0.5, other_noise=0.5, same=True)
+  for r in comparison.summarize(dirs):
+    assert r.test.p_ttest == 1.0 and r.test.p_wilcoxon == 1.0
+    assert not r.test.significant and r.star is None
+  md = comparison.render_markdown(comparison.summarize(dirs), title="t", command="c")
+  table = [l for l in md.splitlines() if l.startswith("| synthetic")]
+  assert not any("*" in c.replace("**", "") for l in table for c in l.split("|"))
+
+
+def test_bold_best_underline_second(tmp_path):
+  dirs = _cells(tmp_path, pfcdr_noise=0.3, other_noise=0.6)
+  rows = comparison.summarize(dirs)
+  md = comparison.render_markdown(rows, title="t", command="python x.py --flag",
+                                  selected=comparison.selected_settings(dirs))
+  lines = md.splitlines()
+  header = next(l for l in lines if l.startswith("| Task"))
+  cols = [c.strip() for c in header.strip("|").split("|")]
+  row = next(l for l in lines if l.startswith("| synthetic | 20% | RMSE"))
+  cells = dict(zip(cols, (c.strip() for c in row.strip("|").split("|"))))
+  r = rows[1]
+  ranked = sorted(r.mean, key=r.mean.get)
+  assert cells[ranked[0]].startswith("**") and cells[ranked[0]].endswith("**")
+  assert cells[ranked[1]].startswith("<u>") and cells[ranked[1]].endswith("</u>")
+  for m in ranked[2:]:
+    assert "**" not in cells[m] and "<u>" not in cells[m]
+  assert f"{r.mean['TGT']:.4f} ± {r.std['TGT']:.4f}" == cells["TGT"]
+  # Floors are columns of the table; the command and the seed count are printed.
+  assert "GlobalMean" in cols and "ItemMean" in cols
+  assert "python x.py --flag" in md and "3 seed(s)" in md
+  csv = comparison.render_csv(rows).splitlines()
+  assert csv[0].startswith("task,beta,base_model,metric,n_seeds,TGT")
+  assert len(csv) == 3
+
+
+def test_column_order_follows_the_paper():
+  order = comparison.column_order(["ItemMean", "PFCDR", "DP-EMCDR(eps=10)", "TGT",
+                                   "DP-EMCDR(eps=0.5)", "PTUPCDR", "LightGCN", "Foo"])
+  assert order == ["TGT", "LightGCN", "PTUPCDR", "DP-EMCDR(eps=0.5)", "DP-EMCDR(eps=10)",
+                   "PFCDR", "ItemMean", "Foo"]
+
+
+def _fake_run(calls):
+  def run(cfg, workdir):
+    calls.append((cfg.beta, cfg.seed, tuple(cfg.extra_baselines)))
+    _, user, rating = _data(cfg.seed)
+    preds = {m: rating + 0.1 for m in comparison.expected_methods(cfg)}
+    chosen = {n: {"val_mae": 1.0, "grid": [{**p, "val_mae": 1.0}
+                                            for p in registry.selection_grid(n)]}
+              for n in cfg.extra_baselines}
+    _write_cell(workdir, cfg, user, rating, preds, chosen)
+    return {}
+  return run
+
+
+def test_resume_skips_finished_cells(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
+  cfg = pipeline.PFCDRConfig(task="synthetic", extra_baselines=("SourceUserMean",))
+  cells = comparison.make_cells(("synthetic",), (0.2, 0.5), ("mf",), 2)
+  dirs = comparison.run_cells(cfg, cells, tmp_path)
+  assert len(calls) == 4 and len(dirs) == 4
+  comparison.run_cells(cfg, cells, tmp_path)
+  assert len(calls) == 4  # all finished
+  os.unlink(dirs[1] / "results.json")  # interrupted cell: no results.json
+  comparison.run_cells(cfg, cells, tmp_path)
+  assert calls[4:] == [(0.2, 1, ("SourceUserMean",))]
+  # A changed setting reruns; a new method reruns (pretraining comes from the cache).
+  comparison.run_cells(pipeline.PFCDRConfig(task="synthetic", epochs=3,
+                                            extra_baselines=("SourceUserMean",)), cells[:1],
+                       tmp_path)
+  assert len(calls) == 6
+  wider = pipeline.PFCDRConfig(task="synthetic", extra_baselines=("SourceUserMean", "CMF"))
+  comparison.run_cells(wider, cells, tmp_path)
+  assert len(calls) == 10
+  assert len(comparison.summarize(dirs)) == 4  # 2 betas x 2 metrics
+  # A registry grid that changed since a cell ran makes that cell stale.
+  monkeypatch.setitem(registry.GRIDS, "CMF", ({"lr": 0.1},))
+  comparison.run_cells(wider, cells[:1], tmp_path)
+  assert len(calls) == 11
+
+
+def test_plot_writes_png(tmp_path):
+  dirs = _cells(tmp_path, pfcdr_noise=0.3, other_noise=0.6)
+  rows = comparison.summarize(dirs)
+  png = comparison.plot_base_models(rows, tmp_path / "f.png", methods=("EMCDR", "PFCDR"),
+                                    base_models=("mf",))
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_table1_quick_end_to_end(tmp_path):
+  """The CI smoke run: every method, 1 seed, 1 beta, tiny synthetic data."""
+  out = tmp_path / "t1"
+  cmd = [sys.executable, str(ROOT / "experiments" / "table1.py"), "--task=synthetic",
+         "--quick", "--scale=0.003", f"--workdir={out}", f"--cache_dir={tmp_path / 'cache'}"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  md = (out / "table1.md").read_text()
+  header = next(l for l in md.splitlines() if l.startswith("| Task"))
+  for m in ("TGT", "LightGCN", "CMF", "EMCDR", "SSCDR", "PTUPCDR", "DP-EMCDR(eps=0.5)",
+            "DP-EMCDR(eps=10)", "PriCDR-S", "PFCDR", "GlobalMean", "ItemMean",
+            "SourceUserMean"):
+    assert f" {m} |" in header, m
+  assert (out / "table1.csv").exists()
+  assert "--quick" in md
+  # Rerun: the finished cell is skipped (no new cell run).
+  proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                        env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 0 and "0 to run" in proc.stderr + proc.stdout
