@@ -14,10 +14,13 @@ process (the machine may be shared, so ratios are what count):
   error on the sample, the iterative throughput, and the closed form over its
   roofline = the time of drawing the same ``b_0`` plus the plain ``jnp.dot``
   products of the same shapes, measured alone with the same chunking.
-* top-k: all test cold users x all target users for each K: the library kernel
-  (exact, closest first) against numpy ``argpartition`` (+ sort of the K, the
-  same contract; unsorted also shown), a threshold-select prototype (exact set),
-  ``lax.sort`` selection and ``lax.approx_min_k`` (with its recall) on a sample.
+* top-k: all test cold users x all target users for each K. ``s``: the library
+  call the pipeline makes (``topk_neighbors(..., sorted=False)``, method "auto":
+  lax.top_k below ``AUTO_THRESHOLD_MIN_K``, threshold select above; the exact
+  set) against ``numpy_s``: numpy ``argpartition`` (the exact set). Also the
+  sorted contract on both sides (library ``sorted=True`` vs argpartition + argsort
+  of the K), the lax.top_k kernel at every K, and on a sample of users
+  ``lax.sort`` selection and ``lax.approx_min_k`` (with its recall).
 * peak resident memory of the process.
 """
 from __future__ import annotations
@@ -58,18 +61,20 @@ flags.DEFINE_float("beta", 0.2, "Share of overlap users made cold-start test use
 flags.DEFINE_float("lr", 0.01, "The single pretraining learning rate.")
 flags.DEFINE_integer("epochs", 5, "Pretraining epochs.")
 flags.DEFINE_integer("batch_size", 4096, "Pretraining batch size.")
-flags.DEFINE_integer("inversion_chunk", 32, "Users per chunk of the closed form.")
+flags.DEFINE_integer("inversion_chunk", None,
+                     "Users per chunk of the closed form (None: inversion.chunk_size_for).")
 flags.DEFINE_integer("iter_users", 128, "Users in the iterative-inversion sample.")
 flags.DEFINE_integer("iter_chunk", 128, "Users per chunk of the iterative path.")
 flags.DEFINE_list("topk_ks", ["100", "10000", "70000"], "K values of the top-k benchmark.")
 flags.DEFINE_list("pipeline_topk_grid", ["0.001", "0.01", "0.1"],
                   "Fractions of the valid target users tried for K on the val users.")
-flags.DEFINE_integer("topk_chunk", 64, "Cold users per chunk of the top-k kernel.")
+flags.DEFINE_integer("topk_chunk", None,
+                     "Cold users per chunk of the top-k kernel (None: topk.DEFAULT_CHUNK).")
 flags.DEFINE_integer("sample_users", 128, "Cold users in the lax.sort / approx_min_k sample.")
-flags.DEFINE_bool("topk_extras", True, "Also time lax.sort, approx_min_k and the prototype.")
+flags.DEFINE_bool("topk_extras", True,
+                  "Also time the lax.top_k kernel at every K, lax.sort and approx_min_k.")
 
 log = logging.getLogger("bench")
-_INF_BITS = 0x7F800000
 
 
 def _timed(fn, *args, **kwargs):
@@ -126,47 +131,6 @@ def _numpy_topk(P, W, valid, r, k, *, sort, block=64):
       part = np.take_along_axis(part, order, 1)
     out[lo:lo + block] = part
   return out
-
-
-@functools.partial(jax.jit, static_argnames=("k", "chunk"))
-def threshold_topk(P_hat, W_tgt, valid, r, *, k, chunk):
-  """Exact K nearest (Eq. 13) as a SET, in ascending index order (prototype).
-
-  The K-th smallest distance is found exactly by bisection on its float bits (a
-  non-negative float32 orders like its uint32 bits): 31 passes of a fused
-  compare-and-count over the row, independent of K. Ties at the threshold go to
-  the lower index, the same set ``lax.top_k`` returns. Then a cumsum compacts the
-  selected indices. Cost O(31 T) per user for any K, no sort.
-  """
-  C, d = P_hat.shape
-  n = -(-C // chunk)
-  Pp = jnp.pad(P_hat, ((0, n * chunk - C), (0, 0))).reshape(n, chunk, d)
-
-  def one(P):
-    s = jnp.abs(r - P @ W_tgt.T)
-    u = jnp.where(valid[None, :], jax.lax.bitcast_convert_type(s, jnp.uint32),
-                  jnp.uint32(_INF_BITS))
-
-    def bisect(i, lo):
-      cand = lo | jnp.left_shift(jnp.uint32(1), (30 - i).astype(jnp.uint32))
-      cnt = jnp.sum((u < cand[:, None]).astype(jnp.int32), axis=1)
-      return jnp.where(cnt < k, cand, lo)
-
-    tau = jax.lax.fori_loop(0, 31, bisect, jnp.zeros((chunk,), jnp.uint32))
-    less = u < tau[:, None]
-    eq = u == tau[:, None]
-    need = k - jnp.sum(less.astype(jnp.int32), axis=1)
-    n_eq = jnp.sum(eq.astype(jnp.int32), axis=1)
-    # Ties beyond the one threshold element are rare: only then pay a cumsum.
-    sel = jax.lax.cond(
-        jnp.all(n_eq == need), lambda: less | eq,
-        lambda: less | (eq & (jnp.cumsum(eq.astype(jnp.int32), axis=1) <= need[:, None])))
-    pos = jnp.where(sel, jnp.cumsum(sel.astype(jnp.int32), axis=1) - 1, k)
-    io = jax.lax.broadcasted_iota(jnp.int32, u.shape, 1)
-    return jax.vmap(lambda p, i: jnp.zeros((k,), jnp.int32).at[p].set(
-        i, mode="drop", unique_indices=True))(pos, io)
-
-  return jax.lax.map(one, Pp).reshape(n * chunk, k)[:C]
 
 
 @functools.partial(jax.jit, static_argnames=("k",))
@@ -234,7 +198,8 @@ def _run_pipeline(stages: dict, key):
   val, test = data.target_val, data.target_test
 
   def predict(users_of_rating, items, k):
-    idx = topk_lib.topk_neighbors(P_hat, W_t, valid, r=5.0, k=k, chunk_size=FLAGS.topk_chunk)
+    idx = topk_lib.topk_neighbors(P_hat, W_t, valid, r=5.0, k=k, chunk_size=FLAGS.topk_chunk,
+                                  sorted=False)
     mean_w = topk_lib.neighbour_mean(idx, W_t)
     return np.asarray(jnp.sum(mean_w[row[users_of_rating]] * V_t[items], axis=-1))
 
@@ -277,7 +242,7 @@ def main(argv):
   total = time.perf_counter() - t_all
   out["pipeline"] = {"total_s": round(total, 2),
                      "stages": {k: round(v, 2) for k, v in stages.items()},
-                     "result": ctx["result"], "inversion_chunk": FLAGS.inversion_chunk,
+                     "result": ctx["result"],
                      "epochs": FLAGS.epochs, "lr": FLAGS.lr}
   out["pipeline"]["peak_rss_gb_after_pipeline"] = round(_peak_rss_gb(), 3)
   log.info("pipeline: %.1fs %s", total, out["pipeline"]["stages"])
@@ -304,7 +269,7 @@ def main(argv):
   rel = jnp.linalg.norm(cf_proto - it.prototypes, axis=1) / jnp.maximum(
       jnp.linalg.norm(it.prototypes, axis=1), 1e-12)
   # Roofline: draw the same b0 (same keys, same chunks), then the plain products.
-  cs = icfg.chunk_size
+  cs = inversion_lib.chunk_size_for(icfg, "closed_form", int(n_items))
   n_pad = -(-n_all // cs) * cs
   idx_pad = jnp.pad(jnp.asarray(users, jnp.int32), (0, n_pad - n_all))
   draw_fn = lambda: _draw_b0(idx_pad, key_is, chunk=cs, n_items=int(n_items))
@@ -349,39 +314,50 @@ def main(argv):
     _, sort_s = _timed(lambda: _sort_topk(P_test[:ns], W_t, vj, r,
                                           k=min(kmax, int(valid.sum()))))
     out["topk"]["lax_sort_s_extrapolated"] = round(sort_s * scale_up, 2)
+  def lib_call(k, method, sorted_):
+    return lambda: topk_lib.topk_neighbors(P_test, W_t, valid, r=5.0, k=k, method=method,
+                                           chunk_size=FLAGS.topk_chunk, sorted=sorted_)
+
+  def timed_warm(fn, k):
+    # Warm-up compiles the exact shapes; above 10k neighbours the compile (<1 s)
+    # is left in the timing instead of paying a second full run.
+    if k <= 10_000:
+      _timed(fn)
+    return _timed(fn)
+
   for k_text in FLAGS.topk_ks:
     k = topk_lib.resolve_k(int(k_text), int(valid.sum()))
-    lib = lambda: topk_lib.topk_neighbors(P_test, W_t, valid, r=5.0, k=k,
-                                          chunk_size=FLAGS.topk_chunk)
-    # Warm-up compiles the exact shapes; above 10k neighbours the compile (<1 s) is
-    # left in the timing instead of paying a second full run.
-    if k <= 10_000:
-      _timed(lib)
-    idx, s = _timed(lib)
-    ref_sorted, np_s = _timed(lambda: _numpy_topk(P_np, W_np, valid, 5.0, k, sort=True))
-    ref_set, np_u_s = _timed(lambda: _numpy_topk(P_np, W_np, valid, 5.0, k, sort=False))
-    idx = np.asarray(idx)
-    entry = {"k": k, "s": round(s, 3), "numpy_s": round(np_s, 3),
-             "numpy_unsorted_s": round(np_u_s, 3),
+    method = topk_lib.resolve_method("auto", k)
+    idx, s = timed_warm(lib_call(k, "auto", False), k)
+    idx_sorted, s_sorted = timed_warm(lib_call(k, "auto", True), k)
+    ref_set, np_s = _timed(lambda: _numpy_topk(P_np, W_np, valid, 5.0, k, sort=False))
+    ref_sorted, np_sorted_s = _timed(lambda: _numpy_topk(P_np, W_np, valid, 5.0, k, sort=True))
+    idx, idx_sorted = np.asarray(idx), np.asarray(idx_sorted)
+    entry = {"k": k, "method": method, "s": round(s, 3), "numpy_s": round(np_s, 3),
+             "ratio_to_numpy": round(s / np_s, 3),
+             "sorted_s": round(s_sorted, 3), "numpy_sorted_s": round(np_sorted_s, 3),
+             "sorted_ratio_to_numpy": round(s_sorted / np_sorted_s, 3),
+             "same_set_sorted_and_unsorted": bool(np.array_equal(np.sort(idx_sorted, 1),
+                                                                 np.sort(idx, 1))),
              # XLA's and BLAS's float32 dots round differently, so near-ties at the
              # K-th place can swap: report the overlap of the two sets.
-             "overlap_with_numpy": round(_recall(idx, ref_set), 6),
-             "ratio_to_numpy": round(s / np_s, 3)}
+             "overlap_with_numpy": round(_recall(idx, ref_set), 6)}
     if FLAGS.topk_extras:
-      thr = lambda: threshold_topk(P_test, W_t, vj, r, k=k, chunk=16)
-      if k <= 10_000:
-        _timed(thr)
-      idx_thr, thr_s = _timed(thr)
-      entry["threshold_select_s"] = round(thr_s, 3)
-      entry["threshold_select_exact_set"] = bool(np.array_equal(np.asarray(idx_thr),
-                                                                np.sort(idx, 1)))
+      if method != "top_k":
+        idx_tk, tk_s = timed_warm(lib_call(k, "top_k", True), k)
+        entry["top_k_kernel_s"] = round(tk_s, 3)
+        entry["top_k_kernel_same_output"] = bool(np.array_equal(np.asarray(idx_tk),
+                                                                 idx_sorted))
+        del idx_tk
+      else:
+        entry["top_k_kernel_s"] = round(s_sorted, 3)
       _timed(lambda: _approx_topk(P_test[:ns], W_t, vj, r, k=k))
       idx_ap, ap_s = _timed(lambda: _approx_topk(P_test[:ns], W_t, vj, r, k=k))
       entry["approx_min_k_s_extrapolated"] = round(ap_s * scale_up, 2)
-      entry["approx_min_k_recall"] = round(_recall(idx_ap, idx[:ns]), 4)
+      entry["approx_min_k_recall"] = round(_recall(idx_ap, idx_sorted[:ns]), 4)
     out["topk"][str(int(k_text))] = entry
     log.info("topk K=%s: %s", k_text, entry)
-    del idx, ref_sorted, ref_set
+    del idx, idx_sorted, ref_sorted, ref_set
 
   out["peak_rss_gb"] = round(_peak_rss_gb(), 3)
   with open(FLAGS.out, "w") as f:
@@ -404,13 +380,14 @@ def format_table(out: dict) -> str:
            f" vs {inv['closed_form_s']:.2f}s)",
            f"  iterative user*item*steps/s    {inv['iterative_user_item_steps_per_s']:>10.3e}",
            "", f"top-k ({out['topk']['cold_users']} cold x {out['topk']['targets']} targets)",
-           f"  {'K':>7} {'library s':>10} {'numpy s':>9} {'ratio':>6} {'np unsorted':>11}"
-           f" {'thresh s':>9} {'approx s':>9} {'recall':>7}"]
+           f"  {'K':>7} {'method':>9} {'set s':>7} {'numpy s':>8} {'ratio':>6}"
+           f" {'sorted s':>9} {'np sorted':>9} {'top_k s':>8} {'approx s':>9} {'recall':>7}"]
   for key, e in out["topk"].items():
     if not isinstance(e, dict):
       continue
-    lines.append(f"  {key:>7} {e['s']:>10.2f} {e['numpy_s']:>9.2f} {e['ratio_to_numpy']:>6.2f}"
-                 f" {e['numpy_unsorted_s']:>11.2f} {e.get('threshold_select_s', float('nan')):>9.2f}"
+    lines.append(f"  {key:>7} {e['method']:>9} {e['s']:>7.2f} {e['numpy_s']:>8.2f}"
+                 f" {e['ratio_to_numpy']:>6.2f} {e['sorted_s']:>9.2f} {e['numpy_sorted_s']:>9.2f}"
+                 f" {e.get('top_k_kernel_s', float('nan')):>8.2f}"
                  f" {e.get('approx_min_k_s_extrapolated', float('nan')):>9.2f}"
                  f" {e.get('approx_min_k_recall', float('nan')):>7.4f}")
   if "lax_sort_s_extrapolated" in out["topk"]:

@@ -37,10 +37,12 @@ from pfcdr_jax.copyattack import pipeline  # noqa: E402
 from pfcdr_jax.copyattack import plots  # noqa: E402
 from pfcdr_jax.copyattack import source_mf  # noqa: E402
 from pfcdr_jax.copyattack import target_model  # noqa: E402
+from pfcdr_jax.data import download  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "./runs/copyattack", "Output directory.")
-flags.DEFINE_string("data_dir", None, "Data cache (default: ./data).")
+flags.DEFINE_string("data_dir", None,
+                    "Data cache (default: $PFCDR_DATA_DIR or ~/.cache/pfcdr_jax, as pfcdr.py).")
 flags.DEFINE_integer("seed", 0, "Master seed.")
 flags.DEFINE_integer("num_target_items", 50, "Target items v* (paper: 50).")
 flags.DEFINE_integer("budget", 30, "Copied profiles per attack, Delta.")
@@ -104,7 +106,7 @@ def _load():
     return synthetic.make_synthetic_platforms(FLAGS.seed, n_target_users=80,
                                               n_source_users=300, n_items=60)
   from pfcdr_jax.data import movielens
-  data_dir = FLAGS.data_dir or os.path.join(os.getcwd(), "data")
+  data_dir = FLAGS.data_dir or str(download.default_data_dir())
   target, _ = movielens.load_ml100k(data_dir)
   source, _ = movielens.load_ml1m(data_dir)
   return target, source

@@ -70,13 +70,14 @@ class PFCDRConfig:
   inversion_loss: str = "mse"
   inversion_eps: float | None = None
   inversion_method: str = "auto"
-  inversion_chunk: int = 256
+  inversion_chunk: int | None = None   # None: inversion.chunk_size_for
   bridge_lr: float = 0.005
   bridge_epochs: int = 200
   bridge_batch_size: int = 256
   topk: str = "auto"
   topk_grid: tuple[float, ...] = DEFAULT_TOPK_GRID
-  topk_chunk: int = 256
+  topk_chunk: int | None = None      # None: topk.DEFAULT_CHUNK of the method
+  topk_method: str = "auto"         # topk.METHODS; all exact
   include_untrained: bool = False
   # Names of further baselines (pfcdr_jax.baselines.registry) run on the same split.
   extra_baselines: tuple[str, ...] = ()
@@ -190,7 +191,8 @@ def _parse_k(text: str) -> int | float:
 def _topk_predict(P_hat, W_t, valid, V_t, users_of_rating, rows_of_user, items, k, cfg):
   """Predictions of Eq. (14) for ratings of cold users, with K neighbours."""
   idx = topk_lib.topk_neighbors(jnp.asarray(P_hat), W_t, valid, r=cfg.target_rating, k=k,
-                                chunk_size=cfg.topk_chunk,
+                                chunk_size=cfg.topk_chunk, method=cfg.topk_method,
+                                sorted=False,
                                 include_untrained=cfg.include_untrained)
   mean_w = topk_lib.neighbour_mean(idx, W_t)                         # [C, d]
   return np.asarray(jnp.sum(mean_w[rows_of_user[users_of_rating]] * V_t[items], axis=-1))

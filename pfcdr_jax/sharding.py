@@ -114,20 +114,22 @@ def shard_invert_users(w: jax.Array, V: jax.Array, key: jax.Array,
   fn = _inversion_fn(mesh, cfg, bool(linear_in_b))
   protos, loss, pred, steps = fn(wp, jax.device_put(jnp.asarray(V, jnp.float32), rep),
                                  jax.device_put(key, rep), ip)
-  method = inversion_lib._resolve_method(cfg, linear_in_b)  # pylint: disable=protected-access
+  method = inversion_lib.resolve_method(cfg, linear_in_b)
   return inversion_lib.UsersInversion(prototypes=protos[:B], loss=loss[:B], pred=pred[:B],
                                       steps=steps[:B], method=method)
 
 
 @functools.lru_cache(maxsize=None)
-def _topk_fn(mesh: Mesh, k: int, chunk_size: int, target_chunk_size: int | None):
+def _topk_fn(mesh: Mesh, k: int, chunk_size: int, target_chunk_size: int | None,
+             method: str, sorted_: bool):
   """Jitted, shard_mapped top-k kernel (the one ``topk_neighbors`` calls)."""
 
   def local(P_hat, W_tgt, valid, r):
     # K is resolved on the host (from the full ``valid``) before the call, so every
     # device selects the same K; this is the jitted kernel of ``topk_neighbors``.
-    return topk_lib._topk(P_hat, W_tgt, valid, r, k=k, chunk_size=chunk_size,  # pylint: disable=protected-access
-                          target_chunk_size=target_chunk_size)
+    return topk_lib.select_neighbors(P_hat, W_tgt, valid, r, k=k, chunk_size=chunk_size,
+                                     target_chunk_size=target_chunk_size, method=method,
+                                     sorted=sorted_)
 
   mapped = jax.shard_map(local, mesh=mesh, in_specs=(P(AXIS, None), P(), P(), P()),
                          out_specs=P(AXIS, None), check_vma=False)
@@ -136,9 +138,10 @@ def _topk_fn(mesh: Mesh, k: int, chunk_size: int, target_chunk_size: int | None)
 
 def shard_topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array,
                          valid: jax.Array | np.ndarray | None = None, *, r: float,
-                         k: int | float, chunk_size: int = 256,
+                         k: int | float, chunk_size: int | None = None,
                          target_chunk_size: int | None = None,
-                         include_untrained: bool = False,
+                         include_untrained: bool = False, method: str = "auto",
+                         sorted: bool = True,  # pylint: disable=redefined-builtin
                          mesh: Mesh | None = None) -> jax.Array:
   """``topk.topk_neighbors`` with the cold users sharded over ``mesh`` (Eq. 13).
 
@@ -151,6 +154,7 @@ def shard_topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array,
     chunk_size: cold users per ``lax.map`` step on each device.
     target_chunk_size: optional target chunking (see ``topk_neighbors``).
     include_untrained: ignore ``valid``.
+    method, sorted: as in ``topk_neighbors``.
     mesh: a 1-D mesh with axis ``"users"`` (default ``user_mesh()``).
 
   Returns:
@@ -169,9 +173,11 @@ def shard_topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array,
     return jnp.zeros((0, k), jnp.int32)
   n_dev = mesh.devices.size
   Pp = pad_rows(jnp.asarray(P_hat, jnp.float32), n_dev)
-  cs = int(min(chunk_size, Pp.shape[0] // n_dev))
+  method = topk_lib.resolve_method(method, k)
+  cs = topk_lib.DEFAULT_CHUNK[method] if chunk_size is None else chunk_size
+  cs = int(min(cs, Pp.shape[0] // n_dev))
   tcs = None if target_chunk_size is None else int(target_chunk_size)
-  fn = _topk_fn(mesh, k, cs, tcs)
+  fn = _topk_fn(mesh, k, cs, tcs, method, bool(sorted))
   rep = replicated(mesh)
   idx = fn(jax.device_put(Pp, user_sharding(mesh, 2)),
            jax.device_put(jnp.asarray(W_tgt, jnp.float32), rep),

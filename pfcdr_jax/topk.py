@@ -7,13 +7,29 @@ kept (``valid[t]``: the user has target training ratings; the rest get distance
 ``k <= #valid`` is enforced). The prediction for item ``j`` is the mean over those
 K users of ``w_t . v_j`` = ``(mean_t w_t) . v_j`` (Eq. 14).
 
-Memory is bounded by chunking the cold users (``lax.map`` over padded chunks) and,
-optionally, the target users (``lax.scan`` over padded target chunks, merging the
-running top-k with each chunk's candidates by another ``lax.top_k``).
+Two exact selection kernels, chosen by ``method`` (``"auto"`` picks by K):
+
+* ``"top_k"``: ``lax.top_k`` on the negated distances (closest first). Memory is
+  bounded by chunking the cold users (``lax.map`` over padded chunks) and,
+  optionally, the target users (``lax.scan`` over padded target chunks, merging the
+  running top-k with each chunk's candidates by another ``lax.top_k``). Its cost
+  grows with K (XLA's CPU TopK is a partial sort).
+* ``"threshold"``: finds each row's exact K-th smallest distance by bisection on
+  the float bits (a non-negative float32 orders like its uint32 bits), starting
+  from a bracket read off a strided sample of the row and stopping as soon as a
+  threshold splits off exactly K users; then one cumsum compacts the selected
+  indices. About a dozen passes of a fused compare-and-count over the row, for
+  any K. Ties at the K-th place go to the lower index, which is the set
+  ``lax.top_k`` returns; the set comes in ascending index order unless
+  ``sorted=True``, which sorts it by (distance, index) -- then the output equals
+  the ``"top_k"`` kernel's exactly.
+
+Eq. (14) needs only the set, so the pipeline asks for ``sorted=False``.
 """
 from __future__ import annotations
 
 import functools
+import math
 
 import chex
 import jax
@@ -60,7 +76,141 @@ def match_scores(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
   return jnp.where(valid[None, :], s, -jnp.inf)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "chunk_size", "target_chunk_size"))
+# Above this K the threshold kernel beats lax.top_k on CPU (bench.py measures both).
+AUTO_THRESHOLD_MIN_K = 1024
+_INF_BITS = 0x7F800000      # uint32 bits of +inf: invalid users sort last
+_SAMPLE_STRIDE = 32         # every 32nd target user brackets the K-th distance
+METHODS = ("auto", "top_k", "threshold")
+DEFAULT_CHUNK = {"top_k": 256, "threshold": 16}   # cold users per step
+
+
+def resolve_method(method: str, k: int) -> str:
+  """``"auto"`` -> ``"top_k"`` for K < AUTO_THRESHOLD_MIN_K, else ``"threshold"``."""
+  if method not in METHODS:
+    raise ValueError(f"top-k method must be one of {METHODS}, got {method!r}")
+  if method == "auto":
+    return "top_k" if k < AUTO_THRESHOLD_MIN_K else "threshold"
+  return method
+
+
+def _distance_bits(P, W_tgt, valid, r):
+  """uint32 bits of ``|r - P W^T|`` [c, T]; +inf bits where invalid (orders as floats)."""
+  s = jnp.abs(r - P @ W_tgt.T)
+  return jnp.where(valid[None, :], jax.lax.bitcast_convert_type(s, jnp.uint32),
+                   jnp.uint32(_INF_BITS))
+
+
+def _count_below(u, t):
+  """Per row, how many entries of ``u`` [c, T] are < ``t`` [c]."""
+  return jnp.sum(u < t[:, None], axis=1, dtype=jnp.int32)
+
+
+def _threshold_rows(u, k):
+  """Exact K smallest of each row of ``u`` [c, T] (uint32 float bits) as a set.
+
+  Returns int32[c, k], ascending index order; ties at the K-th value go to the
+  lower index.
+  """
+  c, T = u.shape
+  top = jnp.uint32(_INF_BITS + 1)
+  # Bracket from a strided sample: the sample's order statistics around rank
+  # k * S / T, widened by ~4 binomial standard deviations; verified below and
+  # replaced by the full range where it does not hold.
+  samp = jnp.sort(u[:, ::_SAMPLE_STRIDE], axis=1)                      # [c, S]
+  S = samp.shape[1]
+  j = k * S / T
+  margin = 4.0 * (j * (1.0 - j / S)) ** 0.5 + 2.0
+  j_lo, j_hi = math.floor(j - margin), math.floor(j + margin) + 1
+  lo = samp[:, j_lo] if j_lo >= 0 else jnp.zeros((c,), jnp.uint32)
+  hi = samp[:, j_hi] + 1 if j_hi < S else jnp.full((c,), top, jnp.uint32)
+  c_lo, c_hi = _count_below(u, lo), _count_below(u, hi)
+  ok = (c_lo < k) & (c_hi >= k)
+  lo = jnp.where(ok, lo, jnp.uint32(0))
+  hi = jnp.where(ok, hi, top)
+  c_hi = jnp.where(ok, c_hi, jnp.int32(T))
+  # Invariant: count(< lo) < k <= count(< hi), so the K-th value is in [lo, hi).
+  # Done when a threshold splits off exactly K (c_hi == k) or the interval is one
+  # value wide (then that value is the K-th and ties fill the set).
+  def not_done(st):
+    lo, hi, c_hi = st
+    return jnp.any((c_hi != k) & (hi - lo > 1))
+
+  def halve(st):
+    lo, hi, c_hi = st
+    active = (c_hi != k) & (hi - lo > 1)
+    mid = lo + (hi - lo) // 2
+    cnt = _count_below(u, mid)
+    go_up = active & (cnt < k)
+    go_down = active & (cnt >= k)
+    return (jnp.where(go_up, mid, lo), jnp.where(go_down, mid, hi),
+            jnp.where(go_down, cnt, c_hi))
+
+  lo, hi, c_hi = jax.lax.while_loop(not_done, halve, (lo, hi, c_hi))
+  exact = c_hi == k
+  tau = jnp.where(exact, hi, lo)
+  less = u < tau[:, None]
+  need = k - jnp.sum(less, axis=1, dtype=jnp.int32)      # 0 where exact
+  eq = (u == tau[:, None]) & (need > 0)[:, None]
+  # Ties beyond the one threshold element are rare: only then pay a cumsum.
+  n_eq = jnp.sum(eq, axis=1, dtype=jnp.int32)
+  sel = jax.lax.cond(
+      jnp.all(n_eq == need), lambda: less | eq,
+      lambda: less | (eq & (jnp.cumsum(eq, axis=1, dtype=jnp.int32) <= need[:, None])))
+  pos = jnp.where(sel, jnp.cumsum(sel, axis=1, dtype=jnp.int32) - 1, k)
+  io = jax.lax.broadcasted_iota(jnp.int32, u.shape, 1)
+  return jax.vmap(lambda p, i: jnp.zeros((k,), jnp.int32).at[p].set(
+      i, mode="drop", unique_indices=True))(pos, io)
+
+
+def _sort_by_distance(u, idx):
+  """Reorders each row of ``idx`` [c, k] by (distance bits, index): closest first."""
+  d = jnp.take_along_axis(u, idx, axis=1)
+  return jax.lax.sort((d, idx), dimension=1, num_keys=2)[1]
+
+
+@functools.partial(jax.jit, static_argnames=("k", "chunk_size", "target_chunk_size",
+                                             "method", "sorted"))
+def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
+                     r: jax.Array, *, k: int, chunk_size: int,
+                     target_chunk_size: int | None = None, method: str = "top_k",
+                     sorted: bool = True) -> jax.Array:  # pylint: disable=redefined-builtin
+  """The jitted kernel behind ``topk_neighbors`` (K and method already resolved).
+
+  Args:
+    P_hat: float32[C, d]; W_tgt: float32[T, d]; valid: bool[T]; r: float32[].
+    k: neighbour count, 1 <= k <= #valid.
+    chunk_size: cold users per ``lax.map`` step.
+    target_chunk_size: target users per merge step of the ``"top_k"`` kernel
+      (None: whole rows). The ``"threshold"`` kernel always reads whole rows; its
+      memory is bounded by ``chunk_size * T``.
+    method: ``"top_k"`` or ``"threshold"``.
+    sorted: closest first; else (threshold kernel) ascending index order.
+
+  Returns:
+    int32[C, k].
+  """
+  if method == "threshold":
+    return _threshold_topk(P_hat, W_tgt, valid, r, k=k, chunk_size=chunk_size,
+                           sorted=sorted)
+  return _topk(P_hat, W_tgt, valid, r, k=k, chunk_size=chunk_size,
+               target_chunk_size=target_chunk_size)
+
+
+def _threshold_topk(P_hat, W_tgt, valid, r, *, k, chunk_size, sorted):  # pylint: disable=redefined-builtin
+  C, d = P_hat.shape
+  n_chunks = -(-C // chunk_size)
+  Pp = jnp.pad(P_hat, ((0, n_chunks * chunk_size - C), (0, 0)))
+  Pp = Pp.reshape(n_chunks, chunk_size, d)
+
+  def one_chunk(P):
+    u = _distance_bits(P, W_tgt, valid, r)
+    idx = _threshold_rows(u, k)
+    return _sort_by_distance(u, idx) if sorted else idx
+
+  idx = jax.lax.map(one_chunk, Pp)
+  return idx.reshape(n_chunks * chunk_size, k)[:C]
+
+
 def _topk(P_hat, W_tgt, valid, r, *, k, chunk_size, target_chunk_size):
   C, d = P_hat.shape
   T = W_tgt.shape[0]
@@ -101,9 +251,10 @@ def _topk(P_hat, W_tgt, valid, r, *, k, chunk_size, target_chunk_size):
 
 
 def topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None = None, *,
-                   r: float, k: int | float, chunk_size: int = 256,
+                   r: float, k: int | float, chunk_size: int | None = None,
                    target_chunk_size: int | None = None,
-                   include_untrained: bool = False) -> jax.Array:
+                   include_untrained: bool = False, method: str = "auto",
+                   sorted: bool = True) -> jax.Array:  # pylint: disable=redefined-builtin
   """Eq. (13): indices of the K target users best matching each prototype.
 
   Args:
@@ -113,14 +264,20 @@ def topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None =
       None means all.
     r: target rating used in the inversion.
     k: neighbour count, or a float fraction of the valid users (``resolve_k``).
-    chunk_size: cold users per ``lax.map`` step.
+    chunk_size: cold users per ``lax.map`` step; None: ``DEFAULT_CHUNK`` of the
+      method (the threshold kernel re-reads a ``chunk x T`` block a dozen times,
+      so a small block that stays in cache is faster).
     target_chunk_size: if set and < T, scan the target users in chunks of this
       size, merging partial top-k's (bounded memory for large T).
     include_untrained: ignore ``valid`` (parity with the public code, which
       ranks every target user, including ones without target training ratings).
+    method: ``"auto"`` (by K, see ``resolve_method``), ``"top_k"`` or
+      ``"threshold"``; all exact, with the same set.
+    sorted: closest first (ties: lower index first). ``False`` lets the threshold
+      kernel return the set in ascending index order (enough for Eq. 14).
 
   Returns:
-    idx: int32[C, K], closest first.
+    idx: int32[C, K].
   """
   chex.assert_rank([P_hat, W_tgt], [2, 2])
   chex.assert_equal_shape_suffix([P_hat, W_tgt], 1)
@@ -134,10 +291,13 @@ def topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None =
   C = P_hat.shape[0]
   if C == 0:
     return jnp.zeros((0, k), jnp.int32)
-  cs = int(min(chunk_size, C))
+  method = resolve_method(method, k)
+  cs = int(min(DEFAULT_CHUNK[method] if chunk_size is None else chunk_size, C))
   tcs = None if target_chunk_size is None else int(target_chunk_size)
-  return _topk(jnp.asarray(P_hat, jnp.float32), jnp.asarray(W_tgt, jnp.float32), valid,
-               jnp.asarray(r, jnp.float32), k=k, chunk_size=cs, target_chunk_size=tcs)
+  return select_neighbors(jnp.asarray(P_hat, jnp.float32), jnp.asarray(W_tgt, jnp.float32),
+                          valid, jnp.asarray(r, jnp.float32), k=k, chunk_size=cs,
+                          target_chunk_size=tcs, method=method,
+                          sorted=bool(sorted))
 
 
 def neighbour_mean(idx: jax.Array, W_tgt: jax.Array, *, chunk_size: int = 64) -> jax.Array:

@@ -81,3 +81,43 @@ def test_resolve_k():
       topk.resolve_k(bad, 100)
   with pytest.raises(ValueError):
     topk.resolve_k(3, 0)
+
+
+def _tied_data(C=9, T=300, seed=3):
+  """Prototypes and users on a coarse grid, so many distances tie exactly."""
+  rng = np.random.default_rng(seed)
+  P = rng.integers(-2, 3, size=(C, 3)).astype(np.float32)
+  W = rng.integers(-2, 3, size=(T, 3)).astype(np.float32)
+  valid = rng.random(T) < 0.8
+  return P, W, valid
+
+
+@pytest.mark.parametrize("data", ["continuous", "tied"])
+@pytest.mark.parametrize("k", [1, 2, 7, 50, 128, "all"])
+@pytest.mark.parametrize("chunk", [1, 4, 16])
+def test_threshold_kernel_equals_top_k_kernel(data, k, chunk):
+  P, W, valid = _data(C=11, T=300, seed=4) if data == "continuous" else _tied_data()
+  k = int(valid.sum()) if k == "all" else k
+  ref = np.asarray(topk.topk_neighbors(P, W, valid, r=5.0, k=k, method="top_k"))
+  srt = np.asarray(topk.topk_neighbors(P, W, valid, r=5.0, k=k, method="threshold",
+                                       chunk_size=chunk, sorted=True))
+  np.testing.assert_array_equal(srt, ref)             # same order, ties by index
+  st = np.asarray(topk.topk_neighbors(P, W, valid, r=5.0, k=k, method="threshold",
+                                      chunk_size=chunk, sorted=False))
+  np.testing.assert_array_equal(st, np.sort(ref, axis=1))   # same set, index order
+  assert valid[st].all()
+
+
+def test_threshold_kernel_matches_numpy_on_large_rows():
+  # Rows long enough that the sampled bracket is used (T >> the sample stride).
+  P, W, valid = _data(C=6, T=5000, seed=5)
+  for k in (1, 37, 999, 2500, int(valid.sum())):
+    idx = np.asarray(topk.topk_neighbors(P, W, valid, r=3.0, k=k, method="threshold"))
+    np.testing.assert_array_equal(np.sort(idx, 1), np.sort(_np_topk(P, W, valid, 3.0, k), 1))
+
+
+def test_auto_method_and_bad_method():
+  assert topk.resolve_method("auto", 10) == "top_k"
+  assert topk.resolve_method("auto", topk.AUTO_THRESHOLD_MIN_K) == "threshold"
+  with pytest.raises(ValueError, match="method"):
+    topk.resolve_method("radix", 10)
