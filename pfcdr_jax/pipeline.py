@@ -30,6 +30,7 @@ from pfcdr_jax import cache as cache_lib
 from pfcdr_jax import bridge as bridge_lib
 from pfcdr_jax import inversion as inversion_lib
 from pfcdr_jax import metrics as metrics_lib
+from pfcdr_jax import sharding as sharding_lib
 from pfcdr_jax import topk as topk_lib
 from pfcdr_jax.baselines import context as context_lib
 from pfcdr_jax.baselines import emcdr as emcdr_lib
@@ -164,9 +165,14 @@ def _prototypes(scorer, w, V, users, key, cfg: PFCDRConfig, cache, cache_key, na
     record["cached"] = True
     return arrays["prototypes"]
   users = jnp.asarray(users)
-  out = inversion_lib.invert_users(jnp.asarray(w)[users], V, key, cfg.inversion_config(),
-                                   linear_in_b=scorer.linear_in_b, user_index=users,
-                                   progress=name)
+  if jax.device_count() > 1:   # the same kernel, users sharded over every device
+    out = sharding_lib.shard_invert_users(jnp.asarray(w)[users], V, key,
+                                          cfg.inversion_config(),
+                                          linear_in_b=scorer.linear_in_b, user_index=users)
+  else:
+    out = inversion_lib.invert_users(jnp.asarray(w)[users], V, key, cfg.inversion_config(),
+                                     linear_in_b=scorer.linear_in_b, user_index=users,
+                                     progress=name)
   protos = np.asarray(out.prototypes)
   meta = {"n_users": int(len(users)), "mean_final_loss": float(np.mean(out.loss)),
           "method": out.method}
@@ -190,10 +196,11 @@ def _parse_k(text: str) -> int | float:
 
 def _topk_predict(P_hat, W_t, valid, V_t, users_of_rating, rows_of_user, items, k, cfg):
   """Predictions of Eq. (14) for ratings of cold users, with K neighbours."""
-  idx = topk_lib.topk_neighbors(jnp.asarray(P_hat), W_t, valid, r=cfg.target_rating, k=k,
-                                chunk_size=cfg.topk_chunk, method=cfg.topk_method,
-                                sorted=False,
-                                include_untrained=cfg.include_untrained)
+  select = (sharding_lib.shard_topk_neighbors if jax.device_count() > 1
+            else topk_lib.topk_neighbors)   # cold users sharded over every device
+  idx = select(jnp.asarray(P_hat), W_t, valid, r=cfg.target_rating, k=k,
+               chunk_size=cfg.topk_chunk, method=cfg.topk_method, sorted=False,
+               include_untrained=cfg.include_untrained)
   mean_w = topk_lib.neighbour_mean(idx, W_t)                         # [C, d]
   return np.asarray(jnp.sum(mean_w[rows_of_user[users_of_rating]] * V_t[items], axis=-1))
 

@@ -57,8 +57,28 @@ _SCRIPT = textwrap.dedent("""
                                         mesh=mesh)
       out[f"topk_{k}"] = {"equal": bool(np.array_equal(np.asarray(a), np.asarray(b))),
                           "shape": list(b.shape)}
+    for sorted_ in (True, False):   # the threshold kernel, sharded
+      a = topk.topk_neighbors(P_hat, W_t, valid, r=5.0, k=60, method="threshold",
+                              sorted=sorted_)
+      b = sharding.shard_topk_neighbors(P_hat, W_t, valid, r=5.0, k=60, method="threshold",
+                                        sorted=sorted_, mesh=mesh)
+      out[f"threshold_sorted_{sorted_}"] = {
+          "equal": bool(np.array_equal(np.asarray(a), np.asarray(b))), "shape": list(b.shape)}
+    # The whole pipeline: with 4 devices it shards inversion and top-k.
+    import tempfile
+    from pfcdr_jax import pipeline
+    cfg = pipeline.PFCDRConfig(**json.loads(sys.argv[1]))
+    with tempfile.TemporaryDirectory() as tmp:
+      res = pipeline.run_pfcdr(cfg, tmp)
+    out["pipeline"] = {m: res["methods"][m]["mae"] for m in ("PFCDR", "EMCDR")}
+    out["pipeline_k"] = res["selected"]["topk"]
     print("RESULT " + json.dumps(out))
 """)
+
+
+_PIPELINE_CFG = dict(task="synthetic", like="music2movie", scale=0.004, beta=0.2, seed=0,
+                     epochs=4, batch_size=256, lrs=[0.02], inversion_steps=40,
+                     bridge_epochs=20, use_cache=False)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +88,8 @@ def four_device_result():
                       " --xla_force_host_platform_device_count=4").strip()
   env["JAX_PLATFORMS"] = "cpu"
   env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-  proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, cwd=REPO,
+  proc = subprocess.run([sys.executable, "-c", _SCRIPT, json.dumps(_PIPELINE_CFG)],
+                        env=env, cwd=REPO,
                         capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-4000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
@@ -91,6 +112,20 @@ def test_sharded_topk_equals_single_device(four_device_result, k):
   res = four_device_result[f"topk_{k}"]
   assert res["equal"]
   assert res["shape"][0] == 7
+
+
+@pytest.mark.parametrize("sorted_", [True, False])
+def test_sharded_threshold_topk_equals_single_device(four_device_result, sorted_):
+  r = four_device_result[f"threshold_sorted_{sorted_}"]
+  assert r["equal"] and r["shape"] == [7, 60]
+
+
+def test_pipeline_on_four_devices_equals_one_device(four_device_result, tmp_path):
+  from pfcdr_jax import pipeline  # pylint: disable=g-import-not-at-top
+  res = pipeline.run_pfcdr(pipeline.PFCDRConfig(**_PIPELINE_CFG), tmp_path)
+  assert four_device_result["pipeline_k"] == res["selected"]["topk"]
+  for m, mae in four_device_result["pipeline"].items():
+    assert mae == pytest.approx(res["methods"][m]["mae"], abs=1e-5), m
 
 
 def test_one_device_mesh_is_the_plain_path():
