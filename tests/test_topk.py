@@ -121,3 +121,11 @@ def test_auto_method_and_bad_method():
   assert topk.resolve_method("auto", topk.AUTO_THRESHOLD_MIN_K) == "threshold"
   with pytest.raises(ValueError, match="method"):
     topk.resolve_method("radix", 10)
+
+
+@pytest.mark.parametrize("T", [1, 31, 32, 33, 100, 1000])
+def test_exclusive_prefix_count_matches_numpy(T):
+  rng = np.random.default_rng(T)
+  mask = rng.random((3, T)) < 0.4
+  got = np.asarray(topk._exclusive_prefix_count(jnp.asarray(mask)))  # pylint: disable=protected-access
+  np.testing.assert_array_equal(got, np.cumsum(mask, axis=1) - mask)
