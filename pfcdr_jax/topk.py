@@ -156,10 +156,14 @@ def _threshold_rows(u, k):
   sel = jax.lax.cond(
       jnp.all(n_eq == need), lambda: less | eq,
       lambda: less | (eq & (_exclusive_prefix_count(eq) < need[:, None])))
-  pos = jnp.where(sel, _exclusive_prefix_count(sel), k)
+  # Stable partition: the k selected go to slots 0..k-1 in index order, the rest
+  # after them, so the scatter is a permutation (every slot written once, all in
+  # bounds: no per-element bounds check, ~2x faster than dropping the rest).
   io = jax.lax.broadcasted_iota(jnp.int32, u.shape, 1)
-  return jax.vmap(lambda p, i: jnp.zeros((k,), jnp.int32).at[p].set(
-      i, mode="drop", unique_indices=True))(pos, io)
+  before = _exclusive_prefix_count(sel)
+  pos = jnp.where(sel, before, k + io - before)
+  return jax.vmap(lambda p, i: jnp.zeros((T,), jnp.int32).at[p].set(
+      i, mode="promise_in_bounds", unique_indices=True))(pos, io)[:, :k]
 
 
 def _exclusive_prefix_count(mask):
@@ -182,9 +186,12 @@ def _exclusive_prefix_count(mask):
 
 
 def _sort_by_distance(u, idx):
-  """Reorders each row of ``idx`` [c, k] by (distance bits, index): closest first."""
+  """Reorders each row of ``idx`` [c, k] (ascending indices) closest first.
+
+  One sort key: the stable sort keeps equal distances in index order.
+  """
   d = jnp.take_along_axis(u, idx, axis=1)
-  return jax.lax.sort((d, idx), dimension=1, num_keys=2)[1]
+  return jax.lax.sort((d, idx), dimension=1, num_keys=1, is_stable=True)[1]
 
 
 @functools.partial(jax.jit, static_argnames=("k", "chunk_size", "target_chunk_size",
