@@ -171,7 +171,7 @@ def _exclusive_prefix_count(mask):
 
   The row is packed into 32-bit words: each position's count is the prefix of the
   word popcounts (a scan 32x shorter) plus the popcount of its own word below it.
-  XLA's CPU cumsum over 10^5 entries costs ~15 passes; this costs ~3.
+  (3,606 rows of 123,960 on 2 CPU cores: 0.5 s, against 2.1 s for ``jnp.cumsum``.)
   """
   c, T = mask.shape
   nw = -(-T // 32)
