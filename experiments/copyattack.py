@@ -100,6 +100,10 @@ def _config() -> pipeline.ExperimentConfig:
       methods=tuple(FLAGS.methods) or None)
 
 
+def _dataset_label() -> str:
+  return "SYNTHETIC" if FLAGS.synthetic else "ML100K-ML1M"
+
+
 def _load():
   if FLAGS.synthetic:
     from pfcdr_jax.copyattack import synthetic
@@ -157,7 +161,7 @@ def main(argv):
       "timings_s": timings,
   }
   (workdir / "results.json").write_text(json.dumps(results, indent=2))
-  table = pipeline.table2_markdown(res["methods"])
+  table = pipeline.table2_markdown(res["methods"], dataset=_dataset_label())
   (workdir / "table2.md").write_text(table + "\n")
   print(table, flush=True)
 
@@ -176,7 +180,7 @@ def _analysis(kind, cfg, setup, methods, workdir, metrics_file):
                                  metrics_file=metrics_file)
       rows.append(dict(depth=d, branching=tr.branching,
                        **res["methods"]["CopyAttack"]))
-    plots.plot_depth(rows, workdir / "depth.png")
+    plots.plot_depth(rows, workdir / "depth.png", dataset=_dataset_label())
   elif kind == "popularity":
     groups = data_lib.popularity_groups(setup.cd)
     tr, data, _ = pipeline.build_attacker(setup, cfg.depth, cfg.seed)
@@ -194,7 +198,7 @@ def _analysis(kind, cfg, setup, methods, workdir, metrics_file):
                                  tr, data, cfg.seed, cfg.n_neg,
                                  metrics_file=metrics_file)
       rows.append(dict(group=g, **res["methods"]["CopyAttack"]))
-    plots.plot_popularity(rows, workdir / "popularity.png")
+    plots.plot_popularity(rows, workdir / "popularity.png", dataset=_dataset_label())
   elif kind == "budget":
     items = data_lib.select_target_items(
         setup.cd, cfg.num_target_items, cfg.seed,
@@ -210,7 +214,7 @@ def _analysis(kind, cfg, setup, methods, workdir, metrics_file):
       for n, m in res["methods"].items():
         if n != "Without Attack":
           rows.append(dict(budget=b, method=n, **m))
-    plots.plot_budget(rows, workdir / "budget.png")
+    plots.plot_budget(rows, workdir / "budget.png", dataset=_dataset_label())
   return rows
 
 

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_depth(rows: list[dict], path: Path) -> None:
+def plot_depth(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> None:
   """Figure 3: HR@20 and NDCG@20 of CopyAttack vs. tree depth.
 
   Args:
@@ -22,13 +22,13 @@ def plot_depth(rows: list[dict], path: Path) -> None:
     ax.bar([str(v) for v in x], [r[m] for r in rows], color="tab:blue")
     ax.set_xlabel("depth d of the clustering tree")
     ax.set_ylabel(m)
-  fig.suptitle("Effect of depth (ML100K-ML1M)")
+  fig.suptitle(f"Effect of depth ({dataset})")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
 
-def plot_popularity(rows: list[dict], path: Path) -> None:
+def plot_popularity(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> None:
   """Figure 4: HR@20 / NDCG@20 by target-item popularity decile.
 
   Args:
@@ -42,13 +42,13 @@ def plot_popularity(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("item popularity group (most popular first)")
     ax.set_ylabel(m)
     ax.tick_params(axis="x", rotation=60)
-  fig.suptitle("Effect of item popularity (ML100K-ML1M)")
+  fig.suptitle(f"Effect of item popularity ({dataset})")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
 
-def plot_budget(rows: list[dict], path: Path) -> None:
+def plot_budget(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> None:
   """Figure 5: HR@20 / NDCG@20 of each method vs. the budget.
 
   Args:
@@ -65,7 +65,7 @@ def plot_budget(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("budget (copied profiles)")
     ax.set_ylabel(m)
   axes[0].legend(fontsize=7)
-  fig.suptitle("Effect of budget (ML100K-ML1M)")
+  fig.suptitle(f"Effect of budget ({dataset})")
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
