@@ -77,8 +77,8 @@ _SCRIPT = textwrap.dedent("""
 
 
 _PIPELINE_CFG = dict(task="synthetic", like="music2movie", scale=0.004, beta=0.2, seed=0,
-                     epochs=4, batch_size=256, lrs=[0.02], inversion_steps=40,
-                     bridge_epochs=20, use_cache=False)
+                     epochs=2, batch_size=256, lrs=[0.02], inversion_steps=20,
+                     bridge_epochs=10, use_cache=False)
 
 
 @pytest.fixture(scope="module")

@@ -93,8 +93,8 @@ def _tied_data(C=9, T=300, seed=3):
 
 
 @pytest.mark.parametrize("data", ["continuous", "tied"])
-@pytest.mark.parametrize("k", [1, 2, 7, 50, 128, "all"])
-@pytest.mark.parametrize("chunk", [3, 16])
+@pytest.mark.parametrize("k,chunk", [(1, 3), (2, 16), (7, 3), (50, 16), (128, 3),
+                                     ("all", 16)])
 def test_threshold_kernel_equals_top_k_kernel(data, k, chunk):
   P, W, valid = _data(C=11, T=300, seed=4) if data == "continuous" else _tied_data()
   k = int(valid.sum()) if k == "all" else k
@@ -111,7 +111,7 @@ def test_threshold_kernel_equals_top_k_kernel(data, k, chunk):
 def test_threshold_kernel_matches_numpy_on_large_rows():
   # Rows long enough that the sampled bracket is used (T >> the sample stride).
   P, W, valid = _data(C=6, T=5000, seed=5)
-  for k in (1, 37, 999, 2500, int(valid.sum())):
+  for k in (1, 999, int(valid.sum())):
     idx = np.asarray(topk.topk_neighbors(P, W, valid, r=3.0, k=k, method="threshold"))
     np.testing.assert_array_equal(np.sort(idx, 1), np.sort(_np_topk(P, W, valid, 3.0, k), 1))
 
