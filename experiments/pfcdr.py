@@ -22,15 +22,7 @@ from pfcdr_jax import pipeline  # noqa: E402
 from pfcdr_jax.data import tasks  # noqa: E402
 from pfcdr_jax.data.errors import DataError  # noqa: E402
 
-# Per-task presets; flags given on the command line override them.
-TASKS = {
-    "comedy2drama": dict(epochs=100, batch_size=1024),
-    "book2movie": dict(epochs=20, batch_size=4096),
-    "book2music": dict(epochs=20, batch_size=4096),
-    "music2movie": dict(epochs=20, batch_size=4096),
-    "custom": dict(epochs=30, batch_size=1024),
-    "synthetic": dict(epochs=20, batch_size=4096),
-}
+TASKS = pipeline.TASK_PRESETS   # per-task presets; flags override them
 
 _TASK = flags.DEFINE_enum("task", "comedy2drama", list(tasks.TASK_NAMES), "CDR task.")
 _BETA = flags.DEFINE_float("beta", 0.2, "Fraction of overlap users made cold-start (test).")

@@ -27,15 +27,7 @@ from pfcdr_jax.baselines import registry  # noqa: E402
 from pfcdr_jax.data import tasks  # noqa: E402
 from pfcdr_jax.data.errors import DataError  # noqa: E402
 
-# Per-task presets (as experiments/pfcdr.py); flags given on the command line override them.
-TASKS = {
-    "comedy2drama": dict(epochs=100, batch_size=1024),
-    "book2movie": dict(epochs=20, batch_size=4096),
-    "book2music": dict(epochs=20, batch_size=4096),
-    "music2movie": dict(epochs=20, batch_size=4096),
-    "custom": dict(epochs=30, batch_size=1024),
-    "synthetic": dict(epochs=20, batch_size=4096),
-}
+TASKS = pipeline.TASK_PRESETS   # per-task presets; flags override them
 ALL_TASKS = ("book2movie", "book2music", "music2movie", "comedy2drama")
 # --quick: one seed, one beta, short pretraining, two learning rates, cheap baselines.
 QUICK = dict(epochs=10, lrs=(0.005, 0.01), bridge_epochs=50)

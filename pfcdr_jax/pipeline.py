@@ -46,6 +46,16 @@ log = logging.getLogger(__name__)
 DEFAULT_TOPK_GRID = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
+# Per-task pretraining presets of the experiment scripts (flags override them).
+TASK_PRESETS = {
+    "comedy2drama": dict(epochs=100, batch_size=1024),
+    "book2movie": dict(epochs=20, batch_size=4096),
+    "book2music": dict(epochs=20, batch_size=4096),
+    "music2movie": dict(epochs=20, batch_size=4096),
+    "custom": dict(epochs=30, batch_size=1024),
+    "synthetic": dict(epochs=20, batch_size=4096),
+}
+
 @dataclasses.dataclass(frozen=True)
 class PFCDRConfig:
   """Everything one PFCDR run depends on (built from flags by the script)."""
