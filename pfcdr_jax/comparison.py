@@ -48,8 +48,11 @@ GROUPS = (
     ("Privacy-preserving CDR", ("DP-EMCDR", "PriCDR-S", "PFCDR")),
     ("Floors", FLOORS),
 )
-# Config fields that may differ between a finished cell and the request.
-_IGNORED_FIELDS = ("extra_baselines", "cache_dir", "use_cache", "data_dir")
+# Config fields that may differ between a finished cell and the request: paths, the
+# method list (checked separately) and execution-only knobs of exact kernels (chunk
+# sizes and the top-k algorithm give the same neighbour sets; tested in test_topk).
+_IGNORED_FIELDS = ("extra_baselines", "cache_dir", "use_cache", "data_dir",
+                   "topk_method", "topk_chunk", "inversion_chunk")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,8 +102,11 @@ def is_finished(workdir: Path, cfg: pipeline.PFCDRConfig) -> bool:
   except (OSError, ValueError):
     return False
   want = cache_lib._jsonable(cfg)  # pylint: disable=protected-access
+  # A field added to PFCDRConfig after the cell ran is absent from its config.json;
+  # the cell ran with that field's default behaviour, so compare against the default.
+  defaults = cache_lib._jsonable(pipeline.PFCDRConfig())  # pylint: disable=protected-access
   for k in set(want) | set(stored):
-    if k not in _IGNORED_FIELDS and stored.get(k) != want.get(k):
+    if k not in _IGNORED_FIELDS and stored.get(k, defaults.get(k)) != want.get(k):
       log.info("cell %s: config field %r changed (%r -> %r); rerunning", workdir.name, k,
                stored.get(k), want.get(k))
       return False

@@ -228,6 +228,10 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
   """
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  # A rerun first removes the previous run's outputs, so an interrupted rerun can never
+  # pair a new config.json with an old results.json (comparison.is_finished reads both).
+  for stale in ("results.json", "predictions-test.npz"):
+    (workdir / stale).unlink(missing_ok=True)
   cache_lib.atomic_write_text(workdir / "config.json",
                               json.dumps(cache_lib._jsonable(cfg), indent=2))
   (workdir / "metrics.jsonl").unlink(missing_ok=True)

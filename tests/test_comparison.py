@@ -193,6 +193,49 @@ def test_resume_skips_finished_cells(tmp_path, monkeypatch):
   assert len(calls) == 11
 
 
+def test_cell_from_before_a_new_config_field_still_counts_as_finished(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
+  cfg = pipeline.PFCDRConfig(task="synthetic")
+  cells = comparison.make_cells(("synthetic",), (0.2,), ("mf",), 1)
+  (d,) = comparison.run_cells(cfg, cells, tmp_path)
+  stored = json.loads((d / "config.json").read_text())
+  del stored["include_untrained"]   # a field the cell's code did not have yet
+  stored["topk_method"] = "top_k"   # execution-only: an exact kernel, same neighbours
+  stored["topk_chunk"] = 64
+  (d / "config.json").write_text(json.dumps(stored))
+  comparison.run_cells(cfg, cells, tmp_path)
+  assert len(calls) == 1
+  # ...but a missing field whose request differs from the default reruns the cell.
+  comparison.run_cells(pipeline.PFCDRConfig(task="synthetic", include_untrained=True), cells,
+                       tmp_path)
+  assert len(calls) == 2
+
+
+def test_rerun_removes_old_results_before_it_starts(tmp_path, monkeypatch):
+  """An interrupted rerun must not leave a new config.json beside an old results.json."""
+  cfg = pipeline.PFCDRConfig(task="synthetic", scale=0.002, epochs=1, lrs=(0.01,),
+                             bridge_epochs=1, topk="5", use_cache=False)
+  work = tmp_path / "cell"
+  work.mkdir()
+  (work / "results.json").write_text("{}")
+  (work / "predictions-test.npz").write_bytes(b"old")
+
+  class Interrupt(Exception):
+    pass
+
+  def boom(*a, **k):
+    raise Interrupt
+
+  monkeypatch.setattr(pipeline.tasks_lib, "load_task", boom)
+  with pytest.raises(Interrupt):
+    pipeline.run_pfcdr(cfg, work)
+  assert (work / "config.json").exists()
+  assert not (work / "results.json").exists()
+  assert not (work / "predictions-test.npz").exists()
+  assert not comparison.is_finished(work, cfg)
+
+
 def test_plot_writes_png(tmp_path):
   dirs = _cells(tmp_path, pfcdr_noise=0.3, other_noise=0.6)
   rows = comparison.summarize(dirs)
