@@ -37,6 +37,7 @@ _NUM_SEEDS = flags.DEFINE_integer("num_seeds", 10, "Independent runs, seeds 0..N
 _QUICK = flags.DEFINE_bool("quick", False, "1 seed, few epochs, one setting per baseline.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output root (default runs/figure2/<task>, "
                                "'-quick' appended with --quick).")
+_SEED_STACK = comparison.define_seed_stack_flag()
 _CACHE_DIR = flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache shared by all cells.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory.")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Max pretraining epochs (preset if unset).")
@@ -59,7 +60,8 @@ def main(argv):
   t0 = time.perf_counter()
   cells = comparison.make_cells((task,), (_BETA.value,), BASE_MODELS, num_seeds)
   try:
-    dirs = comparison.run_cells(cfg, cells, os.path.join(root, "cells"))
+    dirs = comparison.run_cells(cfg, cells, os.path.join(root, "cells"),
+                                seed_stack=comparison.use_seed_stack(_SEED_STACK.value))
   except DataError as e:
     sys.exit(f"error: {e}")
   rows = comparison.summarize(dirs)

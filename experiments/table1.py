@@ -41,6 +41,7 @@ _QUICK = flags.DEFINE_bool("quick", False, "1 seed, beta 0.2, few epochs, one se
                            "baseline (CI smoke run; still every method).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output root (default runs/table1/<task>, "
                                "or runs/table1/all with --all; '-quick' appended with --quick).")
+_SEED_STACK = comparison.define_seed_stack_flag()
 _CACHE_DIR = flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache shared by all cells.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory.")
 _BASELINES = flags.DEFINE_list("baselines", list(registry.NAMES),
@@ -92,7 +93,8 @@ def main(argv):
   try:
     for task in task_list:
       cells = comparison.make_cells((task,), betas, (_BASE.value,), num_seeds)
-      dirs += comparison.run_cells(build_config(task), cells, os.path.join(root, "cells"))
+      dirs += comparison.run_cells(build_config(task), cells, os.path.join(root, "cells"),
+                                   seed_stack=comparison.use_seed_stack(_SEED_STACK.value))
   except DataError as e:
     sys.exit(f"error: {e}")
   rows = comparison.summarize(dirs)

@@ -127,18 +127,58 @@ def is_finished(workdir: Path, cfg: pipeline.PFCDRConfig) -> bool:
   return (workdir / "predictions-test.npz").exists()
 
 
-def run_cells(base_cfg: pipeline.PFCDRConfig, cells: Sequence[Cell], root: str | Path
-              ) -> list[Path]:
+SEED_STACK_MODES = ("auto", "on", "off")
+
+
+def use_seed_stack(mode: str) -> bool:
+  """``--seed_stack``: "on", "off", or "auto" = on when JAX runs on an accelerator.
+
+  On 2 CPU cores a stack of 3 comedy2drama seeds took 0.8x the speed of one seed after
+  another (``experiments/bench_seeds.py``, BUILD_NOTES): CPU pretraining is bound by
+  arithmetic, not by launches, so "auto" leaves CPU runs sequential. The parameters
+  came out bit-identical either way in that measurement.
+  """
+  if mode not in SEED_STACK_MODES:
+    raise ValueError(f"seed_stack must be one of {SEED_STACK_MODES}, got {mode!r}")
+  if mode == "auto":
+    import jax  # pylint: disable=g-import-not-at-top
+    return jax.default_backend() != "cpu"
+  return mode == "on"
+
+
+def define_seed_stack_flag():
+  """Defines the scripts' ``--seed_stack`` absl flag (table1.py, figure2.py)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  return flags.DEFINE_enum(
+      "seed_stack", "auto", list(SEED_STACK_MODES),
+      "Pretrain the unfinished seeds of each (task, beta, base model) as one vmapped "
+      "stack where the domains' shapes allow; auto: on when JAX runs on an accelerator.")
+
+
+def run_cells(base_cfg: pipeline.PFCDRConfig, cells: Sequence[Cell], root: str | Path,
+              *, seed_stack: bool = False) -> list[Path]:
   """Runs every unfinished cell under ``root/<cell.dirname>``; returns all workdirs.
 
   Every cell uses ``base_cfg.cache_dir`` (set it to share pretraining across cells;
-  None gives each cell its own ``<workdir>/cache``).
+  None gives each cell its own ``<workdir>/cache``). With ``seed_stack`` the
+  unfinished seeds of each (task, beta, base model) first pretrain together, vmapped
+  over the seed axis where the domains' shapes allow (:func:`pipeline.pretrain_seeds`);
+  the cells then load those parameters from the stage cache.
   """
   root = Path(root)
   dirs = [root / c.dirname for c in cells]
   todo = [(c, d) for c, d in zip(cells, dirs) if not is_finished(d, cell_config(base_cfg, c))]
   log.info("%d cells, %d finished, %d to run", len(cells), len(cells) - len(todo), len(todo))
   t0 = time.perf_counter()
+  if seed_stack:
+    groups: dict[tuple, list[tuple[Cell, Path]]] = {}
+    for cell, workdir in todo:
+      groups.setdefault((cell.task, cell.beta, cell.base_model), []).append((cell, workdir))
+    for group in groups.values():
+      if len(group) > 1:
+        stacked = pipeline.pretrain_seeds([cell_config(base_cfg, c) for c, _ in group],
+                                          [d for _, d in group])
+        log.info("seed-stacked pretraining of %s: %s", group[0][0].dirname, stacked)
   for i, (cell, workdir) in enumerate(todo):
     log.info("cell %d/%d: %s", i + 1, len(todo), cell.dirname)
     pipeline.run_pfcdr(cell_config(base_cfg, cell), workdir)

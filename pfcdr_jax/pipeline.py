@@ -105,7 +105,7 @@ class PFCDRConfig:
   def train_config(self) -> train_lib.TrainConfig:
     return train_lib.TrainConfig(
         lrs=tuple(self.lrs), epochs=self.epochs, batch_size=self.batch_size,
-        heldout_fraction=self.heldout_fraction, seed=self.seed)
+        heldout_fraction=self.heldout_fraction, seed=self.seed, dim=self.emb_dim)
 
 
 class _Recorder:
@@ -144,11 +144,24 @@ def _domain_counts(d: splits_lib.DomainData) -> dict[str, int]:
           "ratings": int(d.rating.size)}
 
 
+def _pretrain_template(scorer, domain, cfg: PFCDRConfig, key):
+  return jax.eval_shape(lambda k: scorer.init(k, domain.n_users, domain.n_items,
+                                              cfg.emb_dim), key)
+
+
+def _save_pretrain(cache, name: str, cache_key: str, result: train_lib.TrainResult,
+                   extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+  meta = {"lr": float(result.lr), "epoch": int(result.epoch),
+          "heldout_mse": float(result.heldout_mse), **(extra_meta or {})}
+  leaves = jax.tree_util.tree_leaves(result.params)
+  cache.save(f"pretrain-{name}", cache_key,
+             {f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)}, meta)
+  return meta
+
+
 def _pretrain(scorer, domain, cfg: PFCDRConfig, key, cache, cache_key, name, record):
   """Trains (or loads) one domain's scorer; returns its params pytree."""
-  template = jax.eval_shape(lambda k: scorer.init(k, domain.n_users, domain.n_items,
-                                                  cfg.emb_dim), key)
-  leaves_t, treedef = jax.tree_util.tree_flatten(template)
+  leaves_t, treedef = jax.tree_util.tree_flatten(_pretrain_template(scorer, domain, cfg, key))
   hit = cache.load(f"pretrain-{name}", cache_key) if cfg.use_cache else None
   if hit is not None:
     arrays, meta = hit
@@ -157,12 +170,7 @@ def _pretrain(scorer, domain, cfg: PFCDRConfig, key, cache, cache_key, name, rec
     record["cached"] = True
     return jax.tree_util.tree_unflatten(treedef, leaves)
   result = train_lib.train_scorer(scorer, domain, cfg.train_config(), key)
-  meta = {"lr": float(result.lr), "epoch": int(result.epoch),
-          "heldout_mse": float(result.heldout_mse)}
-  record.update(meta)
-  leaves = jax.tree_util.tree_leaves(result.params)
-  cache.save(f"pretrain-{name}", cache_key,
-             {f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)}, meta)
+  record.update(_save_pretrain(cache, name, cache_key, result))
   return result.params
 
 
@@ -215,6 +223,93 @@ def _topk_predict(P_hat, W_t, valid, V_t, users_of_rating, rows_of_user, items, 
   return np.asarray(jnp.sum(mean_w[rows_of_user[users_of_rating]] * V_t[items], axis=-1))
 
 
+def _stage_keys(cfg: PFCDRConfig) -> list[jax.Array]:
+  """The run's stage keys, in order: source / target pretraining, source / target
+  inversion, bridge, EMCDR, extra baselines (all from ``PRNGKey(cfg.seed)``)."""
+  return list(jax.random.split(jax.random.PRNGKey(cfg.seed), 7))
+
+
+def _load_split(cfg: PFCDRConfig):
+  """(CDRData, task info, data hash) of the run's task, beta and seed."""
+  src_df, tgt_df, info = tasks_lib.load_task(
+      cfg.task, data_dir=cfg.data_dir, seed=cfg.seed, scale=cfg.scale, like=cfg.like,
+      source_file=cfg.source_file, target_file=cfg.target_file)
+  data = splits_lib.make_cdr_split(src_df, tgt_df, beta=cfg.beta, seed=cfg.seed,
+                                   val_fraction=cfg.val_fraction, name=cfg.task)
+  return data, info, cache_lib.stable_hash(data.manifest)
+
+
+def _train_key_fields(cfg: PFCDRConfig) -> tuple:
+  return (cfg.base_model, cfg.emb_dim, cfg.lrs, cfg.epochs, cfg.batch_size,
+          cfg.heldout_fraction, cfg.seed)
+
+
+def _pretrain_cache_key(cfg: PFCDRConfig, data_hash: str, name: str) -> str:
+  return cache_lib.stable_hash(data_hash, name, _train_key_fields(cfg))
+
+
+def _stage_cache(cfg: PFCDRConfig, workdir: Path) -> cache_lib.StageCache:
+  return cache_lib.StageCache(
+      (Path(cfg.cache_dir) if cfg.cache_dir else workdir / "cache") if cfg.use_cache else None)
+
+
+def pretrain_seeds(cfgs: Sequence[PFCDRConfig], workdirs: Sequence[str | Path]
+                   ) -> dict[str, list[list[int]]]:
+  """Pretrains several runs' domains together, seeds vmapped, where the shapes allow.
+
+  For each run (``cfgs[i]`` with workdir ``workdirs[i]``) this computes what
+  :func:`run_pfcdr` would train in its ``pretrain_source`` / ``pretrain_target``
+  stages: same split, PRNG keys, configuration and cache key. Runs whose entry is not
+  cached are grouped by domain shape (and configuration up to the seed); each group
+  of two or more trains as one seed stack (``train.train_scorer_seeds``) and stores
+  every seed's parameters in the run's stage cache, where ``run_pfcdr`` then finds
+  them. Singletons are left to ``run_pfcdr``. A no-op for runs without a cache.
+
+  Which stacks form: the source domain is the same for every seed of a real task (the
+  split only chooses which overlapping users are cold), so all seeds stack; the target
+  training domain loses each seed's own cold users' ratings, so its size differs per
+  seed and it almost never stacks (it trains per seed, as before).
+
+  Returns:
+    ``{"source": groups, "target": groups}``: the seeds of each stack trained here.
+  """
+  cfgs = list(cfgs)
+  if len(cfgs) != len(workdirs):
+    raise ValueError(f"{len(cfgs)} configs but {len(workdirs)} workdirs")
+  pending: dict[str, dict[tuple, list]] = {"source": {}, "target": {}}
+  for cfg, workdir in zip(cfgs, workdirs):
+    if not cfg.use_cache:
+      continue
+    cache = _stage_cache(cfg, Path(workdir))
+    data, _, data_hash = _load_split(cfg)
+    k_src, k_tgt = _stage_keys(cfg)[:2]
+    for name, domain, key in (("source", data.source, k_src),
+                              ("target", data.target_train, k_tgt)):
+      cache_key = _pretrain_cache_key(cfg, data_hash, name)
+      if cache.path(f"pretrain-{name}", cache_key).exists():
+        continue
+      group = (train_lib.domain_shape(domain), cfg.base_model,
+               dataclasses.replace(cfg.train_config(), seed=0))
+      pending[name].setdefault(group, []).append((cfg, domain, key, cache, cache_key))
+  stacked: dict[str, list[list[int]]] = {"source": [], "target": []}
+  for name, groups in pending.items():
+    for runs in groups.values():
+      if len(runs) < 2:
+        continue
+      seeds = [cfg.seed for cfg, *_ in runs]
+      log.info("pretrain_%s: seeds %s as one vmapped stack", name, seeds)
+      t0 = time.perf_counter()
+      results = train_lib.train_scorer_seeds(
+          scorers_lib.get_scorer(runs[0][0].base_model), [r[1] for r in runs],
+          [r[0].train_config() for r in runs], [r[2] for r in runs])
+      seconds = round(time.perf_counter() - t0, 3)
+      for (cfg, _, _, cache, cache_key), result in zip(runs, results):
+        _save_pretrain(cache, name, cache_key, result,
+                       {"seed_stack": seeds, "seed_stack_seconds": seconds})
+      stacked[name].append(seeds)
+  return stacked
+
+
 def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
   """Runs PFCDR and the issue's baselines on one task/beta/seed.
 
@@ -236,35 +331,25 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
                               json.dumps(cache_lib._jsonable(cfg), indent=2))
   (workdir / "metrics.jsonl").unlink(missing_ok=True)
   rec = _Recorder(workdir)
-  cache = cache_lib.StageCache(
-      (Path(cfg.cache_dir) if cfg.cache_dir else workdir / "cache") if cfg.use_cache else None)
-  key = jax.random.PRNGKey(cfg.seed)
-  k_src, k_tgt, k_inv_s, k_inv_t, k_bridge, k_emcdr, k_extra = jax.random.split(key, 7)
+  cache = _stage_cache(cfg, workdir)
+  k_src, k_tgt, k_inv_s, k_inv_t, k_bridge, k_emcdr, k_extra = _stage_keys(cfg)
 
   with rec.stage("data") as r:
-    src_df, tgt_df, info = tasks_lib.load_task(
-        cfg.task, data_dir=cfg.data_dir, seed=cfg.seed, scale=cfg.scale, like=cfg.like,
-        source_file=cfg.source_file, target_file=cfg.target_file)
-    data = splits_lib.make_cdr_split(src_df, tgt_df, beta=cfg.beta, seed=cfg.seed,
-                                     val_fraction=cfg.val_fraction, name=cfg.task)
+    data, info, data_hash = _load_split(cfg)
     splits_lib.save_manifest(data, workdir / "split_manifest.json")
-    data_hash = cache_lib.stable_hash(data.manifest)
     r.update({"data_hash": data_hash, "synthetic": bool(info.get("synthetic", False))})
   test, val = data.target_test, data.target_val
   log.info("data: %d overlap users, %d test users (%d ratings), %d val users",
            data.n_overlap, len(data.test_users), test.rating.size, len(data.val_users))
 
   scorer = scorers_lib.get_scorer(cfg.base_model)
-  train_key_fields = (cfg.base_model, cfg.emb_dim, cfg.lrs, cfg.epochs, cfg.batch_size,
-                      cfg.heldout_fraction, cfg.seed)
+  train_key_fields = _train_key_fields(cfg)
   with rec.stage("pretrain_source") as r:
     params_s = _pretrain(scorer, data.source, cfg, k_src, cache,
-                         cache_lib.stable_hash(data_hash, "source", train_key_fields),
-                         "source", r)
+                         _pretrain_cache_key(cfg, data_hash, "source"), "source", r)
   with rec.stage("pretrain_target") as r:
     params_t = _pretrain(scorer, data.target_train, cfg, k_tgt, cache,
-                         cache_lib.stable_hash(data_hash, "target", train_key_fields),
-                         "target", r)
+                         _pretrain_cache_key(cfg, data_hash, "target"), "target", r)
 
   W_s = scorer.user_repr(params_s, jnp.arange(data.source.n_users))
   V_s = scorer.item_matrix(params_s)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from scipy import stats
@@ -234,6 +235,30 @@ def test_rerun_removes_old_results_before_it_starts(tmp_path, monkeypatch):
   assert not (work / "results.json").exists()
   assert not (work / "predictions-test.npz").exists()
   assert not comparison.is_finished(work, cfg)
+
+
+def test_seed_stack_pretrains_each_groups_unfinished_seeds_first(tmp_path, monkeypatch):
+  calls, stacks = [], []
+  monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
+  monkeypatch.setattr(comparison.pipeline, "pretrain_seeds",
+                      lambda cfgs, dirs: stacks.append(
+                          [(c.beta, c.seed, Path(d).name) for c, d in zip(cfgs, dirs)]))
+  cfg = pipeline.PFCDRConfig(task="synthetic")
+  cells = comparison.make_cells(("synthetic",), (0.2, 0.5), ("mf",), 3)
+  comparison.run_cells(cfg, cells[:1], tmp_path)          # seed 0 of beta 0.2 finished
+  comparison.run_cells(cfg, cells, tmp_path, seed_stack=True)
+  assert stacks == [[(0.2, 1, "synthetic-b0.2-mf-s1"), (0.2, 2, "synthetic-b0.2-mf-s2")],
+                    [(0.5, s, f"synthetic-b0.5-mf-s{s}") for s in range(3)]]
+  assert len(calls) == 6   # every cell still runs (and loads the stacked parameters)
+  comparison.run_cells(cfg, cells, tmp_path, seed_stack=True)
+  assert len(stacks) == 2   # nothing left to run, nothing stacked
+
+
+def test_use_seed_stack_modes():
+  assert comparison.use_seed_stack("on") and not comparison.use_seed_stack("off")
+  assert comparison.use_seed_stack("auto") == (jax.default_backend() != "cpu")
+  with pytest.raises(ValueError, match="seed_stack"):
+    comparison.use_seed_stack("yes")
 
 
 def test_plot_writes_png(tmp_path):

@@ -63,28 +63,79 @@ def test_pipeline_same_seed_same_results_without_cache(tmp_path):
   assert not (tmp_path / "a" / "cache").exists()
 
 
-def test_pipeline_custom_task_tsv(tmp_path):
+def _write_custom_tsv(tmp_path, target_counts=None):
+  """60 users x 30 items per domain, a planted shared user factor; each user rates 8
+  source items and ``target_counts[u]`` (default 8) target items."""
   rng = np.random.default_rng(0)
   n_users, n_items, d = 60, 30, 3
   U = rng.normal(size=(n_users, d))
   rows = {"src": [], "tgt": []}
   Vs, Vt = rng.normal(size=(n_items, d)), rng.normal(size=(n_items, d))
+  counts = {"src": [8] * n_users, "tgt": target_counts or [8] * n_users}
   for u in range(n_users):
     for dom, V in (("src", Vs), ("tgt", Vt)):
-      for i in rng.choice(n_items, size=8, replace=False):
+      for i in rng.choice(n_items, size=counts[dom][u], replace=False):
         r = float(np.clip(np.round(3 + U[u] @ V[i]), 1, 5))
         rows[dom].append(f"u{u}\t{dom}{i}\t{r}")
   for dom in rows:
     (tmp_path / f"{dom}.tsv").write_text("user_id\titem_id\trating\n" + "\n".join(rows[dom]) + "\n")
-  cfg = pipeline.PFCDRConfig(task="custom", source_file=str(tmp_path / "src.tsv"),
-                             target_file=str(tmp_path / "tgt.tsv"), epochs=5, batch_size=128,
-                             lrs=(0.02,), inversion_steps=30, bridge_epochs=20, topk="5",
-                             use_cache=False)
-  res = pipeline.run_pfcdr(cfg, tmp_path / "run")
+  return n_users
+
+
+def _custom_cfg(tmp_path, **kw):
+  base = dict(task="custom", source_file=str(tmp_path / "src.tsv"),
+              target_file=str(tmp_path / "tgt.tsv"), epochs=5, batch_size=128, lrs=(0.02,),
+              inversion_steps=30, bridge_epochs=20, topk="5", use_cache=False)
+  base.update(kw)
+  return pipeline.PFCDRConfig(**base)
+
+
+def test_pipeline_custom_task_tsv(tmp_path):
+  n_users = _write_custom_tsv(tmp_path)
+  res = pipeline.run_pfcdr(_custom_cfg(tmp_path), tmp_path / "run")
   assert res["dataset"]["overlap"] == n_users
   assert res["dataset"]["test_users"] == round(0.2 * n_users)
   assert res["selected"]["topk"] == 5
   assert set(METHODS) <= set(res["methods"])
+
+
+def _pretrain_leaves(cache_dir, name):
+  (path,) = Path(cache_dir).glob(f"pretrain-{name}-*.npz")
+  with np.load(path) as z:
+    return [z[k] for k in sorted(z.files) if k.startswith("leaf")]
+
+
+@pytest.mark.parametrize("equal_target", [True, False])
+def test_seed_stacked_pretraining_feeds_each_run_its_own_params(tmp_path, equal_target):
+  """pretrain_seeds trains seeds together where shapes allow; each run then loads the
+  parameters its own sequential pretraining would have produced."""
+  counts = None if equal_target else list(np.random.default_rng(1).integers(5, 12, 60))
+  _write_custom_tsv(tmp_path, counts)
+  seeds = (0, 1, 2)
+  cfgs = {mode: [_custom_cfg(tmp_path, seed=s, use_cache=True,
+                             cache_dir=str(tmp_path / f"cache-{mode}-s{s}")) for s in seeds]
+          for mode in ("stacked", "alone")}
+  work = lambda mode, s: tmp_path / f"{mode}-s{s}"
+  stacked = pipeline.pretrain_seeds(cfgs["stacked"], [work("stacked", s) for s in seeds])
+  # Every seed has the same source domain; the target domain loses each seed's own
+  # cold users, which only keeps its shape when every user rated as many items.
+  assert stacked["source"] == [list(seeds)]
+  assert stacked["target"] == ([list(seeds)] if equal_target else [])
+  # Nothing left to train: a second call stacks nothing.
+  assert pipeline.pretrain_seeds(cfgs["stacked"], [work("stacked", s) for s in seeds]) == {
+      "source": [], "target": []}
+  for i, s in enumerate(seeds):
+    res = {mode: pipeline.run_pfcdr(cfgs[mode][i], work(mode, s)) for mode in cfgs}
+    stages = {r["stage"]: r for r in _stages(work("stacked", s))}
+    assert stages["pretrain_source"].get("cached") and stages["pretrain_source"]["seed_stack"] == list(seeds)
+    assert stages["pretrain_target"].get("cached") is (True if equal_target else None)
+    for name in ("source", "target"):
+      for a, b in zip(_pretrain_leaves(tmp_path / f"cache-stacked-s{s}", name),
+                      _pretrain_leaves(tmp_path / f"cache-alone-s{s}", name)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    for m in METHODS:
+      assert res["stacked"]["methods"][m]["mae"] == pytest.approx(
+          res["alone"]["methods"][m]["mae"], abs=1e-4), (s, m)
 
 
 def test_experiment_script_runs_and_prints_table(tmp_path):
@@ -119,3 +170,13 @@ def test_comedy2drama_real_data_short_run(tmp_path):
   assert 5000 < ds["overlap"] < 7000
   assert res["synthetic"] is False
   assert res["methods"]["PFCDR"]["mae"] < res["methods"]["TGT"]["mae"]
+
+
+def test_emb_dim_reaches_pretraining(tmp_path):
+  _write_custom_tsv(tmp_path)
+  cfg = _custom_cfg(tmp_path, emb_dim=6, epochs=1, use_cache=True,
+                    cache_dir=str(tmp_path / "cache"))
+  pipeline.run_pfcdr(cfg, tmp_path / "run")
+  shapes = {x.shape[-1] for x in _pretrain_leaves(tmp_path / "cache", "source")
+            if x.ndim == 2}
+  assert shapes == {6}

@@ -169,6 +169,70 @@ def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
   return epoch_fn
 
 
+def _domain_arrays(domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  users = np.asarray(domain.user, np.int32)
+  items = np.asarray(domain.item, np.int32)
+  ratings = np.asarray(domain.rating, np.float32)
+  if not (users.shape == items.shape == ratings.shape) or users.ndim != 1:
+    raise ValueError("domain.user/item/rating must be 1-D arrays of equal length")
+  return users, items, ratings
+
+
+def _split_domain(domain, cfg: TrainConfig):
+  """(train (u, i, r), held (u, i, r)) numpy arrays of the seeded held-out split."""
+  arrays = _domain_arrays(domain)
+  tr, ho = heldout_split(arrays[2].size, cfg.heldout_fraction, cfg.seed)
+  return tuple(x[tr] for x in arrays), tuple(x[ho] for x in arrays)
+
+
+def _init_state(scorer: Scorer, domain, cfg: TrainConfig, k_init: jax.Array) -> _State:
+  """The lr-stacked start state: every lr starts from the same ``scorer.init``."""
+  n_lrs = len(cfg.lrs)
+  params0 = scorer.init(k_init, domain.n_users, domain.n_items, cfg.dim)
+  stack = lambda x: jnp.broadcast_to(x, (n_lrs,) + x.shape)
+  params = jax.tree_util.tree_map(lambda x: jnp.array(stack(x)), params0)
+  opt = jax.vmap(optax.scale_by_adam().init)(params)
+  return _State(params=params, opt=opt,
+                best_params=jax.tree_util.tree_map(jnp.copy, params),
+                best_mse=jnp.full((n_lrs,), jnp.inf, jnp.float32),
+                best_epoch=jnp.zeros((n_lrs,), jnp.int32))
+
+
+def _result(state: _State, curve: np.ndarray, cfg: TrainConfig) -> TrainResult:
+  """Picks the best (lr, epoch) of one lr-stacked state."""
+  best_mse = np.asarray(state.best_mse)
+  li = int(np.argmin(best_mse))
+  best = jax.tree_util.tree_map(lambda x: x[li], state.best_params)
+  return TrainResult(params=best, lr=float(cfg.lrs[li]), epoch=int(state.best_epoch[li]),
+                     heldout_mse=float(best_mse[li]), curve=curve)
+
+
+def _run_epochs(epoch_fn, state, args_before_key, k_shuffle, cfg: TrainConfig, label: str):
+  """Calls the jitted ``epoch_fn`` once per epoch; returns (state, [epochs] mse list)."""
+  curve = []
+  t0 = time.perf_counter()
+  for epoch in range(cfg.epochs):
+    state, mse = epoch_fn(state, *args_before_key, k_shuffle, jnp.asarray(epoch, jnp.int32))
+    curve.append(mse)
+    if log.isEnabledFor(logging.INFO):
+      dt = time.perf_counter() - t0
+      log.info("%s epoch %d/%d heldout mse %s (%.1fs, ETA %.0fs)", label, epoch + 1,
+               cfg.epochs, np.round(np.asarray(mse), 4).tolist(), dt,
+               dt / (epoch + 1) * (cfg.epochs - epoch - 1))
+  return state, [np.asarray(c) for c in curve]
+
+
+def _jit_counted(fn):
+  """``jax.jit`` of ``fn`` (state donated) plus a trace counter (``counter[0]``)."""
+  counter = [0]
+
+  def counted(*args):
+    counter[0] += 1  # runs at trace time only
+    return fn(*args)
+
+  return jax.jit(counted, donate_argnums=(0,)), counter
+
+
 def train_scorer(scorer: Scorer, domain, cfg: TrainConfig = TrainConfig(),
                  key: jax.Array | None = None) -> TrainResult:
   """Trains ``scorer`` on ``domain`` over the lr grid and picks (lr, epoch).
@@ -187,50 +251,73 @@ def train_scorer(scorer: Scorer, domain, cfg: TrainConfig = TrainConfig(),
   """
   if key is None:
     raise ValueError("train_scorer needs an explicit PRNG key")
-  users = np.asarray(domain.user, np.int32)
-  items = np.asarray(domain.item, np.int32)
-  ratings = np.asarray(domain.rating, np.float32)
-  if not (users.shape == items.shape == ratings.shape) or users.ndim != 1:
-    raise ValueError("domain.user/item/rating must be 1-D arrays of equal length")
-  tr, ho = heldout_split(ratings.size, cfg.heldout_fraction, cfg.seed)
-  train = tuple(jnp.asarray(x[tr]) for x in (users, items, ratings))
-  held = tuple(jnp.asarray(x[ho]) for x in (users, items, ratings))
+  train_np, held_np = _split_domain(domain, cfg)
+  train = tuple(jnp.asarray(x) for x in train_np)
+  held = tuple(jnp.asarray(x) for x in held_np)
   lrs = jnp.asarray(cfg.lrs, jnp.float32)
-  n_lrs = len(cfg.lrs)
-
   k_init, k_shuffle = jax.random.split(key)
-  params0 = scorer.init(k_init, domain.n_users, domain.n_items, cfg.dim)
-  stack = lambda x: jnp.broadcast_to(x, (n_lrs,) + x.shape)
-  params = jax.tree_util.tree_map(lambda x: jnp.array(stack(x)), params0)
-  opt = jax.vmap(optax.scale_by_adam().init)(params)
-  state = _State(params=params, opt=opt,
-                 best_params=jax.tree_util.tree_map(jnp.copy, params),
-                 best_mse=jnp.full((n_lrs,), jnp.inf, jnp.float32),
-                 best_epoch=jnp.zeros((n_lrs,), jnp.int32))
-
-  raw_epoch_fn = make_epoch_fn(scorer, cfg, tr.size)
-  n_traces = [0]
-
-  def counted(*args):
-    n_traces[0] += 1  # runs at trace time only
-    return raw_epoch_fn(*args)
-
-  epoch_fn = jax.jit(counted, donate_argnums=(0,))
-  curve = []
-  t0 = time.perf_counter()
-  for epoch in range(cfg.epochs):
-    state, mse = epoch_fn(state, lrs, train, held, k_shuffle, jnp.asarray(epoch, jnp.int32))
-    curve.append(mse)
-    if log.isEnabledFor(logging.INFO):
-      dt = time.perf_counter() - t0
-      log.info("%s epoch %d/%d heldout mse %s (%.1fs, ETA %.0fs)", scorer.name, epoch + 1,
-               cfg.epochs, np.round(np.asarray(mse), 4).tolist(), dt,
-               dt / (epoch + 1) * (cfg.epochs - epoch - 1))
+  state = _init_state(scorer, domain, cfg, k_init)
+  epoch_fn, n_traces = _jit_counted(make_epoch_fn(scorer, cfg, train_np[2].size))
+  state, curve = _run_epochs(epoch_fn, state, (lrs, train, held), k_shuffle, cfg, scorer.name)
   if n_traces[0] > 1:
     raise RuntimeError(f"epoch function retraced {n_traces[0]} times")
-  curve = np.stack([np.asarray(c) for c in curve], axis=1) if curve else np.zeros((n_lrs, 0))
-  best_mse = np.asarray(state.best_mse)
-  li = int(np.argmin(best_mse))
-  best = jax.tree_util.tree_map(lambda x: x[li], state.best_params)
-  return TrainResult(params=best, lr=float(cfg.lrs[li]), epoch=int(state.best_epoch[li]),
-                     heldout_mse=float(best_mse[li]), curve=curve)
+  curve = np.stack(curve, axis=1) if curve else np.zeros((len(cfg.lrs), 0))
+  return _result(state, curve, cfg)
+
+
+def domain_shape(domain) -> tuple[int, int, int]:
+  """(ratings, n_users, n_items): what must match for seeds to train as one stack."""
+  return int(np.asarray(domain.rating).size), int(domain.n_users), int(domain.n_items)
+
+
+def train_scorer_seeds(scorer: Scorer, domains, cfgs, keys) -> list[TrainResult]:
+  """``train_scorer`` for S seeds at once: the seed axis is vmapped over the lr stack.
+
+  Seed ``s`` trains on ``domains[s]`` with ``cfgs[s]`` (its held-out split comes from
+  ``cfgs[s].seed``) from ``keys[s]``, exactly as ``train_scorer(scorer, domains[s],
+  cfgs[s], keys[s])`` would: same init, shuffles, held-out slice and selection; only
+  the floating-point summation order may differ (the test checks agreement to 1e-5).
+  One compiled epoch serves all seeds, so on an accelerator S seeds cost about one
+  seed's launches. Shapes must allow it: every domain has the same
+  :func:`domain_shape`, and the configurations differ only in ``seed``.
+
+  Args:
+    scorer: a ``Scorer``.
+    domains: S DomainData-like domains of equal :func:`domain_shape`.
+    cfgs: S ``TrainConfig`` equal up to ``seed``.
+    keys: S PRNG keys.
+
+  Returns:
+    S ``TrainResult``s, in seed order.
+  """
+  domains, cfgs, keys = list(domains), list(cfgs), list(keys)
+  if not (len(domains) == len(cfgs) == len(keys) >= 1):
+    raise ValueError(f"need as many domains, configs and keys (>= 1), got "
+                     f"{len(domains)}, {len(cfgs)}, {len(keys)}")
+  shapes = {domain_shape(d) for d in domains}
+  if len(shapes) != 1:
+    raise ValueError(f"seeds can only be stacked over domains of one shape "
+                     f"(ratings, users, items); got {sorted(shapes)}")
+  if len({dataclasses.replace(c, seed=0) for c in cfgs}) != 1:
+    raise ValueError("seed-stacked training needs configurations that differ only in seed")
+  cfg = cfgs[0]
+  splits = [_split_domain(d, c) for d, c in zip(domains, cfgs)]
+  stack = lambda part, j: jnp.asarray(np.stack([sp[part][j] for sp in splits]))
+  train = tuple(stack(0, j) for j in range(3))    # each [S, n_train]
+  held = tuple(stack(1, j) for j in range(3))     # each [S, n_held]
+  lrs = jnp.asarray(cfg.lrs, jnp.float32)
+  k_init, k_shuffle = jax.vmap(jax.random.split, out_axes=1)(jnp.stack(keys))
+  states = [_init_state(scorer, d, cfg, k) for d, k in zip(domains, k_init)]
+  state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
+  del states
+  per_seed = jax.vmap(make_epoch_fn(scorer, cfg, train[2].shape[1]),
+                      in_axes=(0, None, 0, 0, 0, None))
+  epoch_fn, n_traces = _jit_counted(per_seed)
+  state, curve = _run_epochs(epoch_fn, state, (lrs, train, held), k_shuffle, cfg,
+                             f"{scorer.name} x{len(keys)} seeds")
+  if n_traces[0] > 1:
+    raise RuntimeError(f"epoch function retraced {n_traces[0]} times")
+  curve = (np.stack(curve, axis=2) if curve
+           else np.zeros((len(keys), len(cfg.lrs), 0)))   # [S, L, epochs]
+  return [_result(jax.tree_util.tree_map(lambda x: x[s], state), curve[s], cfg)
+          for s in range(len(keys))]
