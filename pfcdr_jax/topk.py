@@ -59,9 +59,18 @@ def resolve_k(k: int | float, n_valid: int) -> int:
   return int(min(n_valid, max(1, round(k * n_valid))))
 
 
+def match_distances(P_hat: jax.Array, W_tgt: jax.Array, r: float | jax.Array) -> jax.Array:
+  """Eq. (13) distances ``|r - P_hat @ W_tgt^T|``: [C, d] x [T, d] -> [C, T].
+
+  How far target user t's predicted rating of cold user c's transferred prototype is
+  from the inversion's target rating r; both top-k kernels rank by it.
+  """
+  return jnp.abs(r - P_hat @ W_tgt.T)
+
+
 def match_scores(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
                  r: float | jax.Array) -> jax.Array:
-  """Negated Eq. (13) distances, ``-|r - P_hat @ W_tgt^T|``, -inf where invalid.
+  """Negated Eq. (13) distances, ``-match_distances``, -inf where invalid.
 
   Args:
     P_hat: [C, d] transferred prototypes.
@@ -72,8 +81,7 @@ def match_scores(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
   Returns:
     [C, T] scores (higher is closer).
   """
-  s = -jnp.abs(r - P_hat @ W_tgt.T)
-  return jnp.where(valid[None, :], s, -jnp.inf)
+  return jnp.where(valid[None, :], -match_distances(P_hat, W_tgt, r), -jnp.inf)
 
 
 # Above this K the threshold kernel beats lax.top_k on CPU (bench.py measures both).
@@ -95,7 +103,7 @@ def resolve_method(method: str, k: int) -> str:
 
 def _distance_bits(P, W_tgt, valid, r):
   """uint32 bits of ``|r - P W^T|`` [c, T]; +inf bits where invalid (orders as floats)."""
-  s = jnp.abs(r - P @ W_tgt.T)
+  s = match_distances(P, W_tgt, r)
   return jnp.where(valid[None, :], jax.lax.bitcast_convert_type(s, jnp.uint32),
                    jnp.uint32(_INF_BITS))
 
