@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from pfcdr_jax import pipeline
+from pfcdr_jax.models import scorers
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("PFCDR", "TGT", "EMCDR", "GlobalMean", "ItemMean")
@@ -172,11 +174,14 @@ def test_comedy2drama_real_data_short_run(tmp_path):
   assert res["methods"]["PFCDR"]["mae"] < res["methods"]["TGT"]["mae"]
 
 
-def test_emb_dim_reaches_pretraining(tmp_path):
-  _write_custom_tsv(tmp_path)
-  cfg = _custom_cfg(tmp_path, emb_dim=6, epochs=1, use_cache=True,
-                    cache_dir=str(tmp_path / "cache"))
-  pipeline.run_pfcdr(cfg, tmp_path / "run")
-  shapes = {x.shape[-1] for x in _pretrain_leaves(tmp_path / "cache", "source")
-            if x.ndim == 2}
-  assert shapes == {6}
+def test_emb_dim_reaches_pretraining():
+  """The pretrained tables have --emb_dim columns (the cache template assumes it)."""
+  cfg = pipeline.PFCDRConfig(emb_dim=6)
+  assert cfg.train_config().dim == 6
+  sc = scorers.get_scorer("mf")
+  dom = type("D", (), {"n_users": 5, "n_items": 4})
+  template = pipeline._pretrain_template(sc, dom, cfg, jax.random.PRNGKey(0))
+  trained = sc.init(jax.random.PRNGKey(0), 5, 4, cfg.train_config().dim)
+  assert (jax.tree_util.tree_map(lambda x: x.shape, template)
+          == jax.tree_util.tree_map(lambda x: x.shape, trained))
+  assert {x.shape[-1] for x in jax.tree_util.tree_leaves(trained) if x.ndim == 2} == {6}
