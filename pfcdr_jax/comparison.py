@@ -49,8 +49,9 @@ GROUPS = (
     ("Floors", FLOORS),
 )
 # Config fields that may differ between a finished cell and the request: paths, the
-# method list (checked separately) and execution-only knobs of exact kernels (chunk
-# sizes and the top-k algorithm give the same neighbour sets; tested in test_topk).
+# method list (checked separately) and execution-only knobs: the top-k algorithm and
+# its chunk give the same neighbour sets (test_topk), the inversion chunk the same
+# prototypes to 1e-5 (test_inversion); predictions agree up to float summation order.
 _IGNORED_FIELDS = ("extra_baselines", "cache_dir", "use_cache", "data_dir",
                    "topk_method", "topk_chunk", "inversion_chunk")
 

@@ -165,10 +165,14 @@ def _pretrain(scorer, domain, cfg: PFCDRConfig, key, cache, cache_key, name, rec
   hit = cache.load(f"pretrain-{name}", cache_key) if cfg.use_cache else None
   if hit is not None:
     arrays, meta = hit
-    leaves = [jnp.asarray(arrays[f"leaf{i}"]) for i in range(len(leaves_t))]
-    record.update(meta)
-    record["cached"] = True
-    return jax.tree_util.tree_unflatten(treedef, leaves)
+    leaves = [arrays.get(f"leaf{i}") for i in range(len(leaves_t))]
+    if all(x is not None and x.shape == t.shape for x, t in zip(leaves, leaves_t)):
+      record.update(meta)
+      record["cached"] = True
+      return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(x) for x in leaves])
+    # E.g. an entry written before emb_dim reached the trainer: not what we need.
+    log.warning("cached pretrain-%s does not have the expected parameter shapes; "
+                "retraining", name)
   result = train_lib.train_scorer(scorer, domain, cfg.train_config(), key)
   record.update(_save_pretrain(cache, name, cache_key, result))
   return result.params
@@ -476,7 +480,9 @@ def _read_stage_meta(workdir: Path, stages: Sequence[str]) -> dict[str, Any]:
   for line in (workdir / "metrics.jsonl").read_text().splitlines():
     rec = json.loads(line)
     if rec["stage"] in stages:
-      out[rec["stage"]] = {k: rec[k] for k in ("lr", "epoch", "heldout_mse") if k in rec}
+      out[rec["stage"]] = {k: rec[k] for k in ("lr", "epoch", "heldout_mse", "cached",
+                                               "seed_stack", "seed_stack_seconds")
+                           if k in rec}
   return out
 
 

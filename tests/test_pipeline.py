@@ -185,3 +185,20 @@ def test_emb_dim_reaches_pretraining():
   assert (jax.tree_util.tree_map(lambda x: x.shape, template)
           == jax.tree_util.tree_map(lambda x: x.shape, trained))
   assert {x.shape[-1] for x in jax.tree_util.tree_leaves(trained) if x.ndim == 2} == {6}
+
+
+def test_cached_params_of_the_wrong_shape_are_retrained(tmp_path):
+  _write_custom_tsv(tmp_path)
+  cfg = _custom_cfg(tmp_path, epochs=1, use_cache=True, cache_dir=str(tmp_path / "cache"))
+  pipeline.run_pfcdr(cfg, tmp_path / "a")
+  (path,) = (tmp_path / "cache").glob("pretrain-source-*.npz")
+  with np.load(path) as z:
+    bad = {k: (z[k][:, :3] if z[k].ndim == 2 and k.startswith("leaf") else z[k])
+           for k in z.files}
+  np.savez(path, **bad)   # e.g. written with another embedding width
+  pipeline.run_pfcdr(cfg, tmp_path / "b")
+  stages = {r["stage"]: r for r in _stages(tmp_path / "b")}
+  assert not stages["pretrain_source"].get("cached")
+  assert stages["pretrain_target"].get("cached")
+  assert {x.shape[-1] for x in _pretrain_leaves(tmp_path / "cache", "source")
+          if x.ndim == 2} == {10}
