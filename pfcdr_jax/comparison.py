@@ -4,7 +4,8 @@ A *cell* is one ``run_pfcdr`` call: task x beta x base model x seed, with its ow
 workdir. :func:`run_cells` skips a cell whose ``results.json`` (written atomically at
 the very end of ``run_pfcdr``) exists, was made with the same configuration and holds
 every requested method, so an interrupted sweep resumes where it stopped; cells share
-one stage cache, so changing only the method list reuses the pretrained models.
+one stage cache, so changing only the method list (or PFCDR's own settings) reuses the
+pretrained models and every baseline's cached predictions.
 
 :func:`summarize` turns finished cells into one :class:`Row` per (task, beta, base
 model, metric): mean +- sample std (ddof=1) over seeds of each method's MAE / RMSE, the

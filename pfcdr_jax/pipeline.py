@@ -426,7 +426,19 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
                                       params_t=params_t, key=k_extra, seed=cfg.seed)
     for name in cfg.extra_baselines:
       with rec.stage(f"baseline_{name}") as r:
-        predictions[name], chosen[name] = registry.fit_predict(name, ctx)
+        # Cached like the other stages: the key covers the split, the pretrained
+        # models and seed (train_key_fields), the settings tried and the registry's
+        # code version, so changing PFCDR alone does not rerun the baselines.
+        b_key = cache_lib.stable_hash(data_hash, "baseline", name,
+                                      registry.selection_grid(name),
+                                      registry.CACHE_VERSION, train_key_fields)
+        hit = cache.load("baseline", b_key) if cfg.use_cache else None
+        if hit is not None and hit[0]["pred"].shape == test.rating.shape:
+          predictions[name], chosen[name] = hit[0]["pred"], hit[1]
+          r["cached"] = True
+        else:
+          predictions[name], chosen[name] = registry.fit_predict(name, ctx)
+          cache.save("baseline", b_key, {"pred": predictions[name]}, chosen[name])
         r["chosen"] = chosen[name]
 
   with rec.stage("evaluate") as r:

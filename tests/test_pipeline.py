@@ -1,5 +1,6 @@
 """End-to-end tests of the PFCDR pipeline and the experiment script."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -202,3 +203,29 @@ def test_cached_params_of_the_wrong_shape_are_retrained(tmp_path):
   assert stages["pretrain_target"].get("cached")
   assert {x.shape[-1] for x in _pretrain_leaves(tmp_path / "cache", "source")
           if x.ndim == 2} == {10}
+
+
+def test_baseline_predictions_are_cached_per_setting(tmp_path, monkeypatch):
+  from pfcdr_jax.baselines import registry
+  _write_custom_tsv(tmp_path)
+  cfg = _custom_cfg(tmp_path, epochs=2, use_cache=True, cache_dir=str(tmp_path / "cache"),
+                    extra_baselines=("SourceUserMean", "DP-EMCDR(eps=1)"))
+  a = pipeline.run_pfcdr(cfg, tmp_path / "a")
+  # A PFCDR-only change (the bridge) reuses both baselines' predictions.
+  b = pipeline.run_pfcdr(dataclasses.replace(cfg, bridge_epochs=5), tmp_path / "b")
+  stages = {r["stage"]: r for r in _stages(tmp_path / "b")}
+  assert stages["baseline_SourceUserMean"].get("cached")
+  assert stages["baseline_DP-EMCDR(eps=1)"].get("cached")
+  for name in cfg.extra_baselines:
+    assert b["methods"][name] == a["methods"][name]
+    assert b["selected"]["baselines"][name] == a["selected"]["baselines"][name]
+  # A changed selection grid is a different stage: recomputed.
+  monkeypatch.setitem(registry.GRIDS, "SourceUserMean", ({"shrinkage": 1.0},))
+  pipeline.run_pfcdr(cfg, tmp_path / "c")
+  stages = {r["stage"]: r for r in _stages(tmp_path / "c")}
+  assert not stages["baseline_SourceUserMean"].get("cached")
+  assert stages["baseline_DP-EMCDR(eps=1)"].get("cached")
+  # Another seed is another split and other models: recomputed.
+  pipeline.run_pfcdr(dataclasses.replace(cfg, seed=1), tmp_path / "d")
+  stages = {r["stage"]: r for r in _stages(tmp_path / "d")}
+  assert not any(stages[f"baseline_{n}"].get("cached") for n in cfg.extra_baselines)

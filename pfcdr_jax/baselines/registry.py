@@ -62,6 +62,10 @@ NAMES = ("LightGCN", "CMF", "SSCDR", "PTUPCDR",
 
 # Selection grids (first point = the default used when a grid collapses). Learning
 # rates come from the paper's grid {0.001, 0.005, 0.01, 0.02, 0.1}.
+# Part of every baseline's stage-cache key (pipeline.run_pfcdr): bump it when a change
+# to a baseline's code changes its predictions, so cached predictions are not reused.
+CACHE_VERSION = 1
+
 GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
     "LightGCN": ({"lr": 0.01}, {"lr": 0.005}),
     "CMF": ({"lr": 0.01, "alpha": 0.5}, {"lr": 0.005, "alpha": 0.5},
