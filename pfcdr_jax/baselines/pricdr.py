@@ -37,28 +37,32 @@ ratings at the chosen unit.
 
 Deviations
 ----------
-What PriCDR-S does and this module does not (we could not check the paper text
-in this environment, so these are stated from our reading of it, not verified):
+The paper's method sections were not readable here (only its abstract); the facts
+below about the original come from the authors' public code, github.com/TiliaceaeSU/
+PriCDR (files random_proj_svd.py, main.py, model.py), which may differ from the text.
 
-* **Privacy argument.** PriCDR follows Blocki et al. (FOCS'12), where the JL
-  projection itself supplies the randomness: singular values of the matrix are raised
-  to a floor ``w`` before a *random Gaussian/sparse* projection, and the projection's
-  randomness is the mechanism. We instead use the SJLT only for compression and add
-  explicit Gaussian output noise calibrated by the L2 sensitivity above (the
-  "JL + Gaussian mechanism" construction). This is a sound (epsilon, delta)
-  guarantee but a different mechanism; utility at a given epsilon is not comparable
-  one-to-one with the paper's numbers. Our ``Phi`` is a public random matrix.
-* **Projection axis.** We project the item axis (rows = users kept) because the
-  cold-start task needs per-user published rows; we did not verify which axis the
-  paper compresses.
-* **HeteroCDR.** The paper's HeteroCDR uses a deep auto-encoder on the published
-  source matrix and a DNN on the target rating matrix with its own alignment losses.
-  We keep the auto-encoder on ``Y`` and a rating loss, but take the project's shared
-  *pretrained* target item embeddings (frozen) as the target model, and use a
-  squared-distance alignment to pretrained target user embeddings. Layer sizes,
-  loss weights and the exact alignment term of the paper are not reproduced.
-* **Centering.** We shift by a public constant instead of per-user means (per-user
-  means are data-dependent and would need their own privacy budget).
+* **Privacy mechanism.** The authors' publishing follows Blocki et al. (FOCS'12): an
+  SVD of the (mean-shifted) matrix, every singular value lifted to
+  ``sqrt(s^2 + w^2)`` with ``w`` set from (epsilon, delta), then a random Gaussian (JLT)
+  or sparse random (their "SJLT": a sparse random projection with a density
+  parameter) projection to ``k`` columns; the projection's randomness is the mechanism
+  and no output noise is added. We use a Kane-Nelson SJLT (``s`` non-zeros per row)
+  for compression only and add explicit Gaussian output noise calibrated by the L2
+  sensitivity above. Both are (epsilon, delta)-DP constructions, but different
+  mechanisms: utility at a given epsilon is not comparable one-to-one.
+* **Projection axis.** As in the authors' code: users x items becomes users x k (user
+  rows kept, the item axis compressed).
+* **HeteroCDR.** The authors' model: a two-layer ReLU auto-encoder (width 100,
+  dropout) on the published rows, a DMF-style two-tower network (user row / item
+  column, cosine score, BCE on implicit 0/1 data) on the target matrix, and an
+  unsquared alignment norm (weight 100) between the source code and the target user
+  tower, all trained from scratch. Ours keeps the auto-encoder on ``Y`` and an
+  alignment term but predicts ratings with the project's frozen pretrained target item
+  embeddings, a rating MSE and a squared alignment distance, because Table 1 scores
+  cold-start rating MAE / RMSE while the authors' code ranks implicit feedback
+  (HR / NDCG against 99 negatives) for overlapping users.
+* **Centering.** We shift by a public constant; the authors' code subtracts a
+  data-dependent mean term before the SVD.
 * **Utility.** With explicit output noise the published rows are very noisy at small
   epsilon: rating-level ``sigma = 4 sqrt(2 ln(1.25/delta))/epsilon`` is ~39 per
   coordinate at (0.5, 1e-5), against ~1 of signal. On the planted test data
