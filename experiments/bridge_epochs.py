@@ -35,6 +35,8 @@ _TASK = flags.DEFINE_enum("task", "comedy2drama", list(tasks.TASK_NAMES), "CDR t
 _BETAS = flags.DEFINE_list("betas", ["0.2", "0.5", "0.8"], "Cold-start fractions.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the run.")
 _GRID = flags.DEFINE_list("epochs_grid", ["50", "200", "1000"], "Bridge epochs tried.")
+_EPOCHS = flags.DEFINE_integer("epochs", None, "Pretraining epochs (task preset if unset; "
+                               "must match the sweep's to reuse its cache).")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache (Table 1's).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory.")
 _SCALE = flags.DEFINE_float("scale", 0.01, "Size of --task=synthetic relative to the paper.")
@@ -98,7 +100,7 @@ def main(argv):
   for beta in (float(b) for b in _BETAS.value):
     cfg = pipeline.PFCDRConfig(task=_TASK.value, beta=beta, seed=_SEED.value,
                                data_dir=_DATA_DIR.value, scale=_SCALE.value,
-                               cache_dir=_CACHE_DIR.value, epochs=preset["epochs"],
+                               cache_dir=_CACHE_DIR.value, epochs=_EPOCHS.value or preset["epochs"],
                                batch_size=preset["batch_size"])
     for r in _study(cfg, grid):
       rows.append(r)
