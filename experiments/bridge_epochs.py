@@ -37,6 +37,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the run.")
 _GRID = flags.DEFINE_list("epochs_grid", ["50", "200", "1000"], "Bridge epochs tried.")
 _EPOCHS = flags.DEFINE_integer("epochs", None, "Pretraining epochs (task preset if unset; "
                                "must match the sweep's to reuse its cache).")
+_TOPK_GRID = flags.DEFINE_list("topk_grid", [str(f) for f in pipeline.DEFAULT_TOPK_GRID],
+                               "Fractions of the target users tried for K (the pipeline's).")
 _CACHE_DIR = flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache (Table 1's).")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory.")
 _SCALE = flags.DEFINE_float("scale", 0.01, "Size of --task=synthetic relative to the paper.")
@@ -101,7 +103,8 @@ def main(argv):
     cfg = pipeline.PFCDRConfig(task=_TASK.value, beta=beta, seed=_SEED.value,
                                data_dir=_DATA_DIR.value, scale=_SCALE.value,
                                cache_dir=_CACHE_DIR.value, epochs=_EPOCHS.value or preset["epochs"],
-                               batch_size=preset["batch_size"])
+                               batch_size=preset["batch_size"],
+                               topk_grid=tuple(float(f) for f in _TOPK_GRID.value))
     for r in _study(cfg, grid):
       rows.append(r)
       print(f"beta={r['beta']:g} bridge={r['bridge']:>13}: train_mse={r['train_mse']:.4f} "

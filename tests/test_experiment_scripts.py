@@ -30,7 +30,7 @@ def test_bench_seeds_stack_matches_sequential(tmp_path):
 def test_bridge_epochs_study_rows(tmp_path):
   out = tmp_path / "e.json"
   stdout = _run("bridge_epochs.py", "--task=synthetic", "--scale=0.003", "--betas=0.5",
-                "--epochs_grid=2,20", "--epochs=3", f"--cache_dir={tmp_path / 'cache'}", f"--out={out}")
+                "--epochs_grid=2,20", "--epochs=3", "--topk_grid=0.05,0.5", f"--cache_dir={tmp_path / 'cache'}", f"--out={out}")
   rows = json.loads(out.read_text())["rows"]
   assert [r["bridge"] for r in rows] == ["2", "20", "least_squares"]
   # Least squares minimises the bridge's training MSE.
