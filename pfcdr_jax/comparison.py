@@ -281,6 +281,8 @@ class PairedTest(NamedTuple):
   t_stat: float
   p_ttest: float
   p_wilcoxon: float
+  median_diff: float = 0.0     # median over pairs of err_a - err_b (Wilcoxon's direction)
+  share_a_better: float = 0.0  # fraction of pairs with err_a < err_b
 
   @property
   def significant(self) -> bool:
@@ -308,7 +310,7 @@ def paired_test(err_a: np.ndarray, err_b: np.ndarray, method_a: str = "a",
   t = stats.ttest_rel(a, b)
   w = stats.wilcoxon(a, b)
   return PairedTest(method_a, method_b, int(a.size), float(d.mean()), float(t.statistic),
-                    float(t.pvalue), float(w.pvalue))
+                    float(t.pvalue), float(w.pvalue), float(np.median(d)), float(np.mean(d < 0)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -494,19 +496,23 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
   lines += ["", "## Significance: PFCDR vs the best other method", "",
             "Per-user error: MAE rows use each cold-start user's mean absolute error, RMSE rows "
             "their mean squared error. Δ = mean over pairs of PFCDR − other (negative: PFCDR "
-            "better). Two-sided p-values.", "",
-            "| Task | " + lead[1] + " | Metric | vs | Δ | pairs | t-test p | Wilcoxon p |"
-            " vs best non-floor | Δ | t-test p | Wilcoxon p |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "better; the t-test's direction), median Δ = their median (the Wilcoxon test's "
+            "direction), PFCDR better = share of users on whom PFCDR's error is lower. The "
+            "mean and the median can disagree: one method may win most users by a little "
+            "and lose a few by a lot. Two-sided p-values.", "",
+            "| Task | " + lead[1] + " | Metric | vs | Δ | median Δ | PFCDR better | pairs | "
+            "t-test p | Wilcoxon p | vs best non-floor | Δ | median Δ | t-test p | Wilcoxon p |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
   for r in rows:
     if r.test is None:
       continue
     key = f"{r.beta:.0%}" if row_label == "beta" else r.base_model
     t, tn = r.test, r.test_nonfloor
-    nf = ([tn.method_b, f"{tn.mean_diff:+.4f}", _p(tn.p_ttest), _p(tn.p_wilcoxon)]
-          if tn is not None else ["—"] * 4)
+    nf = ([tn.method_b, f"{tn.mean_diff:+.4f}", f"{tn.median_diff:+.4f}", _p(tn.p_ttest),
+           _p(tn.p_wilcoxon)] if tn is not None else ["—"] * 5)
     lines.append("| " + " | ".join([r.task, key, r.metric.upper(), t.method_b,
-                                    f"{t.mean_diff:+.4f}", str(t.n_pairs), _p(t.p_ttest),
+                                    f"{t.mean_diff:+.4f}", f"{t.median_diff:+.4f}",
+                                    f"{t.share_a_better:.1%}", str(t.n_pairs), _p(t.p_ttest),
                                     _p(t.p_wilcoxon)] + nf) + " |")
   if selected:
     lines += ["", "## Settings chosen on the validation users (count over cells)", ""]

@@ -103,6 +103,9 @@ def test_clearly_better_method_gets_a_star_with_scipy_reference(tmp_path):
     assert r.test.n_pairs == len(ea) == 180
     np.testing.assert_allclose(r.test.p_ttest, stats.ttest_rel(ea, eb).pvalue, rtol=1e-9)
     np.testing.assert_allclose(r.test.p_wilcoxon, stats.wilcoxon(ea, eb).pvalue, rtol=1e-9)
+    d = np.asarray(ea) - np.asarray(eb)
+    assert r.test.median_diff == pytest.approx(float(np.median(d)), abs=1e-12)
+    assert r.test.share_a_better == pytest.approx(float(np.mean(d < 0)), abs=1e-12)
   md = comparison.render_markdown(rows, title="t", command="cmd")
   lines = md.splitlines()
   cols = [c.strip() for c in next(l for l in lines if l.startswith("| Task")).split("|")]
@@ -110,6 +113,15 @@ def test_clearly_better_method_gets_a_star_with_scipy_reference(tmp_path):
   assert mae[cols.index("PFCDR")] == f"**{rows[0].mean['PFCDR']:.4f} ± {rows[0].std['PFCDR']:.4f}*" \
       "**"
   assert "*" not in mae[cols.index("EMCDR")]
+
+
+def test_mean_and_median_of_the_paired_differences_can_disagree():
+  # a wins 9 users of 10 by 0.1 and loses one by 2.0: the median favours a, the mean b.
+  err_b = np.ones(10)
+  err_a = np.r_[np.full(9, 0.9), 3.0]
+  t = comparison.paired_test(err_a, err_b, "a", "b")
+  assert t.median_diff == pytest.approx(-0.1) and t.share_a_better == pytest.approx(0.9)
+  assert t.mean_diff == pytest.approx(0.11) and t.winner == "b"
 
 
 def test_equal_methods_get_no_star(tmp_path):
