@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import jax
@@ -127,7 +128,8 @@ def test_seed_stacked_pretraining_feeds_each_run_its_own_params(tmp_path, equal_
   # Nothing left to train: a second call stacks nothing.
   assert pipeline.pretrain_seeds(cfgs["stacked"], [work("stacked", s) for s in seeds]) == {
       "source": [], "target": []}
-  for i, s in enumerate(seeds):
+  # (With unequal targets, one seed's full comparison is enough: the target trains alone.)
+  for i, s in enumerate(seeds if equal_target else seeds[:1]):
     res = {mode: pipeline.run_pfcdr(cfgs[mode][i], work(mode, s)) for mode in cfgs}
     stages = {r["stage"]: r for r in _stages(work("stacked", s))}
     assert stages["pretrain_source"].get("cached") and stages["pretrain_source"]["seed_stack"] == list(seeds)
@@ -189,20 +191,24 @@ def test_emb_dim_reaches_pretraining():
 
 
 def test_cached_params_of_the_wrong_shape_are_retrained(tmp_path):
-  _write_custom_tsv(tmp_path)
-  cfg = _custom_cfg(tmp_path, epochs=1, use_cache=True, cache_dir=str(tmp_path / "cache"))
-  pipeline.run_pfcdr(cfg, tmp_path / "a")
-  (path,) = (tmp_path / "cache").glob("pretrain-source-*.npz")
-  with np.load(path) as z:
-    bad = {k: (z[k][:, :3] if z[k].ndim == 2 and k.startswith("leaf") else z[k])
-           for k in z.files}
-  np.savez(path, **bad)   # e.g. written with another embedding width
-  pipeline.run_pfcdr(cfg, tmp_path / "b")
-  stages = {r["stage"]: r for r in _stages(tmp_path / "b")}
-  assert not stages["pretrain_source"].get("cached")
-  assert stages["pretrain_target"].get("cached")
-  assert {x.shape[-1] for x in _pretrain_leaves(tmp_path / "cache", "source")
-          if x.ndim == 2} == {10}
+  rng = np.random.default_rng(0)
+  a = types.SimpleNamespace(  # a DomainData stand-in: 300 ratings, 20 users x 15 items
+      user=rng.integers(0, 20, 300).astype(np.int32),
+      item=rng.integers(0, 15, 300).astype(np.int32),
+      rating=rng.integers(1, 6, 300).astype(np.float32), n_users=20, n_items=15)
+  cfg = pipeline.PFCDRConfig(epochs=1, lrs=(0.01,), batch_size=64, emb_dim=6)
+  cache = pipeline.cache_lib.StageCache(tmp_path)
+  sc, key = scorers.get_scorer("mf"), jax.random.PRNGKey(0)
+  pipeline._pretrain(sc, a, dataclasses.replace(cfg, emb_dim=10), key, cache, "k", "source", {})
+  # The entry under this key has 10 columns (e.g. written before emb_dim reached the
+  # trainer); a run that needs 6 must retrain, not load it.
+  record = {}
+  params = pipeline._pretrain(sc, a, cfg, key, cache, "k", "source", record)
+  assert not record.get("cached")
+  assert {x.shape[-1] for x in jax.tree_util.tree_leaves(params) if x.ndim == 2} == {6}
+  record = {}
+  pipeline._pretrain(sc, a, cfg, key, cache, "k", "source", record)
+  assert record.get("cached")
 
 
 def test_baseline_predictions_are_cached_per_setting(tmp_path, monkeypatch):
