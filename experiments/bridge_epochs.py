@@ -64,13 +64,12 @@ def _study(cfg: pipeline.PFCDRConfig, grid: list[int]) -> list[dict]:
   cold = np.concatenate([data.val_users, data.test_users]).astype(np.int32)
   bridge_users = np.asarray(data.train_users, np.int32)
   n_bridge = len(bridge_users)
-  inv_fields = (cfg.inversion_config(), _P._train_key_fields(cfg), cfg.seed)  # pylint: disable=protected-access
   P_s = _P._prototypes(scorer, W_s, V_s, np.concatenate([bridge_users, cold]), k_inv_s, cfg,  # pylint: disable=protected-access
-                       cache, _P.cache_lib.stable_hash(data_hash, "src", inv_fields), "source", {})
+                       cache, _P._prototype_cache_key(cfg, data_hash, "source"), "source", {})  # pylint: disable=protected-access
   P_t = _P._prototypes(scorer, W_t, V_t, bridge_users, k_inv_t, cfg, cache,  # pylint: disable=protected-access
-                       _P.cache_lib.stable_hash(data_hash, "tgt", inv_fields), "target", {})
+                       _P._prototype_cache_key(cfg, data_hash, "target"), "target", {})  # pylint: disable=protected-access
   P_train, P_cold = P_s[:n_bridge], P_s[n_bridge:]
-  valid = jnp.asarray(data.target_trained)
+  valid = _P._topk_candidates_mask(cfg, data)  # pylint: disable=protected-access
   row_of_user = np.full(data.target_train.n_users, -1, np.int64)
   row_of_user[cold] = np.arange(len(cold))
   val, test = data.target_val, data.target_test
@@ -81,15 +80,12 @@ def _study(cfg: pipeline.PFCDRConfig, grid: list[int]) -> list[dict]:
   rows = []
   for name, W in bridges.items():
     P_hat = P_cold @ W
-    val_mae = {}
-    for k in _P._k_candidates(cfg, int(np.sum(data.target_trained))):  # pylint: disable=protected-access
-      pred = _P._topk_predict(P_hat, W_t, valid, V_t, val.user, row_of_user, val.item, k, cfg)  # pylint: disable=protected-access
-      val_mae[k] = float(metrics_lib.mae(pred, val.rating))
-    k = min(val_mae, key=val_mae.get)
+    k, val_mae = _P._select_k(P_hat, W_t, valid, V_t, val, row_of_user, cfg)  # pylint: disable=protected-access
     pred = _P._topk_predict(P_hat, W_t, valid, V_t, test.user, row_of_user, test.item, k, cfg)  # pylint: disable=protected-access
     rows.append({"beta": cfg.beta, "bridge": name, "k": k,
                  "train_mse": float(np.mean((P_train @ W - P_t) ** 2)),
-                 "val_mae": val_mae[k], "test_mae": float(metrics_lib.mae(pred, test.rating))})
+                 "val_mae": val_mae.get(k, float("nan")),   # nan: a single K, not chosen
+                 "test_mae": float(metrics_lib.mae(pred, test.rating))})
   return rows
 
 

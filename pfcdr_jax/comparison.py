@@ -22,6 +22,7 @@ ranking and in "best other": a method that does not beat them transfers nothing.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
+import jax
 import numpy as np
 from scipy import stats
 
@@ -143,7 +145,6 @@ def use_seed_stack(mode: str) -> bool:
   if mode not in SEED_STACK_MODES:
     raise ValueError(f"seed_stack must be one of {SEED_STACK_MODES}, got {mode!r}")
   if mode == "auto":
-    import jax  # pylint: disable=g-import-not-at-top
     return jax.default_backend() != "cpu"
   return mode == "on"
 
@@ -157,8 +158,6 @@ def _release_compiled() -> None:
   Cannot allocate memory" (each CPU executable holds its own memory mappings, and a
   process may have at most vm.max_map_count = 65,530 of them).
   """
-  import gc  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
   jax.clear_caches()
   gc.collect()
 

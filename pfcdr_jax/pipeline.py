@@ -227,17 +227,56 @@ def _topk_predict(P_hat, W_t, valid, V_t, users_of_rating, rows_of_user, items, 
   return np.asarray(jnp.sum(mean_w[rows_of_user[users_of_rating]] * V_t[items], axis=-1))
 
 
+def _topk_candidates_mask(cfg: PFCDRConfig, data) -> jax.Array:
+  """bool[T]: the target users searched by top-k (trained ones, or all of them)."""
+  return jnp.asarray(np.ones_like(data.target_trained) if cfg.include_untrained
+                     else data.target_trained)
+
+
+def _select_k(P_hat, W_t, valid, V_t, val, row_of_user, cfg: PFCDRConfig
+              ) -> tuple[int, dict[int, float]]:
+  """K of Eq. (14) with the lowest MAE on the validation users' target ratings.
+
+  Returns ``(k, {candidate k: validation MAE})``; the dict is empty when ``cfg.topk``
+  fixes K (then nothing is evaluated).
+  """
+  candidates = _k_candidates(cfg, int(np.sum(np.asarray(valid))))
+  if len(candidates) == 1:
+    return candidates[0], {}
+  if val.rating.size == 0:
+    raise ValueError("topk=auto needs validation users with target ratings; "
+                     "set --topk explicitly or raise --val_fraction")
+  val_mae = {k: float(metrics_lib.mae(
+      _topk_predict(P_hat, W_t, valid, V_t, val.user, row_of_user, val.item, k, cfg),
+      val.rating)) for k in candidates}
+  return min(val_mae, key=val_mae.get), val_mae
+
+
 def _stage_keys(cfg: PFCDRConfig) -> list[jax.Array]:
   """The run's stage keys, in order: source / target pretraining, source / target
   inversion, bridge, EMCDR, extra baselines (all from ``PRNGKey(cfg.seed)``)."""
   return list(jax.random.split(jax.random.PRNGKey(cfg.seed), 7))
 
 
-def _load_split(cfg: PFCDRConfig):
-  """(CDRData, task info, data hash) of the run's task, beta and seed."""
-  src_df, tgt_df, info = tasks_lib.load_task(
+def _load_frames(cfg: PFCDRConfig):
+  """(source frame, target frame, info) of the run's task (``tasks.load_task``)."""
+  return tasks_lib.load_task(
       cfg.task, data_dir=cfg.data_dir, seed=cfg.seed, scale=cfg.scale, like=cfg.like,
       source_file=cfg.source_file, target_file=cfg.target_file)
+
+
+def _frames_key(cfg: PFCDRConfig) -> tuple:
+  """What ``_load_frames`` depends on: runs with equal keys load the same frames."""
+  return (cfg.task, cfg.data_dir, cfg.seed if cfg.task in tasks_lib.SEEDED_TASKS else None,
+          cfg.scale, cfg.like, cfg.source_file, cfg.target_file)
+
+
+def _load_split(cfg: PFCDRConfig, frames=None):
+  """(CDRData, task info, data hash) of the run's task, beta and seed.
+
+  ``frames``: the ``_load_frames(cfg)`` result when the caller already has it.
+  """
+  src_df, tgt_df, info = frames if frames is not None else _load_frames(cfg)
   data = splits_lib.make_cdr_split(src_df, tgt_df, beta=cfg.beta, seed=cfg.seed,
                                    val_fraction=cfg.val_fraction, name=cfg.task)
   return data, info, cache_lib.stable_hash(data.manifest)
@@ -250,6 +289,13 @@ def _train_key_fields(cfg: PFCDRConfig) -> tuple:
 
 def _pretrain_cache_key(cfg: PFCDRConfig, data_hash: str, name: str) -> str:
   return cache_lib.stable_hash(data_hash, name, _train_key_fields(cfg))
+
+
+def _prototype_cache_key(cfg: PFCDRConfig, data_hash: str, name: str) -> str:
+  """Cache key of the ``name`` ("source" / "target") inversion stage."""
+  tag = {"source": "src", "target": "tgt"}[name]
+  return cache_lib.stable_hash(data_hash, tag,
+                               (cfg.inversion_config(), _train_key_fields(cfg), cfg.seed))
 
 
 def _stage_cache(cfg: PFCDRConfig, workdir: Path) -> cache_lib.StageCache:
@@ -281,11 +327,15 @@ def pretrain_seeds(cfgs: Sequence[PFCDRConfig], workdirs: Sequence[str | Path]
   if len(cfgs) != len(workdirs):
     raise ValueError(f"{len(cfgs)} configs but {len(workdirs)} workdirs")
   pending: dict[str, dict[tuple, list]] = {"source": {}, "target": {}}
+  frames: dict[tuple, Any] = {}   # a real task's files are parsed once, not per seed
   for cfg, workdir in zip(cfgs, workdirs):
     if not cfg.use_cache:
       continue
     cache = _stage_cache(cfg, Path(workdir))
-    data, _, data_hash = _load_split(cfg)
+    fkey = _frames_key(cfg)
+    if fkey not in frames:
+      frames[fkey] = _load_frames(cfg)
+    data, _, data_hash = _load_split(cfg, frames[fkey])
     k_src, k_tgt = _stage_keys(cfg)[:2]
     for name, domain, key in (("source", data.source, k_src),
                               ("target", data.target_train, k_tgt)):
@@ -364,13 +414,12 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
   cold_users = np.concatenate([data.val_users, data.test_users]).astype(np.int32)
   bridge_users = np.asarray(data.train_users, dtype=np.int32)
   source_users = np.concatenate([bridge_users, cold_users])
-  inv_fields = (cfg.inversion_config(), train_key_fields, cfg.seed)
   with rec.stage("inversion_source") as r:
     P_s = _prototypes(scorer, W_s, V_s, source_users, k_inv_s, cfg, cache,
-                      cache_lib.stable_hash(data_hash, "src", inv_fields), "source", r)
+                      _prototype_cache_key(cfg, data_hash, "source"), "source", r)
   with rec.stage("inversion_target") as r:
     P_t = _prototypes(scorer, W_t, V_t, bridge_users, k_inv_t, cfg, cache,
-                      cache_lib.stable_hash(data_hash, "tgt", inv_fields), "target", r)
+                      _prototype_cache_key(cfg, data_hash, "target"), "target", r)
 
   n_bridge = len(bridge_users)
   with rec.stage("bridge") as r:
@@ -381,8 +430,7 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
     r["train_mse"] = float(jnp.mean((bridge_lib.apply_bridge(
         W_map, jnp.asarray(P_s[:n_bridge])) - P_t) ** 2))
 
-  valid = jnp.asarray(np.ones_like(data.target_trained) if cfg.include_untrained
-                      else data.target_trained)
+  valid = _topk_candidates_mask(cfg, data)
   n_valid = int(np.sum(np.asarray(valid)))
   row_of_user = np.full(data.target_train.n_users, -1, dtype=np.int64)
   row_of_user[cold_users] = np.arange(len(cold_users))
@@ -390,19 +438,9 @@ def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
   predictions: dict[str, np.ndarray] = {}
 
   with rec.stage("topk") as r:
-    candidates = _k_candidates(cfg, n_valid)
-    if len(candidates) > 1:
-      if val.rating.size == 0:
-        raise ValueError("topk=auto needs validation users with target ratings; "
-                         "set --topk explicitly or raise --val_fraction")
-      val_mae = {}
-      for k in candidates:
-        pred = _topk_predict(P_hat, W_t, valid, V_t, val.user, row_of_user, val.item, k, cfg)
-        val_mae[k] = float(metrics_lib.mae(pred, val.rating))
-      best_k = min(val_mae, key=val_mae.get)
+    best_k, val_mae = _select_k(P_hat, W_t, valid, V_t, val, row_of_user, cfg)
+    if val_mae:
       r["val_mae_by_k"] = {str(k): v for k, v in val_mae.items()}
-    else:
-      best_k = candidates[0]
     r["k"] = best_k
     pred = _topk_predict(P_hat, W_t, valid, V_t, test.user, row_of_user, test.item, best_k,
                          cfg)

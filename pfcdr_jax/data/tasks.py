@@ -22,6 +22,8 @@ from pfcdr_jax.data.errors import DataError, PathLike
 from pfcdr_jax.data.interactions import deduplicate, read_interaction_table
 
 TASK_NAMES = ("comedy2drama", "book2movie", "book2music", "music2movie", "custom", "synthetic")
+# Tasks whose data (not only the split) depends on the seed.
+SEEDED_TASKS = ("synthetic",)
 
 # MovieLens genre tasks: name -> (variant, source genre, target genre).
 GENRE_TASKS = {"comedy2drama": ("ml-1m", "Comedy", "Drama")}
