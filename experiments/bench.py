@@ -15,7 +15,7 @@ process (the machine may be shared, so ratios are what count):
   roofline = the time of drawing the same ``b_0`` plus the plain ``jnp.dot``
   products of the same shapes, measured alone with the same chunking.
 * top-k: all test cold users x all target users for each K. ``s``: the library
-  call the pipeline makes (``topk_neighbors(..., sorted=False)``, method "auto":
+  call the pipeline makes (``select_neighbors(..., sorted=False)``, method "auto":
   lax.top_k below ``AUTO_THRESHOLD_MIN_K``, threshold select above; the exact
   set) against ``numpy_s``: numpy ``argpartition`` (the exact set). Also the
   sorted contract on both sides (library ``sorted=True`` vs argpartition + argsort
@@ -198,9 +198,9 @@ def _run_pipeline(stages: dict, key):
   val, test = data.target_val, data.target_test
 
   def predict(users_of_rating, items, k):
-    idx = topk_lib.topk_neighbors(P_hat, W_t, valid, r=5.0, k=k, chunk_size=FLAGS.topk_chunk,
+    idx = topk_lib.select_neighbors(P_hat, W_t, valid, r=5.0, k=k, chunk_size=FLAGS.topk_chunk,
                                   sorted=False)
-    mean_w = topk_lib.neighbour_mean(idx, W_t)
+    mean_w = topk_lib.neighbor_mean(idx, W_t)
     return np.asarray(jnp.sum(mean_w[row[users_of_rating]] * V_t[items], axis=-1))
 
   t0 = time.perf_counter()
@@ -315,12 +315,12 @@ def main(argv):
                                           k=min(kmax, int(valid.sum()))))
     out["topk"]["lax_sort_s_extrapolated"] = round(sort_s * scale_up, 2)
   def lib_call(k, method, sorted_):
-    return lambda: topk_lib.topk_neighbors(P_test, W_t, valid, r=5.0, k=k, method=method,
+    return lambda: topk_lib.select_neighbors(P_test, W_t, valid, r=5.0, k=k, method=method,
                                            chunk_size=FLAGS.topk_chunk, sorted=sorted_)
 
   def timed_warm(fn, k, always=False):
     # A warm-up run compiles the exact shapes. The slow sorted/top_k variants above
-    # 10k neighbours are timed cold (compile, ~1 s, included) instead of paying a
+    # 10k neighbors are timed cold (compile, ~1 s, included) instead of paying a
     # second full run; the pipeline's own call (the set) is always timed warm.
     if always or k <= 10_000:
       _timed(fn)

@@ -17,54 +17,45 @@ ratio measured in one run means anything.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import platform
 import sys
 import time
 
-from absl import app
 from absl import flags
+import jax
+import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import cli
+from pfcdr_jax import config as config_lib
+from pfcdr_jax import method
+from pfcdr_jax import pipeline
+from pfcdr_jax.models import scorers as scorers_lib
+from pfcdr_jax.models import train as train_lib
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from pfcdr_jax import pipeline  # noqa: E402
-from pfcdr_jax.data import tasks  # noqa: E402
-from pfcdr_jax.models import scorers as scorers_lib  # noqa: E402
-from pfcdr_jax.models import train as train_lib  # noqa: E402
-
-_TASK = flags.DEFINE_enum("task", "comedy2drama", list(tasks.TASK_NAMES), "CDR task.")
-_NUM_SEEDS = flags.DEFINE_integer("num_seeds", 3, "Seeds 0..N-1.")
-_BETA = flags.DEFINE_float("beta", 0.2, "Cold-start fraction of the split.")
-_BASE = flags.DEFINE_enum("base_model", "mf", ["mf", "gmf", "dnn"], "Base scorer.")
-_EPOCHS = flags.DEFINE_integer("epochs", None, "Pretraining epochs (task preset if unset).")
-_BATCH = flags.DEFINE_integer("batch_size", None, "Batch size (task preset if unset).")
-_SCALE = flags.DEFINE_float("scale", 0.01, "Size of --task=synthetic relative to the paper.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory.")
-_OUT = flags.DEFINE_string("out", "bench_seeds.json", "Output JSON path.")
+cli.define_data_flags()
+cli.define_pretrain_flags()
+flags.DEFINE_integer("num_seeds", 3, "Seeds 0..N-1.", lower_bound=1)
+flags.DEFINE_float("beta", 0.2, "Cold-start fraction of the split.")
+flags.DEFINE_string("out", "bench_seeds.json", "Output JSON path.")
+FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
-  logging.getLogger().setLevel(logging.WARNING)
-  preset = pipeline.TASK_PRESETS[_TASK.value]
-  cfgs = [pipeline.PFCDRConfig(task=_TASK.value, beta=_BETA.value, seed=s,
-                               base_model=_BASE.value, data_dir=_DATA_DIR.value,
-                               scale=_SCALE.value,
-                               epochs=_EPOCHS.value or preset["epochs"],
-                               batch_size=_BATCH.value or preset["batch_size"])
-          for s in range(_NUM_SEEDS.value)]
-  domains = [pipeline._load_split(c)[0].source for c in cfgs]  # pylint: disable=protected-access
+  cfgs = [cli.pfcdr_config(overrides={"seed": s}) for s in range(FLAGS.num_seeds)]
+  frames = {}   # a real task's files are parsed once (pipeline.frames_key)
+  for c in cfgs:
+    if pipeline.frames_key(c) not in frames:
+      frames[pipeline.frames_key(c)] = pipeline.load_frames(c)
+  domains = [pipeline.load_split(c, frames[pipeline.frames_key(c)])[0].source for c in cfgs]
   shapes = {train_lib.domain_shape(d) for d in domains}
   if len(shapes) != 1:
     sys.exit(f"error: the seeds' source domains differ in shape ({sorted(shapes)}); "
              "nothing to stack")
-  keys = [pipeline._stage_keys(c)[0] for c in cfgs]  # pylint: disable=protected-access
-  tcfgs = [c.train_config() for c in cfgs]
-  scorer = scorers_lib.get_scorer(_BASE.value)
+  keys = [method.StageKeys.from_seed(c.seed).pretrain_source for c in cfgs]
+  tcfgs = [config_lib.train_config(c) for c in cfgs]
+  scorer = scorers_lib.get_scorer(FLAGS.base_model)
 
   t0 = time.perf_counter()
   seq = [train_lib.train_scorer(scorer, d, c, k) for d, c, k in zip(domains, tcfgs, keys)]
@@ -80,7 +71,7 @@ def main(argv):
       for x, y in zip(seq, stk)
       for a, b in zip(jax.tree_util.tree_leaves(x.params), jax.tree_util.tree_leaves(y.params)))
   out = {
-      "task": _TASK.value, "base_model": _BASE.value, "num_seeds": _NUM_SEEDS.value,
+      "task": FLAGS.task, "base_model": FLAGS.base_model, "num_seeds": FLAGS.num_seeds,
       "ratings": shapes.pop()[0], "epochs": tcfgs[0].epochs, "lrs": list(tcfgs[0].lrs),
       "batch_size": tcfgs[0].batch_size,
       "sequential_s": round(sequential_s, 3), "stacked_s": round(stacked_s, 3),
@@ -92,11 +83,11 @@ def main(argv):
       "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
       "cpu_count": os.cpu_count(), "jax": jax.__version__, "python": platform.python_version(),
   }
-  with open(_OUT.value, "w") as f:
+  with open(FLAGS.out, "w") as f:
     json.dump(out, f, indent=2)
   for k, v in out.items():
     print(f"{k}: {v}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

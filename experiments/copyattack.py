@@ -73,7 +73,7 @@ flags.DEFINE_integer("items_per_group", 5,
                      "Items per popularity decile (--analysis=popularity).")
 flags.DEFINE_integer("target_max_epochs", 300, "Target-model epoch cap.")
 flags.DEFINE_enum("target_item_norm", "sqrt", ["sqrt", "mean"],
-                  "Item-side neighbour aggregation of the target model.")
+                  "Item-side neighbor aggregation of the target model.")
 flags.DEFINE_bool("synthetic", False,
                   "Use tiny synthetic platforms (smoke test, no download).")
 

@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -25,13 +25,14 @@ log = logging.getLogger(__name__)
 _META_KEY = "__meta_json__"
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+  """`obj` as plain JSON types (dataclasses and mappings as dicts, sorted keys)."""
   if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-    return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    return {k: jsonable(v) for k, v in dataclasses.asdict(obj).items()}
   if isinstance(obj, Mapping):
-    return {str(k): _jsonable(v) for k, v in sorted(obj.items())}
+    return {str(k): jsonable(v) for k, v in sorted(obj.items())}
   if isinstance(obj, (list, tuple)):
-    return [_jsonable(v) for v in obj]
+    return [jsonable(v) for v in obj]
   if isinstance(obj, (np.integer,)):
     return int(obj)
   if isinstance(obj, (np.floating,)):
@@ -43,7 +44,7 @@ def _jsonable(obj: Any) -> Any:
 
 def stable_hash(*parts: Any, length: int = 16) -> str:
   """Hex digest of a JSON rendering of `parts` (dataclasses and dicts sorted)."""
-  text = json.dumps(_jsonable(list(parts)), sort_keys=True, default=str)
+  text = json.dumps(jsonable(list(parts)), sort_keys=True, default=str)
   return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
@@ -100,7 +101,7 @@ class StageCache:
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {k: np.asarray(v) for k, v in arrays.items()}
     payload[_META_KEY] = np.frombuffer(
-        json.dumps(_jsonable(dict(meta or {}))).encode(), dtype=np.uint8)
+        json.dumps(jsonable(dict(meta or {}))).encode(), dtype=np.uint8)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
       with os.fdopen(fd, "wb") as f:
@@ -110,3 +111,39 @@ class StageCache:
       if os.path.exists(tmp):
         os.unlink(tmp)
       raise
+
+
+Arrays = dict[str, np.ndarray]
+
+
+def cached_stage(cache: StageCache, stage: str, key: str,
+                 compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]],
+                 validate: Callable[[Arrays, dict], bool] | None = None,
+                 record: dict | None = None) -> tuple[Arrays, dict]:
+  """A stage's (arrays, meta): from the cache when a valid entry exists, else computed.
+
+  Args:
+    cache: the run's stage cache (a disabled cache always computes).
+    stage, key: the entry's name and key (the hash of what the stage reads).
+    compute: ``() -> (arrays, meta)``; its result is stored under (stage, key).
+    validate: ``(arrays, meta) -> bool``; a cached entry it rejects is recomputed
+      with a warning (e.g. parameters of the wrong shape).
+    record: the stage's metrics record, updated with ``meta`` (and ``cached=True``
+      on a hit).
+  """
+  record = {} if record is None else record
+  hit = cache.load(stage, key)
+  if hit is not None:
+    arrays, meta = hit
+    if validate is None or validate(arrays, meta):
+      record.update(meta)
+      record["cached"] = True
+      return arrays, meta
+    log.warning("cached %s-%s is not what this run needs (shapes or contents differ); "
+                "recomputing", stage, key)
+  arrays, meta = compute()
+  arrays = {k: np.asarray(v) for k, v in arrays.items()}
+  meta = dict(meta)
+  cache.save(stage, key, arrays, meta)
+  record.update(meta)
+  return arrays, meta

@@ -35,12 +35,12 @@ import numpy as np
 from scipy import stats
 
 from pfcdr_jax import cache as cache_lib
+from pfcdr_jax import config as config_lib
 from pfcdr_jax import pipeline
 from pfcdr_jax.baselines import registry
 
 log = logging.getLogger(__name__)
 
-PIPELINE_METHODS = ("PFCDR", "TGT", "EMCDR", "GlobalMean", "ItemMean")
 FLOORS = ("GlobalMean", "ItemMean", "SourceUserMean")
 METRICS = ("mae", "rmse")
 ALPHA = 0.05
@@ -51,14 +51,6 @@ GROUPS = (
     ("Privacy-preserving CDR", ("DP-EMCDR", "PriCDR-S", "PFCDR")),
     ("Floors", FLOORS),
 )
-# Config fields that may differ between a finished cell and the request: paths, the
-# method list (checked separately) and execution-only knobs: the top-k algorithm and
-# its chunk give the same neighbour sets (test_topk), the inversion chunk the same
-# prototypes to 1e-5 (test_inversion); predictions agree up to float summation order.
-_IGNORED_FIELDS = ("extra_baselines", "cache_dir", "use_cache", "data_dir",
-                   "topk_method", "topk_chunk", "inversion_chunk")
-
-
 @dataclasses.dataclass(frozen=True)
 class Cell:
   """One run: task x beta x base model x seed."""
@@ -81,20 +73,33 @@ def make_cells(tasks: Sequence[str], betas: Sequence[float], base_models: Sequen
           for s in range(num_seeds)]
 
 
-def cell_config(base: pipeline.PFCDRConfig, cell: Cell) -> pipeline.PFCDRConfig:
-  return dataclasses.replace(base, task=cell.task, beta=cell.beta, base_model=cell.base_model,
-                             seed=cell.seed)
+def cell_config(base: config_lib.PFCDRConfig, cell: Cell) -> config_lib.PFCDRConfig:
+  return config_lib.override(base, {"data.task": cell.task, "split.beta": cell.beta,
+                                    "pretrain.base_model": cell.base_model,
+                                    "seed": cell.seed})
 
 
-def expected_methods(cfg: pipeline.PFCDRConfig) -> tuple[str, ...]:
-  return PIPELINE_METHODS + tuple(cfg.extra_baselines)
+def expected_methods(cfg: config_lib.PFCDRConfig) -> tuple[str, ...]:
+  return ("PFCDR",) + tuple(cfg.baselines.names)
 
 
-def is_finished(workdir: Path, cfg: pipeline.PFCDRConfig) -> bool:
+def _decisions(cfg: config_lib.PFCDRConfig) -> dict:
+  """What a cell's numbers depend on: the config's content less the method list
+  (checked method by method) -- paths and execution-only knobs are not in it
+  (``config.EXECUTION_ONLY``: e.g. the exact top-k kernels give the same neighbor sets,
+  test_topk; the inversion chunk the same prototypes to 1e-5, test_inversion)."""
+  out = config_lib.content(cfg)
+  out.pop("baselines")
+  return cache_lib.jsonable(out)
+
+
+def is_finished(workdir: Path, cfg: config_lib.PFCDRConfig) -> bool:
   """True iff `workdir` holds a complete run of `cfg` with every requested method.
 
-  Complete = results.json and predictions-test.npz exist, config.json equals `cfg` (up to
-  the method list and paths), and each extra baseline ran the registry's current grid.
+  Complete = results.json and predictions-test.npz exist, config.json decides what `cfg`
+  decides (:func:`_decisions`; a field added to the config after the cell ran takes its
+  default, the behaviour the cell ran with), and each method ran the registry's current
+  selection grid.
   """
   workdir = Path(workdir)
   res_path, cfg_path = workdir / "results.json", workdir / "config.json"
@@ -102,29 +107,24 @@ def is_finished(workdir: Path, cfg: pipeline.PFCDRConfig) -> bool:
     return False
   try:
     results = json.loads(res_path.read_text())
-    stored = json.loads(cfg_path.read_text())
-  except (OSError, ValueError):
+    stored = config_lib.from_dict(config_lib.PFCDRConfig, json.loads(cfg_path.read_text()))
+  except (OSError, ValueError, TypeError) as e:
+    log.info("cell %s: unreadable or older config.json (%s); rerunning", workdir.name, e)
     return False
-  want = cache_lib._jsonable(cfg)  # pylint: disable=protected-access
-  # A field added to PFCDRConfig after the cell ran is absent from its config.json;
-  # the cell ran with that field's default behaviour, so compare against the default.
-  defaults = cache_lib._jsonable(pipeline.PFCDRConfig())  # pylint: disable=protected-access
-  for k in set(want) | set(stored):
-    if k not in _IGNORED_FIELDS and stored.get(k, defaults.get(k)) != want.get(k):
-      log.info("cell %s: config field %r changed (%r -> %r); rerunning", workdir.name, k,
-               stored.get(k), want.get(k))
-      return False
+  if _decisions(stored) != _decisions(cfg):
+    log.info("cell %s: the configuration changed; rerunning", workdir.name)
+    return False
   missing = set(expected_methods(cfg)) - set(results.get("methods", {}))
   if missing:
     log.info("cell %s lacks %s; rerunning (cached stages are reused)", workdir.name,
              sorted(missing))
     return False
   chosen = results.get("selected", {}).get("baselines", {})
-  for name in cfg.extra_baselines:
+  for name in cfg.baselines.names:
     # A baseline's settings live in the registry, not in the config: compare the grid.
     ran = [{k: v for k, v in g.items() if k != "val_mae"}
            for g in chosen.get(name, {}).get("grid", [])]
-    want = [cache_lib._jsonable(p) for p in registry.selection_grid(name)]  # pylint: disable=protected-access
+    want = [cache_lib.jsonable(p) for p in registry.selection_grid(name)]
     if json.dumps(ran, sort_keys=True) != json.dumps(want, sort_keys=True):
       log.info("cell %s: the selection grid of %s changed; rerunning", workdir.name, name)
       return False
@@ -162,20 +162,11 @@ def _release_compiled() -> None:
   gc.collect()
 
 
-def define_seed_stack_flag():
-  """Defines the scripts' ``--seed_stack`` absl flag (table1.py, figure2.py)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  return flags.DEFINE_enum(
-      "seed_stack", "auto", list(SEED_STACK_MODES),
-      "Pretrain the unfinished seeds of each (task, beta, base model) as one vmapped "
-      "stack where the domains' shapes allow; auto: on when JAX runs on an accelerator.")
-
-
-def run_cells(base_cfg: pipeline.PFCDRConfig, cells: Sequence[Cell], root: str | Path,
+def run_cells(base_cfg: config_lib.PFCDRConfig, cells: Sequence[Cell], root: str | Path,
               *, seed_stack: bool = False) -> list[Path]:
   """Runs every unfinished cell under ``root/<cell.dirname>``; returns all workdirs.
 
-  Every cell uses ``base_cfg.cache_dir`` (set it to share pretraining across cells;
+  Every cell uses ``base_cfg.cache.dir`` (set it to share pretraining across cells;
   None gives each cell its own ``<workdir>/cache``). With ``seed_stack`` the
   unfinished seeds of each (task, beta, base model) first pretrain together, vmapped
   over the seed axis where the domains' shapes allow (:func:`pipeline.pretrain_seeds`);
@@ -219,7 +210,7 @@ class CellResult(NamedTuple):
 
 
 def display_name(name: str) -> str:
-  return name if name in PIPELINE_METHODS else registry.display_name(name)
+  return name if name == "PFCDR" else registry.display_name(name)
 
 
 def load_cell(workdir: str | Path) -> CellResult:

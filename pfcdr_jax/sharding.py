@@ -6,7 +6,7 @@ the top-k match of a cold user (Eq. 13) only reads its prototype and the frozen
 target users. So the user axis (inversion) and the cold-user axis (top-k) are split
 over a 1-D mesh with axis ``"users"``; ``V``, ``W_tgt`` and ``valid`` are
 replicated. Every device runs the SAME jitted library kernel
-(``inversion.invert_users``, ``topk.topk_neighbors``) on its block of users under
+(``inversion.invert_users``, ``topk.select_neighbors``) on its block of users under
 ``jax.shard_map``, and the inputs are placed with ``NamedSharding`` before the
 jitted call, so there is no cross-device communication until the results are
 gathered. With one device the mesh has one entry and the path is the plain one.
@@ -122,12 +122,12 @@ def shard_invert_users(w: jax.Array, V: jax.Array, key: jax.Array,
 @functools.lru_cache(maxsize=None)
 def _topk_fn(mesh: Mesh, k: int, chunk_size: int, target_chunk_size: int | None,
              method: str, sorted_: bool):
-  """Jitted, shard_mapped top-k kernel (the one ``topk_neighbors`` calls)."""
+  """Jitted, shard_mapped top-k kernel (the one ``select_neighbors`` calls)."""
 
   def local(P_hat, W_tgt, valid, r):
     # K is resolved on the host (from the full ``valid``) before the call, so every
-    # device selects the same K; this is the jitted kernel of ``topk_neighbors``.
-    return topk_lib.select_neighbors(P_hat, W_tgt, valid, r, k=k, chunk_size=chunk_size,
+    # device selects the same K; this is the jitted kernel of ``select_neighbors``.
+    return topk_lib.neighbors_kernel(P_hat, W_tgt, valid, r, k=k, chunk_size=chunk_size,
                                      target_chunk_size=target_chunk_size, method=method,
                                      sorted=sorted_)
 
@@ -136,29 +136,29 @@ def _topk_fn(mesh: Mesh, k: int, chunk_size: int, target_chunk_size: int | None,
   return jax.jit(mapped)
 
 
-def shard_topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array,
+def shard_select_neighbors(P_hat: jax.Array, W_tgt: jax.Array,
                          valid: jax.Array | np.ndarray | None = None, *, r: float,
                          k: int | float, chunk_size: int | None = None,
                          target_chunk_size: int | None = None,
                          include_untrained: bool = False, method: str = "auto",
                          sorted: bool = True,  # pylint: disable=redefined-builtin
                          mesh: Mesh | None = None) -> jax.Array:
-  """``topk.topk_neighbors`` with the cold users sharded over ``mesh`` (Eq. 13).
+  """``topk.select_neighbors`` with the cold users sharded over ``mesh`` (Eq. 13).
 
   Args:
     P_hat: [C, d] transferred prototypes of the cold users (sharded).
     W_tgt: [T, d] target user representations (replicated).
-    valid: bool[T] users allowed as neighbours; None means all.
+    valid: bool[T] users allowed as neighbors; None means all.
     r: target rating of the inversion.
-    k: neighbour count, or a fraction of the valid users (``topk.resolve_k``).
+    k: neighbor count, or a fraction of the valid users (``topk.resolve_k``).
     chunk_size: cold users per ``lax.map`` step on each device.
-    target_chunk_size: optional target chunking (see ``topk_neighbors``).
+    target_chunk_size: optional target chunking (see ``select_neighbors``).
     include_untrained: ignore ``valid``.
-    method, sorted: as in ``topk_neighbors``.
+    method, sorted: as in ``select_neighbors``.
     mesh: a 1-D mesh with axis ``"users"`` (default ``user_mesh()``).
 
   Returns:
-    idx: int32[C, K], equal to ``topk_neighbors`` on one device.
+    idx: int32[C, K], equal to ``select_neighbors`` on one device.
   """
   mesh = user_mesh() if mesh is None else mesh
   T = W_tgt.shape[0]

@@ -38,7 +38,7 @@ import numpy as np
 
 
 def resolve_k(k: int | float, n_valid: int) -> int:
-  """Number of neighbours: an int count, or a float fraction in (0, 1] of n_valid.
+  """Number of neighbors: an int count, or a float fraction in (0, 1] of n_valid.
 
   Counts are capped at ``n_valid``; fractions round to the nearest count, >= 1.
 
@@ -204,15 +204,15 @@ def _sort_by_distance(u, idx):
 
 @functools.partial(jax.jit, static_argnames=("k", "chunk_size", "target_chunk_size",
                                              "method", "sorted"))
-def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
+def neighbors_kernel(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
                      r: jax.Array, *, k: int, chunk_size: int,
                      target_chunk_size: int | None = None, method: str = "top_k",
                      sorted: bool = True) -> jax.Array:  # pylint: disable=redefined-builtin
-  """The jitted kernel behind ``topk_neighbors`` (K and method already resolved).
+  """The jitted kernel behind ``select_neighbors`` (K and method already resolved).
 
   Args:
     P_hat: float32[C, d]; W_tgt: float32[T, d]; valid: bool[T]; r: float32[].
-    k: neighbour count, 1 <= k <= #valid.
+    k: neighbor count, 1 <= k <= #valid.
     chunk_size: cold users per ``lax.map`` step.
     target_chunk_size: target users per merge step of the ``"top_k"`` kernel
       (None: whole rows). The ``"threshold"`` kernel always reads whole rows; its
@@ -284,7 +284,7 @@ def _topk(P_hat, W_tgt, valid, r, *, k, chunk_size, target_chunk_size):
   return idx.reshape(n_chunks * chunk_size, k)[:C].astype(jnp.int32)
 
 
-def topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None = None, *,
+def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None = None, *,
                    r: float, k: int | float, chunk_size: int | None = None,
                    target_chunk_size: int | None = None,
                    include_untrained: bool = False, method: str = "auto",
@@ -294,10 +294,10 @@ def topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None =
   Args:
     P_hat: [C, d] transferred prototypes of the cold users.
     W_tgt: [T, d] target user representations ``user_repr``.
-    valid: bool[T] users allowed as neighbours (have target training ratings);
+    valid: bool[T] users allowed as neighbors (have target training ratings);
       None means all.
     r: target rating used in the inversion.
-    k: neighbour count, or a float fraction of the valid users (``resolve_k``).
+    k: neighbor count, or a float fraction of the valid users (``resolve_k``).
     chunk_size: cold users per ``lax.map`` step; None: ``DEFAULT_CHUNK`` of the
       method (the threshold kernel re-reads a ``chunk x T`` block a dozen times,
       so a small block that stays in cache is faster).
@@ -328,20 +328,20 @@ def topk_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None =
   method = resolve_method(method, k)
   cs = int(min(DEFAULT_CHUNK[method] if chunk_size is None else chunk_size, C))
   tcs = None if target_chunk_size is None else int(target_chunk_size)
-  return select_neighbors(jnp.asarray(P_hat, jnp.float32), jnp.asarray(W_tgt, jnp.float32),
+  return neighbors_kernel(jnp.asarray(P_hat, jnp.float32), jnp.asarray(W_tgt, jnp.float32),
                           valid, jnp.asarray(r, jnp.float32), k=k, chunk_size=cs,
                           target_chunk_size=tcs, method=method,
                           sorted=bool(sorted))
 
 
-def neighbour_mean(idx: jax.Array, W_tgt: jax.Array, *, chunk_size: int = 64) -> jax.Array:
-  """Mean representation of each cold user's K neighbours (Eq. 14's ``M``).
+def neighbor_mean(idx: jax.Array, W_tgt: jax.Array, *, chunk_size: int = 64) -> jax.Array:
+  """Mean representation of each cold user's K neighbors (Eq. 14's ``M``).
 
   Gathers ``chunk_size`` cold users at a time, so memory is
   ``O(chunk_size * K * d)`` even for K in the tens of thousands.
 
   Args:
-    idx: int[C, K] neighbour indices.
+    idx: int[C, K] neighbor indices.
     W_tgt: [T, d] target user representations.
     chunk_size: cold users gathered per step.
 
@@ -352,12 +352,12 @@ def neighbour_mean(idx: jax.Array, W_tgt: jax.Array, *, chunk_size: int = 64) ->
   C = idx.shape[0]
   if C == 0:
     return jnp.zeros((0, W_tgt.shape[1]), jnp.float32)
-  return _neighbour_mean(jnp.asarray(idx, jnp.int32), jnp.asarray(W_tgt, jnp.float32),
+  return _neighbor_mean(jnp.asarray(idx, jnp.int32), jnp.asarray(W_tgt, jnp.float32),
                          chunk_size=int(min(chunk_size, C)))
 
 
 @functools.partial(jax.jit, static_argnames=("chunk_size",))
-def _neighbour_mean(idx, W_tgt, *, chunk_size):
+def _neighbor_mean(idx, W_tgt, *, chunk_size):
   C, K = idx.shape
   n = -(-C // chunk_size)
   ip = jnp.pad(idx, ((0, n * chunk_size - C), (0, 0))).reshape(n, chunk_size, K)
@@ -365,6 +365,6 @@ def _neighbour_mean(idx, W_tgt, *, chunk_size):
   return out.reshape(n * chunk_size, -1)[:C]
 
 
-def predict_from_neighbours(mean_w: jax.Array, V: jax.Array, items: jax.Array) -> jax.Array:
+def predict_from_neighbors(mean_w: jax.Array, V: jax.Array, items: jax.Array) -> jax.Array:
   """Eq. (14): ``(1/K) sum_k M_k . v_j``. mean_w [B, d] (row per rating), items int[B]."""
   return jnp.sum(mean_w * V[items], axis=-1)

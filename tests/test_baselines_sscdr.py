@@ -31,12 +31,12 @@ def test_losses_match_numpy_reference():
   np.testing.assert_allclose(lu, want_u, rtol=1e-5)
 
 
-def test_neighbour_mean_matches_loop():
+def test_neighbor_mean_matches_loop():
   params = sscdr.init_mapping(jax.random.PRNGKey(1), 3, 3)
   item_emb = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
   su, si = np.array([0, 0, 2, 3, 3, 3]), np.array([1, 4, 0, 2, 2, 1])
   users = np.array([0, 1, 3])
-  got = sscdr.mapped_neighbour_mean(params, users, su, si, jnp.asarray(item_emb))
+  got = sscdr.mapped_neighbor_mean(params, users, su, si, jnp.asarray(item_emb))
   f = _np_mlp(params, item_emb)
   want = np.stack([f[si[su == u]].mean(0) if (su == u).any() else np.zeros(3) for u in users])
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -13,23 +13,35 @@ from scipy import stats
 
 from pfcdr_jax import cache as cache_lib
 from pfcdr_jax import comparison
+from pfcdr_jax import config as config_lib
 from pfcdr_jax import pipeline
 from pfcdr_jax.baselines import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _cfg(**updates):
+  """A synthetic-task config from dotted overrides (``pretrain__epochs`` = "pretrain.epochs")."""
+  return config_lib.override(config_lib.PFCDRConfig(), {
+      "data.task": "synthetic", **{k.replace("__", "."): v for k, v in updates.items()}})
+
+
+def _with_extra(*names):
+  return config_lib.MAIN_BASELINES + names
+
+
 def _write_cell(workdir, cfg, user, rating, preds, baselines=None):
   """What run_pfcdr leaves in a workdir, from hand-made predictions."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  cache_lib.atomic_write_text(workdir / "config.json", json.dumps(cache_lib._jsonable(cfg)))
+  cache_lib.atomic_write_text(workdir / "config.json", json.dumps(config_lib.to_dict(cfg)))
   cache_lib.StageCache(workdir).save("predictions", "test", {
       "user": user, "item": np.zeros_like(user), "rating": rating,
       **{f"pred_{k}": np.asarray(v, np.float32) for k, v in preds.items()}})
   methods = {k: {"mae": float(np.mean(np.abs(v - rating))),
                  "rmse": float(np.sqrt(np.mean((v - rating) ** 2)))} for k, v in preds.items()}
-  results = {"task": cfg.task, "beta": cfg.beta, "seed": cfg.seed, "base_model": cfg.base_model,
+  results = {"task": cfg.data.task, "beta": cfg.split.beta, "seed": cfg.seed,
+             "base_model": cfg.pretrain.base_model,
              "methods": methods,
              "selected": {"topk": 7, "pretrain": {"pretrain_source": {"lr": 0.01, "epoch": 3}},
                           "baselines": baselines or {}}}
@@ -54,7 +66,7 @@ def _cells(tmp_path, *, pfcdr_noise, other_noise, n_seeds=3, same=False):
              "ItemMean": np.full_like(rating, 3.1)}
     if same:
       preds["EMCDR"] = preds["PFCDR"].copy()
-    cfg = pipeline.PFCDRConfig(task="synthetic", beta=0.2, seed=seed)
+    cfg = _cfg(split__beta=0.2, seed=seed)
     d = tmp_path / f"s{seed}"
     _write_cell(d, cfg, user, rating, preds)
     dirs.append(d)
@@ -168,12 +180,12 @@ def test_column_order_follows_the_paper():
 
 def _fake_run(calls):
   def run(cfg, workdir):
-    calls.append((cfg.beta, cfg.seed, tuple(cfg.extra_baselines)))
+    calls.append((cfg.split.beta, cfg.seed, tuple(cfg.baselines.names)))
     _, user, rating = _data(cfg.seed)
     preds = {m: rating + 0.1 for m in comparison.expected_methods(cfg)}
     chosen = {n: {"val_mae": 1.0, "grid": [{**p, "val_mae": 1.0}
                                             for p in registry.selection_grid(n)]}
-              for n in cfg.extra_baselines}
+              for n in cfg.baselines.names}
     _write_cell(workdir, cfg, user, rating, preds, chosen)
     return {}
   return run
@@ -182,7 +194,7 @@ def _fake_run(calls):
 def test_resume_skips_finished_cells(tmp_path, monkeypatch):
   calls = []
   monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
-  cfg = pipeline.PFCDRConfig(task="synthetic", extra_baselines=("SourceUserMean",))
+  cfg = _cfg(baselines__names=_with_extra("SourceUserMean"))
   cells = comparison.make_cells(("synthetic",), (0.2, 0.5), ("mf",), 2)
   dirs = comparison.run_cells(cfg, cells, tmp_path)
   assert len(calls) == 4 and len(dirs) == 4
@@ -190,18 +202,18 @@ def test_resume_skips_finished_cells(tmp_path, monkeypatch):
   assert len(calls) == 4  # all finished
   os.unlink(dirs[1] / "results.json")  # interrupted cell: no results.json
   comparison.run_cells(cfg, cells, tmp_path)
-  assert calls[4:] == [(0.2, 1, ("SourceUserMean",))]
+  assert calls[4:] == [(0.2, 1, _with_extra("SourceUserMean"))]
   # A changed setting reruns; a new method reruns (pretraining comes from the cache).
-  comparison.run_cells(pipeline.PFCDRConfig(task="synthetic", epochs=3,
-                                            extra_baselines=("SourceUserMean",)), cells[:1],
-                       tmp_path)
+  comparison.run_cells(_cfg(pretrain__epochs=3, baselines__names=_with_extra("SourceUserMean")),
+                       cells[:1], tmp_path)
   assert len(calls) == 6
-  wider = pipeline.PFCDRConfig(task="synthetic", extra_baselines=("SourceUserMean", "CMF"))
+  wider = _cfg(baselines__names=_with_extra("SourceUserMean", "CMF"))
   comparison.run_cells(wider, cells, tmp_path)
   assert len(calls) == 10
   assert len(comparison.summarize(dirs)) == 4  # 2 betas x 2 metrics
   # A registry grid that changed since a cell ran makes that cell stale.
-  monkeypatch.setitem(registry.GRIDS, "CMF", ({"lr": 0.1},))
+  monkeypatch.setitem(registry.ENTRIES, "CMF", registry.ENTRIES["CMF"]._replace(
+      grid=({"lr": 0.1},)))
   comparison.run_cells(wider, cells[:1], tmp_path)
   assert len(calls) == 11
 
@@ -209,26 +221,32 @@ def test_resume_skips_finished_cells(tmp_path, monkeypatch):
 def test_cell_from_before_a_new_config_field_still_counts_as_finished(tmp_path, monkeypatch):
   calls = []
   monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
-  cfg = pipeline.PFCDRConfig(task="synthetic")
+  cfg = _cfg()
   cells = comparison.make_cells(("synthetic",), (0.2,), ("mf",), 1)
   (d,) = comparison.run_cells(cfg, cells, tmp_path)
   stored = json.loads((d / "config.json").read_text())
-  del stored["include_untrained"]   # a field the cell's code did not have yet
-  stored["topk_method"] = "top_k"   # execution-only: an exact kernel, same neighbours
-  stored["topk_chunk"] = 64
+  del stored["topk"]["include_untrained"]   # a field the cell's code did not have yet
+  stored["topk"]["method"] = "top_k"   # execution-only: an exact kernel, same neighbors
+  stored["topk"]["chunk"] = 64
+  stored["cache"]["dir"] = "/elsewhere"   # a path: not what the cell computed
   (d / "config.json").write_text(json.dumps(stored))
   comparison.run_cells(cfg, cells, tmp_path)
   assert len(calls) == 1
   # ...but a missing field whose request differs from the default reruns the cell.
-  comparison.run_cells(pipeline.PFCDRConfig(task="synthetic", include_untrained=True), cells,
-                       tmp_path)
+  comparison.run_cells(_cfg(topk__include_untrained=True), cells, tmp_path)
   assert len(calls) == 2
+  # So does a config.json that is not a config (an unknown field).
+  stored = json.loads((d / "config.json").read_text())
+  stored["bridge"]["momentum"] = 0.9
+  (d / "config.json").write_text(json.dumps(stored))
+  comparison.run_cells(_cfg(topk__include_untrained=True), cells, tmp_path)
+  assert len(calls) == 3
 
 
 def test_rerun_removes_old_results_before_it_starts(tmp_path, monkeypatch):
   """An interrupted rerun must not leave a new config.json beside an old results.json."""
-  cfg = pipeline.PFCDRConfig(task="synthetic", scale=0.002, epochs=1, lrs=(0.01,),
-                             bridge_epochs=1, topk="5", use_cache=False)
+  cfg = _cfg(data__scale=0.002, pretrain__epochs=1, pretrain__lrs=(0.01,), bridge__epochs=1,
+             topk__k="5", cache__enabled=False)
   work = tmp_path / "cell"
   work.mkdir()
   (work / "results.json").write_text("{}")
@@ -254,8 +272,8 @@ def test_seed_stack_pretrains_each_groups_unfinished_seeds_first(tmp_path, monke
   monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
   monkeypatch.setattr(comparison.pipeline, "pretrain_seeds",
                       lambda cfgs, dirs: stacks.append(
-                          [(c.beta, c.seed, Path(d).name) for c, d in zip(cfgs, dirs)]))
-  cfg = pipeline.PFCDRConfig(task="synthetic")
+                          [(c.split.beta, c.seed, Path(d).name) for c, d in zip(cfgs, dirs)]))
+  cfg = _cfg()
   cells = comparison.make_cells(("synthetic",), (0.2, 0.5), ("mf",), 3)
   comparison.run_cells(cfg, cells[:1], tmp_path)          # seed 0 of beta 0.2 finished
   comparison.run_cells(cfg, cells, tmp_path, seed_stack=True)

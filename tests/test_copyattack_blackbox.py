@@ -78,7 +78,7 @@ def test_injection_raises_target_rank_for_users_sharing_items(trained):
   bb, state, scorer = _make(trained, extra_users=30)
   users = jnp.arange(20)  # group 1: they share items 0-4 with the injections
   s0 = np.asarray(scorer(state, users))
-  # v*: the group-2 item group 1 likes least (it has only group-2 neighbours).
+  # v*: the group-2 item group 1 likes least (it has only group-2 neighbors).
   v_star = 10 + int(np.argmin(s0[:, 10:20].mean(0)))
 
   def rank(s):

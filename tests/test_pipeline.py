@@ -1,6 +1,5 @@
 """End-to-end tests of the PFCDR pipeline and the experiment script."""
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from pfcdr_jax import config as config_lib
 from pfcdr_jax import pipeline
 from pfcdr_jax.models import scorers
 
@@ -19,12 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("PFCDR", "TGT", "EMCDR", "GlobalMean", "ItemMean")
 
 
+def _cfg(**updates):
+  """A config from dotted overrides (``pretrain__epochs=3`` for "pretrain.epochs")."""
+  return config_lib.override(config_lib.PFCDRConfig(),
+                             {k.replace("__", "."): v for k, v in updates.items()})
+
+
 def _small_cfg(**kw):
-  base = dict(task="synthetic", like="music2movie", scale=0.004, beta=0.2, seed=0,
-              epochs=8, batch_size=256, lrs=(0.01, 0.02), inversion_steps=60,
-              bridge_epochs=50)
+  base = dict(data__task="synthetic", data__like="music2movie", data__scale=0.004,
+              split__beta=0.2, seed=0, pretrain__epochs=8, pretrain__batch_size=256,
+              pretrain__lrs=(0.01, 0.02), inversion__steps=60, bridge__epochs=50)
   base.update(kw)
-  return pipeline.PFCDRConfig(**base)
+  return _cfg(**base)
 
 
 def _stages(workdir):
@@ -32,7 +38,7 @@ def _stages(workdir):
 
 
 def test_pipeline_synthetic_end_to_end_and_cache(tmp_path):
-  cfg = _small_cfg(cache_dir=str(tmp_path / "cache"))
+  cfg = _small_cfg(cache__dir=str(tmp_path / "cache"))
   res = pipeline.run_pfcdr(cfg, tmp_path / "run1")
   for f in ("config.json", "metrics.jsonl", "results.json", "split_manifest.json"):
     assert (tmp_path / "run1" / f).exists(), f
@@ -60,7 +66,7 @@ def test_pipeline_synthetic_end_to_end_and_cache(tmp_path):
 
 
 def test_pipeline_same_seed_same_results_without_cache(tmp_path):
-  cfg = _small_cfg(use_cache=False, topk="0.1")
+  cfg = _small_cfg(cache__enabled=False, topk__k="0.1")
   a = pipeline.run_pfcdr(cfg, tmp_path / "a")
   b = pipeline.run_pfcdr(cfg, tmp_path / "b")
   assert a["methods"] == b["methods"]
@@ -87,11 +93,12 @@ def _write_custom_tsv(tmp_path, target_counts=None):
 
 
 def _custom_cfg(tmp_path, **kw):
-  base = dict(task="custom", source_file=str(tmp_path / "src.tsv"),
-              target_file=str(tmp_path / "tgt.tsv"), epochs=5, batch_size=128, lrs=(0.02,),
-              inversion_steps=30, bridge_epochs=20, topk="5", use_cache=False)
+  base = dict(data__task="custom", data__source_file=str(tmp_path / "src.tsv"),
+              data__target_file=str(tmp_path / "tgt.tsv"), pretrain__epochs=5,
+              pretrain__batch_size=128, pretrain__lrs=(0.02,), inversion__steps=30,
+              bridge__epochs=20, topk__k="5", cache__enabled=False)
   base.update(kw)
-  return pipeline.PFCDRConfig(**base)
+  return _cfg(**base)
 
 
 def test_pipeline_custom_task_tsv(tmp_path):
@@ -116,8 +123,8 @@ def test_seed_stacked_pretraining_feeds_each_run_its_own_params(tmp_path, equal_
   counts = None if equal_target else list(np.random.default_rng(1).integers(5, 12, 60))
   _write_custom_tsv(tmp_path, counts)
   seeds = (0, 1)
-  cfgs = {mode: [_custom_cfg(tmp_path, seed=s, use_cache=True,
-                             cache_dir=str(tmp_path / f"cache-{mode}-s{s}")) for s in seeds]
+  cfgs = {mode: [_custom_cfg(tmp_path, seed=s, cache__enabled=True,
+                             cache__dir=str(tmp_path / f"cache-{mode}-s{s}")) for s in seeds]
           for mode in ("stacked", "alone")}
   work = lambda mode, s: tmp_path / f"{mode}-s{s}"
   stacked = pipeline.pretrain_seeds(cfgs["stacked"], [work("stacked", s) for s in seeds])
@@ -168,8 +175,8 @@ def test_experiment_script_rejects_bad_flag(tmp_path):
 @pytest.mark.realdata
 def test_comedy2drama_real_data_short_run(tmp_path):
   """MovieLens-1M genre domains, obtained by the project's own download code."""
-  cfg = pipeline.PFCDRConfig(task="comedy2drama", epochs=3, lrs=(0.01,), inversion_steps=20,
-                             bridge_epochs=20, topk="0.1", use_cache=False)
+  cfg = _cfg(data__task="comedy2drama", pretrain__epochs=3, pretrain__lrs=(0.01,),
+             inversion__steps=20, bridge__epochs=20, topk__k="0.1", cache__enabled=False)
   res = pipeline.run_pfcdr(cfg, tmp_path / "run")
   ds = res["dataset"]
   assert 5000 < ds["overlap"] < 7000
@@ -178,15 +185,11 @@ def test_comedy2drama_real_data_short_run(tmp_path):
 
 
 def test_emb_dim_reaches_pretraining():
-  """The pretrained tables have --emb_dim columns (the cache template assumes it)."""
-  cfg = pipeline.PFCDRConfig(emb_dim=6)
-  assert cfg.train_config().dim == 6
+  """The pretrained tables have pretrain.emb_dim columns (the cache check assumes it)."""
+  cfg = _cfg(pretrain__emb_dim=6)
+  assert config_lib.train_config(cfg).dim == 6
   sc = scorers.get_scorer("mf")
-  dom = type("D", (), {"n_users": 5, "n_items": 4})
-  template = pipeline._pretrain_template(sc, dom, cfg, jax.random.PRNGKey(0))
-  trained = sc.init(jax.random.PRNGKey(0), 5, 4, cfg.train_config().dim)
-  assert (jax.tree_util.tree_map(lambda x: x.shape, template)
-          == jax.tree_util.tree_map(lambda x: x.shape, trained))
+  trained = sc.init(jax.random.PRNGKey(0), 5, 4, config_lib.train_config(cfg).dim)
   assert {x.shape[-1] for x in jax.tree_util.tree_leaves(trained) if x.ndim == 2} == {6}
 
 
@@ -196,42 +199,50 @@ def test_cached_params_of_the_wrong_shape_are_retrained(tmp_path):
       user=rng.integers(0, 20, 300).astype(np.int32),
       item=rng.integers(0, 15, 300).astype(np.int32),
       rating=rng.integers(1, 6, 300).astype(np.float32), n_users=20, n_items=15)
-  cfg = pipeline.PFCDRConfig(epochs=1, lrs=(0.01,), batch_size=64, emb_dim=6)
+  cfg = _cfg(pretrain__epochs=1, pretrain__lrs=(0.01,), pretrain__batch_size=64,
+             pretrain__emb_dim=6)
   cache = pipeline.cache_lib.StageCache(tmp_path)
   sc, key = scorers.get_scorer("mf"), jax.random.PRNGKey(0)
-  pipeline._pretrain(sc, a, dataclasses.replace(cfg, emb_dim=10), key, cache, "k", "source", {})
+  pipeline.pretrain(sc, a, config_lib.override(cfg, {"pretrain.emb_dim": 10}), key, cache, "k",
+                    "source", {})
   # The entry under this key has 10 columns (e.g. written before emb_dim reached the
   # trainer); a run that needs 6 must retrain, not load it.
   record = {}
-  params = pipeline._pretrain(sc, a, cfg, key, cache, "k", "source", record)
+  params = pipeline.pretrain(sc, a, cfg, key, cache, "k", "source", record)
   assert not record.get("cached")
   assert {x.shape[-1] for x in jax.tree_util.tree_leaves(params) if x.ndim == 2} == {6}
   record = {}
-  pipeline._pretrain(sc, a, cfg, key, cache, "k", "source", record)
+  pipeline.pretrain(sc, a, cfg, key, cache, "k", "source", record)
   assert record.get("cached")
 
 
 def test_baseline_predictions_are_cached_per_setting(tmp_path, monkeypatch):
   from pfcdr_jax.baselines import registry
   _write_custom_tsv(tmp_path)
-  cfg = _custom_cfg(tmp_path, epochs=1, use_cache=True, cache_dir=str(tmp_path / "cache"),
-                    extra_baselines=("SourceUserMean", "DP-EMCDR(eps=1)"))
+  extra = ("SourceUserMean", "DP-EMCDR(eps=1)")
+  cfg = _custom_cfg(tmp_path, pretrain__epochs=1, cache__enabled=True,
+                    cache__dir=str(tmp_path / "cache"),
+                    baselines__names=config_lib.MAIN_BASELINES + extra)
   a = pipeline.run_pfcdr(cfg, tmp_path / "a")
   # A PFCDR-only change (the bridge) reuses both baselines' predictions.
-  b = pipeline.run_pfcdr(dataclasses.replace(cfg, bridge_epochs=5), tmp_path / "b")
+  b = pipeline.run_pfcdr(config_lib.override(cfg, {"bridge.epochs": 5}), tmp_path / "b")
   stages = {r["stage"]: r for r in _stages(tmp_path / "b")}
   assert stages["baseline_SourceUserMean"].get("cached")
   assert stages["baseline_DP-EMCDR(eps=1)"].get("cached")
-  for name in cfg.extra_baselines:
+  # ...except EMCDR, whose map trains with the bridge's settings.
+  assert not stages["baseline_EMCDR"].get("cached")
+  assert stages["baseline_TGT"].get("cached")
+  for name in extra:
     assert b["methods"][name] == a["methods"][name]
     assert b["selected"]["baselines"][name] == a["selected"]["baselines"][name]
   # A changed selection grid is a different stage: recomputed.
-  monkeypatch.setitem(registry.GRIDS, "SourceUserMean", ({"shrinkage": 1.0},))
+  monkeypatch.setitem(registry.ENTRIES, "SourceUserMean", registry.ENTRIES[
+      "SourceUserMean"]._replace(grid=({"shrinkage": 1.0},)))
   pipeline.run_pfcdr(cfg, tmp_path / "c")
   stages = {r["stage"]: r for r in _stages(tmp_path / "c")}
   assert not stages["baseline_SourceUserMean"].get("cached")
   assert stages["baseline_DP-EMCDR(eps=1)"].get("cached")
   # Another seed is another split and other models: recomputed.
-  pipeline.run_pfcdr(dataclasses.replace(cfg, seed=1), tmp_path / "d")
+  pipeline.run_pfcdr(config_lib.override(cfg, {"seed": 1}), tmp_path / "d")
   stages = {r["stage"]: r for r in _stages(tmp_path / "d")}
-  assert not any(stages[f"baseline_{n}"].get("cached") for n in cfg.extra_baselines)
+  assert not any(stages[f"baseline_{n}"].get("cached") for n in cfg.baselines.names)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pfcdr_jax.baselines import registry
+from pfcdr_jax.config import MAIN_BASELINES
 from pfcdr_jax.baselines.context import BaselineContext
 from pfcdr_jax.data import splits
 from pfcdr_jax.data.synthetic import make_synthetic_cdr
@@ -27,7 +28,7 @@ def _ctx(data, base_model="mf", dim=4):
                          params_s=scorer.init(ks, data.source.n_users, data.source.n_items, dim),
                          params_t=scorer.init(kt, data.target_train.n_users,
                                               data.target_train.n_items, dim),
-                         key=kb, seed=0)
+                         key=kb, seed=0, emcdr_key=ks)
 
 
 def _corrupt_test(data):
@@ -45,7 +46,7 @@ def test_names_cover_the_issue_baselines():
   assert eps == sorted(registry.DP_EPSILONS)
 
 
-@pytest.mark.parametrize("name", registry.quick_names())
+@pytest.mark.parametrize("name", registry.quick_names(MAIN_BASELINES + registry.NAMES))
 def test_every_name_runs_and_returns_finite_test_predictions(data, name):
   pred, chosen = registry.fit_predict(name, _ctx(data))
   assert pred.shape == data.target_test.rating.shape
@@ -91,7 +92,7 @@ def test_selected_point_matches_validation_mae_recomputed(data):
 def test_options_fix_fields_and_shrink_the_grid():
   assert len(registry.selection_grid("PTUPCDR")) > 1
   grid = registry.selection_grid("PTUPCDR(lr=0.02,epochs=3)")
-  assert grid == ({**registry.DEFAULTS["PTUPCDR"], "lr": 0.02, "epochs": 3},)
+  assert grid == ({**registry.ENTRIES["PTUPCDR"].defaults, "lr": 0.02, "epochs": 3},)
   assert registry.display_name("DP-EMCDR(clip_norm=1,eps=0.5)") == "DP-EMCDR(eps=0.5)"
   assert registry.display_name("CMF(epochs=2)") == "CMF"
   quick = registry.quick_names(("DP-EMCDR(eps=10)", "CMF"))
@@ -114,3 +115,39 @@ def test_grid_without_validation_users_raises(data):
     registry.fit_predict("SourceUserMean", ctx)
   pred, _ = registry.fit_predict("SourceUserMean(shrinkage=0)", ctx)  # one point: fine
   assert pred.shape == data.target_test.rating.shape
+
+
+def test_main_methods_equal_their_modules(data):
+  """TGT, EMCDR and the floors go through the registry and give their modules' numbers."""
+  from pfcdr_jax.baselines import emcdr, floors  # pylint: disable=g-import-not-at-top
+  ctx = _ctx(data)
+  test, tr = data.target_test, data.target_train
+  pred, _ = registry.fit_predict("GlobalMean", ctx)
+  np.testing.assert_array_equal(pred, floors.global_mean_predict(tr.rating, test.rating.size))
+  pred, _ = registry.fit_predict("ItemMean", ctx)
+  np.testing.assert_array_equal(pred, floors.item_mean_predict(tr.item, tr.rating, test.item,
+                                                               tr.n_items))
+  pred, _ = registry.fit_predict("TGT", ctx)
+  np.testing.assert_array_equal(pred, np.asarray(ctx.scorer.predict(ctx.params_t, test.user,
+                                                                    test.item)))
+  # EMCDR trains its map with the run's bridge settings and its own stage key.
+  pred, _ = registry.fit_predict("EMCDR", ctx)
+  ref = emcdr.fit_predict(ctx.scorer, ctx.params_s, ctx.params_t, data.train_users, test.user,
+                          test.item, ctx.emcdr_key, lr=ctx.bridge.lr, epochs=ctx.bridge.epochs,
+                          batch_size=ctx.bridge.batch_size)
+  np.testing.assert_allclose(pred, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_a_new_method_is_one_registry_entry(data, monkeypatch):
+  """What README's "Adding a baseline" promises: a runner and one Entry line."""
+  def run_const(ctx, opts, pairs, key):
+    del ctx, key
+    return np.full(pairs[0].shape, opts["value"], np.float32)
+
+  monkeypatch.setitem(registry.ENTRIES, "Const", registry.Entry(
+      run_const, grid=({"value": 3.0}, {"value": 4.0}), quick="value=3"))
+  pred, chosen = registry.fit_predict("Const", _ctx(data))
+  val = data.target_val.rating
+  best = min((3.0, 4.0), key=lambda v: np.mean(np.abs(v - val)))
+  assert chosen["value"] == best and np.all(pred == best)
+  assert registry.quick_names(("Const",)) == ("Const(value=3)",)

@@ -52,22 +52,23 @@ _SCRIPT = textwrap.dedent("""
     P_hat = jnp.asarray(rng.standard_normal((C, d)), jnp.float32)
     valid = rng.random(T) < 0.8
     for k in (1, 5, 0.5):
-      a = topk.topk_neighbors(P_hat, W_t, valid, r=5.0, k=k, chunk_size=3)
-      b = sharding.shard_topk_neighbors(P_hat, W_t, valid, r=5.0, k=k, chunk_size=3,
+      a = topk.select_neighbors(P_hat, W_t, valid, r=5.0, k=k, chunk_size=3)
+      b = sharding.shard_select_neighbors(P_hat, W_t, valid, r=5.0, k=k, chunk_size=3,
                                         mesh=mesh)
       out[f"topk_{k}"] = {"equal": bool(np.array_equal(np.asarray(a), np.asarray(b))),
                           "shape": list(b.shape)}
     for sorted_ in (True, False):   # the threshold kernel, sharded
-      a = topk.topk_neighbors(P_hat, W_t, valid, r=5.0, k=60, method="threshold",
+      a = topk.select_neighbors(P_hat, W_t, valid, r=5.0, k=60, method="threshold",
                               sorted=sorted_)
-      b = sharding.shard_topk_neighbors(P_hat, W_t, valid, r=5.0, k=60, method="threshold",
+      b = sharding.shard_select_neighbors(P_hat, W_t, valid, r=5.0, k=60, method="threshold",
                                         sorted=sorted_, mesh=mesh)
       out[f"threshold_sorted_{sorted_}"] = {
           "equal": bool(np.array_equal(np.asarray(a), np.asarray(b))), "shape": list(b.shape)}
     # The whole pipeline: with 4 devices it shards inversion and top-k.
     import tempfile
+    from pfcdr_jax import config as config_lib
     from pfcdr_jax import pipeline
-    cfg = pipeline.PFCDRConfig(**json.loads(sys.argv[1]))
+    cfg = config_lib.override(config_lib.PFCDRConfig(), json.loads(sys.argv[1]))
     with tempfile.TemporaryDirectory() as tmp:
       res = pipeline.run_pfcdr(cfg, tmp)
     out["pipeline"] = {m: res["methods"][m]["mae"] for m in ("PFCDR", "EMCDR")}
@@ -76,9 +77,10 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-_PIPELINE_CFG = dict(task="synthetic", like="music2movie", scale=0.004, beta=0.2, seed=0,
-                     epochs=2, batch_size=256, lrs=[0.02], inversion_steps=20,
-                     bridge_epochs=10, use_cache=False)
+_PIPELINE_CFG = {"data.task": "synthetic", "data.like": "music2movie", "data.scale": 0.004,
+                 "split.beta": 0.2, "seed": 0, "pretrain.epochs": 2,
+                 "pretrain.batch_size": 256, "pretrain.lrs": [0.02], "inversion.steps": 20,
+                 "bridge.epochs": 10, "cache.enabled": False}
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +123,10 @@ def test_sharded_threshold_topk_equals_single_device(four_device_result, sorted_
 
 
 def test_pipeline_on_four_devices_equals_one_device(four_device_result, tmp_path):
+  from pfcdr_jax import config as config_lib  # pylint: disable=g-import-not-at-top
   from pfcdr_jax import pipeline  # pylint: disable=g-import-not-at-top
-  res = pipeline.run_pfcdr(pipeline.PFCDRConfig(**_PIPELINE_CFG), tmp_path)
+  res = pipeline.run_pfcdr(config_lib.override(config_lib.PFCDRConfig(), _PIPELINE_CFG),
+                           tmp_path)
   assert four_device_result["pipeline_k"] == res["selected"]["topk"]
   for m, mae in four_device_result["pipeline"].items():
     assert mae == pytest.approx(res["methods"][m]["mae"], abs=1e-5), m
@@ -141,8 +145,8 @@ def test_one_device_mesh_is_the_plain_path():
   np.testing.assert_allclose(np.asarray(b.prototypes), np.asarray(a.prototypes),
                              rtol=1e-6, atol=1e-7)
   W_t = jnp.asarray(rng.standard_normal((50, 4)), jnp.float32)
-  idx_a = topk.topk_neighbors(w, W_t, None, r=5.0, k=7)
-  idx_b = sharding.shard_topk_neighbors(w, W_t, None, r=5.0, k=7, mesh=mesh)
+  idx_a = topk.select_neighbors(w, W_t, None, r=5.0, k=7)
+  idx_b = sharding.shard_select_neighbors(w, W_t, None, r=5.0, k=7, mesh=mesh)
   np.testing.assert_array_equal(np.asarray(idx_a), np.asarray(idx_b))
 
 
@@ -164,7 +168,7 @@ def test_bad_shapes_raise():
     sharding.shard_invert_users(jnp.zeros((3, 4)), jnp.zeros((10, 5)), jax.random.PRNGKey(0),
                                 mesh=mesh)
   with pytest.raises(ValueError):
-    sharding.shard_topk_neighbors(jnp.zeros((3, 4)), jnp.zeros((10, 4)), np.ones(9, bool),
+    sharding.shard_select_neighbors(jnp.zeros((3, 4)), jnp.zeros((10, 4)), np.ones(9, bool),
                                   r=5.0, k=2, mesh=mesh)
   with pytest.raises(ValueError):
     sharding.user_mesh([])

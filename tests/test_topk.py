@@ -1,4 +1,4 @@
-"""Top-k matching (Eq. 13) and the neighbour-mean prediction (Eq. 14)."""
+"""Top-k matching (Eq. 13) and the neighbor-mean prediction (Eq. 14)."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -24,7 +24,7 @@ def _np_topk(P, W, valid, r, k):
 @pytest.mark.parametrize("chunk", [1, 4, 13, 64])
 def test_matches_numpy_argsort_and_excludes_invalid(k, chunk):
   P, W, valid = _data()
-  idx = np.asarray(topk.topk_neighbors(jnp.asarray(P), jnp.asarray(W), jnp.asarray(valid),
+  idx = np.asarray(topk.select_neighbors(jnp.asarray(P), jnp.asarray(W), jnp.asarray(valid),
                                        r=5.0, k=k, chunk_size=chunk))
   assert idx.shape == (13, k) and idx.dtype == np.int32
   np.testing.assert_array_equal(idx, _np_topk(P, W, valid, 5.0, k))
@@ -34,7 +34,7 @@ def test_matches_numpy_argsort_and_excludes_invalid(k, chunk):
 def test_k_equal_to_all_valid_never_returns_excluded_rows():
   P, W, valid = _data(frac_valid=0.3)
   n_valid = int(valid.sum())
-  idx = np.asarray(topk.topk_neighbors(P, W, valid, r=3.0, k=1.0, chunk_size=4))
+  idx = np.asarray(topk.select_neighbors(P, W, valid, r=3.0, k=1.0, chunk_size=4))
   assert idx.shape[1] == n_valid
   assert valid[idx].all()
   assert all(len(set(row)) == n_valid for row in idx)
@@ -44,28 +44,28 @@ def test_k_equal_to_all_valid_never_returns_excluded_rows():
 @pytest.mark.parametrize("k", [3, 20])
 def test_target_chunked_equals_unchunked(tchunk, k):
   P, W, valid = _data(seed=1)
-  a = topk.topk_neighbors(P, W, valid, r=4.0, k=k, chunk_size=5)
-  b = topk.topk_neighbors(P, W, valid, r=4.0, k=k, chunk_size=5, target_chunk_size=tchunk)
+  a = topk.select_neighbors(P, W, valid, r=4.0, k=k, chunk_size=5)
+  b = topk.select_neighbors(P, W, valid, r=4.0, k=k, chunk_size=5, target_chunk_size=tchunk)
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_include_untrained_and_valid_none():
   P, W, valid = _data(seed=2)
-  a = topk.topk_neighbors(P, W, valid, r=5.0, k=6, include_untrained=True)
-  b = topk.topk_neighbors(P, W, None, r=5.0, k=6)
+  a = topk.select_neighbors(P, W, valid, r=5.0, k=6, include_untrained=True)
+  b = topk.select_neighbors(P, W, None, r=5.0, k=6)
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   np.testing.assert_array_equal(np.asarray(a), _np_topk(P, W, np.ones_like(valid), 5.0, 6))
 
 
-def test_neighbour_mean_and_prediction_match_numpy():
+def test_neighbor_mean_and_prediction_match_numpy():
   P, W, valid = _data(seed=3)
-  idx = topk.topk_neighbors(P, W, valid, r=5.0, k=4)
-  mean_w = topk.neighbour_mean(idx, jnp.asarray(W), chunk_size=3)
+  idx = topk.select_neighbors(P, W, valid, r=5.0, k=4)
+  mean_w = topk.neighbor_mean(idx, jnp.asarray(W), chunk_size=3)
   ref = W[np.asarray(idx)].mean(axis=1)
   np.testing.assert_allclose(np.asarray(mean_w), ref, rtol=1e-5, atol=1e-6)
   V = np.random.default_rng(4).normal(size=(9, 5)).astype(np.float32)
   items = np.arange(13) % 9
-  pred = topk.predict_from_neighbours(mean_w, jnp.asarray(V), jnp.asarray(items))
+  pred = topk.predict_from_neighbors(mean_w, jnp.asarray(V), jnp.asarray(items))
   ref_pred = np.mean(np.einsum("ckd,cd->ck", W[np.asarray(idx)], V[items]), axis=1)
   np.testing.assert_allclose(np.asarray(pred), ref_pred, rtol=1e-4, atol=1e-5)
 
@@ -98,11 +98,11 @@ def _tied_data(C=9, T=300, seed=3):
 def test_threshold_kernel_equals_top_k_kernel(data, k, chunk):
   P, W, valid = _data(C=11, T=300, seed=4) if data == "continuous" else _tied_data()
   k = int(valid.sum()) if k == "all" else k
-  ref = np.asarray(topk.topk_neighbors(P, W, valid, r=5.0, k=k, method="top_k"))
-  srt = np.asarray(topk.topk_neighbors(P, W, valid, r=5.0, k=k, method="threshold",
+  ref = np.asarray(topk.select_neighbors(P, W, valid, r=5.0, k=k, method="top_k"))
+  srt = np.asarray(topk.select_neighbors(P, W, valid, r=5.0, k=k, method="threshold",
                                        chunk_size=chunk, sorted=True))
   np.testing.assert_array_equal(srt, ref)             # same order, ties by index
-  st = np.asarray(topk.topk_neighbors(P, W, valid, r=5.0, k=k, method="threshold",
+  st = np.asarray(topk.select_neighbors(P, W, valid, r=5.0, k=k, method="threshold",
                                       chunk_size=chunk, sorted=False))
   np.testing.assert_array_equal(st, np.sort(ref, axis=1))   # same set, index order
   assert valid[st].all()
@@ -112,7 +112,7 @@ def test_threshold_kernel_matches_numpy_on_large_rows():
   # Rows long enough that the sampled bracket is used (T >> the sample stride).
   P, W, valid = _data(C=6, T=5000, seed=5)
   for k in (1, 999, int(valid.sum())):
-    idx = np.asarray(topk.topk_neighbors(P, W, valid, r=3.0, k=k, method="threshold"))
+    idx = np.asarray(topk.select_neighbors(P, W, valid, r=3.0, k=k, method="threshold"))
     np.testing.assert_array_equal(np.sort(idx, 1), np.sort(_np_topk(P, W, valid, 3.0, k), 1))
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 
+from pfcdr_jax.config import BridgeConfig
 from pfcdr_jax.data.splits import CDRData
 
 
@@ -20,8 +21,10 @@ class BaselineContext:
       ("baselines and PFCDR share the parameters of source and target models",
       paper Sec. 5.1).
     params_s, params_t: pretrained source / target params of `scorer`.
-    key: PRNG key reserved for baselines (split it per baseline).
+    key: PRNG key reserved for baselines (the registry folds in each method's name).
     seed: the run's seed.
+    emcdr_key: EMCDR's own stage key (``method.StageKeys.emcdr``).
+    bridge: the run's ``config.BridgeConfig`` (EMCDR's map trains like the bridge).
   """
   data: CDRData
   scorer: Any
@@ -29,3 +32,5 @@ class BaselineContext:
   params_t: Any
   key: jax.Array
   seed: int
+  emcdr_key: jax.Array | None = None
+  bridge: BridgeConfig = BridgeConfig()

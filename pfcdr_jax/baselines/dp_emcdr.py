@@ -10,9 +10,9 @@ cold users' that are mapped at test time) is first privatised:
 
 Calibration (L2 sensitivity ``Delta``):
 
-* ``neighbouring="add_remove"`` (default): a user's released vector versus its absence
+* ``neighboring="add_remove"`` (default): a user's released vector versus its absence
   (a zero vector), so ``Delta = C``.
-* ``neighbouring="replace"``: one user's source data replaced arbitrarily, so
+* ``neighboring="replace"``: one user's source data replaced arbitrarily, so
   ``Delta = 2 C``.
 
 ``mechanism="classic"`` (Dwork & Roth 2014, Thm. A.1):
@@ -60,7 +60,7 @@ class DPEMCDRConfig:
     delta: privacy failure probability, in (0, 1).
     clip_norm: L2 clip ``C`` of each transferred embedding. Must be data-independent.
     mechanism: ``"classic"`` (epsilon < 1 only) or ``"analytic"``.
-    neighbouring: ``"add_remove"`` (Delta = C) or ``"replace"`` (Delta = 2C).
+    neighboring: ``"add_remove"`` (Delta = C) or ``"replace"`` (Delta = 2C).
     ridge: L2 penalty of the closed-form linear map.
     fit_bias: fit ``p W + b`` (``nn.Linear``'s default) rather than ``p W``. With the
       intercept a map drowned in noise shrinks to the mean target user, so
@@ -70,7 +70,7 @@ class DPEMCDRConfig:
   delta: float = 1e-5
   clip_norm: float = 1.0
   mechanism: str = "classic"
-  neighbouring: str = "add_remove"
+  neighboring: str = "add_remove"
   ridge: float = 1e-3
   fit_bias: bool = True
 
@@ -149,15 +149,15 @@ def gaussian_sigma(epsilon: float, delta: float, sensitivity: float,
   raise ValueError(f"unknown mechanism {mechanism!r}; use 'classic' or 'analytic'")
 
 
-def sensitivity_of(clip_norm: float, neighbouring: str) -> float:
+def sensitivity_of(clip_norm: float, neighboring: str) -> float:
   """L2 sensitivity of releasing one clipped vector (see module docstring)."""
   if clip_norm <= 0:
     raise ValueError(f"clip_norm must be > 0, got {clip_norm}")
-  if neighbouring == "add_remove":
+  if neighboring == "add_remove":
     return float(clip_norm)
-  if neighbouring == "replace":
+  if neighboring == "replace":
     return 2.0 * float(clip_norm)
-  raise ValueError(f"unknown neighbouring {neighbouring!r}; use 'add_remove' or 'replace'")
+  raise ValueError(f"unknown neighboring {neighboring!r}; use 'add_remove' or 'replace'")
 
 
 def clip_rows(x: jax.Array, clip_norm: float) -> jax.Array:
@@ -247,7 +247,7 @@ def fit_predict(test: tuple[np.ndarray, np.ndarray], *, train_users: np.ndarray,
     sigma = 0.0
   else:
     sigma = gaussian_sigma(cfg.epsilon, cfg.delta,
-                           sensitivity_of(cfg.clip_norm, cfg.neighbouring), cfg.mechanism)
+                           sensitivity_of(cfg.clip_norm, cfg.neighboring), cfg.mechanism)
   # Only the users that are transferred get noise; each exactly once.
   released_users = np.union1d(train_users, test_user)
   x = privatize(p_s[released_users], key, sigma, cfg.clip_norm)

@@ -22,11 +22,11 @@ Two stages, as in PriCDR:
 
 DP calibration (``unit``):
 
-* ``"rating"`` (default): neighbouring rating matrices differ in one rating (added,
+* ``"rating"`` (default): neighboring rating matrices differ in one rating (added,
   removed or changed). With the midpoint shift, one entry moves by at most
   ``r_max - r_min``; every row of ``Phi`` has unit L2 norm, so the release has L2
   sensitivity ``Delta = (r_max - r_min)``.
-* ``"user"``: neighbouring matrices differ in one user's whole row; rows are clipped
+* ``"user"``: neighboring matrices differ in one user's whole row; rows are clipped
   to L2 norm ``C`` before projection, and ``Delta = C ||Phi||_2`` (spectral norm,
   computed exactly from the ``k x k`` Gram matrix ``Phi^T Phi``), add/remove adjacency.
 
@@ -97,7 +97,7 @@ class PriCDRConfig:
     epsilon: privacy budget; None publishes without noise (for ablations).
     delta: failure probability.
     mechanism: ``"classic"`` (epsilon < 1) or ``"analytic"``.
-    unit: ``"rating"`` or ``"user"`` neighbouring (module docstring).
+    unit: ``"rating"`` or ``"user"`` neighboring (module docstring).
     rating_range: public ``(r_min, r_max)``.
     clip_norm: row clip ``C`` for ``unit="user"``.
     hidden: encoder hidden sizes (decoder mirrored); ``()`` = affine maps.

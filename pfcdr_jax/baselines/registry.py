@@ -1,8 +1,16 @@
-"""Name -> baseline: one `fit_predict(name, ctx)` for every extra method of Table 1.
+"""Name -> method: one `fit_predict(name, ctx)` for every method next to PFCDR.
 
-`pipeline.run_pfcdr` calls :func:`fit_predict` for each name in
-`PFCDRConfig.extra_baselines` with the run's :class:`BaselineContext` and stores the
-returned choices under ``results["selected"]["baselines"][name]``.
+Every method a run reports besides PFCDR itself -- TGT, EMCDR, the floors and the
+Table 1 baselines -- is an :class:`Entry` of :data:`ENTRIES`. `pipeline.run_pfcdr`
+calls :func:`fit_predict` for each name in ``PFCDRConfig.baselines.names`` with the
+run's :class:`BaselineContext`, caches the predictions, and stores the returned
+choices under ``results["selected"]["baselines"][name]``.
+
+Adding a method: write ``pfcdr_jax/baselines/<method>.py`` with a
+``fit_predict(..., pairs, cfg, key)`` that predicts (user, item) pairs, add a runner
+``_run_<method>(ctx, options, pairs, key)`` that calls it and one ``ENTRIES`` line
+(grid, fixed defaults, quick options), and list its name in a run's
+``baselines.names`` (``table1.py --baselines``).
 
 Names. ``"<Method>"`` or ``"<Method>(key=value,...)"``: the options override fields of
 the method's config dataclass (``lr``, ``epochs``, ...), and a field fixed by an option
@@ -39,7 +47,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -47,6 +55,8 @@ import numpy as np
 
 from pfcdr_jax.baselines import cmf
 from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.baselines import emcdr
+from pfcdr_jax.baselines import floors
 from pfcdr_jax.baselines import lightgcn
 from pfcdr_jax.baselines import pricdr
 from pfcdr_jax.baselines import ptupcdr
@@ -57,51 +67,39 @@ from pfcdr_jax.baselines.context import BaselineContext
 DP_EPSILONS = (0.5, 1.0, 5.0, 10.0)
 DP_DELTA = 1e-5
 
-NAMES = ("LightGCN", "CMF", "SSCDR", "PTUPCDR",
-         *(f"DP-EMCDR(eps={e:g})" for e in DP_EPSILONS), "PriCDR-S", "SourceUserMean")
-
-# Selection grids (first point = the default used when a grid collapses). Learning
-# rates come from the paper's grid {0.001, 0.005, 0.01, 0.02, 0.1}.
 # Part of every baseline's stage-cache key (pipeline.run_pfcdr): bump it when a change
 # to a baseline's code changes its predictions, so cached predictions are not reused.
 CACHE_VERSION = 1
 
-GRIDS: dict[str, tuple[dict[str, Any], ...]] = {
-    "LightGCN": ({"lr": 0.01}, {"lr": 0.005}),
-    "CMF": ({"lr": 0.01, "alpha": 0.5}, {"lr": 0.005, "alpha": 0.5},
-            {"lr": 0.001, "alpha": 0.5}, {"lr": 0.005, "alpha": 0.2}),
-    "SSCDR": ({"lr": 0.005}, {"lr": 0.001}, {"lr": 0.02}),
-    "PTUPCDR": ({"lr": 0.005}, {"lr": 0.001}, {"lr": 0.01}, {"lr": 0.02}),
-    # Clip norm C: the embeddings' norms are data-dependent, so C is chosen on validation
-    # (hyper-parameter search is not charged to the privacy budget, as is common).
-    "DP-EMCDR": ({"clip_norm": 1.0}, {"clip_norm": 0.5}, {"clip_norm": 2.0},
-                 {"clip_norm": 4.0}),
-    "PriCDR-S": ({"lr": 0.01}, {"lr": 0.001}),
-    "SourceUserMean": ({"shrinkage": 0.0}, {"shrinkage": 5.0}, {"shrinkage": 20.0}),
-}
+# The Table 1 methods beyond those every run reports (config.MAIN_BASELINES).
+NAMES = ("LightGCN", "CMF", "SSCDR", "PTUPCDR",
+         *(f"DP-EMCDR(eps={e:g})" for e in DP_EPSILONS), "PriCDR-S", "SourceUserMean")
 
-# Fixed settings that differ from the modules' defaults (cost on 2 CPU cores).
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "LightGCN": {"epochs": 20, "batch_size": 4096},
-    "CMF": {"epochs": 20, "batch_size": 4096},
-    "SSCDR": {"epochs": 100},
-    "PTUPCDR": {"epochs": 10, "batch_size": 512},
-    # Analytic Gaussian mechanism: valid for every epsilon, tighter than the classic one.
-    "DP-EMCDR": {"mechanism": "analytic", "delta": DP_DELTA},
-    "PriCDR-S": {"epochs": 20, "batch_size": 512},
-    "SourceUserMean": {},
-}
 
-# What --quick runs: the same methods, few epochs, one grid point each.
-QUICK_OPTIONS: dict[str, str] = {
-    "LightGCN": "epochs=2,lr=0.01",
-    "CMF": "epochs=2,lr=0.01,alpha=0.5",
-    "SSCDR": "epochs=10,lr=0.005",
-    "PTUPCDR": "epochs=2,lr=0.005",
-    "DP-EMCDR": "clip_norm=1",
-    "PriCDR-S": "epochs=3,lr=0.01",
-    "SourceUserMean": "shrinkage=0",
-}
+class Entry(NamedTuple):
+  """One method of the registry.
+
+  Attributes:
+    runner: ``(ctx, options, pairs, key) -> float[P]`` predictions of ``pairs`` =
+      ``(user int[P], item int[P])``.
+    grid: the settings tried on validation (first point = the default used when a
+      grid collapses). Learning rates come from the paper's grid {0.001, 0.005,
+      0.01, 0.02, 0.1}.
+    defaults: fixed settings that differ from the module's defaults.
+    quick: the options of ``--quick`` (few epochs, one grid point).
+    key: which PRNG key the runner gets: ``"baselines"`` = the run's baseline key
+      folded with the method's name; ``"emcdr"`` = the run's own EMCDR stage key
+      (``method.StageKeys.emcdr``, shared with nothing else).
+    reads: the sub-configs of ``config.PFCDRConfig`` the runner reads through
+      ``ctx`` besides the pretrained models (part of its cache key).
+  """
+  runner: Callable
+  grid: tuple[dict[str, Any], ...] = ({},)
+  defaults: dict[str, Any] = {}
+  quick: str = ""
+  key: str = "baselines"
+  reads: tuple[str, ...] = ()
+
 
 _NAME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)(?:\((.*)\))?$")
 
@@ -117,8 +115,8 @@ def parse_name(name: str) -> tuple[str, dict[str, float | int | str]]:
     raise ValueError(f"malformed baseline name {name!r}; expected 'Method' or "
                      "'Method(key=value,...)'")
   base, body = m.group(1), m.group(2)
-  if base not in _RUNNERS:
-    raise ValueError(f"unknown baseline {base!r}; choose from {sorted(_RUNNERS)}")
+  if base not in ENTRIES:
+    raise ValueError(f"unknown baseline {base!r}; choose from {sorted(ENTRIES)}")
   options: dict[str, float | int | str] = {}
   for part in filter(None, (p.strip() for p in (body or "").split(","))):
     if "=" not in part:
@@ -135,12 +133,15 @@ def display_name(name: str) -> str:
 
 
 def quick_names(names: tuple[str, ...] = NAMES) -> tuple[str, ...]:
-  """`names` with the cheap options of :data:`QUICK_OPTIONS` appended."""
+  """`names` with the cheap options of each entry's ``quick`` appended."""
   out = []
   for name in names:
     base, options = parse_name(name)
-    quick = dict(parse_name(f"{base}({QUICK_OPTIONS[base]})")[1])
+    quick = dict(parse_name(f"{base}({ENTRIES[base].quick})")[1])
     quick.update(options)
+    if not quick:
+      out.append(base)
+      continue
     out.append(f"{base}(" + ",".join(f"{k}={v:g}" if isinstance(v, (int, float)) else
                                      f"{k}={v}" for k, v in quick.items()) + ")")
   return tuple(out)
@@ -155,6 +156,8 @@ def _number(text: str) -> float | int | str:
 
 
 def _key_for(ctx: BaselineContext, base: str) -> jax.Array:
+  if ENTRIES[base].key == "emcdr":
+    return ctx.emcdr_key
   # crc32, not hash(): Python's str hash is salted per process.
   return jax.random.fold_in(ctx.key, zlib.crc32(base.encode()) & 0x7FFFFFFF)
 
@@ -239,18 +242,67 @@ def _run_source_user_mean(ctx, opts, pairs, key):
                                       key=key)
 
 
-_RUNNERS: dict[str, Callable] = {
-    "LightGCN": _run_lightgcn, "CMF": _run_cmf, "SSCDR": _run_sscdr, "PTUPCDR": _run_ptupcdr,
-    "DP-EMCDR": _run_dp_emcdr, "PriCDR-S": _run_pricdr, "SourceUserMean": _run_source_user_mean,
+def _run_tgt(ctx, opts, pairs, key):
+  del opts, key
+  return ctx.scorer.predict(ctx.params_t, jnp.asarray(pairs[0]), jnp.asarray(pairs[1]))
+
+
+def _run_emcdr(ctx, opts, pairs, key):
+  b = {"lr": ctx.bridge.lr, "epochs": ctx.bridge.epochs, "batch_size": ctx.bridge.batch_size,
+       **opts}
+  return emcdr.fit_predict(ctx.scorer, ctx.params_s, ctx.params_t,
+                           np.asarray(ctx.data.train_users, np.int32), pairs[0], pairs[1], key,
+                           lr=b["lr"], epochs=b["epochs"], batch_size=b["batch_size"])
+
+
+def _run_global_mean(ctx, opts, pairs, key):
+  del opts, key
+  return floors.global_mean_predict(ctx.data.target_train.rating, pairs[0].size)
+
+
+def _run_item_mean(ctx, opts, pairs, key):
+  del opts, key
+  t = ctx.data.target_train
+  return floors.item_mean_predict(t.item, t.rating, pairs[1], t.n_items)
+
+
+# The registry: name -> Entry. A new method is a module plus one line here.
+ENTRIES: dict[str, Entry] = {
+    # The target scorer itself on cold users (what no transfer gives), and the floors.
+    "TGT": Entry(_run_tgt),
+    "GlobalMean": Entry(_run_global_mean),
+    "ItemMean": Entry(_run_item_mean),
+    # EMCDR's map trains like PFCDR's bridge: the run's BridgeConfig, its own stage key.
+    "EMCDR": Entry(_run_emcdr, key="emcdr", reads=("bridge",)),
+    "LightGCN": Entry(_run_lightgcn, ({"lr": 0.01}, {"lr": 0.005}),
+                      {"epochs": 20, "batch_size": 4096}, "epochs=2,lr=0.01"),
+    "CMF": Entry(_run_cmf, ({"lr": 0.01, "alpha": 0.5}, {"lr": 0.005, "alpha": 0.5},
+                            {"lr": 0.001, "alpha": 0.5}, {"lr": 0.005, "alpha": 0.2}),
+                 {"epochs": 20, "batch_size": 4096}, "epochs=2,lr=0.01,alpha=0.5"),
+    "SSCDR": Entry(_run_sscdr, ({"lr": 0.005}, {"lr": 0.001}, {"lr": 0.02}), {"epochs": 100},
+                   "epochs=10,lr=0.005"),
+    "PTUPCDR": Entry(_run_ptupcdr, ({"lr": 0.005}, {"lr": 0.001}, {"lr": 0.01}, {"lr": 0.02}),
+                     {"epochs": 10, "batch_size": 512}, "epochs=2,lr=0.005"),
+    # Clip norm C: the embeddings' norms are data-dependent, so C is chosen on validation
+    # (hyper-parameter search is not charged to the privacy budget, as is common).
+    # Analytic Gaussian mechanism: valid for every epsilon, tighter than the classic one.
+    "DP-EMCDR": Entry(_run_dp_emcdr, ({"clip_norm": 1.0}, {"clip_norm": 0.5},
+                                      {"clip_norm": 2.0}, {"clip_norm": 4.0}),
+                      {"mechanism": "analytic", "delta": DP_DELTA}, "clip_norm=1"),
+    "PriCDR-S": Entry(_run_pricdr, ({"lr": 0.01}, {"lr": 0.001}),
+                      {"epochs": 20, "batch_size": 512}, "epochs=3,lr=0.01"),
+    "SourceUserMean": Entry(_run_source_user_mean, ({"shrinkage": 0.0}, {"shrinkage": 5.0},
+                                                    {"shrinkage": 20.0}), {}, "shrinkage=0"),
 }
+
 
 
 def selection_grid(name: str) -> tuple[dict[str, Any], ...]:
   """The settings tried for `name` (defaults + options, grid over the free fields)."""
   base, options = parse_name(name)
-  fixed = {**DEFAULTS[base], **options}
+  fixed = {**ENTRIES[base].defaults, **options}
   points = []
-  for point in GRIDS[base]:
+  for point in ENTRIES[base].grid:
     merged = {**fixed, **{k: v for k, v in point.items() if k not in options}}
     if merged not in points:
       points.append(merged)
@@ -281,7 +333,7 @@ def fit_predict(name: str, ctx: BaselineContext) -> tuple[np.ndarray, dict[str, 
   pairs = (np.concatenate([val.user, test.user]).astype(np.int32),
            np.concatenate([val.item, test.item]).astype(np.int32))
   key = _key_for(ctx, base)
-  runner = _RUNNERS[base]
+  runner = ENTRIES[base].runner
   best = None
   tried = []
   for point in grid:

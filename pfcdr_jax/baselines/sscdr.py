@@ -11,7 +11,7 @@ with two losses:
   ``L_U = mean [m + ||f(u_s) - f(v_i)||^2 - ||f(u_s) - f(v_j)||^2]_+``;
 
 total ``L = L_S + lambda L_U``. Cold-start inference aggregates the mapped user and the
-mapped items of their source neighbourhood (SSCDR's neighbourhood inference):
+mapped items of their source neighborhood (SSCDR's neighborhood inference):
 ``u_t_hat = (1 - w) f(u_s) + w mean_{i in N_s(u)} f(v_i)`` with ``w = path_weight``.
 
 Simplifications for this project's rating-regression setting (exact list):
@@ -24,7 +24,7 @@ Simplifications for this project's rating-regression setting (exact list):
 2. Prediction is the target scorer's ``u_t_hat . v_t,j`` (a rating), not a distance
    used for ranking.
 3. One uniform negative item per positive pair (no popularity sampling); margin ``m``.
-4. Neighbourhood inference uses one hop (mapped user + mean of mapped rated items) and
+4. Neighborhood inference uses one hop (mapped user + mean of mapped rated items) and
    a single mixing weight; SSCDR's multi-hop aggregation is not implemented.
 5. Source interactions are the observed ratings (optionally only ``rating >=
    unsup_min_rating``), treated as implicit positives.
@@ -62,7 +62,7 @@ class SSCDRConfig:
     unsup_weight: ``lambda``.
     margin: hinge margin ``m``.
     unsup_min_rating: source pairs with a lower rating are not positives; None = all.
-    path_weight: ``w`` of the neighbourhood inference.
+    path_weight: ``w`` of the neighborhood inference.
     lr: Adam learning rate.
     epochs: passes over the training overlap users.
     batch_size: users per supervised minibatch (``L_U`` draws as many source pairs).
@@ -140,14 +140,14 @@ def unsupervised_loss(params: MLPParams, u_src: jax.Array, i_pos: jax.Array,
 
 def infer_target_users(params: MLPParams, u_src: jax.Array, nbr_item_mean: jax.Array,
                        path_weight: float) -> jax.Array:
-  """Neighbourhood inference ``(1 - w) f(u_s) + w mean_i f(v_i)``.
+  """Neighborhood inference ``(1 - w) f(u_s) + w mean_i f(v_i)``.
 
   ``mean_i f(v_i)`` is passed pre-computed as ``nbr_item_mean`` ``[B, d_t]``.
   """
   return (1.0 - path_weight) * apply_mapping(params, u_src) + path_weight * nbr_item_mean
 
 
-def mapped_neighbour_mean(params: MLPParams, users: np.ndarray, src_user: np.ndarray,
+def mapped_neighbor_mean(params: MLPParams, users: np.ndarray, src_user: np.ndarray,
                           src_item: np.ndarray, src_item_emb: jax.Array) -> jax.Array:
   """``mean_{i in N_s(u)} f(v_i)`` for each requested user via ``segment_sum``.
 
@@ -259,7 +259,7 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
                     jnp.asarray(su[keep], jnp.int32), jnp.asarray(si[keep], jnp.int32),
                     k_train, cfg)
   cold = np.unique(test_user)
-  nbr = mapped_neighbour_mean(params, cold, su[keep], si[keep], vs)
+  nbr = mapped_neighbor_mean(params, cold, su[keep], si[keep], vs)
   u_hat = infer_target_users(params, ps[cold], nbr, cfg.path_weight)
   return np.asarray(jnp.sum(u_hat[np.searchsorted(cold, test_user)] * vt[test_item], axis=-1))
 

@@ -1,8 +1,8 @@
 """The black-box target recommender: a PinSage-style inductive graph model.
 
 Section 5.1.3 uses PinSage [24] as the target model: user and item
-representations are learned by aggregating local neighbours, inductively, so a
-newly injected user changes the neighbourhoods of the items in its profile
+representations are learned by aggregating local neighbors, inductively, so a
+newly injected user changes the neighborhoods of the items in its profile
 without retraining. Our one-layer-each-way variant (embedding size e):
 
   z_u = tanh(W_z mean_{v in P_u} E_v + b_z)                     (user, hop 1)
@@ -11,12 +11,12 @@ without retraining. Our one-layer-each-way variant (embedding size e):
   score(u, v) = f_u . h_v
 
 There is no user embedding table, so any user -- trained, real, pretend or
-injected -- is represented from its items only. Neighbourhoods are the full
-neighbourhoods in a padded interaction buffer (PinSage samples
-importance-weighted neighbours; at ML-100K size the full neighbourhood is
+injected -- is represented from its items only. Neighborhoods are the full
+neighborhoods in a padded interaction buffer (PinSage samples
+importance-weighted neighbors; at ML-100K size the full neighborhood is
 cheap and exact). The item aggregation is normalised by ``sqrt`` of the degree
 (GCN-style, ``item_norm="sqrt"``) rather than a plain mean: with a mean, the
-neighbourhood of a rare item carries no popularity signal, the model learns to
+neighborhood of a rare item carries no popularity signal, the model learns to
 rank rare items by their ID embedding alone, and 30 injected profiles do not
 move them at all (measured: HR@20 unchanged); ``item_norm="mean"`` keeps the
 plain mean for comparison.
@@ -25,7 +25,7 @@ Training (Section 5.1.3): BPR on 80% of the target interactions with one
 uniform negative, Adam lr 1e-3, Gaussian(0, 0.1) init, e = 8, early stopping on
 validation HR@10 (100 sampled negatives) with patience 5; the batch's own
 positive edges are removed from the graph in each step so the model cannot
-read the label from the neighbourhood.
+read the label from the neighborhood.
 """
 from __future__ import annotations
 

@@ -1,0 +1,109 @@
+"""The flags the PFCDR scripts share, and the one way they become a config.
+
+A script defines the flag groups it needs (``define_data_flags()``, ...) at import,
+then builds its config with :func:`pfcdr_config` (the order in which defaults, presets
+and flags apply, and the config path each flag sets, are in ``configs/pfcdr.py``). :func:`run` wraps ``main`` with the
+output set-up (``progress.configure_output``) and turns bad input into one
+``error: ...`` line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any, Callable
+
+from absl import app
+from absl import flags
+
+from configs import pfcdr as presets
+from pfcdr_jax import comparison
+from pfcdr_jax import config as config_lib
+from pfcdr_jax import progress
+from pfcdr_jax.data import tasks
+from pfcdr_jax.data.errors import DataError
+
+FLAGS = flags.FLAGS
+
+
+def _value(name: str) -> Any:
+  v = FLAGS[name].value
+  if name == "no_cache":
+    return not v
+  return tuple(float(x) for x in v) if isinstance(v, list) else v
+
+
+def define_data_flags() -> None:
+  """--task and what each task's loader reads."""
+  flags.DEFINE_enum("task", "comedy2drama", list(tasks.TASK_NAMES), "CDR task.")
+  flags.DEFINE_string("data_dir", None,
+                      "Data directory (default $PFCDR_DATA_DIR or ~/.cache/pfcdr_jax).")
+  flags.DEFINE_float("scale", 0.01, "Size of --task=synthetic relative to the paper.")
+  flags.DEFINE_enum("like", "music2movie", ["music2movie", "book2movie", "book2music"],
+                    "Paper task whose sizes --task=synthetic mimics.")
+  flags.DEFINE_string("source_file", None, "Source interactions (--task=custom).")
+  flags.DEFINE_string("target_file", None, "Target interactions (--task=custom).")
+
+
+def define_pretrain_flags(*, base_model: bool = True) -> None:
+  """The base scorer and its training (presets fill what is not given)."""
+  if base_model:
+    flags.DEFINE_enum("base_model", "mf", ["mf", "gmf", "dnn"], "Base scorer.")
+  flags.DEFINE_integer("epochs", None, "Max pretraining epochs (preset).", lower_bound=1)
+  flags.DEFINE_integer("batch_size", None, "Pretraining batch (preset).", lower_bound=1)
+  flags.DEFINE_list("lrs", None, "Pretraining lr grid (default: the paper's).")
+
+
+def define_method_flags() -> None:
+  """PFCDR's own stages: inversion, bridge, top-k."""
+  flags.DEFINE_float("target_rating", 5.0, "Inversion target rating r.")
+  flags.DEFINE_integer("inversion_steps", 300, "Inversion steps.", lower_bound=1)
+  flags.DEFINE_enum("inversion_method", "auto", ["auto", "iterative", "closed_form"],
+                    "auto = closed form for scorers linear in b.")
+  flags.DEFINE_enum("inversion_loss", "mse", ["mse", "bce"], "Inversion loss.")
+  flags.DEFINE_float("eps", None, "Early-stop threshold of the inversion loss.")
+  flags.DEFINE_integer("bridge_epochs", None, "Bridge / EMCDR map epochs (200).", lower_bound=1)
+  flags.DEFINE_string("topk", "auto", "K: a count (500), a fraction of the trained target "
+                      "users (0.1), or 'auto' (chosen on the validation users).")
+  flags.DEFINE_bool("include_untrained", False, "Top-k may pick target users without "
+                    "training ratings (the public code's behaviour).")
+
+
+def define_sweep_flags(*, default_workdir: str) -> None:
+  """Seeds, --quick, the shared cache and the seed stack of the table scripts."""
+  flags.DEFINE_integer("num_seeds", 10, "Independent runs, seeds 0..N-1.", lower_bound=1)
+  flags.DEFINE_bool("quick", False, "1 seed, few epochs, one setting per baseline (smoke).")
+  flags.DEFINE_string("workdir", None, f"Output root ({default_workdir}; +'-quick').")
+  flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache shared by all cells.")
+  flags.DEFINE_enum("seed_stack", "auto", list(comparison.SEED_STACK_MODES),
+                    "Pretrain unfinished seeds as one vmapped stack where shapes allow; "
+                    "auto: on an accelerator only.")
+
+
+def pfcdr_config(task: str | None = None, *, baselines: tuple[str, ...] = (),
+                 overrides: dict | None = None) -> config_lib.PFCDRConfig:
+  """The run's config from the defined flags (``configs.pfcdr.get_config``)."""
+  names = [n for n in presets.FLAG_PATHS if n in FLAGS and FLAGS[n].value is not None]
+  return presets.get_config(
+      task or FLAGS.task, quick="quick" in FLAGS and FLAGS.quick, baselines=baselines,
+      defaults={presets.FLAG_PATHS[n]: _value(n) for n in names if not FLAGS[n].present},
+      given={presets.FLAG_PATHS[n]: _value(n) for n in names if FLAGS[n].present},
+      overrides=overrides)
+
+
+def command_line() -> str:
+  """The command as typed (the tables' "Command:" line)."""
+  return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+  """``app.run(main)`` with the output set up and bad input as one ``error:`` line."""
+
+  def wrapped(argv):
+    progress.configure_output(FLAGS.verbosity)
+    try:
+      main(argv)
+    except (DataError, ValueError) as e:
+      sys.exit(f"error: {e}")
+
+  app.run(wrapped)

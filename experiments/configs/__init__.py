@@ -1,0 +1,1 @@
+"""Presets of the experiment scripts: one module per system (pfcdr, copyattack)."""

@@ -1,0 +1,188 @@
+"""Nested frozen configuration of a PFCDR run, and what each stage's cache key reads.
+
+One :class:`PFCDRConfig` holds a sub-config per stage::
+
+  PFCDRConfig(seed,
+              data=DataConfig(task, data_dir, scale, like, source_file, target_file),
+              split=SplitConfig(beta, val_fraction),
+              pretrain=PretrainConfig(base_model, emb_dim, lrs, epochs, batch_size, ...),
+              inversion=inversion.InversionConfig(target_rating, steps, lr, ...),
+              bridge=BridgeConfig(lr, epochs, batch_size),
+              topk=TopKConfig(k, grid, chunk, method, include_untrained),
+              baselines=BaselinesConfig(names),
+              cache=CacheConfig(enabled, dir))
+
+A stage's cache key is the hash of the data it reads and of the sub-configs it reads,
+taken whole (:func:`content`), so no list of "fields that matter" is kept by hand.
+A field that changes how a result is computed but not what it is (a chunk size, an
+exact kernel's algorithm, a path) is marked where it is defined with
+``metadata=EXECUTION_ONLY``; :func:`content` leaves those out, so changing one neither
+invalidates the cache nor makes a finished Table-1 cell run again.
+
+Overrides use dotted paths (``override(cfg, {"pretrain.epochs": 3})``), as the
+experiment scripts map their flags; :func:`to_dict` / :func:`from_dict` round-trip
+the nested JSON of ``config.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, Mapping
+
+from pfcdr_jax import inversion as inversion_lib
+
+# Field metadata: the field changes how, not what (see module docstring).
+EXECUTION_ONLY = {"execution_only": True}
+
+# Fractions of the trained target users tried for K on the validation users.
+DEFAULT_TOPK_GRID = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+# The methods every run reports next to PFCDR (each a registry entry).
+MAIN_BASELINES = ("TGT", "EMCDR", "GlobalMean", "ItemMean")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Which two domains: a task name and what that task's loader reads."""
+  task: str = "comedy2drama"
+  data_dir: str | None = dataclasses.field(default=None, metadata=EXECUTION_ONLY)
+  scale: float = 0.01          # --task=synthetic: size relative to the paper task
+  like: str = "music2movie"    # --task=synthetic: which paper task it mimics
+  source_file: str | None = None   # --task=custom
+  target_file: str | None = None   # --task=custom
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+  """Cold-start (test) and validation users (``data.splits.make_cdr_split``)."""
+  beta: float = 0.2
+  val_fraction: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainConfig:
+  """The base scorer and its training (``models.train.TrainConfig`` plus the model)."""
+  base_model: str = "mf"
+  emb_dim: int = 10
+  lrs: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.1)
+  epochs: int = 30
+  batch_size: int = 1024
+  heldout_fraction: float = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class BridgeConfig:
+  """The linear prototype bridge (and EMCDR's map): Adam on MSE."""
+  lr: float = 0.005
+  epochs: int = 200
+  batch_size: int = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class TopKConfig:
+  """Eq. (13)-(14): K (a count, a fraction, or "auto" = chosen on validation)."""
+  k: str = "auto"
+  grid: tuple[float, ...] = DEFAULT_TOPK_GRID
+  # Exact kernels with the same neighbor sets (tests/test_topk.py): how, not what.
+  chunk: int | None = dataclasses.field(default=None, metadata=EXECUTION_ONLY)
+  method: str = dataclasses.field(default="auto", metadata=EXECUTION_ONLY)
+  include_untrained: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselinesConfig:
+  """Registry names run next to PFCDR on the same split (``baselines.registry``)."""
+  names: tuple[str, ...] = MAIN_BASELINES
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheConfig:
+  """The stage cache: off, or a directory (None: ``<workdir>/cache``)."""
+  enabled: bool = dataclasses.field(default=True, metadata=EXECUTION_ONLY)
+  dir: str | None = dataclasses.field(default=None, metadata=EXECUTION_ONLY)
+
+
+@dataclasses.dataclass(frozen=True)
+class PFCDRConfig:
+  """Everything one PFCDR run depends on (built from flags by the scripts)."""
+  seed: int = 0
+  data: DataConfig = DataConfig()
+  split: SplitConfig = SplitConfig()
+  pretrain: PretrainConfig = PretrainConfig()
+  inversion: inversion_lib.InversionConfig = inversion_lib.InversionConfig()
+  bridge: BridgeConfig = BridgeConfig()
+  topk: TopKConfig = TopKConfig()
+  baselines: BaselinesConfig = BaselinesConfig()
+  cache: CacheConfig = CacheConfig()
+
+
+def content(cfg: Any) -> Any:
+  """The nested dict of what `cfg` decides (execution-only fields left out)."""
+  if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+    return {f.name: content(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
+            if not f.metadata.get("execution_only")}
+  if isinstance(cfg, (list, tuple)):
+    return [content(v) for v in cfg]
+  return cfg
+
+
+def to_dict(cfg: Any) -> Any:
+  """Every field, nested (what ``config.json`` holds)."""
+  if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+    return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+  if isinstance(cfg, tuple):
+    return [to_dict(v) for v in cfg]
+  return cfg
+
+
+def from_dict(cls: type, d: Mapping[str, Any]) -> Any:
+  """Inverse of :func:`to_dict`; absent fields take their defaults.
+
+  Raises:
+    ValueError: a key that is not a field of `cls` (or of a sub-config).
+  """
+  hints = typing.get_type_hints(cls)
+  names = {f.name for f in dataclasses.fields(cls)}
+  unknown = sorted(set(d) - names)
+  if unknown:
+    raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}")
+  kw = {}
+  for name, value in d.items():
+    hint = hints[name]
+    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+      kw[name] = from_dict(hint, value)
+    elif isinstance(value, list):
+      kw[name] = tuple(value)
+    else:
+      kw[name] = value
+  return cls(**kw)
+
+
+def override(cfg: Any, updates: Mapping[str, Any]) -> Any:
+  """``cfg`` with dotted-path fields replaced: ``{"pretrain.epochs": 3, "seed": 1}``.
+
+  Raises:
+    ValueError: a path that names no field.
+  """
+  nested: dict[str, dict[str, Any]] = {}
+  top: dict[str, Any] = {}
+  for path, value in updates.items():
+    head, _, rest = path.partition(".")
+    if head not in {f.name for f in dataclasses.fields(cfg)}:
+      raise ValueError(f"{type(cfg).__name__} has no field {head!r} (in {path!r})")
+    if rest:
+      nested.setdefault(head, {})[rest] = value
+    else:
+      top[head] = tuple(value) if isinstance(value, list) else value
+  for head, sub in nested.items():
+    top[head] = override(top.get(head, getattr(cfg, head)), sub)
+  return dataclasses.replace(cfg, **top)
+
+
+def train_config(cfg: PFCDRConfig):
+  """The trainer's config (``models.train.TrainConfig``) of a run."""
+  from pfcdr_jax.models import train as train_lib  # pylint: disable=g-import-not-at-top
+  p = cfg.pretrain
+  return train_lib.TrainConfig(lrs=tuple(p.lrs), epochs=p.epochs, batch_size=p.batch_size,
+                               heldout_fraction=p.heldout_fraction, seed=cfg.seed,
+                               dim=p.emb_dim)
