@@ -184,64 +184,10 @@ def read_reviews_json_gz(path: PathLike) -> pd.DataFrame:
   path = Path(path)
   if not path.exists():
     raise DataError(path, "file not found")
-  out = {"user": [], "item": [], "rating": [], "timestamp": [], "line": []}
-  fast_parts = []  # (first_line, users, items, ratings, timestamps)
-  n_slow_blocks = 0
-  next_line = 1
-  rest = b""
-
-  def handle(buf: bytes) -> None:
-    nonlocal next_line, n_slow_blocks
-    n_lines = buf.count(b"\n")
-    matches = _FAST_LINE.findall(buf)
-    if len(matches) == n_lines:
-      try:
-        users = [m[0].decode("utf-8") for m in matches]
-        items = [m[1].decode("utf-8") for m in matches]
-        ratings = np.array([m[2] for m in matches]).astype(np.float64)
-        stamps = np.array([m[3] for m in matches]).astype(np.int64)
-      except (UnicodeDecodeError, ValueError):
-        pass
-      else:
-        fast_parts.append((next_line, users, items, ratings, stamps))
-        next_line += n_lines
-        return
-    n_slow_blocks += 1
-    _json_block(path, buf[:-1], next_line, out)
-    next_line += n_lines
-
-  for block in _gzip_blocks(path):
-    buf = rest + block
-    cut = buf.rfind(b"\n")
-    if cut < 0:
-      rest = buf
-      continue
-    rest = buf[cut + 1:]
-    handle(buf[:cut + 1])
-  if rest:
-    handle(rest + b"\n")
-
-  users, items, ratings, stamps, lines = [], [], [], [], []
-  for first, u, i, r, t in fast_parts:
-    users.extend(u)
-    items.extend(i)
-    ratings.append(r)
-    stamps.append(t)
-    lines.append(np.arange(first, first + len(u), dtype=np.int64))
-  users.extend(out["user"])
-  items.extend(out["item"])
-  ratings.append(np.asarray(out["rating"], dtype=np.float64))
-  stamps.append(np.asarray(out["timestamp"], dtype=np.int64))
-  lines.append(np.asarray(out["line"], dtype=np.int64))
-  rating = np.concatenate(ratings)
-  stamp = np.concatenate(stamps)
-  line = np.concatenate(lines)
-  # Slow blocks were appended last; restore file order.
-  if n_slow_blocks and len(line) and np.any(np.diff(line) < 0):
-    order = np.argsort(line, kind="stable")
-    users = [users[k] for k in order]
-    items = [items[k] for k in order]
-    rating, stamp, line = rating[order], stamp[order], line[order]
+  reviews = _ReviewCollector(path)
+  for buf in _whole_lines(_gzip_blocks(path)):
+    reviews.add(buf)
+  users, items, rating, stamp, line = reviews.in_file_order()
   bad = ~((rating >= STAR_RANGE[0]) & (rating <= STAR_RANGE[1]))
   if bad.any():
     k = int(np.flatnonzero(bad)[0])
@@ -250,8 +196,122 @@ def read_reviews_json_gz(path: PathLike) -> pd.DataFrame:
   if len(users) == 0:
     raise DataError(path, "no reviews in file (empty domain)")
   logging.info("%s: parsed %d reviews (%d block(s) needed the slow JSON path)", path,
-               len(users), n_slow_blocks)
+               len(users), reviews.n_slow_blocks)
   return make_frame(users, items, rating, stamp)
+
+
+def _whole_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
+  """Re-cuts a stream of byte blocks at line ends.
+
+  Args:
+    blocks: Consecutive pieces of a file.
+
+  Yields:
+    Non-empty buffers that each end with ``b"\\n"`` and hold whole lines, in
+    file order; a last line without a terminator gets one.
+  """
+  rest = b""
+  for block in blocks:
+    buf = rest + block
+    cut = buf.rfind(b"\n")
+    if cut < 0:
+      rest = buf
+      continue
+    rest = buf[cut + 1:]
+    yield buf[:cut + 1]
+  if rest:
+    yield rest + b"\n"
+
+
+def _fast_block(buf: bytes, n_lines: int
+                ) -> Optional[tuple[list[str], list[str], np.ndarray, np.ndarray]]:
+  """Parses a block of whole lines with :data:`_FAST_LINE`, if every line matches.
+
+  Args:
+    buf: Whole lines, each ending with ``b"\\n"``.
+    n_lines: Number of lines in ``buf``.
+
+  Returns:
+    ``(users, items, ratings float64[n], timestamps int64[n])``, or None when a
+    line does not match (or does not decode/convert): use the slow path.
+  """
+  matches = _FAST_LINE.findall(buf)
+  if len(matches) != n_lines:
+    return None
+  try:
+    users = [m[0].decode("utf-8") for m in matches]
+    items = [m[1].decode("utf-8") for m in matches]
+    ratings = np.array([m[2] for m in matches]).astype(np.float64)
+    stamps = np.array([m[3] for m in matches]).astype(np.int64)
+  except (UnicodeDecodeError, ValueError):
+    return None
+  return users, items, ratings, stamps
+
+
+class _ReviewCollector:
+  """Collects the reviews of consecutive whole-line blocks of one file.
+
+  Each block goes through :func:`_fast_block`, or else line by line through
+  :func:`_json_block`; every review keeps its 1-based line number.
+
+  Attributes:
+    path: The file (for messages).
+    fast_parts: ``(first_line, users, items, ratings, timestamps)`` per fast block.
+    slow: Lists ``user, item, rating, timestamp, line`` of the slow-path reviews.
+    n_slow_blocks: Number of blocks that needed the slow path.
+    next_line: Line number of the next block's first line.
+  """
+
+  def __init__(self, path: Path):
+    self.path = path
+    self.fast_parts = []
+    self.slow = {"user": [], "item": [], "rating": [], "timestamp": [], "line": []}
+    self.n_slow_blocks = 0
+    self.next_line = 1
+
+  def add(self, buf: bytes) -> None:
+    """Parses the next block (whole lines ending with ``b"\\n"``).
+
+    Raises:
+      DataError: a bad line of a slow-path block (see :func:`_json_block`).
+    """
+    n_lines = buf.count(b"\n")
+    fast = _fast_block(buf, n_lines)
+    if fast is not None:
+      self.fast_parts.append((self.next_line, *fast))
+    else:
+      self.n_slow_blocks += 1
+      _json_block(self.path, buf[:-1], self.next_line, self.slow)
+    self.next_line += n_lines
+
+  def in_file_order(self) -> tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """All reviews so far, in file order.
+
+    Returns:
+      ``(users, items, ratings float64[R], timestamps int64[R], lines int64[R])``.
+    """
+    users, items, ratings, stamps, lines = [], [], [], [], []
+    for first, u, i, r, t in self.fast_parts:
+      users.extend(u)
+      items.extend(i)
+      ratings.append(r)
+      stamps.append(t)
+      lines.append(np.arange(first, first + len(u), dtype=np.int64))
+    users.extend(self.slow["user"])
+    items.extend(self.slow["item"])
+    ratings.append(np.asarray(self.slow["rating"], dtype=np.float64))
+    stamps.append(np.asarray(self.slow["timestamp"], dtype=np.int64))
+    lines.append(np.asarray(self.slow["line"], dtype=np.int64))
+    rating = np.concatenate(ratings)
+    stamp = np.concatenate(stamps)
+    line = np.concatenate(lines)
+    # Slow blocks were appended last; restore file order.
+    if self.n_slow_blocks and len(line) and np.any(np.diff(line) < 0):
+      order = np.argsort(line, kind="stable")
+      users = [users[k] for k in order]
+      items = [items[k] for k in order]
+      rating, stamp, line = rating[order], stamp[order], line[order]
+    return users, items, rating, stamp, line
 
 
 def read_ratings_csv(path: PathLike) -> pd.DataFrame:

@@ -27,7 +27,7 @@ import urllib.request
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Callable, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 from absl import logging
 
@@ -49,6 +49,16 @@ def default_data_dir() -> Path:
 
 
 def _hash_file(path: PathLike, algo: str) -> str:
+  """Hex digest of a file, read in 1 MiB blocks.
+
+  Args:
+    path: The file.
+    algo: A :mod:`hashlib` algorithm name, e.g. ``"sha256"`` (or ``"md5"``,
+      only to compare with published md5 sums).
+
+  Returns:
+    The lowercase hex digest.
+  """
   h = hashlib.new(algo)
   with open(path, "rb") as f:
     while True:
@@ -60,26 +70,12 @@ def _hash_file(path: PathLike, algo: str) -> str:
 
 
 def sha256_file(path: PathLike) -> str:
-  """Hex sha256 of a file, read in 1 MiB blocks.
-
-  Args:
-    path: The file.
-
-  Returns:
-    The lowercase hex digest.
-  """
+  """Lowercase hex sha256 of the file at ``path`` (read in 1 MiB blocks)."""
   return _hash_file(path, "sha256")
 
 
 def md5_file(path: PathLike) -> str:
-  """Hex md5 of a file (only to compare with published md5 sums).
-
-  Args:
-    path: The file.
-
-  Returns:
-    The lowercase hex digest.
-  """
+  """Lowercase hex md5 of the file at ``path``; only to compare with published md5 sums."""
   return _hash_file(path, "md5")
 
 
@@ -155,64 +151,130 @@ def fetch(url: str, dest: PathLike, *, sha256: Optional[str] = None, md5: Option
   """
   dest = Path(dest)
   if dest.exists():
-    bad = _verify(dest, sha256=sha256, md5=md5, size=size, what="cached file")
-    if bad is not None:
-      raise DataError(dest, f"{bad}; delete it to download it again from {url}")
-    logging.info("Using cached %s", dest)
+    _check_cached(dest, url, sha256=sha256, md5=md5, size=size)
     return dest
 
   dest.parent.mkdir(parents=True, exist_ok=True)
   part = dest.with_name(dest.name + ".part")
-  h_sha, h_md5 = hashlib.sha256(), hashlib.md5()
   logging.info("Downloading %s -> %s", url, dest)
   try:
-    try:
-      req = urllib.request.Request(url, headers={"User-Agent": "pfcdr-jax"})
-      with urllib.request.urlopen(req, timeout=timeout) as resp:
-        length = resp.headers.get("Content-Length")
-        expected_len = int(length) if length is not None else None
-        from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-        n_read = 0
-        with open(part, "wb") as out, tqdm(total=expected_len, unit="B", unit_scale=True,
-                                           desc=dest.name, disable=not progress) as bar:
-          while True:
-            block = resp.read(_CHUNK)
-            if not block:
-              break
-            out.write(block)
-            h_sha.update(block)
-            h_md5.update(block)
-            n_read += len(block)
-            bar.update(len(block))
-    except (urllib.error.URLError, OSError, ValueError) as e:
-      # URLError covers HTTPError (404, ...) and unreachable hosts; OSError
-      # covers timeouts and resets mid-stream.
-      raise DownloadError.from_missing(
-          [MissingFile(dest.name, url, str(dest), f"{type(e).__name__}: {e}")],
-          "download failed") from e
-    if expected_len is not None and n_read != expected_len:
-      raise DownloadError.from_missing(
-          [MissingFile(dest.name, url, str(dest),
-                       f"short read: {n_read} of {expected_len} bytes (Content-Length)")],
-          "download incomplete")
-    problems = []
-    if size is not None and n_read != size:
-      problems.append(f"downloaded {n_read} bytes, expected {size}")
-    if md5 is not None and h_md5.hexdigest() != md5.lower():
-      problems.append(f"md5 {h_md5.hexdigest()} != expected {md5.lower()}")
-    if sha256 is not None and h_sha.hexdigest() != sha256.lower():
-      problems.append(f"sha256 {h_sha.hexdigest()} != expected {sha256.lower()}")
-    if problems:
-      raise DataError(dest, f"checksum mismatch for download from {url}: "
-                      + "; ".join(problems) + " (nothing was kept)")
+    got = _stream_to_part(url, dest, part, timeout=timeout, progress=progress)
+    _check_download(got, url, dest, sha256=sha256, md5=md5, size=size)
     if check is not None:
       check(part)
     os.replace(part, dest)
   except BaseException:
     _unlink_quietly(part)
     raise
-  logging.info("Downloaded %s (%d bytes, sha256 %s)", dest, n_read, h_sha.hexdigest())
+  logging.info("Downloaded %s (%d bytes, sha256 %s)", dest, got.n_read, got.sha256)
   return dest
+
+
+def _check_cached(dest: Path, url: str, *, sha256: Optional[str], md5: Optional[str],
+                  size: Optional[int]) -> None:
+  """Accepts an existing ``dest`` for :func:`fetch` (logs "Using cached").
+
+  Args:
+    dest: The existing file.
+    url: Where it would be downloaded from (for the message).
+    sha256: Expected hex sha256, or None.
+    md5: Expected hex md5, or None.
+    size: Expected size in bytes, or None.
+
+  Raises:
+    DataError: the file fails a check (it is left in place).
+  """
+  bad = _verify(dest, sha256=sha256, md5=md5, size=size, what="cached file")
+  if bad is not None:
+    raise DataError(dest, f"{bad}; delete it to download it again from {url}")
+  logging.info("Using cached %s", dest)
+
+
+class _Download(NamedTuple):
+  """What :func:`_stream_to_part` wrote: byte count, announced length and hex digests."""
+  n_read: int
+  expected_len: Optional[int]
+  sha256: str
+  md5: str
+
+
+def _stream_to_part(url: str, dest: Path, part: Path, *, timeout: float,
+                    progress: bool) -> _Download:
+  """Streams ``url`` into ``part`` in 1 MiB blocks, hashing as it goes.
+
+  Args:
+    url: http(s) or file URL.
+    dest: Final path (names the progress bar and the error).
+    part: The ``.part`` file written (not removed here on failure).
+    timeout: Socket timeout in seconds.
+    progress: Show a tqdm progress bar.
+
+  Returns:
+    The :class:`_Download` record (``expected_len``: ``Content-Length`` or None).
+
+  Raises:
+    DownloadError: HTTP error, unreachable host, timeout or reset ("download
+      failed").
+  """
+  h_sha, h_md5 = hashlib.sha256(), hashlib.md5()
+  try:
+    req = urllib.request.Request(url, headers={"User-Agent": "pfcdr-jax"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+      length = resp.headers.get("Content-Length")
+      expected_len = int(length) if length is not None else None
+      from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+      n_read = 0
+      with open(part, "wb") as out, tqdm(total=expected_len, unit="B", unit_scale=True,
+                                         desc=dest.name, disable=not progress) as bar:
+        while True:
+          block = resp.read(_CHUNK)
+          if not block:
+            break
+          out.write(block)
+          h_sha.update(block)
+          h_md5.update(block)
+          n_read += len(block)
+          bar.update(len(block))
+  except (urllib.error.URLError, OSError, ValueError) as e:
+    # URLError covers HTTPError (404, ...) and unreachable hosts; OSError
+    # covers timeouts and resets mid-stream.
+    raise DownloadError.from_missing(
+        [MissingFile(dest.name, url, str(dest), f"{type(e).__name__}: {e}")],
+        "download failed") from e
+  return _Download(n_read, expected_len, h_sha.hexdigest(), h_md5.hexdigest())
+
+
+def _check_download(got: _Download, url: str, dest: Path, *, sha256: Optional[str],
+                    md5: Optional[str], size: Optional[int]) -> None:
+  """Checks a finished download against ``Content-Length``, size, md5 and sha256.
+
+  Args:
+    got: What :func:`_stream_to_part` wrote.
+    url: The URL (for messages).
+    dest: The final path (for messages).
+    sha256: Expected hex sha256, or None.
+    md5: Expected hex md5, or None.
+    size: Expected size in bytes, or None.
+
+  Raises:
+    DownloadError: fewer bytes than ``Content-Length`` ("download incomplete").
+    DataError: size or checksum mismatch, listing every mismatch.
+  """
+  if got.expected_len is not None and got.n_read != got.expected_len:
+    raise DownloadError.from_missing(
+        [MissingFile(dest.name, url, str(dest),
+                     f"short read: {got.n_read} of {got.expected_len} bytes (Content-Length)")],
+        "download incomplete")
+  problems = []
+  if size is not None and got.n_read != size:
+    problems.append(f"downloaded {got.n_read} bytes, expected {size}")
+  if md5 is not None and got.md5 != md5.lower():
+    problems.append(f"md5 {got.md5} != expected {md5.lower()}")
+  if sha256 is not None and got.sha256 != sha256.lower():
+    problems.append(f"sha256 {got.sha256} != expected {sha256.lower()}")
+  if problems:
+    raise DataError(dest, f"checksum mismatch for download from {url}: "
+                    + "; ".join(problems) + " (nothing was kept)")
 
 
 def _member_target(out_dir: Path, name: str, zip_path: PathLike) -> Path:

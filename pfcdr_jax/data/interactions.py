@@ -154,25 +154,36 @@ def scan_lines(lines: Iterable[str], *, path: PathLike, fields: Sequence[str],
       _check_rating(parts[idx[rating_field]], path, lineno, rating_field, rating_range)
     for f in int_fields:
       if f in idx:
-        value = parts[idx[f]].strip()
-        try:
-          x = float(value)
-        except ValueError:
-          x = math.nan
-        if not math.isfinite(x) or x != int(x):
-          raise DataError(path, f"expected an integer, got {value!r}", line=lineno, field=f)
+        _check_number(parts[idx[f]], path, lineno, f, integer=True)
     for f in float_fields:
-      value = parts[idx[f]].strip()
-      try:
-        x = float(value)
-      except ValueError:
-        x = math.nan
-      if not math.isfinite(x):
-        raise DataError(path, f"expected a finite number, got {value!r}", line=lineno, field=f)
+      _check_number(parts[idx[f]], path, lineno, f, integer=False)
 
 
 def _sep_name(split) -> str:
   return getattr(split, "sep_name", "the delimiter")
+
+
+def _check_number(value: str, path, lineno: int, field: str, *, integer: bool) -> None:
+  """Raises a DataError unless ``value`` is a finite number (an integer if ``integer``).
+
+  Args:
+    value: The raw field text (surrounding whitespace is ignored).
+    path: File name for messages.
+    lineno: 1-based line number for messages.
+    field: Field name for messages.
+    integer: Also require an integral value (e.g. unix timestamps).
+
+  Raises:
+    DataError: "expected an integer" / "expected a finite number".
+  """
+  value = value.strip()
+  try:
+    x = float(value)
+  except ValueError:
+    x = math.nan
+  if not math.isfinite(x) or (integer and x != int(x)):
+    expected = "an integer" if integer else "a finite number"
+    raise DataError(path, f"expected {expected}, got {value!r}", line=lineno, field=field)
 
 
 def _check_rating(value, path, lineno, field, rating_range: RatingRange) -> float:
@@ -227,58 +238,109 @@ def parse_delimited(path: PathLike, *, sep: str, fields: Sequence[str],
     DataError: missing file or the first malformed line.
   """
   shown = display_path or os.fspath(path)
+  fields = _checked_fields(path, fields, shown=shown, data=data)
+  numeric = [f for f in fields if f == "rating" or f in int_fields or f in float_fields]
+
+  def report_first_bad_line() -> None:
+    options = _scan_options(shown, fields, sep=sep, quoting=quoting, sep_name=sep_name,
+                            header_lines=header_lines, required=required,
+                            rating_range=rating_range, int_fields=int_fields,
+                            float_fields=float_fields)
+    _scan_source(path, options, shown=shown, encoding=encoding, data=data,
+                 lines_for_errors=lines_for_errors)
+
+  try:
+    df = _read_table_fast(path, data, sep=sep, fields=fields, numeric=numeric,
+                          header_lines=header_lines, quoting=quoting, encoding=encoding)
+  except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError,
+          EOFError, OSError) as e:
+    # ValueError covers non-numeric values in numeric columns and ParserError
+    # wrong field counts; the scanner finds the line.
+    report_first_bad_line()
+    raise DataError(shown, f"cannot parse ({type(e).__name__}: {e})") from e
+  if not _fast_values_ok(df, required=required, numeric=numeric, int_fields=int_fields,
+                         rating_range=rating_range):
+    report_first_bad_line()
+    raise DataError(shown, "malformed values found by the fast parser but not by the "
+                    "line scanner (please report)")
+  for f in int_fields:
+    if f in df:
+      df[f] = df[f].to_numpy().astype(np.int64)
+  return df
+
+
+def _checked_fields(path: PathLike, fields: Sequence[str], *, shown: str,
+                    data: Optional[bytes]) -> list[str]:
+  """The field names as a list, after checking that the input exists.
+
+  Args:
+    path: The file; only checked to exist when ``data`` is None.
+    fields: Field names in file order.
+    shown: Name used in messages.
+    data: In-memory contents, or None to read ``path``.
+
+  Returns:
+    ``list(fields)``.
+
+  Raises:
+    DataError: "file not found", or duplicate field names (line 1).
+  """
   if data is None and not Path(path).exists():
     raise DataError(shown, "file not found")
   fields = list(fields)
   if len(set(fields)) != len(fields):
     raise DataError(shown, f"duplicate column names {fields}", line=1)
-  numeric = [f for f in fields if f == "rating" or f in int_fields or f in float_fields]
+  return fields
+
+
+def _read_table_fast(path: PathLike, data: Optional[bytes], *, sep: str, fields: list[str],
+                     numeric: list[str], header_lines: int, quoting: int,
+                     encoding: str) -> pd.DataFrame:
+  """The fast vectorised pass of :func:`parse_delimited` (pandas C parser).
+
+  Args:
+    path: The file (``.gz`` is decompressed), used when ``data`` is None.
+    data: In-memory contents to parse instead of ``path`` (never decompressed).
+    sep: Delimiter as given to pandas.
+    fields: Field names in file order.
+    numeric: Fields parsed as float64; all others are str.
+    header_lines: Leading lines to skip.
+    quoting: A ``csv.QUOTE_*`` constant.
+    encoding: Text encoding.
+
+  Returns:
+    The raw table, one column per field (no value checks yet).
+
+  Raises:
+    ValueError, pd.errors.ParserError, pd.errors.ParserWarning,
+    UnicodeDecodeError, EOFError, OSError: whatever pandas raises on bad input
+    (a ParserWarning, e.g. a too-long first row, is raised as an error).
+  """
   dtype = {f: (np.float64 if f in numeric else str) for f in fields}
-
-  def scan():
-    split = _line_splitter(sep, quoting)
-    split_named = _NamedSplit(split, sep_name or repr(sep))
-    rating_field = "rating" if "rating" in fields else None
-    if lines_for_errors is not None:
-      scan_lines(lines_for_errors(), path=shown, fields=fields, split=split_named,
-                 header_lines=header_lines, required=required, rating_field=rating_field,
-                 rating_range=rating_range, int_fields=[f for f in int_fields if f in fields],
-                 float_fields=[f for f in float_fields if f in fields])
-    elif data is not None:
-      scan_lines(io.StringIO(data.decode(encoding, errors="replace")), path=shown,
-                 fields=fields, split=split_named, header_lines=header_lines,
-                 required=required, rating_field=rating_field, rating_range=rating_range,
-                 int_fields=[f for f in int_fields if f in fields],
-                 float_fields=[f for f in float_fields if f in fields])
-    else:
-      try:
-        with _open_text(path, encoding) as f:
-          scan_lines(f, path=shown, fields=fields, split=split_named,
-                     header_lines=header_lines, required=required, rating_field=rating_field,
-                     rating_range=rating_range,
-                     int_fields=[f for f in int_fields if f in fields],
-                     float_fields=[f for f in float_fields if f in fields])
-      except UnicodeDecodeError as e:
-        raise DataError(shown, f"not valid {encoding} text: {e}") from e
-      except (EOFError, gzip.BadGzipFile) as e:
-        raise DataError(shown, f"corrupt or truncated gzip file: {e}") from e
-
   source = io.BytesIO(data) if data is not None else path
-  try:
-    with warnings.catch_warnings():
-      # pandas only *warns* (and drops data) when the first row is too long.
-      warnings.simplefilter("error", pd.errors.ParserWarning)
-      df = pd.read_csv(source, sep=sep, header=None, skiprows=header_lines, names=fields,
+  with warnings.catch_warnings():
+    # pandas only *warns* (and drops data) when the first row is too long.
+    warnings.simplefilter("error", pd.errors.ParserWarning)
+    return pd.read_csv(source, sep=sep, header=None, skiprows=header_lines, names=fields,
                        dtype=dtype, na_filter=False, quoting=quoting, encoding=encoding,
                        index_col=False, engine="c", skip_blank_lines=True,
                        compression="infer" if data is None else None)
-  except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning, UnicodeDecodeError,
-          EOFError, OSError) as e:
-    # ValueError covers non-numeric values in numeric columns and ParserError
-    # wrong field counts; the scanner finds the line.
-    scan()
-    raise DataError(shown, f"cannot parse ({type(e).__name__}: {e})") from e
 
+
+def _fast_values_ok(df: pd.DataFrame, *, required: Sequence[str], numeric: list[str],
+                    int_fields: Sequence[str], rating_range: RatingRange) -> bool:
+  """Vectorised value checks of :func:`parse_delimited` on the fast-pass table.
+
+  Args:
+    df: Output of :func:`_read_table_fast`.
+    required: Fields that must be non-empty (checked on str columns only).
+    numeric: The float64 columns; each must be finite.
+    int_fields: Numeric fields that must also be integral.
+    rating_range: Inclusive bounds for ``rating``, or None.
+
+  Returns:
+    False when any value is malformed (the line scanner then finds it).
+  """
   bad = False
   for f in required:
     if f in df and f not in numeric and df[f].eq("").any():
@@ -292,14 +354,69 @@ def parse_delimited(path: PathLike, *, sep: str, fields: Sequence[str],
       ok &= (col >= rating_range[0]) & (col <= rating_range[1])
     if not ok.all():
       bad = True
-  if bad:
-    scan()
-    raise DataError(shown, "malformed values found by the fast parser but not by the "
-                    "line scanner (please report)")
-  for f in int_fields:
-    if f in df:
-      df[f] = df[f].to_numpy().astype(np.int64)
-  return df
+  return not bad
+
+
+def _scan_options(shown: str, fields: list[str], *, sep: str, quoting: int,
+                  sep_name: Optional[str], header_lines: int, required: Sequence[str],
+                  rating_range: RatingRange, int_fields: Sequence[str],
+                  float_fields: Sequence[str]) -> dict:
+  """Keyword arguments of :func:`scan_lines` (all but ``lines``) for one table.
+
+  Args:
+    shown: Name used in messages.
+    fields: Field names in file order.
+    sep: Delimiter, as for :func:`parse_delimited`.
+    quoting: A ``csv.QUOTE_*`` constant.
+    sep_name: Human name of the delimiter, or None for ``repr(sep)``.
+    header_lines: Leading lines to skip.
+    required: Fields that must be non-empty.
+    rating_range: Inclusive bounds for ``rating``, or None.
+    int_fields: Integer fields (those not in ``fields`` are dropped).
+    float_fields: Other numeric fields (those not in ``fields`` are dropped).
+
+  Returns:
+    The keyword dict.
+  """
+  split = _NamedSplit(_line_splitter(sep, quoting), sep_name or repr(sep))
+  return dict(path=shown, fields=fields, split=split, header_lines=header_lines,
+              required=required, rating_field="rating" if "rating" in fields else None,
+              rating_range=rating_range, int_fields=[f for f in int_fields if f in fields],
+              float_fields=[f for f in float_fields if f in fields])
+
+
+def _scan_source(path: PathLike, options: dict, *, shown: str, encoding: str,
+                 data: Optional[bytes],
+                 lines_for_errors: Optional[Callable[[], Iterator[str]]]) -> None:
+  """Runs :func:`scan_lines` over the original lines of a table that failed the fast pass.
+
+  The lines come from ``lines_for_errors()`` if given, else from ``data``
+  (decoded, undecodable bytes replaced), else from the file.
+
+  Args:
+    path: The file (plain or ``.gz``), read when neither of the others is given.
+    options: Keyword arguments from :func:`_scan_options`.
+    shown: Name used in messages.
+    encoding: Text encoding.
+    data: In-memory contents, or None.
+    lines_for_errors: Callable returning the original lines, or None.
+
+  Raises:
+    DataError: the first bad line; or, reading the file, undecodable text or a
+      corrupt gzip file. Returns normally when every line is fine.
+  """
+  if lines_for_errors is not None:
+    scan_lines(lines_for_errors(), **options)
+  elif data is not None:
+    scan_lines(io.StringIO(data.decode(encoding, errors="replace")), **options)
+  else:
+    try:
+      with _open_text(path, encoding) as f:
+        scan_lines(f, **options)
+    except UnicodeDecodeError as e:
+      raise DataError(shown, f"not valid {encoding} text: {e}") from e
+    except (EOFError, gzip.BadGzipFile) as e:
+      raise DataError(shown, f"corrupt or truncated gzip file: {e}") from e
 
 
 class _NamedSplit:

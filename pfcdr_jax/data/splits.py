@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from absl import logging
 import numpy as np
@@ -175,29 +175,107 @@ def make_cdr_split(source_df: pd.DataFrame, target_df: pd.DataFrame, *, beta: fl
       the requested split.
     ValueError: beta or val_fraction out of range.
   """
+  _check_fractions(beta, val_fraction)
+  src = _prepare(source_df, f"{name} (source)", rating_range)
+  tgt = _prepare(target_df, f"{name} (target)", rating_range)
+  ids = _id_order(src[1], tgt[1], src[3], tgt[3], name=name)
+  source = _index(*src[:5], ids.source_user_ids, ids.source_item_ids)
+  target = _index(*tgt[:5], ids.target_user_ids, ids.target_item_ids)
+  train_users, val_users, test_users = _draw_users(ids.n_overlap, beta=beta, seed=seed,
+                                                   val_fraction=val_fraction, name=name)
+  target_train, target_val, target_test, trained = _split_target(target, val_users,
+                                                                 test_users)
+  manifest = _manifest(
+      name=name, beta=beta, seed=seed, val_fraction=val_fraction, ids=ids, source=source,
+      target=target, target_train=target_train, target_val=target_val,
+      target_test=target_test, train_users=train_users, val_users=val_users,
+      test_users=test_users, trained=trained, duplicates=(src[-1], tgt[-1]))
+  logging.info("%s split: %d overlap users (%d test, %d val, %d train); target ratings "
+               "%d train / %d val / %d test", name, ids.n_overlap, len(test_users),
+               len(val_users), len(train_users), len(target_train), len(target_val),
+               len(target_test))
+  return CDRData(
+      source=source, target_train=target_train, target_val=target_val,
+      target_test=target_test, n_overlap=ids.n_overlap, train_users=_readonly(train_users),
+      val_users=_readonly(val_users), test_users=_readonly(test_users),
+      source_user_ids=tuple(ids.source_user_ids), target_user_ids=tuple(ids.target_user_ids),
+      source_item_ids=tuple(ids.source_item_ids), target_item_ids=tuple(ids.target_item_ids),
+      target_trained=_readonly(trained), manifest=manifest)
+
+
+def _check_fractions(beta: float, val_fraction: float) -> None:
+  """Raises ValueError unless ``0 <= beta < 1`` and ``0 <= val_fraction < 1``."""
   if not 0.0 <= beta < 1.0:
     raise ValueError(f"beta must be in [0, 1), got {beta}")
   if not 0.0 <= val_fraction < 1.0:
     raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-  src = _prepare(source_df, f"{name} (source)", rating_range)
-  tgt = _prepare(target_df, f"{name} (target)", rating_range)
-  dup_s, dup_t = src[-1], tgt[-1]
-  src_users, tgt_users = src[1], tgt[1]
+
+
+class _IdOrder(NamedTuple):
+  """The index order of users and items in both domains (see the module docstring).
+
+  Attributes:
+    n_overlap: Number of users in both domains (indices ``0..n_overlap-1``).
+    source_user_ids: Overlap users sorted, then source-only users sorted.
+    target_user_ids: Overlap users sorted, then target-only users sorted.
+    source_item_ids: Source items sorted.
+    target_item_ids: Target items sorted.
+  """
+  n_overlap: int
+  source_user_ids: list
+  target_user_ids: list
+  source_item_ids: list
+  target_item_ids: list
+
+
+def _id_order(src_users: list, tgt_users: list, src_items: list, tgt_items: list, *,
+              name: str) -> _IdOrder:
+  """Orders the distinct string ids of both domains: shared users first.
+
+  Args:
+    src_users: Distinct source user ids.
+    tgt_users: Distinct target user ids.
+    src_items: Distinct source item ids.
+    tgt_items: Distinct target item ids.
+    name: Task name for messages.
+
+  Returns:
+    The :class:`_IdOrder`.
+
+  Raises:
+    DataError: no user is in both domains.
+  """
   overlap = sorted(set(src_users).intersection(tgt_users))
-  n_overlap = len(overlap)
-  if n_overlap == 0:
+  if not overlap:
     raise DataError(name, f"zero overlapping users between the source ({len(src_users)} "
                     f"users) and the target ({len(tgt_users)} users) domain; check that "
                     "both files use the same user ids")
   overlap_set = set(overlap)
-  source_user_ids = overlap + sorted(u for u in src_users if u not in overlap_set)
-  target_user_ids = overlap + sorted(u for u in tgt_users if u not in overlap_set)
-  source_item_ids = sorted(src[3])
-  target_item_ids = sorted(tgt[3])
+  return _IdOrder(
+      n_overlap=len(overlap),
+      source_user_ids=overlap + sorted(u for u in src_users if u not in overlap_set),
+      target_user_ids=overlap + sorted(u for u in tgt_users if u not in overlap_set),
+      source_item_ids=sorted(src_items),
+      target_item_ids=sorted(tgt_items))
 
-  source = _index(*src[:5], source_user_ids, source_item_ids)
-  target = _index(*tgt[:5], target_user_ids, target_item_ids)
 
+def _draw_users(n_overlap: int, *, beta: float, seed: int, val_fraction: float,
+                name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Draws the test and validation overlap users (module docstring: Split).
+
+  Args:
+    n_overlap: Number of overlapping users (indices ``0..n_overlap-1``).
+    beta: Test fraction of the overlap users.
+    seed: Seed of ``np.random.default_rng``; test users are drawn first.
+    val_fraction: Validation fraction of the remaining overlap users.
+    name: Task name for messages.
+
+  Returns:
+    ``(train_users, val_users, test_users)``, each int32 and sorted.
+
+  Raises:
+    DataError: ``beta > 0`` but no test user, or no training user left.
+  """
   rng = np.random.default_rng(seed)
   n_test = round(beta * n_overlap)
   perm = rng.permutation(n_overlap)
@@ -212,7 +290,22 @@ def make_cdr_split(source_df: pd.DataFrame, target_df: pd.DataFrame, *, beta: fl
   if len(train_users) == 0:
     raise DataError(name, f"no overlapping training users left ({n_overlap} overlapping, "
                     f"{n_test} test, {n_val} validation)")
+  return train_users, val_users, test_users
 
+
+def _split_target(target: DomainData, val_users: np.ndarray, test_users: np.ndarray
+                  ) -> tuple[DomainData, DomainData, DomainData, np.ndarray]:
+  """Splits the target ratings by the role of their user.
+
+  Args:
+    target: All target ratings (sorted by (user, item)).
+    val_users: int32 validation user indices.
+    test_users: int32 test user indices.
+
+  Returns:
+    ``(target_train, target_val, target_test, trained)``; ``trained`` is
+    bool[U_t], True where the user has >= 1 training rating (writable).
+  """
   role = np.zeros(target.n_users, dtype=np.int8)  # 0 train, 1 val, 2 test
   role[val_users] = 1
   role[test_users] = 2
@@ -220,20 +313,49 @@ def make_cdr_split(source_df: pd.DataFrame, target_df: pd.DataFrame, *, beta: fl
   target_train, target_val, target_test = (_subset(target, r == k) for k in (0, 1, 2))
   trained = np.zeros(target.n_users, dtype=bool)
   trained[target_train.user] = True
+  return target_train, target_val, target_test, trained
 
+
+def _manifest(*, name: str, beta: float, seed: int, val_fraction: float, ids: _IdOrder,
+              source: DomainData, target: DomainData, target_train: DomainData,
+              target_val: DomainData, target_test: DomainData, train_users: np.ndarray,
+              val_users: np.ndarray, test_users: np.ndarray, trained: np.ndarray,
+              duplicates: tuple[int, int]) -> dict:
+  """The JSON-serialisable manifest of a split (keys: see :func:`make_cdr_split`).
+
+  Args:
+    name: Task name.
+    beta: Test fraction.
+    seed: Split seed.
+    val_fraction: Validation fraction.
+    ids: The id order of both domains.
+    source: All source ratings.
+    target: All target ratings.
+    target_train: Target training ratings.
+    target_val: Target validation ratings.
+    target_test: Target test ratings.
+    train_users: Overlap users kept in training.
+    val_users: Validation users.
+    test_users: Test users.
+    trained: bool[U_t] users with a training rating.
+    duplicates: ``(source, target)`` duplicate rows dropped.
+
+  Returns:
+    The manifest dict.
+  """
   counts = {
       "source": {"users": source.n_users, "items": source.n_items, "ratings": len(source)},
       "target": {"users": target.n_users, "items": target.n_items, "ratings": len(target),
                  "train_ratings": len(target_train), "val_ratings": len(target_val),
                  "test_ratings": len(target_test)},
   }
-  manifest = {
+  return {
       "task": name,
       "beta": float(beta),
       "seed": int(seed),
       "val_fraction": float(val_fraction),
       "counts": counts,
-      "n_overlap": n_overlap,
+      "n_overlap": ids.n_overlap,
       "n_test_users": int(len(test_users)),
       "n_test_ratings": len(target_test),
       "n_val_users": int(len(val_users)),
@@ -241,25 +363,15 @@ def make_cdr_split(source_df: pd.DataFrame, target_df: pd.DataFrame, *, beta: fl
       "n_train_overlap_users": int(len(train_users)),
       "n_target_trained_users": int(trained.sum()),
       "sha256": {
-          "source_user_ids": _sha256_strings(source_user_ids),
-          "target_user_ids": _sha256_strings(target_user_ids),
-          "source_item_ids": _sha256_strings(source_item_ids),
-          "target_item_ids": _sha256_strings(target_item_ids),
+          "source_user_ids": _sha256_strings(ids.source_user_ids),
+          "target_user_ids": _sha256_strings(ids.target_user_ids),
+          "source_item_ids": _sha256_strings(ids.source_item_ids),
+          "target_item_ids": _sha256_strings(ids.target_item_ids),
           "test_users": _sha256_array(test_users),
           "val_users": _sha256_array(val_users),
       },
-      "duplicates_dropped": {"source": dup_s, "target": dup_t},
+      "duplicates_dropped": {"source": duplicates[0], "target": duplicates[1]},
   }
-  logging.info("%s split: %d overlap users (%d test, %d val, %d train); target ratings "
-               "%d train / %d val / %d test", name, n_overlap, len(test_users), len(val_users),
-               len(train_users), len(target_train), len(target_val), len(target_test))
-  return CDRData(
-      source=source, target_train=target_train, target_val=target_val,
-      target_test=target_test, n_overlap=n_overlap, train_users=_readonly(train_users),
-      val_users=_readonly(val_users), test_users=_readonly(test_users),
-      source_user_ids=tuple(source_user_ids), target_user_ids=tuple(target_user_ids),
-      source_item_ids=tuple(source_item_ids), target_item_ids=tuple(target_item_ids),
-      target_trained=_readonly(trained), manifest=manifest)
 
 
 def save_manifest(data: CDRData, path: PathLike) -> None:
