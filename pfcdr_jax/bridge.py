@@ -3,13 +3,13 @@
 ``f_map(P) = P @ W`` with ``W`` [d, d] and no bias, fitted by Adam (lr 0.005) on
 the mean squared error between ``P_src @ W`` and ``P_tgt`` over the training
 overlap users. ``W`` starts like torch's ``nn.Linear`` weight,
-U(-1/sqrt(d), 1/sqrt(d)). Epochs are a ``lax.scan``; within an epoch the
-minibatches (a fresh permutation per epoch, last batch padded and masked) are an
-inner ``lax.scan``; ``batch_size=None`` means full batch.
+U(-1/sqrt(d), 1/sqrt(d)). The epochs are the shared minibatch loop
+(:func:`pfcdr_jax.models.minibatch.optimize_epochs`): a ``lax.scan`` over epochs of
+an inner ``lax.scan`` over minibatches (a fresh permutation per epoch, from
+``fold_in(key, epoch)``; last batch padded and masked); ``batch_size=None`` means
+full batch, visited in order.
 """
 from __future__ import annotations
-
-import functools
 
 import chex
 import jax
@@ -56,30 +56,29 @@ def fit_linear_bridge(P_src: jax.Array, P_tgt: jax.Array, key: jax.Array, *,
               batch_size=None if batch_size is None else int(batch_size))
 
 
-@functools.partial(jax.jit, static_argnames=("lr", "epochs", "batch_size"))
-def _fit(P_src, P_tgt, key, *, lr, epochs, batch_size):
+FIT_STATIC = ("lr", "epochs", "batch_size")
+
+
+def _fit_impl(P_src, P_tgt, key, *, lr, epochs, batch_size):
+  """The jitted body of ``fit_linear_bridge`` (``_fit``): init, then Adam epochs."""
   n, d = P_src.shape
   d_out = P_tgt.shape[1]
   bs = n if batch_size is None or batch_size >= n else batch_size
   k_init, k_shuffle = jax.random.split(key)
   bound = 1.0 / jnp.sqrt(jnp.float32(d))
   W = jax.random.uniform(k_init, (d, d_out), jnp.float32, -bound, bound)
-  opt = optax.adam(lr)
   grad_fn = jax.grad(bridge_loss)
 
-  def step(c, idx, valid):
-    W, st = c
-    g = grad_fn(W, P_src[idx], P_tgt[idx], valid)
-    upd, st = opt.update(g, st, W)
-    return (optax.apply_updates(W, upd), st), None
+  def loss_and_grad(W, idx, valid):
+    return None, grad_fn(W, P_src[idx], P_tgt[idx], valid)
 
-  def epoch(carry, e):
-    # Full batch: no shuffle. Keys come from fold_in (not split) to keep past results;
-    # pad slots gather row n-1 (was row 0) but are masked, so W is unchanged.
-    perm = (jnp.arange(n) if bs == n
-            else jax.random.permutation(jax.random.fold_in(k_shuffle, e), n))
-    carry, _ = minibatch.scan_batches(step, carry, *minibatch.padded_batches(perm, bs))
-    return carry, None
-
-  (W, _), _ = jax.lax.scan(epoch, (W, opt.init(W)), jnp.arange(epochs))
+  # Full batch: no shuffle. Epoch keys come from fold_in (not split) to keep past
+  # results; pad slots gather row n-1 (was row 0) but are masked, so W is unchanged.
+  W, _ = minibatch.optimize_epochs(loss_and_grad, W, optax.adam(lr), n=n, batch_size=bs,
+                                   epochs=epochs, key=k_shuffle, shuffle=bs < n,
+                                   fold_in_epochs=True)
   return W
+
+
+# Module level, so that a test can jit ``_fit_impl`` under ``chex.assert_max_traces``.
+_fit = jax.jit(_fit_impl, static_argnames=FIT_STATIC)

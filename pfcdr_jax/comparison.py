@@ -37,6 +37,7 @@ from scipy import stats
 from pfcdr_jax import cache as cache_lib
 from pfcdr_jax import config as config_lib
 from pfcdr_jax import pipeline
+from pfcdr_jax import progress
 from pfcdr_jax.baselines import registry
 
 log = logging.getLogger(__name__)
@@ -186,14 +187,16 @@ def run_cells(base_cfg: config_lib.PFCDRConfig, cells: Sequence[Cell], root: str
         stacked = pipeline.pretrain_seeds([cell_config(base_cfg, c) for c, _ in group],
                                           [d for _, d in group])
         log.info("seed-stacked pretraining of %s: %s", group[0][0].dirname, stacked)
-  for i, (cell, workdir) in enumerate(todo):
-    log.info("cell %d/%d: %s", i + 1, len(todo), cell.dirname)
-    pipeline.run_pfcdr(cell_config(base_cfg, cell), workdir)
-    _release_compiled()
-    done = time.perf_counter() - t0
-    eta = done / (i + 1) * (len(todo) - i - 1)
-    log.info("cell %d/%d done (%.0fs elapsed, %.1f min/cell, ETA %.0f min)", i + 1, len(todo),
-             done, done / (i + 1) / 60, eta / 60)
+  with progress.bar(len(todo), "cells", unit="cell") as bar:
+    for i, (cell, workdir) in enumerate(todo):
+      log.info("cell %d/%d: %s", i + 1, len(todo), cell.dirname)
+      pipeline.run_pfcdr(cell_config(base_cfg, cell), workdir)
+      _release_compiled()
+      bar.update()
+      done = time.perf_counter() - t0
+      eta = done / (i + 1) * (len(todo) - i - 1)
+      log.info("cell %d/%d done (%.0fs elapsed, %.1f min/cell, ETA %.0f min)", i + 1,
+               len(todo), done, done / (i + 1) / 60, eta / 60)
   return dirs
 
 

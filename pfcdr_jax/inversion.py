@@ -55,13 +55,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 import optax
+
+from pfcdr_jax import chunking
+
+from pfcdr_jax import progress
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +99,9 @@ class InversionConfig:
   warmup_steps: int = 10
   loss: str = "mse"
   eps: float | None = None
-  chunk_size: int | None = None
+  # How, not what: results do not depend on the chunking (config.EXECUTION_ONLY).
+  chunk_size: int | None = dataclasses.field(default=None,
+                                             metadata={"execution_only": True})
   method: str = "auto"
   optimizer: str = "adam"
   rating_max: float = 5.0
@@ -185,6 +190,57 @@ def init_weights(key: jax.Array, n_items: int) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------
+# Best iterate and early stop (Algorithm 1, lines 5-10), shared by every path.
+# ----------------------------------------------------------------------------
+
+class _Best(NamedTuple):
+  """The best iterate of one user's run and its early-stop state."""
+  loss: jax.Array    # [] float32, lowest loss seen (inf before the first step)
+  value: Any         # pytree of [] / [d] / [N] arrays recorded at that iterate
+  done: jax.Array    # [] bool, stopped early (the loss fell below cfg.eps)
+  steps: jax.Array   # [] int32, updates applied
+
+
+class _Run(NamedTuple):
+  """Scan carry of one user's optimisation."""
+  state: Any         # the optimiser's iterate (pytree)
+  best: _Best
+
+
+def _start(state: Any, value0: Any) -> _Run:
+  """A run at ``state`` with nothing recorded yet (``value0``: zeros of the record)."""
+  return _Run(state=state, best=_Best(loss=jnp.asarray(jnp.inf, jnp.float32), value=value0,
+                                      done=jnp.asarray(False),
+                                      steps=jnp.asarray(0, jnp.int32)))
+
+
+def _record(best: _Best, loss: jax.Array, value: Any) -> _Best:
+  """Keeps ``value`` (and ``loss``) if ``loss`` is the lowest so far."""
+  better = loss < best.loss
+  return best._replace(
+      loss=jnp.where(better, loss, best.loss),
+      value=jax.tree_util.tree_map(lambda v, o: jnp.where(better, v, o), value, best.value))
+
+
+def _track(run: _Run, loss: jax.Array, value: Any, new_state: Any,
+           cfg: InversionConfig) -> _Run:
+  """One step of Algorithm 1, lines 5-10, given the current iterate's loss.
+
+  Records ``value`` if ``loss`` is the best so far; the user stops for good once its
+  loss falls below ``cfg.eps``: from then on ``new_state`` is dropped and ``steps``
+  no longer counts.
+  """
+  best = _record(run.best, loss, value)
+  stop = best.done
+  if cfg.eps is not None:
+    stop = stop | (loss < cfg.eps)
+  state = jax.tree_util.tree_map(lambda old, new: jnp.where(stop, old, new),
+                                 run.state, new_state)
+  steps = best.steps + jnp.where(stop, 0, 1).astype(jnp.int32)
+  return _Run(state=state, best=best._replace(steps=steps, done=stop))
+
+
+# ----------------------------------------------------------------------------
 # Iterative path: Algorithm 1, lines 1-12, one user, a lax.scan over steps.
 # ----------------------------------------------------------------------------
 
@@ -200,43 +256,24 @@ def _iterative_one(w: jax.Array, V: jax.Array, key: jax.Array, cfg: InversionCon
     return loss_of_pred(pred, cfg), (proto, pred)
 
   value_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
-  inf = jnp.asarray(jnp.inf, jnp.float32)
-  carry0 = dict(
-      b=b0, opt=opt.init(b0), done=jnp.asarray(False), steps=jnp.asarray(0, jnp.int32),
-      best_loss=inf, best_proto=jnp.zeros((V.shape[1],), jnp.float32),
-      best_pred=jnp.asarray(0.0, jnp.float32),
-      best_b=jnp.zeros_like(b0) if keep_b else None)
+  # Recorded per iterate: (prototype [d], pred [], b [N] or None).
+  value0 = (jnp.zeros((V.shape[1],), jnp.float32), jnp.asarray(0.0, jnp.float32),
+            jnp.zeros_like(b0) if keep_b else None)
 
-  def record(c, loss, proto, pred):
-    better = loss < c["best_loss"]
-    c = dict(c)
-    c["best_loss"] = jnp.where(better, loss, c["best_loss"])
-    c["best_proto"] = jnp.where(better, proto, c["best_proto"])
-    c["best_pred"] = jnp.where(better, pred, c["best_pred"])
-    if keep_b:
-      c["best_b"] = jnp.where(better, c["b"], c["best_b"])
-    return c
+  def step(run, _):
+    b, opt_state = run.state
+    (loss, (proto, pred)), grad = value_and_grad(b)
+    updates, new_opt = opt.update(grad, opt_state, b)
+    new_state = (optax.apply_updates(b, updates), new_opt)
+    return _track(run, loss, (proto, pred, b if keep_b else None), new_state, cfg), None
 
-  def step(c, _):
-    (loss, (proto, pred)), grad = value_and_grad(c["b"])
-    c = record(c, loss, proto, pred)
-    stop = c["done"]
-    if cfg.eps is not None:
-      stop = stop | (loss < cfg.eps)
-    updates, new_opt = opt.update(grad, c["opt"], c["b"])
-    new_b = optax.apply_updates(c["b"], updates)
-    c["b"] = jnp.where(stop, c["b"], new_b)
-    c["opt"] = jax.tree_util.tree_map(lambda a, o: jnp.where(stop, o, a), new_opt, c["opt"])
-    c["steps"] = c["steps"] + jnp.where(stop, 0, 1).astype(jnp.int32)
-    c["done"] = stop
-    return c, None
-
-  c, _ = jax.lax.scan(step, carry0, None, length=cfg.steps)
-  loss, (proto, pred) = loss_fn(c["b"])
-  c = record(c, loss, proto, pred)
-  b = c["best_b"] if keep_b else jnp.zeros((0,), jnp.float32)
-  return InversionResult(b=b, loss=c["best_loss"], steps=c["steps"],
-                         prototype=c["best_proto"], pred=c["best_pred"])
+  run, _ = jax.lax.scan(step, _start((b0, opt.init(b0)), value0), None, length=cfg.steps)
+  b = run.state[0]
+  loss, (proto, pred) = loss_fn(b)
+  best = _record(run.best, loss, (proto, pred, b if keep_b else None))
+  proto, pred, best_b = best.value
+  return InversionResult(b=best_b if keep_b else jnp.zeros((0,), jnp.float32),
+                         loss=best.loss, steps=best.steps, prototype=proto, pred=pred)
 
 
 # ----------------------------------------------------------------------------
@@ -294,6 +331,18 @@ class _AdamBest(NamedTuple):
   steps: jax.Array  # [] int32
 
 
+class _AdamScalars(NamedTuple):
+  """State of the scalar Adam recurrence of one user (all [] float32)."""
+  a: jax.Array      # shared sign(s) step
+  k0: jax.Array     # first-order weight-decay coefficient of -b0_j / |s_j|
+  k1: jax.Array     # first-order coefficient of +sign(s_j) / |s_j|
+  M: jax.Array      # EMA_b1(g)
+  Q: jax.Array      # EMA_b2(g^2)
+  EA: jax.Array     # EMA_b1(a)
+  E2g: jax.Array    # EMA_b2(g)
+  E2ga: jax.Array   # EMA_b2(g a)
+
+
 def _closed_adam(st: _Stats, n_items: int, cfg: InversionConfig) -> _AdamBest:
   """Scalar Adam recurrence with best-iterate and early-stop logic.
 
@@ -305,38 +354,21 @@ def _closed_adam(st: _Stats, n_items: int, cfg: InversionConfig) -> _AdamBest:
   sched = schedule(cfg)
   b1, b2, eps, wd = cfg.b1, cfg.b2, cfg.adam_eps, cfg.weight_decay
   n = jnp.asarray(n_items, jnp.float32)
-  f32 = lambda x: jnp.asarray(x, jnp.float32)
+  zero = jnp.asarray(0.0, jnp.float32)
   fo = 1.0 if cfg.first_order else 0.0
-  carry0 = dict(a=f32(0.0), k0=f32(0.0), k1=f32(0.0), M=f32(0.0), Q=f32(0.0),
-                EA=f32(0.0), E2g=f32(0.0), E2ga=f32(0.0), done=jnp.asarray(False),
-                steps=jnp.asarray(0, jnp.int32), best_loss=f32(jnp.inf), best_a=f32(0.0),
-                best_k0=f32(0.0), best_k1=f32(0.0), best_pred=f32(0.0))
-  best_keys = ("best_loss", "best_a", "best_k0", "best_k1", "best_pred")
 
   def pred_of(c):
-    return st.p0 - c["a"] * st.s_l1 - c["k0"] * st.z + c["k1"] * n
+    return st.p0 - c.a * st.s_l1 - c.k0 * st.z + c.k1 * n
 
-  def record(c, loss, pred):
-    better = loss < c["best_loss"]
-    c = dict(c)
-    for k_, v in (("best_loss", loss), ("best_a", c["a"]), ("best_k0", c["k0"]),
-                  ("best_k1", c["k1"]), ("best_pred", pred)):
-      c[k_] = jnp.where(better, v, c[k_])
-    return c
-
-  def step(c, t):
+  def step(run, t):
+    c = run.state
     pred = pred_of(c)
-    loss = loss_of_pred(pred, cfg)
-    c = record(c, loss, pred)
-    stop = c["done"]
-    if cfg.eps is not None:
-      stop = stop | (loss < cfg.eps)
     g = _dloss(pred, cfg)
-    M = b1 * c["M"] + (1 - b1) * g
-    Q = b2 * c["Q"] + (1 - b2) * g * g
-    EA = b1 * c["EA"] + (1 - b1) * c["a"]
-    E2g = b2 * c["E2g"] + (1 - b2) * g
-    E2ga = b2 * c["E2ga"] + (1 - b2) * g * c["a"]
+    M = b1 * c.M + (1 - b1) * g
+    Q = b2 * c.Q + (1 - b2) * g * g
+    EA = b1 * c.EA + (1 - b1) * c.a
+    E2g = b2 * c.E2g + (1 - b2) * g
+    E2ga = b2 * c.E2ga + (1 - b2) * g * c.a
     k = (t + 1).astype(jnp.float32)
     bc1, bc2 = 1 - b1 ** k, 1 - b2 ** k
     m_hat, q_hat = M / bc1, Q / bc2
@@ -350,18 +382,17 @@ def _closed_adam(st: _Stats, n_items: int, cfg: InversionConfig) -> _AdamBest:
     dk0 = fo * lr * wd * (1.0 / sq - m_hat * (E2g / bc2) / (q_safe * sq))
     dk1 = fo * lr * (wd * ((EA / bc1) / sq - m_hat * (E2ga / bc2) / (q_safe * sq))
                      + m_hat * eps / q_safe)
-    new = dict(c, a=c["a"] + da, k0=c["k0"] + dk0, k1=c["k1"] + dk1, M=M, Q=Q, EA=EA,
-               E2g=E2g, E2ga=E2ga)
-    c = {k_: (c[k_] if k_ in best_keys else jnp.where(stop, c[k_], new[k_])) for k_ in c}
-    c["steps"] = c["steps"] + jnp.where(stop, 0, 1).astype(jnp.int32)
-    c["done"] = stop
-    return c, None
+    new = _AdamScalars(a=c.a + da, k0=c.k0 + dk0, k1=c.k1 + dk1, M=M, Q=Q, EA=EA,
+                       E2g=E2g, E2ga=E2ga)
+    return _track(run, loss_of_pred(pred, cfg), (c.a, c.k0, c.k1, pred), new, cfg), None
 
-  c, _ = jax.lax.scan(step, carry0, jnp.arange(cfg.steps))
+  run0 = _start(_AdamScalars(*([zero] * 8)), (zero, zero, zero, zero))
+  run, _ = jax.lax.scan(step, run0, jnp.arange(cfg.steps))
+  c = run.state
   pred = pred_of(c)
-  c = record(c, loss_of_pred(pred, cfg), pred)
-  return _AdamBest(a=c["best_a"], k0=c["best_k0"], k1=c["best_k1"], loss=c["best_loss"],
-                   pred=c["best_pred"], steps=c["steps"])
+  best = _record(run.best, loss_of_pred(pred, cfg), (c.a, c.k0, c.k1, pred))
+  a, k0, k1, pred = best.value
+  return _AdamBest(a=a, k0=k0, k1=k1, loss=best.loss, pred=pred, steps=best.steps)
 
 
 def _adam_weights(s: jax.Array, best: _AdamBest, cfg: InversionConfig):
@@ -385,43 +416,31 @@ def _adam_weights(s: jax.Array, best: _AdamBest, cfg: InversionConfig):
 
 
 def _closed_sgd(st: _Stats, cfg: InversionConfig):
-  """Exact rank-one SGD recurrence; returns (alpha, beta, loss, pred, steps)."""
+  """Exact rank-one SGD recurrence; returns (alpha, beta, loss, pred, steps).
+
+  The state is ``(alpha, beta)`` ([] float32 each) of ``b_t = alpha b_0 + beta s``.
+  """
   sched = schedule(cfg)
   wd = cfg.weight_decay
   f32 = lambda x: jnp.asarray(x, jnp.float32)
-  carry0 = dict(al=f32(1.0), be=f32(0.0), done=jnp.asarray(False),
-                steps=jnp.asarray(0, jnp.int32), best_loss=f32(jnp.inf),
-                best_al=f32(1.0), best_be=f32(0.0), best_pred=f32(0.0))
 
-  def record(c, loss, pred):
-    better = loss < c["best_loss"]
-    c = dict(c)
-    for k_, v in (("best_loss", loss), ("best_al", c["al"]), ("best_be", c["be"]),
-                  ("best_pred", pred)):
-      c[k_] = jnp.where(better, v, c[k_])
-    return c
+  def pred_of(ab):
+    return ab[0] * st.p0 + ab[1] * st.s_l1
 
-  def step(c, t):
-    pred = c["al"] * st.p0 + c["be"] * st.s_l1
-    loss = loss_of_pred(pred, cfg)
-    c = record(c, loss, pred)
-    stop = c["done"]
-    if cfg.eps is not None:
-      stop = stop | (loss < cfg.eps)
+  def step(run, t):
+    al, be = run.state
+    pred = pred_of(run.state)
     g = _dloss(pred, cfg)
     lr = sched(t)
-    al = (1 - lr * wd) * c["al"]
-    be = (1 - lr * wd) * c["be"] - lr * g
-    c["al"] = jnp.where(stop, c["al"], al)
-    c["be"] = jnp.where(stop, c["be"], be)
-    c["steps"] = c["steps"] + jnp.where(stop, 0, 1).astype(jnp.int32)
-    c["done"] = stop
-    return c, None
+    new = ((1 - lr * wd) * al, (1 - lr * wd) * be - lr * g)
+    return _track(run, loss_of_pred(pred, cfg), (al, be, pred), new, cfg), None
 
-  c, _ = jax.lax.scan(step, carry0, jnp.arange(cfg.steps))
-  pred = c["al"] * st.p0 + c["be"] * st.s_l1
-  c = record(c, loss_of_pred(pred, cfg), pred)
-  return c["best_al"], c["best_be"], c["best_loss"], c["best_pred"], c["steps"]
+  run0 = _start((f32(1.0), f32(0.0)), (f32(1.0), f32(0.0), f32(0.0)))
+  run, _ = jax.lax.scan(step, run0, jnp.arange(cfg.steps))
+  pred = pred_of(run.state)
+  best = _record(run.best, loss_of_pred(pred, cfg), (*run.state, pred))
+  al, be, pred = best.value
+  return al, be, best.loss, pred, best.steps
 
 
 def _closed_chunk(W: jax.Array, V: jax.Array, keys: jax.Array,
@@ -512,42 +531,51 @@ def user_keys(key: jax.Array, user_index: jax.Array) -> jax.Array:
   return jax.vmap(lambda i: jax.random.fold_in(key, i))(user_index)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "method", "progress"))
-def _invert_chunks(W, V, key, index, *, cfg: InversionConfig, method: str,
-                   progress: str | None):
-  n_chunks = W.shape[0]
+INVERT_STATIC = ("cfg", "method", "chunk_size", "progress")
+
+
+def _invert_chunks_impl(W, V, key, index, *, cfg: InversionConfig, method: str,
+                        chunk_size: int, progress: str | None) -> InversionResult:
+  """The jitted body of ``invert_users``: W [B, d], index int32[B] -> results [B, ...]."""
+  n_chunks = -(-W.shape[0] // chunk_size)
   if method == "iterative":
     batched = jax.vmap(functools.partial(_iterative_one, cfg=cfg, keep_b=False),
                        in_axes=(0, None, 0))
   else:
     batched = functools.partial(_closed_batch, cfg=cfg)
 
-  def body(args):
-    ci, w_chunk, idx_chunk = args
+  def body(ci, chunk):
+    w_chunk, idx_chunk = chunk
     res = batched(w_chunk, V, user_keys(key, idx_chunk))
     if progress is not None:
       jax.debug.callback(functools.partial(_log_progress, progress, n_chunks), ci,
                          res.loss)
     return res
 
-  return jax.lax.map(body, (jnp.arange(n_chunks), W, index))
+  return chunking.chunked_map(body, (W, index), chunk_size, with_index=True)
 
 
-_PROGRESS_T0: dict[str, float] = {}
+# Module level, so that a test can jit ``_invert_chunks_impl`` under
+# ``chex.assert_max_traces``.
+_invert_chunks = jax.jit(_invert_chunks_impl, static_argnames=INVERT_STATIC)
+
+
+_PROGRESS_BARS: dict[str, tuple] = {}
 
 
 def _log_progress(label, n_chunks, ci, _):
-  ci = int(ci)
-  now = time.perf_counter()
+  """Host callback per chunk: a progress bar (rate, ETA) and a DEBUG line."""
+  ci, done = int(ci), int(ci) + 1
   if ci == 0:
-    _PROGRESS_T0[label] = now
-  t0 = _PROGRESS_T0.get(label, now)
-  done = ci + 1
-  rate = done / max(now - t0, 1e-9)
-  if ci == 0 or done == n_chunks or done % max(1, n_chunks // 10) == 0:
-    log.info("inversion %s: chunk %d/%d (%.2f chunks/s, ETA %.0fs)", label, done,
-             n_chunks, rate if ci else float("nan"),
-             (n_chunks - done) / rate if ci else float("nan"))
+    ctx = progress.bar(n_chunks, f"inversion {label}", unit="chunk")
+    _PROGRESS_BARS[label] = (ctx, ctx.__enter__())
+  entry = _PROGRESS_BARS.get(label)
+  if entry is not None:
+    entry[1].update()
+  log.debug("inversion %s: chunk %d/%d", label, done, n_chunks)
+  if done == n_chunks and entry is not None:
+    entry[0].__exit__(None, None, None)
+    _PROGRESS_BARS.pop(label, None)
 
 
 def invert_users(w: jax.Array, V: jax.Array, key: jax.Array,
@@ -576,20 +604,16 @@ def invert_users(w: jax.Array, V: jax.Array, key: jax.Array,
   chex.assert_rank([w, V], [2, 2])
   chex.assert_equal_shape_suffix([w, V], 1)
   method = resolve_method(cfg, linear_in_b)
-  B, d = w.shape
+  B = w.shape[0]
   if user_index is None:
     user_index = jnp.arange(B, dtype=jnp.int32)
   cs = chunk_size_for(cfg, method, V.shape[0])
   cs = int(min(cs, max(B, 1)))
-  n_chunks = max(1, -(-B // cs))
-  pad = n_chunks * cs - B
-  Wp = jnp.pad(jnp.asarray(w, jnp.float32), ((0, pad), (0, 0))).reshape(n_chunks, cs, d)
-  idx = jnp.pad(jnp.asarray(user_index, jnp.int32), (0, pad)).reshape(n_chunks, cs)
-  res = _invert_chunks(Wp, jnp.asarray(V, jnp.float32), key, idx, cfg=cfg,
-                       method=method, progress=progress)
-  flat = lambda x: x.reshape((n_chunks * cs,) + x.shape[2:])[:B]
-  return UsersInversion(prototypes=flat(res.prototype), loss=flat(res.loss),
-                        pred=flat(res.pred), steps=flat(res.steps), method=method)
+  res = _invert_chunks(jnp.asarray(w, jnp.float32), jnp.asarray(V, jnp.float32), key,
+                       jnp.asarray(user_index, jnp.int32), cfg=cfg, method=method,
+                       chunk_size=cs, progress=progress)
+  return UsersInversion(prototypes=res.prototype, loss=res.loss, pred=res.pred,
+                        steps=res.steps, method=method)
 
 
 def prototypes_from_weights(b: jax.Array, V: jax.Array) -> jax.Array:

@@ -31,6 +31,7 @@ def enabled() -> bool:
 
 class _NullBar:
   """What :func:`bar` returns when bars are off: the same methods, no output."""
+  enabled = False
 
   def update(self, n: int = 1) -> None:
     del n
@@ -51,6 +52,7 @@ def bar(total: int | None, desc: str, unit: str = "it") -> Iterator:
   import tqdm  # pylint: disable=g-import-not-at-top
   b = tqdm.tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
                 file=sys.stderr, mininterval=0.5)
+  b.enabled = True
   try:
     yield b
   finally:

@@ -33,6 +33,7 @@ from jax.sharding import PartitionSpec as P
 
 from pfcdr_jax import inversion as inversion_lib
 from pfcdr_jax import topk as topk_lib
+from pfcdr_jax.chunking import pad_rows  # re-exported: sharding.pad_rows
 
 AXIS = "users"
 
@@ -43,16 +44,6 @@ def user_mesh(devices=None) -> Mesh:
   if devs.size == 0:
     raise ValueError("user_mesh needs at least one device")
   return Mesh(devs.reshape(-1), (AXIS,))
-
-
-def pad_rows(x: jax.Array | np.ndarray, multiple: int, value=0) -> jax.Array:
-  """Pads axis 0 of ``x`` up to a multiple of ``multiple`` with ``value``."""
-  n = x.shape[0]
-  pad = (-n) % multiple
-  if pad == 0:
-    return jnp.asarray(x)
-  widths = [(0, pad)] + [(0, 0)] * (x.ndim - 1)
-  return jnp.pad(jnp.asarray(x), widths, constant_values=value)
 
 
 def user_sharding(mesh: Mesh, ndim: int) -> NamedSharding:

@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pfcdr_jax import chunking
+
 
 def resolve_k(k: int | float, n_valid: int) -> int:
   """Number of neighbors: an int count, or a float fraction in (0, 1] of n_valid.
@@ -202,12 +204,13 @@ def _sort_by_distance(u, idx):
   return jax.lax.sort((d, idx), dimension=1, num_keys=1, is_stable=True)[1]
 
 
-@functools.partial(jax.jit, static_argnames=("k", "chunk_size", "target_chunk_size",
-                                             "method", "sorted"))
-def neighbors_kernel(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
-                     r: jax.Array, *, k: int, chunk_size: int,
-                     target_chunk_size: int | None = None, method: str = "top_k",
-                     sorted: bool = True) -> jax.Array:  # pylint: disable=redefined-builtin
+NEIGHBORS_STATIC = ("k", "chunk_size", "target_chunk_size", "method", "sorted")
+
+
+def _neighbors_kernel(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
+                      r: jax.Array, *, k: int, chunk_size: int,
+                      target_chunk_size: int | None = None, method: str = "top_k",
+                      sorted: bool = True) -> jax.Array:  # pylint: disable=redefined-builtin
   """The jitted kernel behind ``select_neighbors`` (K and method already resolved).
 
   Args:
@@ -230,58 +233,57 @@ def neighbors_kernel(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
                target_chunk_size=target_chunk_size)
 
 
-def _threshold_topk(P_hat, W_tgt, valid, r, *, k, chunk_size, sorted):  # pylint: disable=redefined-builtin
-  C, d = P_hat.shape
-  n_chunks = -(-C // chunk_size)
-  Pp = jnp.pad(P_hat, ((0, n_chunks * chunk_size - C), (0, 0)))
-  Pp = Pp.reshape(n_chunks, chunk_size, d)
+# Module level, so that a test can jit ``_neighbors_kernel`` under
+# ``chex.assert_max_traces``; ``sharding`` calls it on each device's block.
+neighbors_kernel = jax.jit(_neighbors_kernel, static_argnames=NEIGHBORS_STATIC)
 
+
+def _threshold_topk(P_hat, W_tgt, valid, r, *, k, chunk_size, sorted):  # pylint: disable=redefined-builtin
+  """Threshold kernel, ``chunk_size`` cold users per step: [C, d] -> int32[C, k]."""
   def one_chunk(P):
     u = _distance_bits(P, W_tgt, valid, r)
     idx = _threshold_rows(u, k)
     return _sort_by_distance(u, idx) if sorted else idx
 
-  idx = jax.lax.map(one_chunk, Pp)
-  return idx.reshape(n_chunks * chunk_size, k)[:C]
+  return chunking.chunked_map(one_chunk, P_hat, chunk_size)
+
+
+def _merged_topk(P, Wt, vt, r, *, k):
+  """Top-k of one block ``P`` [c, d] against target users in chunks: int32[c, k].
+
+  ``Wt`` [n_t, tc, d] and ``vt`` bool[n_t, tc] are the target users cut by
+  ``chunking.split_chunks`` (padded users invalid). The running top-k (values,
+  indices) is merged with each target chunk's scores by one more ``lax.top_k`` over
+  their concatenation.
+  """
+  tc = Wt.shape[1]
+  base = (jnp.arange(Wt.shape[0]) * tc).astype(jnp.int32)
+  init = (jnp.full((P.shape[0], k), -jnp.inf, jnp.float32),
+          jnp.zeros((P.shape[0], k), jnp.int32))
+
+  def merge(carry, xs):
+    vals, idx = carry
+    W_c, v_c, b = xs
+    s = match_scores(P, W_c, v_c, r)                                   # [c, tc]
+    cand_v = jnp.concatenate([vals, s], axis=1)
+    cand_i = jnp.concatenate(
+        [idx, jnp.broadcast_to(b + jnp.arange(tc, dtype=jnp.int32), s.shape)], axis=1)
+    new_v, pos = jax.lax.top_k(cand_v, k)
+    return (new_v, jnp.take_along_axis(cand_i, pos, axis=1)), None
+
+  (_, idx), _ = jax.lax.scan(merge, init, (Wt, vt, base))
+  return idx
 
 
 def _topk(P_hat, W_tgt, valid, r, *, k, chunk_size, target_chunk_size):
-  C, d = P_hat.shape
-  T = W_tgt.shape[0]
-  n_chunks = -(-C // chunk_size)
-  Pp = jnp.pad(P_hat, ((0, n_chunks * chunk_size - C), (0, 0)))
-  Pp = Pp.reshape(n_chunks, chunk_size, d)
-
-  if target_chunk_size is None or target_chunk_size >= T:
+  """``lax.top_k`` kernel, ``chunk_size`` cold users per step: [C, d] -> int32[C, k]."""
+  if target_chunk_size is None or target_chunk_size >= W_tgt.shape[0]:
     def one_chunk(P):
       return jax.lax.top_k(match_scores(P, W_tgt, valid, r), k)[1]
   else:
-    tc = target_chunk_size
-    n_t = -(-T // tc)
-    tpad = n_t * tc - T
-    Wt = jnp.pad(W_tgt, ((0, tpad), (0, 0))).reshape(n_t, tc, d)
-    vt = jnp.pad(valid, (0, tpad)).reshape(n_t, tc)
-    base = (jnp.arange(n_t) * tc).astype(jnp.int32)
-
-    def one_chunk(P):
-      init = (jnp.full((chunk_size, k), -jnp.inf, jnp.float32),
-              jnp.zeros((chunk_size, k), jnp.int32))
-
-      def merge(carry, xs):
-        vals, idx = carry
-        W_c, v_c, b = xs
-        s = match_scores(P, W_c, v_c, r)                             # [cs, tc]
-        cand_v = jnp.concatenate([vals, s], axis=1)
-        cand_i = jnp.concatenate(
-            [idx, jnp.broadcast_to(b + jnp.arange(tc, dtype=jnp.int32), s.shape)], axis=1)
-        new_v, pos = jax.lax.top_k(cand_v, k)
-        return (new_v, jnp.take_along_axis(cand_i, pos, axis=1)), None
-
-      (_, idx), _ = jax.lax.scan(merge, init, (Wt, vt, base))
-      return idx
-
-  idx = jax.lax.map(one_chunk, Pp)
-  return idx.reshape(n_chunks * chunk_size, k)[:C].astype(jnp.int32)
+    Wt, vt = chunking.split_chunks((W_tgt, valid), target_chunk_size)
+    one_chunk = functools.partial(_merged_topk, Wt=Wt, vt=vt, r=r, k=k)
+  return chunking.chunked_map(one_chunk, P_hat, chunk_size).astype(jnp.int32)
 
 
 def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None = None, *,
@@ -358,11 +360,7 @@ def neighbor_mean(idx: jax.Array, W_tgt: jax.Array, *, chunk_size: int = 64) -> 
 
 @functools.partial(jax.jit, static_argnames=("chunk_size",))
 def _neighbor_mean(idx, W_tgt, *, chunk_size):
-  C, K = idx.shape
-  n = -(-C // chunk_size)
-  ip = jnp.pad(idx, ((0, n * chunk_size - C), (0, 0))).reshape(n, chunk_size, K)
-  out = jax.lax.map(lambda i: jnp.mean(W_tgt[i], axis=1), ip)
-  return out.reshape(n * chunk_size, -1)[:C]
+  return chunking.chunked_map(lambda i: jnp.mean(W_tgt[i], axis=1), idx, chunk_size)
 
 
 def predict_from_neighbors(mean_w: jax.Array, V: jax.Array, items: jax.Array) -> jax.Array:

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
 
 
@@ -155,23 +156,17 @@ def train(params: CMFParams, rows: jax.Array, item: jax.Array, rating: jax.Array
   Returns:
     ``(params, curve float32[epochs])``.
   """
-  opt = optax.adam(cfg.lr)
   n = rows.shape[0]
   grad_fn = jax.value_and_grad(functools.partial(loss_fn, reg=cfg.reg))
 
-  def step(carry, j, valid):
-    p, s = carry
+  def loss_and_grad(p, j, valid):
     # n/bs (bs = j.shape[0]) rescales the batch sum into an unbiased estimate of the
     # full weighted sum.
     w = jnp.where(valid > 0, weight[j] * (n / j.shape[0]), 0.0)
-    loss, g = grad_fn(p, rows[j], item[j], rating[j], is_src[j], w)
-    upd, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, upd), s), loss
+    return grad_fn(p, rows[j], item[j], rating[j], is_src[j], w)
 
-  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)), n=n,
-                                             batch_size=cfg.batch_size, epochs=cfg.epochs,
-                                             key=key)
-  return params, curve
+  return minibatch.optimize_epochs(loss_and_grad, params, optax.adam(cfg.lr), n=n,
+                                   batch_size=cfg.batch_size, epochs=cfg.epochs, key=key)
 
 
 def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -202,7 +197,7 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
                        (tu, n_users_tgt, "target user"), (ti, n_items_tgt, "target item"),
                        (test_user, n_users_tgt, "test user"),
                        (test_item, n_items_tgt, "test item")):
-    _check_index(idx, n, name)
+    check_index(idx, n, name)
   if sr.size == 0 or tr.size == 0:
     raise ValueError("CMF needs ratings in both domains")
   src_rows, tgt_rows, n_all = joint_user_index(n_users_src, n_users_tgt, n_overlap)
@@ -218,10 +213,3 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   pred = predict(params, jnp.asarray(tgt_rows[test_user]), jnp.asarray(test_item, jnp.int32),
                  jnp.zeros(test_user.shape, bool))
   return np.asarray(pred)
-
-
-def _check_index(idx: np.ndarray, n: int, name: str) -> None:
-  if idx.ndim != 1:
-    raise ValueError(f"{name}: expected a 1-D index array, got shape {idx.shape}")
-  if idx.size and (idx.min() < 0 or idx.max() >= n):
-    raise ValueError(f"{name}: indices must lie in [0, {n}), got [{idx.min()}, {idx.max()}]")

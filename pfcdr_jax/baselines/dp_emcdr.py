@@ -50,6 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize, special
 
+from pfcdr_jax.checks import check_index
+
 
 @dataclasses.dataclass(frozen=True)
 class DPEMCDRConfig:
@@ -237,9 +239,9 @@ def fit_predict(test: tuple[np.ndarray, np.ndarray], *, train_users: np.ndarray,
   """
   test_user, test_item = (np.asarray(a, np.int32) for a in test)
   train_users = np.asarray(train_users, np.int32)
-  _check_index(test_user, src_user_emb.shape[0], "test user (source)")
-  _check_index(train_users, min(src_user_emb.shape[0], tgt_user_emb.shape[0]), "train_users")
-  _check_index(test_item, tgt_item_emb.shape[0], "test item")
+  check_index(test_user, src_user_emb.shape[0], "test user (source)")
+  check_index(train_users, min(src_user_emb.shape[0], tgt_user_emb.shape[0]), "train_users")
+  check_index(test_item, tgt_item_emb.shape[0], "test item")
   if np.intersect1d(train_users, test_user).size:
     raise ValueError("train_users and test users overlap: the map would see cold users")
   p_s = jnp.asarray(src_user_emb, jnp.float32)
@@ -277,10 +279,3 @@ def _check_delta_sens(delta: float, sensitivity: float) -> None:
     raise ValueError(f"delta must be in (0, 1), got {delta}")
   if not sensitivity > 0.0:
     raise ValueError(f"sensitivity must be > 0, got {sensitivity}")
-
-
-def _check_index(idx: np.ndarray, n: int, name: str) -> None:
-  if idx.ndim != 1:
-    raise ValueError(f"{name}: expected a 1-D index array, got shape {idx.shape}")
-  if idx.size and (idx.min() < 0 or idx.max() >= n):
-    raise ValueError(f"{name}: indices must lie in [0, {n}), got [{idx.min()}, {idx.max()}]")

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
 
 
@@ -99,8 +100,8 @@ def build_graph(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int) 
     A :class:`Graph` with ``E <= R`` edges.
   """
   user, item = np.asarray(user, np.int64), np.asarray(item, np.int64)
-  _check_index(user, n_users, "user")
-  _check_index(item, n_items, "item")
+  check_index(user, n_users, "user")
+  check_index(item, n_items, "item")
   pairs = np.unique(user * n_items + item)
   u, i = (pairs // n_items).astype(np.int32), (pairs % n_items).astype(np.int32)
   deg_u = np.bincount(u, minlength=n_users).astype(np.float64)
@@ -201,19 +202,13 @@ def train(params: LightGCNParams, graph: Graph, user: jax.Array, item: jax.Array
   Returns:
     ``(params, curve float32[epochs])`` where curve is the mean minibatch loss.
   """
-  opt = optax.adam(cfg.lr)
   grad_fn = jax.value_and_grad(functools.partial(loss_fn, n_layers=cfg.n_layers, reg=cfg.reg))
 
-  def step(carry, j, valid):
-    p, s = carry
-    loss, g = grad_fn(p, graph, user[j], item[j], rating[j], valid)
-    upd, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, upd), s), loss
+  def loss_and_grad(p, j, valid):
+    return grad_fn(p, graph, user[j], item[j], rating[j], valid)
 
-  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)),
-                                             n=user.shape[0], batch_size=cfg.batch_size,
-                                             epochs=cfg.epochs, key=key)
-  return params, curve
+  return minibatch.optimize_epochs(loss_and_grad, params, optax.adam(cfg.lr), n=user.shape[0],
+                                   batch_size=cfg.batch_size, epochs=cfg.epochs, key=key)
 
 
 def fit_predict(target_train: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -236,8 +231,8 @@ def fit_predict(target_train: tuple[np.ndarray, np.ndarray, np.ndarray],
   test_user, test_item = (np.asarray(a) for a in test)
   if rating.size == 0:
     raise ValueError("LightGCN: no target training ratings")
-  _check_index(test_user, n_users_tgt, "test user")
-  _check_index(test_item, n_items_tgt, "test item")
+  check_index(test_user, n_users_tgt, "test user")
+  check_index(test_item, n_items_tgt, "test item")
   graph = build_graph(user, item, n_users_tgt, n_items_tgt)
   k_init, k_train = jax.random.split(key)
   params = init(k_init, n_users_tgt, n_items_tgt, cfg.dim, cfg.init_std)
@@ -245,10 +240,3 @@ def fit_predict(target_train: tuple[np.ndarray, np.ndarray, np.ndarray],
                     jnp.asarray(rating, jnp.float32), k_train, cfg)
   eu, ei = final_embeddings(params, graph, cfg.n_layers)
   return np.asarray(jnp.sum(eu[test_user] * ei[test_item], axis=-1))
-
-
-def _check_index(idx: np.ndarray, n: int, name: str) -> None:
-  if idx.ndim != 1:
-    raise ValueError(f"{name}: expected a 1-D index array, got shape {idx.shape}")
-  if idx.size and (idx.min() < 0 or idx.max() >= n):
-    raise ValueError(f"{name}: indices must lie in [0, {n}), got [{idx.min()}, {idx.max()}]")

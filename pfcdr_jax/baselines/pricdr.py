@@ -84,6 +84,7 @@ import numpy as np
 import optax
 
 from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
 
 
@@ -225,8 +226,8 @@ def publish(source: tuple[np.ndarray, np.ndarray, np.ndarray], n_users: int, n_i
     ``(Y float32[U_s, k], sigma)``.
   """
   user, item, rating = (np.asarray(a) for a in source)
-  _check_index(user, n_users, "source user")
-  _check_index(item, n_items, "source item")
+  check_index(user, n_users, "source user")
+  check_index(item, n_items, "source item")
   lo, hi = cfg.rating_range
   if rating.size and (rating.min() < lo or rating.max() > hi):
     raise ValueError(f"ratings outside the public range {cfg.rating_range}: the "
@@ -326,24 +327,20 @@ def train(params: HeteroParams, y: jax.Array, tgt_user_emb: jax.Array,
   Returns:
     ``(params, curve float32[epochs])``.
   """
-  opt = optax.adamw(cfg.lr, weight_decay=cfg.weight_decay)
   grad_fn = jax.value_and_grad(functools.partial(
       loss_fn, rec_weight=cfg.rec_weight, align_weight=cfg.align_weight))
 
-  def step(carry, j, valid, k):
-    p, s = carry
+  def loss_and_grad(p, j, valid, k):
     ka, kr = jax.random.split(k)
     au = train_users[jax.random.randint(ka, j.shape, 0, train_users.shape[0])]
     ru = jax.random.randint(kr, j.shape, 0, y.shape[0])
-    loss, g = grad_fn(p, y[user[j]], tgt_item_emb[item[j]], rating[j], valid, y[au],
-                      tgt_user_emb[au], jnp.ones(j.shape), y[ru])
-    upd, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, upd), s), loss
+    return grad_fn(p, y[user[j]], tgt_item_emb[item[j]], rating[j], valid, y[au],
+                   tgt_user_emb[au], jnp.ones(j.shape), y[ru])
 
-  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)),
-                                             n=user.shape[0], batch_size=cfg.batch_size,
-                                             epochs=cfg.epochs, key=key, step_keys=True)
-  return params, curve
+  return minibatch.optimize_epochs(loss_and_grad, params,
+                                   optax.adamw(cfg.lr, weight_decay=cfg.weight_decay),
+                                   n=user.shape[0], batch_size=cfg.batch_size,
+                                   epochs=cfg.epochs, key=key, step_keys=True)
 
 
 def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -375,7 +372,7 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
                        (test_item, tgt_item_emb.shape[0], "test item"),
                        (train_users, min(n_users_src, tgt_user_emb.shape[0]), "train_users"),
                        (ti, tgt_item_emb.shape[0], "target item")):
-    _check_index(idx, n, name)
+    check_index(idx, n, name)
   if np.intersect1d(train_users, test_user).size:
     raise ValueError("train_users and test users overlap")
   sel = np.isin(tu, train_users)
@@ -391,10 +388,3 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
                     jnp.asarray(tu[sel], jnp.int32), jnp.asarray(ti[sel], jnp.int32),
                     jnp.asarray(tr[sel], jnp.float32), k_train, cfg)
   return np.asarray(jnp.sum(encode(params, y[test_user]) * vt[test_item], -1))
-
-
-def _check_index(idx: np.ndarray, n: int, name: str) -> None:
-  if idx.ndim != 1:
-    raise ValueError(f"{name}: expected a 1-D index array, got shape {idx.shape}")
-  if idx.size and (idx.min() < 0 or idx.max() >= n):
-    raise ValueError(f"{name}: indices must lie in [0, {n}), got [{idx.min()}, {idx.max()}]")

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
 
 
@@ -222,21 +223,17 @@ def train(params: MetaParams, src_user_emb: jax.Array, src_item_emb: jax.Array,
   Returns:
     ``(params, curve float32[epochs])``.
   """
-  opt = optax.adamw(cfg.lr, weight_decay=cfg.weight_decay)
   grad_fn = jax.value_and_grad(loss_fn)
 
-  def step(carry, j, valid):
-    p, s = carry
+  def loss_and_grad(p, j, valid):
     u = user[j]
-    loss, g = grad_fn(p, src_user_emb[u], src_item_emb[seq[u]], mask[u],
-                      tgt_item_emb[item[j]], rating[j], valid)
-    upd, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, upd), s), loss
+    return grad_fn(p, src_user_emb[u], src_item_emb[seq[u]], mask[u],
+                   tgt_item_emb[item[j]], rating[j], valid)
 
-  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)),
-                                             n=user.shape[0], batch_size=cfg.batch_size,
-                                             epochs=cfg.epochs, key=key)
-  return params, curve
+  return minibatch.optimize_epochs(loss_and_grad, params,
+                                   optax.adamw(cfg.lr, weight_decay=cfg.weight_decay),
+                                   n=user.shape[0], batch_size=cfg.batch_size,
+                                   epochs=cfg.epochs, key=key)
 
 
 def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -276,7 +273,7 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
                        (test_user, n_users_src, "test user"),
                        (test_item, tgt_item_emb.shape[0], "test item"),
                        (train_users, n_users_src, "train_users")):
-    _check_index(idx, n, name)
+    check_index(idx, n, name)
   if np.intersect1d(train_users, test_user).size:
     raise ValueError("train_users and test users overlap")
   sel = np.isin(tu, train_users)
@@ -296,10 +293,3 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   u_hat = transfer_users(params, ps[cold], vs[seq_j[cold]], mask_j[cold])
   pos = np.searchsorted(cold, test_user)
   return np.asarray(jnp.sum(u_hat[pos] * vt[test_item], axis=-1))
-
-
-def _check_index(idx: np.ndarray, n: int, name: str) -> None:
-  if idx.ndim != 1:
-    raise ValueError(f"{name}: expected a 1-D index array, got shape {idx.shape}")
-  if idx.size and (idx.min() < 0 or idx.max() >= n):
-    raise ValueError(f"{name}: indices must lie in [0, {n}), got [{idx.min()}, {idx.max()}]")

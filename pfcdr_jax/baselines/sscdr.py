@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
 
 MLPParams = list  # [(W [d_in, d_out], b [d_out]), ...]
@@ -187,7 +188,6 @@ def train(params: MLPParams, src_user_emb: jax.Array, src_item_emb: jax.Array,
   Returns:
     ``(params, curve float32[epochs])``.
   """
-  opt = optax.adam(cfg.lr)
   n_items = src_item_emb.shape[0]
 
   def total_loss(p, users, w, pu, pi, ni):
@@ -197,19 +197,15 @@ def train(params: MLPParams, src_user_emb: jax.Array, src_item_emb: jax.Array,
 
   grad_fn = jax.value_and_grad(total_loss)
 
-  def step(carry, j, valid, k):
-    p, s = carry
+  def loss_and_grad(p, j, valid, k):
     kp, kn = jax.random.split(k)
     pair = jax.random.randint(kp, j.shape, 0, pos_user.shape[0])
     neg = jax.random.randint(kn, j.shape, 0, n_items)
-    loss, g = grad_fn(p, train_users[j], valid, pos_user[pair], pos_item[pair], neg)
-    upd, s = opt.update(g, s, p)
-    return (optax.apply_updates(p, upd), s), loss
+    return grad_fn(p, train_users[j], valid, pos_user[pair], pos_item[pair], neg)
 
-  (params, _), curve = minibatch.scan_epochs(step, (params, opt.init(params)),
-                                             n=train_users.shape[0], batch_size=cfg.batch_size,
-                                             epochs=cfg.epochs, key=key, step_keys=True)
-  return params, curve
+  return minibatch.optimize_epochs(loss_and_grad, params, optax.adam(cfg.lr),
+                                   n=train_users.shape[0], batch_size=cfg.batch_size,
+                                   epochs=cfg.epochs, key=key, step_keys=True)
 
 
 def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -245,7 +241,7 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
                        (test_item, tgt_item_emb.shape[0], "test item"),
                        (train_users, min(src_user_emb.shape[0], tgt_user_emb.shape[0]),
                         "train_users")):
-    _check_index(idx, n, name)
+    check_index(idx, n, name)
   if np.intersect1d(train_users, test_user).size:
     raise ValueError("train_users and test users overlap")
   keep = np.ones(sr.shape, bool) if cfg.unsup_min_rating is None else sr >= cfg.unsup_min_rating
@@ -262,10 +258,3 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   nbr = mapped_neighbor_mean(params, cold, su[keep], si[keep], vs)
   u_hat = infer_target_users(params, ps[cold], nbr, cfg.path_weight)
   return np.asarray(jnp.sum(u_hat[np.searchsorted(cold, test_user)] * vt[test_item], axis=-1))
-
-
-def _check_index(idx: np.ndarray, n: int, name: str) -> None:
-  if idx.ndim != 1:
-    raise ValueError(f"{name}: expected a 1-D index array, got shape {idx.shape}")
-  if idx.size and (idx.min() < 0 or idx.max() >= n):
-    raise ValueError(f"{name}: indices must lie in [0, {n}), got [{idx.min()}, {idx.max()}]")

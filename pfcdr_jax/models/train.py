@@ -1,9 +1,11 @@
 """Pretraining of a scorer with an lr grid under vmap (Section 5.1, "Pretraining stage").
 
-Adam on the mean squared error (Eq. 7). One epoch is a jitted ``lax.scan`` over
-shuffled minibatches: the permutation comes from ``fold_in(key, epoch)``, the last
-batch is padded and masked so every step has the same shape. The learning-rate
-grid (paper: {0.001, 0.005, 0.01, 0.02, 0.1}) trains as one vmapped model stack:
+Adam on the mean squared error (Eq. 7). One epoch is a jitted
+:func:`pfcdr_jax.models.minibatch.run_epoch` (the project's shared minibatch loop, a
+``lax.scan`` over shuffled minibatches): the permutation comes from
+``fold_in(key, epoch)``, the last batch is padded and masked so every step has the
+same shape. The learning-rate grid (paper: {0.001, 0.005, 0.01, 0.02, 0.1}) trains
+as one vmapped model stack:
 ``optax.scale_by_adam`` followed by a per-lr ``-lr`` scale. A seeded held-out slice
 of the TRAINING ratings (never test) scores every (lr, epoch); the best params per
 lr are kept inside the jitted epoch, and the best (lr, epoch) overall is returned.
@@ -30,6 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import chunking
+from pfcdr_jax import progress
+from pfcdr_jax.models import minibatch
 from pfcdr_jax.models.scorers import Scorer
 
 log = logging.getLogger(__name__)
@@ -99,21 +104,17 @@ def _masked_mse(scorer: Scorer, params, users, items, ratings, mask):
 
 
 def _heldout_mse(scorer: Scorer, params, held: tuple[jax.Array, ...], chunk: int):
-  """MSE over the held-out set, scanned in padded chunks. Returns []."""
-  users, items, ratings = held
-  n = users.shape[0]
-  n_chunks = -(-n // chunk)
-  pad = n_chunks * chunk - n
-  mask = jnp.pad(jnp.ones((n,), jnp.float32), (0, pad)).reshape(n_chunks, chunk)
-  rs = lambda x: jnp.pad(x, (0, pad)).reshape(n_chunks, chunk)
+  """MSE over the held-out set (u, i, r each [n]), summed in padded chunks. Returns []."""
+  n = held[0].shape[0]
+  # A running sum over the chunks (a scan, not a map): the padded rows get weight 0.
+  chunks = chunking.split_chunks((*held, jnp.ones((n,), jnp.float32)), chunk)
 
   def body(acc, xs):
     u, i, r, m = xs
     err = scorer.predict(params, u, i) - r
     return acc + jnp.sum(m * err * err), None
 
-  total, _ = jax.lax.scan(body, jnp.asarray(0.0, jnp.float32),
-                          (rs(users), rs(items), rs(ratings), mask))
+  total, _ = jax.lax.scan(body, jnp.asarray(0.0, jnp.float32), chunks)
   return total / n
 
 
@@ -124,9 +125,6 @@ def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
     ``epoch_fn(state, lrs [L], train (u, i, r), held (u, i, r), key, epoch [])
     -> (state, heldout_mse [L])``.
   """
-  bs = int(min(cfg.batch_size, n_train))
-  n_batches = -(-n_train // bs)
-  pad = n_batches * bs - n_train
   adam = optax.scale_by_adam()
 
   def loss_grad(params, u, i, r, m):
@@ -142,17 +140,16 @@ def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
 
   def epoch_fn(state: _State, lrs, train, held, key, epoch):
     users, items, ratings = train
-    perm = jax.random.permutation(jax.random.fold_in(key, epoch), n_train)
-    perm = jnp.pad(perm, (0, pad)).reshape(n_batches, bs)
-    mask = jnp.pad(jnp.ones((n_train,), jnp.float32), (0, pad)).reshape(n_batches, bs)
 
-    def step(carry, xs):
+    def step(carry, idx, m):
       params, opt = carry
-      idx, m = xs
       params, opt = stacked_update(params, opt, lrs, users[idx], items[idx], ratings[idx], m)
       return (params, opt), None
 
-    (params, opt), _ = jax.lax.scan(step, (state.params, state.opt), (perm, mask))
+    # Pad slots gather row n-1 (was row 0) with weight 0: the params are unchanged.
+    (params, opt), _ = minibatch.run_epoch(step, (state.params, state.opt),
+                                           jax.random.fold_in(key, epoch), n=n_train,
+                                           batch_size=cfg.batch_size)
     mse = jax.vmap(lambda p: _heldout_mse(scorer, p, held, cfg.heldout_batch))(params)
     better = mse < state.best_mse
 
@@ -211,14 +208,16 @@ def _run_epochs(epoch_fn, state, args_before_key, k_shuffle, cfg: TrainConfig, l
   """Calls the jitted ``epoch_fn`` once per epoch; returns (state, [epochs] mse list)."""
   curve = []
   t0 = time.perf_counter()
-  for epoch in range(cfg.epochs):
-    state, mse = epoch_fn(state, *args_before_key, k_shuffle, jnp.asarray(epoch, jnp.int32))
-    curve.append(mse)
-    if log.isEnabledFor(logging.INFO):
-      dt = time.perf_counter() - t0
-      log.info("%s epoch %d/%d heldout mse %s (%.1fs, ETA %.0fs)", label, epoch + 1,
-               cfg.epochs, np.round(np.asarray(mse), 4).tolist(), dt,
-               dt / (epoch + 1) * (cfg.epochs - epoch - 1))
+  with progress.bar(cfg.epochs, f"pretrain {label}", unit="epoch") as bar:
+    for epoch in range(cfg.epochs):
+      state, mse = epoch_fn(state, *args_before_key, k_shuffle, jnp.asarray(epoch, jnp.int32))
+      curve.append(mse)
+      if bar.enabled or log.isEnabledFor(logging.DEBUG):
+        best = float(np.min(np.asarray(mse)))
+        bar.set_postfix_str(f"best held-out MSE {best:.4f}")
+        bar.update()
+        log.debug("%s epoch %d/%d heldout mse %s (%.1fs)", label, epoch + 1, cfg.epochs,
+                  np.round(np.asarray(mse), 4).tolist(), time.perf_counter() - t0)
   return state, [np.asarray(c) for c in curve]
 
 
