@@ -50,6 +50,6 @@ def item_mean_predict(train_item: np.ndarray, train_rating: np.ndarray,
   means = np.where(counts > 0, sums / np.maximum(counts, 1), global_mean)
   n_fallback = int(np.sum(counts[test_item] == 0))
   if n_fallback:
-    log.info("ItemMean: %d of %d test ratings are on items without training "
+    log.info("ItemMean: %d of %d ratings to predict are on items without training "
              "ratings; they get the global mean", n_fallback, test_item.size)
   return means[test_item].astype(np.float32)
