@@ -10,7 +10,9 @@ Recommendations via Copying Cross-domain User Profiles", and with
 
 Writes ``config.json``, ``metrics.jsonl`` (one line per target item),
 ``results.json``, ``table1.md``, ``table2.md`` (and ``<analysis>.json`` /
-``<analysis>.png``) under ``--workdir``.
+``<analysis>.png``) under ``--workdir``; the work is
+``pfcdr_jax.copyattack.pipeline.run_copyattack``, the presets are in
+``experiments/configs/copyattack.py``.
 
 ``--episodes`` (training episodes per target item for each learning method)
 defaults to 256 (32 REINFORCE updates of 8 vmapped episodes): on 2 CPU cores
@@ -20,202 +22,79 @@ minutes.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 import sys
-from pathlib import Path
 
 from absl import app
 from absl import flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from configs import copyattack as presets
+from pfcdr_jax import progress
+from pfcdr_jax.copyattack import config as ca_config
+from pfcdr_jax.copyattack import pipeline
+from pfcdr_jax.data.errors import DataError
 
-from pfcdr_jax.copyattack import attack as attack_lib  # noqa: E402
-from pfcdr_jax.copyattack import data as data_lib  # noqa: E402
-from pfcdr_jax.copyattack import pipeline  # noqa: E402
-from pfcdr_jax.copyattack import plots  # noqa: E402
-from pfcdr_jax.copyattack import source_mf  # noqa: E402
-from pfcdr_jax.copyattack import target_model  # noqa: E402
-from pfcdr_jax.data import download  # noqa: E402
-
+D = presets.DEFAULT
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", "./runs/copyattack", "Output directory.")
-flags.DEFINE_string("data_dir", None,
-                    "Data cache (default: $PFCDR_DATA_DIR or ~/.cache/pfcdr_jax, as pfcdr.py).")
-flags.DEFINE_integer("seed", 0, "Master seed.")
-flags.DEFINE_integer("num_target_items", 50, "Target items v* (paper: 50).")
-flags.DEFINE_integer("budget", 30, "Copied profiles per attack, Delta.")
-flags.DEFINE_integer("depth", 3, "Clustering-tree depth d (paper: 3).")
-flags.DEFINE_integer("episodes", 256,
+flags.DEFINE_string("data_dir", None, "Data cache (default: $PFCDR_DATA_DIR or "
+                    "~/.cache/pfcdr_jax, as pfcdr.py).")
+flags.DEFINE_integer("seed", D.seed, "Master seed.")
+flags.DEFINE_integer("num_target_items", D.data.num_target_items,
+                     "Target items v* (paper: 50).")
+flags.DEFINE_integer("budget", D.attack.budget, "Copied profiles per attack, Delta.")
+flags.DEFINE_integer("depth", D.tree.depth, "Clustering-tree depth d (paper: 3).")
+flags.DEFINE_integer("episodes", D.attack.episodes,
                      "Training episodes per target item per learning method.")
-flags.DEFINE_integer("batch_episodes", 8, "Episodes per REINFORCE update.")
-flags.DEFINE_integer("query_every", 3, "Injections between two queries.")
-flags.DEFINE_integer("n_pretend", 50, "Pretend accounts (paper: 50).")
-flags.DEFINE_integer("reward_k", 200,
+flags.DEFINE_integer("batch_episodes", D.attack.batch_episodes,
+                     "Episodes per REINFORCE update.")
+flags.DEFINE_integer("query_every", D.attack.query_every,
+                     "Injections between two queries.")
+flags.DEFINE_integer("n_pretend", D.pretend.n_pretend, "Pretend accounts (paper: 50).")
+flags.DEFINE_integer("reward_k", D.attack.reward_k,
                      "k of the pretend users' full-catalogue top-k lists "
                      "(200 of 1,163 items ~ the evaluated sampled HR@20).")
-flags.DEFINE_float("goal_hr", 1.0,
+flags.DEFINE_float("goal_hr", D.attack.goal_hr,
                    "Promotion goal: stop once HR@k over pretend users >= it.")
-flags.DEFINE_float("gamma", 0.6, "Discount factor (paper: 0.6).")
-flags.DEFINE_float("lr", 1e-3, "Adam learning rate of the policies.")
-flags.DEFINE_integer("min_source_profiles", 30,
+flags.DEFINE_float("gamma", D.attack.gamma, "Discount factor (paper: 0.6).")
+flags.DEFINE_float("lr", D.attack.lr, "Adam learning rate of the policies.")
+flags.DEFINE_integer("min_source_profiles", D.data.min_source_profiles,
                      "v* must be in at least this many source profiles.")
-flags.DEFINE_integer("max_target_interactions", 10,
+flags.DEFINE_integer("max_target_interactions", D.data.max_target_interactions,
                      "v* has fewer target interactions than this (paper: 10).")
 flags.DEFINE_list("methods", [], "Subset of Table 2 methods (default all).")
-flags.DEFINE_enum("analysis", "", ["", "depth", "popularity", "budget"],
+flags.DEFINE_enum("analysis", "", list(ca_config.ANALYSES),
                   "Model analysis of Figures 3-5 instead of Table 2.")
-flags.DEFINE_list("depths", ["2", "3", "4", "5"], "Depths for --analysis=depth.")
-flags.DEFINE_list("budgets", ["5", "10", "15", "20", "25", "30"],
+flags.DEFINE_list("depths", [str(d) for d in D.analysis.depths],
+                  "Depths for --analysis=depth.")
+flags.DEFINE_list("budgets", [str(b) for b in D.analysis.budgets],
                   "Budgets for --analysis=budget.")
-flags.DEFINE_integer("items_per_group", 5,
+flags.DEFINE_integer("items_per_group", D.analysis.items_per_group,
                      "Items per popularity decile (--analysis=popularity).")
-flags.DEFINE_integer("target_max_epochs", 300, "Target-model epoch cap.")
-flags.DEFINE_enum("target_item_norm", "sqrt", ["sqrt", "mean"],
+flags.DEFINE_integer("target_max_epochs", D.target.max_epochs,
+                     "Target-model epoch cap.")
+flags.DEFINE_enum("target_item_norm", D.target.item_norm, ["sqrt", "mean"],
                   "Item-side neighbor aggregation of the target model.")
 flags.DEFINE_bool("synthetic", False,
                   "Use tiny synthetic platforms (smoke test, no download).")
 
 
-def _config() -> pipeline.ExperimentConfig:
-  base = attack_lib.AttackConfig(
-      budget=FLAGS.budget, query_every=FLAGS.query_every,
-      reward_k=FLAGS.reward_k, goal_hr=FLAGS.goal_hr, gamma=FLAGS.gamma,
-      lr=FLAGS.lr, episodes=FLAGS.episodes,
-      batch_episodes=FLAGS.batch_episodes)
-  tcfg = target_model.TargetConfig(seed=FLAGS.seed,
-                                   max_epochs=FLAGS.target_max_epochs,
-                                   item_norm=FLAGS.target_item_norm)
-  mf = source_mf.SourceMFConfig(seed=FLAGS.seed)
-  if FLAGS.synthetic:
-    tcfg = dataclasses.replace(tcfg, n_neg=20, batch_size=32)
-    base = dataclasses.replace(base, reward_k=min(base.reward_k, 10))
-  return pipeline.ExperimentConfig(
-      seed=FLAGS.seed, num_target_items=FLAGS.num_target_items,
-      max_target_interactions=FLAGS.max_target_interactions,
-      min_source_profiles=FLAGS.min_source_profiles,
-      n_pretend=FLAGS.n_pretend, depth=FLAGS.depth,
-      n_neg=20 if FLAGS.synthetic else 100, attack=base, target=tcfg, mf=mf,
-      methods=tuple(FLAGS.methods) or None)
-
-
-def _dataset_label() -> str:
-  return "SYNTHETIC" if FLAGS.synthetic else "ML100K-ML1M"
-
-
-def _load():
-  if FLAGS.synthetic:
-    from pfcdr_jax.copyattack import synthetic
-    return synthetic.make_synthetic_platforms(FLAGS.seed, n_target_users=80,
-                                              n_source_users=300, n_items=60)
-  from pfcdr_jax.data import movielens
-  data_dir = FLAGS.data_dir or str(download.default_data_dir())
-  target, _ = movielens.load_ml100k(data_dir)
-  source, _ = movielens.load_ml1m(data_dir)
-  return target, source
-
-
 def main(argv):
   del argv
-  cfg = _config()
-  workdir = Path(FLAGS.workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  (workdir / "config.json").write_text(
-      json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
-  metrics_file = workdir / "metrics.jsonl"
-  metrics_file.write_text("")
-  target_df, source_df = _load()
-  max_budget = max([cfg.attack.budget] + [int(b) for b in FLAGS.budgets]
-                   if FLAGS.analysis == "budget" else [cfg.attack.budget])
-  setup = pipeline.prepare(cfg, target_df, source_df, max_budget=max_budget)
-  (workdir / "table1.md").write_text(
-      data_lib.table1_markdown(setup.cd.stats) + "\n")
-  methods = attack_lib.table2_methods(cfg.attack)
-  if cfg.methods:
-    methods = {k: methods[k] for k in cfg.methods}
-
-  if FLAGS.analysis:
-    out = _analysis(FLAGS.analysis, cfg, setup, methods, workdir,
-                    metrics_file)
-    (workdir / f"{FLAGS.analysis}.json").write_text(json.dumps(out, indent=2))
+  progress.configure_output(FLAGS.verbosity)
+  try:
+    cfg = presets.get_config(
+        {name: FLAGS[name].value for name in presets.FLAG_PATHS})
+    results = pipeline.run_copyattack(cfg, FLAGS.workdir)
+  except (DataError, ValueError) as e:
+    sys.exit(f"error: {e}")
+  if cfg.analysis.kind:
+    kind = cfg.analysis.kind
+    print(f"{kind}: {len(results['rows'])} rows in {FLAGS.workdir}/{kind}.json"
+          f", figure {FLAGS.workdir}/{kind}.png")
     return
-
-  items = data_lib.select_target_items(
-      setup.cd, cfg.num_target_items, cfg.seed,
-      cfg.max_target_interactions, cfg.min_source_profiles)
-  tr, data, tree_s = pipeline.build_attacker(setup, cfg.depth, cfg.seed)
-  print(f"tree: depth {tr.depth}, branching {tr.branching}, "
-        f"{tr.n_nonleaf} policy nodes, {tree_s:.1f}s", flush=True)
-  res = pipeline.run_methods(setup, items, methods, tr, data, cfg.seed,
-                             cfg.n_neg, metrics_file=metrics_file)
-  timings = dict(setup.timings, tree_s=tree_s, **res["timings_s"])
-  results = {
-      "methods": res["methods"],
-      "target_model": {"test_HR@10": setup.target.test_hr,
-                       "best_epoch": setup.target.best_epoch},
-      "table1": setup.cd.stats,
-      "target_items": [setup.cd.item_ids[i] for i in items],
-      "tree": {"depth": tr.depth, "branching": tr.branching,
-               "n_nonleaf": tr.n_nonleaf},
-      "timings_s": timings,
-  }
-  (workdir / "results.json").write_text(json.dumps(results, indent=2))
-  table = pipeline.table2_markdown(res["methods"], dataset=_dataset_label())
-  (workdir / "table2.md").write_text(table + "\n")
-  print(table, flush=True)
-
-
-def _analysis(kind, cfg, setup, methods, workdir, metrics_file):
-  rows = []
-  if kind == "depth":
-    items = data_lib.select_target_items(
-        setup.cd, cfg.num_target_items, cfg.seed,
-        cfg.max_target_interactions, cfg.min_source_profiles)
-    for d in (int(x) for x in FLAGS.depths):
-      tr, data, _ = pipeline.build_attacker(setup, d, cfg.seed)
-      res = pipeline.run_methods(setup, items, {"CopyAttack":
-                                                methods["CopyAttack"]},
-                                 tr, data, cfg.seed, cfg.n_neg,
-                                 metrics_file=metrics_file)
-      rows.append(dict(depth=d, branching=tr.branching,
-                       **res["methods"]["CopyAttack"]))
-    plots.plot_depth(rows, workdir / "depth.png", dataset=_dataset_label())
-  elif kind == "popularity":
-    groups = data_lib.popularity_groups(setup.cd)
-    tr, data, _ = pipeline.build_attacker(setup, cfg.depth, cfg.seed)
-    import numpy as np
-    rng = np.random.default_rng(cfg.seed)
-    src = setup.cd.source_counts()
-    for g in range(10):
-      pool = np.flatnonzero((groups == g) & (src >= 1))
-      if not len(pool):
-        continue
-      items = np.sort(rng.choice(pool, min(FLAGS.items_per_group, len(pool)),
-                                 replace=False))
-      res = pipeline.run_methods(setup, items, {"CopyAttack":
-                                                methods["CopyAttack"]},
-                                 tr, data, cfg.seed, cfg.n_neg,
-                                 metrics_file=metrics_file)
-      rows.append(dict(group=g, **res["methods"]["CopyAttack"]))
-    plots.plot_popularity(rows, workdir / "popularity.png", dataset=_dataset_label())
-  elif kind == "budget":
-    items = data_lib.select_target_items(
-        setup.cd, cfg.num_target_items, cfg.seed,
-        cfg.max_target_interactions, cfg.min_source_profiles)
-    tr, data, _ = pipeline.build_attacker(setup, cfg.depth, cfg.seed)
-    names = ("RandomAttack", "TargetAttack40", "TargetAttack70",
-             "TargetAttack100", "CopyAttack")
-    for b in (int(x) for x in FLAGS.budgets):
-      sub = {n: dataclasses.replace(methods[n], budget=b) for n in names
-             if n in methods}
-      res = pipeline.run_methods(setup, items, sub, tr, data, cfg.seed,
-                                 cfg.n_neg, metrics_file=metrics_file)
-      for n, m in res["methods"].items():
-        if n != "Without Attack":
-          rows.append(dict(budget=b, method=n, **m))
-    plots.plot_budget(rows, workdir / "budget.png", dataset=_dataset_label())
-  return rows
+  print(pipeline.table2_markdown(results["methods"], dataset=cfg.data.label))
+  print(f"results.json, table1.md, table2.md, metrics.jsonl, config.json in "
+        f"{FLAGS.workdir}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Tests of the attack episode, training loop, baselines and evaluation."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -171,3 +172,24 @@ def test_ranking_helpers():
   np.testing.assert_array_equal(rank, [2, 0])
   np.testing.assert_allclose(ranking.ndcg(rank, 3), [0.5, 1.0])
   np.testing.assert_array_equal(ranking.hit_ratio(rank, 2), [0.0, 1.0])
+
+
+def test_jitted_rollout_traces_once_across_calls(world):
+  """Same shapes (another item, key and platform state) reuse one trace."""
+  cfg = attack.AttackConfig(budget=4, query_every=2, reward_k=5)
+  tr = world["tr"]
+  pcfg = policy.PolicyConfig(emb_dim=4, hidden=8, branching=tr.branching,
+                             depth=tr.depth)
+  params = policy.init_policy(jax.random.key(0), pcfg)
+
+  @chex.assert_max_traces(n=1)
+  def play(prm, st, it, k):
+    return attack.rollout(prm, world["data"], st, it, k, bb=world["bb"],
+                          cfg=cfg, pcfg=pcfg)
+
+  chex.clear_trace_counter()
+  fn = jax.jit(play)
+  state, traj = fn(params, world["state"], jnp.int32(V_STAR),
+                   jax.random.key(1))
+  state, traj = fn(params, state, jnp.int32(RARE), jax.random.key(2))
+  assert int(traj.active.sum()) <= 2  # only 2 source users hold RARE

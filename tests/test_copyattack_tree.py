@@ -1,6 +1,8 @@
 """Tests of the balanced clustering tree, masks and tree policy (Sec. 4.3)."""
+import functools
 import itertools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -148,3 +150,44 @@ def test_sampling_never_reaches_masked_leaf_and_matches_distribution():
   np.testing.assert_allclose(freq, np.exp(np.asarray(logp)), atol=0.03)
   greedy = policy.tree_sample(params, cfg, state, masks, keys[0], greedy=True)
   assert leaf_mask[int(greedy)]
+
+
+def _np_level_masks(leaf_mask, c, d):
+  """Node j of level l is reachable iff a leaf in [j c^(d-l), (j+1) c^(d-l))."""
+  out = []
+  for l in range(d + 1):
+    span = c ** (d - l)
+    out.append(np.array([leaf_mask[j * span:(j + 1) * span].any()
+                         for j in range(c**l)]))
+  return out
+
+
+class KernelsTest(chex.TestCase):
+  """The mask and masked-softmax kernels, jitted and not, against numpy."""
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_level_masks_match_numpy(self):
+    c, d = 3, 3
+    fn = self.variant(functools.partial(tree_lib.level_masks, branching=c,
+                                        depth=d))
+    rng = np.random.default_rng(0)
+    for p_on in (0.0, 0.1, 0.5, 1.0):
+      leaf = rng.random(c**d) < p_on
+      got = fn(jnp.asarray(leaf))
+      for g, ref in zip(got, _np_level_masks(leaf, c, d)):
+        np.testing.assert_array_equal(np.asarray(g), ref)
+
+  @chex.variants(with_jit=True, without_jit=True)
+  def test_masked_log_softmax_matches_numpy(self):
+    fn = self.variant(policy.masked_log_softmax)
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=7).astype(np.float32)
+    mask = np.array([1, 0, 1, 1, 0, 0, 1], bool)
+    ref = np.full(7, -np.inf, np.float32)
+    z = logits[mask] - logits[mask].max()
+    ref[mask] = z - np.log(np.exp(z).sum())
+    np.testing.assert_allclose(np.asarray(fn(jnp.asarray(logits),
+                                             jnp.asarray(mask))), ref,
+                               rtol=1e-6, atol=1e-6)
+    none = np.asarray(fn(jnp.asarray(logits), jnp.zeros(7, bool)))
+    assert np.isneginf(none).all()

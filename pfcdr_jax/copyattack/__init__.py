@@ -12,7 +12,8 @@ Modules (paper section in brackets):
   attack        episodes, REINFORCE, Table 2 baselines             [4.2, 4.5, 5.1.4]
   ranking       HR/NDCG against sampled negatives                  [5.1.2]
   evaluate      promotion metrics over real target users           [5.1.2]
-  pipeline      Table 2 / Figures 3-5 experiment                   [5]
+  config        nested frozen run config (CopyAttackConfig)
+  pipeline      run_copyattack: Table 2 / Figures 3-5 experiment   [5]
   plots         Figures 3-5
 """
 from pfcdr_jax.copyattack.attack import AttackConfig
@@ -21,12 +22,14 @@ from pfcdr_jax.copyattack.attack import table2_methods
 from pfcdr_jax.copyattack.attack import train_and_attack
 from pfcdr_jax.copyattack.blackbox import BlackBox
 from pfcdr_jax.copyattack.blackbox import make_blackbox
+from pfcdr_jax.copyattack.config import CopyAttackConfig
 from pfcdr_jax.copyattack.crafting import clip_profile
 from pfcdr_jax.copyattack.data import align_platforms
+from pfcdr_jax.copyattack.pipeline import run_copyattack
 from pfcdr_jax.copyattack.tree import build_tree
 
 __all__ = [
     "AttackConfig", "make_attack_fn", "table2_methods", "train_and_attack",
     "BlackBox", "make_blackbox", "clip_profile", "align_platforms",
-    "build_tree",
+    "build_tree", "CopyAttackConfig", "run_copyattack",
 ]

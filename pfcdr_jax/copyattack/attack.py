@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import flax.struct
 import jax
@@ -272,6 +273,114 @@ def _select(state_feat, avail, masks, t, key, params, cfg, pcfg, greedy):
   return jnp.where(use_pol, leaf_pol, leaf_rand), use_pol
 
 
+class _Episode(NamedTuple):
+  """What every step of one episode reads; fixed for the episode."""
+
+  params: dict  # policy params
+  data: AttackerData
+  item: jnp.ndarray  # int32[] target item v*
+  q: jnp.ndarray  # float32[e] q^B of v*
+  base: jnp.ndarray  # bool[S] selectable leaves before the first pick
+  eligible: jnp.ndarray  # bool[P] pretend users without v* in their profile
+  n_eligible: jnp.ndarray  # int32[] max(#eligible, 1)
+  key: jax.Array  # the episode's PRNG key; step t uses fold_in(key, t)
+
+
+class _StepCarry(NamedTuple):
+  """Scan carry of the injection steps."""
+
+  state: blackbox.BlackBoxState  # the platform so far
+  h: jnp.ndarray  # float32[e] GRU summary x_v* of the users copied so far
+  chosen: jnp.ndarray  # bool[S] leaves already copied
+  active: jnp.ndarray  # bool[] the episode is still running
+
+
+class _StepRecord(NamedTuple):
+  """One injection step, as stored in ``Trajectory`` (see its fields)."""
+
+  leaf: jnp.ndarray  # int32[]
+  avail: jnp.ndarray  # bool[S]
+  level: jnp.ndarray  # int32[]
+  active: jnp.ndarray  # bool[]
+  policy_sel: jnp.ndarray  # bool[]
+  n_items: jnp.ndarray  # int32[]
+
+
+def _episode(params: dict, data: AttackerData, item: jnp.ndarray,
+             key: jax.Array, cfg: AttackConfig) -> _Episode:
+  base = data.leaf_valid
+  if cfg.masking:
+    base = base & (data.leaf_profiles == item).any(-1)
+  eligible = ~(data.pretend_profiles == item).any(-1)
+  return _Episode(params=params, data=data, item=item, q=data.q[item],
+                  base=base, eligible=eligible,
+                  n_eligible=jnp.maximum(eligible.sum(), 1), key=key)
+
+
+def _craft_level(params, p_leaf, q, key, *, cfg: AttackConfig,
+                 pcfg: policy.PolicyConfig, greedy: bool) -> jnp.ndarray:
+  """Crafting level 1..10: the crafting policy's or the method's fixed one."""
+  if cfg.craft != 0:
+    return jnp.asarray(cfg.craft, jnp.int32)
+  logp_c = policy.craft_log_probs(params, pcfg, p_leaf, q)
+  idx = jnp.argmax(logp_c) if greedy else jax.random.categorical(key, logp_c)
+  return idx.astype(jnp.int32) + 1
+
+
+def _inject_step(carry: _StepCarry, t: jnp.ndarray, *, ep: _Episode,
+                 bb: blackbox.BlackBox, cfg: AttackConfig,
+                 pcfg: policy.PolicyConfig, greedy: bool):
+  """Selects, crafts and injects one profile (a no-op once inactive)."""
+  k_sel, k_craft = jax.random.split(jax.random.fold_in(ep.key, t))
+  avail = ep.base & ~carry.chosen
+  active = carry.active & avail.any() & (t < cfg.budget)
+  masks = tree_lib.level_masks(avail, pcfg.branching, pcfg.depth)
+  feat = jnp.concatenate([ep.q, carry.h])
+  leaf, use_pol = _select(feat, avail, masks, t, k_sel, ep.params, cfg, pcfg,
+                          greedy)
+  p_leaf = ep.data.leaf_p[leaf]
+  level = _craft_level(ep.params, p_leaf, ep.q, k_craft, cfg=cfg, pcfg=pcfg,
+                       greedy=greedy)
+  items, n = crafting.clip_profile(ep.data.leaf_profiles[leaf],
+                                   ep.data.leaf_len[leaf], ep.item, level)
+  injected, _ = bb.inject(carry.state, items, n)
+  state = jax.tree.map(lambda a, b: jnp.where(active, a, b), injected,
+                       carry.state)
+  h = jnp.where(active, policy.gru_step(ep.params, pcfg, carry.h, p_leaf),
+                carry.h)
+  chosen = carry.chosen.at[leaf].set(carry.chosen[leaf] | active)
+  rec = _StepRecord(leaf=leaf, avail=avail, level=level, active=active,
+                    policy_sel=use_pol & active,
+                    n_items=jnp.where(active, n, 0))
+  return _StepCarry(state=state, h=h, chosen=chosen, active=active), rec
+
+
+def _group_step(carry: _StepCarry, g: jnp.ndarray, *, ep: _Episode,
+                bb: blackbox.BlackBox, cfg: AttackConfig,
+                pcfg: policy.PolicyConfig, greedy: bool):
+  """``query_every`` injections, then one query of the pretend users (Eq. (1))."""
+  qe = cfg.query_every
+  inject = functools.partial(_inject_step, ep=ep, bb=bb, cfg=cfg, pcfg=pcfg,
+                             greedy=greedy)
+  after, recs = jax.lax.scan(inject, carry, g * qe + jnp.arange(qe))
+  any_injected = recs.active.any()
+  top, queried = bb.topk(after.state, ep.data.pretend_users, cfg.reward_k)
+  hr = ((top == ep.item).any(-1) & ep.eligible).sum() / ep.n_eligible
+  state = jax.tree.map(lambda a, b: jnp.where(any_injected, a, b), queried,
+                       after.state)
+  reward = jnp.where(any_injected, hr, 0.0)
+  # The reward is credited to the group's last injection.
+  rewards = jnp.zeros((qe,)).at[-1].set(reward)
+  done = any_injected & (hr >= cfg.goal_hr)
+  carry = after._replace(state=state, active=after.active & ~done)
+  return carry, (recs, rewards)
+
+
+def _merge_groups(x: jnp.ndarray) -> jnp.ndarray:
+  """[G, qe, ...] -> [G * qe, ...]."""
+  return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+
+
 def rollout(params: dict, data: AttackerData, bb_state, item: jnp.ndarray,
             key: jax.Array, *, bb: blackbox.BlackBox, cfg: AttackConfig,
             pcfg: policy.PolicyConfig, greedy: bool = False):
@@ -291,69 +400,20 @@ def rollout(params: dict, data: AttackerData, bb_state, item: jnp.ndarray,
   Returns:
     (black-box state after the attack, Trajectory).
   """
-  c, d, qe = pcfg.branching, pcfg.depth, cfg.query_every
-  n_groups = -(-cfg.budget // qe)
-  q = data.q[item]
-  base = data.leaf_valid
-  if cfg.masking:
-    base = base & (data.leaf_profiles == item).any(-1)
-  eligible = ~(data.pretend_profiles == item).any(-1)
-  n_eligible = jnp.maximum(eligible.sum(), 1)
-
-  def inject_step(carry, t):
-    state, h, chosen, active = carry
-    k_sel, k_craft = jax.random.split(jax.random.fold_in(key, t))
-    avail = base & ~chosen
-    active = active & avail.any() & (t < cfg.budget)
-    masks = tree_lib.level_masks(avail, c, d)
-    feat = jnp.concatenate([q, h])
-    leaf, use_pol = _select(feat, avail, masks, t, k_sel, params, cfg, pcfg,
-                            greedy)
-    p_leaf = data.leaf_p[leaf]
-    if cfg.craft == 0:
-      logp_c = policy.craft_log_probs(params, pcfg, p_leaf, q)
-      idx = (jnp.argmax(logp_c) if greedy
-             else jax.random.categorical(k_craft, logp_c))
-      level = idx.astype(jnp.int32) + 1
-    else:
-      level = jnp.asarray(cfg.craft, jnp.int32)
-    items, n = crafting.clip_profile(data.leaf_profiles[leaf],
-                                     data.leaf_len[leaf], item, level)
-    injected, _ = bb.inject(state, items, n)
-    state = jax.tree.map(lambda a, b: jnp.where(active, a, b), injected, state)
-    h = jnp.where(active, policy.gru_step(params, pcfg, h, p_leaf), h)
-    chosen = chosen.at[leaf].set(chosen[leaf] | active)
-    rec = (leaf, avail, level, active, use_pol & active,
-           jnp.where(active, n, 0))
-    return (state, h, chosen, active), rec
-
-  def group_step(carry, g):
-    state, h, chosen, active = carry
-    steps = g * qe + jnp.arange(qe)
-    (state, h, chosen, active_after), recs = jax.lax.scan(
-        inject_step, (state, h, chosen, active), steps)
-    any_injected = recs[3].any()
-    top, queried = bb.topk(state, data.pretend_users, cfg.reward_k)
-    hr = ((top == item).any(-1) & eligible).sum() / n_eligible
-    state = jax.tree.map(lambda a, b: jnp.where(any_injected, a, b), queried,
-                         state)
-    reward = jnp.where(any_injected, hr, 0.0)
-    # The reward is credited to the group's last injection.
-    rewards = jnp.zeros((qe,)).at[-1].set(reward)
-    done = any_injected & (hr >= cfg.goal_hr)
-    return (state, h, chosen, active_after & ~done), recs + (rewards,)
-
-  q0 = bb_state.n_queries
-  init = (bb_state, jnp.zeros((pcfg.emb_dim,)),
-          jnp.zeros(base.shape, bool), jnp.ones((), bool))
-  (state, _, _, _), recs = jax.lax.scan(group_step, init,
-                                        jnp.arange(n_groups))
-  flat = jax.tree.map(lambda a: a.reshape((n_groups * qe,) + a.shape[2:]),
-                      recs)
-  traj = Trajectory(leaf=flat[0], avail=flat[1], level=flat[2],
-                    active=flat[3], policy_sel=flat[4], n_items=flat[5],
-                    reward=flat[6], n_queries=state.n_queries - q0)
-  return state, traj
+  ep = _episode(params, data, item, key, cfg)
+  n_groups = -(-cfg.budget // cfg.query_every)
+  group = functools.partial(_group_step, ep=ep, bb=bb, cfg=cfg, pcfg=pcfg,
+                            greedy=greedy)
+  init = _StepCarry(state=bb_state, h=jnp.zeros((pcfg.emb_dim,)),
+                    chosen=jnp.zeros(ep.base.shape, bool),
+                    active=jnp.ones((), bool))
+  final, (recs, rewards) = jax.lax.scan(group, init, jnp.arange(n_groups))
+  recs, rewards = jax.tree.map(_merge_groups, (recs, rewards))
+  traj = Trajectory(leaf=recs.leaf, avail=recs.avail, level=recs.level,
+                    active=recs.active, policy_sel=recs.policy_sel,
+                    n_items=recs.n_items, reward=rewards,
+                    n_queries=final.state.n_queries - bb_state.n_queries)
+  return final.state, traj
 
 
 def discounted_returns(rewards: jnp.ndarray, gamma: float) -> jnp.ndarray:
@@ -458,6 +518,45 @@ class AttackResult(flax.struct.PyTreeNode):
   train_queries: jnp.ndarray
 
 
+class _TrainCarry(NamedTuple):
+  """Scan carry of the REINFORCE updates."""
+
+  params: dict  # policy params
+  opt_state: optax.OptState  # Adam state
+  baseline: jnp.ndarray  # float32[T] moving-average return per step
+
+
+def _train_policy(params, data, bb_state, item, key, n_updates: int,
+                  t_pad: int, *, play, cfg: AttackConfig,
+                  pcfg: policy.PolicyConfig):
+  """``n_updates`` REINFORCE updates of ``batch_episodes`` vmapped episodes.
+
+  Returns:
+    (learned params, curve float32[n_updates] mean final reward of each
+    update's episodes, train_queries int32[] queries they made).
+  """
+  opt = optax.adam(cfg.lr)
+  grad_fn = jax.grad(functools.partial(reinforce_loss, cfg=cfg, pcfg=pcfg),
+                     has_aux=True)
+
+  def update(carry: _TrainCarry, u):
+    keys = jax.random.split(jax.random.fold_in(key, u), cfg.batch_episodes)
+    _, trajs = jax.vmap(play, in_axes=(None, None, None, None, 0))(
+        carry.params, data, bb_state, item, keys)
+    grads, returns = grad_fn(carry.params, data, item, trajs, carry.baseline)
+    upd, opt_state = opt.update(grads, carry.opt_state, carry.params)
+    baseline = (cfg.baseline_decay * carry.baseline
+                + (1 - cfg.baseline_decay) * returns.mean(0))
+    new = _TrainCarry(params=optax.apply_updates(carry.params, upd),
+                      opt_state=opt_state, baseline=baseline)
+    return new, (trajs.reward.max(-1).mean(), trajs.n_queries.sum())
+
+  init = _TrainCarry(params=params, opt_state=opt.init(params),
+                     baseline=jnp.zeros((t_pad,)))
+  final, (curve, queries) = jax.lax.scan(update, init, jnp.arange(n_updates))
+  return final.params, curve, queries.sum()
+
+
 def train_and_attack(data: AttackerData, bb_state, item: jnp.ndarray,
                      key: jax.Array, *, bb: blackbox.BlackBox,
                      cfg: AttackConfig,
@@ -487,29 +586,9 @@ def train_and_attack(data: AttackerData, bb_state, item: jnp.ndarray,
   play = functools.partial(rollout, bb=bb, cfg=cfg, pcfg=pcfg)
 
   if n_updates > 0:
-    opt = optax.adam(cfg.lr)
-    grad_fn = jax.grad(functools.partial(reinforce_loss, cfg=cfg, pcfg=pcfg),
-                       has_aux=True)
-
-    def update(carry, u):
-      params, opt_state, baseline = carry
-      keys = jax.random.split(jax.random.fold_in(k_train, u),
-                              cfg.batch_episodes)
-      _, trajs = jax.vmap(play, in_axes=(None, None, None, None, 0))(
-          params, data, bb_state, item, keys)
-      grads, returns = grad_fn(params, data, item, trajs, baseline)
-      upd, opt_state = opt.update(grads, opt_state, params)
-      params = optax.apply_updates(params, upd)
-      baseline = (cfg.baseline_decay * baseline
-                  + (1 - cfg.baseline_decay) * returns.mean(0))
-      last_reward = trajs.reward.max(-1).mean()
-      return (params, opt_state, baseline), (last_reward,
-                                             trajs.n_queries.sum())
-
-    (params, _, _), (curve, queries) = jax.lax.scan(
-        update, (params, opt.init(params), jnp.zeros((t_pad,))),
-        jnp.arange(n_updates))
-    train_queries = queries.sum()
+    params, curve, train_queries = _train_policy(
+        params, data, bb_state, item, k_train, n_updates, t_pad, play=play,
+        cfg=cfg, pcfg=pcfg)
   else:
     curve = jnp.zeros((0,))
     train_queries = jnp.zeros((), jnp.int32)

@@ -1,67 +1,55 @@
 """The CopyAttack experiment: Table 1, Table 2 and the Figure 3-5 analyses.
 
-``prepare`` builds everything the attacks need once (aligned platforms, the
-trained-and-frozen target model behind the black box, source MF, clustering
-tree, pretend accounts); ``run_methods`` attacks each target item with each
-method and evaluates the promotion over real target users (Section 5).
+``run_copyattack(cfg, workdir)`` is the whole run: it loads and aligns the
+platforms, picks the target items, ``prepare``s everything the attacks need
+once (the trained-and-frozen target model behind the black box, source MF,
+pretend accounts), builds the clustering tree, attacks each target item with each
+method through ``run_methods`` and evaluates the promotion over real target
+users (Section 5); with ``cfg.analysis.kind`` it runs the depth / popularity /
+budget study of Figures 3-5 instead of Table 2.
+
+Files under ``workdir`` (each written atomically): ``config.json``,
+``metrics.jsonl`` (one line per target item and study point), ``table1.md``,
+and ``results.json`` + ``table2.md`` (Table 2) or ``<analysis>.json`` +
+``<analysis>.png`` (Figures 3-5).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pfcdr_jax import cache
+from pfcdr_jax import config as config_util
+from pfcdr_jax import progress
 from pfcdr_jax.copyattack import attack as attack_lib
 from pfcdr_jax.copyattack import blackbox
+from pfcdr_jax.copyattack import config as config_lib
 from pfcdr_jax.copyattack import data as data_lib
 from pfcdr_jax.copyattack import evaluate
 from pfcdr_jax.copyattack import policy
 from pfcdr_jax.copyattack import source_mf
+from pfcdr_jax.copyattack import synthetic
 from pfcdr_jax.copyattack import target_model
 from pfcdr_jax.copyattack import tree as tree_lib
+from pfcdr_jax.data import download
+from pfcdr_jax.data import movielens
+
+log = logging.getLogger(__name__)
 
 TABLE2_ORDER = ("Without Attack", "RandomAttack", "TargetAttack40",
                 "TargetAttack70", "TargetAttack100", "PolicyNetwork",
                 "CopyAttack-Masking", "CopyAttack-Length", "CopyAttack")
-
-
-@dataclasses.dataclass(frozen=True)
-class ExperimentConfig:
-  """Everything one run needs; built from flags by ``experiments/copyattack.py``.
-
-  Attributes:
-    seed: master seed.
-    num_target_items: target items v* (paper: 50).
-    max_target_interactions: v* has fewer target interactions (paper: 10).
-    min_source_profiles: v* is in at least this many source profiles.
-    n_pretend: pretend accounts U*^A (paper: 50).
-    pretend_len: items per pretend profile.
-    depth: clustering-tree depth d (paper: 3 for the smaller source).
-    n_neg: sampled negatives per evaluated user (paper: 100).
-    attack: base attack config (budget, queries, RL hyper-parameters).
-    target: target-model config.
-    mf: source MF config.
-    methods: Table 2 rows to run (None = all).
-  """
-
-  seed: int = 0
-  num_target_items: int = 50
-  max_target_interactions: int = 10
-  min_source_profiles: int = 30
-  n_pretend: int = 50
-  pretend_len: int = 20
-  depth: int = 3
-  n_neg: int = 100
-  attack: attack_lib.AttackConfig = attack_lib.AttackConfig()
-  target: target_model.TargetConfig = target_model.TargetConfig()
-  mf: source_mf.SourceMFConfig = source_mf.SourceMFConfig()
-  methods: Optional[tuple] = None
+BUDGET_METHODS = ("RandomAttack", "TargetAttack40", "TargetAttack70",
+                  "TargetAttack100", "CopyAttack")
+N_POPULARITY_GROUPS = 10
 
 
 @dataclasses.dataclass
@@ -82,61 +70,171 @@ class Setup:
   timings: dict
 
 
-def _log(msg: str) -> None:
-  print(time.strftime("%H:%M:%S"), msg, flush=True)
-
-
-def prepare(cfg: ExperimentConfig, target_df, source_df,
-            max_budget: Optional[int] = None, log=_log) -> Setup:
-  """Aligns the platforms, trains the target model and source MF.
+class MetricsLog:
+  """``metrics.jsonl``: one JSON line per record, the file rewritten atomically.
 
   Args:
-    cfg: experiment config.
-    target_df: platform A ratings.
-    source_df: platform B ratings.
+    path: the file; None keeps the records in memory only.
+  """
+
+  def __init__(self, path: Optional[Path]):
+    self.path = None if path is None else Path(path)
+    self.lines: list[str] = []
+    self._write()
+
+  def append(self, record: dict) -> None:
+    self.lines.append(json.dumps(record) + "\n")
+    self._write()
+
+  def _write(self) -> None:
+    if self.path is not None:
+      cache.atomic_write_text(self.path, "".join(self.lines))
+
+
+def run_copyattack(cfg: config_lib.CopyAttackConfig,
+                   workdir: str | Path) -> dict:
+  """Runs Table 2 (or the ``cfg.analysis`` study) and writes its files.
+
+  Args:
+    cfg: the run's config.
+    workdir: output directory (created).
+
+  Returns:
+    Table 2: the ``results.json`` dict ("methods", "target_model", "table1",
+    "target_items", "tree", "timings_s"). An analysis: {"analysis": kind,
+    "rows": the ``<kind>.json`` rows}.
+
+  Raises:
+    ValueError: an unknown method, an analysis without the methods it needs,
+      or too few qualifying target items (checked before any training where
+      possible); ``DataError`` (a ValueError) for missing or bad data files.
+  """
+  methods = select_methods(cfg)
+  kind = cfg.analysis.kind
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  cache.atomic_write_text(
+      workdir / "config.json",
+      json.dumps(config_util.to_dict(cfg), indent=2, default=str))
+  metrics = MetricsLog(workdir / "metrics.jsonl")
+  target_df, source_df = load_platforms(cfg.data, cfg.seed)
+  timings = {}
+  with _Timer(timings, "align_s"):
+    cd = data_lib.align_platforms(target_df, source_df)
+  cache.atomic_write_text(workdir / "table1.md",
+                          data_lib.table1_markdown(cd.stats) + "\n")
+  # Before any training: too few qualifying items is a ValueError.
+  items = (None if kind == "popularity"
+           else target_items(cd, cfg.data, cfg.seed))
+  setup = prepare(cfg, cd, max_budget=largest_budget(cfg), timings=timings)
+  if not kind:
+    return _table2(cfg, setup, methods, items, workdir, metrics)
+  rows = _ANALYSES[kind](cfg, setup, methods, items, metrics)
+  # matplotlib only loads for the figures.
+  from pfcdr_jax.copyattack import plots  # pylint: disable=g-import-not-at-top
+  plot = getattr(plots, f"plot_{kind}")
+  plot(rows, workdir / f"{kind}.png", dataset=cfg.data.label)
+  cache.atomic_write_text(workdir / f"{kind}.json", json.dumps(rows, indent=2))
+  return {"analysis": kind, "rows": rows}
+
+
+def select_methods(cfg: config_lib.CopyAttackConfig
+                   ) -> dict[str, attack_lib.AttackConfig]:
+  """The Table 2 methods ``cfg`` asks for, name -> AttackConfig.
+
+  Raises:
+    ValueError: on an unknown name, or a depth / popularity analysis without
+      "CopyAttack".
+  """
+  methods = attack_lib.table2_methods(cfg.attack)
+  if cfg.methods:
+    unknown = [m for m in cfg.methods if m not in methods]
+    if unknown:
+      raise ValueError(f"unknown methods {unknown}; choose from "
+                       f"{list(methods)}")
+    methods = {k: methods[k] for k in cfg.methods}
+  if cfg.analysis.kind in ("depth", "popularity") and (
+      "CopyAttack" not in methods):
+    raise ValueError(f"--analysis={cfg.analysis.kind} attacks with "
+                     "CopyAttack; add it to the methods")
+  return methods
+
+
+def largest_budget(cfg: config_lib.CopyAttackConfig) -> int:
+  """Largest budget any attack of the run uses (the black box's capacity)."""
+  if cfg.analysis.kind == "budget":
+    return max((cfg.attack.budget,) + tuple(cfg.analysis.budgets))
+  return cfg.attack.budget
+
+
+def load_platforms(cfg: config_lib.DataConfig, seed: int):
+  """(target_df, source_df): synthetic, or MovieLens-100K and -1M.
+
+  Raises:
+    DataError: when the MovieLens files are missing or malformed.
+  """
+  if cfg.synthetic:
+    return synthetic.make_synthetic_platforms(
+        seed, n_target_users=cfg.synthetic_target_users,
+        n_source_users=cfg.synthetic_source_users,
+        n_items=cfg.synthetic_items)
+  data_dir = cfg.data_dir or str(download.default_data_dir())
+  target, _ = movielens.load_ml100k(data_dir)
+  source, _ = movielens.load_ml1m(data_dir)
+  return target, source
+
+
+class _Timer:
+  """Stores the seconds of a ``with`` block under ``timings[name]``."""
+
+  def __init__(self, timings: dict, name: str):
+    self.timings, self.name = timings, name
+
+  def __enter__(self):
+    self.t0 = time.perf_counter()
+    return self
+
+  def __exit__(self, *exc):
+    self.timings[self.name] = time.perf_counter() - self.t0
+
+
+def prepare(cfg: config_lib.CopyAttackConfig, cd: data_lib.CrossDomain,
+            max_budget: Optional[int] = None,
+            timings: Optional[dict] = None) -> Setup:
+  """Trains the target model and source MF; opens the platform to attacks.
+
+  Args:
+    cfg: experiment config (reads seed, target, mf, pretend, attack).
+    cd: the aligned platforms (``data.align_platforms``).
     max_budget: largest budget any later attack uses (buffer capacity).
-    log: progress printer.
+    timings: seconds of earlier stages; this one's are added.
 
   Returns:
     Setup.
   """
-  timings = {}
-  key = jax.random.key(cfg.seed)
-  k_target, k_mf, k_eval = jax.random.split(key, 3)
-  t0 = time.perf_counter()
-  cd = data_lib.align_platforms(target_df, source_df)
-  timings["align_s"] = time.perf_counter() - t0
-  log("Table 1\n" + data_lib.table1_markdown(cd.stats))
-
-  t0 = time.perf_counter()
-  split = target_model.split_interactions(cd.target_pairs, cfg.seed)
-  interacted = np.zeros((cd.n_target_users, cd.n_items), bool)
-  interacted[cd.target_pairs[:, 0], cd.target_pairs[:, 1]] = True
-  tgt = target_model.train_target_model(k_target, cd.n_target_users,
-                                        cd.n_items, split, interacted,
-                                        cfg.target, log=log)
-  timings["target_model_s"] = time.perf_counter() - t0
-  log(f"target model: test HR@10 = {tgt.test_hr:.4f} (best epoch "
-      f"{tgt.best_epoch}, {timings['target_model_s']:.1f}s)")
-
-  t0 = time.perf_counter()
-  p, q, mf_info = source_mf.train_source_mf(cd.source_profiles,
-                                            cd.source_lengths, cd.n_items,
-                                            cfg.mf, k_mf)
-  timings["source_mf_s"] = time.perf_counter() - t0
-  log(f"source MF: {mf_info} ({timings['source_mf_s']:.1f}s)")
-
-  budget = max_budget or cfg.attack.budget
-  l_max = cd.source_profiles.shape[1]
-  pretend_len = min(cfg.pretend_len, l_max)
-  bb, state, scorer = blackbox.make_blackbox(
-      tgt.model, tgt.params, split.train, cd.n_target_users,
-      extra_users=cfg.n_pretend + budget,
-      extra_interactions=cfg.n_pretend * pretend_len + budget * l_max,
-      max_profile_len=l_max)
+  timings = dict(timings or {})
+  k_target, k_mf, k_eval = jax.random.split(jax.random.key(cfg.seed), 3)
+  log.info("Table 1\n%s", data_lib.table1_markdown(cd.stats))
+  with _Timer(timings, "target_model_s"):
+    split = target_model.split_interactions(cd.target_pairs, cfg.seed)
+    interacted = np.zeros((cd.n_target_users, cd.n_items), bool)
+    interacted[cd.target_pairs[:, 0], cd.target_pairs[:, 1]] = True
+    tgt = target_model.train_target_model(k_target, cd.n_target_users,
+                                          cd.n_items, split, interacted,
+                                          cfg.target)
+  log.info("target model: test HR@10 = %.4f (best epoch %d, %.1fs)",
+           tgt.test_hr, tgt.best_epoch, timings["target_model_s"])
+  with _Timer(timings, "source_mf_s"):
+    p, q, mf_info = source_mf.train_source_mf(cd.source_profiles,
+                                              cd.source_lengths, cd.n_items,
+                                              cfg.mf, k_mf)
+  log.info("source MF: %s (%.1fs)", mf_info, timings["source_mf_s"])
+  pretend_len = min(cfg.pretend.pretend_len, cd.source_profiles.shape[1])
+  bb, state, scorer = _platform(cd, tgt, split.train, cfg.pretend.n_pretend,
+                                pretend_len, max_budget or cfg.attack.budget)
   pretend = attack_lib.make_pretend_profiles(
-      cd.source_profiles, cd.source_lengths, cfg.n_pretend, pretend_len,
-      min_len=5, seed=cfg.seed + 1)
+      cd.source_profiles, cd.source_lengths, cfg.pretend.n_pretend,
+      pretend_len, min_len=cfg.pretend.min_len, seed=cfg.seed + 1)
   state, pretend_users = attack_lib.register_pretend_users(bb, state, pretend)
   return Setup(cd=cd, target=tgt, bb=bb, bb_state=state, scorer=scorer, p=p,
                q=q, pretend_profiles=pretend,
@@ -145,19 +243,231 @@ def prepare(cfg: ExperimentConfig, target_df, source_df,
                timings=timings)
 
 
-def build_attacker(setup: Setup, depth: int, seed: int):
-  """Clustering tree (Section 4.3.1) and leaf-indexed attacker data."""
+def _platform(cd: data_lib.CrossDomain, tgt: target_model.TrainedTarget,
+              train_pairs: np.ndarray, n_pretend: int, pretend_len: int,
+              budget: int):
+  """The black box, with room for the pretend accounts and ``budget`` copies."""
+  l_max = cd.source_profiles.shape[1]
+  return blackbox.make_blackbox(
+      tgt.model, tgt.params, train_pairs, cd.n_target_users,
+      extra_users=n_pretend + budget,
+      extra_interactions=n_pretend * pretend_len + budget * l_max,
+      max_profile_len=l_max)
+
+
+def target_items(cd: data_lib.CrossDomain, cfg: config_lib.DataConfig,
+                 seed: int) -> np.ndarray:
+  """The run's target items v* (Section 5.1.3). int32[n].
+
+  Raises:
+    ValueError: if fewer than ``cfg.num_target_items`` items qualify.
+  """
+  return data_lib.select_target_items(
+      cd, cfg.num_target_items, seed, cfg.max_target_interactions,
+      cfg.min_source_profiles)
+
+
+def build_attacker(setup: Setup, depth: int, seed: int,
+                   kmeans_iters: int = 20):
+  """Clustering tree (Section 4.3.1) and leaf-indexed attacker data.
+
+  Returns:
+    (ClusterTree, AttackerData, seconds it took).
+  """
   t0 = time.perf_counter()
-  tr = tree_lib.build_tree(setup.p, depth, seed=seed)
+  tr = tree_lib.build_tree(setup.p, depth, seed=seed,
+                           kmeans_iters=kmeans_iters)
   data = attack_lib.make_attacker_data(
       tr, setup.cd.source_profiles, setup.cd.source_lengths, setup.p, setup.q,
       setup.pretend_users, setup.pretend_profiles)
   return tr, data, time.perf_counter() - t0
 
 
+def _attacker(setup: Setup, cfg: config_lib.CopyAttackConfig,
+              depth: Optional[int] = None):
+  return build_attacker(setup, cfg.tree.depth if depth is None else depth,
+                        cfg.seed, cfg.tree.kmeans_iters)
+
+
+def _table2(cfg: config_lib.CopyAttackConfig, setup: Setup, methods: dict,
+            items: np.ndarray, workdir: Path, metrics: MetricsLog) -> dict:
+  """Table 2: every method on every target item; writes results.json."""
+  tr, data, tree_s = _attacker(setup, cfg)
+  log.info("tree: depth %d, branching %d, %d policy nodes, %.1fs", tr.depth,
+           tr.branching, tr.n_nonleaf, tree_s)
+  res = run_methods(setup, items, methods, tr, data, cfg.seed,
+                    cfg.evaluation.n_neg, metrics=metrics)
+  results = {
+      "methods": res["methods"],
+      "target_model": {"test_HR@10": setup.target.test_hr,
+                       "best_epoch": setup.target.best_epoch},
+      "table1": setup.cd.stats,
+      "target_items": [setup.cd.item_ids[i] for i in items],
+      "tree": {"depth": tr.depth, "branching": tr.branching,
+               "n_nonleaf": tr.n_nonleaf},
+      "timings_s": dict(setup.timings, tree_s=tree_s, **res["timings_s"]),
+  }
+  cache.atomic_write_text(workdir / "results.json",
+                          json.dumps(results, indent=2))
+  table = table2_markdown(res["methods"], dataset=cfg.data.label)
+  cache.atomic_write_text(workdir / "table2.md", table + "\n")
+  return results
+
+
+def _depth_rows(cfg, setup: Setup, methods: dict, items: np.ndarray,
+                metrics: MetricsLog) -> list[dict]:
+  """Figure 3: CopyAttack with trees of each depth of ``cfg.analysis``."""
+  rows = []
+  for d in cfg.analysis.depths:
+    tr, data, _ = _attacker(setup, cfg, depth=d)
+    res = run_methods(setup, items, _copyattack_only(methods), tr, data,
+                      cfg.seed, cfg.evaluation.n_neg, metrics=metrics)
+    rows.append(dict(depth=d, branching=tr.branching,
+                     **res["methods"]["CopyAttack"]))
+  return rows
+
+
+def _popularity_rows(cfg, setup: Setup, methods: dict, items: None,
+                     metrics: MetricsLog) -> list[dict]:
+  """Figure 4: CopyAttack on items of each target-popularity decile.
+
+  Draws its own ``analysis.items_per_group`` items per decile (``items`` is
+  unused).
+  """
+  del items
+  groups = data_lib.popularity_groups(setup.cd, N_POPULARITY_GROUPS)
+  tr, data, _ = _attacker(setup, cfg)
+  rng = np.random.default_rng(cfg.seed)
+  src = setup.cd.source_counts()
+  rows = []
+  for g in range(N_POPULARITY_GROUPS):
+    pool = np.flatnonzero((groups == g) & (src >= 1))
+    if not len(pool):
+      continue
+    n = min(cfg.analysis.items_per_group, len(pool))
+    items = np.sort(rng.choice(pool, n, replace=False))
+    res = run_methods(setup, items, _copyattack_only(methods), tr, data,
+                      cfg.seed, cfg.evaluation.n_neg, metrics=metrics)
+    rows.append(dict(group=g, **res["methods"]["CopyAttack"]))
+  return rows
+
+
+def _budget_rows(cfg, setup: Setup, methods: dict, items: np.ndarray,
+                 metrics: MetricsLog) -> list[dict]:
+  """Figure 5: the baselines and CopyAttack at each budget of the study."""
+  tr, data, _ = _attacker(setup, cfg)
+  rows = []
+  for b in cfg.analysis.budgets:
+    sub = {n: dataclasses.replace(methods[n], budget=b)
+           for n in BUDGET_METHODS if n in methods}
+    res = run_methods(setup, items, sub, tr, data, cfg.seed,
+                      cfg.evaluation.n_neg, metrics=metrics)
+    for n, m in res["methods"].items():
+      if n != "Without Attack":
+        rows.append(dict(budget=b, method=n, **m))
+  return rows
+
+
+_ANALYSES = {"depth": _depth_rows, "popularity": _popularity_rows,
+             "budget": _budget_rows}
+
+
+def _copyattack_only(methods: dict) -> dict:
+  return {"CopyAttack": methods["CopyAttack"]}
+
+
+class _ItemEval(NamedTuple):
+  """How one target item is evaluated; the same before and after attacks."""
+
+  users: jnp.ndarray  # int32[U] real target users
+  item: jnp.ndarray  # int32[] v*
+  negatives: jnp.ndarray  # int32[U, n_neg] fixed sampled negatives
+  eligible: jnp.ndarray  # bool[U] users the metrics average over
+
+
+def _item_eval(setup: Setup, users: jnp.ndarray, item: int,
+               n_neg: int) -> _ItemEval:
+  item_j = jnp.int32(item)
+  elig = evaluate.eligible_users(setup.scorer, setup.bb_state, users,
+                                 setup.interacted, item_j,
+                                 k=max(evaluate.KS))
+  neg = evaluate.fixed_negatives(setup.eval_key, setup.interacted, item_j,
+                                 n_neg)
+  return _ItemEval(users=users, item=item_j, negatives=neg, eligible=elig)
+
+
+def _promotion(setup: Setup, ev: _ItemEval, state) -> dict:
+  return _to_float(evaluate.promotion_metrics(
+      setup.scorer, state, ev.users, ev.item, ev.negatives, ev.eligible))
+
+
+def _timed_attack(fn, args: tuple, name: str, compile_s: dict):
+  """Runs one attack; the first call of a method is compiled, then re-timed."""
+  t0 = time.perf_counter()
+  res = jax.block_until_ready(fn(*args))
+  dt = time.perf_counter() - t0
+  if name not in compile_s:
+    compile_s[name] = dt
+    # Time the attack again, now compiled (same inputs, same result).
+    t0 = time.perf_counter()
+    res = jax.block_until_ready(fn(*args))
+    dt = time.perf_counter() - t0
+  return res, dt
+
+
+def _attack_row(setup: Setup, ev: _ItemEval,
+                res: attack_lib.AttackResult, dt: float) -> dict:
+  """Promotion metrics after one attack plus what the attack spent."""
+  m = _promotion(setup, ev, res.state)
+  n_inj = int(res.traj.active.sum())
+  m["avg_items_per_profile"] = float(res.traj.n_items.sum()) / max(n_inj, 1)
+  m["n_injected"] = n_inj
+  m["attack_queries"] = int(res.traj.n_queries)
+  m["train_queries"] = int(res.train_queries)
+  m["final_reward"] = float(res.traj.reward.max())
+  m["attack_s"] = dt
+  return m
+
+
+def _item_record(setup: Setup, item: int, ev: _ItemEval, rows: dict) -> dict:
+  return {"item": int(item), "item_id": setup.cd.item_ids[int(item)],
+          "n_eligible": int(ev.eligible.sum()),
+          "target_interactions": int(setup.cd.target_counts()[int(item)]),
+          "source_profiles": int(setup.cd.source_counts()[int(item)]),
+          "methods": rows}
+
+
+def _attack_fns(setup: Setup, methods: dict, tr: tree_lib.ClusterTree):
+  """name -> jitted ``(data, bb_state, item, key) -> AttackResult``."""
+  fns = {}
+  for name, mcfg in methods.items():
+    pcfg = policy.PolicyConfig(emb_dim=setup.p.shape[1], hidden=mcfg.hidden,
+                               branching=tr.branching, depth=tr.depth,
+                               selector=mcfg.selector)
+    fns[name] = attack_lib.make_attack_fn(setup.bb, mcfg, pcfg)
+  return fns
+
+
+def _accumulate(sums: dict, rows: dict) -> None:
+  for name, m in rows.items():
+    acc = sums.setdefault(name, {})
+    for k, v in m.items():
+      acc[k] = acc.get(k, 0.0) + v
+
+
+def _log_item(n_done: int, n_items: int, rec: dict, elapsed: float) -> None:
+  rows = rec["methods"]
+  eta = elapsed / (n_done + 1) * (n_items - n_done - 1)
+  best = rows.get("CopyAttack", rows[list(rows)[-1]])
+  log.info("item %d/%d (%s): eligible %d, HR@20 before %.3f after %.3f | "
+           "%.0fs elapsed, ETA %.0fs", n_done + 1, n_items, rec["item_id"],
+           rec["n_eligible"], rows["Without Attack"]["HR@20"], best["HR@20"],
+           elapsed, eta)
+
+
 def run_methods(setup: Setup, items: np.ndarray, methods: dict, tr, data,
-                seed: int, n_neg: int = 100, log=_log,
-                metrics_file: Optional[Path] = None) -> dict:
+                seed: int, n_neg: int = 100,
+                metrics: Optional[MetricsLog] = None) -> dict:
   """Attacks every item with every method and evaluates (Table 2).
 
   Args:
@@ -168,76 +478,36 @@ def run_methods(setup: Setup, items: np.ndarray, methods: dict, tr, data,
     data: attacker data.
     seed: attack seed.
     n_neg: sampled negatives.
-    log: progress printer.
-    metrics_file: per-(item, method) JSON lines are appended here.
+    metrics: per-item records (every method's metrics) are appended here.
 
   Returns:
     {"methods": {name: mean metrics + avg_items_per_profile}, "timings_s":
     {...}, "per_item": [...]}.
   """
   users = jnp.arange(setup.cd.n_target_users, dtype=jnp.int32)
-  fns, compile_s, attack_s = {}, {}, {}
-  for name, mcfg in methods.items():
-    pcfg = policy.PolicyConfig(emb_dim=setup.p.shape[1], hidden=mcfg.hidden,
-                               branching=tr.branching, depth=tr.depth,
-                               selector=mcfg.selector)
-    fns[name] = attack_lib.make_attack_fn(setup.bb, mcfg, pcfg)
-    attack_s[name] = []
+  fns = _attack_fns(setup, methods, tr)
+  compile_s, attack_s = {}, {name: [] for name in fns}
   per_item, sums = [], {}
   k_attack = jax.random.fold_in(jax.random.key(seed), 7)
   t_start = time.perf_counter()
-  for n_done, item in enumerate(items):
-    item_j = jnp.int32(item)
-    elig = evaluate.eligible_users(setup.scorer, setup.bb_state, users,
-                                   setup.interacted, item_j,
-                                   k=max(evaluate.KS))
-    neg = evaluate.fixed_negatives(setup.eval_key, setup.interacted, item_j,
-                                   n_neg)
-    rows = {"Without Attack": dict(
-        _to_float(evaluate.promotion_metrics(setup.scorer, setup.bb_state,
-                                             users, item_j, neg, elig)),
-        avg_items_per_profile=0.0)}
-    key = jax.random.fold_in(k_attack, int(item))
-    for name, fn in fns.items():
-      t0 = time.perf_counter()
-      res = jax.block_until_ready(fn(data, setup.bb_state, item_j, key))
-      dt = time.perf_counter() - t0
-      if name not in compile_s:
-        compile_s[name] = dt
-        # Time the attack again, now compiled (same inputs, same result).
-        t0 = time.perf_counter()
-        res = jax.block_until_ready(fn(data, setup.bb_state, item_j, key))
-        dt = time.perf_counter() - t0
-      attack_s[name].append(dt)
-      m = _to_float(evaluate.promotion_metrics(setup.scorer, res.state, users,
-                                               item_j, neg, elig))
-      n_inj = int(res.traj.active.sum())
-      m["avg_items_per_profile"] = float(res.traj.n_items.sum()) / max(n_inj, 1)
-      m["n_injected"] = n_inj
-      m["attack_queries"] = int(res.traj.n_queries)
-      m["train_queries"] = int(res.train_queries)
-      m["final_reward"] = float(res.traj.reward.max())
-      m["attack_s"] = dt
-      rows[name] = m
-    rec = {"item": int(item), "item_id": setup.cd.item_ids[int(item)],
-           "n_eligible": int(elig.sum()),
-           "target_interactions": int(setup.cd.target_counts()[int(item)]),
-           "source_profiles": int(setup.cd.source_counts()[int(item)]),
-           "methods": rows}
-    per_item.append(rec)
-    if metrics_file is not None:
-      with open(metrics_file, "a") as f:
-        f.write(json.dumps(rec) + "\n")
-    for name, m in rows.items():
-      acc = sums.setdefault(name, {})
-      for k, v in m.items():
-        acc[k] = acc.get(k, 0.0) + v
-    el = time.perf_counter() - t_start
-    eta = el / (n_done + 1) * (len(items) - n_done - 1)
-    best = rows.get("CopyAttack", rows[list(rows)[-1]])
-    log(f"item {n_done + 1}/{len(items)} ({rec['item_id']}): eligible "
-        f"{rec['n_eligible']}, HR@20 before {rows['Without Attack']['HR@20']:.3f}"
-        f" after {best['HR@20']:.3f} | {el:.0f}s elapsed, ETA {eta:.0f}s")
+  with progress.bar(len(items), "attacks", unit="item") as bar:
+    for n_done, item in enumerate(items):
+      ev = _item_eval(setup, users, item, n_neg)
+      rows = {"Without Attack": dict(_promotion(setup, ev, setup.bb_state),
+                                     avg_items_per_profile=0.0)}
+      key = jax.random.fold_in(k_attack, int(item))
+      for name, fn in fns.items():
+        res, dt = _timed_attack(fn, (data, setup.bb_state, ev.item, key), name,
+                                compile_s)
+        attack_s[name].append(dt)
+        rows[name] = _attack_row(setup, ev, res, dt)
+      rec = _item_record(setup, item, ev, rows)
+      per_item.append(rec)
+      if metrics is not None:
+        metrics.append(rec)
+      _accumulate(sums, rows)
+      bar.update()
+      _log_item(n_done, len(items), rec, time.perf_counter() - t_start)
   n = len(items)
   summary = {name: {k: v / n for k, v in acc.items()}
              for name, acc in sums.items()}

@@ -1,12 +1,51 @@
-"""PNG plots of the model analyses (Figures 3-5 of the paper)."""
+"""PNG plots of the model analyses (Figures 3-5 of the paper).
+
+Each figure is written to a temporary file beside ``path`` and renamed onto
+it, so a reader never sees a half-written PNG.
+"""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+_METRICS = ("HR@20", "NDCG@20")
+
+
+def _save(fig, path: Path) -> None:
+  """Saves ``fig`` as PNG at ``path`` atomically and closes it."""
+  path = Path(path)
+  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                             suffix=".tmp")
+  os.close(fd)
+  try:
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=120, format="png")
+    os.replace(tmp, path)
+  finally:
+    plt.close(fig)
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+
+
+def _bar_panels(labels: list[str], rows: list[dict], path: Path, *,
+                figsize: tuple, color: str, xlabel: str, title: str,
+                rotation: int = 0) -> None:
+  """One bar chart per metric of ``_METRICS``, side by side."""
+  fig, axes = plt.subplots(1, 2, figsize=figsize)
+  for ax, m in zip(axes, _METRICS):
+    ax.bar(labels, [r[m] for r in rows], color=color)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(m)
+    if rotation:
+      ax.tick_params(axis="x", rotation=rotation)
+  fig.suptitle(title)
+  _save(fig, path)
 
 
 def plot_depth(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> None:
@@ -15,37 +54,26 @@ def plot_depth(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> No
   Args:
     rows: [{"depth": d, "HR@20": ..., "NDCG@20": ...}].
     path: output PNG.
+    dataset: name in the title.
   """
-  fig, axes = plt.subplots(1, 2, figsize=(8, 3))
-  x = [r["depth"] for r in rows]
-  for ax, m in zip(axes, ("HR@20", "NDCG@20")):
-    ax.bar([str(v) for v in x], [r[m] for r in rows], color="tab:blue")
-    ax.set_xlabel("depth d of the clustering tree")
-    ax.set_ylabel(m)
-  fig.suptitle(f"Effect of depth ({dataset})")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _bar_panels([str(r["depth"]) for r in rows], rows, path, figsize=(8, 3),
+              color="tab:blue", xlabel="depth d of the clustering tree",
+              title=f"Effect of depth ({dataset})")
 
 
-def plot_popularity(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> None:
+def plot_popularity(rows: list[dict], path: Path,
+                    dataset: str = "ML100K-ML1M") -> None:
   """Figure 4: HR@20 / NDCG@20 by target-item popularity decile.
 
   Args:
     rows: [{"group": g, "HR@20": ..., "NDCG@20": ...}], g = 0 most popular.
     path: output PNG.
+    dataset: name in the title.
   """
-  fig, axes = plt.subplots(1, 2, figsize=(9, 3))
   labels = [f"{10 * r['group']}-{10 * (r['group'] + 1)}%" for r in rows]
-  for ax, m in zip(axes, ("HR@20", "NDCG@20")):
-    ax.bar(labels, [r[m] for r in rows], color="tab:orange")
-    ax.set_xlabel("item popularity group (most popular first)")
-    ax.set_ylabel(m)
-    ax.tick_params(axis="x", rotation=60)
-  fig.suptitle(f"Effect of item popularity ({dataset})")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _bar_panels(labels, rows, path, figsize=(9, 3), color="tab:orange",
+              xlabel="item popularity group (most popular first)",
+              title=f"Effect of item popularity ({dataset})", rotation=60)
 
 
 def plot_budget(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> None:
@@ -54,10 +82,11 @@ def plot_budget(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> N
   Args:
     rows: [{"budget": b, "method": name, "HR@20": ..., "NDCG@20": ...}].
     path: output PNG.
+    dataset: name in the title.
   """
   fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
   methods = list(dict.fromkeys(r["method"] for r in rows))
-  for ax, m in zip(axes, ("HR@20", "NDCG@20")):
+  for ax, m in zip(axes, _METRICS):
     for name in methods:
       pts = sorted((r["budget"], r[m]) for r in rows if r["method"] == name)
       ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
@@ -66,6 +95,4 @@ def plot_budget(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> N
     ax.set_ylabel(m)
   axes[0].legend(fontsize=7)
   fig.suptitle(f"Effect of budget ({dataset})")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _save(fig, path)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 
 import flax.linen as nn
 import jax
@@ -38,9 +39,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import progress
 from pfcdr_jax.copyattack import ranking
 
 _INIT_STD = 0.1
+_log = logging.getLogger(__name__)
 
 
 class PinSage(nn.Module):
@@ -195,36 +198,12 @@ def heldout_hr(model: PinSage, params, graph, pairs: jnp.ndarray,
   return ranking.hit_ratio(ranking.rank_of_positive(pos, neg), k).mean()
 
 
-def train_target_model(key: jax.Array, n_users: int, n_items: int,
-                       split: InteractionSplit, interacted: np.ndarray,
-                       cfg: TargetConfig, log=print) -> TrainedTarget:
-  """Trains the target model with BPR and early stopping on val HR@10.
+def _bpr_epoch_fn(model: PinSage, graph, train: jnp.ndarray, opt,
+                  cfg: TargetConfig, n_items: int):
+  """Jitted ``(params, opt_state, key) -> (params, opt_state, mean loss)``.
 
-  Args:
-    key: PRNG key.
-    n_users: number of target users (the training user capacity).
-    n_items: N.
-    split: train/val/test pairs.
-    interacted: bool[U, N] all known interactions (excluded from negatives).
-    cfg: hyper-parameters.
-    log: progress printer.
-
-  Returns:
-    TrainedTarget with the best-validation parameters and test HR@10.
+  One epoch of BPR minibatches (one uniform negative each) under ``lax.scan``.
   """
-  model = PinSage(n_items=n_items, n_users=n_users, dim=cfg.dim,
-                  item_norm=cfg.item_norm)
-  graph = _graph(split.train)
-  k_init, k_val, k_test, k_train = jax.random.split(key, 4)
-  params = model.init(k_init, *graph)
-  opt = optax.adam(cfg.lr)
-  opt_state = opt.init(params)
-  excl = jnp.asarray(interacted)
-  val = jnp.asarray(split.val)
-  test = jnp.asarray(split.test)
-  val_neg = ranking.sample_negatives(k_val, excl[val[:, 0]], cfg.n_neg)
-  test_neg = ranking.sample_negatives(k_test, excl[test[:, 0]], cfg.n_neg)
-  train = jnp.asarray(split.train)
   n_train = train.shape[0]
   n_batches = max(1, n_train // cfg.batch_size)
 
@@ -253,22 +232,58 @@ def train_target_model(key: jax.Array, n_users: int, n_items: int,
     (p, o), losses = jax.lax.scan(step, (p, o), (batches, negs))
     return p, o, losses.mean()
 
+  return epoch
+
+
+def train_target_model(key: jax.Array, n_users: int, n_items: int,
+                       split: InteractionSplit, interacted: np.ndarray,
+                       cfg: TargetConfig, log=_log.debug) -> TrainedTarget:
+  """Trains the target model with BPR and early stopping on val HR@10.
+
+  Args:
+    key: PRNG key.
+    n_users: number of target users (the training user capacity).
+    n_items: N.
+    split: train/val/test pairs.
+    interacted: bool[U, N] all known interactions (excluded from negatives).
+    cfg: hyper-parameters.
+    log: where the per-epoch lines go.
+
+  Returns:
+    TrainedTarget with the best-validation parameters and test HR@10.
+  """
+  model = PinSage(n_items=n_items, n_users=n_users, dim=cfg.dim,
+                  item_norm=cfg.item_norm)
+  graph = _graph(split.train)
+  k_init, k_val, k_test, k_train = jax.random.split(key, 4)
+  params = model.init(k_init, *graph)
+  opt = optax.adam(cfg.lr)
+  opt_state = opt.init(params)
+  excl = jnp.asarray(interacted)
+  val = jnp.asarray(split.val)
+  test = jnp.asarray(split.test)
+  val_neg = ranking.sample_negatives(k_val, excl[val[:, 0]], cfg.n_neg)
+  test_neg = ranking.sample_negatives(k_test, excl[test[:, 0]], cfg.n_neg)
+  epoch = _bpr_epoch_fn(model, graph, jnp.asarray(split.train), opt, cfg,
+                        n_items)
   evaluate = jax.jit(functools.partial(heldout_hr, model, k=cfg.eval_k))
   best, best_hr, best_epoch, bad, curve = params, -1.0, 0, 0, []
-  for ep in range(cfg.max_epochs):
-    params, opt_state, loss = epoch(params, opt_state,
-                                    jax.random.fold_in(k_train, ep))
-    hr = float(evaluate(params, graph, val, val_neg))
-    curve.append(hr)
-    if hr > best_hr:
-      best, best_hr, best_epoch, bad = params, hr, ep, 0
-    else:
-      bad += 1
-    if ep % 10 == 0 or bad >= cfg.patience:
-      log(f"target model epoch {ep}: loss {float(loss):.4f} val HR@10 {hr:.4f}"
-          f" (best {best_hr:.4f} @ {best_epoch})")
-    if bad >= cfg.patience:
-      break
+  with progress.bar(cfg.max_epochs, "target model", unit="epoch") as bar:
+    for ep in range(cfg.max_epochs):
+      params, opt_state, loss = epoch(params, opt_state,
+                                      jax.random.fold_in(k_train, ep))
+      hr = float(evaluate(params, graph, val, val_neg))
+      curve.append(hr)
+      if hr > best_hr:
+        best, best_hr, best_epoch, bad = params, hr, ep, 0
+      else:
+        bad += 1
+      bar.update()
+      if ep % 10 == 0 or bad >= cfg.patience:
+        log(f"target model epoch {ep}: loss {float(loss):.4f} val HR@10 "
+            f"{hr:.4f} (best {best_hr:.4f} @ {best_epoch})")
+      if bad >= cfg.patience:
+        break
   test_hr = float(evaluate(best, graph, test, test_neg))
   return TrainedTarget(model=model, params=best, test_hr=test_hr,
                        val_curve=tuple(curve), best_epoch=best_epoch)

@@ -1,0 +1,95 @@
+"""CopyAttack presets: the paper's defaults, the ``--synthetic`` smoke run, and
+which config field each flag of ``experiments/copyattack.py`` sets.
+
+Precedence: library defaults (the paper's values, ``DEFAULT``) < flags <
+``SYNTHETIC`` (when ``--synthetic``), then the synthetic reward-k cap.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from pfcdr_jax import config as config_util
+from pfcdr_jax.copyattack import config as ca_config
+
+DEFAULT = ca_config.CopyAttackConfig()
+
+# --synthetic: tiny platforms (no download), a cheaper target model and
+# evaluation; the reward's top-k is capped because the catalogue has 63 items.
+SYNTHETIC = {
+    "data.synthetic": True,
+    "target.n_neg": 20,
+    "target.batch_size": 32,
+    "evaluation.n_neg": 20,
+}
+SYNTHETIC_MAX_REWARD_K = 10
+
+# Flag name -> the config path(s) it sets. The master seed also seeds the
+# target model's and the source MF's configs.
+FLAG_PATHS = {
+    "seed": ("seed", "target.seed", "mf.seed"),
+    "data_dir": ("data.data_dir",),
+    "synthetic": ("data.synthetic",),
+    "num_target_items": ("data.num_target_items",),
+    "max_target_interactions": ("data.max_target_interactions",),
+    "min_source_profiles": ("data.min_source_profiles",),
+    "target_max_epochs": ("target.max_epochs",),
+    "target_item_norm": ("target.item_norm",),
+    "depth": ("tree.depth",),
+    "n_pretend": ("pretend.n_pretend",),
+    "budget": ("attack.budget",),
+    "query_every": ("attack.query_every",),
+    "reward_k": ("attack.reward_k",),
+    "goal_hr": ("attack.goal_hr",),
+    "gamma": ("attack.gamma",),
+    "lr": ("attack.lr",),
+    "episodes": ("attack.episodes",),
+    "batch_episodes": ("attack.batch_episodes",),
+    "methods": ("methods",),
+    "analysis": ("analysis.kind",),
+    "depths": ("analysis.depths",),
+    "budgets": ("analysis.budgets",),
+    "items_per_group": ("analysis.items_per_group",),
+}
+
+_INT_LISTS = ("depths", "budgets")
+
+
+def _flag_value(name: str, value: Any) -> Any:
+  """A flag's value as the config field holds it (lists -> tuples)."""
+  if name in _INT_LISTS:
+    try:
+      return tuple(int(x) for x in value)
+    except ValueError as e:
+      raise ValueError(f"--{name} must be integers, got {value}") from e
+  if name == "methods":
+    return tuple(value) or None
+  return value
+
+
+def get_config(flag_values: Optional[Mapping[str, Any]] = None
+               ) -> ca_config.CopyAttackConfig:
+  """Builds the run's config from flag values (names of ``FLAG_PATHS``).
+
+  Args:
+    flag_values: flag name -> value; a missing name keeps the default.
+
+  Returns:
+    The CopyAttackConfig.
+
+  Raises:
+    ValueError: an unknown flag name or a malformed value.
+  """
+  flag_values = dict(flag_values or {})
+  unknown = set(flag_values) - set(FLAG_PATHS)
+  if unknown:
+    raise ValueError(f"no config field for flags {sorted(unknown)}")
+  overrides = {}
+  for name, value in flag_values.items():
+    for path in FLAG_PATHS[name]:
+      overrides[path] = _flag_value(name, value)
+  cfg = config_util.override(DEFAULT, overrides)
+  if cfg.data.synthetic:
+    cfg = config_util.override(cfg, SYNTHETIC)
+    cfg = config_util.override(cfg, {"attack.reward_k": min(
+        cfg.attack.reward_k, SYNTHETIC_MAX_REWARD_K)})
+  return cfg

@@ -1,0 +1,155 @@
+"""Configuration of one CopyAttack run: nested frozen dataclasses, one per stage.
+
+``CopyAttackConfig`` composes the stage configs; each stage of
+``pipeline.run_copyattack`` reads only its own sub-config:
+
+  data        platforms to load and the target items v* to attack  [5.1.1, 5.1.3]
+  target      the PinSage-style target model behind the black box  [5.1.3]
+  mf          source MF vectors p^B, q^B                           [4.3.1]
+  tree        clustering tree                                      [4.3.1]
+  pretend     the attacker's pretend accounts U*^A                 [4.2]
+  attack      the base attack: budget, queries, policy and REINFORCE
+              hyper-parameters; the Table 2 rows are variants of it [4.2-4.5]
+  evaluation  promotion metrics over real target users              [5.1.2]
+  analysis    Figures 3-5 instead of Table 2                        [5.3]
+
+``attack`` stays one flat ``attack.AttackConfig``: a Table 2 method *is* one
+such config (``attack.table2_methods`` derives the rows from it with
+``dataclasses.replace``) and it is the static argument of the jitted attack.
+The experiment presets (paper defaults, the ``--synthetic`` smoke run) live in
+``experiments/configs/copyattack.py``. ``pfcdr_jax.config.to_dict`` /
+``from_dict`` / ``override`` (dotted paths) serve these configs as they serve
+PFCDR's.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from pfcdr_jax.copyattack import attack as attack_lib
+from pfcdr_jax.copyattack import source_mf
+from pfcdr_jax.copyattack import target_model
+
+ANALYSES = ("", "depth", "popularity", "budget")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """The two platforms and the target items v*.
+
+  Attributes:
+    synthetic: tiny synthetic platforms (``synthetic.py``) instead of
+      MovieLens-100K (target) and MovieLens-1M (source).
+    data_dir: MovieLens cache (None: ``$PFCDR_DATA_DIR`` or
+      ``~/.cache/pfcdr_jax``).
+    synthetic_target_users: users of the synthetic target platform.
+    synthetic_source_users: users of the synthetic source platform.
+    synthetic_items: shared items of the synthetic platforms.
+    num_target_items: target items v* (paper: 50).
+    max_target_interactions: v* has fewer target interactions (paper: 10).
+    min_source_profiles: v* is in at least this many source profiles.
+  """
+
+  synthetic: bool = False
+  data_dir: Optional[str] = None
+  synthetic_target_users: int = 80
+  synthetic_source_users: int = 300
+  synthetic_items: int = 60
+  num_target_items: int = 50
+  max_target_interactions: int = 10
+  min_source_profiles: int = 30
+
+  @property
+  def label(self) -> str:
+    """Dataset name in the tables and figure titles."""
+    return "SYNTHETIC" if self.synthetic else "ML100K-ML1M"
+
+
+@dataclasses.dataclass(frozen=True)
+class TreeConfig:
+  """Clustering tree (Section 4.3.1).
+
+  Attributes:
+    depth: d (paper: 3 for the smaller source); the branching follows.
+    kmeans_iters: Lloyd iterations per node.
+  """
+
+  depth: int = 3
+  kmeans_iters: int = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class PretendConfig:
+  """The attacker's pretend accounts (Section 4.2).
+
+  Attributes:
+    n_pretend: accounts (paper: 50).
+    pretend_len: items per account profile (a window of a source profile).
+    min_len: shortest source profile an account copies from.
+  """
+
+  n_pretend: int = 50
+  pretend_len: int = 20
+  min_len: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """Promotion metrics (Section 5.1.2).
+
+  Attributes:
+    n_neg: sampled negatives per evaluated user (paper: 100).
+  """
+
+  n_neg: int = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+  """Model analyses of Figures 3-5.
+
+  Attributes:
+    kind: "" (Table 2), "depth", "popularity" or "budget".
+    depths: tree depths of ``kind="depth"``.
+    budgets: budgets of ``kind="budget"``.
+    items_per_group: target items per popularity decile (``kind="popularity"``).
+  """
+
+  kind: str = ""
+  depths: tuple[int, ...] = (2, 3, 4, 5)
+  budgets: tuple[int, ...] = (5, 10, 15, 20, 25, 30)
+  items_per_group: int = 5
+
+  def __post_init__(self):
+    if self.kind not in ANALYSES:
+      raise ValueError(f"unknown analysis {self.kind!r}; expected one of "
+                       f"{ANALYSES[1:]}")
+
+
+@dataclasses.dataclass(frozen=True)
+class CopyAttackConfig:
+  """Everything one run of ``pipeline.run_copyattack`` reads.
+
+  Attributes:
+    seed: master seed (target split, pretend accounts, tree, attacks).
+    data: platforms and target items.
+    target: target-model training.
+    mf: source MF training.
+    tree: clustering tree.
+    pretend: pretend accounts.
+    attack: base attack config; the Table 2 rows derive from it.
+    evaluation: promotion metrics.
+    analysis: Figures 3-5 (``analysis.kind == ""``: Table 2).
+    methods: Table 2 rows to run (None = all).
+  """
+
+  seed: int = 0
+  data: DataConfig = DataConfig()
+  target: target_model.TargetConfig = target_model.TargetConfig()
+  mf: source_mf.SourceMFConfig = source_mf.SourceMFConfig()
+  tree: TreeConfig = TreeConfig()
+  pretend: PretendConfig = PretendConfig()
+  attack: attack_lib.AttackConfig = attack_lib.AttackConfig()
+  evaluation: EvalConfig = EvalConfig()
+  analysis: AnalysisConfig = AnalysisConfig()
+  methods: Optional[tuple[str, ...]] = None
