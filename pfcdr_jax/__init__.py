@@ -43,3 +43,5 @@ from pfcdr_jax.pipeline import run_pfcdr
 from pfcdr_jax.topk import neighbor_mean
 from pfcdr_jax.topk import predict_from_neighbors
 from pfcdr_jax.topk import select_neighbors
+from pfcdr_jax.copyattack.config import CopyAttackConfig
+from pfcdr_jax.copyattack.pipeline import run_copyattack
