@@ -44,11 +44,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   cfgs = [cli.pfcdr_config(overrides={"seed": s}) for s in range(FLAGS.num_seeds)]
-  frames = {}   # a real task's files are parsed once (pipeline.frames_key)
-  for c in cfgs:
-    if pipeline.frames_key(c) not in frames:
-      frames[pipeline.frames_key(c)] = pipeline.load_frames(c)
-  domains = [pipeline.load_split(c, frames[pipeline.frames_key(c)])[0].source for c in cfgs]
+  domains = [data.source for data, _, _ in pipeline.load_splits(cfgs)]
   shapes = {train_lib.domain_shape(d) for d in domains}
   if len(shapes) != 1:
     sys.exit(f"error: the seeds' source domains differ in shape ({sorted(shapes)}); "

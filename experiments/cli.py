@@ -30,7 +30,12 @@ def _value(name: str) -> Any:
   v = FLAGS[name].value
   if name == "no_cache":
     return not v
-  return tuple(float(x) for x in v) if isinstance(v, list) else v
+  if not isinstance(v, list):
+    return v
+  try:
+    return tuple(float(x) for x in v)
+  except ValueError:
+    raise ValueError(f"--{name}={','.join(v)}: expected comma-separated numbers") from None
 
 
 def define_data_flags() -> None:

@@ -107,6 +107,18 @@ def load_split(cfg: PFCDRConfig, frames=None) -> tuple[splits_lib.CDRData, dict,
   return data, info, cache_lib.stable_hash(data.manifest)
 
 
+def load_splits(cfgs: Sequence[PFCDRConfig]) -> list[tuple[splits_lib.CDRData, dict, str]]:
+  """:func:`load_split` of each run; a real task's files are parsed once, not per seed."""
+  frames: dict[str, Any] = {}
+  out = []
+  for cfg in cfgs:
+    key = frames_key(cfg)
+    if key not in frames:
+      frames[key] = load_frames(cfg)
+    out.append(load_split(cfg, frames[key]))
+  return out
+
+
 # --- cache keys: the data hash and the sub-configs each stage reads ---------------------
 
 def pretrain_cache_key(cfg: PFCDRConfig, data_hash: str, name: str) -> str:
@@ -311,15 +323,9 @@ def pretrain_seeds(cfgs: Sequence[PFCDRConfig], workdirs: Sequence[str | Path]
 def _pending_pretrainings(cfgs, workdirs) -> dict[str, dict[tuple, list]]:
   """Uncached pretrainings of the runs, grouped by (domain shape, config but seed)."""
   pending: dict[str, dict[tuple, list]] = {"source": {}, "target": {}}
-  frames: dict[str, Any] = {}   # a real task's files are parsed once, not per seed
-  for cfg, workdir in zip(cfgs, workdirs):
-    if not cfg.cache.enabled:
-      continue
+  runs = [(c, w) for c, w in zip(cfgs, workdirs) if c.cache.enabled]
+  for (cfg, workdir), (data, _, data_hash) in zip(runs, load_splits([c for c, _ in runs])):
     cache = stage_cache(cfg, workdir)
-    fkey = frames_key(cfg)
-    if fkey not in frames:
-      frames[fkey] = load_frames(cfg)
-    data, _, data_hash = load_split(cfg, frames[fkey])
     keys = method_lib.StageKeys.from_seed(cfg.seed)
     for name, domain, key in (("source", data.source, keys.pretrain_source),
                               ("target", data.target_train, keys.pretrain_target)):

@@ -246,3 +246,15 @@ def test_baseline_predictions_are_cached_per_setting(tmp_path, monkeypatch):
   pipeline.run_pfcdr(config_lib.override(cfg, {"seed": 1}), tmp_path / "d")
   stages = {r["stage"]: r for r in _stages(tmp_path / "d")}
   assert not any(stages[f"baseline_{n}"].get("cached") for n in cfg.baselines.names)
+
+
+@pytest.mark.parametrize("flag, says", [("--lrs=abc", "--lrs=abc"), ("--topk=abc", "--topk=abc"),
+                                        ("--topk=-3", "--topk=-3")])
+def test_bad_numeric_flags_fail_before_any_work(tmp_path, flag, says):
+  cmd = [sys.executable, str(ROOT / "experiments" / "pfcdr.py"), "--task=synthetic", flag,
+         f"--workdir={tmp_path / 'w'}"]
+  out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+  assert out.returncode == 1
+  assert out.stderr.strip().splitlines()[-1].startswith(f"error: {says}")
+  assert "Traceback" not in out.stderr
+  assert not (tmp_path / "w").exists()   # nothing written: the config failed first

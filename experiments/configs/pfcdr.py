@@ -7,6 +7,7 @@ that is set always wins and a preset beats a flag's default.
 """
 
 from pfcdr_jax import config as config_lib
+from pfcdr_jax import method
 from pfcdr_jax.baselines import registry
 
 # Script flag -> the config path it sets (list flags are tuples of floats).
@@ -67,4 +68,11 @@ def get_config(task: str, *, quick: bool = False, defaults: dict | None = None,
   names = config_lib.MAIN_BASELINES + tuple(baselines)
   updates["baselines.names"] = registry.quick_names(names) if quick else names
   updates.update(overrides or {})
-  return config_lib.override(config_lib.PFCDRConfig(), updates)
+  cfg = config_lib.override(config_lib.PFCDRConfig(), updates)
+  if cfg.topk.k != "auto":   # checked before any work, not after pretraining
+    try:
+      method.parse_k(cfg.topk.k)
+    except ValueError:
+      raise ValueError(f"--topk={cfg.topk.k}: expected 'auto', a positive count or a "
+                       "fraction") from None
+  return cfg
