@@ -14,11 +14,9 @@ Writes ``config.json``, ``metrics.jsonl`` (one line per target item),
 ``pfcdr_jax.copyattack.pipeline.run_copyattack``, the presets are in
 ``experiments/configs/copyattack.py``.
 
-``--episodes`` (training episodes per target item for each learning method)
-defaults to 256 (32 REINFORCE updates of 8 vmapped episodes): on 2 CPU cores
-one CopyAttack attack (training + final attack, budget 30) then takes ~8 s
-after compilation, so the 50-item table (4 learning methods) fits in 90
-minutes.
+Each learning method trains one policy shared by all target items
+(``--shared``, conditioned on q_v*) for ``--episodes`` episodes, ``--n_seeds``
+times; ``--noshared --episodes=256`` is the paper's fresh policy per item.
 """
 from __future__ import annotations
 
@@ -51,8 +49,8 @@ flags.DEFINE_integer("query_every", D.attack.query_every,
                      "Injections between two queries.")
 flags.DEFINE_integer("n_pretend", D.pretend.n_pretend, "Pretend accounts (paper: 50).")
 flags.DEFINE_integer("reward_k", D.attack.reward_k,
-                     "k of the pretend users' full-catalogue top-k lists "
-                     "(200 of 1,163 items ~ the evaluated sampled HR@20).")
+                     "k of the pretend users' top-k lists (0: whole catalogue;"
+                     " --reward=hr: 200 ~ the evaluated sampled HR@20).")
 flags.DEFINE_float("goal_hr", D.attack.goal_hr,
                    "Promotion goal: stop once HR@k over pretend users >= it.")
 flags.DEFINE_float("gamma", D.attack.gamma, "Discount factor (paper: 0.6).")
@@ -62,6 +60,19 @@ flags.DEFINE_integer("min_source_profiles", D.data.min_source_profiles,
 flags.DEFINE_integer("max_target_interactions", D.data.max_target_interactions,
                      "v* has fewer target interactions than this (paper: 10).")
 flags.DEFINE_list("methods", [], "Subset of Table 2 methods (default all).")
+flags.DEFINE_integer("n_seeds", D.n_seeds, "Attack seeds (every method).")
+flags.DEFINE_enum("reward", D.attack.reward, ["rank", "hr"],
+                  "Pretend score: v*'s list position (rank) or HR@k (paper).")
+flags.DEFINE_bool("increments", D.attack.increments,
+                  "Reward = score increase since the previous query.")
+flags.DEFINE_bool("shared", D.attack.shared,
+                  "One policy for all target items (else one per item).")
+flags.DEFINE_float("entropy", D.attack.entropy, "Entropy bonus weight.")
+flags.DEFINE_enum("pretend_source", D.pretend.source, ["target", "source"],
+                  "Pretend accounts: held-out target users or source windows.")
+flags.DEFINE_enum("target_item_id", D.target.item_id, ["none", "concat"],
+                  "Free item embedding in h_v of the target model.")
+flags.DEFINE_float("target_lr", D.target.lr, "Target-model Adam lr (paper 1e-3).")
 flags.DEFINE_enum("analysis", "", list(ca_config.ANALYSES),
                   "Model analysis of Figures 3-5 instead of Table 2.")
 flags.DEFINE_list("depths", [str(d) for d in D.analysis.depths],

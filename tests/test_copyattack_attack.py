@@ -71,7 +71,8 @@ def test_tree_episode_respects_mask_budget_and_queries(world):
   users = tr.leaf_user[leaves]
   assert act.sum() == 7 and len(set(users.tolist())) == 7
   assert all(V_STAR in prof[u, :lens[u]] for u in users)
-  assert int(traj.n_queries) == 3, (traj.n_queries, traj.reward, act)  # after injections 3, 6 and the last one
+  # One of the untouched platform, then after injections 3, 6 and the last.
+  assert int(traj.n_queries) == 4, (traj.n_queries, traj.reward, act)
   assert (np.asarray(traj.reward)[np.arange(9) % 3 != 2] == 0).all()
   assert not np.asarray(traj.policy_sel)[0]  # the first user is random
   base = world["state"]
@@ -94,7 +95,7 @@ def test_episode_stops_when_reachable_users_run_out(world):
   _, traj = _play(world, cfg, item=RARE)
   users = world["tr"].leaf_user[np.asarray(traj.leaf)[np.asarray(traj.active)]]
   assert sorted(users.tolist()) == [4, 11]
-  assert int(traj.n_queries) == 1
+  assert int(traj.n_queries) == 2
 
 
 def test_early_stop_when_goal_met(world):
@@ -102,7 +103,7 @@ def test_early_stop_when_goal_met(world):
                             goal_hr=0.0)
   state, traj = _play(world, cfg)
   assert int(np.asarray(traj.active).sum()) == 3
-  assert int(traj.n_queries) == 1
+  assert int(traj.n_queries) == 2
   assert int(state.n_users) == int(world["state"].n_users) + 3
 
 
@@ -127,8 +128,8 @@ def test_train_and_attack_runs_and_counts_queries(world):
   res = fn(world["data"], world["state"], jnp.int32(V_STAR),
            jax.random.key(0))
   assert res.curve.shape == (2,)
-  assert int(res.train_queries) == 4 * 2  # 4 episodes x 2 queries
-  assert int(res.traj.n_queries) == 2
+  assert int(res.train_queries) == 4 * 3  # 4 episodes x (1 + 2 queries)
+  assert int(res.traj.n_queries) == 3
   assert int(np.asarray(res.traj.active).sum()) == 6
 
 

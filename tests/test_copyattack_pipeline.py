@@ -19,7 +19,10 @@ from pfcdr_jax.copyattack import target_model
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT_KEYS = {"methods", "target_model", "table1", "target_items", "tree",
-               "timings_s"}
+               "timings_s", "n_seeds", "seed_means_HR@20",
+               "wilcoxon_vs_CopyAttack", "training_curves",
+               "window_distribution", "pretend_reward_vs_HR@20",
+               "n_eval_users"}
 METHODS = ("RandomAttack", "CopyAttack")
 
 
@@ -37,7 +40,7 @@ def _tiny_config(**changes) -> ca_config.CopyAttackConfig:
       attack=attack.AttackConfig(budget=3, query_every=3, reward_k=5,
                                  episodes=4, batch_episodes=2),
       evaluation=ca_config.EvalConfig(n_neg=10),
-      methods=METHODS)
+      methods=METHODS, n_seeds=1)
   return config_util.override(cfg, changes)
 
 
@@ -62,10 +65,24 @@ def test_run_writes_every_file_and_key(two_runs):
   on_disk = json.loads((dirs[0] / "results.json").read_text())
   assert set(on_disk) == RESULT_KEYS
   assert on_disk == json.loads(json.dumps(res))
-  assert list(res["methods"]) == ["Without Attack", *METHODS]
+  assert list(res["methods"]) == ["Without Attack", "RandomAttack",
+                                   "CopyAttack", "CopyAttack-untrained"]
   for m in res["methods"].values():
     assert {"HR@20", "HR@10", "HR@5", "NDCG@20", "NDCG@10", "NDCG@5",
-            "avg_items_per_profile"} <= set(m)
+            "avg_items_per_profile", "percentile", "percentile_p10",
+            "percentile_p90", "full_HR@20"} <= set(m)
+  # Learning shows: one shared policy, 2 updates of 2 episodes.
+  assert list(res["training_curves"]) == ["CopyAttack"]
+  assert len(res["training_curves"]["CopyAttack"]) == 2
+  assert {"CopyAttack", "CopyAttack-untrained"} <= set(
+      res["window_distribution"])
+  assert set(res["wilcoxon_vs_CopyAttack"]) == {
+      "Without Attack", "RandomAttack", "CopyAttack-untrained"}
+  tm = res["target_model"]
+  assert {"test_HR@10", "popularity_HR@10", "untrained_HR@10"} <= set(tm)
+  # Pretend accounts are real target users held out of the evaluation.
+  assert res["n_eval_users"] == cfg.data.synthetic_target_users - 5
+  assert (dirs[0] / "training_curves.png").is_file()
   assert len(res["target_items"]) == cfg.data.num_target_items
   lines = (dirs[0] / "metrics.jsonl").read_text().splitlines()
   assert len(lines) == cfg.data.num_target_items
@@ -91,8 +108,9 @@ def test_attacks_spend_the_budget(two_runs):
   cfg, _, (res, _) = two_runs
   for name in METHODS:
     assert 0 < res["methods"][name]["n_injected"] <= cfg.attack.budget
-  assert res["methods"]["RandomAttack"]["train_queries"] == 0
-  assert res["methods"]["CopyAttack"]["train_queries"] > 0
+    # One query of the untouched platform, one after the 3 injections.
+    assert res["methods"][name]["attack_queries"] == 2
+  assert "RandomAttack" not in res["training_curves"]
 
 
 def test_budget_analysis_writes_rows_and_figure(tmp_path):

@@ -30,7 +30,8 @@ def _one_step_traj(leaf, level, reward, n_slots):
       policy_sel=jnp.ones((1,), bool),
       n_items=jnp.ones((1,), jnp.int32),
       reward=jnp.asarray([reward], jnp.float32),
-      n_queries=jnp.ones((), jnp.int32))
+      n_queries=jnp.ones((), jnp.int32),
+      final_score=jnp.asarray(reward, jnp.float32))
 
 
 @pytest.mark.parametrize("kind", ["tree", "craft"])
@@ -40,7 +41,7 @@ def test_reinforce_expectation_matches_analytic_gradient(kind):
   e = 2
   cfg = attack.AttackConfig(selector="tree" if kind == "tree" else "random",
                             craft=10 if kind == "tree" else 0, budget=1,
-                            query_every=1)
+                            query_every=1, normalize_adv=False, entropy=0.0)
   pcfg = policy.PolicyConfig(emb_dim=e, hidden=4, branching=tr.branching,
                              depth=tr.depth, selector=cfg.selector)
   params = jax.jit(policy.init_policy, static_argnums=1)(jax.random.key(1),
@@ -85,7 +86,7 @@ def test_reinforce_expectation_matches_analytic_gradient(kind):
       traj = (_one_step_traj(a, 10, rewards[a], tr.n_slots) if kind == "tree"
               else _one_step_traj(craft_leaf, a + 1, rewards[a], tr.n_slots))
       batch = jax.tree.map(lambda x: x[None], traj)
-      g, _ = grad(params, data, item, batch, jnp.full((1,), baseline))
+      g, _ = grad(params, data, item[None], batch, jnp.full((1, 1), baseline))
       expected = jax.tree.map(lambda acc, x: acc + pi[a] * np.asarray(x),
                               expected, g)
     # The surrogate loss is minimised: its expected gradient is -grad E[r].

@@ -7,14 +7,21 @@ One episode (Sections 4.2-4.5) for a target item v*:
     craft its profile with the crafting policy (Section 4.4);
     inject it through the black-box interface;
     after every ``query_every`` injections, query the top-k lists of the
-      attacker's pretend users; the reward is HR@k of v* over them (Eq. (1));
+      attacker's pretend users and score v* on them (``pretend_score``): the
+      paper's HR@k (Eq. (1), ``reward="hr"``) or, by default, the continuous
+      ``reward="rank"`` (v*'s position in each list); the reward is the
+      score's increment since the previous query (``increments``);
     stop when the promotion goal is met or no reachable user is left.
 
 The episode is two nested ``lax.scan`` loops (query groups x injections in a
-group); ``train_and_attack`` runs ``episodes`` episodes (``batch_episodes`` of
-them vmapped per update) under one more ``lax.scan`` of REINFORCE updates with
-a per-step moving-average baseline, then one final attack with the learned
-policy. Attack code sees the target model only through ``blackbox.BlackBox``.
+group). ``train_policy`` runs REINFORCE under one more ``lax.scan`` of
+updates, each over ``batch_episodes`` vmapped episodes of target items drawn
+from the items it is given: one item (the paper's per-item policy,
+``train_and_attack``) or every target item of the run (one policy shared
+across items, conditioned on q_v*; ``AttackConfig.shared``). Advantages are
+returns minus a per-item, per-step moving-average baseline, normalised over
+the batch; an entropy bonus keeps the policy exploring. Attack code sees the
+target model only through ``blackbox.BlackBox``.
 """
 from __future__ import annotations
 
@@ -45,17 +52,30 @@ class AttackConfig:
       of 10%..100% (10 = copy the whole profile).
     budget: Delta, copied profiles per attack.
     query_every: injections between two queries.
-    reward_k: k of the pretend users' top-k lists in the reward (Eq. (1)).
-      The lists are over the whole catalogue while evaluation ranks v* among
-      101 sampled items; top-20 of 101 is ~20% of the catalogue, so the
-      default k = 200 (~17% of ML-100K's 1,163 items) matches the evaluated
-      HR@20. With k = 20 the reward is 0 in almost every episode.
-    goal_hr: the promotion goal; an episode stops once the reward reaches it
-      (default 1.0: every eligible pretend user has v* in its top-k).
+    reward: "rank" (default): a pretend user scores ``1 - pos / k`` when v*
+      is at 0-based position ``pos`` of its top-k list, 0 when absent (with
+      the whole catalogue as the list, v*'s percentile); "hr": the paper's
+      HR@k (Eq. (1)), 1 when v* is in the list. The pretend score is the mean
+      over pretend users who have not interacted with v*.
+    reward_k: k of the pretend users' top-k lists; 0 = the whole catalogue
+      (needs ``reward="rank"``). For "hr", k = 200 of ML-100K's 1,163 items
+      (~17%) matches the evaluated HR@20 of 101 sampled items; with k = 20
+      the reward is 0 in almost every episode.
+    increments: the reward of a query is the score's increase since the
+      previous query (the first is preceded by one query of the untouched
+      platform); off: the score itself (the paper's Eq. (1)).
+    goal_hr: the promotion goal; an episode stops once the pretend score
+      reaches it (default 1.0: every eligible pretend user has v* on top /
+      in its top-k).
     gamma: discount factor.
     lr: Adam learning rate.
-    episodes: training episodes per target item (0 for the baselines).
+    episodes: training episodes (0 for the baselines): of the one shared
+      policy in all (``shared``), else per target item.
     batch_episodes: episodes vmapped per REINFORCE update.
+    shared: one policy trained over all target items of the run (its state
+      holds q_v*); off: a fresh policy per item (the paper).
+    entropy: weight of the entropy bonus (selection + crafting).
+    normalize_adv: divide advantages by their batch standard deviation.
     hidden: hidden width of the policy MLPs.
     baseline_decay: EMA decay of the per-step reward baseline.
     final_greedy: the final attack takes the most probable actions instead
@@ -70,15 +90,26 @@ class AttackConfig:
   craft: int = 0
   budget: int = 30
   query_every: int = 3
-  reward_k: int = 200
+  reward: str = "rank"
+  reward_k: int = 0
+  increments: bool = True
   goal_hr: float = 1.0
   gamma: float = 0.6
-  lr: float = 1e-3
-  episodes: int = 256
-  batch_episodes: int = 8
+  lr: float = 1e-2
+  episodes: int = 512
+  batch_episodes: int = 16
+  shared: bool = True
+  entropy: float = 0.01
+  normalize_adv: bool = True
   hidden: int = 16
   baseline_decay: float = 0.9
   final_greedy: bool = False
+
+  def __post_init__(self):
+    if self.reward not in ("rank", "hr"):
+      raise ValueError(f"reward must be 'rank' or 'hr', got {self.reward!r}")
+    if self.reward == "hr" and self.reward_k <= 0:
+      raise ValueError("reward='hr' needs reward_k > 0 (HR@k)")
 
   @property
   def learns(self) -> bool:
@@ -226,8 +257,10 @@ class Trajectory:
     policy_sel: bool[T] the selection came from the policy (not the random
       first pick or a random baseline).
     n_items: int32[T] items in the injected profile.
-    reward: float32[T] HR@k over pretend users at query steps, else 0.
+    reward: float32[T] the reward at query steps (credited to the group's
+      last injection), else 0.
     n_queries: int32[] queries made in the episode.
+    final_score: float32[] the pretend score at the episode's last query.
   """
 
   leaf: jnp.ndarray
@@ -238,6 +271,7 @@ class Trajectory:
   n_items: jnp.ndarray
   reward: jnp.ndarray
   n_queries: jnp.ndarray
+  final_score: jnp.ndarray
 
 
 def _select(state_feat, avail, masks, t, key, params, cfg, pcfg, greedy):
@@ -293,6 +327,7 @@ class _StepCarry(NamedTuple):
   h: jnp.ndarray  # float32[e] GRU summary x_v* of the users copied so far
   chosen: jnp.ndarray  # bool[S] leaves already copied
   active: jnp.ndarray  # bool[] the episode is still running
+  score: jnp.ndarray  # float32[] pretend score at the last query
 
 
 class _StepRecord(NamedTuple):
@@ -352,27 +387,49 @@ def _inject_step(carry: _StepCarry, t: jnp.ndarray, *, ep: _Episode,
   rec = _StepRecord(leaf=leaf, avail=avail, level=level, active=active,
                     policy_sel=use_pol & active,
                     n_items=jnp.where(active, n, 0))
-  return _StepCarry(state=state, h=h, chosen=chosen, active=active), rec
+  return carry._replace(state=state, h=h, chosen=chosen, active=active), rec
+
+
+def pretend_score(bb: blackbox.BlackBox, state, ep: _Episode,
+                  cfg: AttackConfig):
+  """One query of the pretend users' top-k lists and v*'s score on them.
+
+  Returns:
+    (score float32[] in [0, 1] -- mean over eligible pretend users of HR@k
+    (``reward="hr"``) or ``1 - pos / k`` (``"rank"``) --, state after the
+    query).
+  """
+  k = cfg.reward_k or bb.n_items
+  top, state = bb.topk(state, ep.data.pretend_users, k)
+  hit = top == ep.item
+  found = hit.any(-1)
+  if cfg.reward == "hr":
+    per_user = found.astype(jnp.float32)
+  else:
+    per_user = jnp.where(found, 1.0 - jnp.argmax(hit, -1) / k, 0.0)
+  score = jnp.where(ep.eligible, per_user, 0.0).sum() / ep.n_eligible
+  return score.astype(jnp.float32), state
 
 
 def _group_step(carry: _StepCarry, g: jnp.ndarray, *, ep: _Episode,
                 bb: blackbox.BlackBox, cfg: AttackConfig,
                 pcfg: policy.PolicyConfig, greedy: bool):
-  """``query_every`` injections, then one query of the pretend users (Eq. (1))."""
+  """``query_every`` injections, then one query of the pretend users."""
   qe = cfg.query_every
   inject = functools.partial(_inject_step, ep=ep, bb=bb, cfg=cfg, pcfg=pcfg,
                              greedy=greedy)
   after, recs = jax.lax.scan(inject, carry, g * qe + jnp.arange(qe))
   any_injected = recs.active.any()
-  top, queried = bb.topk(after.state, ep.data.pretend_users, cfg.reward_k)
-  hr = ((top == ep.item).any(-1) & ep.eligible).sum() / ep.n_eligible
+  score, queried = pretend_score(bb, after.state, ep, cfg)
   state = jax.tree.map(lambda a, b: jnp.where(any_injected, a, b), queried,
                        after.state)
-  reward = jnp.where(any_injected, hr, 0.0)
+  gain = score - carry.score if cfg.increments else score
+  reward = jnp.where(any_injected, gain, 0.0)
   # The reward is credited to the group's last injection.
   rewards = jnp.zeros((qe,)).at[-1].set(reward)
-  done = any_injected & (hr >= cfg.goal_hr)
-  carry = after._replace(state=state, active=after.active & ~done)
+  done = any_injected & (score >= cfg.goal_hr)
+  carry = after._replace(state=state, active=after.active & ~done,
+                         score=jnp.where(any_injected, score, carry.score))
   return carry, (recs, rewards)
 
 
@@ -404,15 +461,19 @@ def rollout(params: dict, data: AttackerData, bb_state, item: jnp.ndarray,
   n_groups = -(-cfg.budget // cfg.query_every)
   group = functools.partial(_group_step, ep=ep, bb=bb, cfg=cfg, pcfg=pcfg,
                             greedy=greedy)
-  init = _StepCarry(state=bb_state, h=jnp.zeros((pcfg.emb_dim,)),
+  state, score0 = bb_state, jnp.zeros((), jnp.float32)
+  if cfg.increments:
+    score0, state = pretend_score(bb, bb_state, ep, cfg)
+  init = _StepCarry(state=state, h=jnp.zeros((pcfg.emb_dim,)),
                     chosen=jnp.zeros(ep.base.shape, bool),
-                    active=jnp.ones((), bool))
+                    active=jnp.ones((), bool), score=score0)
   final, (recs, rewards) = jax.lax.scan(group, init, jnp.arange(n_groups))
   recs, rewards = jax.tree.map(_merge_groups, (recs, rewards))
   traj = Trajectory(leaf=recs.leaf, avail=recs.avail, level=recs.level,
                     active=recs.active, policy_sel=recs.policy_sel,
                     n_items=recs.n_items, reward=rewards,
-                    n_queries=final.state.n_queries - bb_state.n_queries)
+                    n_queries=final.state.n_queries - bb_state.n_queries,
+                    final_score=final.score)
   return final.state, traj
 
 
@@ -427,7 +488,7 @@ def discounted_returns(rewards: jnp.ndarray, gamma: float) -> jnp.ndarray:
 
 def trajectory_log_probs(params: dict, data: AttackerData, item: jnp.ndarray,
                          traj: Trajectory, *, cfg: AttackConfig,
-                         pcfg: policy.PolicyConfig) -> jnp.ndarray:
+                         pcfg: policy.PolicyConfig):
   """log p(a_t | s_t) of every step, selection plus crafting (Secs. 4.3-4.4).
 
   Args:
@@ -439,7 +500,10 @@ def trajectory_log_probs(params: dict, data: AttackerData, item: jnp.ndarray,
     pcfg: policy config.
 
   Returns:
-    float[T]; 0 where the step was inactive or the action not from a policy.
+    (log-probabilities float[T], entropies float[T] of the step's policy
+    distributions: the tree nodes on the path / the flat softmax, plus the
+    crafting softmax); 0 where the step was inactive or the action not from
+    a policy.
   """
   q = data.q[item]
   p_seq = data.leaf_p[traj.leaf]
@@ -457,36 +521,44 @@ def trajectory_log_probs(params: dict, data: AttackerData, item: jnp.ndarray,
   onehot = jax.nn.one_hot(traj.leaf, traj.avail.shape[-1], dtype=bool)
   avail = traj.avail | onehot
   total = jnp.zeros(traj.leaf.shape)
+  ent = jnp.zeros(traj.leaf.shape)
   if cfg.selector == "tree":
     def one(f, leaf, av):
-      return policy.tree_log_prob(params, pcfg, f, leaf,
-                                  tree_lib.level_masks(av, pcfg.branching,
-                                                       pcfg.depth))
-    sel = jax.vmap(one)(feats, traj.leaf, avail)
+      masks = tree_lib.level_masks(av, pcfg.branching, pcfg.depth)
+      return (policy.tree_log_prob(params, pcfg, f, leaf, masks),
+              policy.tree_path_entropy(params, pcfg, f, leaf, masks))
+    sel, sel_ent = jax.vmap(one)(feats, traj.leaf, avail)
     total = total + jnp.where(traj.policy_sel, sel, 0.0)
+    ent = ent + jnp.where(traj.policy_sel, sel_ent, 0.0)
   elif cfg.selector == "flat":
     lp = jax.vmap(functools.partial(policy.flat_log_probs, params, pcfg))(
         feats, avail)
     sel = jnp.take_along_axis(lp, traj.leaf[:, None], -1)[:, 0]
     total = total + jnp.where(traj.policy_sel, sel, 0.0)
+    ent = ent + jnp.where(traj.policy_sel, policy.masked_entropy(lp), 0.0)
   if cfg.craft == 0:
     lc = jax.vmap(functools.partial(policy.craft_log_probs, params, pcfg),
                   in_axes=(0, None))(p_seq, q)
     craft = jnp.take_along_axis(lc, (traj.level - 1)[:, None], -1)[:, 0]
     total = total + jnp.where(traj.active, craft, 0.0)
-  return total
+    ent = ent + jnp.where(traj.active, policy.masked_entropy(lc), 0.0)
+  return total, ent
 
 
-def reinforce_loss(params, data, item, trajs: Trajectory,
+def reinforce_loss(params, data, items: jnp.ndarray, trajs: Trajectory,
                    baseline: jnp.ndarray, *, cfg, pcfg):
-  """REINFORCE surrogate ``-mean_b sum_t sg(G_t - b_t) log p(a_t|s_t)``.
+  """REINFORCE surrogate with baseline, normalisation and entropy bonus.
+
+  ``-mean_b sum_t [sg(A_bt) log p(a_bt|s_bt) + entropy * H_bt]`` with
+  ``A = G - b`` (divided by its standard deviation over the batch's active
+  steps when ``cfg.normalize_adv``).
 
   Args:
     params: policy params.
     data: attacker data.
-    item: target item.
+    items: int32[B] target item of each episode.
     trajs: a batch of B episodes (leading axis B).
-    baseline: float[T] per-step baseline.
+    baseline: float[B, T] per-step baseline of each episode's item.
     cfg: attack config.
     pcfg: policy config.
 
@@ -495,11 +567,34 @@ def reinforce_loss(params, data, item, trajs: Trajectory,
   """
   returns = jax.vmap(functools.partial(discounted_returns,
                                        gamma=cfg.gamma))(trajs.reward)
-  adv = jax.lax.stop_gradient(returns - baseline[None, :])
-  logp = jax.vmap(functools.partial(trajectory_log_probs, params, data, item,
-                                    cfg=cfg, pcfg=pcfg))(trajs)
-  adv = jnp.where(trajs.active, adv, 0.0)
-  return -(adv * logp).sum(-1).mean(), returns
+  adv = jnp.where(trajs.active, returns - baseline, 0.0)
+  if cfg.normalize_adv:
+    n = jnp.maximum(trajs.active.sum(), 1)
+    std = jnp.sqrt((adv**2).sum() / n)
+    adv = adv / (std + 1e-8)
+  adv = jax.lax.stop_gradient(adv)
+  logp, ent = jax.vmap(
+      lambda it, tr: trajectory_log_probs(params, data, it, tr, cfg=cfg,
+                                          pcfg=pcfg))(items, trajs)
+  surrogate = (adv * logp).sum(-1) + cfg.entropy * ent.sum(-1)
+  return -surrogate.mean(), returns
+
+
+class TrainResult(flax.struct.PyTreeNode):
+  """Outcome of ``train_policy``.
+
+  Attributes:
+    params: the learned policy params.
+    curve: float32[n_updates] mean undiscounted return (sum of rewards) of
+      each update's episodes.
+    score_curve: float32[n_updates] mean final pretend score of them.
+    queries: int32[] queries the training episodes made.
+  """
+
+  params: dict
+  curve: jnp.ndarray
+  score_curve: jnp.ndarray
+  queries: jnp.ndarray
 
 
 class AttackResult(flax.struct.PyTreeNode):
@@ -508,7 +603,7 @@ class AttackResult(flax.struct.PyTreeNode):
   Attributes:
     state: black-box state after the final attack.
     traj: the final attack's trajectory.
-    curve: float[n_updates] mean final reward of the training episodes.
+    curve: float[n_updates] mean return of the training episodes.
     train_queries: int32[] queries spent in training.
   """
 
@@ -523,49 +618,91 @@ class _TrainCarry(NamedTuple):
 
   params: dict  # policy params
   opt_state: optax.OptState  # Adam state
-  baseline: jnp.ndarray  # float32[T] moving-average return per step
+  baseline: jnp.ndarray  # float32[M, T] moving-average return per item, step
 
 
-def _train_policy(params, data, bb_state, item, key, n_updates: int,
-                  t_pad: int, *, play, cfg: AttackConfig,
-                  pcfg: policy.PolicyConfig):
-  """``n_updates`` REINFORCE updates of ``batch_episodes`` vmapped episodes.
+def _update_baseline(baseline, idx, returns, decay):
+  """EMA of the returns of each item present in the batch. [M, T]."""
+  m = baseline.shape[0]
+  total = jax.ops.segment_sum(returns, idx, num_segments=m)
+  count = jax.ops.segment_sum(jnp.ones_like(idx, jnp.float32), idx,
+                              num_segments=m)[:, None]
+  mean = total / jnp.maximum(count, 1.0)
+  return jnp.where(count > 0, decay * baseline + (1 - decay) * mean, baseline)
+
+
+def n_updates(cfg: AttackConfig) -> int:
+  """REINFORCE updates a method makes (0 for the baselines)."""
+  return cfg.episodes // cfg.batch_episodes if cfg.learns else 0
+
+
+def train_policy(params, data: AttackerData, bb_state, items: jnp.ndarray,
+                 key: jax.Array, *, bb: blackbox.BlackBox, cfg: AttackConfig,
+                 pcfg: policy.PolicyConfig) -> TrainResult:
+  """REINFORCE over episodes of the given target items (Sections 4.3-4.5).
+
+  Each of ``n_updates(cfg)`` updates plays ``batch_episodes`` vmapped
+  episodes, each on an item drawn uniformly from ``items`` and starting from
+  ``bb_state`` (the attacker replays its attack on a copy of the platform;
+  the paper does not say otherwise).
+
+  Args:
+    params: initial policy params.
+    data: attacker data.
+    bb_state: black-box state before any attack.
+    items: int32[M] target items (M = 1: the paper's per-item policy).
+    key: PRNG key.
+    bb: the black box.
+    cfg: attack config (static).
+    pcfg: policy config (static).
 
   Returns:
-    (learned params, curve float32[n_updates] mean final reward of each
-    update's episodes, train_queries int32[] queries they made).
+    TrainResult.
   """
   opt = optax.adam(cfg.lr)
   grad_fn = jax.grad(functools.partial(reinforce_loss, cfg=cfg, pcfg=pcfg),
                      has_aux=True)
+  play = jax.vmap(functools.partial(rollout, bb=bb, cfg=cfg, pcfg=pcfg),
+                  in_axes=(None, None, None, 0, 0))
+  t_pad = -(-cfg.budget // cfg.query_every) * cfg.query_every
 
   def update(carry: _TrainCarry, u):
-    keys = jax.random.split(jax.random.fold_in(key, u), cfg.batch_episodes)
-    _, trajs = jax.vmap(play, in_axes=(None, None, None, None, 0))(
-        carry.params, data, bb_state, item, keys)
-    grads, returns = grad_fn(carry.params, data, item, trajs, carry.baseline)
+    k_items, k_play = jax.random.split(jax.random.fold_in(key, u))
+    idx = jax.random.randint(k_items, (cfg.batch_episodes,), 0,
+                             items.shape[0])
+    keys = jax.random.split(k_play, cfg.batch_episodes)
+    _, trajs = play(carry.params, data, bb_state, items[idx], keys)
+    grads, returns = grad_fn(carry.params, data, items[idx], trajs,
+                             carry.baseline[idx])
     upd, opt_state = opt.update(grads, carry.opt_state, carry.params)
-    baseline = (cfg.baseline_decay * carry.baseline
-                + (1 - cfg.baseline_decay) * returns.mean(0))
-    new = _TrainCarry(params=optax.apply_updates(carry.params, upd),
-                      opt_state=opt_state, baseline=baseline)
-    return new, (trajs.reward.max(-1).mean(), trajs.n_queries.sum())
+    new = _TrainCarry(
+        params=optax.apply_updates(carry.params, upd), opt_state=opt_state,
+        baseline=_update_baseline(carry.baseline, idx, returns,
+                                  cfg.baseline_decay))
+    return new, (trajs.reward.sum(-1).mean(), trajs.final_score.mean(),
+                 trajs.n_queries.sum())
 
   init = _TrainCarry(params=params, opt_state=opt.init(params),
-                     baseline=jnp.zeros((t_pad,)))
-  final, (curve, queries) = jax.lax.scan(update, init, jnp.arange(n_updates))
-  return final.params, curve, queries.sum()
+                     baseline=jnp.zeros((items.shape[0], t_pad)))
+  final, (curve, score, queries) = jax.lax.scan(
+      update, init, jnp.arange(n_updates(cfg)))
+  return TrainResult(params=final.params, curve=curve, score_curve=score,
+                     queries=queries.sum())
+
+
+def split_key(key: jax.Array):
+  """(init, train, final-attack) keys of one method's attack."""
+  return jax.random.split(key, 3)
 
 
 def train_and_attack(data: AttackerData, bb_state, item: jnp.ndarray,
                      key: jax.Array, *, bb: blackbox.BlackBox,
                      cfg: AttackConfig,
                      pcfg: policy.PolicyConfig) -> AttackResult:
-  """Learns the policy for one target item, then attacks (Sections 4.3-4.5).
+  """Learns a policy for one target item, then attacks (the paper's way).
 
-  Training episodes each start from ``bb_state`` (the attacker replays its
-  attack on a copy of the platform; the paper does not say otherwise). The
-  final attack also starts from ``bb_state``; its state is what is evaluated.
+  The final attack also starts from ``bb_state``; its state is what is
+  evaluated. A baseline (``cfg.learns`` False) only attacks.
 
   Args:
     data: attacker data.
@@ -579,21 +716,17 @@ def train_and_attack(data: AttackerData, bb_state, item: jnp.ndarray,
   Returns:
     AttackResult.
   """
-  k_init, k_train, k_final = jax.random.split(key, 3)
+  k_init, k_train, k_final = split_key(key)
   params = policy.init_policy(k_init, pcfg)
-  n_updates = cfg.episodes // cfg.batch_episodes if cfg.learns else 0
-  t_pad = -(-cfg.budget // cfg.query_every) * cfg.query_every
-  play = functools.partial(rollout, bb=bb, cfg=cfg, pcfg=pcfg)
-
-  if n_updates > 0:
-    params, curve, train_queries = _train_policy(
-        params, data, bb_state, item, k_train, n_updates, t_pad, play=play,
-        cfg=cfg, pcfg=pcfg)
-  else:
-    curve = jnp.zeros((0,))
-    train_queries = jnp.zeros((), jnp.int32)
-  state, traj = play(params, data, bb_state, item, k_final,
-                     greedy=cfg.final_greedy and cfg.learns)
+  curve = jnp.zeros((0,))
+  train_queries = jnp.zeros((), jnp.int32)
+  if n_updates(cfg) > 0:
+    res = train_policy(params, data, bb_state, item[None], k_train, bb=bb,
+                       cfg=cfg, pcfg=pcfg)
+    params, curve, train_queries = res.params, res.curve, res.queries
+  state, traj = rollout(params, data, bb_state, item, k_final, bb=bb,
+                        cfg=cfg, pcfg=pcfg,
+                        greedy=cfg.final_greedy and cfg.learns)
   return AttackResult(state=state, traj=traj, curve=curve,
                       train_queries=train_queries)
 
@@ -603,3 +736,28 @@ def make_attack_fn(bb: blackbox.BlackBox, cfg: AttackConfig,
   """Jitted ``(data, bb_state, item, key) -> AttackResult`` for one method."""
   return jax.jit(functools.partial(train_and_attack, bb=bb, cfg=cfg,
                                    pcfg=pcfg))
+
+
+class MethodFns(NamedTuple):
+  """Jitted pieces of one method, for the shared-policy pipeline.
+
+  init: ``key -> params``; train: ``(params, data, bb_state, items, key) ->
+  TrainResult``; attack: ``(params, data, bb_state, item, key) -> (state,
+  Trajectory)`` (greedy per ``cfg.final_greedy`` for learning methods).
+  """
+
+  init: object
+  train: object
+  attack: object
+
+
+def make_method_fns(bb: blackbox.BlackBox, cfg: AttackConfig,
+                    pcfg: policy.PolicyConfig) -> MethodFns:
+  """The jitted init / train / attack functions of one method."""
+  return MethodFns(
+      init=jax.jit(functools.partial(policy.init_policy, cfg=pcfg)),
+      train=jax.jit(functools.partial(train_policy, bb=bb, cfg=cfg,
+                                      pcfg=pcfg)),
+      attack=jax.jit(functools.partial(
+          rollout, bb=bb, cfg=cfg, pcfg=pcfg,
+          greedy=cfg.final_greedy and cfg.learns)))

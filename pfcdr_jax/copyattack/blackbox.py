@@ -103,9 +103,110 @@ def _topk(model, params, state: BlackBoxState, users: jnp.ndarray, k: int):
   return top, state.replace(n_queries=state.n_queries + 1)
 
 
+@flax.struct.dataclass
+class IncrementalState:
+  """State of the incremental black box (``make_blackbox(incremental=True)``).
+
+  Attributes:
+    nb_sum: float32[N, e] sum of the hop-1 vectors z_u of each item's users.
+    deg: float32[N] each item's number of interactions.
+    extra_rows: float32[X, N] item counts of each injected user's profile.
+    n_users: int32[] registered users.
+    n_queries: int32[] top-k queries answered so far.
+  """
+
+  nb_sum: jnp.ndarray
+  deg: jnp.ndarray
+  extra_rows: jnp.ndarray
+  n_users: jnp.ndarray
+  n_queries: jnp.ndarray
+
+
+class _Incremental(NamedTuple):
+  """Frozen pieces of the incremental black box."""
+
+  model: object  # the PinSage module
+  params: dict
+  base_rows: jnp.ndarray  # float32[U0, N] item counts of the base users
+  n_base: int
+
+
+def _inc_inject(inc: _Incremental, state: IncrementalState,
+                items: jnp.ndarray, length: jnp.ndarray):
+  """Adds one user: its z_u joins the neighbour sums of its items."""
+  n_items = inc.base_rows.shape[1]
+  w = (jnp.arange(items.shape[0]) < length).astype(jnp.float32)
+  idx = jnp.clip(items, 0, n_items - 1)
+  emb = inc.model.apply(inc.params, method="embeddings")[idx]
+  mean_emb = (emb * w[:, None]).sum(0) / jnp.maximum(w.sum(), 1.0)
+  z = inc.model.apply(inc.params, mean_emb, method="hop1")
+  row = jnp.zeros((n_items,), jnp.float32).at[idx].add(w)
+  uid = state.n_users
+  new = state.replace(
+      nb_sum=state.nb_sum.at[idx].add(w[:, None] * z[None, :]),
+      deg=state.deg + row,
+      extra_rows=jax.lax.dynamic_update_slice(
+          state.extra_rows, row[None], (uid - inc.n_base, 0)),
+      n_users=uid + 1)
+  return new, uid
+
+
+def _inc_scores(inc: _Incremental, state: IncrementalState,
+                users: jnp.ndarray):
+  """(scores float[B, N], item counts float[B, N]) of ``users``."""
+  h = inc.model.apply(inc.params, state.nb_sum, state.deg,
+                      method="items_from_sums")
+  base = inc.base_rows[jnp.clip(users, 0, inc.n_base - 1)]
+  extra = state.extra_rows[jnp.clip(users - inc.n_base, 0,
+                                    state.extra_rows.shape[0] - 1)]
+  rows = jnp.where((users < inc.n_base)[:, None], base, extra)
+  mean_h = (rows @ h) / jnp.maximum(rows.sum(-1), 1.0)[:, None]
+  f = inc.model.apply(inc.params, mean_h, method="user_final")
+  return f @ h.T, rows
+
+
+def _inc_topk(inc: _Incremental, state: IncrementalState, users: jnp.ndarray,
+              k: int):
+  scores, rows = _inc_scores(inc, state, users)
+  top = jax.lax.top_k(jnp.where(rows > 0, -jnp.inf, scores), k)[1]
+  return top.astype(jnp.int32), state.replace(n_queries=state.n_queries + 1)
+
+
+def _make_incremental(model, params, base_pairs: np.ndarray,
+                      n_base_users: int, extra_users: int,
+                      max_profile_len: int):
+  """The incremental black box: exact for the PinSage target model.
+
+  An injection only adds its user's hop-1 vector to the neighbour sums of its
+  items, so a query recomputes h from the sums and f for the queried users
+  from dense item-count rows, instead of re-encoding the whole interaction
+  graph (the model and its scores are the same; a test checks it).
+  """
+  n_items = model.n_items
+  base_rows = np.zeros((n_base_users, n_items), np.float32)
+  np.add.at(base_rows, (base_pairs[:, 0], base_pairs[:, 1]), 1.0)
+  base_rows = jnp.asarray(base_rows)
+  emb = model.apply(params, method="embeddings")
+  mean_emb = (base_rows @ emb) / jnp.maximum(base_rows.sum(-1), 1.0)[:, None]
+  z = model.apply(params, mean_emb, method="hop1")
+  inc = _Incremental(model=model, params=params, base_rows=base_rows,
+                     n_base=n_base_users)
+  state = IncrementalState(
+      nb_sum=base_rows.T @ z, deg=base_rows.sum(0),
+      extra_rows=jnp.zeros((extra_users, n_items), jnp.float32),
+      n_users=jnp.asarray(n_base_users, jnp.int32),
+      n_queries=jnp.zeros((), jnp.int32))
+  bb = BlackBox(inject=functools.partial(_inc_inject, inc),
+                topk=functools.partial(_inc_topk, inc), n_items=n_items,
+                max_profile_len=max_profile_len,
+                user_capacity=n_base_users + extra_users)
+  scorer = lambda st, users: _inc_scores(inc, st, users)[0]
+  return bb, state, scorer
+
+
 def make_blackbox(model, params, base_pairs: np.ndarray, n_base_users: int,
                   extra_users: int, extra_interactions: int,
-                  max_profile_len: int):
+                  max_profile_len: int, incremental: bool = False):
   """Freezes a trained target model behind the query interface.
 
   Args:
@@ -117,12 +218,18 @@ def make_blackbox(model, params, base_pairs: np.ndarray, n_base_users: int,
     extra_users: how many users may be injected later.
     extra_interactions: how many interactions they may bring in total.
     max_profile_len: L_max of one injected profile.
+    incremental: keep the PinSage neighbour sums in the state and update
+      them per injection (``_make_incremental``; same scores, much cheaper
+      queries) instead of the padded interaction buffer.
 
   Returns:
     (BlackBox for the attacker, initial BlackBoxState, evaluator scoring
     function ``(state, users int32[B]) -> float[B, N]`` which is *not* given to
     the attacker).
   """
+  if incremental:
+    return _make_incremental(model, params, base_pairs, n_base_users,
+                             extra_users, max_profile_len)
   cap_users = n_base_users + extra_users
   cap = len(base_pairs) + extra_interactions + max_profile_len
   frozen = model.clone(n_users=cap_users)

@@ -82,15 +82,29 @@ class TreeConfig:
 class PretendConfig:
   """The attacker's pretend accounts (Section 4.2).
 
+  The paper does not say how the accounts are made. ``source="target"``
+  (default): the attacker's accounts behave like target users -- they are
+  ``n_pretend`` real target users drawn once by seed (with at least
+  ``min_len`` interactions), held out of every evaluation. ``"source"``:
+  new accounts injected before any attack, each a random ``pretend_len``
+  window of a distinct source profile (the earlier choice).
+
   Attributes:
     n_pretend: accounts (paper: 50).
-    pretend_len: items per account profile (a window of a source profile).
-    min_len: shortest source profile an account copies from.
+    pretend_len: items per account profile (``source="source"``).
+    min_len: fewest interactions of a user an account is built from.
+    source: "target" or "source" (above).
   """
 
   n_pretend: int = 50
   pretend_len: int = 20
   min_len: int = 5
+  source: str = "target"
+
+  def __post_init__(self):
+    if self.source not in ("target", "source"):
+      raise ValueError(f"pretend.source must be 'target' or 'source', got "
+                       f"{self.source!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +155,9 @@ class CopyAttackConfig:
     evaluation: promotion metrics.
     analysis: Figures 3-5 (``analysis.kind == ""``: Table 2).
     methods: Table 2 rows to run (None = all).
+    n_seeds: attack seeds ``seed .. seed + n_seeds - 1``; every method
+      (baselines too) attacks every item once per seed and the rows are
+      seed means.
   """
 
   seed: int = 0
@@ -153,3 +170,4 @@ class CopyAttackConfig:
   evaluation: EvalConfig = EvalConfig()
   analysis: AnalysisConfig = AnalysisConfig()
   methods: Optional[tuple[str, ...]] = None
+  n_seeds: int = 3

@@ -87,3 +87,45 @@ def promotion_metrics(scorer, state, users: jnp.ndarray, item: jnp.ndarray,
   for k in ks:
     out[f"NDCG@{k}"] = jnp.where(mask, ranking.ndcg(rank, k), 0).sum() / denom
   return out
+
+
+@functools.partial(jax.jit, static_argnames=("scorer", "k"))
+def catalogue_metrics(scorer, state, users: jnp.ndarray,
+                      interacted: jnp.ndarray, item: jnp.ndarray,
+                      mask: jnp.ndarray, k: int = 20) -> dict:
+  """v*'s position among *all* non-interacted items of each masked user.
+
+  ``percentile`` is the fraction of a user's other non-interacted items
+  scored below v* (1 = top of the catalogue); its mean, standard deviation
+  and 10th / 90th percentiles over the users are the spread the issue asks
+  for. ``full_HR@k`` is the share of users with v* in their full-catalogue
+  top-k: the candidate set of ``eligible_users``, so before any attack it is
+  0 by construction.
+
+  Args:
+    scorer: evaluator scoring function.
+    state: black-box state.
+    users: int32[B].
+    interacted: bool[B, N].
+    item: int32[] v*.
+    mask: bool[B] users to describe.
+    k: cutoff of ``full_HR@k``.
+
+  Returns:
+    dict name -> float[] (NaN statistics when no user is masked).
+  """
+  s = scorer(state, users)
+  pos = s[:, item]
+  other = ~interacted & (jnp.arange(s.shape[1]) != item)[None, :]
+  above = ((s > pos[:, None]) & other).sum(-1)
+  below = ((s < pos[:, None]) & other).sum(-1)
+  pct = below / jnp.maximum(other.sum(-1), 1)
+  denom = jnp.maximum(mask.sum(), 1)
+  masked = jnp.where(mask, pct, jnp.nan)
+  return {
+      "percentile": jnp.where(mask, pct, 0.0).sum() / denom,
+      "percentile_std": jnp.nanstd(masked),
+      "percentile_p10": jnp.nanpercentile(masked, 10.0),
+      "percentile_p90": jnp.nanpercentile(masked, 90.0),
+      f"full_HR@{k}": jnp.where(mask, above < k, False).sum() / denom,
+  }

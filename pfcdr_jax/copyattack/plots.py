@@ -33,32 +33,43 @@ def _save(fig, path: Path) -> None:
       os.unlink(tmp)
 
 
-def _bar_panels(labels: list[str], rows: list[dict], path: Path, *,
-                figsize: tuple, color: str, xlabel: str, title: str,
-                rotation: int = 0) -> None:
-  """One bar chart per metric of ``_METRICS``, side by side."""
+def _grouped_bars(rows: list[dict], key, labels: dict, path: Path, *,
+                  figsize: tuple, xlabel: str, title: str,
+                  rotation: int = 0) -> None:
+  """Bars of each method side by side per ``key`` value, one panel a metric."""
   fig, axes = plt.subplots(1, 2, figsize=figsize)
+  methods = list(dict.fromkeys(r.get("method", "CopyAttack") for r in rows))
+  xs = list(dict.fromkeys(r[key] for r in rows))
+  width = 0.8 / len(methods)
   for ax, m in zip(axes, _METRICS):
-    ax.bar(labels, [r[m] for r in rows], color=color)
+    for j, name in enumerate(methods):
+      val = {r[key]: r[m] for r in rows
+             if r.get("method", "CopyAttack") == name}
+      ax.bar([i + j * width for i in range(len(xs))],
+             [val.get(x, 0.0) for x in xs], width, label=name)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(xs))])
+    ax.set_xticklabels([labels.get(x, str(x)) for x in xs],
+                       rotation=rotation)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(m)
-    if rotation:
-      ax.tick_params(axis="x", rotation=rotation)
+  axes[0].legend(fontsize=7)
   fig.suptitle(title)
   _save(fig, path)
 
 
 def plot_depth(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> None:
-  """Figure 3: HR@20 and NDCG@20 of CopyAttack vs. tree depth.
+  """Figure 3: HR@20 and NDCG@20 of CopyAttack (and untrained) vs. depth.
 
   Args:
-    rows: [{"depth": d, "HR@20": ..., "NDCG@20": ...}].
+    rows: [{"depth": d, "method": name, "HR@20": ..., "NDCG@20": ...}].
     path: output PNG.
     dataset: name in the title.
   """
-  _bar_panels([str(r["depth"]) for r in rows], rows, path, figsize=(8, 3),
-              color="tab:blue", xlabel="depth d of the clustering tree",
-              title=f"Effect of depth ({dataset})")
+  labels = {r["depth"]: f"{r['depth']} (c={r.get('branching', '?')})"
+            for r in rows}
+  _grouped_bars(rows, "depth", labels, path, figsize=(9, 3.2),
+                xlabel="depth d of the clustering tree",
+                title=f"Effect of depth ({dataset})")
 
 
 def plot_popularity(rows: list[dict], path: Path,
@@ -66,14 +77,16 @@ def plot_popularity(rows: list[dict], path: Path,
   """Figure 4: HR@20 / NDCG@20 by target-item popularity decile.
 
   Args:
-    rows: [{"group": g, "HR@20": ..., "NDCG@20": ...}], g = 0 most popular.
+    rows: [{"group": g, "method": name, "HR@20": ..., "NDCG@20": ...}],
+      g = 0 most popular.
     path: output PNG.
     dataset: name in the title.
   """
-  labels = [f"{10 * r['group']}-{10 * (r['group'] + 1)}%" for r in rows]
-  _bar_panels(labels, rows, path, figsize=(9, 3), color="tab:orange",
-              xlabel="item popularity group (most popular first)",
-              title=f"Effect of item popularity ({dataset})", rotation=60)
+  labels = {r["group"]: f"{10 * r['group']}-{10 * (r['group'] + 1)}%"
+            for r in rows}
+  _grouped_bars(rows, "group", labels, path, figsize=(10, 3.4),
+                xlabel="item popularity group (most popular first)",
+                title=f"Effect of item popularity ({dataset})", rotation=60)
 
 
 def plot_budget(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> None:
@@ -95,4 +108,23 @@ def plot_budget(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> N
     ax.set_ylabel(m)
   axes[0].legend(fontsize=7)
   fig.suptitle(f"Effect of budget ({dataset})")
+  _save(fig, path)
+
+
+def plot_training_curves(curves: dict, path: Path,
+                         dataset: str = "ML100K-ML1M") -> None:
+  """Mean reward per REINFORCE update of each learned method.
+
+  Args:
+    curves: method -> list of the mean episode reward of each update.
+    path: output PNG.
+    dataset: name in the title.
+  """
+  fig, ax = plt.subplots(figsize=(6, 3.5))
+  for name, c in curves.items():
+    ax.plot(range(1, len(c) + 1), c, label=name, lw=1)
+  ax.set_xlabel("REINFORCE update")
+  ax.set_ylabel("mean episode reward (pretend score gain)")
+  ax.legend(fontsize=7)
+  fig.suptitle(f"CopyAttack training curves ({dataset})")
   _save(fig, path)

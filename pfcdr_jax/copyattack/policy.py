@@ -184,6 +184,33 @@ def tree_log_prob(params: dict, cfg: PolicyConfig, state: jnp.ndarray,
   return total
 
 
+def masked_entropy(logp: jnp.ndarray) -> jnp.ndarray:
+  """Entropy of a distribution given as (masked, -inf) log-probabilities."""
+  finite = jnp.isfinite(logp)
+  safe = jnp.where(finite, logp, 0.0)
+  return -jnp.where(finite, jnp.exp(safe) * safe, 0.0).sum(-1)
+
+
+def tree_path_entropy(params: dict, cfg: PolicyConfig, state: jnp.ndarray,
+                      leaf: jnp.ndarray, masks: tuple) -> jnp.ndarray:
+  """Sum of the node distributions' entropies along the path to ``leaf``.
+
+  The entropy bonus of a tree step: each node's choice is a softmax over its
+  (unmasked) children; the nodes are those the step passed through.
+
+  Returns:
+    float[].
+  """
+  c, d = cfg.branching, cfg.depth
+  nodes, _ = _path_digits(leaf, c, d)
+  total = jnp.zeros((), jnp.float32)
+  for l in range(d):
+    logits = _node_logits(params["tree"][l], nodes[l], state, cfg)
+    child_mask = jax.lax.dynamic_slice(masks[l + 1], (nodes[l] * c,), (c,))
+    total = total + masked_entropy(masked_log_softmax(logits, child_mask))
+  return total
+
+
 def tree_sample(params: dict, cfg: PolicyConfig, state: jnp.ndarray,
                 masks: tuple, key: jax.Array,
                 greedy: bool = False) -> jnp.ndarray:

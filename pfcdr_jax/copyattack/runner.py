@@ -1,0 +1,273 @@
+"""Attacks every target item with every method over seeds, and evaluates.
+
+``run_methods`` is the core of Table 2 and of Figures 3-5. For each attack
+seed and each method:
+
+* a learning method (``AttackConfig.learns``) starts from its initial policy
+  ``params0``; with ``AttackConfig.shared`` one policy is trained over all
+  the run's target items (its training curve is kept), otherwise one per
+  item; every item is then attacked with the learned policy *and* with
+  ``params0`` (the row ``"<method>-untrained"``, same attack key), so the
+  table shows what learning adds;
+* a baseline attacks each item once.
+
+Rows are means over seeds per item, then over items. The per-item rows give
+the paired Wilcoxon tests of CopyAttack against every other row
+(``paired_tests``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from pfcdr_jax import progress
+from pfcdr_jax.copyattack import attack as attack_lib
+from pfcdr_jax.copyattack import evaluate
+from pfcdr_jax.copyattack import policy
+
+log = logging.getLogger(__name__)
+UNTRAINED = "-untrained"
+
+
+class ItemEval(NamedTuple):
+  """How one target item is evaluated; the same before and after attacks."""
+
+  users: jnp.ndarray  # int32[U] real target users (pretend users held out)
+  interacted: jnp.ndarray  # bool[U, N] their interactions
+  item: jnp.ndarray  # int32[] v*
+  negatives: jnp.ndarray  # int32[U, n_neg] fixed sampled negatives
+  eligible: jnp.ndarray  # bool[U] users the metrics average over
+
+
+def item_eval(setup, item: int, n_neg: int) -> ItemEval:
+  users = jnp.asarray(setup.eval_users)
+  inter = setup.interacted[users]
+  item_j = jnp.int32(item)
+  elig = evaluate.eligible_users(setup.scorer, setup.bb_state, users, inter,
+                                 item_j, k=max(evaluate.KS))
+  neg = evaluate.fixed_negatives(setup.eval_key, inter, item_j, n_neg)
+  return ItemEval(users=users, interacted=inter, item=item_j, negatives=neg,
+                  eligible=elig)
+
+
+def promotion(setup, ev: ItemEval, state) -> dict:
+  """Sampled HR/NDCG@K and the full-catalogue percentile of v*."""
+  m = evaluate.promotion_metrics(setup.scorer, state, ev.users, ev.item,
+                                 ev.negatives, ev.eligible)
+  m.update(evaluate.catalogue_metrics(setup.scorer, state, ev.users,
+                                      ev.interacted, ev.item, ev.eligible))
+  return {k: float(v) for k, v in m.items()}
+
+
+def attack_row(setup, ev: ItemEval, state, traj, dt: float) -> dict:
+  """Promotion metrics after one attack plus what the attack spent."""
+  m = promotion(setup, ev, state)
+  act = np.asarray(traj.active)
+  n_inj = int(act.sum())
+  m["avg_items_per_profile"] = float(np.asarray(traj.n_items).sum()) / max(
+      n_inj, 1)
+  m["n_injected"] = n_inj
+  m["attack_queries"] = int(traj.n_queries)
+  m["final_reward"] = float(traj.final_score)
+  m["attack_s"] = dt
+  levels = np.asarray(traj.level)[act]
+  m["window_counts"] = np.bincount(levels, minlength=11)[1:].tolist()
+  return m
+
+
+def _timed(fn, *args):
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(fn(*args))
+  return out, time.perf_counter() - t0
+
+
+class _MethodRun(NamedTuple):
+  fns: attack_lib.MethodFns
+  cfg: attack_lib.AttackConfig
+
+
+def _method_runs(setup, methods: dict, tr) -> dict:
+  out = {}
+  for name, mcfg in methods.items():
+    pcfg = policy.PolicyConfig(emb_dim=setup.p.shape[1], hidden=mcfg.hidden,
+                               branching=tr.branching, depth=tr.depth,
+                               selector=mcfg.selector)
+    out[name] = _MethodRun(attack_lib.make_method_fns(setup.bb, mcfg, pcfg),
+                           mcfg)
+  return out
+
+
+def _one_seed(setup, items, evs, runs: dict, data, seed: int, timing: dict):
+  """Every method on every item for one attack seed.
+
+  Returns:
+    ({item: {row name: metrics}}, {method: training curve list}).
+  """
+  rows = {int(i): {} for i in items}
+  curves = {}
+  items_j = jnp.asarray(items, jnp.int32)
+  k_seed = jax.random.key(seed)
+  for m_idx, (name, run) in enumerate(runs.items()):
+    k_init, k_train, k_final = attack_lib.split_key(
+        jax.random.fold_in(k_seed, m_idx))
+    params0 = run.fns.init(k_init)
+    learns = attack_lib.n_updates(run.cfg) > 0
+    params = params0
+    if learns and run.cfg.shared:
+      res, dt = _timed(run.fns.train, params0, data, setup.bb_state, items_j,
+                       k_train)
+      timing.setdefault(f"{name}_train_s", []).append(dt)
+      params, curves[name] = res.params, np.asarray(res.curve).tolist()
+    for item in items:
+      ev, key = evs[int(item)], jax.random.fold_in(k_final, int(item))
+      if learns and not run.cfg.shared:
+        res, dt = _timed(run.fns.train, params0, data, setup.bb_state,
+                         items_j[items_j == item][:1],
+                         jax.random.fold_in(k_train, int(item)))
+        timing.setdefault(f"{name}_train_s", []).append(dt)
+        params = res.params
+        curves.setdefault(name, []).append(np.asarray(res.curve))
+      (state, traj), dt = _timed(run.fns.attack, params, data, setup.bb_state,
+                                 ev.item, key)
+      timing.setdefault(f"{name}_attack_s", []).append(dt)
+      rows[int(item)][name] = attack_row(setup, ev, state, traj, dt)
+      if learns:
+        (state, traj), dt = _timed(run.fns.attack, params0, data,
+                                   setup.bb_state, ev.item, key)
+        rows[int(item)][name + UNTRAINED] = attack_row(setup, ev, state,
+                                                       traj, dt)
+  for name, c in curves.items():
+    if not isinstance(c, list) or (c and not isinstance(c[0], float)):
+      curves[name] = np.mean(np.stack(c), 0).tolist()
+  return rows, curves
+
+
+def mean_rows(rows: list[dict]) -> dict:
+  """Mean of metric dicts (lists, like window_counts, are summed)."""
+  out = {}
+  for k in rows[0]:
+    vals = [r[k] for r in rows]
+    out[k] = (np.sum(vals, 0).tolist() if isinstance(vals[0], list)
+              else float(np.mean(vals)))
+  return out
+
+
+def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
+                seed: int, n_neg: int = 100, metrics=None,
+                n_seeds: int = 1) -> dict:
+  """Attacks every item with every method for each seed and evaluates.
+
+  Args:
+    setup: ``pipeline.prepare``'s Setup.
+    items: int32[n] target items.
+    methods: name -> AttackConfig.
+    tr: clustering tree.
+    data: attacker data.
+    seed: first attack seed.
+    n_neg: sampled negatives.
+    metrics: per-item records are appended here (``MetricsLog``).
+    n_seeds: attack seeds ``seed .. seed + n_seeds - 1``.
+
+  Returns:
+    {"methods": {row: mean metrics}, "per_item": [...], "training_curves":
+    {method: mean reward per update, averaged over seeds}, "seed_means":
+    {row: [HR@20 mean of each seed]}, "timings_s": {...}}.
+  """
+  runs = _method_runs(setup, methods, tr)
+  t0 = time.perf_counter()
+  evs = {int(i): item_eval(setup, int(i), n_neg) for i in items}
+  before = {int(i): promotion(setup, evs[int(i)], setup.bb_state)
+            for i in items}
+  timing, per_seed, curves = {}, [], {}
+  with progress.bar(n_seeds, "attack seeds", unit="seed") as bar:
+    for s in range(seed, seed + n_seeds):
+      rows, c = _one_seed(setup, items, evs, runs, data, s, timing)
+      per_seed.append(rows)
+      for name, curve in c.items():
+        curves.setdefault(name, []).append(curve)
+      bar.update()
+      log.info("seed %d done, %.0fs", s, time.perf_counter() - t0)
+  per_item = []
+  for i in items:
+    i = int(i)
+    names = list(per_seed[0][i])
+    rec_rows = {"Without Attack": dict(before[i], avg_items_per_profile=0.0)}
+    rec_rows.update({n: mean_rows([ps[i][n] for ps in per_seed])
+                     for n in names})
+    rec = {"item": i, "item_id": setup.cd.item_ids[i],
+           "n_eligible": int(evs[i].eligible.sum()),
+           "target_interactions": int(setup.cd.target_counts()[i]),
+           "source_profiles": int(setup.cd.source_counts()[i]),
+           "methods": rec_rows}
+    per_item.append(rec)
+    if metrics is not None:
+      metrics.append(rec)
+  names = list(per_item[0]["methods"])
+  summary = {n: mean_rows([r["methods"][n] for r in per_item])
+             for n in names}
+  seed_means = {n: [float(np.mean([ps[int(i)][n]["HR@20"] for i in items]))
+                    for ps in per_seed] for n in per_seed[0][int(items[0])]}
+  timings = {k: {"mean": float(np.mean(v)), "max": float(np.max(v)),
+                 "n": len(v)} for k, v in timing.items()}
+  timings["attacks_total_s"] = time.perf_counter() - t0
+  return {"methods": summary, "per_item": per_item,
+          "training_curves": {n: np.mean(np.stack(c), 0).tolist()
+                              for n, c in curves.items()},
+          "seed_means": seed_means, "timings_s": timings}
+
+
+def paired_tests(per_item: list[dict], ref: str = "CopyAttack",
+                 metric: str = "HR@20") -> dict:
+  """Two-sided Wilcoxon signed-rank test of ``ref`` against every other row.
+
+  Returns:
+    {row: {"p", "mean_diff", "wins", "losses", "ties"}}, ``ref`` minus row
+    per item; p = 1.0 when every difference is zero.
+  """
+  if not per_item or ref not in per_item[0]["methods"]:
+    return {}
+  a = np.array([r["methods"][ref][metric] for r in per_item])
+  out = {}
+  for name in per_item[0]["methods"]:
+    if name == ref:
+      continue
+    d = a - np.array([r["methods"][name][metric] for r in per_item])
+    p = 1.0 if not np.any(d) else float(stats.wilcoxon(d).pvalue)
+    out[name] = {"p": p, "mean_diff": float(d.mean()),
+                 "wins": int((d > 0).sum()), "losses": int((d < 0).sum()),
+                 "ties": int((d == 0).sum())}
+  return out
+
+
+def window_distribution(summary: dict) -> dict:
+  """Row -> share of injections per window 10 %..100 % (learned crafting)."""
+  out = {}
+  for name, m in summary.items():
+    counts = np.asarray(m.get("window_counts", []), float)
+    if counts.size and counts.sum() > 0:
+      out[name] = (counts / counts.sum()).tolist()
+  return out
+
+
+def pretend_vs_evaluated(per_item: list[dict],
+                         metric: str = "HR@20") -> Optional[dict]:
+  """Correlation of the final pretend score with the evaluated ``metric``.
+
+  Over every (item, attack row) pair with a pretend score.
+  """
+  x, y = [], []
+  for r in per_item:
+    for m in r["methods"].values():
+      if "final_reward" in m:
+        x.append(m["final_reward"])
+        y.append(m[metric])
+  if len(x) < 3 or np.std(x) == 0 or np.std(y) == 0:
+    return None
+  return {"pearson": float(stats.pearsonr(x, y)[0]),
+          "spearman": float(stats.spearmanr(x, y)[0]), "n": len(x)}
