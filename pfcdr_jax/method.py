@@ -190,13 +190,22 @@ def predict_cold(P_hat, W_t, valid, V_t, ratings: DomainData, cold: ColdIndex, k
   Returns:
     float32[R] predictions.
   """
+  mean_w = neighbor_representations(P_hat, W_t, valid, k, cfg, r)         # [C, d]
+  return np.asarray(topk_lib.predict_from_neighbors(
+      mean_w[cold.row_of_user[ratings.user]], V_t, ratings.item))
+
+
+def neighbor_representations(P_hat, W_t, valid, k: int, cfg: TopKConfig, r: float) -> jax.Array:
+  """Eq. (13)-(14)'s mean representation of each cold user's K neighbors: [C, d].
+
+  What :func:`predict_cold` scores the items with (Figure 4 plots it as PFCDR's
+  transferred embedding).
+  """
   select = (sharding_lib.shard_select_neighbors if jax.device_count() > 1
             else topk_lib.select_neighbors)   # cold users sharded over every device
   idx = select(jnp.asarray(P_hat), W_t, valid, r=r, k=k, chunk_size=cfg.chunk,
                method=cfg.method, sorted=False, include_untrained=cfg.include_untrained)
-  mean_w = topk_lib.neighbor_mean(idx, W_t)                               # [C, d]
-  return np.asarray(topk_lib.predict_from_neighbors(
-      mean_w[cold.row_of_user[ratings.user]], V_t, ratings.item))
+  return topk_lib.neighbor_mean(idx, W_t)
 
 
 def select_k(P_hat, W_t, valid, V_t, val: DomainData, cold: ColdIndex, cfg: TopKConfig,

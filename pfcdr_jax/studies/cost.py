@@ -1,0 +1,222 @@
+"""Training time, testing time and cross-domain storage per method (the paper's Table 3).
+
+Times are wall-clock seconds of one run in this process (JIT compilation included, as
+a first run pays it), each stage synchronised by converting its output to numpy.
+
+- Shared: pretraining the source and the target scorer (``models.train.train_scorer``,
+  uncached), which every method built on the base models needs; TGT's training is it.
+- PFCDR: training = inverting both domains' prototypes + the bridge + choosing K on the
+  validation users; testing = top-k matching and Eq. (14) for every test rating.
+- EMCDR: training = fitting the map; testing = mapping the cold users and predicting.
+- TGT: its training is the shared target pretraining; testing = predicting.
+- Every other registry method: its ``registry.fit_predict`` call (its validation grid,
+  training, and predicting the validation and test pairs), which does not expose a
+  separate predict step: the time is reported as training, testing as not separable.
+
+Storage: the bytes a method must send from the source domain to the target domain
+(``sent``) and the extra state it keeps to predict cold users (``kept``: maps,
+networks, statistics; the pretrained target model, shared by all, is not counted).
+PFCDR and EMCDR count the arrays of the run itself; the others count the arrays their
+modules build, by shape (``jax.eval_shape`` of their ``init``), float32 / int32 = 4
+bytes. "Users sent" are the bridge plus cold users (``method.source_prototype_users``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pfcdr_jax import bridge as bridge_lib
+from pfcdr_jax import config as config_lib
+from pfcdr_jax import method as method_lib
+from pfcdr_jax import metrics as metrics_lib
+from pfcdr_jax.baselines import cmf
+from pfcdr_jax.baselines import emcdr as emcdr_lib
+from pfcdr_jax.baselines import lightgcn
+from pfcdr_jax.baselines import pricdr
+from pfcdr_jax.baselines import ptupcdr
+from pfcdr_jax.baselines import registry
+from pfcdr_jax.baselines import sscdr
+from pfcdr_jax.baselines.context import BaselineContext
+from pfcdr_jax.models import train as train_lib
+
+
+class Cost(NamedTuple):
+  """One method's row of Table 3 (times in seconds, None = not separable / shared)."""
+  method: str
+  train_s: float | None
+  test_s: float | None
+  sent_bytes: int | None     # None: not modelled
+  kept_bytes: int | None
+  mae: float
+  what: str
+
+
+def nbytes(*arrays: Any) -> int:
+  """Total bytes of arrays or shape structs (pytrees allowed)."""
+  leaves = jax.tree_util.tree_leaves(arrays)
+  return int(sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in leaves))
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+  """``(fn(), seconds)``; `fn` must return host (numpy) values, so the work is done."""
+  t0 = time.perf_counter()
+  out = fn()
+  return out, time.perf_counter() - t0
+
+
+def pretraining(run, cfg: config_lib.PFCDRConfig) -> dict[str, float]:
+  """Seconds to pretrain each domain's scorer from scratch (not the cache)."""
+  out = {}
+  for name, domain, key in (("source", run.data.source, run.keys.pretrain_source),
+                            ("target", run.data.target_train, run.keys.pretrain_target)):
+    _, out[name] = timed(lambda d=domain, k=key: jax.tree_util.tree_map(
+        np.asarray, train_lib.train_scorer(run.scorer, d, config_lib.train_config(cfg), k
+                                           ).params))
+  return out
+
+
+def pfcdr_cost(run, cfg: config_lib.PFCDRConfig) -> Cost:
+  """PFCDR: inversion + bridge + K selection, then top-k prediction of the test users."""
+  data, inv = run.data, cfg.inversion
+  n_bridge = len(method_lib.bridge_users(data))
+
+  def train():
+    protos = method_lib.invert_run(run.scorer, run.params_s, run.params_t, data, run.keys, inv)
+    W, _ = method_lib.fit_bridge(protos.source[:n_bridge], protos.target, run.keys.bridge,
+                                 cfg.bridge)
+    P_hat = method_lib.transfer(W, protos.source[n_bridge:])
+    W_t, V_t = method_lib.representations(run.scorer, run.params_t, data.target_train.n_users)
+    valid = method_lib.candidates(data, cfg.topk)
+    cold = method_lib.cold_users(data)
+    k, _ = method_lib.select_k(P_hat, W_t, valid, V_t, data.target_val, cold, cfg.topk,
+                               inv.target_rating)
+    return protos, W, (P_hat, W_t, valid, V_t, cold, k)
+
+  (protos, W, state), train_s = timed(train)
+  P_hat, W_t, valid, V_t, cold, k = state
+  pred, test_s = timed(lambda: method_lib.predict_cold(
+      P_hat, W_t, valid, V_t, data.target_test, cold, k, cfg.topk, inv.target_rating))
+  return Cost("PFCDR", train_s, test_s, nbytes(protos.source), nbytes(W),
+              float(metrics_lib.mae(pred, data.target_test.rating)),
+              f"sent: source prototypes {protos.source.shape}; kept: bridge {W.shape}")
+
+
+def emcdr_cost(run, cfg: config_lib.PFCDRConfig) -> Cost:
+  """EMCDR: the map's fit, then mapping the cold users and predicting their ratings."""
+  b, data = cfg.bridge, run.data
+  train_users = np.asarray(data.train_users, np.int32)
+  W, train_s = timed(lambda: np.asarray(emcdr_lib.map_user_embeddings(
+      run.params_s, run.params_t, train_users, run.keys.emcdr, lr=b.lr, epochs=b.epochs,
+      batch_size=b.batch_size)))
+  test = data.target_test
+
+  def predict():
+    cold = jnp.asarray(np.unique(test.user))
+    mapped = bridge_lib.apply_bridge(jnp.asarray(W), emcdr_lib.user_embeddings(run.params_s)[cold])
+    params = dict(run.params_t)
+    params["user"] = run.params_t["user"].at[cold].set(mapped)
+    return np.asarray(run.scorer.predict(params, jnp.asarray(test.user), jnp.asarray(test.item)))
+
+  pred, test_s = timed(predict)
+  sent = np.asarray(emcdr_lib.user_embeddings(run.params_s))[
+      method_lib.source_prototype_users(data)]
+  return Cost("EMCDR", train_s, test_s, nbytes(sent), nbytes(W),
+              float(metrics_lib.mae(pred, test.rating)),
+              f"sent: source user embeddings {sent.shape}; kept: map {W.shape}")
+
+
+def _options(name: str) -> dict[str, Any]:
+  base, options = registry.parse_name(name)
+  return {**registry.ENTRIES[base].defaults, **options}
+
+
+def _f32(*shape: int) -> jax.ShapeDtypeStruct:
+  return jax.ShapeDtypeStruct(tuple(int(s) for s in shape), jnp.float32)
+
+
+def _i32(*shape: int) -> jax.ShapeDtypeStruct:
+  return jax.ShapeDtypeStruct(tuple(int(s) for s in shape), jnp.int32)
+
+
+def storage(name: str, run) -> tuple[list | None, list | None, str]:
+  """``(sent, kept, description)``: the arrays (or shapes) a registry method needs.
+
+  ``(None, None, ...)`` for a method without a rule here (a registry entry added later).
+  """
+  base, opts = registry.parse_name(name)[0], _options(name)
+  data, key = run.data, jax.random.PRNGKey(0)
+  d = int(np.asarray(run.scorer.item_matrix(run.params_t)).shape[1])
+  n = len(method_lib.source_prototype_users(data))
+  n_src_items, n_tgt_items = data.source.n_items, data.target_train.n_items
+  users_emb = _f32(n, d)
+  if base in ("TGT",):
+    return [], [], "nothing crosses domains; predicts with the target model"
+  if base == "GlobalMean":
+    return [], [_f32(1)], "kept: the target mean"
+  if base in ("ItemMean", "BiasFloor"):
+    sent = [_f32(n)] if base == "BiasFloor" else []
+    return sent, [_f32(n_tgt_items + 1)], ("sent: one source offset per user; " if sent
+                                           else "") + "kept: per-item target statistics"
+  if base == "SourceUserMean":
+    return [_f32(n)], [_f32(1)], "sent: each user's source mean; kept: the domain shift"
+  if base in ("EMCDR", "DP-EMCDR"):
+    return [users_emb], [_f32(d, d)], "sent: (noised) source user embeddings; kept: map"
+  if base == "PTUPCDR":
+    seq = int(opts.get("max_seq_len", ptupcdr.PTUPCDRConfig.max_seq_len))
+    meta = int(opts.get("meta_dim", ptupcdr.PTUPCDRConfig.meta_dim))
+    kept = jax.eval_shape(lambda: ptupcdr.init(key, d, meta))
+    return ([users_emb, _f32(n_src_items, d), _i32(n, seq)], [kept],
+            "sent: source user and item embeddings, interaction histories; kept: meta net")
+  if base == "SSCDR":
+    hidden = tuple(opts.get("hidden", sscdr.SSCDRConfig.hidden))
+    users = np.isin(data.source.user, method_lib.source_prototype_users(data))
+    kept = jax.eval_shape(lambda: sscdr.init_mapping(key, d, d, hidden))
+    return ([users_emb, _f32(n_src_items, d), _i32(int(users.sum()), 2)], [kept],
+            "sent: source user and item embeddings, the users' source interactions; "
+            "kept: mapping")
+  if base == "CMF":
+    s = data.source
+    n_all = s.n_users + data.target_train.n_users - data.n_overlap
+    kept = jax.eval_shape(lambda: cmf.init(key, n_all, s.n_items, n_tgt_items, d))
+    return ([_i32(s.rating.size, 2), _f32(s.rating.size)], [kept],
+            "sent: every source rating; kept: the joint factors")
+  if base == "LightGCN":
+    t = data.target_train
+    return [], [jax.eval_shape(lambda: lightgcn.init(key, t.n_users, t.n_items, d))], (
+        "kept: its own target factors")
+  if base == "PriCDR-S":
+    proj = int(opts.get("proj_dim", pricdr.PriCDRConfig.proj_dim))
+    hidden = tuple(opts.get("hidden", pricdr.PriCDRConfig.hidden))
+    kept = jax.eval_shape(lambda: pricdr.init(key, proj, hidden, d))
+    return ([_f32(data.source.n_users, proj)], [kept],
+            "sent: the published (noised, projected) source matrix; kept: encoder/decoder")
+  return None, None, "storage not modelled for this method (no rule in studies/cost.py)"
+
+
+def registry_cost(name: str, run, cfg: config_lib.PFCDRConfig) -> Cost:
+  """A registry method: its whole ``fit_predict`` timed as training; storage by shape."""
+  ctx = BaselineContext(data=run.data, scorer=run.scorer, params_s=run.params_s,
+                        params_t=run.params_t, key=run.keys.baselines, seed=cfg.seed,
+                        emcdr_key=run.keys.emcdr, bridge=cfg.bridge)
+  (pred, _), seconds = timed(lambda: registry.fit_predict(name, ctx))
+  sent, kept, what = storage(name, run)
+  sent_b, kept_b = (None, None) if sent is None else (nbytes(sent), nbytes(kept))
+  if registry.parse_name(name)[0] == "TGT":   # trained = the shared target pretraining
+    return Cost("TGT", None, seconds, 0, 0,
+                float(metrics_lib.mae(pred, run.data.target_test.rating)), what)
+  return Cost(registry.display_name(name), seconds, None, sent_b, kept_b,
+              float(metrics_lib.mae(pred, run.data.target_test.rating)), what)
+
+
+def table(run, cfg: config_lib.PFCDRConfig, names, *, time_pretraining: bool = True
+          ) -> dict[str, Any]:
+  """Every method's :class:`Cost` (PFCDR, EMCDR measured stage by stage) and pretraining."""
+  rows = [pfcdr_cost(run, cfg), emcdr_cost(run, cfg)]
+  rows += [registry_cost(n, run, cfg) for n in names if registry.parse_name(n)[0] != "EMCDR"]
+  return {"pretraining_s": pretraining(run, cfg) if time_pretraining else None,
+          "methods": [r._asdict() for r in rows]}
