@@ -23,6 +23,8 @@ cli.define_pretrain_flags(base_model=False)
 cli.define_method_flags()
 cli.define_sweep_flags(default_workdir="runs/figure2/<task>")
 flags.DEFINE_float("beta", 0.2, "Cold-start fraction (the paper uses 0.2).")
+flags.DEFINE_list("base_models", list(BASE_MODELS), "Base models to run (a subset of "
+                  "mf,gmf,dnn; e.g. dnn alone to refresh its cells).")
 FLAGS = flags.FLAGS
 
 
@@ -33,14 +35,20 @@ def main(argv):
   num_seeds = 1 if quick and not FLAGS["num_seeds"].present else FLAGS.num_seeds
   root = FLAGS.workdir or os.path.join("runs", "figure2", task + ("-quick" if quick else ""))
   t0 = time.perf_counter()
-  cells = comparison.make_cells((task,), (beta,), BASE_MODELS, num_seeds)
+  models = tuple(FLAGS.base_models)
+  if not models or set(models) - set(BASE_MODELS):
+    raise ValueError(f"--base_models={','.join(models)}: choose from {','.join(BASE_MODELS)}")
+  cells = comparison.make_cells((task,), (beta,), models, num_seeds)
   dirs = comparison.run_cells(cfg, cells, os.path.join(root, "cells"),
                               seed_stack=comparison.use_seed_stack(FLAGS.seed_stack))
   rows = comparison.summarize(dirs)
   notes = ["All three scorers predict user_repr(u) . V[j], linear in the inversion weights "
            "b; PTUPCDR and PriCDR-S use the scorer's user representation "
-           "(GMF: h * U, YouTube-DNN: tower output), EMCDR maps the raw user embedding and "
-           "applies the target tower (see pfcdr_jax/baselines/registry.py)."]
+           "(GMF: h * U, YouTube-DNN: tower output). EMCDR maps the YouTube-DNN "
+           "user-tower output and the raw embedding for MF / GMF, as the authors' public "
+           "code does (pfcdr_jax/baselines/emcdr.py). YouTube-DNN's user tower: "
+           f"{cfg.pretrain.dnn_tower} (--dnn_tower; 'linear' = one Linear d->d, the "
+           "public code's)."]
   if quick:
     notes.append("QUICK MODE: 1 seed, short training; a smoke test, not a result.")
   md, csv = comparison.write_table(
@@ -50,6 +58,7 @@ def main(argv):
   png = comparison.plot_base_models(
       rows, os.path.join(root, "figure2.png"),
       methods=("PriCDR-S", "EMCDR", "PTUPCDR", "PFCDR"),
+      floors=("GlobalMean", "ItemMean", "BiasFloor"), base_models=models,
       title=f"{task}, beta = {beta:g}, {num_seeds} seed(s)")
   print(md.read_text())
   print(f"wrote {png}, {md}, {csv} in {time.perf_counter() - t0:.0f}s")

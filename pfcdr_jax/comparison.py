@@ -9,14 +9,26 @@ pretrained models and every baseline's cached predictions.
 
 :func:`summarize` turns finished cells into one :class:`Row` per (task, beta, base
 model, metric): mean +- sample std (ddof=1) over seeds of each method's MAE / RMSE, the
-best and second-best method, and a paired test of PFCDR against the best other method
-(by mean). The test pairs per-user errors of the two methods on the same cold-start
-user (MAE: the user's mean absolute error; RMSE: the user's mean squared error over
-their test ratings), pooling the (seed, user) pairs of all seeds: the paired t-test of
-the paper (``scipy.stats.ttest_rel``, two-sided) and the Wilcoxon signed-rank test
-(``scipy.stats.wilcoxon``, two-sided). ``*`` marks the better of the two when the
-t-test gives p < 0.05. Floors (GlobalMean, ItemMean, SourceUserMean) take part in the
-ranking and in "best other": a method that does not beat them transfers nothing.
+best and second-best method, and paired tests of PFCDR against the best other method
+(by mean).
+
+Primary test (what ``*`` follows): :func:`seed_test`, paired over seeds. The unit is
+the seed -- each seed re-draws the split and every initialisation -- so the sample is
+the S per-seed differences of the reported metric (PFCDR's MAE minus the other's, and
+likewise RMSE), n = S: the paired t-test (``scipy.stats.ttest_rel``, two-sided; the
+paper's "paired t-test") and the Wilcoxon signed-rank test (``scipy.stats.wilcoxon``,
+two-sided, exact for small n). ``*`` marks the better of the two when the t-test gives
+p < 0.05; one seed gives no test and no ``*``.
+
+Secondary test (a labelled column, not the ``*``): :func:`paired_test` on per-user
+errors (MAE: the user's mean absolute error; RMSE: the user's mean squared error over
+their test ratings), pooling the (seed, user) pairs of all seeds as if independent.
+Users of one seed share a split and models, so its p-values overstate the evidence
+(p = 1e-88 with 10 seeds); it is kept because it shows the per-user picture (median
+difference, share of users won).
+
+Floors (GlobalMean, ItemMean, SourceUserMean, BiasFloor) take part in the ranking and
+in "best other": a method that does not beat them transfers nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ from pfcdr_jax.baselines import registry
 
 log = logging.getLogger(__name__)
 
-FLOORS = ("GlobalMean", "ItemMean", "SourceUserMean")
+FLOORS = ("GlobalMean", "ItemMean", "SourceUserMean", "BiasFloor")
 METRICS = ("mae", "rmse")
 ALPHA = 0.05
 # Column groups of the paper's Table 1 (display names; DP-EMCDR(eps=..) by prefix).
@@ -108,9 +120,15 @@ def is_finished(workdir: Path, cfg: config_lib.PFCDRConfig) -> bool:
     return False
   try:
     results = json.loads(res_path.read_text())
-    stored = config_lib.from_dict(config_lib.PFCDRConfig, json.loads(cfg_path.read_text()))
+    raw = json.loads(cfg_path.read_text())
+    stored = config_lib.from_dict(config_lib.PFCDRConfig, raw)
   except (OSError, ValueError, TypeError) as e:
     log.info("cell %s: unreadable or older config.json (%s); rerunning", workdir.name, e)
+    return False
+  stale = _stale_absent_fields(raw, cfg)
+  if stale:
+    log.info("cell %s predates %s (it ran the behaviour that field replaced); rerunning",
+             workdir.name, stale)
     return False
   if _decisions(stored) != _decisions(cfg):
     log.info("cell %s: the configuration changed; rerunning", workdir.name)
@@ -130,6 +148,22 @@ def is_finished(workdir: Path, cfg: config_lib.PFCDRConfig) -> bool:
       log.info("cell %s: the selection grid of %s changed; rerunning", workdir.name, name)
       return False
   return (workdir / "predictions-test.npz").exists()
+
+
+def _stale_absent_fields(raw: Any, cfg: Any) -> list[str]:
+  """Fields of `cfg` marked ``absent_is_stale`` (``config.DNN_ONLY``) that `cfg` decides
+  but the stored config dict `raw` lacks: a cell written before such a field existed ran
+  the behaviour its default replaced."""
+  out = []
+  raw = raw if isinstance(raw, dict) else {}
+  for f in dataclasses.fields(cfg):
+    value = getattr(cfg, f.name)
+    if dataclasses.is_dataclass(value):
+      out += [f"{f.name}.{p}" for p in _stale_absent_fields(raw.get(f.name), value)]
+    elif (f.metadata.get("absent_is_stale") and config_lib.decides(cfg, f)
+          and f.name not in raw):
+      out.append(f.name)
+  return out
 
 
 SEED_STACK_MODES = ("auto", "on", "off")
@@ -306,6 +340,59 @@ def paired_test(err_a: np.ndarray, err_b: np.ndarray, method_a: str = "a",
                     float(t.pvalue), float(w.pvalue), float(np.median(d)), float(np.mean(d < 0)))
 
 
+class SeedTest(NamedTuple):
+  """Paired test over seeds of the per-seed metric difference (a - b < 0: a is better).
+
+  The unit is the seed (each seed re-draws the split and every initialisation), so
+  ``n_seeds`` is the sample size: the design's replicates, not (seed, user) pairs.
+  """
+  method_a: str
+  method_b: str
+  n_seeds: int
+  mean_diff: float     # mean over seeds of metric_a - metric_b
+  t_stat: float
+  p_ttest: float       # scipy.stats.ttest_rel, two-sided (nan for fewer than 2 seeds)
+  p_wilcoxon: float    # scipy.stats.wilcoxon, two-sided (exact for small n)
+  n_a_better: int      # seeds on which a's metric is lower
+  diffs: tuple[float, ...] = ()
+
+  @property
+  def significant(self) -> bool:
+    return bool(self.p_ttest < ALPHA)   # False for nan
+
+  @property
+  def winner(self) -> str | None:
+    return None if self.mean_diff == 0 else (self.method_a if self.mean_diff < 0
+                                             else self.method_b)
+
+
+def seed_test(metric_a: Sequence[float], metric_b: Sequence[float], method_a: str = "a",
+              method_b: str = "b") -> SeedTest:
+  """Two-sided paired t-test and Wilcoxon signed-rank test over seeds.
+
+  Args:
+    metric_a, metric_b: float[S] one metric value (MAE or RMSE) per seed, same seed order.
+
+  Identical values give p = 1 for both; a single seed gives p = nan (no test).
+  """
+  a, b = np.asarray(metric_a, np.float64), np.asarray(metric_b, np.float64)
+  if a.shape != b.shape or a.ndim != 1 or a.size < 1:
+    raise ValueError(f"need two equal-length 1-D metric arrays, got {a.shape}, {b.shape}")
+  d = a - b
+  base = dict(method_a=method_a, method_b=method_b, n_seeds=int(a.size),
+              mean_diff=float(d.mean()), n_a_better=int(np.sum(d < 0)),
+              diffs=tuple(float(x) for x in d))
+  if np.all(d == 0):
+    return SeedTest(t_stat=0.0, p_ttest=1.0, p_wilcoxon=1.0, **base)
+  if a.size < 2:
+    return SeedTest(t_stat=float("nan"), p_ttest=float("nan"), p_wilcoxon=float("nan"), **base)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    t = stats.ttest_rel(a, b)
+  w = stats.wilcoxon(a, b)
+  return SeedTest(t_stat=float(t.statistic), p_ttest=float(t.pvalue),
+                  p_wilcoxon=float(w.pvalue), **base)
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
   """One line of the table: a (task, beta, base model) group and one metric."""
@@ -319,12 +406,21 @@ class Row:
   std: dict[str, float]
   best: str
   second: str | None
-  test: PairedTest | None           # PFCDR vs the best other method
-  test_nonfloor: PairedTest | None  # PFCDR vs the best other non-floor method
+  test: PairedTest | None           # pooled per-user test, PFCDR vs the best other method
+  test_nonfloor: PairedTest | None  # pooled per-user test, vs the best other non-floor method
+  seed_test: SeedTest | None = None           # over seeds, PFCDR vs the best other method
+  seed_test_nonfloor: SeedTest | None = None  # over seeds, vs the best other non-floor
 
   @property
   def star(self) -> str | None:
-    """The method that gets `*`: the winner of a significant PFCDR-vs-best test."""
+    """The method that gets `*`: the winner of a significant per-seed paired t-test of
+    PFCDR vs the best other method (n = seeds)."""
+    t = self.seed_test
+    return t.winner if t is not None and t.significant else None
+
+  @property
+  def star_pooled(self) -> str | None:
+    """The winner of a significant pooled per-user t-test (secondary; overstates n)."""
     return self.test.winner if self.test is not None and self.test.significant else None
 
 
@@ -371,17 +467,20 @@ def summarize(workdirs: Sequence[str | Path], *, metrics: Sequence[str] = METRIC
       mean = {m: float(v.mean()) for m, v in vals.items()}
       std = {m: float(v.std(ddof=1)) if v.size > 1 else 0.0 for m, v in vals.items()}
       ranked = sorted(methods, key=lambda m: mean[m])
-      test = test_nf = None
+      test = test_nf = seed = seed_nf = None
       if "PFCDR" in methods and len(methods) > 1:
         others = [m for m in ranked if m != "PFCDR"]
         test = _pooled_test(crs, "PFCDR", others[0], metric)
+        seed = seed_test(vals["PFCDR"], vals[others[0]], "PFCDR", others[0])
         nonfloor = [m for m in others if m not in FLOORS]
         if nonfloor:
-          test_nf = (test if nonfloor[0] == others[0]
-                     else _pooled_test(crs, "PFCDR", nonfloor[0], metric))
+          same = nonfloor[0] == others[0]
+          test_nf = test if same else _pooled_test(crs, "PFCDR", nonfloor[0], metric)
+          seed_nf = seed if same else seed_test(vals["PFCDR"], vals[nonfloor[0]], "PFCDR",
+                                                nonfloor[0])
       rows.append(Row(task, beta, base_model, metric, len(crs),
                       tuple(c.cell.seed for c in crs), mean, std, ranked[0],
-                      ranked[1] if len(ranked) > 1 else None, test, test_nf))
+                      ranked[1] if len(ranked) > 1 else None, test, test_nf, seed, seed_nf))
   return sorted(rows, key=lambda r: (r.task, r.beta, _model_rank(r.base_model),
                                       METRICS.index(r.metric)))
 
@@ -470,11 +569,12 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
            f"Mean ± sample std over {'/'.join(map(str, n_seeds))} seed(s) "
            f"(seeds {', '.join(map(str, seeds))}; each seed re-draws the split and every "
            "initialisation). **Bold** = best, <u>underline</u> = second (floors included); "
-           f"`*` = PFCDR vs the best other method differs at p < {ALPHA} (paired t-test on "
-           "per-user errors, (seed, user) pairs pooled over seeds), marked on the method the "
-           "test favours. That can be a different method from the bold one: the per-user "
-           "errors weight every user equally, the table's MAE/RMSE weight every rating "
-           "(heavy raters dominate).",
+           f"`*` = PFCDR vs the best other method differs at p < {ALPHA} in a paired t-test "
+           "over seeds of the per-seed metric difference (n = number of seeds; "
+           "`scipy.stats.ttest_rel`, two-sided), marked on the method the test favours; "
+           "with one seed there is no test and no `*`. The pooled per-user tests below are "
+           "secondary: they treat (seed, user) pairs as independent and overstate the "
+           "evidence.",
            "", "Command:", "", f"    {command}", "",
            "Columns: " + "; ".join(
                f"{g} = {', '.join(m for m in methods if _group_of(m) == g)}"
@@ -486,27 +586,8 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
     lines.append("| " + " | ".join([r.task, key, r.metric.upper()] +
                                    [_cell_text(r, m) if m in r.mean else "—" for m in methods])
                  + " |")
-  lines += ["", "## Significance: PFCDR vs the best other method", "",
-            "Per-user error: MAE rows use each cold-start user's mean absolute error, RMSE rows "
-            "their mean squared error. Δ = mean over pairs of PFCDR − other (negative: PFCDR "
-            "better; the t-test's direction), median Δ = their median (the Wilcoxon test's "
-            "direction), PFCDR better = share of users on whom PFCDR's error is lower. The "
-            "mean and the median can disagree: one method may win most users by a little "
-            "and lose a few by a lot. Two-sided p-values.", "",
-            "| Task | " + lead[1] + " | Metric | vs | Δ | median Δ | PFCDR better | pairs | "
-            "t-test p | Wilcoxon p | vs best non-floor | Δ | median Δ | t-test p | Wilcoxon p |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-  for r in rows:
-    if r.test is None:
-      continue
-    key = f"{r.beta:.0%}" if row_label == "beta" else r.base_model
-    t, tn = r.test, r.test_nonfloor
-    nf = ([tn.method_b, f"{tn.mean_diff:+.4f}", f"{tn.median_diff:+.4f}", _p(tn.p_ttest),
-           _p(tn.p_wilcoxon)] if tn is not None else ["—"] * 5)
-    lines.append("| " + " | ".join([r.task, key, r.metric.upper(), t.method_b,
-                                    f"{t.mean_diff:+.4f}", f"{t.median_diff:+.4f}",
-                                    f"{t.share_a_better:.1%}", str(t.n_pairs), _p(t.p_ttest),
-                                    _p(t.p_wilcoxon)] + nf) + " |")
+  lines += _seed_test_lines(rows, lead[1], row_label)
+  lines += _pooled_test_lines(rows, lead[1], row_label)
   if selected:
     lines += ["", "## Settings chosen on the validation users (count over cells)", ""]
     for method, fields in selected.items():
@@ -518,12 +599,75 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
   return "\n".join(lines) + "\n"
 
 
+def _row_key(r: Row, row_label: str) -> str:
+  return f"{r.beta:.0%}" if row_label == "beta" else r.base_model
+
+
+def _seed_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str]:
+  """The primary significance table: paired tests over seeds (what `*` follows)."""
+  lines = ["", "## Significance: PFCDR vs the best other method, paired over seeds "
+           "(primary; the `*`)", "",
+           "The unit is the seed: each seed re-draws the split and every initialisation, so "
+           "n = number of seeds. Δ = mean over seeds of PFCDR's metric − the other's "
+           "(negative: PFCDR better); PFCDR better = seeds on which PFCDR's metric is lower. "
+           "t-test: `scipy.stats.ttest_rel`; Wilcoxon: `scipy.stats.wilcoxon` (signed-rank, "
+           "exact for small n: with n = 5 seeds or fewer no two-sided p can fall below "
+           "0.05). Two-sided p-values.", "",
+           f"| Task | {label} | Metric | vs | Δ | PFCDR better | seeds | t-test p | Wilcoxon p "
+           "| vs best non-floor | Δ | PFCDR better | t-test p | Wilcoxon p |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    t, tn = r.seed_test, r.seed_test_nonfloor
+    if t is None:
+      continue
+    nf = ([tn.method_b, f"{tn.mean_diff:+.4f}", f"{tn.n_a_better}/{tn.n_seeds}",
+           _p(tn.p_ttest), _p(tn.p_wilcoxon)] if tn is not None else ["—"] * 5)
+    lines.append("| " + " | ".join([r.task, _row_key(r, row_label), r.metric.upper(),
+                                    t.method_b, f"{t.mean_diff:+.4f}",
+                                    f"{t.n_a_better}/{t.n_seeds}", str(t.n_seeds),
+                                    _p(t.p_ttest), _p(t.p_wilcoxon)] + nf) + " |")
+  return lines
+
+
+def _pooled_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str]:
+  """The secondary table: per-user tests with (seed, user) pairs pooled."""
+  lines = ["", "## Secondary: pooled per-user tests, PFCDR vs the best other method", "",
+           "Not what `*` follows: pooling (seed, user) pairs as independent ignores that "
+           "users of one seed share a split and models, so these p-values overstate the "
+           "evidence. "
+           "Per-user error: MAE rows use each cold-start user's mean absolute error, RMSE rows "
+           "their mean squared error. Δ = mean over pairs of PFCDR − other (negative: PFCDR "
+           "better; the t-test's direction), median Δ = their median (the Wilcoxon test's "
+           "direction), PFCDR better = share of users on whom PFCDR's error is lower. The "
+           "mean and the median can disagree: one method may win most users by a little "
+           "and lose a few by a lot; and the per-user errors weight every user equally, the "
+           "table's MAE/RMSE every rating (heavy raters dominate). Two-sided p-values.", "",
+           f"| Task | {label} | Metric | vs | Δ | median Δ | PFCDR better | pairs | "
+           "t-test p | Wilcoxon p | vs best non-floor | Δ | median Δ | t-test p | Wilcoxon p |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    if r.test is None:
+      continue
+    t, tn = r.test, r.test_nonfloor
+    nf = ([tn.method_b, f"{tn.mean_diff:+.4f}", f"{tn.median_diff:+.4f}", _p(tn.p_ttest),
+           _p(tn.p_wilcoxon)] if tn is not None else ["—"] * 5)
+    lines.append("| " + " | ".join([r.task, _row_key(r, row_label), r.metric.upper(),
+                                    t.method_b, f"{t.mean_diff:+.4f}", f"{t.median_diff:+.4f}",
+                                    f"{t.share_a_better:.1%}", str(t.n_pairs), _p(t.p_ttest),
+                                    _p(t.p_wilcoxon)] + nf) + " |")
+  return lines
+
+
 def render_csv(rows: Sequence[Row]) -> str:
   """Wide CSV: one line per row of the table, mean and std columns per method."""
   methods = column_order(dict.fromkeys(m for r in rows for m in r.mean))
   head = (["task", "beta", "base_model", "metric", "n_seeds"] + methods +
           [f"{m} std" for m in methods] +
-          ["best", "second", "vs", "mean_diff", "n_pairs", "p_ttest", "p_wilcoxon", "star"])
+          ["best", "second", "vs", "mean_diff", "n_pairs", "p_ttest", "p_wilcoxon", "star"] +
+          # Appended (the columns above keep their names): the per-seed test that "star"
+          # follows; the pooled per-user columns above are secondary ("star_pooled").
+          ["seed_mean_diff", "seed_n", "seed_n_pfcdr_better", "seed_p_ttest",
+           "seed_p_wilcoxon", "star_pooled"])
   out = [",".join(_csv(h) for h in head)]
   for r in rows:
     t = r.test
@@ -532,9 +676,17 @@ def render_csv(rows: Sequence[Row]) -> str:
             [f"{r.std[m]:.6f}" if m in r.std else "" for m in methods] +
             [r.best, r.second or ""] +
             ([t.method_b, f"{t.mean_diff:.6f}", str(t.n_pairs), f"{t.p_ttest:.6g}",
-              f"{t.p_wilcoxon:.6g}"] if t is not None else [""] * 5) + [r.star or ""])
+              f"{t.p_wilcoxon:.6g}"] if t is not None else [""] * 5) + [r.star or ""] +
+            _seed_csv(r.seed_test) + [r.star_pooled or ""])
     out.append(",".join(_csv(v) for v in vals))
   return "\n".join(out) + "\n"
+
+
+def _seed_csv(t: SeedTest | None) -> list[str]:
+  if t is None:
+    return [""] * 5
+  return [f"{t.mean_diff:.6f}", str(t.n_seeds), str(t.n_a_better), f"{t.p_ttest:.6g}",
+          f"{t.p_wilcoxon:.6g}"]
 
 
 def _csv(text: str) -> str:
@@ -581,7 +733,8 @@ def plot_base_models(rows: Sequence[Row], path: str | Path, *,
       vals = [by[(b, metric)].mean[f] for b in models if (b, metric) in by
               and f in by[(b, metric)].mean]
       if vals:
-        ax.axhline(float(np.mean(vals)), color="k", lw=1, ls=("--", ":")[j % 2], label=f)
+        ax.axhline(float(np.mean(vals)), color="k", lw=1, ls=("--", ":", "-.")[j % 3],
+                   label=f)
     ax.set_xticks(x, [b.upper() if b != "dnn" else "YouTube-DNN" for b in models])
     ax.set_ylabel(metric.upper())
     lo = np.nanmin([by[(b, metric)].mean[m] for b in models for m in methods

@@ -243,14 +243,15 @@ def test_cell_from_before_a_new_config_field_still_counts_as_finished(tmp_path, 
   assert len(calls) == 3
 
 
-def test_rerun_removes_old_results_before_it_starts(tmp_path, monkeypatch):
-  """An interrupted rerun must not leave a new config.json beside an old results.json."""
+def test_failed_rerun_leaves_the_old_outputs_as_they_were(tmp_path, monkeypatch):
+  """A rerun works in <workdir>/.staging: failing (or killed) it changes nothing."""
   cfg = _cfg(data__scale=0.002, pretrain__epochs=1, pretrain__lrs=(0.01,), bridge__epochs=1,
              topk__k="5", cache__enabled=False)
   work = tmp_path / "cell"
-  work.mkdir()
-  (work / "results.json").write_text("{}")
-  (work / "predictions-test.npz").write_bytes(b"old")
+  pipeline.run_pfcdr(cfg, work)
+  before = {p.name: p.read_bytes() for p in work.iterdir() if p.is_file()}
+  assert set(pipeline.OUTPUTS) <= set(before)
+  assert comparison.is_finished(work, cfg)
 
   class Interrupt(Exception):
     pass
@@ -258,13 +259,27 @@ def test_rerun_removes_old_results_before_it_starts(tmp_path, monkeypatch):
   def boom(*a, **k):
     raise Interrupt
 
-  monkeypatch.setattr(pipeline.tasks_lib, "load_task", boom)
+  monkeypatch.setattr(pipeline.method_lib, "fit_predict", boom)   # fails after pretraining
   with pytest.raises(Interrupt):
-    pipeline.run_pfcdr(cfg, work)
-  assert (work / "config.json").exists()
-  assert not (work / "results.json").exists()
-  assert not (work / "predictions-test.npz").exists()
-  assert not comparison.is_finished(work, cfg)
+    pipeline.run_pfcdr(config_lib.override(cfg, {"seed": 1}), work)
+  after = {p.name: p.read_bytes() for p in work.iterdir() if p.is_file()}
+  assert after == before
+  assert not (work / ".staging").exists()
+  assert comparison.is_finished(work, cfg)
+
+
+def test_publish_removes_old_results_first(tmp_path):
+  """A kill between the moves leaves no results.json, so the cell is rerun."""
+  work, staging = tmp_path / "cell", tmp_path / "cell" / ".staging"
+  staging.mkdir(parents=True)
+  (work / "results.json").write_text("old")
+  (work / "predictions-test.npz").write_bytes(b"old")
+  (staging / "config.json").write_text("new")
+  (staging / "results.json").write_text("new")
+  pipeline._publish(staging, work)  # pylint: disable=protected-access
+  assert (work / "results.json").read_text() == "new"
+  assert not (work / "predictions-test.npz").exists(), "an output the new run lacks goes"
+  assert not staging.exists()
 
 
 def test_seed_stack_pretrains_each_groups_unfinished_seeds_first(tmp_path, monkeypatch):
@@ -319,3 +334,69 @@ def test_table1_quick_end_to_end(tmp_path):
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert proc.returncode == 0 and "0 to run" in proc.stderr + proc.stdout
+
+
+def test_seed_test_equals_scipy_on_the_same_numbers():
+  rng = np.random.default_rng(3)
+  a = 0.73 + 0.01 * rng.normal(size=10)
+  b = a + 0.004 + 0.006 * rng.normal(size=10)
+  t = comparison.seed_test(a, b, "PFCDR", "X")
+  assert t.n_seeds == 10 and t.diffs == pytest.approx(tuple(a - b))
+  np.testing.assert_allclose(t.p_ttest, stats.ttest_rel(a, b).pvalue, rtol=1e-12)
+  np.testing.assert_allclose(t.t_stat, stats.ttest_rel(a, b).statistic, rtol=1e-12)
+  np.testing.assert_allclose(t.p_wilcoxon, stats.wilcoxon(a, b).pvalue, rtol=1e-12)
+  assert t.mean_diff == pytest.approx(float(np.mean(a - b)))
+  assert t.n_a_better == int(np.sum(a < b))
+  assert comparison.seed_test(a, a).p_ttest == 1.0
+  one = comparison.seed_test(a[:1], b[:1])
+  assert np.isnan(one.p_ttest) and not one.significant
+
+
+def test_star_follows_the_per_seed_test_and_the_csv_keeps_its_columns(tmp_path):
+  dirs = _cells(tmp_path, pfcdr_noise=0.2, other_noise=1.0)
+  rows = comparison.summarize(dirs)
+  for r in rows:
+    per_seed = {m: [json.loads((d / "results.json").read_text())["methods"][m][r.metric]
+                    for d in dirs] for m in ("PFCDR", "EMCDR")}
+    ref = stats.ttest_rel(per_seed["PFCDR"], per_seed["EMCDR"])
+    assert r.seed_test.method_b == "EMCDR" and r.seed_test.n_seeds == 3
+    np.testing.assert_allclose(r.seed_test.p_ttest, ref.pvalue, rtol=1e-9)
+    assert r.star == ("PFCDR" if ref.pvalue < 0.05 and ref.statistic < 0 else None)
+  # One seed: the pooled per-user test can be significant, the design gives no test.
+  one = comparison.summarize(dirs[:1])
+  assert all(r.test.significant and r.star_pooled == "PFCDR" for r in one)
+  assert all(r.star is None and np.isnan(r.seed_test.p_ttest) for r in one)
+  csv = comparison.render_csv(rows).splitlines()
+  head = csv[0].split(",")
+  old = ["best", "second", "vs", "mean_diff", "n_pairs", "p_ttest", "p_wilcoxon", "star"]
+  i = head.index("best")
+  assert head[i:i + len(old)] == old
+  assert head[i + len(old):] == ["seed_mean_diff", "seed_n", "seed_n_pfcdr_better",
+                                 "seed_p_ttest", "seed_p_wilcoxon", "star_pooled"]
+  assert all(len(line.split(",")) == len(head) for line in csv[1:])
+  md = comparison.render_markdown(rows, title="t", command="c")
+  assert "paired over seeds (primary" in md and "## Secondary: pooled per-user" in md
+
+
+def test_dnn_cell_from_before_the_tower_field_reruns_but_mf_does_not(tmp_path, monkeypatch):
+  calls = []
+  monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
+  cfg = _cfg()
+  cells = comparison.make_cells(("synthetic",), (0.2,), ("mf", "dnn"), 1)
+  dirs = comparison.run_cells(cfg, cells, tmp_path)
+  assert len(calls) == 2
+  for d in dirs:   # what a cell written before PretrainConfig.dnn_tower existed holds
+    stored = json.loads((d / "config.json").read_text())
+    del stored["pretrain"]["dnn_tower"]
+    (d / "config.json").write_text(json.dumps(stored))
+  comparison.run_cells(cfg, cells, tmp_path)
+  assert len(calls) == 3   # one rerun: the DNN cell's config.json has the field again
+  assert "dnn_tower" in json.loads((dirs[1] / "config.json").read_text())["pretrain"]
+  assert "dnn_tower" not in json.loads((dirs[0] / "config.json").read_text())["pretrain"]
+  assert comparison.is_finished(dirs[0], comparison.cell_config(cfg, cells[0]))
+  # The tower is part of a DNN cell's (and its cache keys') content, not of an MF cell's.
+  mf, dnn = (comparison.cell_config(cfg, c) for c in cells)
+  assert "dnn_tower" not in config_lib.content(mf)["pretrain"]
+  assert config_lib.content(dnn)["pretrain"]["dnn_tower"] == "linear"
+  mlp = config_lib.override(dnn, {"pretrain.dnn_tower": "mlp"})
+  assert not comparison.is_finished(dirs[1], mlp)

@@ -10,6 +10,16 @@ from pfcdr_jax import metrics
 from pfcdr_jax.models import scorers
 
 
+NAMES = ("mf", "gmf", "dnn", "dnn_mlp")
+
+
+def _scorer(name):
+  """"dnn_mlp" = YouTube-DNN with the deeper tower (``dnn_tower="mlp"``)."""
+  if name == "dnn_mlp":
+    return scorers.get_scorer("dnn", dnn_tower="mlp")
+  return scorers.get_scorer(name)
+
+
 def _np_user_repr(name, p, users):
   U = np.asarray(p["user"])[users]
   if name == "mf":
@@ -17,15 +27,19 @@ def _np_user_repr(name, p, users):
   if name == "gmf":
     return U * np.asarray(p["h"])
   t = {k: np.asarray(v) for k, v in p["tower"].items()}
+  if name == "dnn":   # the public code's tower: one Linear d -> d with a bias
+    return U @ t["w"] + t["b"]
   return np.maximum(U @ t["w1"] + t["b1"], 0.0) @ t["w2"] + t["b2"]
 
 
 def _perturbed(name, key):
   """Init params, then perturb GMF's h and the tower biases so they matter."""
-  p = scorers.get_scorer(name).init(key, 7, 11, 4)
+  p = _scorer(name).init(key, 7, 11, 4)
   if name == "gmf":
     p["h"] = p["h"] + jnp.linspace(-0.5, 0.5, 4)
   if name == "dnn":
+    p["tower"]["b"] = p["tower"]["b"] + 0.05
+  if name == "dnn_mlp":
     p["tower"]["b1"] = p["tower"]["b1"] + 0.05
     p["tower"]["b2"] = p["tower"]["b2"] - 0.1
   return p
@@ -34,9 +48,9 @@ def _perturbed(name, key):
 class ScorerTest(chex.TestCase, parameterized.TestCase):
 
   @chex.variants(with_jit=True, without_jit=True)
-  @parameterized.parameters("mf", "gmf", "dnn")
+  @parameterized.parameters(*NAMES)
   def test_predict_matches_numpy(self, name):
-    sc = scorers.get_scorer(name)
+    sc = _scorer(name)
     p = _perturbed(name, jax.random.key(0))
     users = np.array([0, 3, 6, 2, 3], np.int32)
     items = np.array([1, 10, 0, 5, 5], np.int32)
@@ -48,9 +62,9 @@ class ScorerTest(chex.TestCase, parameterized.TestCase):
       np.testing.assert_allclose(np.asarray(pred), ref2, rtol=1e-5, atol=1e-6)
 
   @chex.variants(with_jit=True, without_jit=True)
-  @parameterized.parameters("mf", "gmf", "dnn")
+  @parameterized.parameters(*NAMES)
   def test_predict_soft_is_linear_in_b(self, name):
-    sc = scorers.get_scorer(name)
+    sc = _scorer(name)
     self.assertTrue(sc.linear_in_b)
     p = _perturbed(name, jax.random.key(1))
     users = np.array([0, 4], np.int32)
@@ -62,9 +76,9 @@ class ScorerTest(chex.TestCase, parameterized.TestCase):
     np.testing.assert_allclose(np.asarray(soft), np.sum(b * all_items, axis=1),
                                rtol=1e-5, atol=1e-6)
 
-  @parameterized.parameters("mf", "gmf", "dnn")
+  @parameterized.parameters(*NAMES)
   def test_init_shapes_and_scale(self, name):
-    p = scorers.get_scorer(name).init(jax.random.key(2), 500, 300, 10)
+    p = _scorer(name).init(jax.random.key(2), 500, 300, 10)
     self.assertEqual(p["user"].shape, (500, 10))
     self.assertEqual(p["item"].shape, (300, 10))
     self.assertAlmostEqual(float(jnp.std(p["user"])), 0.1, delta=0.01)
@@ -72,6 +86,16 @@ class ScorerTest(chex.TestCase, parameterized.TestCase):
   def test_unknown_scorer(self):
     with self.assertRaises(ValueError):
       scorers.get_scorer("lightgcn")
+    with self.assertRaises(ValueError):
+      scorers.get_scorer("dnn", dnn_tower="transformer")
+
+  def test_dnn_tower_default_is_one_linear_and_mlp_is_a_flag(self):
+    linear = scorers.get_scorer("dnn").init(jax.random.key(3), 5, 6, 10)["tower"]
+    self.assertEqual({k: v.shape for k, v in linear.items()}, {"w": (10, 10), "b": (10,)})
+    mlp = scorers.get_scorer("dnn", dnn_tower="mlp").init(jax.random.key(3), 5, 6, 10)
+    self.assertEqual(mlp["tower"]["w1"].shape, (10, 20))
+    # The tower option only concerns the DNN.
+    self.assertIs(scorers.get_scorer("mf", dnn_tower="mlp"), scorers.get_scorer("mf"))
 
 
 def test_metrics_match_numpy():

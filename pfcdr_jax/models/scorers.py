@@ -5,13 +5,21 @@ so its prediction is linear in an item-weight vector ``b`` once the item input i
 the soft mix ``b @ V`` (Eq. 8-9). That is what lets the inversion use a closed form
 (``linear_in_b=True``).
 
+YouTube-DNN's user tower is one Linear d -> d with a bias by default, as in the
+authors' public code (github.com/walcheng/PFCDR, ``DNNBase``: ``Linear(emb_dim,
+emb_dim)`` on the user embedding, dot product with the raw item embedding);
+``get_scorer("dnn", dnn_tower="mlp")`` gives the deeper tower Dense(2d) -> ReLU ->
+Dense(d) this project used before (``PretrainConfig.dnn_tower``, ``--dnn_tower``).
+``user_repr`` reads which tower a params pytree holds from its keys.
+
 Initialisation (documented choice): user/item embeddings ~ N(0, 0.1^2), like a
 small-Gaussian ``nn.Embedding`` init; GMF's output vector ``h`` starts at ones so
-GMF starts out as MF; the DNN user tower uses He-normal weights for the ReLU layer,
-LeCun-normal for the output layer and zero biases.
+GMF starts out as MF; the linear DNN tower and the MLP's output layer use
+LeCun-normal weights, the MLP's ReLU layer He-normal, all biases zero.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import chex
@@ -83,12 +91,28 @@ def gmf_user_repr(params: Params, users: jax.Array) -> jax.Array:
 
 # --- YouTube-DNN two-tower -----------------------------------------------------
 
+DNN_TOWERS = ("linear", "mlp")
+
+
 def dnn_init(key: jax.Array, n_users: int, n_items: int, dim: int = 10,
-             hidden: int | None = None) -> dict:
-  """Two-tower params: embeddings plus user tower Dense(h)->ReLU->Dense(d)."""
+             hidden: int | None = None, tower: str = "linear") -> dict:
+  """Two-tower params: embeddings plus the user tower.
+
+  ``tower="linear"``: ``{"w": [d, d], "b": [d]}`` (one Linear, the public code's);
+  ``tower="mlp"``: ``{"w1": [d, h], "b1": [h], "w2": [h, d], "b2": [d]}``
+  (Dense(h) -> ReLU -> Dense(d), ``h = 2d`` unless given).
+  """
+  if tower not in DNN_TOWERS:
+    raise ValueError(f"unknown DNN tower {tower!r}; choose from {DNN_TOWERS}")
   hidden = 2 * dim if hidden is None else hidden
   ke, k1, k2 = jax.random.split(key, 3)
   params = _embeddings(ke, n_users, n_items, dim)
+  if tower == "linear":
+    params["tower"] = {
+        "w": jnp.sqrt(1.0 / dim) * jax.random.normal(k1, (dim, dim), jnp.float32),
+        "b": jnp.zeros((dim,), jnp.float32),
+    }
+    return params
   params["tower"] = {
       "w1": jnp.sqrt(2.0 / dim) * jax.random.normal(k1, (dim, hidden), jnp.float32),
       "b1": jnp.zeros((hidden,), jnp.float32),
@@ -99,7 +123,9 @@ def dnn_init(key: jax.Array, n_users: int, n_items: int, dim: int = 10,
 
 
 def dnn_tower(tower: dict, x: jax.Array) -> jax.Array:
-  """User tower MLP. x: [B, d] -> [B, d]."""
+  """User tower (linear or MLP, by the keys of `tower`). x: [B, d] -> [B, d]."""
+  if "w" in tower:
+    return x @ tower["w"] + tower["b"][None, :]
   h = jax.nn.relu(x @ tower["w1"] + tower["b1"][None, :])
   return h @ tower["w2"] + tower["b2"][None, :]
 
@@ -136,9 +162,20 @@ SCORERS = {
 }
 
 
-def get_scorer(name: str) -> Scorer:
-  """Returns the scorer called ``name`` ("mf", "gmf" or "dnn")."""
+def get_scorer(name: str, *, dnn_tower: str = "linear") -> Scorer:
+  """Returns the scorer called ``name`` ("mf", "gmf" or "dnn").
+
+  Args:
+    name: the base model.
+    dnn_tower: YouTube-DNN's user tower, "linear" (default) or "mlp"; ignored by the
+      other scorers.
+  """
   try:
-    return SCORERS[name.lower()]
+    scorer = SCORERS[name.lower()]
   except KeyError:
     raise ValueError(f"unknown scorer {name!r}; choose from {sorted(SCORERS)}") from None
+  if scorer.name != "dnn" or dnn_tower == "linear":
+    return scorer
+  if dnn_tower not in DNN_TOWERS:
+    raise ValueError(f"unknown DNN tower {dnn_tower!r}; choose from {DNN_TOWERS}")
+  return scorer._replace(init=functools.partial(dnn_init, tower=dnn_tower))
