@@ -7,8 +7,9 @@ from typing import Any
 
 import jax
 
-from pfcdr_jax.config import BridgeConfig
+from pfcdr_jax.config import BridgeConfig, TopKConfig
 from pfcdr_jax.data.splits import CDRData
+from pfcdr_jax.inversion import InversionConfig
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -25,6 +26,7 @@ class BaselineContext:
     seed: the run's seed.
     emcdr_key: EMCDR's own stage key (``method.StageKeys.emcdr``).
     bridge: the run's ``config.BridgeConfig`` (EMCDR's map trains like the bridge).
+    inversion, topk: the run's inversion and top-k settings (PFCDR-DP reruns PFCDR).
   """
   data: CDRData
   scorer: Any
@@ -34,3 +36,5 @@ class BaselineContext:
   seed: int
   emcdr_key: jax.Array | None = None
   bridge: BridgeConfig = BridgeConfig()
+  inversion: InversionConfig = InversionConfig()
+  topk: TopKConfig = TopKConfig()
