@@ -1,0 +1,491 @@
+"""PFCDR+: PFCDR's prototypes with a bias floor, a task-oriented bridge and neighbours.
+
+What crosses domains is what PFCDR sends -- each user's source prototype
+``P_u = b_u* @ V_s`` (``method.prototypes``, one per inversion target rating r) -- plus
+one scalar per user, the source offset ``o_u`` = (sum of the user's source ratings minus
+the source global mean) / (n_u + kappa), i.e. how much the user rates above the source
+average (bridge and validation users send it once per kappa of the grid, so that kappa
+can be chosen; test users only at the chosen kappa). The offset reveals the user's mean source rating level and nothing about
+which items they rated; it can be noised by the Gaussian mechanism
+(:func:`noise_offsets`, clip to [-c, c], sensitivity 2c). In the target domain
+(which has its own ratings) the prediction of a cold user u on item j is
+
+  floor(u, j)  = mu + b_j(lambda)                               (global + item bias)
+  bilinear     = z_u^T M x_j,  z_u = [P_u(r) for r in rs, o_u, 1], x_j = [v_j, 1]
+  neighbours   = beta * (w_bar_u - w_all) . v_j                 (residual form), or
+                 (1 - beta) * (floor + bilinear) + beta * w_bar_u . v_j    ("blend")
+  pred(u, j)   = clip(floor + bilinear + neighbours, [r_min, r_max])
+
+with ``b_j = sum(r - mu) / (n_j + lambda)`` over the target training ratings, ``v_j``
+the pretrained target item vectors, ``M`` a ridge regression of the residual
+``r - floor`` of the bridge (training overlap) users' target training ratings on the
+features ``z_u (x) x_j`` (linear in M, closed form; its special case z_u = [o_u, 1],
+x_j = [1] is the BiasFloor of a fitted scale gamma), and ``w_bar_u`` the
+similarity-weighted mean of the target user representations: weights
+``softmax(-|r - w_t . P_hat_u| / tau)`` over the trained target users (Eq. 13's
+distance) or a uniform mean over the K closest (Eq. 14), ``P_hat_u`` the prototype
+transferred by PFCDR's linear bridge, ``w_all`` the mean over all trained target users.
+
+Selection (:func:`fit_predict_plus`): on the validation users (pseudo-cold overlap
+users, never the test users), greedily in this order -- lambda (floor alone), the ridge
+strength (floor + bilinear), then (K or tau, beta) jointly -- each by validation MAE.
+The test users' ratings are never read. Every step can be switched off in
+:class:`PlusConfig`, which is how ``experiments/ablate_plus.py`` measures each one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pfcdr_jax import chunking
+from pfcdr_jax import method as method_lib
+from pfcdr_jax import metrics as metrics_lib
+from pfcdr_jax import topk as topk_lib
+
+NEIGHBOURS = ("none", "uniform", "softmax", "both")
+COMBINE = ("residual", "blend")
+
+
+@dataclasses.dataclass(frozen=True)
+class PlusConfig:
+  """PFCDR+ settings: the grids chosen on validation and which parts are on.
+
+  Attributes:
+    item_shrinkage: lambda grid of the item bias.
+    bilinear: fit M (else the floor adds the raw offset o_u, BiasFloor's form).
+    offset_shrinkage: kappa grid of the source offset, chosen with the ridge strength
+      (0 = the plain mean offset; the raw-offset floor uses the first value). Bridge and
+      validation users send one offset per kappa, the test users only the chosen one.
+    use_offset: the source offset enters z_u (else no scalar is sent).
+    use_prototype: the prototypes enter z_u (else the bilinear part is the offset only).
+    item_side: x_j = [v_j, 1] (True) or [1] (False: no item interaction).
+    ridge: ridge strengths tried, relative to the mean diagonal of X^T X.
+    neighbours: "none", "uniform" (top-K mean), "softmax" (tau-weighted) or "both"
+      (every K and every tau are candidates).
+    k_grid: fractions of the trained target users for "uniform".
+    taus: temperatures for "softmax".
+    combine: "residual" or "blend" (see module docstring).
+    betas: neighbour weights tried.
+    clip: clip predictions to the target training rating range.
+    offset_epsilon: None (offsets sent as they are) or the (epsilon, offset_delta) of
+      the Gaussian mechanism each offset goes through (:func:`noise_offsets`, clipped to
+      [-offset_clip, offset_clip]; noise from ``noise_seed``). Per user, one release
+      per kappa of the grid (test users: one).
+    select_steps: each step (raw offset, bilinear, neighbours) is kept only when it
+      lowers the validation MAE of the step before (False: every enabled step is used,
+      as the ablation rows do).
+  """
+  item_shrinkage: tuple[float, ...] = (0.0, 5.0, 25.0, 100.0)
+  bilinear: bool = True
+  offset_shrinkage: tuple[float, ...] = (0.0, 5.0, 20.0, 50.0)
+  use_offset: bool = True
+  use_prototype: bool = True
+  item_side: bool = True
+  ridge: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+  neighbours: str = "both"
+  k_grid: tuple[float, ...] = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
+  taus: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+  combine: str = "residual"
+  betas: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+  clip: bool = True
+  offset_epsilon: float | None = None
+  offset_delta: float = 1e-5
+  offset_clip: float = 1.0
+  noise_seed: int = 0
+  select_steps: bool = True
+
+  def __post_init__(self):
+    if self.neighbours not in NEIGHBOURS:
+      raise ValueError(f"neighbours must be one of {NEIGHBOURS}, got {self.neighbours!r}")
+    if self.combine not in COMBINE:
+      raise ValueError(f"combine must be one of {COMBINE}, got {self.combine!r}")
+
+
+class Pairs(NamedTuple):
+  """(user, item) pairs to predict: int[P] each."""
+  user: np.ndarray
+  item: np.ndarray
+
+
+class PlusInputs(NamedTuple):
+  """What PFCDR+ reads, all numpy.
+
+  Attributes:
+    source: (user, item, rating) of every source rating.
+    target: (user, item, rating) of the target training ratings.
+    n_users, n_items_t: target user / item index sizes (users shared with the source).
+    bridge_users: int[B] overlap users with target training ratings.
+    cold_users: int[C] validation then test users.
+    protos_src: float[n_r, B + C, d] source prototypes (bridge users then cold users)
+      at each inversion target rating of ``rs``.
+    rs: the inversion target ratings of ``protos_src`` (the neighbours use ``rs[-1]``).
+    P_hat: float[C, d] cold users' prototypes at ``rs[-1]`` through PFCDR's bridge.
+    W_t: float[U_t, d] target user representations; V_t: float[N_t, d] target items.
+    trained: bool[U_t] users with target training ratings (neighbour candidates).
+  """
+  source: tuple
+  target: tuple
+  n_users: int
+  n_items_t: int
+  bridge_users: np.ndarray
+  cold_users: np.ndarray
+  protos_src: np.ndarray
+  rs: tuple
+  P_hat: np.ndarray
+  W_t: np.ndarray
+  V_t: np.ndarray
+  trained: np.ndarray
+
+
+class PlusFit(NamedTuple):
+  """What :func:`fit_predict_plus` returns.
+
+  Attributes:
+    pred: float32[P] predictions of the requested pairs.
+    chosen: the settings chosen on validation.
+    val_mae: validation MAE after each step ({"floor": .., "bilinear": .., ...}).
+  """
+  pred: np.ndarray
+  chosen: dict
+  val_mae: dict
+
+
+# --- biases --------------------------------------------------------------------------
+
+def item_bias(item: np.ndarray, rating: np.ndarray, n_items: int, mu: float,
+              shrinkage: float) -> np.ndarray:
+  """float64[n_items]: ``sum_j (r - mu) / (n_j + shrinkage)`` (0 for unrated items)."""
+  sums = np.bincount(item, weights=rating - mu, minlength=n_items)
+  counts = np.bincount(item, minlength=n_items)
+  return sums / np.maximum(counts + shrinkage, 1e-12) * (counts > 0)
+
+
+def source_offsets(user: np.ndarray, rating: np.ndarray, n_users: int,
+                   shrinkage: float = 0.0) -> np.ndarray:
+  """float64[n_users]: each user's source offset (the one scalar PFCDR+ sends).
+
+  ``sum_u (r - mu_s) / (n_u + shrinkage)``, mu_s the source global mean; 0 for users
+  without source ratings.
+  """
+  return item_bias(user, rating, n_users, float(np.mean(rating)), shrinkage)
+
+
+def gaussian_sigma(epsilon: float, delta: float, clip: float) -> float:
+  """Classic Gaussian mechanism for one offset in [-clip, clip] (sensitivity 2 clip)."""
+  if not 0 < epsilon < 1:
+    raise ValueError(f"the classic Gaussian mechanism needs 0 < epsilon < 1, got {epsilon}")
+  return 2.0 * clip * math.sqrt(2.0 * math.log(1.25 / delta)) / epsilon
+
+
+def noise_offsets(offsets: np.ndarray, rng: np.random.Generator, *, epsilon: float,
+                  delta: float, clip: float) -> np.ndarray:
+  """(epsilon, delta)-DP offsets per user: clip to [-clip, clip], add N(0, sigma^2)."""
+  sigma = gaussian_sigma(epsilon, delta, clip)
+  return np.clip(offsets, -clip, clip) + rng.normal(0.0, sigma, offsets.shape)
+
+
+def sent_offsets(inp: "PlusInputs", cfg: "PlusConfig", kappa: float) -> np.ndarray:
+  """float64[n_users]: the offsets the source sends (noised when cfg.offset_epsilon)."""
+  su, _, sr = inp.source
+  o = source_offsets(su, sr, max(inp.n_users, int(np.max(su)) + 1), kappa)
+  if cfg.offset_epsilon is None:
+    return o
+  rng = np.random.default_rng([cfg.noise_seed, int(kappa * 1000)])
+  return noise_offsets(o, rng, epsilon=cfg.offset_epsilon, delta=cfg.offset_delta,
+                       clip=cfg.offset_clip)
+
+
+# --- the bilinear (task-oriented) bridge ---------------------------------------------
+
+def user_features(protos: np.ndarray | None, offsets: np.ndarray | None) -> np.ndarray:
+  """z_u: float64[n, f] = [P_u(r) for r in rs, o_u, 1] (parts left out when None).
+
+  Args:
+    protos: float[n_r, n, d] or None; offsets: float[n] or None.
+  """
+  parts = []
+  if protos is not None:
+    parts += [np.asarray(p, np.float64) for p in protos]
+  if offsets is not None:
+    parts.append(np.asarray(offsets, np.float64)[:, None])
+  n = (protos.shape[1] if protos is not None else
+       offsets.shape[0] if offsets is not None else 0)
+  parts.append(np.ones((n, 1)))
+  return np.concatenate(parts, axis=1)
+
+
+def item_features(V_t: np.ndarray | None, n_items: int) -> np.ndarray:
+  """x_j: float64[n_items, g] = [v_j, 1] (or [1] when V_t is None)."""
+  ones = np.ones((n_items, 1))
+  return ones if V_t is None else np.concatenate([np.asarray(V_t, np.float64), ones], 1)
+
+
+def _design(Z: np.ndarray, X: np.ndarray, rows: np.ndarray, items: np.ndarray
+            ) -> np.ndarray:
+  """float64[R, f*g]: rows of ``z_u (x) x_j`` (Z [n, f] indexed by `rows`)."""
+  return (Z[rows][:, :, None] * X[items][:, None, :]).reshape(len(rows), -1)
+
+
+def normal_equations(Z, X, rows, items, y, chunk: int = 65536):
+  """(X^T X [p, p], X^T y [p]) of the bilinear design, accumulated in chunks."""
+  p = Z.shape[1] * X.shape[1]
+  A, c = np.zeros((p, p)), np.zeros(p)
+  for s in range(0, len(rows), chunk):
+    D = _design(Z, X, rows[s:s + chunk], items[s:s + chunk])
+    A += D.T @ D
+    c += D.T @ y[s:s + chunk]
+  return A, c
+
+
+def ridge_solve(A: np.ndarray, c: np.ndarray, strength: float) -> np.ndarray:
+  """theta [p] of ``(A + strength * mean(diag A) * I) theta = c``."""
+  scale = float(np.mean(np.diag(A))) or 1.0
+  return np.linalg.solve(A + strength * scale * np.eye(len(c)), c)
+
+
+def bilinear_predict(theta: np.ndarray, Z: np.ndarray, X: np.ndarray, rows: np.ndarray,
+                     items: np.ndarray) -> np.ndarray:
+  """float64[P]: ``z_u^T M x_j`` with ``M = theta.reshape(f, g)``."""
+  M = theta.reshape(Z.shape[1], X.shape[1])
+  return np.einsum("pf,fg,pg->p", Z[rows], M, X[items])
+
+
+# --- neighbours ------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("chunk_size",))
+def softmax_neighbour_mean(P_hat, W_t, valid, r, tau, *, chunk_size: int = 256):
+  """float32[C, d]: ``sum_t softmax_t(-|r - w_t . P_hat_c| / tau) w_t`` over valid t.
+
+  Args:
+    P_hat: [C, d] transferred prototypes; W_t: [T, d]; valid: bool[T] candidates.
+    r: Eq. (13)'s target rating; tau: the temperature (large: uniform over valid).
+    chunk_size: cold users per step (memory ``O(chunk_size * T)``).
+  """
+  chex.assert_rank([P_hat, W_t, valid], [2, 2, 1])
+
+  def one_chunk(P):
+    logits = -topk_lib.match_distances(P, W_t, r) / tau              # [c, T]
+    weights = jax.nn.softmax(jnp.where(valid[None, :], logits, -jnp.inf), axis=1)
+    return weights @ W_t
+
+  return chunking.chunked_map(one_chunk, P_hat, chunk_size)
+
+
+def uniform_neighbour_mean(P_hat, W_t, valid, r: float, k: int) -> np.ndarray:
+  """float32[C, d]: Eq. (14)'s mean of the K closest valid users' representations."""
+  idx = topk_lib.select_neighbors(jnp.asarray(P_hat), jnp.asarray(W_t), jnp.asarray(valid),
+                                  r=r, k=k, sorted=False)
+  return np.asarray(topk_lib.neighbor_mean(idx, jnp.asarray(W_t)))
+
+
+def neighbour_means(inp: PlusInputs, cfg: PlusConfig) -> dict:
+  """{setting: float[C, d] w_bar of the cold users} for each K or tau of `cfg`."""
+  valid = np.asarray(inp.trained, bool)
+  r = float(inp.rs[-1])
+  out = {}
+  if cfg.neighbours in ("softmax", "both"):
+    args = (jnp.asarray(inp.P_hat, jnp.float32), jnp.asarray(inp.W_t, jnp.float32),
+            jnp.asarray(valid))
+    out.update({("tau", t): np.asarray(softmax_neighbour_mean(*args, r, t))
+                for t in cfg.taus})
+  if cfg.neighbours in ("uniform", "both"):
+    ks = sorted({topk_lib.resolve_k(f, int(valid.sum())) for f in cfg.k_grid})
+    out.update({("k", k): uniform_neighbour_mean(inp.P_hat, inp.W_t, valid, r, k)
+                for k in ks})
+  return out
+
+
+# --- the method --------------------------------------------------------------------------
+
+def _best(maes: dict):
+  """The key of the lowest validation MAE (first on ties, in insertion order)."""
+  return min(maes, key=maes.get)
+
+
+class _Step(NamedTuple):
+  """Predictions of the validation pairs and of the requested pairs after a step."""
+  val: np.ndarray
+  out: np.ndarray
+
+
+def _floor_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip, chosen,
+                maes) -> tuple[_Step, np.ndarray, float]:
+  """mu + b_j(lambda), lambda on validation. Returns (step, b, mu)."""
+  _, ti, tr = inp.target
+  mu = float(np.mean(tr))
+  by_lam = {lam: item_bias(ti, tr, inp.n_items_t, mu, lam) for lam in cfg.item_shrinkage}
+  val_mae = {lam: float(metrics_lib.mae(clip(mu + b[val[1]]), val[2]))
+             for lam, b in by_lam.items()}
+  lam = _best(val_mae)
+  chosen["item_shrinkage"], maes["floor"] = lam, val_mae[lam]
+  b = by_lam[lam]
+  return _Step(mu + b[val[1]], mu + b[pairs.item]), b, mu
+
+
+def _bilinear_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip,
+                   floor: _Step, b: np.ndarray, mu: float, base: _Step, chosen, maes
+                   ) -> _Step:
+  """floor + z_u^T M x_j, M by ridge on the bridge users, its strength on validation.
+
+  With ``cfg.select_steps`` the step before (`base`) is a candidate too (ridge None).
+  """
+  users = np.concatenate([inp.bridge_users, inp.cold_users])
+  row_of = np.full(inp.n_users, -1, np.int64)
+  row_of[users] = np.arange(len(users))
+  for name, u in (("validation", val[0]), ("predicted", pairs.user)):
+    if np.any(row_of[u] < len(inp.bridge_users)):
+      raise ValueError(f"PFCDR+: every {name} user must be a cold user")
+  X = item_features(inp.V_t if cfg.item_side else None, inp.n_items_t)
+  tu, ti, tr = inp.target
+  keep = np.isin(tu, inp.bridge_users)
+  steps = {}
+  for kappa in (cfg.offset_shrinkage if cfg.use_offset else (None,)):
+    offsets = None if kappa is None else sent_offsets(inp, cfg, kappa)[users]
+    Z = user_features(inp.protos_src if cfg.use_prototype else None, offsets)
+    A, c = normal_equations(Z, X, row_of[tu[keep]], ti[keep], tr[keep] - mu - b[ti[keep]])
+    for strength in cfg.ridge:
+      theta = ridge_solve(A, c, strength)
+      steps[(kappa, strength)] = _Step(
+          floor.val + bilinear_predict(theta, Z, X, row_of[val[0]], val[1]),
+          floor.out + bilinear_predict(theta, Z, X, row_of[pairs.user], pairs.item))
+  if cfg.select_steps:
+    steps[(None, None)] = base     # no bilinear part: the step before
+  val_mae = {k: float(metrics_lib.mae(clip(st.val), val[2])) for k, st in steps.items()}
+  best = _best(val_mae)
+  chosen["offset_shrinkage"], chosen["ridge"], chosen["n_features"] = (*best, int(len(c)))
+  maes["bilinear"] = val_mae[best]
+  return steps[best]
+
+
+def _neighbour_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip,
+                    base: _Step, chosen, maes) -> _Step:
+  """base + beta * neighbour term; (K or tau, beta) on validation."""
+  row_of = np.full(inp.n_users, -1, np.int64)
+  row_of[inp.cold_users] = np.arange(len(inp.cold_users))
+  V = np.asarray(inp.V_t, np.float64)
+  w_all = np.mean(np.asarray(inp.W_t, np.float64)[np.asarray(inp.trained, bool)], axis=0)
+
+  def term(w_bar, users, items):
+    w = np.asarray(w_bar, np.float64)[row_of[users]]
+    return np.sum(((w - w_all) if cfg.combine == "residual" else w) * V[items], axis=1)
+
+  def mix(b, t, beta):
+    return b + beta * t if cfg.combine == "residual" else (1 - beta) * b + beta * t
+
+  val_mae, steps = {}, {}
+  for setting, w_bar in neighbour_means(inp, cfg).items():
+    t_val, t_out = term(w_bar, val[0], val[1]), term(w_bar, pairs.user, pairs.item)
+    for beta in (b for b in cfg.betas if b != 0 or cfg.select_steps):
+      steps[setting + (beta,)] = _Step(mix(base.val, t_val, beta), mix(base.out, t_out, beta))
+      val_mae[setting + (beta,)] = float(metrics_lib.mae(clip(steps[setting + (beta,)].val),
+                                                          val[2]))
+  best = _best(val_mae)
+  chosen[best[0]], chosen["beta"], maes["neighbours"] = best[1], best[2], val_mae[best]
+  return steps[best]
+
+
+def fit_predict_plus(inp: PlusInputs, val: tuple, pairs: Pairs,
+                     cfg: PlusConfig = PlusConfig()) -> PlusFit:
+  """PFCDR+ on one split: predictions of `pairs`, every setting chosen on `val`.
+
+  Args:
+    inp: the split's arrays (:class:`PlusInputs`).
+    val: (user, item, rating) of the validation users' target ratings (cold users).
+    pairs: the (cold user, item) pairs to predict (e.g. validation then test pairs).
+    cfg: grids and switches.
+
+  Returns:
+    :class:`PlusFit`.
+
+  Raises:
+    ValueError: no validation ratings, or a validation / predicted user that is not cold.
+  """
+  if len(val[2]) == 0:
+    raise ValueError("PFCDR+ chooses its settings on validation users; there are none")
+  tr = inp.target[2]
+  lo, hi = float(np.min(tr)), float(np.max(tr))
+  clip = (lambda p: np.clip(p, lo, hi)) if cfg.clip else (lambda p: p)
+  chosen, maes = {}, {}
+  floor, b, mu = _floor_step(inp, val, pairs, cfg, clip, chosen, maes)
+  step = floor
+  if cfg.use_offset and (cfg.select_steps or not cfg.bilinear):
+    o = sent_offsets(inp, cfg, cfg.offset_shrinkage[0])
+    with_offset = _Step(floor.val + o[val[0]], floor.out + o[pairs.user])
+    maes["floor+offset"] = float(metrics_lib.mae(clip(with_offset.val), val[2]))
+    chosen["raw_offset"] = not cfg.select_steps or maes["floor+offset"] < maes["floor"]
+    step = with_offset if chosen["raw_offset"] else floor
+  if cfg.bilinear:
+    step = _bilinear_step(inp, val, pairs, cfg, clip, floor, b, mu, step, chosen, maes)
+  if cfg.neighbours != "none":
+    step = _neighbour_step(inp, val, pairs, cfg, clip, step, chosen, maes)
+  return PlusFit(clip(step.out).astype(np.float32), chosen, maes)
+
+
+# --- inputs from a run ---------------------------------------------------------------------
+
+def plus_inputs(scorer, params_s, params_t, data, keys, bridge_cfg, inversion_cfg,
+                rs: tuple[float, ...] = (5.0,)) -> PlusInputs:
+  """:class:`PlusInputs` of a split and its pretrained scorers.
+
+  The prototypes at ``rs[-1]`` and the bridge are PFCDR's own (``method.invert_run``
+  and ``method.fit_bridge`` with the run's stage keys), so ``P_hat`` is what PFCDR
+  matches with; the other r only add source prototypes (same keys, other target).
+  """
+  rs = tuple(float(r) for r in rs)
+  main = method_lib.invert_run(scorer, params_s, params_t, data, keys,
+                               dataclasses.replace(inversion_cfg, target_rating=rs[-1]))
+  n_b = len(method_lib.bridge_users(data))
+  W_map, _ = method_lib.fit_bridge(main.source[:n_b], main.target, keys.bridge, bridge_cfg)
+  protos = []
+  for r in rs[:-1]:
+    protos.append(np.asarray(method_lib.prototypes(
+        scorer, params_s, data.source.n_users, method_lib.source_prototype_users(data),
+        keys.inversion_source, dataclasses.replace(inversion_cfg, target_rating=r)
+    ).prototypes))
+  protos.append(main.source)
+  W_t, V_t = method_lib.representations(scorer, params_t, data.target_train.n_users)
+  s, t = data.source, data.target_train
+  return PlusInputs(
+      source=(s.user, s.item, s.rating), target=(t.user, t.item, t.rating),
+      n_users=t.n_users, n_items_t=t.n_items, bridge_users=method_lib.bridge_users(data),
+      cold_users=method_lib.cold_users(data).users, protos_src=np.stack(protos), rs=rs,
+      P_hat=method_lib.transfer(W_map, main.source[n_b:]), W_t=np.asarray(W_t),
+      V_t=np.asarray(V_t), trained=np.asarray(data.target_trained, bool))
+
+
+# --- the ablation (experiments/ablate_plus.py): (step, inversion ratings, config) -------
+
+_NO_NB = dict(neighbours="none", select_steps=False)
+_K0 = dict(offset_shrinkage=(0.0,))
+_FORCED = dict(select_steps=False)
+ABLATION: tuple[tuple[str, tuple[float, ...], PlusConfig], ...] = (
+    ("floor mu + b_j", (5.0,), PlusConfig(bilinear=False, use_offset=False, **_NO_NB)),
+    ("+ raw source offset (BiasFloor form)", (5.0,), PlusConfig(bilinear=False, **_NO_NB)),
+    ("+ fitted offset scale", (5.0,),
+     PlusConfig(use_prototype=False, item_side=False, **_K0, **_NO_NB)),
+    ("+ offset x item", (5.0,), PlusConfig(use_prototype=False, **_K0, **_NO_NB)),
+    ("+ prototype bilinear r=5", (5.0,), PlusConfig(**_K0, **_NO_NB)),
+    ("+ prototypes r=1,5", (1.0, 5.0), PlusConfig(**_K0, **_NO_NB)),
+    ("+ prototypes r=1,3,5", (1.0, 3.0, 5.0), PlusConfig(**_K0, **_NO_NB)),
+    ("bilinear r=5, no offset", (5.0,), PlusConfig(use_offset=False, **_NO_NB)),
+    ("bilinear r=5, offset kappa=5", (5.0,), PlusConfig(offset_shrinkage=(5.0,), **_NO_NB)),
+    ("bilinear r=5, kappa in {0,5,20,50} on validation", (5.0,), PlusConfig(**_NO_NB)),
+    ("bilinear r=5, no clip", (5.0,), PlusConfig(clip=False, **_K0, **_NO_NB)),
+    ("bilinear r=5, offsets (0.9, 1e-5)-DP, kappa=20", (5.0,),
+     PlusConfig(offset_epsilon=0.9, offset_shrinkage=(20.0,), **_NO_NB)),
+    ("r=5 + uniform top-K residual", (5.0,), PlusConfig(neighbours="uniform", **_FORCED)),
+    ("r=5 + softmax residual", (5.0,), PlusConfig(neighbours="softmax", **_FORCED)),
+    ("r=5 + softmax blend", (5.0,), PlusConfig(neighbours="softmax", combine="blend", **_FORCED)),
+    ("PFCDR+ default: each step kept if validation says so", (5.0,), PlusConfig()),
+    ("the same with uniform top-K neighbours", (5.0,), PlusConfig(neighbours="uniform")),
+    ("the same with softmax neighbours only", (5.0,), PlusConfig(neighbours="softmax")),
+    ("the same without neighbours", (5.0,), PlusConfig(neighbours="none")),
+)
