@@ -1,9 +1,8 @@
 """The flags the PFCDR scripts share, and the one way they become a config.
 
-A script defines the flag groups it needs (``define_data_flags()``, ...) at import,
-then builds its config with :func:`pfcdr_config` (the order in which defaults, presets
-and flags apply, and the config path each flag sets, are in ``configs/pfcdr.py``). :func:`run` wraps ``main`` with the
-output set-up (``progress.configure_output``) and turns bad input into one
+A script defines the flag groups it needs (``define_data_flags()``, ...) at import and
+builds its config with :func:`pfcdr_config` (precedence and flag -> config paths:
+``configs/pfcdr.py``); :func:`run` wraps ``main``: output set-up, bad input as one
 ``error: ...`` line and exit status 1.
 """
 
@@ -48,6 +47,8 @@ def define_data_flags() -> None:
                     "Paper task whose sizes --task=synthetic mimics.")
   flags.DEFINE_string("source_file", None, "Source interactions (--task=custom).")
   flags.DEFINE_string("target_file", None, "Target interactions (--task=custom).")
+  flags.DEFINE_list("rating_range", None, "lo,hi: --task=custom's rating scale, a rating "
+                    "outside is an error (default: any finite one; warned outside 1-5).")
 
 
 def define_pretrain_flags(*, base_model: bool = True) -> None:
@@ -57,6 +58,8 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
   flags.DEFINE_integer("epochs", None, "Max pretraining epochs (preset).", lower_bound=1)
   flags.DEFINE_integer("batch_size", None, "Pretraining batch (preset).", lower_bound=1)
   flags.DEFINE_list("lrs", None, "Pretraining lr grid (default: the paper's).")
+  flags.DEFINE_enum("dnn_tower", "linear", ["linear", "mlp"], "DNN user tower: Linear d->d "
+                    "(public code) or Dense(2d)-ReLU-Dense(d).")
 
 
 def define_method_flags() -> None:
@@ -70,8 +73,8 @@ def define_method_flags() -> None:
   flags.DEFINE_integer("bridge_epochs", None, "Bridge / EMCDR map epochs (200).", lower_bound=1)
   flags.DEFINE_string("topk", "auto", "K: a count (500), a fraction of the trained target "
                       "users (0.1), or 'auto' (chosen on the validation users).")
-  flags.DEFINE_bool("include_untrained", False, "Top-k may pick target users without "
-                    "training ratings (the public code's behaviour).")
+  flags.DEFINE_bool("include_untrained", False, "Top-k may pick untrained target users.")
+  flags.DEFINE_enum("method", "pfcdr", ["pfcdr", "pfcdr_plus"], "pfcdr_plus: PFCDR+ too.")
 
 
 def define_sweep_flags(*, default_workdir: str) -> None:
@@ -89,6 +92,8 @@ def pfcdr_config(task: str | None = None, *, baselines: tuple[str, ...] = (),
                  overrides: dict | None = None) -> config_lib.PFCDRConfig:
   """The run's config from the defined flags (``configs.pfcdr.get_config``)."""
   names = [n for n in presets.FLAG_PATHS if n in FLAGS and FLAGS[n].value is not None]
+  if "method" in FLAGS and FLAGS.method == "pfcdr_plus" and "PFCDR+" not in baselines:
+    baselines = tuple(baselines) + ("PFCDR+",)   # a registry entry (baselines.registry)
   return presets.get_config(
       task or FLAGS.task, quick="quick" in FLAGS and FLAGS.quick, baselines=baselines,
       defaults={presets.FLAG_PATHS[n]: _value(n) for n in names if not FLAGS[n].present},

@@ -15,10 +15,13 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
+
+from pfcdr_jax import locks
 
 log = logging.getLogger(__name__)
 
@@ -72,25 +75,67 @@ class StageCache:
 
   def __init__(self, root: str | os.PathLike | None):
     self.root = Path(root) if root is not None else None
+    self.sweep_temporaries()
 
   def path(self, stage: str, key: str) -> Path | None:
     return None if self.root is None else self.root / f"{stage}-{key}.npz"
 
   def load(self, stage: str, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
-    """Returns (arrays, meta) of a finished stage, or None on a miss."""
+    """Returns (arrays, meta) of a finished stage, or None on a miss.
+
+    An entry that cannot be read whole (truncated or bit-flipped zip, bad CRC, missing
+    or non-dict metadata, any other exception of the reader) is moved aside (see
+    :meth:`quarantine`) with a warning and reported as a miss, so it is recomputed.
+    """
     path = self.path(stage, key)
     if path is None or not path.exists():
       return None
     try:
       with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != _META_KEY}
+        arrays = {k: np.array(z[k]) for k in z.files if k != _META_KEY}
         meta = json.loads(bytes(z[_META_KEY]).decode())
-    except (OSError, ValueError, KeyError) as e:
-      # A file we cannot read is treated as absent and recomputed, not trusted.
-      log.warning("cache entry %s is unreadable (%s); recomputing", path, e)
+      if not isinstance(meta, dict):
+        raise ValueError(f"metadata is {type(meta).__name__}, expected a JSON object")
+    except Exception as e:  # pylint: disable=broad-except
+      # A file we cannot read is never trusted: moved aside and recomputed.
+      self.quarantine(stage, key, f"unreadable ({type(e).__name__}: {e})")
       return None
     log.info("cache hit: %s", path.name)
     return arrays, meta
+
+  def quarantine(self, stage: str, key: str, why: str) -> Path | None:
+    """Moves entry (stage, key) aside to ``<name>.bad`` with a warning; returns the new path."""
+    path = self.path(stage, key)
+    if path is None or not path.exists():
+      return None
+    bad = path.with_name(path.name + ".bad")
+    try:
+      os.replace(path, bad)
+    except OSError as e:
+      log.warning("cache entry %s is %s and could not be moved aside (%s); recomputing",
+                  path, why, e)
+      return None
+    log.warning("cache entry %s is %s; moved to %s and recomputing", path, why, bad.name)
+    return bad
+
+  def sweep_temporaries(self, older_than_s: float = 3600.0) -> int:
+    """Deletes temporaries (``.*.tmp``) left by killed writers; returns how many.
+
+    Only files older than `older_than_s` go, so a writer still running is not hurt.
+    """
+    if self.root is None or not self.root.is_dir():
+      return 0
+    now, removed = time.time(), 0
+    for tmp in self.root.glob(".*.tmp"):
+      try:
+        if now - tmp.stat().st_mtime > older_than_s:
+          tmp.unlink()
+          removed += 1
+      except OSError:
+        continue
+    if removed:
+      log.warning("removed %d stale temporary file(s) from %s", removed, self.root)
+    return removed
 
   def save(self, stage: str, key: str, arrays: Mapping[str, np.ndarray],
            meta: Mapping[str, Any] | None = None) -> None:
@@ -132,18 +177,46 @@ def cached_stage(cache: StageCache, stage: str, key: str,
       on a hit).
   """
   record = {} if record is None else record
+  if cache.root is None:
+    return _load_or_compute(cache, stage, key, compute, validate, record)
+  # One writer per entry: a second run needing it waits, then finds it cached.
+  with locks.file_lock(cache.root / f".{stage}-{key}.lock", what=f"cache entry {stage}-{key}"):
+    return _load_or_compute(cache, stage, key, compute, validate, record)
+
+
+def _load_or_compute(cache, stage, key, compute, validate, record) -> tuple[Arrays, dict]:
   hit = cache.load(stage, key)
   if hit is not None:
     arrays, meta = hit
-    if validate is None or validate(arrays, meta):
+    why = _rejection(arrays, meta, validate)
+    if why is None:
       record.update(meta)
       record["cached"] = True
       return arrays, meta
-    log.warning("cached %s-%s is not what this run needs (shapes or contents differ); "
-                "recomputing", stage, key)
+    cache.quarantine(stage, key, why)
   arrays, meta = compute()
   arrays = {k: np.asarray(v) for k, v in arrays.items()}
   meta = dict(meta)
   cache.save(stage, key, arrays, meta)
   record.update(meta)
   return arrays, meta
+
+
+def _rejection(arrays: Arrays, meta: dict,
+               validate: Callable[[Arrays, dict], bool] | None) -> str | None:
+  """Why a cached entry cannot be used (None: it can).
+
+  Every floating array must be finite (no stage stores NaN or inf on purpose); then
+  the stage's own `validate` (shapes, metadata fields) must accept it. An exception
+  raised by `validate` (a chex shape assertion, a missing key) is a rejection too.
+  """
+  for name, a in arrays.items():
+    if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+      return f"not finite (array {name!r})"
+  if validate is None:
+    return None
+  try:
+    ok = validate(arrays, meta)
+  except Exception as e:  # pylint: disable=broad-except
+    return f"not what this run needs ({type(e).__name__}: {e})"
+  return None if ok else "not what this run needs (shapes or contents differ)"

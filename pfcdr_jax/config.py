@@ -27,6 +27,7 @@ the nested JSON of ``config.json``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Mapping
 
@@ -34,11 +35,16 @@ from pfcdr_jax import inversion as inversion_lib
 
 # Field metadata: the field changes how, not what (see module docstring).
 EXECUTION_ONLY = {"execution_only": True}
+# Field metadata: the field matters only for the YouTube-DNN base model, so content()
+# leaves it out for the others (their cache keys did not change when it was added); a
+# config.json without it predates it and ran the behaviour it replaced (the DNN's MLP
+# tower), so such a cell is stale (comparison.is_finished).
+DNN_ONLY = {"only_for_base_model": "dnn", "absent_is_stale": True}
 
 # Fractions of the trained target users tried for K on the validation users.
 DEFAULT_TOPK_GRID = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 # The methods every run reports next to PFCDR (each a registry entry).
-MAIN_BASELINES = ("TGT", "EMCDR", "GlobalMean", "ItemMean")
+MAIN_BASELINES = ("TGT", "EMCDR", "GlobalMean", "ItemMean", "BiasFloor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +56,9 @@ class DataConfig:
   like: str = "music2movie"    # --task=synthetic: which paper task it mimics
   source_file: str | None = None   # --task=custom
   target_file: str | None = None   # --task=custom
+  # --task=custom: inclusive (lo, hi) rating scale; a rating outside is an error naming
+  # its line. None: any finite rating, with a warning when some fall outside 1-5.
+  rating_range: tuple[float, float] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +77,8 @@ class PretrainConfig:
   epochs: int = 30
   batch_size: int = 1024
   heldout_fraction: float = 0.05
+  # YouTube-DNN's user tower: "linear" (one Linear d -> d, the public code's) or "mlp".
+  dnn_tower: str = dataclasses.field(default="linear", metadata=DNN_ONLY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,10 +131,18 @@ def content(cfg: Any) -> Any:
   """The nested dict of what `cfg` decides (execution-only fields left out)."""
   if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
     return {f.name: content(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)
-            if not f.metadata.get("execution_only")}
+            if decides(cfg, f)}
   if isinstance(cfg, (list, tuple)):
     return [content(v) for v in cfg]
   return cfg
+
+
+def decides(cfg: Any, f: dataclasses.Field) -> bool:
+  """Whether field `f` of `cfg` is part of what `cfg` decides (EXECUTION_ONLY, DNN_ONLY)."""
+  if f.metadata.get("execution_only"):
+    return False
+  only = f.metadata.get("only_for_base_model")
+  return only is None or getattr(cfg, "base_model", None) == only
 
 
 def to_dict(cfg: Any) -> Any:
@@ -186,3 +205,46 @@ def train_config(cfg: PFCDRConfig):
   return train_lib.TrainConfig(lrs=tuple(p.lrs), epochs=p.epochs, batch_size=p.batch_size,
                                heldout_fraction=p.heldout_fraction, seed=cfg.seed,
                                dim=p.emb_dim)
+
+
+def _finite(x) -> bool:
+  return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def validate(cfg: PFCDRConfig) -> PFCDRConfig:
+  """Checks a run's settings before any work; returns `cfg` unchanged.
+
+  Raises:
+    ValueError: the first bad setting, named by its config path and the flag that sets
+      it, with what was expected (e.g. ``split.beta (--beta) = 1.0: expected 0 < beta
+      < 1``).
+  """
+  p, s, b = cfg.pretrain, cfg.split, cfg.bridge
+  checks = (
+      ("seed", "--seed", cfg.seed, isinstance(cfg.seed, int) and cfg.seed >= 0,
+       "an integer >= 0"),
+      ("split.beta", "--beta", s.beta, _finite(s.beta) and 0 < s.beta < 1,
+       "0 < beta < 1 (the share of overlap users made cold-start)"),
+      ("split.val_fraction", "--val_fraction", s.val_fraction,
+       _finite(s.val_fraction) and 0 <= s.val_fraction < 1, "0 <= val_fraction < 1"),
+      ("pretrain.epochs", "--epochs", p.epochs, isinstance(p.epochs, int) and p.epochs >= 1,
+       "an integer >= 1"),
+      ("pretrain.batch_size", "--batch_size", p.batch_size,
+       isinstance(p.batch_size, int) and p.batch_size >= 1, "an integer >= 1"),
+      ("pretrain.emb_dim", "--emb_dim", p.emb_dim, isinstance(p.emb_dim, int) and p.emb_dim >= 1,
+       "an integer >= 1"),
+      ("pretrain.lrs", "--lrs", p.lrs, len(p.lrs) >= 1 and all(_finite(x) and x > 0
+                                                             for x in p.lrs),
+       "one or more finite learning rates > 0"),
+      ("inversion.target_rating", "--target_rating", cfg.inversion.target_rating,
+       _finite(cfg.inversion.target_rating), "a finite rating"),
+      ("inversion.steps", "--inversion_steps", cfg.inversion.steps,
+       isinstance(cfg.inversion.steps, int) and cfg.inversion.steps >= 1, "an integer >= 1"),
+      ("bridge.epochs", "--bridge_epochs", b.epochs, isinstance(b.epochs, int) and b.epochs >= 1,
+       "an integer >= 1"),
+      ("bridge.lr", "--bridge_lr", b.lr, _finite(b.lr) and b.lr > 0, "a finite number > 0"),
+  )
+  for path, flag, value, ok, expected in checks:
+    if not ok:
+      raise ValueError(f"{path} ({flag}) = {value!r}: expected {expected}")
+  return cfg

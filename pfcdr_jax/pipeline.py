@@ -21,6 +21,8 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Sequence
@@ -31,12 +33,14 @@ import numpy as np
 
 from pfcdr_jax import cache as cache_lib
 from pfcdr_jax import config as config_lib
+from pfcdr_jax import locks
 from pfcdr_jax import method as method_lib
 from pfcdr_jax import metrics as metrics_lib
 from pfcdr_jax.baselines import context as context_lib
 from pfcdr_jax.baselines import registry
 from pfcdr_jax.config import PFCDRConfig
 from pfcdr_jax.data import splits as splits_lib
+from pfcdr_jax.data.errors import DataError
 from pfcdr_jax.data import tasks as tasks_lib
 from pfcdr_jax.models import scorers as scorers_lib
 from pfcdr_jax.models import train as train_lib
@@ -90,7 +94,7 @@ def load_frames(cfg: PFCDRConfig):
   d = cfg.data
   return tasks_lib.load_task(d.task, data_dir=d.data_dir, seed=cfg.seed, scale=d.scale,
                              like=d.like, source_file=d.source_file,
-                             target_file=d.target_file)
+                             target_file=d.target_file, rating_range=d.rating_range)
 
 
 def frames_key(cfg: PFCDRConfig) -> str:
@@ -105,6 +109,31 @@ def load_split(cfg: PFCDRConfig, frames=None) -> tuple[splits_lib.CDRData, dict,
   data = splits_lib.make_cdr_split(src_df, tgt_df, beta=cfg.split.beta, seed=cfg.seed,
                                    val_fraction=cfg.split.val_fraction, name=cfg.data.task)
   return data, info, cache_lib.stable_hash(data.manifest)
+
+
+def check_split(cfg: PFCDRConfig, data: splits_lib.CDRData) -> None:
+  """Refuses, before any training, a split too small for the run's protocol.
+
+  Raises:
+    DataError: no test user, fewer than 2 bridge users, or no validation rating while
+      K or a baseline's setting is to be chosen on validation users.
+  """
+  n_overlap, beta = data.n_overlap, cfg.split.beta
+  where = f"task {cfg.data.task}"
+  if len(data.test_users) == 0:
+    raise DataError(where, f"beta={beta:g} of {n_overlap} overlapping users gives no "
+                    "cold-start test user; expected more overlapping users or a larger beta")
+  if len(data.train_users) < 2:
+    raise DataError(where, f"{len(data.train_users)} overlapping user(s) left to train the "
+                    f"bridge ({n_overlap} overlap, beta={beta:g}); expected at least 2")
+  needs_val = ([f"--topk={cfg.topk.k}"] if cfg.topk.k == "auto" and len(cfg.topk.grid) > 1
+               else []) + [n for n in cfg.baselines.names
+                           if len(registry.selection_grid(n)) > 1]
+  if needs_val and data.target_val.rating.size == 0:
+    raise DataError(where, f"no validation ratings ({len(data.val_users)} validation users of "
+                    f"{n_overlap} overlap, val_fraction={cfg.split.val_fraction:g}), but "
+                    f"{', '.join(needs_val)} choose settings on them; expected more "
+                    "overlapping users, a larger val_fraction, or a fixed --topk")
 
 
 def load_splits(cfgs: Sequence[PFCDRConfig]) -> list[tuple[splits_lib.CDRData, dict, str]]:
@@ -173,9 +202,11 @@ def pretrain(scorer, domain, cfg: PFCDRConfig, key, cache, cache_key: str, name:
                                                   cfg.pretrain.emb_dim), key)
   leaves_t, treedef = jax.tree_util.tree_flatten(template)
 
-  def valid(arrays, _):
-    return all(arrays.get(f"leaf{i}") is not None and arrays[f"leaf{i}"].shape == t.shape
-               for i, t in enumerate(leaves_t))
+  def valid(arrays, meta):
+    schema = all(isinstance(meta.get(k), (int, float)) for k in ("lr", "epoch", "heldout_mse"))
+    return schema and all(arrays.get(f"leaf{i}") is not None
+                          and arrays[f"leaf{i}"].shape == t.shape
+                          for i, t in enumerate(leaves_t))
 
   def compute():
     return _pretrain_entry(train_lib.train_scorer(scorer, domain,
@@ -207,8 +238,10 @@ def _prototype_stage(run: RunInputs, cfg: PFCDRConfig, cache, name: str,
             {"n_users": int(len(users)), "mean_final_loss": float(np.mean(out.loss)),
              "method": out.method})
 
-  def valid(arrays, _):
-    return arrays.get("prototypes") is not None and arrays["prototypes"].shape == (len(users), d)
+  def valid(arrays, meta):
+    return (arrays.get("prototypes") is not None
+            and arrays["prototypes"].shape == (len(users), d)
+            and meta.get("n_users") == len(users) and isinstance(meta.get("method"), str))
 
   arrays, _ = cache_lib.cached_stage(cache, f"prototypes-{name}",
                                      prototype_cache_key(cfg, run.data_hash, name), compute,
@@ -231,13 +264,14 @@ def prepare(cfg: PFCDRConfig, workdir: str | Path, rec: Recorder | None = None,
   keys = method_lib.StageKeys.from_seed(cfg.seed)
   with rec.stage("data") as r:
     data, info, data_hash = load_split(cfg, frames)
+    check_split(cfg, data)
     if rec.workdir is not None:
       splits_lib.save_manifest(data, rec.workdir / "split_manifest.json")
     r.update({"data_hash": data_hash, "synthetic": bool(info.get("synthetic", False))})
   log.info("data: %d overlap users, %d test users (%d ratings), %d validation users",
            data.n_overlap, len(data.test_users), data.target_test.rating.size,
            len(data.val_users))
-  scorer = scorers_lib.get_scorer(cfg.pretrain.base_model)
+  scorer = scorers_lib.get_scorer(cfg.pretrain.base_model, dnn_tower=cfg.pretrain.dnn_tower)
   params = {}
   for name, domain, key in (("source", data.source, keys.pretrain_source),
                             ("target", data.target_train, keys.pretrain_target)):
@@ -264,7 +298,8 @@ def run_baseline(run: RunInputs, cfg: PFCDRConfig, cache, name: str,
   """One registry method's test predictions and chosen settings (cached)."""
   ctx = context_lib.BaselineContext(
       data=run.data, scorer=run.scorer, params_s=run.params_s, params_t=run.params_t,
-      key=run.keys.baselines, seed=cfg.seed, emcdr_key=run.keys.emcdr, bridge=cfg.bridge)
+      key=run.keys.baselines, seed=cfg.seed, emcdr_key=run.keys.emcdr, bridge=cfg.bridge,
+      inversion=cfg.inversion, topk=cfg.topk)
   n_test = run.data.target_test.rating.size
 
   def compute():
@@ -273,7 +308,8 @@ def run_baseline(run: RunInputs, cfg: PFCDRConfig, cache, name: str,
 
   arrays, chosen = cache_lib.cached_stage(
       cache, "baseline", baseline_cache_key(cfg, run.data_hash, name), compute,
-      lambda a, _: a.get("pred") is not None and a["pred"].shape == (n_test,), record)
+      lambda a, meta: (a.get("pred") is not None and a["pred"].shape == (n_test,)
+                       and isinstance(meta.get("grid"), list) and "val_mae" in meta), record)
   record["chosen"] = chosen
   return arrays["pred"], chosen
 
@@ -310,7 +346,8 @@ def pretrain_seeds(cfgs: Sequence[PFCDRConfig], workdirs: Sequence[str | Path]
       log.info("pretrain_%s: seeds %s as one vmapped stack", name, seeds)
       t0 = time.perf_counter()
       results = train_lib.train_scorer_seeds(
-          scorers_lib.get_scorer(runs[0][0].pretrain.base_model), [r[1] for r in runs],
+          scorers_lib.get_scorer(runs[0][0].pretrain.base_model,
+                                 dnn_tower=runs[0][0].pretrain.dnn_tower), [r[1] for r in runs],
           [config_lib.train_config(r[0]) for r in runs], [r[2] for r in runs])
       seconds = round(time.perf_counter() - t0, 3)
       for (cfg, _, _, cache, cache_key), result in zip(runs, results):
@@ -332,7 +369,7 @@ def _pending_pretrainings(cfgs, workdirs) -> dict[str, dict[tuple, list]]:
       cache_key = pretrain_cache_key(cfg, data_hash, name)
       if cache.path(f"pretrain-{name}", cache_key).exists():
         continue
-      group = (train_lib.domain_shape(domain), cfg.pretrain.base_model,
+      group = (train_lib.domain_shape(domain), cfg.pretrain.base_model, cfg.pretrain.dnn_tower,
                dataclasses.replace(config_lib.train_config(cfg), seed=0))
       pending[name].setdefault(group, []).append((cfg, domain, key, cache, cache_key))
   return pending
@@ -340,28 +377,88 @@ def _pending_pretrainings(cfgs, workdirs) -> dict[str, dict[tuple, list]]:
 
 # --- the run ------------------------------------------------------------------------------
 
-def _start_workdir(cfg: PFCDRConfig, workdir: Path) -> Recorder:
-  workdir.mkdir(parents=True, exist_ok=True)
-  # A rerun first removes the previous run's outputs, so an interrupted rerun can never
-  # pair a new config.json with an old results.json (comparison.is_finished reads both).
-  for stale in ("results.json", "predictions-test.npz", "metrics.jsonl"):
-    (workdir / stale).unlink(missing_ok=True)
-  cache_lib.atomic_write_text(workdir / "config.json",
+# What a finished run leaves in its workdir; results.json (the "finished" mark that
+# comparison.is_finished reads with config.json) is published last.
+OUTPUTS = ("config.json", "metrics.jsonl", "split_manifest.json", "predictions-test.npz",
+           "results.json")
+
+
+def _start_staging(cfg: PFCDRConfig, workdir: Path, suffix: str = "") -> Recorder:
+  """A fresh ``<workdir>/.staging<suffix>`` with config.json (the caller holds the lock)."""
+  staging = workdir / f".staging{suffix}"
+  shutil.rmtree(staging, ignore_errors=True)   # a killed run's leftovers
+  staging.mkdir(parents=True)
+  cache_lib.atomic_write_text(staging / "config.json",
                               json.dumps(config_lib.to_dict(cfg), indent=2))
-  return Recorder(workdir)
+  return Recorder(staging)
+
+
+def _publish(staging: Path, workdir: Path) -> None:
+  """Moves a finished run's outputs from `staging` into `workdir`, results.json last.
+
+  The old results.json goes first, so a kill in between leaves an unfinished workdir
+  (rerun), never a new config.json beside an old results.json.
+  """
+  (workdir / "results.json").unlink(missing_ok=True)
+  for name in OUTPUTS:
+    if (staging / name).exists():
+      os.replace(staging / name, workdir / name)
+    else:
+      (workdir / name).unlink(missing_ok=True)
+  shutil.rmtree(staging, ignore_errors=True)
 
 
 def run_pfcdr(cfg: PFCDRConfig, workdir: str | Path) -> dict[str, Any]:
   """Runs PFCDR and ``cfg.baselines.names`` on one task / beta / seed / base model.
 
   Writes ``config.json``, ``metrics.jsonl``, ``split_manifest.json``,
-  ``predictions-test.npz`` and, last, ``results.json`` in ``workdir``.
+  ``predictions-test.npz`` and, last, ``results.json`` in ``workdir``. The run works in
+  ``<workdir>/.staging`` and replaces the previous outputs only when it succeeds (a
+  failed or killed rerun leaves them as they were); ``<workdir>/.lock`` makes a second
+  run on the same workdir wait. The default stage cache stays ``<workdir>/cache``.
 
   Returns:
     The results dict written to results.json.
   """
   workdir = Path(workdir)
-  rec = _start_workdir(cfg, workdir)
+  config_lib.validate(cfg)
+  cfg = _for_this_process(cfg)
+  if cfg.cache.enabled and cfg.cache.dir is None:
+    cfg = config_lib.override(cfg, {"cache.dir": str(workdir / "cache")})
+  workdir.mkdir(parents=True, exist_ok=True)
+  suffix = "" if jax.process_index() == 0 else f"-p{jax.process_index()}"
+  with locks.file_lock(workdir / f".lock{suffix}", what=f"workdir {workdir}"):
+    rec = _start_staging(cfg, workdir, suffix)
+    try:
+      results = _run_staged(cfg, rec)
+    except BaseException:
+      shutil.rmtree(rec.workdir, ignore_errors=True)   # nothing half-written stays
+      raise
+    if suffix:   # every process computed the same results; process 0 writes them
+      shutil.rmtree(rec.workdir, ignore_errors=True)
+    else:
+      _publish(rec.workdir, workdir)
+  return results
+
+
+def _for_this_process(cfg: PFCDRConfig) -> PFCDRConfig:
+  """With several JAX processes (``jax.distributed``), the stage cache is off.
+
+  Every process must take the same path through the sharded kernels (their
+  collectives wait for all processes); a cache hit in one process and a miss in
+  another would leave the others waiting, so multi-process runs recompute every stage.
+  """
+  if jax.process_count() > 1 and cfg.cache.enabled:
+    log.warning("%d JAX processes: the stage cache is off for this run (each stage is "
+                "recomputed on every process; process 0 writes the outputs)",
+                jax.process_count())
+    return config_lib.override(cfg, {"cache.enabled": False})
+  return cfg
+
+
+def _run_staged(cfg: PFCDRConfig, rec: Recorder) -> dict[str, Any]:
+  """The body of :func:`run_pfcdr`, writing into ``rec.workdir`` (the staging folder)."""
+  workdir = rec.workdir
   run = prepare(cfg, workdir, rec)
   protos = run_prototypes(run, cfg, workdir, rec)
   with rec.stage("pfcdr") as r:
@@ -421,6 +518,8 @@ def _results(cfg: PFCDRConfig, run: RunInputs, fit: method_lib.PFCDRFit,
       "methods": methods,
       "timings_s": timings,
       "manifest": {k: m[k] for k in m if k.endswith("sha256")},
+      # Each input file read (role, path, sha256) or the archive it came from.
+      "input_files": cache_lib.jsonable(run.info.get("files", [])),
   }
 
 

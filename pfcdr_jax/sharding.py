@@ -19,7 +19,9 @@ the per-device matrix products; the test checks them at 1e-5).
 On CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` splits the host into
 N devices; on a multi-GPU host the local GPUs are the devices; on a TPU slice (or
 several GPU hosts) call ``jax.distributed.initialize()`` first and ``user_mesh()``
-spans ``jax.devices()`` of all processes.
+spans ``jax.devices()`` of all processes; the results are then gathered to every
+process (``multihost_utils.process_allgather``), so each holds the whole output as
+with one process (tests/test_multiprocess.py runs two processes on 127.0.0.1).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
+from jax.experimental import multihost_utils
 from jax.sharding import PartitionSpec as P
 
 from pfcdr_jax import inversion as inversion_lib
@@ -53,6 +56,13 @@ def user_sharding(mesh: Mesh, ndim: int) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
+
+
+def gathered(x: jax.Array) -> jax.Array:
+  """`x` whole on this process: a no-op with one process, an all-gather with several."""
+  if jax.process_count() == 1 or x.is_fully_addressable:
+    return x
+  return jnp.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
 @functools.lru_cache(maxsize=None)
@@ -103,8 +113,8 @@ def shard_invert_users(w: jax.Array, V: jax.Array, key: jax.Array,
                       user_sharding(mesh, 1))
   rep = replicated(mesh)
   fn = _inversion_fn(mesh, cfg, bool(linear_in_b))
-  protos, loss, pred, steps = fn(wp, jax.device_put(jnp.asarray(V, jnp.float32), rep),
-                                 jax.device_put(key, rep), ip)
+  protos, loss, pred, steps = map(gathered, fn(
+      wp, jax.device_put(jnp.asarray(V, jnp.float32), rep), jax.device_put(key, rep), ip))
   method = inversion_lib.resolve_method(cfg, linear_in_b)
   return inversion_lib.UsersInversion(prototypes=protos[:B], loss=loss[:B], pred=pred[:B],
                                       steps=steps[:B], method=method)
@@ -174,4 +184,4 @@ def shard_select_neighbors(P_hat: jax.Array, W_tgt: jax.Array,
            jax.device_put(jnp.asarray(W_tgt, jnp.float32), rep),
            jax.device_put(jnp.asarray(valid), rep),
            jax.device_put(jnp.asarray(r, jnp.float32), rep))
-  return idx[:C]
+  return gathered(idx)[:C]

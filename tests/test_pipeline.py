@@ -153,15 +153,16 @@ def test_seed_stacked_pretraining_feeds_each_run_its_own_params(tmp_path, equal_
 def test_experiment_script_runs_and_prints_table(tmp_path):
   cmd = [sys.executable, str(ROOT / "experiments" / "pfcdr.py"), "--task=synthetic",
          "--scale=0.003", "--epochs=4", "--lrs=0.02", "--inversion_steps=30",
-         f"--workdir={tmp_path / 'w'}", "--topk=0.05"]
+         f"--workdir={tmp_path / 'w'}", "--topk=0.05", "--method=pfcdr_plus"]
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
   assert out.returncode == 0, out.stderr[-3000:]
-  for name in METHODS:
+  for name in METHODS + ("PFCDR+",):
     assert name in out.stdout
   assert "SYNTHETIC" in out.stdout
   res = json.loads((tmp_path / "w" / "results.json").read_text())
   assert res["task"] == "synthetic"
+  assert "PFCDR+" in res["methods"]   # --method=pfcdr_plus adds it next to the others
 
 
 def test_experiment_script_rejects_bad_flag(tmp_path):

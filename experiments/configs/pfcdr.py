@@ -14,8 +14,10 @@ from pfcdr_jax.baselines import registry
 FLAG_PATHS = {
     "task": "data.task", "data_dir": "data.data_dir", "scale": "data.scale",
     "like": "data.like", "source_file": "data.source_file", "target_file": "data.target_file",
+    "rating_range": "data.rating_range",
     "beta": "split.beta", "seed": "seed", "base_model": "pretrain.base_model",
     "epochs": "pretrain.epochs", "batch_size": "pretrain.batch_size", "lrs": "pretrain.lrs",
+    "dnn_tower": "pretrain.dnn_tower",
     "target_rating": "inversion.target_rating", "inversion_steps": "inversion.steps",
     "inversion_method": "inversion.method", "inversion_loss": "inversion.loss",
     "eps": "inversion.eps", "bridge_epochs": "bridge.epochs", "topk": "topk.k",
@@ -27,6 +29,8 @@ FLAG_PATHS = {
 # Per-task pretraining (the Amazon tasks are 10-50x larger than ML-1M Comedy->Drama).
 TASK_PRESETS = {
     "comedy2drama": {"pretrain.epochs": 100, "pretrain.batch_size": 1024},
+    "action2romance": {"pretrain.epochs": 100, "pretrain.batch_size": 1024},
+    "ml100k_comedy2drama": {"pretrain.epochs": 100, "pretrain.batch_size": 256},
     "book2movie": {"pretrain.epochs": 20, "pretrain.batch_size": 4096},
     "book2music": {"pretrain.epochs": 20, "pretrain.batch_size": 4096},
     "music2movie": {"pretrain.epochs": 20, "pretrain.batch_size": 4096},
@@ -75,4 +79,4 @@ def get_config(task: str, *, quick: bool = False, defaults: dict | None = None,
     except ValueError:
       raise ValueError(f"--topk={cfg.topk.k}: expected 'auto', a positive count or a "
                        "fraction") from None
-  return cfg
+  return config_lib.validate(cfg)

@@ -36,8 +36,9 @@ matrix ``scorer.item_matrix`` of the shared pretrained models, and predict
 ``u_t_hat . V_t[j]``, exact for all three scorers. For MF this is the raw embedding;
 for GMF it is a fixed per-dimension rescaling of it (a linear map of the raw
 embedding, so a linear bridge has the same function class); for YouTube-DNN it is the
-tower output, not the raw embedding that the PFCDR paper (Sec. 5.3) and our in-pipeline
-EMCDR map. We map the tower output because SSCDR pulls mapped users and items into one
+tower output, not the raw embedding that the PFCDR paper's Sec. 5.3 text describes
+(EMCDR maps the tower output on YouTube-DNN too, as the public code does; the raw-table
+variant is ``"EMCDR(space=raw)"``, see ``baselines/emcdr.py``). We map the tower output because SSCDR pulls mapped users and items into one
 metric space and PTUPCDR / DP-EMCDR / PriCDR-S predict with a dot product against the
 target items: both need the space in which ``u . v`` is the rating. CMF and LightGCN
 train their own factors (base model not used); SourceUserMean is a floor.
@@ -45,6 +46,7 @@ train their own factors (base model not used); SourceUserMean is a floor.
 
 from __future__ import annotations
 
+import logging
 import re
 import zlib
 from typing import Any, Callable, NamedTuple
@@ -53,16 +55,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pfcdr_jax import method as method_lib
+from pfcdr_jax import method_plus
+from pfcdr_jax.baselines import bias_floor
 from pfcdr_jax.baselines import cmf
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.baselines import emcdr
+from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.baselines import floors
 from pfcdr_jax.baselines import lightgcn
+from pfcdr_jax.baselines import pf2cdr
 from pfcdr_jax.baselines import pricdr
 from pfcdr_jax.baselines import ptupcdr
 from pfcdr_jax.baselines import source_user_mean
 from pfcdr_jax.baselines import sscdr
 from pfcdr_jax.baselines.context import BaselineContext
+from pfcdr_jax.privacy import dp_prototypes
 
 DP_EPSILONS = (0.5, 1.0, 5.0, 10.0)
 DP_DELTA = 1e-5
@@ -73,7 +81,13 @@ CACHE_VERSION = 1
 
 # The Table 1 methods beyond those every run reports (config.MAIN_BASELINES).
 NAMES = ("LightGCN", "CMF", "SSCDR", "PTUPCDR",
-         *(f"DP-EMCDR(eps={e:g})" for e in DP_EPSILONS), "PriCDR-S", "SourceUserMean")
+         *(f"DP-EMCDR(eps={e:g})" for e in DP_EPSILONS), "PriCDR-S", "SourceUserMean",
+         # The paper's private baselines we could build (issue 14) and PFCDR's DP variant.
+         "FedCDR", "PF2CDR", *(f"PFCDR-DP(eps={e:g})" for e in DP_EPSILONS))
+
+
+# PFCDR-DP over the same budgets as DP-EMCDR (privacy/dp_prototypes.py).
+PFCDR_DP_NAMES = tuple(f"PFCDR-DP(eps={e:g})" for e in DP_EPSILONS)
 
 
 class Entry(NamedTuple):
@@ -101,7 +115,8 @@ class Entry(NamedTuple):
   reads: tuple[str, ...] = ()
 
 
-_NAME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*)(?:\((.*)\))?$")
+# A name may end in "+" (PFCDR+).
+_NAME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9_-]*\+?)(?:\((.*)\))?$")
 
 
 def parse_name(name: str) -> tuple[str, dict[str, float | int | str]]:
@@ -235,11 +250,79 @@ def _run_pricdr(ctx, opts, pairs, key):
                             tgt_item_emb=r["tgt_item_emb"], cfg=cfg, key=key)
 
 
+def _run_fedcdr(ctx, opts, pairs, key):
+  """FedCDR: trains its own federated factors (base model not used) of rank d.
+
+  With ``eps`` the per-person clip defaults to C = 1 (Adam makes the result nearly
+  C-invariant once every upload is clipped: measured in BUILD_NOTES).
+  """
+  opts = dict(opts)
+  if "eps" in opts:
+    opts["epsilon"] = float(opts.pop("eps"))
+    opts.setdefault("clip_norm", 1.0)
+  s, t = ctx.data.source, ctx.data.target_train
+  cfg = fedcdr.FedCDRConfig(dim=_emb_dim(ctx), **opts)
+  return fedcdr.fit_predict(_tuples(s), _tuples(t), pairs, n_users_src=s.n_users,
+                            n_items_src=s.n_items, n_users_tgt=t.n_users, n_items_tgt=t.n_items,
+                            train_users=ctx.data.train_users, cfg=cfg, key=key)
+
+
+def _run_pf2cdr(ctx, opts, pairs, key):
+  opts = dict(opts)
+  if "eps" in opts:
+    opts["epsilon"] = float(opts.pop("eps"))
+  r = _reprs(ctx)
+  return pf2cdr.fit_predict(_tuples(ctx.data.target_train), pairs,
+                            train_users=ctx.data.train_users, src_user_emb=r["src_user_emb"],
+                            tgt_user_emb=r["tgt_user_emb"], tgt_item_emb=r["tgt_item_emb"],
+                            cfg=pf2cdr.PF2CDRConfig(**opts), key=key)
+
+
 def _run_source_user_mean(ctx, opts, pairs, key):
   cfg = source_user_mean.SourceUserMeanConfig(**opts)
   return source_user_mean.fit_predict(_tuples(ctx.data.source), _tuples(ctx.data.target_train),
                                       pairs, n_users_src=ctx.data.source.n_users, cfg=cfg,
                                       key=key)
+
+
+def _run_bias_floor(ctx, opts, pairs, key):
+  cfg = bias_floor.BiasFloorConfig(**opts)
+  return bias_floor.fit_predict(_tuples(ctx.data.source), _tuples(ctx.data.target_train), pairs,
+                                n_users_src=ctx.data.source.n_users,
+                                n_items_tgt=ctx.data.target_train.n_items, cfg=cfg, key=key)
+
+
+def _run_pfcdr_dp(ctx, opts, pairs, key):
+  opts = dict(opts)
+  opts["epsilon"] = float(opts.pop("eps")) if "eps" in opts else None
+  return dp_prototypes.fit_predict_pairs(
+      ctx.scorer, ctx.params_s, ctx.params_t, ctx.data, pairs,
+      cfg=dp_prototypes.DPPrototypeConfig(**opts), inversion=ctx.inversion,
+      bridge=ctx.bridge, topk=ctx.topk, key=key, seed=ctx.seed)
+
+
+def _run_pfcdr_plus(ctx, opts, pairs, key):
+  """PFCDR+ (``method_plus``): its own settings are chosen inside, on validation.
+
+  The prototypes are PFCDR's (the run's stage keys, ``StageKeys.from_seed``, and
+  ``ctx.inversion``), plus, with option ``rs`` ("1/5"), source prototypes at those
+  other target ratings; the neighbours match through PFCDR's bridge (``ctx.bridge``).
+  """
+  del key
+  opts = dict(opts)
+  r_main = float(ctx.inversion.target_rating)
+  opts.setdefault("noise_seed", ctx.seed)   # used only with offset_epsilon=...
+  extra = [float(r) for r in str(opts.pop("rs", r_main)).split("/")]
+  rs = tuple(r for r in extra if r != r_main) + (r_main,)
+  inp = method_plus.plus_inputs(ctx.scorer, ctx.params_s, ctx.params_t, ctx.data,
+                                method_lib.StageKeys.from_seed(ctx.seed), ctx.bridge,
+                                ctx.inversion, rs)
+  val = ctx.data.target_val
+  fit = method_plus.fit_predict_plus(inp, (val.user, val.item, val.rating),
+                                     method_plus.Pairs(*pairs), method_plus.PlusConfig(**opts))
+  logging.getLogger(__name__).info("PFCDR+: chosen on validation %s; validation MAE by "
+                                   "step %s", fit.chosen, fit.val_mae)
+  return fit.pred
 
 
 def _run_tgt(ctx, opts, pairs, key):
@@ -252,7 +335,8 @@ def _run_emcdr(ctx, opts, pairs, key):
        **opts}
   return emcdr.fit_predict(ctx.scorer, ctx.params_s, ctx.params_t,
                            np.asarray(ctx.data.train_users, np.int32), pairs[0], pairs[1], key,
-                           lr=b["lr"], epochs=b["epochs"], batch_size=b["batch_size"])
+                           lr=b["lr"], epochs=b["epochs"], batch_size=b["batch_size"],
+                           space=b.get("space", "auto"))
 
 
 def _run_global_mean(ctx, opts, pairs, key):
@@ -289,8 +373,31 @@ ENTRIES: dict[str, Entry] = {
     "DP-EMCDR": Entry(_run_dp_emcdr, ({"clip_norm": 1.0}, {"clip_norm": 0.5},
                                       {"clip_norm": 2.0}, {"clip_norm": 4.0}),
                       {"mechanism": "analytic", "delta": DP_DELTA}, "clip_norm=1"),
+    # PFCDR with Gaussian-mechanism prototypes (privacy/dp_prototypes.py); C chosen on
+    # validation (centred prototypes' norms are ~0.8-2.8 on comedy2drama), K inside.
+    "PFCDR-DP": Entry(_run_pfcdr_dp, ({"clip_norm": 1.0}, {"clip_norm": 0.5},
+                                      {"clip_norm": 2.0}, {"clip_norm": 4.0}),
+                      {"mechanism": "analytic", "delta": DP_DELTA}, "clip_norm=1",
+                      reads=("inversion", "bridge", "topk")),
     "PriCDR-S": Entry(_run_pricdr, ({"lr": 0.01}, {"lr": 0.001}),
                       {"epochs": 20, "batch_size": 512}, "epochs=3,lr=0.01"),
+    # Item bias shrunk by a pseudo-count lambda (chosen on validation) + the user's
+    # source offset; one scalar of the user's source data (baselines/bias_floor.py).
+    "BiasFloor": Entry(_run_bias_floor, tuple({"shrinkage": float(k)} for k in
+                                              (0, 2, 5, 10, 25, 50, 100)),
+                       {"clip": True}, "shrinkage=10"),
+    # Ours (issue 15): one grid point here; method_plus selects its settings itself.
+    "PFCDR+": Entry(_run_pfcdr_plus, reads=("inversion", "bridge")),
+    # Federated CDR simulated in rounds (baselines/fedcdr.py); no DP unless eps is given
+    # ("FedCDR(eps=1,clip_norm=...)").
+    "FedCDR": Entry(_run_fedcdr, ({"lr": 0.01}, {"lr": 0.02}, {"lr": 0.005}),
+                    {"rounds": 200, "local_batch": 64}, "rounds=10,lr=0.01"),
+    # P2FCDR-style silos (baselines/pf2cdr.py): plain "PF2CDR" keeps the module's
+    # epsilon = 1 (analytic Gaussian, delta = 1e-5); C chosen on validation.
+    "PF2CDR": Entry(_run_pf2cdr, ({"clip_norm": 1.0}, {"clip_norm": 0.5}, {"clip_norm": 2.0},
+                                  {"clip_norm": 4.0}),
+                    {"mechanism": "analytic", "delta": DP_DELTA, "epochs": 10},
+                    "epochs=2,clip_norm=1"),
     "SourceUserMean": Entry(_run_source_user_mean, ({"shrinkage": 0.0}, {"shrinkage": 5.0},
                                                     {"shrinkage": 20.0}), {}, "shrinkage=0"),
 }

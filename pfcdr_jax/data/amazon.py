@@ -47,7 +47,7 @@ AMAZON_TASKS = {
     "music2movie": ("CDs_and_Vinyl", "Movies_and_TV"),
 }
 
-AMAZON_URL = ("http://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
+AMAZON_URL = ("https://snap.stanford.edu/data/amazon/productGraph/categoryFiles/"
               "reviews_{category}_5.json.gz")
 
 # file name -> sha256. Empty: no official checksums are published; fill in to pin.
@@ -399,7 +399,10 @@ def load_amazon_file(path: PathLike) -> tuple[pd.DataFrame, dict]:
     path: A ``reviews_*_5.json.gz`` or ``ratings_*.csv`` file.
 
   Returns:
-    ``(frame, provenance)`` with provenance ``{"path", "sha256", "format"}``.
+    ``(frame, provenance)`` with provenance ``{"path", "sha256", "format",
+    "verification"}``: ``"pinned sha256"``, or ``"unverified"`` (SNAP publishes no
+    checksums: the sha256 is recorded on first use and every later use must match it,
+    which detects a changed file but cannot vouch for the first copy).
 
   Raises:
     DataError: checksum mismatch or bad content.
@@ -410,7 +413,11 @@ def load_amazon_file(path: PathLike) -> tuple[pd.DataFrame, dict]:
     df, fmt = read_reviews_json_gz(path), "reviews_json_gz"
   else:
     df, fmt = read_ratings_csv(path), "ratings_csv"
-  return df, {"path": str(path), "sha256": digest, "format": fmt}
+  pinned = path.name in AMAZON_PINNED_SHA256
+  if not pinned:
+    logging.warning("%s: no pinned sha256 (SNAP publishes none); recorded as unverified", path)
+  return df, {"path": str(path), "sha256": digest, "format": fmt,
+              "verification": "pinned sha256" if pinned else "unverified"}
 
 
 def load_amazon_domain(category: str, data_dir: Optional[PathLike] = None,

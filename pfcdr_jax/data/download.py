@@ -10,6 +10,12 @@ Guarantees of :func:`fetch`:
 * Size (``Content-Length`` and the expected size), md5 and sha256 are checked
   when known; an optional ``check`` callback (e.g. a full gzip decompression)
   runs on the finished ``.part`` file.
+* A redirect may not leave https: an https URL redirected to plain http (or to any
+  other scheme) is refused with a DownloadError naming both URLs.
+
+:func:`safe_extract` writes only regular files inside the target directory: absolute
+names, ``..``, ``.``, drive letters and symlink members are refused by name before
+anything is written, and the total uncompressed size is capped.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -34,6 +41,22 @@ from absl import logging
 from pfcdr_jax.data.errors import DataError, DownloadError, MissingFile, PathLike
 
 _CHUNK = 1 << 20  # 1 MiB: big enough to be fast, small enough for a smooth bar.
+# safe_extract's default cap on the uncompressed bytes it writes (ML-1M's zip: 24 MB).
+MAX_EXTRACT_BYTES = 4 << 30
+
+
+class _NoDowngradeRedirects(urllib.request.HTTPRedirectHandler):
+  """Follows a redirect only if it keeps the scheme https (or stays http -> http(s))."""
+
+  def redirect_request(self, req, fp, code, msg, headers, newurl):
+    old, new = req.full_url.split(":", 1)[0].lower(), newurl.split(":", 1)[0].lower()
+    if new not in ("http", "https") or (old == "https" and new != "https"):
+      raise urllib.error.URLError(f"refusing redirect from {req.full_url} to {newurl} "
+                                  "(it leaves https)")
+    return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_NoDowngradeRedirects)
 
 
 def default_data_dir() -> Path:
@@ -219,7 +242,7 @@ def _stream_to_part(url: str, dest: Path, part: Path, *, timeout: float,
   h_sha, h_md5 = hashlib.sha256(), hashlib.md5()
   try:
     req = urllib.request.Request(url, headers={"User-Agent": "pfcdr-jax"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+    with _OPENER.open(req, timeout=timeout) as resp:
       length = resp.headers.get("Content-Length")
       expected_len = int(length) if length is not None else None
       from tqdm import tqdm  # pylint: disable=g-import-not-at-top
@@ -284,6 +307,9 @@ def _member_target(out_dir: Path, name: str, zip_path: PathLike) -> Path:
       or (pure.parts and ":" in pure.parts[0])):
     raise DataError(zip_path, f"unsafe member path {name!r} (absolute or contains '..'); "
                     "refusing to extract", field="member")
+  if not pure.parts or pure.parts == (".",) or name.strip("/") in ("", "."):
+    raise DataError(zip_path, f"unsafe member path {name!r} (names the target directory "
+                    "itself); refusing to extract", field="member")
   target = (out_dir / Path(*pure.parts)).resolve()
   root = out_dir.resolve()
   if target != root and root not in target.parents:
@@ -292,8 +318,13 @@ def _member_target(out_dir: Path, name: str, zip_path: PathLike) -> Path:
   return target
 
 
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+  return stat.S_ISLNK(info.external_attr >> 16)
+
+
 def safe_extract(zip_path: PathLike, out_dir: PathLike,
-                 members: Optional[Sequence[str]] = None) -> list[Path]:
+                 members: Optional[Sequence[str]] = None, *,
+                 max_bytes: int = MAX_EXTRACT_BYTES) -> list[Path]:
   """Extracts (some) members of a zip file, refusing path traversal.
 
   Every member name is checked before anything is written: absolute paths,
@@ -304,12 +335,14 @@ def safe_extract(zip_path: PathLike, out_dir: PathLike,
     zip_path: The archive (zip or wheel).
     out_dir: Directory to extract into (created).
     members: Member names to extract; None extracts all files.
+    max_bytes: Cap on the total uncompressed size of the members written.
 
   Returns:
     Paths of the extracted files, in the order of ``members`` (or the archive).
 
   Raises:
-    DataError: unsafe member name, missing member, or a corrupt archive.
+    DataError: unsafe member name (absolute, ``..``, ``.``), a symlink member, a
+      missing member, more than ``max_bytes`` to write, or a corrupt archive.
   """
   out_dir = Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
@@ -320,8 +353,11 @@ def safe_extract(zip_path: PathLike, out_dir: PathLike,
   with zf:
     infos = {i.filename: i for i in zf.infolist()}
     # Check every name first so that a bad archive writes nothing at all.
-    for name in infos:
+    for name, info in infos.items():
       _member_target(out_dir, name, zip_path)
+      if _is_symlink(info):
+        raise DataError(zip_path, f"member {name!r} is a symbolic link; refusing to extract",
+                        field="member")
     if members is None:
       wanted = [n for n, i in infos.items() if not i.is_dir()]
     else:
@@ -329,6 +365,10 @@ def safe_extract(zip_path: PathLike, out_dir: PathLike,
       if missing:
         raise DataError(zip_path, f"archive lacks member(s) {missing}", field="member")
       wanted = list(members)
+    total = sum(infos[n].file_size for n in wanted)
+    if total > max_bytes:
+      raise DataError(zip_path, f"members to extract hold {total} bytes uncompressed, more "
+                      f"than the cap of {max_bytes}; refusing to extract", field="member")
     written = []
     for name in wanted:
       target = _member_target(out_dir, name, zip_path)

@@ -22,7 +22,9 @@ import gzip
 import io
 import math
 import os
+import re
 import warnings
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
@@ -93,10 +95,56 @@ def canonical_column(name: str) -> str:
 # Generic delimited parsing: fast pandas pass + per-line scanner for errors.
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+
+
+def is_gzip(path: PathLike) -> bool:
+  """True when the file starts with gzip's magic bytes (whatever its name says)."""
+  with open(path, "rb") as f:
+    return f.read(2) == GZIP_MAGIC
+
+
 def _open_text(path: PathLike, encoding: str):
-  if str(path).endswith(".gz"):
+  if is_gzip(path):
     return gzip.open(path, "rt", encoding=encoding, newline="")
   return open(path, "r", encoding=encoding, newline="")
+
+
+def read_text_bytes(path: PathLike) -> bytes:
+  """A text file's bytes, checked: gzip (found by its magic bytes) decompressed, a UTF-8
+  byte-order mark removed, the rest valid UTF-8.
+
+  Raises:
+    DataError: naming the path for a missing file, a directory, a read failure
+      (permissions, I/O), corrupt or truncated gzip data, and an invalid UTF-8 byte
+      (its offset and line).
+  """
+  path = Path(path)
+  if not path.exists():
+    raise DataError(path, "file not found")
+  if path.is_dir():
+    raise DataError(path, "is a directory; expected an interaction file")
+  try:
+    data = path.read_bytes()
+  except OSError as e:
+    raise DataError(path, f"cannot read the file ({type(e).__name__}: {e.strerror or e})") from e
+  if data[:2] == GZIP_MAGIC:
+    try:
+      data = gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as e:
+      raise DataError(path, "gzip data (found by its magic bytes) is corrupt or truncated "
+                      f"({type(e).__name__}: {e})") from e
+  if data.startswith(_BOM):
+    logging.info("%s: skipping a UTF-8 byte-order mark", path)
+    data = data[len(_BOM):]
+  try:
+    data.decode("utf-8")
+  except UnicodeDecodeError as e:
+    line = data[:e.start].count(b"\n") + 1
+    raise DataError(path, f"byte 0x{data[e.start]:02x} at offset {e.start} is not UTF-8 "
+                    "text (expected a UTF-8 CSV/TSV file, plain or gzip)", line=line) from e
+  return data
 
 
 def _line_splitter(sep: str, quoting: int) -> Callable[[str], list[str]]:
@@ -434,14 +482,6 @@ class _NamedSplit:
 # Custom tables with a header.
 
 
-def _read_first_line(path: Path) -> str:
-  with _open_text(path, "utf-8") as f:
-    for line in f:
-      if line.strip():
-        return line.rstrip("\r\n")
-  return ""
-
-
 def sniff_delimiter(header: str) -> str:
   """Guesses the delimiter of a header line.
 
@@ -484,9 +524,9 @@ def read_interaction_table(path: PathLike, *, rating_range: RatingRange = None
     DataError: missing file, bad header, or the first malformed line.
   """
   path = Path(path)
-  if not path.exists():
-    raise DataError(path, "file not found")
-  header = _read_first_line(path)
+  data = read_text_bytes(path)
+  text = data.decode("utf-8")
+  header = next((l.rstrip("\r") for l in text.split("\n") if l.strip()), "")
   if not header:
     raise DataError(path, "file is empty; expected a header naming user, item and rating "
                     "columns", line=1)
@@ -507,10 +547,15 @@ def read_interaction_table(path: PathLike, *, rating_range: RatingRange = None
                       line=1, field=col)
   sep_name = {"\t": "tabs", ",": "commas", ";": "semicolons", "|": "pipes"}.get(sep, "whitespace")
   # Blank lines before the header are skipped by pandas too.
-  df = parse_delimited(path, sep=sep, fields=names, header_lines=_header_offset(path),
-                       quoting=quoting, rating_range=rating_range,
+  header_lines = _header_offset(text)
+  df = parse_delimited(path, sep=sep, fields=names, header_lines=header_lines,
+                       quoting=quoting, rating_range=rating_range, data=data,
                        int_fields=("timestamp",) if "timestamp" in names else (),
                        sep_name=sep_name)
+  if len(df) == 0:
+    raise DataError(path, "no ratings after the header; expected one line per "
+                    "(user, item, rating)", line=header_lines + 1)
+  _clean_ids(df, path, text, header_lines, _line_splitter(sep, quoting), names)
   n_extra = sum(1 for n in names if n.startswith("_extra"))
   if n_extra:
     logging.info("%s: ignoring %d extra column(s)", path, n_extra)
@@ -519,13 +564,51 @@ def read_interaction_table(path: PathLike, *, rating_range: RatingRange = None
                     df["timestamp"] if "timestamp" in df else None)
 
 
-def _header_offset(path: Path) -> int:
+def _header_offset(text: str) -> int:
   """Number of lines up to and including the header (leading blank lines count)."""
-  with _open_text(path, "utf-8") as f:
-    for n, line in enumerate(f, start=1):
-      if line.strip():
-        return n
+  for n, line in enumerate(text.split("\n"), start=1):
+    if line.strip():
+      return n
   return 0
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _clean_ids(df: pd.DataFrame, path: Path, text: str, header_lines: int,
+               split: Callable[[str], list[str]], names: Sequence[str]) -> None:
+  """Strips surrounding whitespace from user and item ids (in place, count logged).
+
+  Raises:
+    DataError: naming the line and field of the first id that is blank after
+      stripping or holds a control character (NUL, tab, bell, ...).
+  """
+  for field in ("user", "item"):
+    raw = df[field]
+    stripped = raw.str.strip()
+    bad = stripped.eq("") | stripped.str.contains(_CONTROL)
+    if bad.any():
+      lineno, value = _first_bad_id(text, header_lines, split, names.index(field))
+      what = "blank" if not value.strip() else f"{value!r} holds a control character"
+      raise DataError(path, f"{field} id {what}; expected a printable, non-empty id",
+                      line=lineno, field=field)
+    changed = int((stripped != raw).sum())
+    if changed:
+      logging.warning("%s: stripped surrounding whitespace from %d %s id(s) (\"u0 \" and "
+                      "\"u0\" are one %s)", path, changed, field, field)
+      df[field] = stripped
+
+
+def _first_bad_id(text: str, header_lines: int, split: Callable[[str], list[str]],
+                  column: int) -> tuple[Optional[int], str]:
+  """(line number, raw value) of the first blank or control-character id in `column`."""
+  for lineno, line in enumerate(text.split("\n"), start=1):
+    if lineno <= header_lines or not line.strip():
+      continue
+    value = split(line.rstrip("\r"))[column]
+    if not value.strip() or _CONTROL.search(value.strip()):
+      return lineno, value
+  return None, ""
 
 
 # ----------------------------------------------------------------------------

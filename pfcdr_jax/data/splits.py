@@ -115,6 +115,19 @@ def _sha256_array(a: np.ndarray) -> str:
   return hashlib.sha256(np.ascontiguousarray(a, dtype="<i4").tobytes()).hexdigest()
 
 
+def _sha256_ratings(d: "DomainData") -> str:
+  """sha256 of the indexed (user, item, rating) triples, in their stored order.
+
+  Part of the data hash that keys the stage cache: editing a rating in place (same ids,
+  same pairs) changes it, so nothing trained on the old ratings is served again.
+  """
+  h = hashlib.sha256()
+  h.update(np.ascontiguousarray(d.user, dtype="<i4").tobytes())
+  h.update(np.ascontiguousarray(d.item, dtype="<i4").tobytes())
+  h.update(np.ascontiguousarray(d.rating, dtype="<f4").tobytes())
+  return h.hexdigest()
+
+
 def _prepare(df: pd.DataFrame, name: str, rating_range) -> tuple:
   """Validates, deduplicates (documented policy) and factorises one domain."""
   validate_frame_shape(df, name=name)
@@ -167,8 +180,9 @@ def make_cdr_split(source_df: pd.DataFrame, target_df: pd.DataFrame, *, beta: fl
     The :class:`CDRData`. Its manifest holds: task, beta, seed, val_fraction,
     per-domain counts (users, items, ratings; target also per split), n_overlap,
     n_test_users, n_test_ratings, n_val_users, n_val_ratings, n_train_overlap
-    users, sha256 of the four id lists and of the test/val user arrays, and the
-    duplicates dropped per domain.
+    users, sha256 of the four id lists, of the test/val user arrays and of the
+    indexed (user, item, rating) triples of source, target train, val and test (so
+    the data hash changes when any rating does), and the duplicates dropped per domain.
 
   Raises:
     DataError: an empty domain, no overlapping users, or too few of them for
@@ -369,6 +383,10 @@ def _manifest(*, name: str, beta: float, seed: int, val_fraction: float, ids: _I
           "target_item_ids": _sha256_strings(ids.target_item_ids),
           "test_users": _sha256_array(test_users),
           "val_users": _sha256_array(val_users),
+          "source_ratings": _sha256_ratings(source),
+          "target_train_ratings": _sha256_ratings(target_train),
+          "target_val_ratings": _sha256_ratings(target_val),
+          "target_test_ratings": _sha256_ratings(target_test),
       },
       "duplicates_dropped": {"source": duplicates[0], "target": duplicates[1]},
   }

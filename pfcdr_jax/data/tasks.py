@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from absl import logging
+import numpy as np
 import pandas as pd
 
 from pfcdr_jax.data import amazon
@@ -19,14 +20,19 @@ from pfcdr_jax.data import download as dl
 from pfcdr_jax.data import movielens
 from pfcdr_jax.data import synthetic
 from pfcdr_jax.data.errors import DataError, PathLike
-from pfcdr_jax.data.interactions import deduplicate, read_interaction_table
+from pfcdr_jax.data.interactions import STAR_RANGE, deduplicate, read_interaction_table
 
-TASK_NAMES = ("comedy2drama", "book2movie", "book2music", "music2movie", "custom", "synthetic")
+TASK_NAMES = ("comedy2drama", "book2movie", "book2music", "music2movie", "custom", "synthetic",
+              "action2romance", "ml100k_comedy2drama")
 # Tasks whose data (not only the split) depends on the seed.
 SEEDED_TASKS = ("synthetic",)
 
-# MovieLens genre tasks: name -> (variant, source genre, target genre).
-GENRE_TASKS = {"comedy2drama": ("ml-1m", "Comedy", "Drama")}
+# MovieLens genre tasks: name -> (variant, source genre, target genre). Each domain
+# keeps the movies of its genre that lack the other one (``movielens.genre_domains``),
+# so the item sets are disjoint and the users shared, as in comedy2drama.
+GENRE_TASKS = {"comedy2drama": ("ml-1m", "Comedy", "Drama"),
+               "action2romance": ("ml-1m", "Action", "Romance"),
+               "ml100k_comedy2drama": ("ml-100k", "Comedy", "Drama")}
 
 
 def _finish(task: str, source: pd.DataFrame, target: pd.DataFrame, info: dict
@@ -53,15 +59,38 @@ def _finish(task: str, source: pd.DataFrame, target: pd.DataFrame, info: dict
   return source, target, info
 
 
+def _checked_range(rating_range) -> Optional[tuple[float, float]]:
+  if rating_range is None:
+    return None
+  lo, hi = (float(x) for x in rating_range)
+  if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+    raise ValueError(f"--rating_range={lo:g},{hi:g}: expected two finite numbers lo < hi")
+  return lo, hi
+
+
+def _warn_outside_stars(frame: pd.DataFrame, path: Path, rating_range) -> None:
+  if rating_range is not None:
+    return
+  r = frame["rating"].to_numpy()
+  outside = int(np.sum((r < STAR_RANGE[0]) | (r > STAR_RANGE[1])))
+  if outside:
+    logging.warning("%s: %d rating(s) outside the paper's %g-%g stars (seen %g to %g); "
+                    "pass --rating_range=lo,hi to declare the scale", path, outside,
+                    *STAR_RANGE, r.min(), r.max())
+
+
 def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
               scale: float = 0.01, like: str = "music2movie",
               source_file: Optional[PathLike] = None, target_file: Optional[PathLike] = None,
-              download: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+              download: bool = True, rating_range: Optional[tuple[float, float]] = None
+              ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
   """Loads a named cross-domain task.
 
   Args:
     task: One of :data:`TASK_NAMES`:
       ``comedy2drama`` (MovieLens-1M, Comedy-not-Drama -> Drama-not-Comedy),
+      ``action2romance`` (MovieLens-1M, Action-not-Romance -> Romance-not-Action),
+      ``ml100k_comedy2drama`` (MovieLens-100K, Comedy-not-Drama -> Drama-not-Comedy),
       ``book2movie`` / ``book2music`` / ``music2movie`` (Amazon 2014 5-core),
       ``custom`` (``source_file`` and ``target_file``, any CSV/TSV with a
       header) or ``synthetic`` (:func:`synthetic.make_synthetic_cdr`).
@@ -73,6 +102,9 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
     source_file: Source interactions for ``custom``.
     target_file: Target interactions for ``custom``.
     download: Allow downloads of missing files.
+    rating_range: ``custom`` only: inclusive (lo, hi) scale, a rating outside is a
+      DataError naming its line; None accepts any finite rating and warns (with the
+      count and the range seen) when some fall outside the paper's 1-5 stars.
 
   Returns:
     ``(source_df, target_df, info)``; see the module docstring.
@@ -84,8 +116,10 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
   """
   if task not in TASK_NAMES:
     raise ValueError(f"unknown task {task!r}; expected one of {TASK_NAMES}")
-  if task != "custom" and (source_file is not None or target_file is not None):
-    raise ValueError(f"source_file/target_file are only used by task 'custom', not {task!r}")
+  if task != "custom" and (source_file is not None or target_file is not None
+                           or rating_range is not None):
+    raise ValueError("source_file/target_file/rating_range are only used by task 'custom', "
+                     f"not {task!r}")
   data_dir = Path(data_dir).expanduser() if data_dir is not None else dl.default_data_dir()
 
   if task == "synthetic":
@@ -98,7 +132,8 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
     frames, files = [], []
     for role, path in (("source", source_file), ("target", target_file)):
       path = Path(path)
-      frames.append(read_interaction_table(path))
+      frames.append(read_interaction_table(path, rating_range=_checked_range(rating_range)))
+      _warn_outside_stars(frames[-1], path, rating_range)
       files.append({"role": role, "path": str(path), "sha256": dl.sha256_file(path)})
     info = {"task": "custom", "synthetic": False, "source_name": Path(source_file).stem,
             "target_name": Path(target_file).stem, "files": files}
