@@ -17,6 +17,18 @@ def pyplot():
   return plt
 
 
+def save(plt, fig, path: str | Path, title: str = "") -> Path:
+  """Titles, lays out and writes `fig` to `path` (parents created), then closes it."""
+  if title:
+    fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
 def _band(ax, x, mean, std, label, **kw):
   mean, std = np.asarray(mean), np.asarray(std)
   line, = ax.plot(x, mean, marker="o", ms=3, label=label, **kw)
@@ -61,14 +73,7 @@ def figure3(k_aggs: dict[str, dict], rating_rows: Sequence[dict] | None, path: s
     _k_panel(axes[0, i], agg, f"({'abc'[i]}) {MODEL_NAMES.get(model, model)}")
   if rating_rows:
     _r_panel(axes[0, -1], rating_rows)
-  if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return save(plt, fig, path, title)
 
 
 def table3(rows: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
@@ -89,11 +94,4 @@ def table3(rows: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
     if ax is not axes[1]:   # testing: few, similar values
       ax.set_yscale("log")
     ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
-  if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return save(plt, fig, path, title)

@@ -34,11 +34,4 @@ def figure4(panels: dict[str, tuple[np.ndarray, np.ndarray]], stats: dict, path:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=7, loc="lower right")
-  if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
+  return plots.save(plt, fig, path, title)
