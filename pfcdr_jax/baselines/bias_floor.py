@@ -81,14 +81,14 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
     source: ``(user int[R_s], item int[R_s], rating float[R_s])`` all source ratings.
     target_train: ``(user int[R_t], item int[R_t], rating float[R_t])`` target training
       ratings.
-    test: ``(user int[T], item int[T])`` cold-start pairs; users are overlap users,
-      whose index is the same in both domains.
+    test: ``(user int[T], item int[T])``: the cold-start pairs to predict (overlap
+      users: one index in both domains).
     n_users_src: ``U_s``; n_items_tgt: ``N_t``.
-    cfg: settings.
-    key: unused (deterministic); accepted for a uniform baseline signature.
+    cfg: the shrinkages and the clip.
+    key: not used (the floor is deterministic); kept for the registry's signature.
 
   Returns:
-    ``float32[T]`` predictions.
+    ``float32[T]``: one prediction per test pair.
   """
   del key
   s_user, _, s_rating = (np.asarray(a) for a in source)
