@@ -6,6 +6,7 @@ Precedence: library defaults (the paper's values, ``DEFAULT``) < flags <
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Optional
 
 from pfcdr_jax import config as config_util
@@ -74,6 +75,33 @@ def _flag_value(name: str, value: Any) -> Any:
   return value
 
 
+# Flags checked before any work: name -> (lowest allowed value, what is expected).
+BOUNDS = {
+    "seed": (0, "an integer >= 0"), "num_target_items": (1, "an integer >= 1"),
+    "max_target_interactions": (1, "an integer >= 1"),
+    "min_source_profiles": (1, "an integer >= 1"), "target_max_epochs": (1, "an integer >= 1"),
+    "depth": (1, "an integer >= 1"), "n_pretend": (1, "an integer >= 1"),
+    "budget": (1, "an integer >= 1"), "query_every": (1, "an integer >= 1"),
+    "reward_k": (0, "an integer >= 0 (0: the whole catalogue)"),
+    "episodes": (0, "an integer >= 0"), "batch_episodes": (1, "an integer >= 1"),
+    "n_seeds": (1, "an integer >= 1"), "items_per_group": (1, "an integer >= 1"),
+    "gamma": (0.0, "a number in [0, 1]"), "lr": (0.0, "a number > 0"),
+    "target_lr": (0.0, "a number > 0"), "goal_hr": (0.0, "a number in (0, 1]"),
+}
+
+
+def _check_bounds(flag_values: Mapping[str, Any]) -> None:
+  for name, value in flag_values.items():
+    if name not in BOUNDS or value is None:
+      continue
+    low, expected = BOUNDS[name]
+    bad = not math.isfinite(float(value)) or value < low
+    bad |= name in ("lr", "target_lr", "goal_hr") and value <= 0
+    bad |= name in ("gamma", "goal_hr") and value > 1
+    if bad:
+      raise ValueError(f"--{name}={value}: expected {expected}")
+
+
 def get_config(flag_values: Optional[Mapping[str, Any]] = None
                ) -> ca_config.CopyAttackConfig:
   """Builds the run's config from flag values (names of ``FLAG_PATHS``).
@@ -91,6 +119,7 @@ def get_config(flag_values: Optional[Mapping[str, Any]] = None
   unknown = set(flag_values) - set(FLAG_PATHS)
   if unknown:
     raise ValueError(f"no config field for flags {sorted(unknown)}")
+  _check_bounds(flag_values)
   overrides = {}
   for name, value in flag_values.items():
     for path in FLAG_PATHS[name]:
