@@ -18,3 +18,24 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 import jax  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_untrained_run():
+  """(data, scorer, params_s, params_t): a tiny synthetic split and two untrained MFs
+  (d = 4), for tests of the method's plumbing against numpy references."""
+  # pylint: disable=import-outside-toplevel
+  from pfcdr_jax.data import splits
+  from pfcdr_jax.data.synthetic import make_synthetic_cdr
+  from pfcdr_jax.models import scorers
+  src, tgt, _ = make_synthetic_cdr(0, scale=0.003)
+  data = splits.make_cdr_split(src, tgt, beta=0.2, seed=0, val_fraction=0.2, name="tiny")
+  scorer = scorers.get_scorer("mf")
+  ks, kt = jax.random.split(jax.random.PRNGKey(3))
+  params_s = scorer.init(ks, data.source.n_users, data.source.n_items, 4)
+  params_t = scorer.init(kt, data.target_train.n_users, data.target_train.n_items, 4)
+  return data, scorer, params_s, params_t
+

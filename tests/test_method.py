@@ -1,26 +1,16 @@
 """The PFCDR method (pfcdr_jax.method) against a plain numpy pipeline on tiny data."""
 
-import jax
 import numpy as np
 import pytest
 
 from pfcdr_jax import config as config_lib
 from pfcdr_jax import inversion
 from pfcdr_jax import method
-from pfcdr_jax.data import splits
-from pfcdr_jax.data.synthetic import make_synthetic_cdr
-from pfcdr_jax.models import scorers
 
 
 @pytest.fixture(scope="module")
-def run():
-  src, tgt, _ = make_synthetic_cdr(0, scale=0.003)
-  data = splits.make_cdr_split(src, tgt, beta=0.2, seed=0, val_fraction=0.2, name="tiny")
-  scorer = scorers.get_scorer("mf")
-  ks, kt = jax.random.split(jax.random.PRNGKey(3))
-  params_s = scorer.init(ks, data.source.n_users, data.source.n_items, 4)
-  params_t = scorer.init(kt, data.target_train.n_users, data.target_train.n_items, 4)
-  return data, scorer, params_s, params_t, method.StageKeys.from_seed(0)
+def run(tiny_untrained_run):
+  return (*tiny_untrained_run, method.StageKeys.from_seed(0))
 
 
 def _numpy_eq14(P_hat, W_t, valid, V_t, ratings, row_of_user, k, r):

@@ -12,9 +12,6 @@ from pfcdr_jax import method
 from pfcdr_jax.baselines import context
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.baselines import registry
-from pfcdr_jax.data import splits
-from pfcdr_jax.data.synthetic import make_synthetic_cdr
-from pfcdr_jax.models import scorers
 from pfcdr_jax.privacy import attacks
 from pfcdr_jax.privacy import decoders
 from pfcdr_jax.privacy import dp_prototypes as dpp
@@ -62,14 +59,8 @@ def test_leakage_falls_as_epsilon_shrinks():
 
 
 @pytest.fixture(scope="module")
-def run():
-  src, tgt, _ = make_synthetic_cdr(0, scale=0.003)
-  data = splits.make_cdr_split(src, tgt, beta=0.2, seed=0, val_fraction=0.2, name="tiny")
-  scorer = scorers.get_scorer("mf")
-  ks, kt = jax.random.split(jax.random.PRNGKey(3))
-  params_s = scorer.init(ks, data.source.n_users, data.source.n_items, 4)
-  params_t = scorer.init(kt, data.target_train.n_users, data.target_train.n_items, 4)
-  return data, scorer, params_s, params_t
+def run(tiny_untrained_run):
+  return tiny_untrained_run
 
 
 def test_without_noise_and_clipping_it_is_pfcdr(run):
