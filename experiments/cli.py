@@ -29,6 +29,8 @@ def _value(name: str) -> Any:
   v = FLAGS[name].value
   if name == "no_cache":
     return not v
+  if name == "patience":
+    return None if v == 0 else v
   if not isinstance(v, list):
     return v
   try:
@@ -58,6 +60,13 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
   flags.DEFINE_integer("epochs", None, "Max pretraining epochs (preset).", lower_bound=1)
   flags.DEFINE_integer("batch_size", None, "Pretraining batch (preset).", lower_bound=1)
   flags.DEFINE_list("lrs", None, "Pretraining lr grid (default: the paper's).")
+  flags.DEFINE_enum("optimizer", None, ["lazy_adam", "adam"], "Pretraining Adam (preset): "
+                    "lazy_adam updates the rows a minibatch touches; adam (dense) every row.")
+  flags.DEFINE_enum("shuffle", None, ["host", "device"], "Epoch order drawn by numpy "
+                    "(host, default) or jax.random.permutation (device; the old runs' orders).")
+  flags.DEFINE_integer("patience", None, "Stop pretraining after this many epochs without a "
+                       "held-out improvement of any lr (default 5; 0: run every epoch).",
+                       lower_bound=0)
   flags.DEFINE_enum("dnn_tower", "linear", ["linear", "mlp"], "DNN user tower: Linear d->d "
                     "(public code) or Dense(2d)-ReLU-Dense(d).")
 

@@ -77,6 +77,12 @@ class PretrainConfig:
   epochs: int = 30
   batch_size: int = 1024
   heldout_fraction: float = 0.05
+  # How the grid trains (models/train.py): "adam" is the faithful dense Adam, "lazy_adam"
+  # updates only the rows a minibatch touches (the presets of the large tasks use it); "host" draws each epoch's order with numpy;
+  # patience: stop once no lr improved its held-out MSE for that many epochs (None: never).
+  optimizer: str = "adam"
+  shuffle: str = "host"
+  patience: int | None = 5
   # YouTube-DNN's user tower: "linear" (one Linear d -> d, the public code's) or "mlp".
   dnn_tower: str = dataclasses.field(default="linear", metadata=DNN_ONLY)
 
@@ -204,7 +210,8 @@ def train_config(cfg: PFCDRConfig):
   p = cfg.pretrain
   return train_lib.TrainConfig(lrs=tuple(p.lrs), epochs=p.epochs, batch_size=p.batch_size,
                                heldout_fraction=p.heldout_fraction, seed=cfg.seed,
-                               dim=p.emb_dim)
+                               dim=p.emb_dim, optimizer=p.optimizer, shuffle=p.shuffle,
+                               patience=p.patience)
 
 
 def _finite(x) -> bool:
@@ -233,6 +240,11 @@ def validate(cfg: PFCDRConfig) -> PFCDRConfig:
        isinstance(p.batch_size, int) and p.batch_size >= 1, "an integer >= 1"),
       ("pretrain.emb_dim", "--emb_dim", p.emb_dim, isinstance(p.emb_dim, int) and p.emb_dim >= 1,
        "an integer >= 1"),
+      ("pretrain.optimizer", "--optimizer", p.optimizer, p.optimizer in ("adam", "lazy_adam"),
+       "adam or lazy_adam"),
+      ("pretrain.patience", "--patience", p.patience,
+       p.patience is None or (isinstance(p.patience, int) and p.patience >= 1),
+       "an integer >= 1 (0 on the command line: no early stopping)"),
       ("pretrain.lrs", "--lrs", p.lrs, len(p.lrs) >= 1 and all(_finite(x) and x > 0
                                                              for x in p.lrs),
        "one or more finite learning rates > 0"),

@@ -190,9 +190,18 @@ def predict_cold(P_hat, W_t, valid, V_t, ratings: DomainData, cold: ColdIndex, k
   Returns:
     float32[R] predictions.
   """
-  mean_w = neighbor_representations(P_hat, W_t, valid, k, cfg, r)         # [C, d]
-  return np.asarray(topk_lib.predict_from_neighbors(
-      mean_w[cold.row_of_user[ratings.user]], V_t, ratings.item))
+  rows, pos = _rows_of(cold, ratings)     # only the cold users `ratings` asks about
+  mean_w = neighbor_representations(np.asarray(P_hat)[rows], W_t, valid, k, cfg, r)
+  return np.asarray(topk_lib.predict_from_neighbors(mean_w[pos], V_t, ratings.item))
+
+
+def _rows_of(cold: ColdIndex, ratings: DomainData) -> tuple[np.ndarray, np.ndarray]:
+  """(sorted distinct cold rows of `ratings`' users, each rating's position in them)."""
+  row = cold.row_of_user[np.asarray(ratings.user)]
+  if np.any(row < 0):
+    raise ValueError("every user of the ratings to predict must be a cold user")
+  rows = np.unique(row)
+  return rows, np.searchsorted(rows, row)
 
 
 def neighbor_representations(P_hat, W_t, valid, k: int, cfg: TopKConfig, r: float) -> jax.Array:
@@ -225,8 +234,15 @@ def select_k(P_hat, W_t, valid, V_t, val: DomainData, cold: ColdIndex, cfg: TopK
   if val.rating.size == 0:
     raise ValueError("topk=auto needs validation users with target ratings; "
                      "set --topk explicitly or raise --val_fraction")
-  val_mae = {k: float(metrics_lib.mae(
-      predict_cold(P_hat, W_t, valid, V_t, val, cold, k, cfg, r), val.rating)) for k in ks}
+  if jax.device_count() > 1:   # the sharded kernels, one K at a time
+    val_mae = {k: float(metrics_lib.mae(
+        predict_cold(P_hat, W_t, valid, V_t, val, cold, k, cfg, r), val.rating)) for k in ks}
+  else:                        # one pass for the whole grid (topk.neighbor_means_grid)
+    rows, pos = _rows_of(cold, val)
+    means = topk_lib.neighbor_means_grid(np.asarray(P_hat)[rows], W_t, valid, r=r,
+                                         ks=tuple(ks), chunk_size=cfg.chunk or 16)
+    val_mae = {k: float(metrics_lib.mae(np.asarray(topk_lib.predict_from_neighbors(
+        means[pos, g], V_t, val.item)), val.rating)) for g, k in enumerate(ks)}
   return min(val_mae, key=val_mae.get), val_mae
 
 

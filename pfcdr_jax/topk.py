@@ -29,7 +29,6 @@ Eq. (14) needs only the set, so the pipeline asks for ``sorted=False``.
 from __future__ import annotations
 
 import functools
-import math
 
 import chex
 import jax
@@ -115,11 +114,11 @@ def _count_below(u, t):
   return jnp.sum(u < t[:, None], axis=1, dtype=jnp.int32)
 
 
-def _threshold_rows(u, k):
-  """Exact K smallest of each row of ``u`` [c, T] (uint32 float bits) as a set.
+def _threshold_mask(u, k):
+  """Exact K smallest of each row of ``u`` [c, T] (uint32 float bits) as a mask.
 
-  Returns int32[c, k], ascending index order; ties at the K-th value go to the
-  lower index.
+  Returns bool[c, T] with K True per row; ties at the K-th value go to the lower
+  index (the set ``lax.top_k`` returns).
   """
   c, T = u.shape
   top = jnp.uint32(_INF_BITS + 1)
@@ -128,11 +127,15 @@ def _threshold_rows(u, k):
   # replaced by the full range where it does not hold.
   samp = jnp.sort(u[:, ::_SAMPLE_STRIDE], axis=1)                      # [c, S]
   S = samp.shape[1]
-  j = k * S / T
-  margin = 4.0 * (j * (1.0 - j / S)) ** 0.5 + 2.0
-  j_lo, j_hi = math.floor(j - margin), math.floor(j + margin) + 1
-  lo = samp[:, j_lo] if j_lo >= 0 else jnp.zeros((c,), jnp.uint32)
-  hi = samp[:, j_hi] + 1 if j_hi < S else jnp.full((c,), top, jnp.uint32)
+  # k may be a static int or a traced int32 (neighbor_means_grid scans over K).
+  j = jnp.asarray(k, jnp.float32) * S / T
+  margin = 4.0 * jnp.sqrt(jnp.maximum(j * (1.0 - j / S), 0.0)) + 2.0
+  j_lo = jnp.floor(j - margin).astype(jnp.int32)
+  j_hi = jnp.floor(j + margin).astype(jnp.int32) + 1
+  take = lambda jj: jax.lax.dynamic_index_in_dim(samp, jnp.clip(jj, 0, S - 1), axis=1,
+                                                 keepdims=False)
+  lo = jnp.where(j_lo >= 0, take(j_lo), jnp.uint32(0))
+  hi = jnp.where(j_hi < S, take(j_hi) + 1, top)
   c_lo, c_hi = _count_below(u, lo), _count_below(u, hi)
   ok = (c_lo < k) & (c_hi >= k)
   lo = jnp.where(ok, lo, jnp.uint32(0))
@@ -163,9 +166,19 @@ def _threshold_rows(u, k):
   eq = (u == tau[:, None]) & (need > 0)[:, None]
   # Ties beyond the one threshold element are rare: only then rank the ties.
   n_eq = jnp.sum(eq, axis=1, dtype=jnp.int32)
-  sel = jax.lax.cond(
+  return jax.lax.cond(
       jnp.all(n_eq == need), lambda: less | eq,
       lambda: less | (eq & (_exclusive_prefix_count(eq) < need[:, None])))
+
+
+def _threshold_rows(u, k):
+  """Exact K smallest of each row of ``u`` [c, T] (uint32 float bits) as a set.
+
+  Returns int32[c, k], ascending index order; ties at the K-th value go to the
+  lower index.
+  """
+  T = u.shape[1]
+  sel = _threshold_mask(u, k)
   # Stable partition: the k selected go to slots 0..k-1 in index order, the rest
   # after them, so the scatter is a permutation (every slot written once, all in
   # bounds: no per-element bounds check, ~2x faster than dropping the rest).
@@ -361,6 +374,53 @@ def neighbor_mean(idx: jax.Array, W_tgt: jax.Array, *, chunk_size: int = 64) -> 
 @functools.partial(jax.jit, static_argnames=("chunk_size",))
 def _neighbor_mean(idx, W_tgt, *, chunk_size):
   return chunking.chunked_map(lambda i: jnp.mean(W_tgt[i], axis=1), idx, chunk_size)
+
+
+def neighbor_means_grid(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array, *, r: float,
+                        ks: tuple[int, ...], chunk_size: int = 16) -> jax.Array:
+  """Eq. (14)'s neighbor mean for several K at once: [C, d] -> [C, G, d].
+
+  Equals ``neighbor_mean(select_neighbors(P_hat, W_tgt, valid, r=r, k=K))`` for every
+  ``K`` in ``ks`` (same sets, ties to the lower index; sums in another order), but
+  shares the work a K grid would repeat: each chunk's distance row is computed once,
+  each K costs one threshold search (``_threshold_mask``: bracket + bisection, no
+  compaction) and one ``mask @ W`` product instead of a gather of K rows.
+
+  Args:
+    P_hat: [C, d] transferred prototypes; W_tgt: [T, d] target representations.
+    valid: bool[T] candidate neighbors; r: the inversion's target rating.
+    ks: G neighbor counts, each in ``[1, #valid]``.
+    chunk_size: cold users per step.
+
+  Returns:
+    float32[C, G, d].
+  """
+  chex.assert_rank([P_hat, W_tgt, valid], [2, 2, 1])
+  n_valid = int(np.sum(np.asarray(valid)))
+  ks = tuple(int(k) for k in ks)
+  if not ks or min(ks) < 1 or max(ks) > n_valid:
+    raise ValueError(f"every K must lie in [1, {n_valid}] (the valid target users), got {ks}")
+  C = P_hat.shape[0]
+  if C == 0:
+    return jnp.zeros((0, len(ks), W_tgt.shape[1]), jnp.float32)
+  return _grid_means(jnp.asarray(P_hat, jnp.float32), jnp.asarray(W_tgt, jnp.float32),
+                     jnp.asarray(valid, bool), jnp.asarray(r, jnp.float32), ks=ks,
+                     chunk_size=int(min(chunk_size, C)))
+
+
+@functools.partial(jax.jit, static_argnames=("ks", "chunk_size"))
+def _grid_means(P_hat, W_tgt, valid, r, *, ks, chunk_size):
+  k_arr = jnp.asarray(ks, jnp.int32)
+
+  def one_chunk(P):
+    u = _distance_bits(P, W_tgt, valid, r)
+    # One compiled body for every K (K traced), so the grid's size does not grow the
+    # compile time.
+    per_k = jax.lax.map(
+        lambda k: (_threshold_mask(u, k).astype(jnp.float32) @ W_tgt) / k, k_arr)
+    return jnp.swapaxes(per_k, 0, 1)                                    # [c, G, d]
+
+  return chunking.chunked_map(one_chunk, P_hat, chunk_size)
 
 
 def predict_from_neighbors(mean_w: jax.Array, V: jax.Array, items: jax.Array) -> jax.Array:

@@ -129,3 +129,27 @@ def test_exclusive_prefix_count_matches_numpy(T):
   mask = rng.random((3, T)) < 0.4
   got = np.asarray(topk._exclusive_prefix_count(jnp.asarray(mask)))  # pylint: disable=protected-access
   np.testing.assert_array_equal(got, np.cumsum(mask, axis=1) - mask)
+
+
+@pytest.mark.parametrize("data", ["continuous", "tied"])
+def test_grid_means_equal_one_k_at_a_time(data):
+  """neighbor_means_grid == numpy: the mean of each row's K smallest distances (ties
+  to the lower index), for every K of the grid, including K = all valid users."""
+  P, W, valid = _data(C=13, T=300, seed=5) if data == "continuous" else _tied_data()
+  n_valid = int(valid.sum())
+  ks = (1, 2, 7, 64, n_valid // 2, n_valid)
+  got = np.asarray(topk.neighbor_means_grid(P, W, valid, r=4.0, ks=ks, chunk_size=4))
+  assert got.shape == (P.shape[0], len(ks), W.shape[1])
+  for c in range(P.shape[0]):   # float32 distances as the kernel sees them; stable = by index
+    order = np.argsort(np.asarray(topk.match_distances(P[c:c + 1], W, 4.0))[0]
+                       + np.where(valid, 0.0, np.inf), kind="stable")
+    for j, k in enumerate(ks):
+      np.testing.assert_allclose(got[c, j], W[order[:k]].mean(axis=0), atol=2e-6)
+
+
+def test_grid_means_reject_bad_k():
+  P, W, valid = _data(C=3, T=40, seed=1)
+  with pytest.raises(ValueError, match="every K must lie in"):
+    topk.neighbor_means_grid(P, W, valid, r=5.0, ks=(0, 3))
+  with pytest.raises(ValueError, match="every K must lie in"):
+    topk.neighbor_means_grid(P, W, valid, r=5.0, ks=(int(valid.sum()) + 1,))

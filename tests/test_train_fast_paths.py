@@ -1,0 +1,139 @@
+"""Pretraining's fast paths: lazy (row-sparse) Adam, host-drawn epoch orders, early stop.
+
+Each is checked against a reference: lazy Adam against ``optax.adam`` where every row
+is touched and against a numpy lazy-Adam step with repeated rows; the host order is a
+seeded permutation; early stopping is a prefix of the full run that ends where the
+patience rule says.
+"""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from pfcdr_jax.models import lazy_adam, scorers, train
+
+
+@dataclasses.dataclass(frozen=True)
+class Domain:  # stand-in for pfcdr_jax.data.splits.DomainData
+  user: np.ndarray
+  item: np.ndarray
+  rating: np.ndarray
+  n_users: int
+  n_items: int
+
+
+def _planted(seed=0, n_users=60, n_items=40, rank=3, density=0.6):
+  rng = np.random.default_rng(seed)
+  A, B = rng.normal(size=(n_users, rank)), rng.normal(size=(n_items, rank))
+  u, i = np.nonzero(rng.random((n_users, n_items)) < density)
+  r = 3.0 + 0.7 * np.sum(A[u] * B[i], axis=1) + 0.05 * rng.normal(size=u.size)
+  return Domain(u.astype(np.int32), i.astype(np.int32), r.astype(np.float32),
+                n_users, n_items)
+
+
+@pytest.mark.parametrize("name", ["mf", "gmf", "dnn"])
+def test_lazy_adam_equals_dense_adam_when_every_row_is_touched(name):
+  # One minibatch holds all training ratings: every user and item row is touched at
+  # every step, where lazy and dense Adam are the same optimiser.
+  dom = _planted()
+  n = dom.rating.size
+  base = dict(lrs=(0.01, 0.05), epochs=3, batch_size=n, heldout_fraction=0.1, shuffle="host")
+  sc = scorers.get_scorer(name)
+  dense = train.train_scorer(sc, dom, train.TrainConfig(optimizer="adam", **base),
+                             jax.random.key(0))
+  lazy = train.train_scorer(sc, dom, train.TrainConfig(optimizer="lazy_adam", **base),
+                            jax.random.key(0))
+  np.testing.assert_allclose(lazy.curve, dense.curve, rtol=1e-5)
+  for a, b in zip(jax.tree_util.tree_leaves(lazy.params), jax.tree_util.tree_leaves(dense.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_rows_step_equals_numpy_lazy_adam_with_repeated_rows():
+  rng = np.random.default_rng(1)
+  n, L, d, B = 7, 2, 3, 5
+  p0, m0, v0 = (rng.normal(size=(n, L, d)).astype(np.float32) for _ in range(3))
+  v0 = np.abs(v0)
+  idx = np.array([4, 1, 4, 7, 2])          # row 4 twice; 7 == n: a padded slot
+  g = rng.normal(size=(B, L, d)).astype(np.float32)
+  lrs = np.array([0.1, 0.01], np.float32)
+  t = 3.0
+  tab = lazy_adam.RowTables(p=jnp.asarray(p0), m=jnp.asarray(m0), v=jnp.asarray(v0),
+                            g=jnp.zeros((n, L, d)))
+  out = lazy_adam.rows_step(tab, jnp.asarray(idx), jnp.asarray(g), jnp.asarray(t),
+                            jnp.asarray(lrs))
+  want_p, want_m, want_v = p0.copy(), m0.copy(), v0.copy()
+  for row in (1, 2, 4):
+    gs = g[idx == row].sum(axis=0)
+    m = 0.9 * m0[row] + 0.1 * gs
+    v = 0.999 * v0[row] + 0.001 * gs * gs
+    step = (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    want_p[row], want_m[row], want_v[row] = p0[row] - lrs[:, None] * step, m, v
+  np.testing.assert_allclose(np.asarray(out.p), want_p, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(out.m), want_m, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(out.v), want_v, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(np.asarray(out.g), 0.0)     # accumulator clean again
+  untouched = [0, 3, 5, 6]
+  np.testing.assert_array_equal(np.asarray(out.p)[untouched], p0[untouched])
+
+
+def test_dense_step_equals_optax_adam():
+  rng = np.random.default_rng(2)
+  params = {"w": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)}
+  opt = optax.adam(0.05)
+  state = opt.init(params)
+  mu = nu = jax.tree_util.tree_map(jnp.zeros_like, params)
+  ours = params
+  for t in range(1, 4):
+    grads = {"w": jnp.asarray(rng.normal(size=(3, 4)), jnp.float32)}
+    upd, state = opt.update(grads, state, params)
+    params = optax.apply_updates(params, upd)
+    ours, mu, nu = lazy_adam.dense_step(ours, grads, mu, nu, jnp.asarray(float(t)), 0.05)
+  np.testing.assert_allclose(np.asarray(ours["w"]), np.asarray(params["w"]), rtol=1e-5)
+
+
+def test_lazy_adam_learns_on_minibatches():
+  dom = _planted(seed=3)
+  cfg = train.TrainConfig(lrs=(0.02,), epochs=15, batch_size=64, heldout_fraction=0.1,
+                          optimizer="lazy_adam", shuffle="host")
+  res = train.train_scorer(scorers.get_scorer("mf"), dom, cfg, jax.random.key(1))
+  untrained = float(res.curve[0, 0])
+  assert res.heldout_mse < 0.5 * float(np.var(dom.rating)), res.heldout_mse
+  assert res.heldout_mse < 0.5 * untrained
+
+
+def test_host_order_is_a_seeded_permutation():
+  key = jax.random.key(7)
+  a, b = train.host_order(key, 0, 1000), train.host_order(key, 0, 1000)
+  np.testing.assert_array_equal(a, b)
+  np.testing.assert_array_equal(np.sort(a), np.arange(1000))
+  assert a.dtype == np.int32
+  assert not np.array_equal(a, train.host_order(key, 1, 1000))
+  assert not np.array_equal(a, train.host_order(jax.random.key(8), 0, 1000))
+
+
+def test_early_stopping_is_a_prefix_of_the_full_run():
+  dom = _planted(seed=4)
+  base = dict(lrs=(0.05, 0.2), epochs=40, batch_size=64, heldout_fraction=0.1, shuffle="host")
+  sc = scorers.get_scorer("mf")
+  full = train.train_scorer(sc, dom, train.TrainConfig(**base), jax.random.key(2))
+  early = train.train_scorer(sc, dom, train.TrainConfig(patience=3, **base), jax.random.key(2))
+  n = early.curve.shape[1]
+  assert n < 40       # these lrs overfit early: the run must stop
+  np.testing.assert_allclose(early.curve, full.curve[:, :n], rtol=1e-6)
+  best_epoch = np.argmin(full.curve[:, :n], axis=1) + 1    # per lr, within the prefix
+  assert n - int(best_epoch.max()) == 3    # stopped `patience` epochs after the last gain
+  li = int(np.argmin(full.curve[:, :n].min(axis=1)))
+  assert (early.lr, early.epoch) == (base["lrs"][li], int(best_epoch[li]))
+  assert early.heldout_mse == pytest.approx(float(full.curve[:, :n].min()), rel=1e-6)
+
+
+def test_bad_fast_path_settings():
+  with pytest.raises(ValueError, match="optimizer"):
+    train.TrainConfig(optimizer="sgd")
+  with pytest.raises(ValueError, match="shuffle"):
+    train.TrainConfig(shuffle="gpu")
+  with pytest.raises(ValueError, match="patience"):
+    train.TrainConfig(patience=0)
