@@ -10,7 +10,11 @@ count); what each part measures is documented in ``pfcdr_jax/benchmarks.py``:
 * inversion: iterative vs closed form, their prototypes' error, the roofline;
 * top-k: the library's selection vs numpy ``argpartition`` for each K (set and
   sorted), the lax.top_k kernel, and lax.sort / lax.approx_min_k on a sample;
-* peak resident memory of the process.
+* peak resident memory of the process;
+* pipeline_full: the real main job (``experiments/pfcdr.py --task=synthetic``) at
+  --scale in a child process, stage by stage, with its peak memory;
+* scaling (--scaling=0.1,0.3,1): the same at several sizes, with each stage's growth
+  exponent (``pfcdr_jax/benchmarks_pipeline.py``).
 
 Writes --out (JSON) and prints a table.
 """
@@ -46,6 +50,13 @@ flags.DEFINE_integer("topk_chunk", None,
 flags.DEFINE_integer("sample_users", 128, "Cold users in the lax.sort / approx_min_k sample.")
 flags.DEFINE_bool("topk_extras", True,
                   "Also time the lax.top_k kernel at every K, lax.sort and approx_min_k.")
+flags.DEFINE_integer("topk_reps", 5, "Repetitions of the top-k set timings (medians).",
+                     lower_bound=1)
+flags.DEFINE_bool("full_job", True, "pipeline_full: also run the real main job at --scale.")
+flags.DEFINE_list("scaling", [], "scaling: run the real main job at these scales "
+                  "(e.g. 0.1,0.3,1).")
+flags.DEFINE_multi_string("job_flag", [], "A flag of those main jobs (repeatable), e.g. "
+                          "--job_flag=--epochs=10.")
 
 
 def bench_config() -> benchmarks.BenchConfig:
@@ -57,7 +68,8 @@ def bench_config() -> benchmarks.BenchConfig:
       iter_chunk=FLAGS.iter_chunk, topk_ks=tuple(int(k) for k in FLAGS.topk_ks),
       pipeline_topk_grid=tuple(float(f) for f in FLAGS.pipeline_topk_grid),
       topk_chunk=FLAGS.topk_chunk, sample_users=FLAGS.sample_users,
-      topk_extras=FLAGS.topk_extras)
+      topk_extras=FLAGS.topk_extras, topk_reps=FLAGS.topk_reps, full_job=FLAGS.full_job,
+      scaling_scales=tuple(float(x) for x in FLAGS.scaling), job_flags=tuple(FLAGS.job_flag))
 
 
 def main(argv):

@@ -37,6 +37,7 @@ import numpy as np
 from pfcdr_jax import inversion as inversion_lib
 from pfcdr_jax import method
 from pfcdr_jax import metrics as metrics_lib
+from pfcdr_jax import benchmarks_pipeline
 from pfcdr_jax import topk as topk_lib
 from pfcdr_jax.config import BridgeConfig, TopKConfig
 from pfcdr_jax.data import splits as splits_lib
@@ -67,6 +68,10 @@ class BenchConfig:
   topk_chunk: int | None = None    # None: topk.DEFAULT_CHUNK
   sample_users: int = 128          # cold users of the lax.sort / approx_min_k sample
   topk_extras: bool = True         # also lax.top_k at every K, lax.sort, approx_min_k
+  topk_reps: int = 5               # repetitions of the set timings (median and spread)
+  full_job: bool = True            # pipeline_full: the real main job at `scale`
+  scaling_scales: tuple[float, ...] = ()   # scaling: the real main job at these scales
+  job_flags: tuple[str, ...] = ()  # extra flags of those main jobs (e.g. "--epochs=2")
 
   def train(self) -> train_lib.TrainConfig:
     return train_lib.TrainConfig(lrs=(self.lr,), epochs=self.epochs,
@@ -206,6 +211,31 @@ def draw_b0(index: jax.Array, key: jax.Array, *, chunk: int, n_items: int) -> ja
   return jax.lax.map(one, index.reshape(-1, chunk))
 
 
+def b0_draw_by_impl(n_users: int, n_items: int, chunk: int,
+                    impls: tuple[str, ...] = ("threefry2x32", "rbg", "unsafe_rbg")) -> dict:
+  """Seconds to draw ``n_users`` inversion starts ``b0 = softmax(z)`` (z: [N] normals
+  from a per-user ``fold_in`` key, as ``inversion.init_weights``), per ``jax.random``
+  implementation, each warm. The library keeps threefry (changing it changes every
+  draw); this says what a counter-based alternative would save."""
+  out = {}
+  n_pad = -(-n_users // chunk) * chunk
+  for impl in impls:
+    base = jax.random.key(0, impl=impl)
+
+    @jax.jit
+    def draw(idx, base=base):
+      def one(ix):
+        ks = jax.vmap(lambda i: jax.random.fold_in(base, i))(ix)
+        z = jax.vmap(lambda k: jax.random.normal(k, (n_items,), jnp.float32))(ks)
+        return jnp.sum(jax.nn.softmax(z, axis=1) ** 2, axis=1)
+      return jax.lax.map(one, idx.reshape(-1, chunk))
+
+    idx = jnp.arange(n_pad, dtype=jnp.int32)
+    timed(lambda: draw(idx))
+    out[impl] = round(timed(lambda: draw(idx))[1], 3)
+  return {"users": n_pad, "n_items": n_items, "chunk": chunk, "s": out}
+
+
 @functools.partial(jax.jit, static_argnames=("chunk",))
 def plain_dots(W: jax.Array, V: jax.Array, X: jax.Array, *, chunk: int) -> jax.Array:
   """The closed form's matrix products alone, per chunk of users: ``S = W V^T``
@@ -279,6 +309,7 @@ def inversion_comparison(run_: PipelineRun, cfg: BenchConfig) -> dict:
       "n_items": int(n_items), "dim": int(d), "steps": it_cfg.steps,
       "closed_form_chunk": cs, "iterative_chunk": it_cfg.chunk_size,
       "roofline_draw_b0_s": round(draw_s, 3), "roofline_dots_s": round(dots_s, 3),
+      "b0_draw_by_impl": b0_draw_by_impl(min(n_all, 2048), int(n_items), cs),
   }
 
 
@@ -351,10 +382,19 @@ def topk_entry(P: jax.Array, W_t: jax.Array, valid: jax.Array, k: int, r: float,
   idx, s = _timed_warm(lib("auto", False), k, always=True)
   idx_sorted, s_sorted = _timed_warm(lib("auto", True), k)
   ref_set, np_s = timed(lambda: numpy_topk(P_np, W_np, valid_np, r, k, sort=False))
+  lib_reps, np_reps = [s], [np_s]
+  for _ in range(cfg.topk_reps - 1):   # interleaved, so both see the same machine load
+    lib_reps.append(timed(lib("auto", False))[1])
+    np_reps.append(timed(lambda: numpy_topk(P_np, W_np, valid_np, r, k, sort=False))[1])
   _, np_sorted_s = timed(lambda: numpy_topk(P_np, W_np, valid_np, r, k, sort=True))
   idx, idx_sorted = np.asarray(idx), np.asarray(idx_sorted)
   entry = {"k": k, "method": method_, "s": round(s, 3), "numpy_s": round(np_s, 3),
            "ratio_to_numpy": round(s / np_s, 3),
+           "reps": len(lib_reps), "s_median": round(float(np.median(lib_reps)), 3),
+           "numpy_s_median": round(float(np.median(np_reps)), 3),
+           "s_spread": [round(min(lib_reps), 3), round(max(lib_reps), 3)],
+           "numpy_s_spread": [round(min(np_reps), 3), round(max(np_reps), 3)],
+           "median_ratio_to_numpy": round(float(np.median(lib_reps) / np.median(np_reps)), 3),
            "sorted_s": round(s_sorted, 3), "numpy_sorted_s": round(np_sorted_s, 3),
            "sorted_ratio_to_numpy": round(s_sorted / np_sorted_s, 3),
            "same_set_sorted_and_unsorted": bool(np.array_equal(np.sort(idx_sorted, 1),
@@ -427,6 +467,14 @@ def run(cfg: BenchConfig, command: str,
   log(f"inversion: {out['inversion']}")
   out["topk"] = topk_comparison(run_, cfg, log)
   out["peak_rss_gb"] = round(peak_rss_gb(), 3)
+  if cfg.scaling_scales:
+    out["scaling"] = benchmarks_pipeline.scaling(cfg.like, cfg.scaling_scales, cfg.job_flags,
+                                                 log=log)
+  if cfg.full_job:   # the scaling run at --scale is that very job: not run twice
+    same = [r for r in out.get("scaling", {}).get("runs", []) if r["scale"] == cfg.scale]
+    out["pipeline_full"] = (same[0] if same else
+                            benchmarks_pipeline.run_main_job(cfg.like, cfg.scale, cfg.job_flags))
+    log(f"pipeline_full: {out['pipeline_full']['total_s']:.1f}s")
   return out
 
 
@@ -464,4 +512,19 @@ def format_table(out: dict) -> str:
             f"K={pipe['result']['k']})"]
   lines += [f"  {k:<18} {v:>8.2f}s" for k, v in pipe["stages"].items()]
   lines.append(f"\npeak RSS {out['peak_rss_gb']:.2f} GB")
+  for key, e in out["topk"].items():
+    if isinstance(e, dict) and "s_median" in e:
+      lines.append(f"top-k K={key}: median of {e['reps']} {e['s_median']:.2f}s, numpy "
+                   f"{e['numpy_s_median']:.2f}s (ratio {e['median_ratio_to_numpy']:.2f})")
+  jobs = out.get("scaling", {}).get("runs", [])
+  if "pipeline_full" in out and out["pipeline_full"] not in jobs:
+    jobs = jobs + [out["pipeline_full"]]
+  for job in jobs:
+    lines.append(f"main job, scale {job['scale']}: {job['total_s']:.1f}s, peak "
+                 f"{job['peak_rss_gb']:.2f} GB, {job['ratings']:,} ratings, PFCDR MAE "
+                 f"{job['pfcdr_mae']:.4f}; " + ", ".join(f"{k} {v:.1f}s"
+                                                   for k, v in job["stages"].items()))
+  for stage, g in out.get("scaling", {}).get("growth_exponents", {}).items():
+    lines.append(f"  growth {stage:<18} {g['vs_ratings']:>6.2f} vs ratings, "
+                 f"{g['vs_work']:>6.2f} vs {g['work']}")
   return "\n".join(lines)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from pfcdr_jax import benchmarks
+from pfcdr_jax import benchmarks_pipeline as benchmark_pipeline
 from pfcdr_jax import method
 from pfcdr_jax import topk as topk_lib
 
@@ -24,9 +25,11 @@ STAGES = ["data", "pretrain_source", "pretrain_target", "inversion_source",
 TOPK_ENTRY_KEYS = {"k", "method", "s", "numpy_s", "ratio_to_numpy", "sorted_s",
                    "numpy_sorted_s", "sorted_ratio_to_numpy", "same_set_sorted_and_unsorted",
                    "overlap_with_numpy", "top_k_kernel_s", "approx_min_k_s_extrapolated",
-                   "approx_min_k_recall"}
+                   "approx_min_k_recall", "reps", "s_median", "numpy_s_median",
+                   "median_ratio_to_numpy"}
 CFG = benchmarks.BenchConfig(scale=0.002, epochs=1, iter_users=8, iter_chunk=8,
-                             topk_ks=(3, 100_000), sample_users=4)
+                             topk_ks=(3, 100_000), sample_users=4, topk_reps=2,
+                             full_job=False)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +115,9 @@ def test_bench_script_writes_the_keys(tmp_path):
   proc = subprocess.run(
       [sys.executable, str(ROOT / "experiments" / "bench.py"), "--scale=0.002", "--epochs=1",
        "--iter_users=8", "--iter_chunk=8", "--topk_ks=3,50", "--sample_users=4",
-       f"--out={out}"], capture_output=True, text=True, timeout=600,
+       "--topk_reps=2", "--scaling=0.002,0.003", "--job_flag=--epochs=2",
+       "--job_flag=--lrs=0.01", "--job_flag=--bridge_epochs=5", f"--out={out}"],
+      capture_output=True, text=True, timeout=600,
       env={**os.environ, "JAX_PLATFORMS": "cpu"})
   assert proc.returncode == 0, proc.stderr[-3000:]
   res = json.loads(out.read_text())
@@ -121,3 +126,24 @@ def test_bench_script_writes_the_keys(tmp_path):
   assert list(res["pipeline"]["stages"]) == STAGES and "total_s" in res["pipeline"]
   assert TOPK_ENTRY_KEYS <= set(res["topk"]["3"]) and TOPK_ENTRY_KEYS <= set(res["topk"]["50"])
   assert "pipeline total" in proc.stdout
+  full = res["pipeline_full"]
+  assert {"total_s", "stages", "peak_rss_gb", "ratings", "users", "pfcdr_mae"} <= set(full)
+  assert {"data", "pretrain_source", "pretrain_target", "pfcdr"} <= set(full["stages"])
+  assert full["peak_rss_gb"] > 0 and "--epochs=2" in full["command"]
+  runs = res["scaling"]["runs"]
+  assert [r["scale"] for r in runs] == [0.002, 0.003] and runs[0]["ratings"] < runs[1]["ratings"]
+  assert set(res["scaling"]["growth_exponents"]) == set(runs[0]["stages"])
+
+
+def test_growth_exponents_recover_planted_powers():
+  rows = [{"ratings": n, "users": n // 10, "items": 50 * f, "cold_users": n // 100,
+           "stages": {"pretrain_source": 1e-4 * n, "inversion_source": 1e-5 * (n // 10) * 50 * f,
+                      "pfcdr": 2e-6 * (n // 100) * (n // 10)}}
+          for n, f in ((10_000, 1), (30_000, 3), (100_000, 10))]
+  g = benchmark_pipeline.growth_exponents(rows)
+  assert g["pretrain_source"]["vs_ratings"] == pytest.approx(1.0, abs=1e-3)
+  assert g["inversion_source"]["vs_work"] == pytest.approx(1.0, abs=1e-3)
+  assert g["inversion_source"]["vs_ratings"] == pytest.approx(2.0, abs=1e-2)
+  assert g["pfcdr"]["work"] == "users_x_users"
+  assert g["pfcdr"]["vs_ratings"] == pytest.approx(2.0, abs=1e-2)
+  assert benchmark_pipeline.growth_exponents(rows[:1]) == {}

@@ -107,27 +107,36 @@ def pfcdr_cost(run, cfg: config_lib.PFCDRConfig) -> Cost:
 
 
 def emcdr_cost(run, cfg: config_lib.PFCDRConfig) -> Cost:
-  """EMCDR: the map's fit, then mapping the cold users and predicting their ratings."""
+  """EMCDR: the map's fit, then mapping the cold users and predicting their ratings
+  (in ``emcdr.resolve_space``'s space: the tower output on YouTube-DNN, as the
+  registry's EMCDR)."""
   b, data = cfg.bridge, run.data
   train_users = np.asarray(data.train_users, np.int32)
+  space = emcdr_lib.resolve_space("auto", run.scorer)
   W, train_s = timed(lambda: np.asarray(emcdr_lib.map_user_embeddings(
       run.params_s, run.params_t, train_users, run.keys.emcdr, lr=b.lr, epochs=b.epochs,
-      batch_size=b.batch_size)))
+      batch_size=b.batch_size, scorer=run.scorer, space=space)))
   test = data.target_test
+  vectors = lambda params, u: (run.scorer.user_repr(params, u) if space == "repr"
+                               else emcdr_lib.user_embeddings(params)[u])
 
   def predict():
     cold = jnp.asarray(np.unique(test.user))
-    mapped = bridge_lib.apply_bridge(jnp.asarray(W), emcdr_lib.user_embeddings(run.params_s)[cold])
+    mapped = bridge_lib.apply_bridge(jnp.asarray(W), vectors(run.params_s, cold))
+    if space == "repr":
+      rep = jnp.zeros((data.target_train.n_users, mapped.shape[1])).at[cold].set(mapped)
+      V = run.scorer.item_matrix(run.params_t)
+      return np.asarray(jnp.sum(rep[jnp.asarray(test.user)] * V[jnp.asarray(test.item)], -1))
     params = dict(run.params_t)
     params["user"] = run.params_t["user"].at[cold].set(mapped)
     return np.asarray(run.scorer.predict(params, jnp.asarray(test.user), jnp.asarray(test.item)))
 
   pred, test_s = timed(predict)
-  sent = np.asarray(emcdr_lib.user_embeddings(run.params_s))[
-      method_lib.source_prototype_users(data)]
+  sent = np.asarray(vectors(run.params_s, jnp.asarray(method_lib.source_prototype_users(data))))
   return Cost("EMCDR", train_s, test_s, nbytes(sent), nbytes(W),
               float(metrics_lib.mae(pred, test.rating)),
-              f"sent: source user embeddings {sent.shape}; kept: map {W.shape}")
+              f"sent: source user {'representations' if space == 'repr' else 'embeddings'} "
+              f"{sent.shape}; kept: map {W.shape}")
 
 
 def _options(name: str) -> dict[str, Any]:

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import jax.numpy as jnp
 import numpy as np
 
-from pfcdr_jax import bridge as bridge_lib
 from pfcdr_jax import method as method_lib
 from pfcdr_jax import pipeline
 from pfcdr_jax.baselines import emcdr as emcdr_lib
@@ -80,16 +78,12 @@ def truth(run, users: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
 
 
 def emcdr_transferred(run, cfg, users: np.ndarray) -> np.ndarray:
-  """EMCDR's transferred representations of `users` (as its predictions use them)."""
+  """EMCDR's transferred representations of `users` (as its predictions use them):
+  ``emcdr.transfer`` with the registry's space (the tower output on YouTube-DNN)."""
   b = cfg.bridge
-  W = emcdr_lib.map_user_embeddings(run.params_s, run.params_t,
-                                    np.asarray(run.data.train_users, np.int32), run.keys.emcdr,
-                                    lr=b.lr, epochs=b.epochs, batch_size=b.batch_size)
-  u = jnp.asarray(users)
-  mapped = bridge_lib.apply_bridge(W, emcdr_lib.user_embeddings(run.params_s)[u])
-  params = dict(run.params_t)
-  params["user"] = run.params_t["user"].at[u].set(mapped)
-  return np.asarray(run.scorer.user_repr(params, u))
+  return np.asarray(emcdr_lib.transfer(
+      run.scorer, run.params_s, run.params_t, np.asarray(run.data.train_users, np.int32),
+      np.asarray(users), run.keys.emcdr, lr=b.lr, epochs=b.epochs, batch_size=b.batch_size))
 
 
 def pfcdr_transferred(setup, data, cfg, users: np.ndarray) -> tuple[np.ndarray, int]:

@@ -1,0 +1,110 @@
+"""The real main job, timed: ``bench.json["pipeline_full"]`` and ``["scaling"]``.
+
+``benchmarks.run_pipeline`` re-implements the stages with the bench's own short
+pretraining; these measurements instead run the command a user runs,
+``experiments/pfcdr.py --task=synthetic --like=<like> --scale=<s> --no_cache`` (the
+full protocol: the lr grid with held-out selection, every stage, the main job's
+baselines), each in its own process so that its peak resident memory is its own
+(``os.wait4``'s ``ru_maxrss``), and read its stage seconds from the run's
+``results.json["timings_s"]``.
+
+Growth. For each stage the exponent ``b`` of ``seconds ~ a * size^b`` is the
+least-squares slope of log seconds on log size over the scales run, with size =
+ratings of both domains (the data, pretraining and baseline stages touch every
+rating; inversion and top-k touch users x items and cold users x target users, which
+grow with the square of the scale: their exponents are also reported against that
+product). A stage that grows faster than its documented work is visible there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+
+# What each stage must touch (BUILD_NOTES, "How cost grows"): the size its exponent
+# is taken against.
+STAGE_WORK = {
+    "data": "ratings", "pretrain_source": "ratings", "pretrain_target": "ratings",
+    "inversion_source": "users_x_items", "inversion_target": "users_x_items",
+    "pfcdr": "users_x_users",
+}
+
+
+def main_job_command(like: str, scale: float, workdir: str,
+                     extra: Sequence[str] = ()) -> list[str]:
+  """The argv of the synthetic main job at ``scale`` of the ``like`` Table 2 counts."""
+  script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "experiments", "pfcdr.py")
+  return [sys.executable, script, "--task=synthetic", f"--like={like}", f"--scale={scale}",
+          "--no_cache", f"--workdir={workdir}", *extra]
+
+
+def run_main_job(like: str, scale: float, extra: Sequence[str] = ()) -> dict:
+  """One main job in a child process: wall seconds, its stages, peak memory, sizes.
+
+  Raises:
+    RuntimeError: the job failed (its last output lines in the message).
+  """
+  with tempfile.TemporaryDirectory(prefix="pfcdr_bench_") as workdir:
+    argv = main_job_command(like, scale, os.path.join(workdir, "run"), extra)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+      tail = " | ".join(out.strip().splitlines()[-3:])
+      raise RuntimeError(f"main job at scale {scale} failed: {tail}")
+    with open(os.path.join(workdir, "run", "results.json")) as f:
+      res = json.load(f)
+  ds = res["dataset"]
+  ratings = ds["source"]["ratings"] + ds["target"]["ratings"]
+  users = ds["source"]["users"] + ds["target"]["users"]
+  return {
+      "scale": scale, "command": " ".join(argv[1:]).replace(workdir, "<tmp>"),
+      "wall_s": round(wall, 2), "total_s": res["timings_s"]["total"],
+      "stages": {k: v for k, v in res["timings_s"].items() if k != "total"},
+      "peak_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 3),   # ru_maxrss: KiB on Linux
+      "ratings": ratings, "users": users,
+      "items": ds["source"]["items"] + ds["target"]["items"],
+      "cold_users": ds["test_users"] + ds.get("val_users", 0),
+      "pfcdr_mae": res["methods"]["PFCDR"]["mae"],
+      "selected_pretrain": res["selected"].get("pretrain", {}),
+  }
+
+
+def growth_exponents(rows: list[dict]) -> dict:
+  """Per stage, the log-log slope of seconds on its work size (see the docstring)."""
+  if len(rows) < 2:
+    return {}
+  sizes = {
+      "ratings": np.array([r["ratings"] for r in rows], float),
+      "users_x_items": np.array([r["users"] * r["items"] for r in rows], float),
+      "users_x_users": np.array([r["cold_users"] * r["users"] for r in rows], float),
+  }
+  out = {}
+  for stage in rows[0]["stages"]:
+    secs = np.array([max(r["stages"].get(stage, 0.0), 1e-3) for r in rows], float)
+    work = STAGE_WORK.get(stage, "ratings")
+    slope_ratings = float(np.polyfit(np.log(sizes["ratings"]), np.log(secs), 1)[0])
+    slope_work = float(np.polyfit(np.log(sizes[work]), np.log(secs), 1)[0])
+    out[stage] = {"vs_ratings": round(slope_ratings, 3), "work": work,
+                  "vs_work": round(slope_work, 3)}
+  return out
+
+
+def scaling(like: str, scales: Sequence[float], extra: Sequence[str] = (),
+            log: Callable[[str], None] | None = None) -> dict:
+  """``bench.json["scaling"]``: the main job at each scale, and the growth exponents."""
+  rows = []
+  for s in scales:
+    rows.append(run_main_job(like, s, extra))
+    if log is not None:
+      log(f"scaling: scale {s}: {rows[-1]['total_s']:.1f}s, peak {rows[-1]['peak_rss_gb']} GB")
+  return {"like": like, "runs": rows, "growth_exponents": growth_exponents(rows)}
