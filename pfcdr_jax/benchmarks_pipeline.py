@@ -108,3 +108,47 @@ def scaling(like: str, scales: Sequence[float], extra: Sequence[str] = (),
     if log is not None:
       log(f"scaling: scale {s}: {rows[-1]['total_s']:.1f}s, peak {rows[-1]['peak_rss_gb']} GB")
   return {"like": like, "runs": rows, "growth_exponents": growth_exponents(rows)}
+
+
+def compare_cell_dirs(dir_a: str, dir_b: str, method: str = "PFCDR") -> dict:
+  """Paired over seeds: two ``table1.py`` workdirs run with different pretraining settings.
+
+  Reads ``<dir>/cells/<cell>/results.json`` of the cells both hold and reports, per
+  quantity, each arm's mean, the mean difference b - a and a paired t-test over the
+  cells (``scipy.stats.ttest_rel``): the method's test MAE and RMSE, each domain's
+  selected held-out MSE and epoch, and the pretraining seconds.
+  """
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+
+  def load(d):
+    cells = os.path.join(d, "cells")
+    if not os.path.isdir(cells):
+      raise ValueError(f"{d}: no cells/ directory (expected a table1.py --workdir)")
+    out = {}
+    for name in sorted(os.listdir(cells)):
+      path = os.path.join(cells, name, "results.json")
+      if os.path.exists(path):
+        with open(path) as f:
+          out[name] = json.load(f)
+    return out
+
+  a, b = load(dir_a), load(dir_b)
+  common = sorted(set(a) & set(b))
+  if len(common) < 2:
+    raise ValueError(f"need >= 2 cells in both {dir_a} and {dir_b}, found {len(common)}")
+  getters = {
+      f"{method}_mae": lambda r: r["methods"][method]["mae"],
+      f"{method}_rmse": lambda r: r["methods"][method]["rmse"],
+      **{f"{d}_{q}": (lambda r, d=d, q=q: r["selected"]["pretrain"][f"pretrain_{d}"][q])
+         for d in ("source", "target") for q in ("heldout_mse", "epoch")},
+      "pretrain_s": lambda r: r["timings_s"]["pretrain_source"] + r["timings_s"]["pretrain_target"],
+  }
+  rows = {}
+  for key, get in getters.items():
+    xa = np.array([get(a[c]) for c in common], float)
+    xb = np.array([get(b[c]) for c in common], float)
+    p = float(stats.ttest_rel(xb, xa).pvalue) if np.any(xb != xa) else 1.0
+    rows[key] = {"a_mean": round(float(xa.mean()), 4), "b_mean": round(float(xb.mean()), 4),
+                 "diff_mean": round(float((xb - xa).mean()), 4),
+                 "diff_std": round(float((xb - xa).std(ddof=1)), 4), "t_test_p": round(p, 4)}
+  return {"a": dir_a, "b": dir_b, "cells": common, "n": len(common), "rows": rows}

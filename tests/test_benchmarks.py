@@ -147,3 +147,34 @@ def test_growth_exponents_recover_planted_powers():
   assert g["pfcdr"]["work"] == "users_x_users"
   assert g["pfcdr"]["vs_ratings"] == pytest.approx(2.0, abs=1e-2)
   assert benchmark_pipeline.growth_exponents(rows[:1]) == {}
+
+
+def _fake_cell(root, name, mae, rmse, epoch, secs):
+  d = root / "cells" / name
+  d.mkdir(parents=True)
+  pre = {f"pretrain_{k}": {"lr": 0.001, "epoch": epoch, "heldout_mse": 0.8 + 0.001 * epoch}
+         for k in ("source", "target")}
+  (d / "results.json").write_text(json.dumps({
+      "methods": {"PFCDR": {"mae": mae, "rmse": rmse}}, "selected": {"pretrain": pre},
+      "timings_s": {"pretrain_source": secs, "pretrain_target": secs}}))
+
+
+def test_compare_cell_dirs_is_a_paired_t_test_over_common_cells(tmp_path):
+  from scipy import stats
+  a_mae, b_mae = [0.73, 0.74, 0.72, 0.75], [0.731, 0.742, 0.719, 0.753]
+  for i, (x, y) in enumerate(zip(a_mae, b_mae)):
+    _fake_cell(tmp_path / "a", f"s{i}", x, x + 0.2, 40 + i, 30.0)
+    _fake_cell(tmp_path / "b", f"s{i}", y, y + 0.2, 20 + i, 10.0)
+  _fake_cell(tmp_path / "a", "only_in_a", 0.9, 1.0, 1, 1.0)
+  res = benchmark_pipeline.compare_cell_dirs(str(tmp_path / "a"), str(tmp_path / "b"))
+  assert res["n"] == 4 and "only_in_a" not in res["cells"]
+  row = res["rows"]["PFCDR_mae"]
+  assert row["diff_mean"] == pytest.approx(np.mean(np.subtract(b_mae, a_mae)), abs=1e-4)
+  assert row["t_test_p"] == pytest.approx(stats.ttest_rel(b_mae, a_mae).pvalue, abs=1e-4)
+  assert res["rows"]["source_epoch"]["diff_mean"] == -20
+  assert res["rows"]["pretrain_s"]["b_mean"] == 20.0
+  with pytest.raises(ValueError, match="no cells/ directory"):
+    benchmark_pipeline.compare_cell_dirs(str(tmp_path / "a"), str(tmp_path / "a" / "cells" / "s0"))
+  _fake_cell(tmp_path / "c", "s0", 0.7, 0.9, 3, 1.0)
+  with pytest.raises(ValueError, match="need >= 2 cells"):
+    benchmark_pipeline.compare_cell_dirs(str(tmp_path / "a"), str(tmp_path / "c"))
