@@ -78,7 +78,8 @@ class PretrainConfig:
   batch_size: int = 1024
   heldout_fraction: float = 0.05
   # How the grid trains (models/train.py): "adam" is the faithful dense Adam, "lazy_adam"
-  # updates only the rows a minibatch touches (an option; BUILD_NOTES, issue 16); "host" draws each epoch's order with numpy;
+  # updates only the rows a minibatch touches (an option; BUILD_NOTES, issue 16);
+  # "host" draws each epoch's order with numpy;
   # patience: stop once no lr improved its held-out MSE for that many epochs (None: never).
   optimizer: str = "adam"
   shuffle: str = "host"
