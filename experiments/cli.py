@@ -19,6 +19,7 @@ from configs import pfcdr as presets
 from pfcdr_jax import comparison
 from pfcdr_jax import config as config_lib
 from pfcdr_jax import progress
+from pfcdr_jax import xla_cache
 from pfcdr_jax.data import tasks
 from pfcdr_jax.data.errors import DataError
 
@@ -120,6 +121,7 @@ def run(main: Callable[[list[str]], None]) -> None:
 
   def wrapped(argv):
     progress.configure_output(FLAGS.verbosity)
+    xla_cache.enable()   # compiled kernels kept on disk between runs ($PFCDR_XLA_CACHE=0: off)
     try:
       main(argv)
     except (DataError, ValueError) as e:

@@ -45,8 +45,12 @@ def main_job_command(like: str, scale: float, workdir: str,
           "--no_cache", f"--workdir={workdir}", *extra]
 
 
-def run_main_job(like: str, scale: float, extra: Sequence[str] = ()) -> dict:
+def run_main_job(like: str, scale: float, extra: Sequence[str] = (),
+                 xla_cache: bool = False) -> dict:
   """One main job in a child process: wall seconds, its stages, peak memory, sizes.
+
+  ``xla_cache=False`` (default) times it cold: the persistent compilation cache
+  (``pfcdr_jax.xla_cache``) is turned off for the child, so compilation is included.
 
   Raises:
     RuntimeError: the job failed (its last output lines in the message).
@@ -54,7 +58,8 @@ def run_main_job(like: str, scale: float, extra: Sequence[str] = ()) -> dict:
   with tempfile.TemporaryDirectory(prefix="pfcdr_bench_") as workdir:
     argv = main_job_command(like, scale, os.path.join(workdir, "run"), extra)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = dict(os.environ) if xla_cache else {**os.environ, "PFCDR_XLA_CACHE": "0"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -68,6 +73,7 @@ def run_main_job(like: str, scale: float, extra: Sequence[str] = ()) -> dict:
   users = ds["source"]["users"] + ds["target"]["users"]
   return {
       "scale": scale, "command": " ".join(argv[1:]).replace(workdir, "<tmp>"),
+      "xla_cache": xla_cache,
       "wall_s": round(wall, 2), "total_s": res["timings_s"]["total"],
       "stages": {k: v for k, v in res["timings_s"].items() if k != "total"},
       "peak_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 3),   # ru_maxrss: KiB on Linux
