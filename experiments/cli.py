@@ -1,10 +1,8 @@
 """The flags the PFCDR scripts share, and the one way they become a config.
 
-A script defines the flag groups it needs (``define_data_flags()``, ...) at import and
-builds its config with :func:`pfcdr_config` (precedence and flag -> config paths:
-``configs/pfcdr.py``); :func:`run` wraps ``main``: output set-up, bad input as one
-``error: ...`` line and exit status 1.
-"""
+Scripts define the flag groups they need at import, build the config with
+:func:`pfcdr_config` (precedence, flag -> path: ``configs/pfcdr.py``) and wrap ``main``
+in :func:`run` (output set-up, compile cache, bad input as one ``error:`` line)."""
 
 from __future__ import annotations
 
@@ -28,12 +26,9 @@ FLAGS = flags.FLAGS
 
 def _value(name: str) -> Any:
   v = FLAGS[name].value
-  if name == "no_cache":
-    return not v
-  if name == "patience":
-    return None if v == 0 else v
-  if not isinstance(v, list):
-    return v
+  special = {"no_cache": lambda: not v, "patience": lambda: None if v == 0 else v}
+  if name in special or not isinstance(v, list):
+    return special[name]() if name in special else v
   try:
     return tuple(float(x) for x in v)
   except ValueError:
@@ -43,15 +38,14 @@ def _value(name: str) -> Any:
 def define_data_flags() -> None:
   """--task and what each task's loader reads."""
   flags.DEFINE_enum("task", "comedy2drama", list(tasks.TASK_NAMES), "CDR task.")
-  flags.DEFINE_string("data_dir", None,
-                      "Data directory (default $PFCDR_DATA_DIR or ~/.cache/pfcdr_jax).")
+  flags.DEFINE_string("data_dir", None, "Data dir ($PFCDR_DATA_DIR or ~/.cache/pfcdr_jax).")
   flags.DEFINE_float("scale", 0.01, "Size of --task=synthetic relative to the paper.")
   flags.DEFINE_enum("like", "music2movie", ["music2movie", "book2movie", "book2music"],
                     "Paper task whose sizes --task=synthetic mimics.")
   flags.DEFINE_string("source_file", None, "Source interactions (--task=custom).")
   flags.DEFINE_string("target_file", None, "Target interactions (--task=custom).")
-  flags.DEFINE_list("rating_range", None, "lo,hi: --task=custom's rating scale, a rating "
-                    "outside is an error (default: any finite one; warned outside 1-5).")
+  flags.DEFINE_list("rating_range", None, "lo,hi: --task=custom's rating scale (default: "
+                    "any finite rating; warned outside 1-5).")
 
 
 def define_pretrain_flags(*, base_model: bool = True) -> None:
@@ -61,13 +55,12 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
   flags.DEFINE_integer("epochs", None, "Max pretraining epochs (preset).", lower_bound=1)
   flags.DEFINE_integer("batch_size", None, "Pretraining batch (preset).", lower_bound=1)
   flags.DEFINE_list("lrs", None, "Pretraining lr grid (default: the paper's).")
-  flags.DEFINE_enum("optimizer", None, ["lazy_adam", "adam"], "Pretraining Adam (preset): "
-                    "lazy_adam updates the rows a minibatch touches; adam (dense) every row.")
-  flags.DEFINE_enum("shuffle", None, ["host", "device"], "Epoch order drawn by numpy "
-                    "(host, default) or jax.random.permutation (device; the old runs' orders).")
-  flags.DEFINE_integer("patience", None, "Stop pretraining after this many epochs without a "
-                       "held-out improvement of any lr (default 5; 0: run every epoch).",
-                       lower_bound=0)
+  flags.DEFINE_enum("optimizer", None, ["lazy_adam", "adam"], "Pretraining: dense adam "
+                    "(default) or lazy_adam (only the rows a minibatch touches).")
+  flags.DEFINE_enum("shuffle", None, ["host", "device"], "Epoch orders from numpy (default) "
+                    "or jax.random.permutation (the earlier runs').")
+  flags.DEFINE_integer("patience", None, "Stop pretraining after this many epochs with no "
+                       "held-out gain of any lr (default 5; 0: never).", lower_bound=0)
   flags.DEFINE_enum("dnn_tower", "linear", ["linear", "mlp"], "DNN user tower: Linear d->d "
                     "(public code) or Dense(2d)-ReLU-Dense(d).")
 
@@ -76,8 +69,8 @@ def define_method_flags() -> None:
   """PFCDR's own stages: inversion, bridge, top-k."""
   flags.DEFINE_float("target_rating", 5.0, "Inversion target rating r.")
   flags.DEFINE_integer("inversion_steps", 300, "Inversion steps.", lower_bound=1)
-  flags.DEFINE_enum("inversion_method", "auto", ["auto", "iterative", "closed_form"],
-                    "auto = closed form for scorers linear in b.")
+  flags.DEFINE_enum("inversion_method", "auto", ["auto", "iterative", "closed_form"], "auto ="
+                    " closed form for scorers linear in b.")
   flags.DEFINE_enum("inversion_loss", "mse", ["mse", "bce"], "Inversion loss.")
   flags.DEFINE_float("eps", None, "Early-stop threshold of the inversion loss.")
   flags.DEFINE_integer("bridge_epochs", None, "Bridge / EMCDR map epochs (200).", lower_bound=1)
@@ -93,9 +86,8 @@ def define_sweep_flags(*, default_workdir: str) -> None:
   flags.DEFINE_bool("quick", False, "1 seed, few epochs, one setting per baseline (smoke).")
   flags.DEFINE_string("workdir", None, f"Output root ({default_workdir}; +'-quick').")
   flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache shared by all cells.")
-  flags.DEFINE_enum("seed_stack", "auto", list(comparison.SEED_STACK_MODES),
-                    "Pretrain unfinished seeds as one vmapped stack where shapes allow; "
-                    "auto: on an accelerator only.")
+  flags.DEFINE_enum("seed_stack", "auto", list(comparison.SEED_STACK_MODES), "Pretrain "
+                    "unfinished seeds as one vmapped stack (auto: on an accelerator only).")
 
 
 def pfcdr_config(task: str | None = None, *, baselines: tuple[str, ...] = (),
@@ -118,7 +110,6 @@ def command_line() -> str:
 
 def run(main: Callable[[list[str]], None]) -> None:
   """``app.run(main)`` with the output set up and bad input as one ``error:`` line."""
-
   def wrapped(argv):
     progress.configure_output(FLAGS.verbosity)
     xla_cache.enable()   # compiled kernels kept on disk between runs ($PFCDR_XLA_CACHE=0: off)
