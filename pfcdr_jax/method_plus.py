@@ -2,35 +2,42 @@
 
 What crosses domains is what PFCDR sends -- each user's source prototype
 ``P_u = b_u* @ V_s`` (``method.prototypes``, one per inversion target rating r) -- plus
-one scalar per user, the source offset ``o_u`` = (sum of the user's source ratings minus
-the source global mean) / (n_u + kappa), i.e. how much the user rates above the source
-average (bridge and validation users send it once per kappa of the grid, so that kappa
-can be chosen; test users only at the chosen kappa). The offset reveals the user's mean source rating level and nothing about
-which items they rated; it can be noised by the Gaussian mechanism
-(:func:`noise_offsets`, clip to [-c, c], sensitivity 2c). In the target domain
-(which has its own ratings) the prediction of a cold user u on item j is
+two scalars per user computed in the source domain: the *offset* ``o_u``, the user's
+shrunk mean of ``r - mu_s - b^s_i`` (how much they rate above the source mean after
+the source items' own biases; ``offset_debias=False``: of ``r - mu_s``), and the
+*crowd agreement* ``a_u`` (:func:`crowd_agreement`: the shrunk slope of the user's
+centred source ratings on the source item biases, i.e. how strongly they follow the
+crowd). Bridge and validation users send them once per kappa of the grid, so that kappa
+can be chosen; test users only at the chosen kappa. Neither reveals which items the
+user rated. The offset can be noised by the Gaussian mechanism (:func:`noise_offsets`,
+clip to [-c, c], sensitivity 2c); the crowd scalar has no DP option. In the target
+domain (which has its own ratings) the prediction of a cold user u on item j is
 
   floor(u, j)  = mu + b_j(lambda)                               (global + item bias)
-  bilinear     = z_u^T M x_j,  z_u = [P_u(r) for r in rs, o_u, 1], x_j = [v_j, 1]
+  bilinear     = z_u^T M x_j,  z_u = [P_u(r) for r in rs, o_u, a_u, 1],
+                               x_j = [v_j, b_j, 1]
   neighbours   = beta * (w_bar_u - w_all) . v_j                 (residual form), or
                  (1 - beta) * (floor + bilinear) + beta * w_bar_u . v_j    ("blend")
   pred(u, j)   = clip(floor + bilinear + neighbours, [r_min, r_max])
 
 with ``b_j = sum(r - mu) / (n_j + lambda)`` over the target training ratings, ``v_j``
-the pretrained target item vectors, ``M`` a ridge regression of the residual
-``r - floor`` of the bridge (training overlap) users' target training ratings on the
-features ``z_u (x) x_j`` (linear in M, closed form; its special case z_u = [o_u, 1],
-x_j = [1] is the BiasFloor of a fitted scale gamma), and ``w_bar_u`` the
-similarity-weighted mean of the target user representations: weights
-``softmax(-|r - w_t . P_hat_u| / tau)`` over the trained target users (Eq. 13's
+the pretrained target item vectors, ``M`` fit on the residual ``r - floor`` of the
+bridge (training overlap) users' target training ratings over the features
+``z_u (x) x_j`` (linear in M): a ridge regression in closed form, then (``fit_loss``)
+refit to least absolute deviations by IRLS (:func:`irls_l1`), since MAE is the metric.
+Its special case z_u = [o_u, 1], x_j = [1] is the BiasFloor of a fitted scale gamma;
+``a_u * b_j`` lets a user follow the item biases more or less than average.
+``w_bar_u`` is the similarity-weighted mean of the target user representations:
+weights ``softmax(-|r - w_t . P_hat_u| / tau)`` over the trained target users (Eq. 13's
 distance) or a uniform mean over the K closest (Eq. 14), ``P_hat_u`` the prototype
 transferred by PFCDR's linear bridge, ``w_all`` the mean over all trained target users.
 
 Selection (:func:`fit_predict_plus`): on the validation users (pseudo-cold overlap
-users, never the test users), greedily in this order -- lambda (floor alone), the ridge
-strength (floor + bilinear), then (K or tau, beta) jointly -- each by validation MAE.
-The test users' ratings are never read. Every step can be switched off in
-:class:`PlusConfig`, which is how ``experiments/ablate_plus.py`` measures each one.
+users, never the test users), greedily in this order -- lambda (floor alone), raw
+offset, (kappa, ridge strength) of the ridge fit, ridge vs its L1 refit, then (K or
+tau, beta) jointly -- each by validation MAE, each step kept only if it lowers the
+validation MAE. The test users' ratings are never read. Every part can be switched off
+in :class:`PlusConfig`, which is how ``experiments/ablate_plus.py`` measures each one.
 """
 
 from __future__ import annotations
@@ -52,6 +59,8 @@ from pfcdr_jax import topk as topk_lib
 
 NEIGHBOURS = ("none", "uniform", "softmax", "both")
 COMBINE = ("residual", "blend")
+FIT_LOSSES = ("l2", "l1", "both")
+SOURCE_ITEM_SHRINKAGE = 10.0   # lambda of the source item biases (offset_debias, crowd)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +91,20 @@ class PlusConfig:
     select_steps: each step (raw offset, bilinear, neighbours) is kept only when it
       lowers the validation MAE of the step before (False: every enabled step is used,
       as the ablation rows do).
+    fit_loss: "l2" (ridge), "l1" (the ridge fit at the chosen (kappa, strength) refit to
+      least absolute deviations by IRLS, :func:`irls_l1`; MAE is the metric) or "both"
+      (the L1 refit is a candidate next to the ridge fits, chosen on validation).
+    irls_steps, irls_delta: IRLS iterations; residual floor of its weights 1/|res|.
+    item_bias_feature: x_j = [v_j, b_j, 1]: the user scales the item's target bias.
+    spread: one more scalar per user in z_u, its source rating spread
+      (:func:`source_spread`, shrunk by the same kappa).
+    offset_debias: the offset is the user's mean of ``r - mu_s - b_i`` (source item
+      biases removed, still one scalar) instead of ``r - mu_s``.
+    crowd: one more scalar per user in z_u, :func:`crowd_agreement` (shrunk by kappa).
+    neighbour_folds: with ``select_steps``, the neighbour step is kept only if the
+      (K or tau, beta) chosen on either half of the validation users also beats the
+      step before on the other half (:func:`_helps_out_of_fold`); the ~84 candidates
+      otherwise overfit a small validation set.
   """
   item_shrinkage: tuple[float, ...] = (0.0, 5.0, 25.0, 100.0)
   bilinear: bool = True
@@ -101,8 +124,18 @@ class PlusConfig:
   offset_clip: float = 1.0
   noise_seed: int = 0
   select_steps: bool = True
+  fit_loss: str = "both"
+  irls_steps: int = 10
+  irls_delta: float = 0.01
+  item_bias_feature: bool = True
+  spread: bool = False
+  offset_debias: bool = True
+  crowd: bool = True
+  neighbour_folds: bool = True
 
   def __post_init__(self):
+    if self.fit_loss not in FIT_LOSSES:
+      raise ValueError(f"fit_loss must be one of {FIT_LOSSES}, got {self.fit_loss!r}")
     if self.neighbours not in NEIGHBOURS:
       raise ValueError(f"neighbours must be one of {NEIGHBOURS}, got {self.neighbours!r}")
     if self.combine not in COMBINE:
@@ -178,6 +211,39 @@ def source_offsets(user: np.ndarray, rating: np.ndarray, n_users: int,
   return item_bias(user, rating, n_users, float(np.mean(rating)), shrinkage)
 
 
+def source_spread(user: np.ndarray, rating: np.ndarray, n_users: int,
+                  shrinkage: float = 0.0) -> np.ndarray:
+  """float64[n_users]: each user's source rating spread minus the global one.
+
+  ``sqrt((SS_u + shrinkage * s^2) / (n_u + shrinkage)) - s``, SS_u the user's sum of
+  squared deviations from their own mean, s the std of all source ratings; 0 for users
+  without source ratings.
+  """
+  n = np.bincount(user, minlength=n_users).astype(np.float64)
+  mean_u = np.bincount(user, weights=rating, minlength=n_users) / np.maximum(n, 1)
+  ss = np.bincount(user, weights=(rating - mean_u[user]) ** 2, minlength=n_users)
+  s = float(np.std(rating))
+  return (np.sqrt((ss + shrinkage * s * s) / np.maximum(n + shrinkage, 1e-12)) - s) * (n > 0)
+
+
+def crowd_agreement(inp: "PlusInputs", n_users: int, shrinkage: float) -> np.ndarray:
+  """float64[n_users]: how strongly each user's source ratings follow the items' biases.
+
+  The shrunk slope ``sum_u (r - m_u) b_i / (sum_u b_i^2 + shrinkage * mean(b^2))`` of
+  the user's centred source ratings on the source item biases b_i, minus its mean over
+  users (0 for users without source ratings).
+  """
+  su, si, sr = inp.source
+  mu_s = float(np.mean(sr))
+  bs = item_bias(si, sr, int(np.max(si)) + 1, mu_s, SOURCE_ITEM_SHRINKAGE)[si]
+  cnt = np.bincount(su, minlength=n_users)
+  m_u = np.bincount(su, weights=sr, minlength=n_users) / np.maximum(cnt, 1)
+  num = np.bincount(su, weights=(sr - m_u[su]) * bs, minlength=n_users)
+  den = np.bincount(su, weights=bs * bs, minlength=n_users) + shrinkage * np.mean(bs * bs)
+  a = num / np.maximum(den, 1e-12)
+  return (a - np.mean(a[cnt > 0])) * (cnt > 0)
+
+
 def gaussian_sigma(epsilon: float, delta: float, clip: float) -> float:
   """Classic Gaussian mechanism for one offset in [-clip, clip] (sensitivity 2 clip)."""
   if not 0 < epsilon < 1:
@@ -194,8 +260,14 @@ def noise_offsets(offsets: np.ndarray, rng: np.random.Generator, *, epsilon: flo
 
 def sent_offsets(inp: "PlusInputs", cfg: "PlusConfig", kappa: float) -> np.ndarray:
   """float64[n_users]: the offsets the source sends (noised when cfg.offset_epsilon)."""
-  su, _, sr = inp.source
-  o = source_offsets(su, sr, max(inp.n_users, int(np.max(su)) + 1), kappa)
+  su, si, sr = inp.source
+  n = max(inp.n_users, int(np.max(su)) + 1)
+  if cfg.offset_debias:   # the user's bias after the source items' biases
+    mu_s = float(np.mean(sr))
+    bs = item_bias(si, sr, int(np.max(si)) + 1, mu_s, SOURCE_ITEM_SHRINKAGE)
+    o = item_bias(su, sr - bs[si], n, mu_s, kappa)
+  else:
+    o = source_offsets(su, sr, n, kappa)
   if cfg.offset_epsilon is None:
     return o
   rng = np.random.default_rng([cfg.noise_seed, int(kappa * 1000)])
@@ -205,27 +277,32 @@ def sent_offsets(inp: "PlusInputs", cfg: "PlusConfig", kappa: float) -> np.ndarr
 
 # --- the bilinear (task-oriented) bridge ---------------------------------------------
 
-def user_features(protos: np.ndarray | None, offsets: np.ndarray | None) -> np.ndarray:
-  """z_u: float64[n, f] = [P_u(r) for r in rs, o_u, 1] (parts left out when None).
+def user_features(protos: np.ndarray | None, offsets: np.ndarray | None,
+                  *scalars: np.ndarray) -> np.ndarray:
+  """z_u: float64[n, f] = [P_u(r) for r in rs, o_u, *scalars, 1] (None parts left out).
 
   Args:
-    protos: float[n_r, n, d] or None; offsets: float[n] or None.
+    protos: float[n_r, n, d] or None; offsets and each of `scalars`: float[n] or None.
   """
   parts = []
   if protos is not None:
     parts += [np.asarray(p, np.float64) for p in protos]
-  if offsets is not None:
-    parts.append(np.asarray(offsets, np.float64)[:, None])
+  for x in (offsets, *scalars):
+    if x is not None:
+      parts.append(np.asarray(x, np.float64)[:, None])
   n = (protos.shape[1] if protos is not None else
        offsets.shape[0] if offsets is not None else 0)
   parts.append(np.ones((n, 1)))
   return np.concatenate(parts, axis=1)
 
 
-def item_features(V_t: np.ndarray | None, n_items: int) -> np.ndarray:
-  """x_j: float64[n_items, g] = [v_j, 1] (or [1] when V_t is None)."""
-  ones = np.ones((n_items, 1))
-  return ones if V_t is None else np.concatenate([np.asarray(V_t, np.float64), ones], 1)
+def item_features(V_t: np.ndarray | None, n_items: int,
+                  bias: np.ndarray | None = None) -> np.ndarray:
+  """x_j: float64[n_items, g] = [v_j, b_j, 1] (v_j / b_j left out when None)."""
+  parts = [] if V_t is None else [np.asarray(V_t, np.float64)]
+  if bias is not None:
+    parts.append(np.asarray(bias, np.float64)[:, None])
+  return np.concatenate(parts + [np.ones((n_items, 1))], 1)
 
 
 def _design(Z: np.ndarray, X: np.ndarray, rows: np.ndarray, items: np.ndarray
@@ -234,15 +311,45 @@ def _design(Z: np.ndarray, X: np.ndarray, rows: np.ndarray, items: np.ndarray
   return (Z[rows][:, :, None] * X[items][:, None, :]).reshape(len(rows), -1)
 
 
-def normal_equations(Z, X, rows, items, y, chunk: int = 65536):
-  """(X^T X [p, p], X^T y [p]) of the bilinear design, accumulated in chunks."""
+def normal_equations(Z, X, rows, items, y, chunk: int = 65536, weights=None):
+  """(D^T W D [p, p], D^T W y [p]) of the bilinear design D, accumulated in chunks.
+
+  ``weights``: float[R] per-rating weights W (None: all 1).
+  """
   p = Z.shape[1] * X.shape[1]
   A, c = np.zeros((p, p)), np.zeros(p)
   for s in range(0, len(rows), chunk):
     D = _design(Z, X, rows[s:s + chunk], items[s:s + chunk])
-    A += D.T @ D
-    c += D.T @ y[s:s + chunk]
+    Dw = D if weights is None else D * weights[s:s + chunk, None]
+    A += Dw.T @ D
+    c += Dw.T @ y[s:s + chunk]
   return A, c
+
+
+def irls_l1(Z, X, rows, items, y, strength: float, theta: np.ndarray, *, steps: int,
+            delta: float, chunk: int = 65536, max_cached: float = 5e7) -> np.ndarray:
+  """theta [p] of ``min sum |y - D theta| + (strength / 2) mean(diag(D^T W D)) |theta|^2``.
+
+  Iteratively reweighted least squares from `theta` (the ridge fit): each step solves
+  the ridge problem with weights ``1 / max(|residual|, delta)``, whose fixed point is
+  the least-absolute-deviation fit (``delta`` bounds the weights of exact fits). The
+  design is kept in float32 chunks when it has at most `max_cached` entries.
+  """
+  p = Z.shape[1] * X.shape[1]
+  spans = [slice(s, s + chunk) for s in range(0, len(rows), chunk)]
+  cached = len(rows) * p <= max_cached
+  design = lambda sl: _design(Z, X, rows[sl], items[sl]).astype(np.float32)
+  chunks = [design(sl) for sl in spans] if cached else None
+  for _ in range(steps):
+    A, c = np.zeros((p, p)), np.zeros(p)
+    for i, sl in enumerate(spans):
+      D = chunks[i] if cached else design(sl)
+      w = 1.0 / np.maximum(np.abs(y[sl] - D.astype(np.float64) @ theta), delta)
+      Dw = D * w[:, None].astype(np.float32)
+      A += (Dw.T @ D).astype(np.float64)
+      c += Dw.T.astype(np.float64) @ y[sl]
+    theta = ridge_solve(A, c, strength)
+  return theta
 
 
 def ridge_solve(A: np.ndarray, c: np.ndarray, strength: float) -> np.ndarray:
@@ -333,7 +440,7 @@ def _floor_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip
 def _bilinear_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip,
                    floor: _Step, b: np.ndarray, mu: float, base: _Step, chosen, maes
                    ) -> _Step:
-  """floor + z_u^T M x_j, M by ridge on the bridge users, its strength on validation.
+  """floor + z_u^T M x_j, M by ridge (or L1) on the bridge users, chosen on validation.
 
   With ``cfg.select_steps`` the step before (`base`) is a candidate too (ridge None).
   """
@@ -343,24 +450,44 @@ def _bilinear_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, c
   for name, u in (("validation", val[0]), ("predicted", pairs.user)):
     if np.any(row_of[u] < len(inp.bridge_users)):
       raise ValueError(f"PFCDR+: every {name} user must be a cold user")
-  X = item_features(inp.V_t if cfg.item_side else None, inp.n_items_t)
+  X = item_features(inp.V_t if cfg.item_side else None, inp.n_items_t,
+                    b if cfg.item_bias_feature else None)
   tu, ti, tr = inp.target
   keep = np.isin(tu, inp.bridge_users)
-  steps = {}
+  fit = (row_of[tu[keep]], ti[keep], tr[keep] - mu - b[ti[keep]])
+  su, _, sr = inp.source
+  n_src = max(inp.n_users, int(np.max(su)) + 1)
+  steps, fits = {}, {}
+
+  def add(key, theta, Z):
+    fits[key] = (theta, Z)
+    steps[key] = _Step(
+        floor.val + bilinear_predict(theta, Z, X, row_of[val[0]], val[1]),
+        floor.out + bilinear_predict(theta, Z, X, row_of[pairs.user], pairs.item))
+
   for kappa in (cfg.offset_shrinkage if cfg.use_offset else (None,)):
     offsets = None if kappa is None else sent_offsets(inp, cfg, kappa)[users]
-    Z = user_features(inp.protos_src if cfg.use_prototype else None, offsets)
-    A, c = normal_equations(Z, X, row_of[tu[keep]], ti[keep], tr[keep] - mu - b[ti[keep]])
+    spread = (source_spread(su, sr, n_src, kappa or 0.0)[users] if cfg.spread else None)
+    crowd = crowd_agreement(inp, n_src, kappa or 0.0)[users] if cfg.crowd else None
+    Z = user_features(inp.protos_src if cfg.use_prototype else None, offsets, spread,
+                      crowd)
+    A, c = normal_equations(Z, X, *fit)
     for strength in cfg.ridge:
-      theta = ridge_solve(A, c, strength)
-      steps[(kappa, strength)] = _Step(
-          floor.val + bilinear_predict(theta, Z, X, row_of[val[0]], val[1]),
-          floor.out + bilinear_predict(theta, Z, X, row_of[pairs.user], pairs.item))
+      add((kappa, strength, "l2"), ridge_solve(A, c, strength), Z)
+  mae_of = lambda st: float(metrics_lib.mae(clip(st.val), val[2]))
+  if cfg.fit_loss != "l2":
+    kappa, strength, _ = min(steps, key=lambda k: mae_of(steps[k]))
+    theta, Z = fits[(kappa, strength, "l2")]
+    add((kappa, strength, "l1"), irls_l1(Z, X, *fit, strength, theta,
+                                         steps=cfg.irls_steps, delta=cfg.irls_delta), Z)
+    if cfg.fit_loss == "l1":
+      steps = {k: v for k, v in steps.items() if k[2] == "l1"}
   if cfg.select_steps:
-    steps[(None, None)] = base     # no bilinear part: the step before
-  val_mae = {k: float(metrics_lib.mae(clip(st.val), val[2])) for k, st in steps.items()}
+    steps[(None, None, None)] = base     # no bilinear part: the step before
+  val_mae = {k: mae_of(st) for k, st in steps.items()}
   best = _best(val_mae)
-  chosen["offset_shrinkage"], chosen["ridge"], chosen["n_features"] = (*best, int(len(c)))
+  chosen["offset_shrinkage"], chosen["ridge"], chosen["fit_loss"] = best
+  chosen["n_features"] = int(Z.shape[1] * X.shape[1])
   maes["bilinear"] = val_mae[best]
   return steps[best]
 
@@ -388,8 +515,34 @@ def _neighbour_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, 
       val_mae[setting + (beta,)] = float(metrics_lib.mae(clip(steps[setting + (beta,)].val),
                                                           val[2]))
   best = _best(val_mae)
+  if cfg.select_steps and cfg.neighbour_folds and not _helps_out_of_fold(
+      {k: st.val for k, st in steps.items()}, base.val, val, clip):
+    best = None
+    chosen["neighbours_cross_fold"] = "rejected"
+  if best is None:
+    chosen["beta"] = 0.0
+    return base
   chosen[best[0]], chosen["beta"], maes["neighbours"] = best[1], best[2], val_mae[best]
   return steps[best]
+
+
+def _helps_out_of_fold(candidates: dict, base: np.ndarray, val: tuple, clip) -> bool:
+  """Whether choosing among `candidates` on one half of the validation users beats
+  `base` on the other half, in both directions (halves by user id parity).
+
+  Args:
+    candidates: {setting: float[V] validation predictions}; base: float[V] those of
+      the step before.
+  """
+  half = (np.asarray(val[0]) % 2).astype(bool)
+  for fit_on in (half, ~half):
+    if not fit_on.any() or fit_on.all():
+      return False
+    err = lambda p, m: float(np.mean(np.abs(clip(p[m]) - val[2][m])))
+    pick = min(candidates, key=lambda k: err(candidates[k], fit_on))
+    if err(candidates[pick], ~fit_on) >= err(base, ~fit_on):
+      return False
+  return True
 
 
 def fit_predict_plus(inp: PlusInputs, val: tuple, pairs: Pairs,
@@ -464,28 +617,19 @@ def plus_inputs(scorer, params_s, params_t, data, keys, bridge_cfg, inversion_cf
 # --- the ablation (experiments/ablate_plus.py): (step, inversion ratings, config) -------
 
 _NO_NB = dict(neighbours="none", select_steps=False)
-_K0 = dict(offset_shrinkage=(0.0,))
-_FORCED = dict(select_steps=False)
+_OLD = dict(offset_debias=False, crowd=False, item_bias_feature=False, fit_loss="l2")
 ABLATION: tuple[tuple[str, tuple[float, ...], PlusConfig], ...] = (
     ("floor mu + b_j", (5.0,), PlusConfig(bilinear=False, use_offset=False, **_NO_NB)),
-    ("+ raw source offset (BiasFloor form)", (5.0,), PlusConfig(bilinear=False, **_NO_NB)),
-    ("+ fitted offset scale", (5.0,),
-     PlusConfig(use_prototype=False, item_side=False, **_K0, **_NO_NB)),
-    ("+ offset x item", (5.0,), PlusConfig(use_prototype=False, **_K0, **_NO_NB)),
-    ("+ prototype bilinear r=5", (5.0,), PlusConfig(**_K0, **_NO_NB)),
-    ("+ prototypes r=1,5", (1.0, 5.0), PlusConfig(**_K0, **_NO_NB)),
-    ("+ prototypes r=1,3,5", (1.0, 3.0, 5.0), PlusConfig(**_K0, **_NO_NB)),
-    ("bilinear r=5, no offset", (5.0,), PlusConfig(use_offset=False, **_NO_NB)),
-    ("bilinear r=5, offset kappa=5", (5.0,), PlusConfig(offset_shrinkage=(5.0,), **_NO_NB)),
-    ("bilinear r=5, kappa in {0,5,20,50} on validation", (5.0,), PlusConfig(**_NO_NB)),
-    ("bilinear r=5, no clip", (5.0,), PlusConfig(clip=False, **_K0, **_NO_NB)),
-    ("bilinear r=5, offsets (0.9, 1e-5)-DP, kappa=20", (5.0,),
-     PlusConfig(offset_epsilon=0.9, offset_shrinkage=(20.0,), **_NO_NB)),
-    ("r=5 + uniform top-K residual", (5.0,), PlusConfig(neighbours="uniform", **_FORCED)),
-    ("r=5 + softmax residual", (5.0,), PlusConfig(neighbours="softmax", **_FORCED)),
-    ("r=5 + softmax blend", (5.0,), PlusConfig(neighbours="softmax", combine="blend", **_FORCED)),
-    ("PFCDR+ default: each step kept if validation says so", (5.0,), PlusConfig()),
-    ("the same with uniform top-K neighbours", (5.0,), PlusConfig(neighbours="uniform")),
-    ("the same with softmax neighbours only", (5.0,), PlusConfig(neighbours="softmax")),
-    ("the same without neighbours", (5.0,), PlusConfig(neighbours="none")),
+    ("+ raw source offset (BiasFloor form)", (5.0,),
+     PlusConfig(bilinear=False, **{**_OLD, **_NO_NB})),
+    ("first-session PFCDR+ default (1 scalar, ridge)", (5.0,), PlusConfig(**_OLD)),
+    ("bilinear ridge, raw offset, no neighbours", (5.0,), PlusConfig(**_OLD, **_NO_NB)),
+    ("+ debiased offset", (5.0,),
+     PlusConfig(**{**_OLD, "offset_debias": True}, **_NO_NB)),
+    ("+ crowd scalar and x_j = [v_j, b_j, 1]", (5.0,),
+     PlusConfig(fit_loss="l2", **_NO_NB)),
+    ("+ L1 refit (IRLS) if validation says so", (5.0,), PlusConfig(**_NO_NB)),
+    ("PFCDR+ default (+ neighbours if validation says so)", (5.0,), PlusConfig()),
+    ("default without prototypes (2 scalars only)", (5.0,),
+     PlusConfig(use_prototype=False, **_NO_NB)),
 )

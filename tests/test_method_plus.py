@@ -72,7 +72,9 @@ def _reference(inp, pairs, lam, ridge, tau, beta):
 def test_prediction_matches_numpy_reference():
   inp, val, pairs = _tiny(np.random.default_rng(0))
   cfg = mp.PlusConfig(item_shrinkage=(3.0,), ridge=(0.1,), neighbours="softmax", taus=(0.7,),
-                      betas=(0.5,), offset_shrinkage=(2.0,), select_steps=False)
+                      betas=(0.5,), offset_shrinkage=(2.0,), select_steps=False,
+                      offset_debias=False, crowd=False, item_bias_feature=False,
+                      fit_loss="l2")
   fit = mp.fit_predict_plus(inp, val, pairs, cfg)
   np.testing.assert_allclose(fit.pred, _reference(inp, pairs, 3.0, 0.1, 0.7, 0.5),
                              rtol=1e-4, atol=1e-4)
@@ -168,3 +170,99 @@ def test_method_plus_on_a_custom_task(tmp_path):
   assert on_disk == methods
   assert {"PFCDR", "PFCDR+", "EMCDR"} <= set(methods)
   assert 0 < methods["PFCDR+"]["mae"] < 4
+
+
+def test_irls_l1_matches_a_linear_programme():
+  """The IRLS fit reaches the least-absolute-deviation optimum (scipy's LP) and beats
+  its own starting point, the ridge fit, on the absolute error."""
+  from scipy import optimize  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(4)
+  Z, X = rng.normal(size=(40, 2)), np.c_[rng.normal(size=(9, 1)), np.ones(9)]
+  rows, items = rng.integers(0, 40, 300), rng.integers(0, 9, 300)
+  y = rng.standard_t(1.5, 300)
+  A, c = mp.normal_equations(Z, X, rows, items, y)
+  ridge = mp.ridge_solve(A, c, 1e-9)
+  theta = mp.irls_l1(Z, X, rows, items, y, 1e-9, ridge, steps=60, delta=1e-6)
+  D = (Z[rows][:, :, None] * X[items][:, None, :]).reshape(300, -1)
+  p = D.shape[1]      # min 1'(e+ + e-) s.t. D theta + e+ - e- = y
+  lp = optimize.linprog(np.r_[np.zeros(p), np.ones(600)],
+                        A_eq=np.c_[D, np.eye(300), -np.eye(300)], b_eq=y,
+                        bounds=[(None, None)] * p + [(0, None)] * 600)
+  l1 = lambda t: np.abs(y - D @ t).sum()
+  assert l1(theta) == pytest.approx(lp.fun, rel=1e-3)
+  assert l1(theta) < 0.97 * l1(ridge)
+
+
+def test_source_scalars_match_loops():
+  """Debiased offset, crowd agreement, spread and x_j = [v_j, b_j, 1] by plain loops."""
+  inp, _, _ = _tiny(np.random.default_rng(5))
+  su, si, sr = inp.source
+  sr = sr.astype(np.float64)
+  mu = sr.mean()
+  bs = np.array([(sr[si == i] - mu).sum() / ((si == i).sum() + mp.SOURCE_ITEM_SHRINKAGE)
+                 for i in range(si.max() + 1)])
+  users = np.unique(su)
+  cfg = mp.PlusConfig(offset_debias=True)
+  got = mp.sent_offsets(inp, cfg, 2.0)
+  for u in users:
+    r, b = sr[su == u], bs[si[su == u]]
+    assert got[u] == pytest.approx((r - mu - b).sum() / (len(r) + 2.0))
+  slope = {u: ((sr[su == u] - sr[su == u].mean()) * bs[si[su == u]]).sum()
+              / ((bs[si[su == u]] ** 2).sum() + 3.0 * np.mean(bs[si] ** 2)) for u in users}
+  crowd = mp.crowd_agreement(inp, inp.n_users, 3.0)
+  mean_slope = np.mean(list(slope.values()))
+  for u in users:
+    assert crowd[u] == pytest.approx(slope[u] - mean_slope)
+    r = sr[su == u]
+    want = np.sqrt((((r - r.mean()) ** 2).sum() + 4.0 * sr.var()) / (len(r) + 4.0)) - sr.std()
+    assert mp.source_spread(su, sr, inp.n_users, 4.0)[u] == pytest.approx(want, rel=1e-6)
+  b = np.arange(inp.n_items_t, dtype=float)
+  np.testing.assert_array_equal(mp.item_features(inp.V_t, inp.n_items_t, b),
+                                np.c_[inp.V_t, b, np.ones(inp.n_items_t)])
+
+
+def test_crowd_agreement_is_learned():
+  """Users who follow the item biases in the source do so in the target: the crowd
+  scalar with x_j = [v_j, b_j, 1] beats the same model without it, and the L1 refit
+  beats the ridge fit on MAE when the noise is heavy-tailed."""
+  rng = np.random.default_rng(6)
+  n, n_bridge, n_items, n_src = 600, 400, 30, 40
+  agree = rng.uniform(0.0, 2.0, n)
+  src_b, tgt_b = np.linspace(-1, 1, n_src), np.linspace(-1, 1, n_items)
+  su, si = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(n_src), indexing="ij"))
+  sr = 3.5 + agree[su] * src_b[si] + rng.normal(0, 0.3, su.size)
+  tu, ti = (a.ravel() for a in np.meshgrid(np.arange(n), np.arange(n_items), indexing="ij"))
+  r = 3.5 + agree[tu] * tgt_b[ti] + 0.3 * rng.standard_t(1.5, tu.size)
+  cold, trained = tu >= n_bridge, np.arange(n) < n_bridge
+  d = 3
+  inp = mp.PlusInputs(source=(su, si, sr), target=(tu[~cold], ti[~cold], r[~cold]),
+                      n_users=n, n_items_t=n_items, bridge_users=np.arange(n_bridge),
+                      cold_users=np.arange(n_bridge, n), protos_src=rng.normal(size=(1, n, d)),
+                      rs=(5.0,), P_hat=rng.normal(size=(n - n_bridge, d)),
+                      W_t=rng.normal(size=(n, d)), V_t=rng.normal(size=(n_items, d)),
+                      trained=trained)
+  is_val = cold & (tu < n_bridge + 100)
+  test = ~is_val & cold
+  val, pairs = (tu[is_val], ti[is_val], r[is_val]), mp.Pairs(tu[test], ti[test])
+  base = dict(neighbours="none", item_shrinkage=(0.0,), offset_shrinkage=(0.0,),
+              ridge=(1e-4,), select_steps=False)
+  mae = lambda **kw: float(np.mean(np.abs(mp.fit_predict_plus(
+      inp, val, pairs, mp.PlusConfig(**base, **kw)).pred - r[test])))
+  with_crowd = mae(crowd=True, item_bias_feature=True, fit_loss="l2")
+  assert with_crowd < 0.9 * mae(crowd=False, item_bias_feature=True, fit_loss="l2")
+  assert mae(crowd=True, item_bias_feature=True, fit_loss="l1") < 0.98 * with_crowd
+
+
+def test_neighbours_need_to_help_out_of_fold():
+  """A candidate that only fits the odd users' ratings is rejected by the cross-fold
+  check; one that moves every user towards their ratings is kept."""
+  rng = np.random.default_rng(7)
+  users = np.repeat(np.arange(40), 5)
+  r = rng.integers(1, 6, users.size).astype(float)
+  base = np.full(users.size, 3.0)
+  odd = users % 2 == 1
+  clip = lambda p: p
+  overfit = {("k", 1, 1.0): np.where(odd, r, base), ("k", 1, 0.0): base}
+  assert not mp._helps_out_of_fold(overfit, base, (users, None, r), clip)
+  real = {("k", 1, 0.5): 0.5 * base + 0.5 * r, ("k", 1, 0.0): base}
+  assert mp._helps_out_of_fold(real, base, (users, None, r), clip)
