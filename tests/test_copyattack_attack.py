@@ -51,14 +51,20 @@ def world():
               profiles=profiles, lengths=lengths, pairs=pairs)
 
 
-def _play(world, cfg, item=V_STAR, seed=0, params_seed=0):
+def _play(world, cfg, item=V_STAR, seed=0, params_seed=0, zero_too=False):
+  """One rollout; with ``zero_too`` also one with ``attack.zero_policy``'s
+  params (same jitted function, same key)."""
   tr = world["tr"]
   pcfg = policy.PolicyConfig(emb_dim=4, hidden=8, branching=tr.branching,
                              depth=tr.depth, selector=cfg.selector)
   params = policy.init_policy(jax.random.key(params_seed), pcfg)
   fn = jax.jit(lambda prm, st, it, k: attack.rollout(
       prm, world["data"], st, it, k, bb=world["bb"], cfg=cfg, pcfg=pcfg))
-  return fn(params, world["state"], jnp.int32(item), jax.random.key(seed))
+  play = lambda prm: fn(prm, world["state"], jnp.int32(item),
+                        jax.random.key(seed))
+  if zero_too:
+    return play(params), play(attack.zero_policy(jax.random.key(0), pcfg))
+  return play(params)
 
 
 def test_tree_episode_respects_mask_budget_and_queries(world):
@@ -109,13 +115,17 @@ def test_early_stop_when_goal_met(world):
 
 def test_random_attack_ignores_mask_and_copies_whole_profiles(world):
   cfg = attack.table2_methods(attack.AttackConfig(reward_k=3, budget=12))["RandomAttack"]
-  _, traj = _play(world, cfg)
+  (state, traj), (state0, traj0) = _play(world, cfg, zero_too=True)
   tr, lens = world["tr"], world["lengths"]
   act = np.asarray(traj.active)
   users = tr.leaf_user[np.asarray(traj.leaf)[act]]
   assert act.sum() == 12 and len(set(users.tolist())) == 12
   np.testing.assert_array_equal(np.asarray(traj.n_items)[act], lens[users])
   assert not np.asarray(traj.policy_sel).any()
+  # A baseline never reads its policy: zero params (what ``make_method_fns``
+  # gives baselines) play the same attack.
+  assert not cfg.learns
+  chex.assert_trees_all_equal((state, traj), (state0, traj0))
 
 
 def test_train_and_attack_runs_and_counts_queries(world):

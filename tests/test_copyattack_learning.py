@@ -8,6 +8,11 @@ v*; the users of cluster 0 continue with 3 good items, then bad ones, the
 others with bad items only. So the best action is cluster 0 with the 40 %
 window (v* + 3 good items). A random policy picks cluster 0 a sixth of the
 time and that window a tenth; the trained policy must do far better.
+
+Compiling the REINFORCE program is most of this file's time, so the module
+compiles with XLA's cheapest settings (``jax_disable_most_optimizations``:
+same computation, less optimised code) and the policy's action
+probabilities with one jitted function for both parameter sets.
 """
 import functools
 
@@ -77,11 +82,15 @@ def _world():
   return tr, bb, state, data, leaf_cluster
 
 
-def _action_probs(params, pcfg, data, leaf_cluster):
-  """P(cluster 0) of the first policy pick and P(best window) for it.
+@functools.partial(jax.jit, static_argnums=1)
+def _policy_probs(params, pcfg, data):
+  """Leaf probabilities and crafting log-probabilities at the first policy pick.
 
   The state of the first policy pick (t = 1) is ``[q_v* (+) GRU(0, p_u)]``
-  after a random first user u; averaged over the users of every cluster.
+  after a random first user u, one row per first user u (leaf slot).
+
+  Returns:
+    (float[S, S] P(leaf | first user), float[S, 10] crafting log-probs).
   """
   q = data.q[V_STAR]
   masks = tree_lib.level_masks(data.leaf_valid, pcfg.branching, pcfg.depth)
@@ -94,14 +103,27 @@ def _action_probs(params, pcfg, data, leaf_cluster):
                                                    masks))(leaves)
     return jnp.exp(logp)
 
-  probs = np.asarray(jax.jit(jax.vmap(per_first))(data.leaf_p))
+  craft = jax.vmap(lambda p_u: policy.craft_log_probs(params, pcfg, p_u, q))
+  return jax.vmap(per_first)(data.leaf_p), craft(data.leaf_p)
+
+
+def _action_probs(params, pcfg, data, leaf_cluster):
+  """P(cluster 0) of the first policy pick and P(best window) for it,
+  averaged over the users of every cluster as the first pick."""
+  probs, craft = (np.asarray(a) for a in _policy_probs(params, pcfg, data))
   valid = np.asarray(data.leaf_valid)
   p_cluster0 = probs[valid][:, leaf_cluster == 0].sum(-1).mean()
-  craft = jax.jit(jax.vmap(lambda p_u: policy.craft_log_probs(
-      params, pcfg, p_u, q)))(data.leaf_p)
-  p_level = np.exp(np.asarray(craft))[valid & (leaf_cluster == 0),
-                                      BEST_LEVEL - 1].mean()
+  p_level = np.exp(craft)[valid & (leaf_cluster == 0), BEST_LEVEL - 1].mean()
   return p_cluster0, p_level
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_compile():
+  """This module compiles with XLA's cheapest settings (restored after)."""
+  old = jax.config.values["jax_disable_most_optimizations"]
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,13 @@
 """End-to-end tests of ``copyattack.pipeline.run_copyattack`` on tiny platforms,
-the run config, the presets and the script's error path."""
+the run config, the presets and the script's error path.
+
+Compiling (target model, source MF, evaluation, the attacks' train and attack
+programs) is nearly all of this file's time: the module compiles with XLA's
+cheapest settings (``jax_disable_most_optimizations``: same computation, less
+optimised code), and the budget study reuses the tiny run's budget (3) so its
+black box has the same capacity and its programs for that budget come from
+the persistent compilation cache of the earlier runs (``conftest.py``).
+"""
 import dataclasses
 import importlib.util
 import json
@@ -8,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
 from pfcdr_jax import config as config_util
@@ -48,6 +57,15 @@ def _numbers(results: dict) -> dict:
   """Method metrics without the wall-clock fields."""
   return {name: {k: v for k, v in m.items() if k != "attack_s"}
           for name, m in results["methods"].items()}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_compile():
+  """This module compiles with XLA's cheapest settings (restored after)."""
+  old = jax.config.values["jax_disable_most_optimizations"]
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +133,16 @@ def test_attacks_spend_the_budget(two_runs):
 
 def test_budget_analysis_writes_rows_and_figure(tmp_path):
   # Baselines only: they compile in a second (the learning methods are above).
-  cfg = _tiny_config(**{"analysis.kind": "budget", "analysis.budgets": (2, 4),
+  # The largest budget is the tiny run's (3): same black-box capacity.
+  cfg = _tiny_config(**{"analysis.kind": "budget", "analysis.budgets": (2, 3),
                         "data.num_target_items": 1,
                         "methods": ("RandomAttack", "TargetAttack40")})
+  assert pipeline.largest_budget(cfg) == _tiny_config().attack.budget
   out = pipeline.run_copyattack(cfg, tmp_path)
   assert out["analysis"] == "budget"
   assert [(r["budget"], r["method"]) for r in out["rows"]] == [
-      (2, "RandomAttack"), (2, "TargetAttack40"), (4, "RandomAttack"),
-      (4, "TargetAttack40")]
+      (2, "RandomAttack"), (2, "TargetAttack40"), (3, "RandomAttack"),
+      (3, "TargetAttack40")]
   assert all(r["n_injected"] <= r["budget"] for r in out["rows"])
   assert json.loads((tmp_path / "budget.json").read_text()) == out["rows"]
   assert (tmp_path / "budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

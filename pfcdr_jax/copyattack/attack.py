@@ -751,11 +751,26 @@ class MethodFns(NamedTuple):
   attack: object
 
 
+def zero_policy(key: jax.Array, pcfg: policy.PolicyConfig) -> dict:
+  """Zeros shaped like ``policy.init_policy``'s params (``key`` unused).
+
+  A baseline (``AttackConfig.learns`` False) never reads its policy -- random
+  picks, a fixed window; the GRU state it carries is discarded -- so it gets
+  these instead of an initialiser that would be compiled for nothing.
+  """
+  shapes = jax.eval_shape(functools.partial(policy.init_policy, cfg=pcfg),
+                          key)
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
 def make_method_fns(bb: blackbox.BlackBox, cfg: AttackConfig,
                     pcfg: policy.PolicyConfig) -> MethodFns:
-  """The jitted init / train / attack functions of one method."""
+  """The jitted init / train / attack functions of one method (a baseline's
+  init is ``zero_policy``)."""
+  init = (jax.jit(functools.partial(policy.init_policy, cfg=pcfg))
+          if cfg.learns else functools.partial(zero_policy, pcfg=pcfg))
   return MethodFns(
-      init=jax.jit(functools.partial(policy.init_policy, cfg=pcfg)),
+      init=init,
       train=jax.jit(functools.partial(train_policy, bb=bb, cfg=cfg,
                                       pcfg=pcfg)),
       attack=jax.jit(functools.partial(
