@@ -41,7 +41,7 @@ def _corrupt_test(data):
 def test_names_cover_the_issue_baselines():
   bases = {registry.parse_name(n)[0] for n in registry.NAMES}
   assert bases == {"LightGCN", "CMF", "SSCDR", "PTUPCDR", "DP-EMCDR", "PriCDR-S",
-                   "SourceUserMean", "FedCDR", "PF2CDR", "PFCDR-DP"}
+                   "SourceUserMean", "FedCDR", "PF2CDR", "PPGenCDR", "PFCDR-DP"}
   for dp in ("DP-EMCDR", "PFCDR-DP"):
     eps = sorted(registry.parse_name(n)[1]["eps"] for n in registry.NAMES
                  if n.startswith(dp + "("))

@@ -143,7 +143,8 @@ def load_truth(run, task: str, data_dir=None) -> Truth:
 
 def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
                      ) -> list[transfers.Transfer]:
-  """PFCDR, EMCDR, DP-EMCDR(eps), PriCDR-S and PFCDR-DP(eps) with their MAEs.
+  """PFCDR, EMCDR, DP-EMCDR(eps), PriCDR-S, FedCDR, PF2CDR, PPGenCDR and PFCDR-DP(eps)
+  with their MAEs.
 
   ``quick`` asks the registry for each method's quick variant
   (``registry.quick_names``: few epochs, one grid point); the tables show the plain
@@ -171,6 +172,12 @@ def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
     out.append(transfers.dp_emcdr_transfer(run, name, chosen, mae))
   mae, chosen = baseline("PriCDR-S")
   out.append(transfers.pricdr_transfer(run, "PriCDR-S", chosen, mae))
+  # The paper's private baselines (issue 14): their plain registry names.
+  for name, build in (("FedCDR", transfers.fedcdr_transfer),
+                      ("PF2CDR", transfers.pf2cdr_transfer),
+                      ("PPGenCDR", transfers.ppgencdr_transfer)):
+    mae, chosen = baseline(name)
+    out.append(build(run, name, chosen, mae))
   for name in (f"PFCDR-DP(eps={e:g})" for e in epsilons):
     mae, chosen = baseline(name)
     out.append(transfers.pfcdr_dp_transfer(run, name, protos, chosen, cfg.inversion, mae))

@@ -6,6 +6,22 @@ would use. The DP methods' releases are rebuilt with the PRNG key, settings and
 released-user set that their registry runner used (``baselines.registry``: the run's
 baseline key folded with the crc32 of the method's name), so the vectors attacked are
 the very ones whose cold-start MAE is reported.
+
+The private baselines of issue 14:
+
+* PF2CDR: the source silo's release ``clip(U_i, C) + N(0, sigma^2)`` (``pf2cdr.release``).
+* PPGenCDR: the DP generator the source sends (``ppgencdr.source_release``), per
+  released user as ``[h_u, 1]`` (its hidden layer at the user's code), from which the
+  generated preference vector is ``G(u) = sigmoid([h_u, 1] @ [W2; b2])``; attacker B
+  scores the source items with those logits (the ranking of ``G(u)`` itself).
+* FedCDR: no vector crosses domains, but each client uploads item-row gradients to
+  the server every round. Without secure aggregation (which FedCDR's simulation
+  assumes) a row ``g_j = e_j [p_u, 1] + l2 y_j`` of the client's source upload gives
+  its current source embedding exactly, ``p_u = (g_j - l2 y_j)[:d] / (g_j - l2 y_j)[d]``,
+  since the server knows its own ``y_j``. The row is the client's final-round upload,
+  read this way (:func:`fedcdr_upload_vectors`): ``[p_u, 1]``, in FedCDR's own factor
+  space, scored by attacker B (the server) with its source item table
+  ``p_u . q_j + c_j``.
 """
 
 from __future__ import annotations
@@ -17,8 +33,13 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+import jax.numpy as jnp
+
 from pfcdr_jax import method as method_lib
 from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.baselines import fedcdr
+from pfcdr_jax.baselines import pf2cdr
+from pfcdr_jax.baselines import ppgencdr
 from pfcdr_jax.baselines import pricdr
 from pfcdr_jax.privacy import dp_prototypes
 
@@ -126,3 +147,136 @@ def pfcdr_dp_transfer(run, name: str, protos: method_lib.Prototypes, chosen: dic
   return Transfer(name, method_lib.source_prototype_users(run.data), rel.source, True, V.T,
                   mae, {"clip_norm": cfg.clip_norm, "sigma": dp_prototypes.noise_scale(cfg),
                         "epsilon": cfg.epsilon})
+
+
+def _emb_dim(run) -> int:
+  return int(np.asarray(run.scorer.item_matrix(run.params_t)).shape[1])
+
+
+def _released_users(run) -> np.ndarray:
+  """The users a silo-style runner releases: the bridge users and the asked-about cold."""
+  return np.union1d(np.asarray(run.data.train_users, np.int32), _cold_with_ratings(run.data))
+
+
+def _eps_options(chosen: dict) -> dict:
+  opts = dict(chosen)
+  if "eps" in opts:
+    opts["epsilon"] = float(opts.pop("eps"))
+  return opts
+
+
+def pf2cdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer:
+  """PF2CDR: ``clip(U_i, C) + N(0, sigma^2)`` as ``pf2cdr.fit_predict`` releases it."""
+  W, V = _source_reprs(run)
+  cfg = pf2cdr.PF2CDRConfig(**_fields(pf2cdr.PF2CDRConfig, _eps_options(chosen)))
+  k_rel = jax.random.split(registry_key(run, "PF2CDR"), 3)[0]
+  rel = pf2cdr.release(W, _released_users(run), cfg, k_rel)
+  return Transfer(name, rel.users.astype(np.int32), np.asarray(rel.vectors, np.float32), True,
+                  V.T, mae, {"clip_norm": cfg.clip_norm, "sigma": rel.sigma,
+                             "epsilon": cfg.epsilon})
+
+
+def ppgencdr_release(run, chosen: dict) -> ppgencdr.Release:
+  """The :class:`ppgencdr.Release` that ``ppgencdr.fit_predict`` made in the registry run."""
+  cfg = ppgencdr.PPGenCDRConfig(gen_dim=_emb_dim(run),
+                                **_fields(ppgencdr.PPGenCDRConfig, _eps_options(chosen)))
+  s = run.data.source
+  k_src = jax.random.split(registry_key(run, "PPGenCDR"), 3)[0]
+  return ppgencdr.source_release((s.user, s.item, s.rating), s.n_users, s.n_items,
+                                 _released_users(run), cfg, k_src)
+
+
+def ppgencdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer:
+  """PPGenCDR: per released user, ``[h_u, 1]`` with ``h_u`` the released generator's
+  hidden layer at the user's code; ``item_scores = [W2; b2]`` gives the logits of the
+  generated vector, ``G(u) = sigmoid(x @ item_scores)``: the information of ``G(u)``
+  (``[N_s]``) in ``H + 1`` coordinates (attacking the 948-wide ``G(u)`` itself took
+  ~11 min of attribute classifiers on comedy2drama)."""
+  rel = ppgencdr_release(run, chosen)
+  gen = rel.generator
+  h = np.asarray(ppgencdr.hidden(gen, gen.codes), np.float32)
+  x = np.concatenate([h, np.ones((h.shape[0], 1), np.float32)], axis=1)
+  scores = np.concatenate([np.asarray(gen.w2), np.asarray(gen.b2)[None, :]], axis=0)
+  return Transfer(name, rel.users.astype(np.int32), x, False, scores.astype(np.float32), mae,
+                  {"clip_norm": float(chosen.get("clip_norm", ppgencdr.PPGenCDRConfig.clip_norm)),
+                   "noise_multiplier": rel.noise_multiplier, "epsilon": rel.epsilon,
+                   "delta": rel.delta})
+
+
+class FedCDRState(NamedTuple):
+  """FedCDR's simulation as its registry run set it up, after some rounds.
+
+  Attributes:
+    clients, server: the state; src, tgt: the per-client lists; bridge: ``int32[n]``;
+    cfg: the settings; sigma: the server's noise std; key: the noise key.
+  """
+  clients: fedcdr.ClientTables
+  server: fedcdr.ServerModel
+  src: fedcdr.Domain
+  tgt: fedcdr.Domain
+  bridge: jax.Array
+  cfg: fedcdr.FedCDRConfig
+  sigma: float
+  key: jax.Array
+
+
+def fedcdr_state(run, chosen: dict, rounds: int) -> FedCDRState:
+  """FedCDR after ``rounds`` of its rounds, with the key split, lists and init of
+  ``fedcdr.fit_predict`` under the registry runner's settings (``rounds`` = the
+  config's: the model whose MAE is reported)."""
+  opts = _eps_options(chosen)
+  if "epsilon" in opts:
+    opts.setdefault("clip_norm", 1.0)   # as registry._run_fedcdr
+  cfg = fedcdr.FedCDRConfig(dim=_emb_dim(run), **_fields(fedcdr.FedCDRConfig, opts))
+  s, t = run.data.source, run.data.target_train
+  sigma = 0.0
+  if cfg.epsilon is not None:
+    sigma = fedcdr.noise_multiplier(cfg.epsilon, cfg.delta, cfg.rounds) * cfg.clip_norm
+  k_s, k_t, k_init, k_noise = jax.random.split(registry_key(run, "FedCDR"), 4)
+  src = fedcdr.client_lists(s.user, s.item, s.rating.astype(np.float32), s.n_users, k_s)
+  tgt = fedcdr.client_lists(t.user, t.item, t.rating.astype(np.float32), t.n_users, k_t)
+  clients, server = fedcdr.init(k_init, s.n_users, s.n_items, t.n_users, t.n_items, cfg)
+  bridge = jnp.asarray(np.asarray(run.data.train_users, np.int32))
+  clients, server, _ = fedcdr.train(clients, server, src, tgt, bridge, k_noise,
+                                    dataclasses.replace(cfg, rounds=rounds), float(sigma))
+  return FedCDRState(clients, server, src, tgt, bridge, cfg, float(sigma), k_noise)
+
+
+def fedcdr_upload_vectors(up: fedcdr.Upload, server: fedcdr.ServerModel, count: jax.Array,
+                          l2: float) -> np.ndarray:
+  """``[U, d+1]``: ``[p_u, 1]`` read off each client's source upload (module docstring).
+
+  Uses, per client, the valid row with the largest ``|e_j|`` (the best conditioned).
+  Exact for unclipped uploads (a clipped part is scaled by an unknown factor, which
+  the ``l2 y_j`` term would have to be fitted against).
+  """
+  g = np.asarray(up.src_grads, np.float64)
+  y = np.asarray(server.y_s, np.float64)[np.asarray(up.src_items)]
+  valid = np.arange(g.shape[1])[None, :] < np.minimum(np.asarray(count), g.shape[1])[:, None]
+  r = g - l2 * valid[:, :, None] * y
+  best = np.argmax(np.where(valid, np.abs(r[:, :, -1]), -1.0), axis=1)
+  row = r[np.arange(r.shape[0]), best]
+  e = np.where(np.abs(row[:, -1]) > 0, row[:, -1], 1.0)
+  return np.concatenate([row[:, :-1] / e[:, None], np.ones((r.shape[0], 1))],
+                        axis=1).astype(np.float32)
+
+
+def fedcdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer:
+  """FedCDR: each client's final-round source upload, read without secure aggregation."""
+  opts = _eps_options(chosen)
+  rounds = int(opts.get("rounds", fedcdr.FedCDRConfig.rounds))
+  if rounds < 1:
+    raise ValueError(f"{name}: rounds must be >= 1 for an upload to exist, got {rounds}")
+  if "epsilon" in opts or opts.get("clip_norm") is not None:
+    raise ValueError(f"{name}: the upload is read exactly only without clipping (plain "
+                     "FedCDR)")
+  st = fedcdr_state(run, chosen, rounds - 1)
+  _, up, _ = fedcdr.client_uploads(st.clients, st.server, st.src, st.tgt, st.bridge,
+                                   jnp.asarray(rounds - 1), st.cfg)
+  x = fedcdr_upload_vectors(up, st.server, st.src.count, st.cfg.l2)
+  users = np.nonzero(np.asarray(st.src.count) > 0)[0].astype(np.int32)
+  y_s = np.asarray(st.server.y_s, np.float32)
+  scores = np.concatenate([y_s[:, :-1].T, y_s[None, :, -1]], axis=0)   # p.q_j + c_j
+  return Transfer(name, users, x[users], False, scores, mae,
+                  {"view": "final-round source upload, no secure aggregation",
+                   "rounds": rounds, "lr": st.cfg.lr})

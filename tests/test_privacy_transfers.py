@@ -1,0 +1,112 @@
+"""privacy.transfers for FedCDR, PF2CDR and PPGenCDR: the rebuilt vectors are the ones the
+registry runner made (same key, settings and users), and FedCDR's upload reading is exact."""
+from types import SimpleNamespace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pfcdr_jax.baselines import fedcdr, pf2cdr, ppgencdr, registry
+from pfcdr_jax.baselines.context import BaselineContext
+from pfcdr_jax.privacy import transfers
+
+
+@pytest.fixture(scope="module")
+def run_and_ctx(tiny_untrained_run):
+  data, scorer, params_s, params_t = tiny_untrained_run
+  key = jax.random.PRNGKey(7)
+  run = SimpleNamespace(data=data, scorer=scorer, params_s=params_s, params_t=params_t,
+                        keys=SimpleNamespace(baselines=key))
+  ctx = BaselineContext(data=data, scorer=scorer, params_s=params_s, params_t=params_t,
+                        key=key, seed=0)
+  return run, ctx
+
+
+def _spy(monkeypatch, module, name):
+  """Records every return value of ``module.name`` while the registry runs."""
+  seen, real = [], getattr(module, name)
+
+  def wrapper(*args, **kwargs):
+    out = real(*args, **kwargs)
+    seen.append(out)
+    return out
+
+  monkeypatch.setattr(module, name, wrapper)
+  return seen
+
+
+def _needed_users(run):
+  return np.union1d(run.data.train_users, run.data.test_users)
+
+
+def test_pf2cdr_transfer_is_the_runners_release(run_and_ctx, monkeypatch):
+  run, ctx = run_and_ctx
+  seen = _spy(monkeypatch, pf2cdr, "release")
+  (name,) = registry.quick_names(("PF2CDR",))
+  _, chosen = registry.fit_predict(name, ctx)
+  (rel,) = seen
+  tr = transfers.pf2cdr_transfer(run, "PF2CDR", chosen, 1.0)
+  np.testing.assert_array_equal(tr.users, rel.users)
+  np.testing.assert_array_equal(tr.vectors, np.asarray(rel.vectors))
+  assert tr.settings["sigma"] == rel.sigma > 0 and tr.in_user_space
+  assert np.isin(_needed_users(run), tr.users).all()
+
+
+def test_ppgencdr_transfer_is_the_runners_release(run_and_ctx, monkeypatch):
+  run, ctx = run_and_ctx
+  seen = _spy(monkeypatch, ppgencdr, "source_release")
+  (name,) = registry.quick_names(("PPGenCDR",))
+  _, chosen = registry.fit_predict(name, ctx)
+  (rel,) = seen
+  tr = transfers.ppgencdr_transfer(run, "PPGenCDR", chosen, 1.0)
+  np.testing.assert_array_equal(tr.users, rel.users)
+  # The rows and B's item scores give back exactly the generated vectors the target used.
+  np.testing.assert_allclose(jax.nn.sigmoid(tr.vectors @ tr.item_scores),
+                             ppgencdr.vectors(rel), rtol=1e-5, atol=1e-6)
+  hidden = np.asarray(ppgencdr.hidden(rel.generator, rel.generator.codes))
+  np.testing.assert_array_equal(tr.vectors[:, :-1], hidden)
+  assert tr.item_scores.shape == (hidden.shape[1] + 1, run.data.source.n_items)
+  assert tr.settings["noise_multiplier"] == rel.noise_multiplier > 0 and not tr.in_user_space
+  assert np.isin(_needed_users(run), tr.users).all()
+
+
+def test_fedcdr_state_replays_the_runners_training(run_and_ctx, monkeypatch):
+  run, ctx = run_and_ctx
+  seen = _spy(monkeypatch, fedcdr, "train")
+  (name,) = registry.quick_names(("FedCDR",))
+  _, chosen = registry.fit_predict(name, ctx)
+  ((clients, server, _),) = seen
+  st = transfers.fedcdr_state(run, chosen, chosen["rounds"])
+  np.testing.assert_allclose(st.clients.x_s, clients.x_s, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(st.server.y_t, server.y_t, rtol=1e-5, atol=1e-6)
+  tr = transfers.fedcdr_transfer(run, "FedCDR", chosen, 1.0)
+  assert np.isin(_needed_users(run), tr.users).all() and not tr.in_user_space
+  # The upload of the last round gives the clients' embeddings before that round exactly.
+  before = transfers.fedcdr_state(run, chosen, chosen["rounds"] - 1)
+  d = st.cfg.dim
+  np.testing.assert_allclose(tr.vectors[:, :d], before.clients.x_s[tr.users, :d],
+                             rtol=1e-3, atol=1e-4)
+  np.testing.assert_array_equal(tr.vectors[:, d], 1.0)
+  # Attacker B's scores are the server's p.q_j + c_j.
+  y = np.asarray(before.server.y_s)
+  want = tr.vectors[:, :d] @ y[:, :d].T + y[None, :, d]
+  np.testing.assert_allclose(tr.vectors @ tr.item_scores, want, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="without clipping"):
+    transfers.fedcdr_transfer(run, "FedCDR(eps=1)", {**chosen, "eps": 1.0}, 1.0)
+
+
+def test_fedcdr_upload_reading_matches_numpy():
+  rng = np.random.default_rng(0)
+  d, l2 = 3, 0.1
+  p = rng.normal(size=(2, d))
+  y_s = rng.normal(size=(5, d + 1))
+  items = np.array([[1, 3, 0], [4, 2, 2]])
+  e = np.array([[0.5, -2.0, 9.0], [0.0, 1.5, 0.0]])   # client 1: one valid row of 3
+  count = np.array([2, 2])
+  x1 = np.concatenate([p, np.ones((2, 1))], axis=1)
+  g = e[:, :, None] * x1[:, None, :] + l2 * y_s[items]
+  up = fedcdr.Upload(jnp.asarray(items), jnp.asarray(g, jnp.float32), *([None] * 4))
+  server = fedcdr.ServerModel(jnp.asarray(y_s, jnp.float32), None, None, None)
+  got = transfers.fedcdr_upload_vectors(up, server, jnp.asarray(count), l2)
+  np.testing.assert_allclose(got, x1, rtol=1e-4, atol=1e-5)
