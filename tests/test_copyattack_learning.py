@@ -117,13 +117,7 @@ def _action_probs(params, pcfg, data, leaf_cluster):
   return p_cluster0, p_level
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-  """This module compiles with XLA's cheapest settings (restored after)."""
-  old = jax.config.values["jax_disable_most_optimizations"]
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")  # conftest: cheap XLA settings
 
 
 @pytest.fixture(scope="module")

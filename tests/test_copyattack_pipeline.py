@@ -59,13 +59,7 @@ def _numbers(results: dict) -> dict:
           for name, m in results["methods"].items()}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compile():
-  """This module compiles with XLA's cheapest settings (restored after)."""
-  old = jax.config.values["jax_disable_most_optimizations"]
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compile")  # conftest: cheap XLA settings
 
 
 @pytest.fixture(scope="module")
