@@ -57,12 +57,10 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
   flags.DEFINE_list("lrs", None, "Pretraining lr grid (default: the paper's).")
   flags.DEFINE_enum("optimizer", None, ["lazy_adam", "adam"], "Pretraining: dense adam "
                     "(default) or lazy_adam (only the rows a minibatch touches).")
-  flags.DEFINE_enum("shuffle", None, ["host", "device"], "Epoch orders from numpy (default) "
-                    "or jax.random.permutation (the earlier runs').")
-  flags.DEFINE_integer("patience", None, "Stop pretraining after this many epochs with no "
-                       "held-out gain of any lr (default 5; 0: never).", lower_bound=0)
-  flags.DEFINE_enum("dnn_tower", "linear", ["linear", "mlp"], "DNN user tower: Linear d->d "
-                    "(public code) or Dense(2d)-ReLU-Dense(d).")
+  flags.DEFINE_enum("shuffle", None, ["host", "device"], "Epoch orders: numpy (default) or jax.")
+  flags.DEFINE_integer("patience", None, "Stop pretraining after N epochs with no held-out "
+                       "gain of any lr (default 5; 0: never).", lower_bound=0)
+  flags.DEFINE_enum("dnn_tower", "linear", ["linear", "mlp"], "DNN user tower: Linear d->d or MLP.")
 
 
 def define_method_flags() -> None:
