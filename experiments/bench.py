@@ -59,8 +59,19 @@ flags.DEFINE_multi_string("job_flag", [], "A flag of those main jobs (repeatable
                           "--job_flag=--epochs=10.")
 
 
+def _scales() -> tuple[float, ...]:
+  try:
+    scales = tuple(float(x) for x in FLAGS.scaling)
+  except ValueError:
+    raise ValueError(f"--scaling={','.join(FLAGS.scaling)}: expected comma-separated "
+                     "numbers > 0") from None
+  if any(not 0 < x < float("inf") for x in scales):
+    raise ValueError(f"--scaling={','.join(FLAGS.scaling)}: every scale must be > 0")
+  return scales
+
+
 def bench_config() -> benchmarks.BenchConfig:
-  """The benchmark's config from the flags."""
+  """The benchmark's config from the flags (bad values: ValueError, before any work)."""
   return benchmarks.BenchConfig(
       like=FLAGS.like, scale=FLAGS.scale, seed=FLAGS.seed, beta=FLAGS.beta, lr=FLAGS.lr,
       epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
@@ -69,12 +80,16 @@ def bench_config() -> benchmarks.BenchConfig:
       pipeline_topk_grid=tuple(float(f) for f in FLAGS.pipeline_topk_grid),
       topk_chunk=FLAGS.topk_chunk, sample_users=FLAGS.sample_users,
       topk_extras=FLAGS.topk_extras, topk_reps=FLAGS.topk_reps, full_job=FLAGS.full_job,
-      scaling_scales=tuple(float(x) for x in FLAGS.scaling), job_flags=tuple(FLAGS.job_flag))
+      scaling_scales=_scales(), job_flags=tuple(FLAGS.job_flag))
 
 
 def main(argv):
   del argv
-  out = benchmarks.run(bench_config(), " ".join(["python"] + sys.argv), log=logging.info)
+  try:
+    cfg = bench_config()
+    out = benchmarks.run(cfg, " ".join(["python"] + sys.argv), log=logging.info)
+  except (ValueError, RuntimeError) as e:   # bad flags; a main job that failed
+    sys.exit(f"error: {e}")
   with open(FLAGS.out, "w") as f:
     json.dump(out, f, indent=2)
   print(benchmarks.format_table(out))

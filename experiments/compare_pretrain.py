@@ -11,6 +11,7 @@ epoch, pretraining seconds), each arm's mean, the mean difference b - a and a pa
 t-test over the cells (``pfcdr_jax.benchmarks_pipeline.compare_cell_dirs``).
 """
 import json
+import sys
 
 from absl import app
 from absl import flags
@@ -26,7 +27,10 @@ flags.DEFINE_string("out", None, "Also write the comparison as JSON here.")
 
 def main(argv):
   del argv
-  res = benchmarks_pipeline.compare_cell_dirs(FLAGS.a, FLAGS.b, FLAGS.method)
+  try:
+    res = benchmarks_pipeline.compare_cell_dirs(FLAGS.a, FLAGS.b, FLAGS.method)
+  except (ValueError, OSError, KeyError) as e:   # not a table1 workdir, unreadable, no method
+    sys.exit(f"error: {e if not isinstance(e, KeyError) else f'no {e} in a results.json'}")
   print(f"a = {res['a']}, b = {res['b']}, {res['n']} paired cells")
   print(f"{'quantity':<22} {'a mean':>9} {'b mean':>9} {'b - a':>9} {'std':>8} {'p':>7}")
   for key, r in res["rows"].items():

@@ -5,8 +5,6 @@ is touched and against a numpy lazy-Adam step with repeated rows; the host order
 seeded permutation; early stopping is a prefix of the full run that ends where the
 patience rule says.
 """
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,23 +13,12 @@ import pytest
 
 from pfcdr_jax.models import lazy_adam, scorers, train
 
-
-@dataclasses.dataclass(frozen=True)
-class Domain:  # stand-in for pfcdr_jax.data.splits.DomainData
-  user: np.ndarray
-  item: np.ndarray
-  rating: np.ndarray
-  n_users: int
-  n_items: int
+import test_train  # the planted domain (tests/ is on the path: pytest rootdir conftest)
 
 
 def _planted(seed=0, n_users=60, n_items=40, rank=3, density=0.6):
-  rng = np.random.default_rng(seed)
-  A, B = rng.normal(size=(n_users, rank)), rng.normal(size=(n_items, rank))
-  u, i = np.nonzero(rng.random((n_users, n_items)) < density)
-  r = 3.0 + 0.7 * np.sum(A[u] * B[i], axis=1) + 0.05 * rng.normal(size=u.size)
-  return Domain(u.astype(np.int32), i.astype(np.int32), r.astype(np.float32),
-                n_users, n_items)
+  """test_train's planted low-rank domain, smaller and denser."""
+  return test_train._planted(seed, n_users, n_items, rank, density)
 
 
 @pytest.mark.parametrize("name", ["mf", "gmf", "dnn"])

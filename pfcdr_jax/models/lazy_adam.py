@@ -8,8 +8,8 @@ only on the rows its ratings touch. At the paper's music->movie size (124k + 50k
 Lazy Adam (as TensorFlow Addons' ``LazyAdam`` and PyTorch's ``SparseAdam``) applies the
 Adam update only to the rows a step touches:
 
-* the step's row indices are de-duplicated (:func:`unique_rows`); duplicated rows get
-  the sum of their examples' gradients (autodiff of the gather does it);
+* a row that occurs several times in one step gets the sum of its examples'
+  gradients (:func:`rows_step` adds them into a zero accumulator);
 * a touched row's first and second moments and its value get the usual Adam update,
   with the bias corrections of the *global* step count ``t``;
 * an untouched row is left as it is: its moments do not decay and it does not keep
