@@ -10,8 +10,7 @@ import shlex
 import sys
 from typing import Any, Callable
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
 from configs import pfcdr as presets
 from pfcdr_jax import comparison
@@ -57,9 +56,10 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
   flags.DEFINE_list("lrs", None, "Pretraining lr grid (default: the paper's).")
   flags.DEFINE_enum("optimizer", None, ["lazy_adam", "adam"], "Pretraining: dense adam "
                     "(default) or lazy_adam (only the rows a minibatch touches).")
-  flags.DEFINE_enum("shuffle", None, ["host", "device"], "Epoch orders: numpy (default) or jax.")
-  flags.DEFINE_integer("patience", None, "Stop pretraining after N epochs with no held-out "
-                       "gain of any lr (default 5; 0: never).", lower_bound=0)
+  flags.DEFINE_enum("shuffle", None, ["host", "device"], "Epoch orders: numpy or jax.")
+  flags.DEFINE_integer("patience", None, "Stop after N epochs, no held-out gain (0: never).",
+                       lower_bound=0)
+  flags.DEFINE_enum("early_stop", None, ["per_lr", "any_lr", "selected"], "Early-stop rule.")
   flags.DEFINE_enum("dnn_tower", "linear", ["linear", "mlp"], "DNN user tower: Linear d->d or MLP.")
 
 

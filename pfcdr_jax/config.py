@@ -80,10 +80,14 @@ class PretrainConfig:
   # How the grid trains (models/train.py): "adam" is the faithful dense Adam, "lazy_adam"
   # updates only the rows a minibatch touches (an option; BUILD_NOTES, issue 16);
   # "host" draws each epoch's order with numpy;
-  # patience: stop once no lr improved its held-out MSE for that many epochs (None: never).
+  # patience: stop after that many epochs without a held-out gain (None: never);
+  # early_stop: "per_lr" (each lr stops at its own stall and leaves the stack), "any_lr"
+  # (the stack runs until no lr gains: the rule before) or "selected" (gains of the best
+  # lr only); models/train.py and BUILD_NOTES (issue 16).
   optimizer: str = "adam"
   shuffle: str = "host"
   patience: int | None = 5
+  early_stop: str = "per_lr"
   # YouTube-DNN's user tower: "linear" (one Linear d -> d, the public code's) or "mlp".
   dnn_tower: str = dataclasses.field(default="linear", metadata=DNN_ONLY)
 
@@ -212,7 +216,7 @@ def train_config(cfg: PFCDRConfig):
   return train_lib.TrainConfig(lrs=tuple(p.lrs), epochs=p.epochs, batch_size=p.batch_size,
                                heldout_fraction=p.heldout_fraction, seed=cfg.seed,
                                dim=p.emb_dim, optimizer=p.optimizer, shuffle=p.shuffle,
-                               patience=p.patience)
+                               patience=p.patience, early_stop=p.early_stop)
 
 
 def _finite(x) -> bool:
@@ -246,6 +250,8 @@ def validate(cfg: PFCDRConfig) -> PFCDRConfig:
       ("pretrain.patience", "--patience", p.patience,
        p.patience is None or (isinstance(p.patience, int) and p.patience >= 1),
        "an integer >= 1 (0 on the command line: no early stopping)"),
+      ("pretrain.early_stop", "--early_stop", p.early_stop,
+       p.early_stop in ("per_lr", "any_lr", "selected"), "per_lr, any_lr or selected"),
       ("pretrain.lrs", "--lrs", p.lrs, len(p.lrs) >= 1 and all(_finite(x) and x > 0
                                                              for x in p.lrs),
        "one or more finite learning rates > 0"),

@@ -114,9 +114,15 @@ def _count_below(u, t):
   return jnp.sum(u < t[:, None], axis=1, dtype=jnp.int32)
 
 
-def _threshold_mask(u, k):
+def _sorted_sample(u):
+  """The strided sample of each row of ``u`` [c, T] that brackets a K-th value, sorted."""
+  return jnp.sort(u[:, ::_SAMPLE_STRIDE], axis=1)                      # [c, S]
+
+
+def _threshold_mask(u, k, samp=None):
   """Exact K smallest of each row of ``u`` [c, T] (uint32 float bits) as a mask.
 
+  ``samp``: ``_sorted_sample(u)`` when the caller already has it (a K grid shares it).
   Returns bool[c, T] with K True per row; ties at the K-th value go to the lower
   index (the set ``lax.top_k`` returns).
   """
@@ -125,7 +131,7 @@ def _threshold_mask(u, k):
   # Bracket from a strided sample: the sample's order statistics around rank
   # k * S / T, widened by ~4 binomial standard deviations; verified below and
   # replaced by the full range where it does not hold.
-  samp = jnp.sort(u[:, ::_SAMPLE_STRIDE], axis=1)                      # [c, S]
+  samp = _sorted_sample(u) if samp is None else samp
   S = samp.shape[1]
   # k may be a static int or a traced int32 (neighbor_means_grid scans over K).
   j = jnp.asarray(k, jnp.float32) * S / T
@@ -414,10 +420,11 @@ def _grid_means(P_hat, W_tgt, valid, r, *, ks, chunk_size):
 
   def one_chunk(P):
     u = _distance_bits(P, W_tgt, valid, r)
+    samp = _sorted_sample(u)      # one sort of the bracket sample for the whole grid
     # One compiled body for every K (K traced), so the grid's size does not grow the
     # compile time.
     per_k = jax.lax.map(
-        lambda k: (_threshold_mask(u, k).astype(jnp.float32) @ W_tgt) / k, k_arr)
+        lambda k: (_threshold_mask(u, k, samp).astype(jnp.float32) @ W_tgt) / k, k_arr)
     return jnp.swapaxes(per_k, 0, 1)                                    # [c, G, d]
 
   return chunking.chunked_map(one_chunk, P_hat, chunk_size)

@@ -82,3 +82,27 @@ def test_cold_index_and_user_order(run):
   assert method.k_candidates(config_lib.TopKConfig(k="0.5"), 10) == [5]
   with pytest.raises(ValueError, match="positive"):
     method.parse_k("-3")
+
+
+@pytest.mark.parametrize("include_untrained", [False, True])
+def test_neighbor_representations_masked_path_equals_the_selected_set(include_untrained):
+  # At a K the threshold kernel serves, "auto" averages by one masked product; it must
+  # be the mean of exactly the set select_neighbors returns (numpy reference below).
+  import jax.numpy as jnp
+  from pfcdr_jax import topk
+  rng = np.random.default_rng(0)
+  P = rng.normal(size=(21, 4)).astype(np.float32)
+  W = rng.normal(size=(3000, 4)).astype(np.float32)
+  valid = rng.random(3000) < 0.9
+  k = topk.AUTO_THRESHOLD_MIN_K + 100
+  cfg = config_lib.TopKConfig(include_untrained=include_untrained)
+  got = np.asarray(method.neighbor_representations(P, jnp.asarray(W), jnp.asarray(valid), k,
+                                                   cfg, 5.0))
+  cand = np.ones_like(valid) if include_untrained else valid
+  dist = np.where(cand[None], np.abs(5.0 - P @ W.T), np.inf)
+  want = np.stack([W[np.argsort(d, kind="stable")[:k]].mean(0) for d in dist])
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+  sel = np.asarray(method.neighbor_representations(
+      P, jnp.asarray(W), jnp.asarray(valid), k,
+      config_lib.TopKConfig(include_untrained=include_untrained, method="threshold"), 5.0))
+  np.testing.assert_allclose(got, sel, rtol=1e-4, atol=1e-5)

@@ -106,7 +106,8 @@ def test_early_stopping_is_a_prefix_of_the_full_run():
   base = dict(lrs=(0.05, 0.2), epochs=40, batch_size=64, heldout_fraction=0.1, shuffle="host")
   sc = scorers.get_scorer("mf")
   full = train.train_scorer(sc, dom, train.TrainConfig(**base), jax.random.key(2))
-  early = train.train_scorer(sc, dom, train.TrainConfig(patience=3, **base), jax.random.key(2))
+  early = train.train_scorer(sc, dom, train.TrainConfig(patience=3, early_stop="any_lr", **base),
+                             jax.random.key(2))
   n = early.curve.shape[1]
   assert n < 40       # these lrs overfit early: the run must stop
   np.testing.assert_allclose(early.curve, full.curve[:, :n], rtol=1e-6)
@@ -117,6 +118,100 @@ def test_early_stopping_is_a_prefix_of_the_full_run():
   assert early.heldout_mse == pytest.approx(float(full.curve[:, :n].min()), rel=1e-6)
 
 
+def _per_lr_stops(curve, patience):
+  """numpy reference: each lr's last epoch under per-lr patience (first stall)."""
+  stops = []
+  for row in curve:
+    best, best_e, stop = np.inf, 0, len(row)
+    for e, v in enumerate(row):
+      if v < best:
+        best, best_e = v, e + 1
+      if e + 1 - best_e >= patience:
+        stop = e + 1
+        break
+    stops.append(stop)
+  return stops
+
+
+def test_per_lr_early_stop_drops_each_lr_at_its_own_stall():
+  dom = _planted(seed=4)
+  base = dict(lrs=(0.002, 0.05, 0.2), epochs=40, batch_size=64, heldout_fraction=0.1,
+              shuffle="host")
+  sc = scorers.get_scorer("mf")
+  full = train.train_scorer(sc, dom, train.TrainConfig(**base), jax.random.key(2))
+  early = train.train_scorer(sc, dom, train.TrainConfig(patience=3, early_stop="per_lr", **base),
+                             jax.random.key(2))
+  stops = _per_lr_stops(full.curve, 3)
+  assert len(set(stops)) > 1           # the lrs stall at different epochs
+  assert early.curve.shape == (3, max(stops))
+  for li, stop in enumerate(stops):    # trained exactly until its own stall, then NaN
+    np.testing.assert_allclose(early.curve[li, :stop], full.curve[li, :stop], rtol=1e-5)
+    assert np.all(np.isnan(early.curve[li, stop:]))
+  best = [float(np.min(full.curve[li, :stop])) for li, stop in enumerate(stops)]
+  li = int(np.argmin(best))
+  assert early.lr == base["lrs"][li]
+  assert early.epoch == int(np.argmin(full.curve[li, :stops[li]])) + 1
+  assert early.heldout_mse == pytest.approx(best[li], rel=1e-5)
+  # The selected params are that (lr, epoch)'s: the same as a run that stops there.
+  at = train.train_scorer(sc, dom, train.TrainConfig(**dict(base, lrs=(early.lr,),
+                                                            epochs=early.epoch)),
+                          jax.random.key(2))
+  for a, b in zip(jax.tree_util.tree_leaves(early.params), jax.tree_util.tree_leaves(at.params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_per_lr_early_stop_in_a_seed_stack_equals_each_seed_alone():
+  a = _planted(seed=4)
+  b = test_train.dataclasses.replace(a, rating=np.asarray(a.rating[::-1]))
+  sc = scorers.get_scorer("mf")
+  cfgs = [train.TrainConfig(lrs=(0.002, 0.05, 0.2), epochs=30, batch_size=64, seed=s,
+                            heldout_fraction=0.1, shuffle="host", patience=3) for s in (0, 1)]
+  keys = [jax.random.key(s) for s in (5, 6)]
+  stacked = train.train_scorer_seeds(sc, [a, b], cfgs, keys)
+  for dom, cfg, key, got in zip((a, b), cfgs, keys, stacked):
+    want = train.train_scorer(sc, dom, cfg, key)
+    assert (got.lr, got.epoch) == (want.lr, want.epoch)
+    n = want.curve.shape[1]     # the stack runs until its last seed stops
+    np.testing.assert_allclose(got.curve[:, :n], want.curve, rtol=1e-5)
+    assert np.all(np.isnan(got.curve[:, n:]))
+    for x, y in zip(jax.tree_util.tree_leaves(got.params), jax.tree_util.tree_leaves(want.params)):
+      np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+
+def test_epochs_without_gain_rules():
+  best_mse = np.array([0.9, 0.5, 0.7])        # lr 1 is the selected one, best at epoch 4
+  best_epoch = np.array([10, 4, 7])
+  assert train.epochs_without_gain(best_mse, best_epoch, 12, "any_lr") == 2
+  assert train.epochs_without_gain(best_mse, best_epoch, 12, "selected") == 8
+  # A seed stack [S, L]: the count is the smallest over seeds (stop once all stalled).
+  mse2 = np.stack([best_mse, np.array([0.4, 0.5, 0.7])])
+  ep2 = np.stack([best_epoch, np.array([11, 4, 7])])
+  assert train.epochs_without_gain(mse2, ep2, 12, "selected") == 1
+  assert train.epochs_without_gain(mse2, ep2, 12, "any_lr") == 1
+
+
+def test_early_stop_on_the_selected_lr_ignores_a_slow_lr_still_improving():
+  # "selected" counts only gains of the best MSE over the lrs: it stops `patience`
+  # epochs after the best so far although the slow lr is still improving; "any_lr"
+  # runs on.
+  dom = _planted(seed=4)
+  base = dict(lrs=(0.002, 0.2), epochs=40, batch_size=64, heldout_fraction=0.1,
+              shuffle="host", patience=3)
+  sc = scorers.get_scorer("mf")
+  full = train.train_scorer(sc, dom, train.TrainConfig(**dict(base, patience=None)),
+                            jax.random.key(2))
+  sel = train.train_scorer(sc, dom, train.TrainConfig(early_stop="selected", **base),
+                           jax.random.key(2))
+  anylr = train.train_scorer(sc, dom, train.TrainConfig(early_stop="any_lr", **base),
+                             jax.random.key(2))
+  n = sel.curve.shape[1]
+  np.testing.assert_allclose(sel.curve, full.curve[:, :n], rtol=1e-6)
+  li, e = np.unravel_index(np.argmin(full.curve[:, :n]), (2, n))
+  assert (sel.lr, sel.epoch) == (base["lrs"][li], e + 1) and n == sel.epoch + 3
+  assert full.curve[0, n - 1] < full.curve[0, n - 2]        # lr 0.002 was still improving
+  assert anylr.curve.shape[1] > n
+
+
 def test_bad_fast_path_settings():
   with pytest.raises(ValueError, match="optimizer"):
     train.TrainConfig(optimizer="sgd")
@@ -124,3 +219,5 @@ def test_bad_fast_path_settings():
     train.TrainConfig(shuffle="gpu")
   with pytest.raises(ValueError, match="patience"):
     train.TrainConfig(patience=0)
+  with pytest.raises(ValueError, match="early_stop"):
+    train.TrainConfig(early_stop="never")

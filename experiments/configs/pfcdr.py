@@ -19,6 +19,7 @@ FLAG_PATHS = {
     "epochs": "pretrain.epochs", "batch_size": "pretrain.batch_size", "lrs": "pretrain.lrs",
     "dnn_tower": "pretrain.dnn_tower", "optimizer": "pretrain.optimizer",
     "patience": "pretrain.patience", "shuffle": "pretrain.shuffle",
+    "early_stop": "pretrain.early_stop",
     "target_rating": "inversion.target_rating", "inversion_steps": "inversion.steps",
     "inversion_method": "inversion.method", "inversion_loss": "inversion.loss",
     "eps": "inversion.eps", "bridge_epochs": "bridge.epochs", "topk": "topk.k",

@@ -59,9 +59,16 @@ class TrainConfig:
     shuffle: "device" (``jax.random.permutation`` inside the jitted epoch) or "host"
       (numpy's permutation, seeded from ``fold_in(key, epoch)``; the same orders
       for the same key, ~50x cheaper on CPU than the device sort).
-    patience: stop once no learning rate has improved its held-out MSE for this many
-      epochs (None: always run ``epochs``). The selection is unchanged unless some lr
-      would have improved again after ``patience`` flat epochs.
+    patience: stop after this many epochs without a held-out gain (None: always run
+      ``epochs``); what counts as a gain is ``early_stop``'s.
+    early_stop: "per_lr" (each learning rate stops on its own after ``patience``
+      epochs without a gain of its held-out MSE, and leaves the stack: later epochs
+      train only the lrs still improving; the run ends when none is), "any_lr" (the
+      whole stack trains until no lr has improved for ``patience`` epochs; per_lr
+      differs from it only where a stalled lr would have improved again) or
+      "selected" (only a gain of the best held-out MSE over all lrs counts: stops
+      while a slow lr is still improving below the best, which on MovieLens is the lr
+      that wins later -- an option, BUILD_NOTES issue 16).
   """
   lrs: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.1)
   epochs: int = 20
@@ -73,6 +80,7 @@ class TrainConfig:
   optimizer: str = "adam"
   shuffle: str = "device"
   patience: int | None = None
+  early_stop: str = "per_lr"
 
   def __post_init__(self):
     if self.optimizer not in OPTIMIZERS:
@@ -81,10 +89,13 @@ class TrainConfig:
       raise ValueError(f"shuffle must be one of {SHUFFLES}, got {self.shuffle!r}")
     if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
       raise ValueError(f"patience must be None or an integer >= 1, got {self.patience!r}")
+    if self.early_stop not in EARLY_STOPS:
+      raise ValueError(f"early_stop must be one of {EARLY_STOPS}, got {self.early_stop!r}")
 
 
 OPTIMIZERS = ("adam", "lazy_adam")
 SHUFFLES = ("device", "host")
+EARLY_STOPS = ("per_lr", "any_lr", "selected")
 
 
 class TrainResult(NamedTuple):
@@ -111,6 +122,7 @@ class _State(NamedTuple):
   best_params: Any    # stacked over lrs
   best_mse: jax.Array  # [L]
   best_epoch: jax.Array  # [L] int32
+  active: jax.Array | None = None   # bool[L]: False = early-stopped, its best is final
 
 
 def heldout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +251,8 @@ def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
       (params, opt), _ = minibatch.scan_batches(step, (state.params, state.opt), idx, valid)
     mse = jax.vmap(lambda p: _heldout_mse(scorer, p, held, cfg.heldout_batch))(params)
     better = mse < state.best_mse
+    if state.active is not None:
+      better = better & state.active
 
     def pick(new, old):
       b = better.reshape((-1,) + (1,) * (new.ndim - 1))
@@ -247,7 +261,8 @@ def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
     best_params = jax.tree_util.tree_map(pick, params, state.best_params)
     state = _State(params=params, opt=opt, best_params=best_params,
                    best_mse=jnp.where(better, mse, state.best_mse),
-                   best_epoch=jnp.where(better, epoch + 1, state.best_epoch))
+                   best_epoch=jnp.where(better, epoch + 1, state.best_epoch),
+                   active=state.active)
     return state, mse
 
   return epoch_fn
@@ -291,7 +306,7 @@ def _init_state(scorer: Scorer, domain, cfg: TrainConfig, k_init: jax.Array) -> 
 
 
 def _result(state: _State, curve: np.ndarray, cfg: TrainConfig) -> TrainResult:
-  """Picks the best (lr, epoch) of one lr-stacked state."""
+  """Picks the best (lr, epoch) of one lr-stacked state (``best_*`` of every grid lr)."""
   best_mse = np.asarray(state.best_mse)
   li = int(np.argmin(best_mse))
   best = jax.tree_util.tree_map(lambda x: x[li], state.best_params)
@@ -308,28 +323,116 @@ def _epoch_order(k_shuffle: jax.Array, epoch: int, n: int, cfg: TrainConfig, n_s
   return jnp.asarray(np.stack([host_order(k_shuffle[s], epoch, n) for s in range(n_seeds)]))
 
 
-def _run_epochs(epoch_fn, state, args_before_key, k_shuffle, cfg: TrainConfig, label: str,
+def epochs_without_gain(best_mse, best_epoch, epochs_done: int, rule: str) -> int:
+  """Epochs since the last held-out gain that counts under ``rule`` (see TrainConfig).
+
+  ``best_mse`` / ``best_epoch`` are [L] (or [S, L] for a seed stack: then the count is
+  the smallest over seeds, so the run stops once every seed has stalled).
+  """
+  best_mse, best_epoch = np.asarray(best_mse), np.asarray(best_epoch)
+  if rule == "any_lr":
+    return epochs_done - int(np.max(best_epoch))
+  sel = np.take_along_axis(best_epoch, np.argmin(best_mse, axis=-1)[..., None], axis=-1)
+  return epochs_done - int(np.max(sel))
+
+
+class _Stack(NamedTuple):
+  """Where the lr axis is (0, or 1 behind a seed axis) and which lrs are still trained."""
+  axis: int
+  cols: np.ndarray     # int[L_now]: grid index of each lr still in the stack
+
+
+def _take_lrs(tree, idx: np.ndarray, axis: int):
+  return jax.tree_util.tree_map(lambda x: jnp.take(x, jnp.asarray(idx), axis=axis), tree)
+
+
+def _shrink(state: _State, stack: _Stack, keep: np.ndarray, done: dict) -> tuple[_State, _Stack]:
+  """Moves the lrs not in ``keep`` (bool[L_now]) out of the stack into ``done``
+  (grid index -> (best_params, best_mse, best_epoch), lr axis removed)."""
+  ax = stack.axis
+  for j in np.flatnonzero(~keep):
+    one = lambda t, j=j: jax.tree_util.tree_map(lambda x: jnp.take(x, j, axis=ax), t)
+    done[int(stack.cols[j])] = (one(state.best_params), one(state.best_mse),
+                                one(state.best_epoch))
+  idx = np.flatnonzero(keep)
+  state = _State(*(_take_lrs(getattr(state, f), idx, ax) for f in _State._fields))
+  return state, _Stack(ax, stack.cols[idx])
+
+
+def _full_best(state: _State, stack: _Stack, done: dict, n_lrs: int) -> _State:
+  """The best (params, mse, epoch) of every grid lr, stacked in grid order."""
+  ax = stack.axis
+  live = {int(c): j for j, c in enumerate(stack.cols)}
+  parts = []
+  for li in range(n_lrs):
+    if li in live:
+      j = live[li]
+      parts.append(jax.tree_util.tree_map(lambda x, j=j: jnp.take(x, j, axis=ax),
+                                          (state.best_params, state.best_mse, state.best_epoch)))
+    else:
+      parts.append(done[li])
+  best = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=ax), *parts)
+  return _State(params=None, opt=None, best_params=best[0], best_mse=best[1],
+                best_epoch=best[2])
+
+
+def _stop_check(state: _State, stack: _Stack, epochs_done: int, cfg: TrainConfig,
+                done: dict) -> tuple[bool, _State, _Stack]:
+  """After an epoch: (stop?, state, stack). With ``per_lr``, the lrs stalled for
+  ``patience`` epochs become inactive (their best is final) and leave the stack once
+  no seed still trains them."""
+  if cfg.patience is None:
+    return False, state, stack
+  if cfg.early_stop != "per_lr":
+    stalled = epochs_without_gain(state.best_mse, state.best_epoch, epochs_done, cfg.early_stop)
+    return stalled >= cfg.patience, state, stack
+  active = np.asarray(state.active) & (epochs_done - np.asarray(state.best_epoch) < cfg.patience)
+  if not active.any():
+    return True, state, stack
+  state = state._replace(active=jnp.asarray(active))
+  keep = active.any(axis=0) if stack.axis == 1 else active
+  if not keep.all():
+    state, stack = _shrink(state, stack, keep, done)
+  return False, state, stack
+
+
+def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, label: str,
                 n: int, n_seeds: int | None = None):
-  """Calls the jitted ``epoch_fn`` once per epoch, stopping early after ``cfg.patience``
-  epochs without a held-out improvement of any lr (and seed); returns (state, mse list)."""
-  curve = []
+  """Calls the jitted ``epoch_fn`` once per epoch, stopping early as ``cfg.patience`` and
+  ``cfg.early_stop`` say.
+
+  Returns ``(best, curve, n_shapes)``: a ``_State`` with the best params, MSE and epoch
+  of every grid lr (lr axis in grid order), the held-out MSE of every epoch run ([L],
+  or [S, L]; NaN for an lr no longer trained), and how many stack sizes ran (each
+  compiles ``epoch_fn`` once).
+  """
+  n_lrs = len(cfg.lrs)
+  stack = _Stack(axis=0 if n_seeds is None else 1, cols=np.arange(n_lrs))
+  state = state._replace(active=jnp.ones(state.best_mse.shape, bool))
+  done, curve, sizes = {}, [], set()
   t0 = time.perf_counter()
   with progress.bar(cfg.epochs, f"pretrain {label}", unit="epoch") as bar:
     for epoch in range(cfg.epochs):
       order = _epoch_order(k_shuffle, epoch, n, cfg, n_seeds)
-      state, mse = epoch_fn(state, *args_before_key, order, jnp.asarray(epoch, jnp.int32))
-      curve.append(mse)
+      sizes.add(len(stack.cols))
+      was_active = np.asarray(state.active)
+      state, mse = epoch_fn(state, lrs[stack.cols], *data_args, order,
+                            jnp.asarray(epoch, jnp.int32))
+      row = np.full(state.best_mse.shape[:-1] + (n_lrs,), np.nan, np.float32)
+      row[..., stack.cols] = np.where(was_active, np.asarray(mse), np.nan)
+      curve.append(row)
       if bar.enabled or log.isEnabledFor(logging.DEBUG):
-        best = float(np.min(np.asarray(mse)))
-        bar.set_postfix_str(f"best held-out MSE {best:.4f}")
+        bar.set_postfix_str(f"best held-out MSE {float(np.nanmin(row)):.4f}, "
+                            f"{len(stack.cols)} lrs")
         bar.update()
         log.debug("%s epoch %d/%d heldout mse %s (%.1fs)", label, epoch + 1, cfg.epochs,
-                  np.round(np.asarray(mse), 4).tolist(), time.perf_counter() - t0)
-      if cfg.patience is not None and epoch + 1 - int(np.max(state.best_epoch)) >= cfg.patience:
-        log.debug("%s: no held-out improvement for %d epochs, stopping after epoch %d",
-                  label, cfg.patience, epoch + 1)
+                  np.round(row, 4).tolist(), time.perf_counter() - t0)
+      stop, state, stack = _stop_check(state, stack, epoch + 1, cfg, done)
+      if stop:
+        log.debug("%s: early stop after epoch %d (%s, patience %d)", label, epoch + 1,
+                  cfg.early_stop, cfg.patience)
         break
-  return state, [np.asarray(c) for c in curve]
+  return _full_best(state, stack, done, n_lrs), curve, len(sizes)
 
 
 def _jit_counted(fn):
@@ -368,10 +471,10 @@ def train_scorer(scorer: Scorer, domain, cfg: TrainConfig = TrainConfig(),
   k_init, k_shuffle = jax.random.split(key)
   state = _init_state(scorer, domain, cfg, k_init)
   epoch_fn, n_traces = _jit_counted(make_epoch_fn(scorer, cfg, train_np[2].size))
-  state, curve = _run_epochs(epoch_fn, state, (lrs, train, held), k_shuffle, cfg, scorer.name,
-                             train_np[2].size)
-  if n_traces[0] > 1:
-    raise RuntimeError(f"epoch function retraced {n_traces[0]} times")
+  state, curve, n_shapes = _run_epochs(epoch_fn, state, lrs, (train, held), k_shuffle, cfg,
+                                       scorer.name, train_np[2].size)
+  if n_traces[0] > n_shapes:
+    raise RuntimeError(f"epoch function traced {n_traces[0]} times for {n_shapes} stack sizes")
   curve = np.stack(curve, axis=1) if curve else np.zeros((len(cfg.lrs), 0))
   return _result(state, curve, cfg)
 
@@ -424,10 +527,11 @@ def train_scorer_seeds(scorer: Scorer, domains, cfgs, keys) -> list[TrainResult]
   per_seed = jax.vmap(make_epoch_fn(scorer, cfg, train[2].shape[1]),
                       in_axes=(0, None, 0, 0, 0, None))
   epoch_fn, n_traces = _jit_counted(per_seed)
-  state, curve = _run_epochs(epoch_fn, state, (lrs, train, held), k_shuffle, cfg,
-                             f"{scorer.name} x{len(keys)} seeds", train[2].shape[1], len(keys))
-  if n_traces[0] > 1:
-    raise RuntimeError(f"epoch function retraced {n_traces[0]} times")
+  state, curve, n_shapes = _run_epochs(epoch_fn, state, lrs, (train, held), k_shuffle, cfg,
+                                       f"{scorer.name} x{len(keys)} seeds", train[2].shape[1],
+                                       len(keys))
+  if n_traces[0] > n_shapes:
+    raise RuntimeError(f"epoch function traced {n_traces[0]} times for {n_shapes} stack sizes")
   curve = (np.stack(curve, axis=2) if curve
            else np.zeros((len(keys), len(cfg.lrs), 0)))   # [S, L, epochs]
   return [_result(jax.tree_util.tree_map(lambda x: x[s], state), curve[s], cfg)
