@@ -342,36 +342,27 @@ class _Stack(NamedTuple):
   cols: np.ndarray     # int[L_now]: grid index of each lr still in the stack
 
 
-def _take_lrs(tree, idx: np.ndarray, axis: int):
+def _take_lrs(tree, idx, axis: int):
+  """``tree`` at lr index (or indices) ``idx`` of the lr axis ``axis``."""
   return jax.tree_util.tree_map(lambda x: jnp.take(x, jnp.asarray(idx), axis=axis), tree)
 
 
 def _shrink(state: _State, stack: _Stack, keep: np.ndarray, done: dict) -> tuple[_State, _Stack]:
   """Moves the lrs not in ``keep`` (bool[L_now]) out of the stack into ``done``
   (grid index -> (best_params, best_mse, best_epoch), lr axis removed)."""
-  ax = stack.axis
   for j in np.flatnonzero(~keep):
-    one = lambda t, j=j: jax.tree_util.tree_map(lambda x: jnp.take(x, j, axis=ax), t)
-    done[int(stack.cols[j])] = (one(state.best_params), one(state.best_mse),
-                                one(state.best_epoch))
+    done[int(stack.cols[j])] = _take_lrs(
+        (state.best_params, state.best_mse, state.best_epoch), j, stack.axis)
   idx = np.flatnonzero(keep)
-  state = _State(*(_take_lrs(getattr(state, f), idx, ax) for f in _State._fields))
-  return state, _Stack(ax, stack.cols[idx])
+  state = _State(*(_take_lrs(getattr(state, f), idx, stack.axis) for f in _State._fields))
+  return state, _Stack(stack.axis, stack.cols[idx])
 
 
 def _full_best(state: _State, stack: _Stack, done: dict, n_lrs: int) -> _State:
   """The best (params, mse, epoch) of every grid lr, stacked in grid order."""
-  ax = stack.axis
-  live = {int(c): j for j, c in enumerate(stack.cols)}
-  parts = []
-  for li in range(n_lrs):
-    if li in live:
-      j = live[li]
-      parts.append(jax.tree_util.tree_map(lambda x, j=j: jnp.take(x, j, axis=ax),
-                                          (state.best_params, state.best_mse, state.best_epoch)))
-    else:
-      parts.append(done[li])
-  best = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=ax), *parts)
+  _shrink(state, stack, np.zeros(len(stack.cols), bool), done)   # the rest into ``done``
+  best = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=stack.axis),
+                                *(done[li] for li in range(n_lrs)))
   return _State(params=None, opt=None, best_params=best[0], best_mse=best[1],
                 best_epoch=best[2])
 
