@@ -1,8 +1,6 @@
-"""The flags the PFCDR scripts share, and the one way they become a config.
-
-Scripts define the flag groups they need at import, build the config with
-:func:`pfcdr_config` (precedence, flag -> path: ``configs/pfcdr.py``) and wrap ``main``
-in :func:`run` (output set-up, compile cache, bad input as one ``error:`` line)."""
+"""The flags the PFCDR scripts share, and the one way they become a config: flag groups
+defined at import, :func:`pfcdr_config` (precedence, flag -> path: ``configs/pfcdr.py``),
+:func:`run` around ``main`` (output set-up, compile cache, bad input as one ``error:`` line)."""
 
 from __future__ import annotations
 
@@ -19,6 +17,7 @@ from pfcdr_jax import progress
 from pfcdr_jax import xla_cache
 from pfcdr_jax.data import tasks
 from pfcdr_jax.data.errors import DataError
+from pfcdr_jax.models import train
 
 FLAGS = flags.FLAGS
 
@@ -54,12 +53,12 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
   flags.DEFINE_integer("epochs", None, "Max pretraining epochs (preset).", lower_bound=1)
   flags.DEFINE_integer("batch_size", None, "Pretraining batch (preset).", lower_bound=1)
   flags.DEFINE_list("lrs", None, "Pretraining lr grid (default: the paper's).")
-  flags.DEFINE_enum("optimizer", None, ["lazy_adam", "adam"], "Pretraining: dense adam "
+  flags.DEFINE_enum("optimizer", None, list(train.OPTIMIZERS), "Pretraining: dense adam "
                     "(default) or lazy_adam (only the rows a minibatch touches).")
-  flags.DEFINE_enum("shuffle", None, ["host", "device"], "Epoch orders: numpy or jax.")
+  flags.DEFINE_enum("shuffle", None, list(train.SHUFFLES), "Epoch orders: numpy or jax.")
   flags.DEFINE_integer("patience", None, "Stop after N epochs, no held-out gain (0: never).",
                        lower_bound=0)
-  flags.DEFINE_enum("early_stop", None, ["per_lr", "any_lr", "selected"], "Early-stop rule.")
+  flags.DEFINE_enum("early_stop", None, list(train.EARLY_STOPS), "Early-stop rule.")
   flags.DEFINE_enum("dnn_tower", "linear", ["linear", "mlp"], "DNN user tower: Linear d->d or MLP.")
 
 
@@ -69,6 +68,7 @@ def define_method_flags() -> None:
   flags.DEFINE_integer("inversion_steps", 300, "Inversion steps.", lower_bound=1)
   flags.DEFINE_enum("inversion_method", "auto", ["auto", "iterative", "closed_form"], "auto ="
                     " closed form for scorers linear in b.")
+  flags.DEFINE_enum("b0_draw", None, ["threefry", "hash"], "Normals of b0: jax or hash.")
   flags.DEFINE_enum("inversion_loss", "mse", ["mse", "bce"], "Inversion loss.")
   flags.DEFINE_float("eps", None, "Early-stop threshold of the inversion loss.")
   flags.DEFINE_integer("bridge_epochs", None, "Bridge / EMCDR map epochs (200).", lower_bound=1)

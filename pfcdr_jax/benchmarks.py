@@ -212,21 +212,23 @@ def draw_b0(index: jax.Array, key: jax.Array, *, chunk: int, n_items: int) -> ja
 
 
 def b0_draw_by_impl(n_users: int, n_items: int, chunk: int,
-                    impls: tuple[str, ...] = ("threefry2x32", "rbg", "unsafe_rbg")) -> dict:
+                    impls: tuple[str, ...] = ("threefry2x32", "rbg", "unsafe_rbg", "hash")
+                    ) -> dict:
   """Seconds to draw ``n_users`` inversion starts ``b0 = softmax(z)`` (z: [N] normals
   from a per-user ``fold_in`` key, as ``inversion.init_weights``), per ``jax.random``
-  implementation, each warm. The library keeps threefry (changing it changes every
-  draw); this says what a counter-based alternative would save."""
+  implementation and for ``hash`` (:mod:`hash_random` on threefry keys, the
+  inversion's ``b0_draw="hash"``), each warm."""
   out = {}
   n_pad = -(-n_users // chunk) * chunk
   for impl in impls:
-    base = jax.random.key(0, impl=impl)
+    base = jax.random.key(0, impl="threefry2x32" if impl == "hash" else impl)
+    b0_draw = "hash" if impl == "hash" else "threefry"
 
     @jax.jit
-    def draw(idx, base=base):
+    def draw(idx, base=base, b0_draw=b0_draw):
       def one(ix):
         ks = jax.vmap(lambda i: jax.random.fold_in(base, i))(ix)
-        z = jax.vmap(lambda k: jax.random.normal(k, (n_items,), jnp.float32))(ks)
+        z = jax.vmap(lambda k: inversion_lib.draw_z(k, n_items, b0_draw))(ks)
         return jnp.sum(jax.nn.softmax(z, axis=1) ** 2, axis=1)
       return jax.lax.map(one, idx.reshape(-1, chunk))
 

@@ -81,13 +81,15 @@ class PretrainConfig:
   # updates only the rows a minibatch touches (an option; BUILD_NOTES, issue 16);
   # "host" draws each epoch's order with numpy;
   # patience: stop after that many epochs without a held-out gain (None: never);
-  # early_stop: "per_lr" (each lr stops at its own stall and leaves the stack), "any_lr"
-  # (the stack runs until no lr gains: the rule before) or "selected" (gains of the best
-  # lr only); models/train.py and BUILD_NOTES (issue 16).
+  # early_stop: "per_lr_reach" (each lr stops at its own stall, or once even its steepest
+  # recent gain kept up to the last epoch cannot reach the grid's best, and leaves the
+  # stack), "per_lr" (the stall only), "any_lr" (the stack runs until no lr gains: the
+  # rule before) or "selected" (gains of the best lr only); models/train.py and
+  # BUILD_NOTES (issue 16).
   optimizer: str = "adam"
   shuffle: str = "host"
   patience: int | None = 5
-  early_stop: str = "per_lr"
+  early_stop: str = "per_lr_reach"
   # YouTube-DNN's user tower: "linear" (one Linear d -> d, the public code's) or "mlp".
   dnn_tower: str = dataclasses.field(default="linear", metadata=DNN_ONLY)
 
@@ -219,6 +221,11 @@ def train_config(cfg: PFCDRConfig):
                                patience=p.patience, early_stop=p.early_stop)
 
 
+def _early_stops() -> tuple[str, ...]:
+  from pfcdr_jax.models import train as train_lib  # pylint: disable=g-import-not-at-top
+  return train_lib.EARLY_STOPS
+
+
 def _finite(x) -> bool:
   return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
@@ -251,7 +258,7 @@ def validate(cfg: PFCDRConfig) -> PFCDRConfig:
        p.patience is None or (isinstance(p.patience, int) and p.patience >= 1),
        "an integer >= 1 (0 on the command line: no early stopping)"),
       ("pretrain.early_stop", "--early_stop", p.early_stop,
-       p.early_stop in ("per_lr", "any_lr", "selected"), "per_lr, any_lr or selected"),
+       p.early_stop in _early_stops(), " or ".join(_early_stops())),
       ("pretrain.lrs", "--lrs", p.lrs, len(p.lrs) >= 1 and all(_finite(x) and x > 0
                                                              for x in p.lrs),
        "one or more finite learning rates > 0"),

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from pfcdr_jax import hash_random
 from pfcdr_jax import inversion as inv
 from pfcdr_jax.models import scorers
 
@@ -33,10 +34,12 @@ def _rel(a, b):
   return np.linalg.norm(a - b, axis=-1) / np.linalg.norm(a, axis=-1)
 
 
-def test_init_weights_is_softmax_of_normal():
+@pytest.mark.parametrize("draw", ["threefry", "hash"])
+def test_init_weights_is_softmax_of_normal(draw):
   key = jax.random.key(3)
-  b0 = inv.init_weights(key, 50)
-  z = np.asarray(jax.random.normal(key, (50,)))
+  b0 = inv.init_weights(key, 50, draw)
+  z = np.asarray(jax.random.normal(key, (50,)) if draw == "threefry"
+                 else hash_random.normal(key, 50))
   np.testing.assert_allclose(np.asarray(b0), np.exp(z) / np.exp(z).sum(), rtol=1e-5)
 
 

@@ -160,12 +160,14 @@ def test_per_lr_early_stop_drops_each_lr_at_its_own_stall():
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
-def test_per_lr_early_stop_in_a_seed_stack_equals_each_seed_alone():
+@pytest.mark.parametrize("rule", ["per_lr", "per_lr_reach"])
+def test_per_lr_early_stop_in_a_seed_stack_equals_each_seed_alone(rule):
   a = _planted(seed=4)
   b = test_train.dataclasses.replace(a, rating=np.asarray(a.rating[::-1]))
   sc = scorers.get_scorer("mf")
-  cfgs = [train.TrainConfig(lrs=(0.002, 0.05, 0.2), epochs=30, batch_size=64, seed=s,
-                            heldout_fraction=0.1, shuffle="host", patience=3) for s in (0, 1)]
+  cfgs = [train.TrainConfig(lrs=(0.0005, 0.05, 0.2), epochs=30, batch_size=64, seed=s,
+                            heldout_fraction=0.1, shuffle="host", patience=3,
+                            early_stop=rule) for s in (0, 1)]
   keys = [jax.random.key(s) for s in (5, 6)]
   stacked = train.train_scorer_seeds(sc, [a, b], cfgs, keys)
   for dom, cfg, key, got in zip((a, b), cfgs, keys, stacked):
@@ -210,6 +212,46 @@ def test_early_stop_on_the_selected_lr_ignores_a_slow_lr_still_improving():
   assert (sel.lr, sel.epoch) == (base["lrs"][li], e + 1) and n == sel.epoch + 3
   assert full.curve[0, n - 1] < full.curve[0, n - 2]        # lr 0.002 was still improving
   assert anylr.curve.shape[1] > n
+
+
+def test_cannot_reach_extrapolates_the_steepest_recent_gain():
+  fast = [1.0, 0.8, 0.7, 0.65, 0.62, 0.60]
+  slow = [3.0, 2.9, 2.8, 2.7, 2.6, 2.5]          # gains 0.1 per epoch
+  curve = np.array([fast, slow]).T                # [E=6, L=2]
+  # 4 epochs left: 2.5 - 4 x 0.1 = 2.1 > 0.60; 24 left: 0.1 < 0.60.
+  np.testing.assert_array_equal(train.cannot_reach(curve, 10, 5), [False, True])
+  np.testing.assert_array_equal(train.cannot_reach(curve, 30, 5), [False, False])
+  assert not train.cannot_reach(curve[:5], 10, 5).any()     # too few epochs to judge
+  # The window: over the last 2 gains (0.1) or after a late jump (NaN = untrained).
+  jump = np.array(slow[:4] + [1.7, 1.6])
+  np.testing.assert_array_equal(train.cannot_reach(np.array([fast, jump]).T, 10, 2),
+                                [False, False])            # 1.6 - 4 x 0.9 < 0.60
+  stopped = np.array(fast[:3] + [np.nan] * 3)               # best 0.7 is kept
+  np.testing.assert_array_equal(train.cannot_reach(np.array([stopped, slow]).T, 10, 5),
+                                [False, True])
+  # A seed axis [E, S, L]: each seed against its own best.
+  both = np.stack([curve, np.array([[1.0 - 0.01 * e for e in range(6)], [0.5] * 6]).T], axis=1)
+  np.testing.assert_array_equal(train.cannot_reach(both, 10, 5),
+                                [[False, True], [True, False]])
+
+
+def test_per_lr_reach_drops_a_slow_lr_that_cannot_catch_up():
+  dom = _planted(seed=4)
+  base = dict(lrs=(0.0005, 0.05), epochs=25, batch_size=64, heldout_fraction=0.1,
+              shuffle="host", patience=3)
+  sc = scorers.get_scorer("mf")
+  per = train.train_scorer(sc, dom, train.TrainConfig(early_stop="per_lr", **base),
+                           jax.random.key(2))
+  reach = train.train_scorer(sc, dom, train.TrainConfig(early_stop="per_lr_reach", **base),
+                             jax.random.key(2))
+  stop_per = int(np.sum(~np.isnan(per.curve[0])))
+  stop_reach = int(np.sum(~np.isnan(reach.curve[0])))
+  assert stop_reach < stop_per          # the slow lr left the stack earlier ...
+  np.testing.assert_allclose(reach.curve[0, :stop_reach], per.curve[0, :stop_reach], rtol=1e-6)
+  want = train.cannot_reach(per.curve[:, :stop_reach].T, 25, 3)
+  assert want[0] and not train.cannot_reach(per.curve[:, :stop_reach - 1].T, 25, 3)[0]
+  assert (reach.lr, reach.epoch) == (per.lr, per.epoch) == (0.05, per.epoch)  # ... same pick
+  assert reach.heldout_mse == pytest.approx(per.heldout_mse, rel=1e-6)
 
 
 def test_bad_fast_path_settings():

@@ -22,7 +22,8 @@ FLAG_PATHS = {
     "early_stop": "pretrain.early_stop",
     "target_rating": "inversion.target_rating", "inversion_steps": "inversion.steps",
     "inversion_method": "inversion.method", "inversion_loss": "inversion.loss",
-    "eps": "inversion.eps", "bridge_epochs": "bridge.epochs", "topk": "topk.k",
+    "eps": "inversion.eps", "b0_draw": "inversion.b0_draw", "bridge_epochs": "bridge.epochs",
+    "topk": "topk.k",
     "topk_grid": "topk.grid", "include_untrained": "topk.include_untrained",
     "cache_dir": "cache.dir", "no_cache": "cache.enabled",
 }

@@ -68,7 +68,10 @@ class TrainConfig:
       differs from it only where a stalled lr would have improved again) or
       "selected" (only a gain of the best held-out MSE over all lrs counts: stops
       while a slow lr is still improving below the best, which on MovieLens is the lr
-      that wins later -- an option, BUILD_NOTES issue 16).
+      that wins later -- an option, BUILD_NOTES issue 16) or "per_lr_reach" (per_lr,
+      and an lr also stops once it cannot reach the best held-out MSE of the grid
+      even if it kept its largest per-epoch gain of the last ``patience`` epochs for
+      every epoch left: :func:`cannot_reach`).
   """
   lrs: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.1)
   epochs: int = 20
@@ -95,7 +98,7 @@ class TrainConfig:
 
 OPTIMIZERS = ("adam", "lazy_adam")
 SHUFFLES = ("device", "host")
-EARLY_STOPS = ("per_lr", "any_lr", "selected")
+EARLY_STOPS = ("per_lr", "any_lr", "selected", "per_lr_reach")
 
 
 class TrainResult(NamedTuple):
@@ -336,6 +339,35 @@ def epochs_without_gain(best_mse, best_epoch, epochs_done: int, rule: str) -> in
   return epochs_done - int(np.max(sel))
 
 
+def cannot_reach(curve: np.ndarray, epochs: int, window: int) -> np.ndarray:
+  """Which lrs cannot reach the grid's best held-out MSE in the epochs left.
+
+  An lr's reach is its best MSE so far minus (epochs left) x (its largest per-epoch
+  gain of the best MSE over the last ``window`` epochs): linear extrapolation at its
+  steepest recent rate, optimistic on curves whose gains shrink. It cannot reach
+  when that is still above the best MSE of any lr (of its seed). Nothing is decided
+  before ``window + 1`` epochs have run.
+
+  Args:
+    curve: [E, ..., L] held-out MSE after each of the E epochs run (NaN where an lr
+      was not trained); ``...`` is a seed axis or nothing.
+    epochs: the run's epoch budget.
+    window: how many recent gains the rate is taken over (the patience).
+
+  Returns:
+    bool[..., L].
+  """
+  curve = np.asarray(curve, np.float64)
+  if curve.shape[0] <= window:
+    return np.zeros(curve.shape[1:], bool)
+  best = np.fmin.accumulate(curve, axis=0)          # NaN (untrained) epochs keep the best
+  recent = best[-(window + 1):]
+  gain = np.max(recent[:-1] - recent[1:], axis=0)
+  reach = best[-1] - gain * (epochs - curve.shape[0])
+  with np.errstate(invalid="ignore"):
+    return reach > np.nanmin(best[-1], axis=-1, keepdims=True)
+
+
 class _Stack(NamedTuple):
   """Where the lr axis is (0, or 1 behind a seed axis) and which lrs are still trained."""
   axis: int
@@ -367,17 +399,21 @@ def _full_best(state: _State, stack: _Stack, done: dict, n_lrs: int) -> _State:
                 best_epoch=best[2])
 
 
-def _stop_check(state: _State, stack: _Stack, epochs_done: int, cfg: TrainConfig,
+def _stop_check(state: _State, stack: _Stack, curve: list, cfg: TrainConfig,
                 done: dict) -> tuple[bool, _State, _Stack]:
-  """After an epoch: (stop?, state, stack). With ``per_lr``, the lrs stalled for
-  ``patience`` epochs become inactive (their best is final) and leave the stack once
-  no seed still trains them."""
+  """After an epoch (``curve``: one full-grid row per epoch run): (stop?, state, stack).
+  With ``per_lr`` / ``per_lr_reach``, the lrs stalled for ``patience`` epochs (or that
+  :func:`cannot_reach` the best) become inactive (their best is final) and leave the
+  stack once no seed still trains them."""
+  epochs_done = len(curve)
   if cfg.patience is None:
     return False, state, stack
-  if cfg.early_stop != "per_lr":
+  if not cfg.early_stop.startswith("per_lr"):
     stalled = epochs_without_gain(state.best_mse, state.best_epoch, epochs_done, cfg.early_stop)
     return stalled >= cfg.patience, state, stack
   active = np.asarray(state.active) & (epochs_done - np.asarray(state.best_epoch) < cfg.patience)
+  if cfg.early_stop == "per_lr_reach":
+    active &= ~cannot_reach(np.stack(curve), cfg.epochs, cfg.patience)[..., stack.cols]
   if not active.any():
     return True, state, stack
   state = state._replace(active=jnp.asarray(active))
@@ -418,7 +454,7 @@ def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, la
         bar.update()
         log.debug("%s epoch %d/%d heldout mse %s (%.1fs)", label, epoch + 1, cfg.epochs,
                   np.round(row, 4).tolist(), time.perf_counter() - t0)
-      stop, state, stack = _stop_check(state, stack, epoch + 1, cfg, done)
+      stop, state, stack = _stop_check(state, stack, curve, cfg, done)
       if stop:
         log.debug("%s: early stop after epoch %d (%s, patience %d)", label, epoch + 1,
                   cfg.early_stop, cfg.patience)
