@@ -4,9 +4,12 @@
 pretraining; these measurements instead run the command a user runs,
 ``experiments/pfcdr.py --task=synthetic --like=<like> --scale=<s> --no_cache`` (the
 full protocol: the lr grid with held-out selection, every stage, the main job's
-baselines), each in its own process so that its peak resident memory is its own
-(``os.wait4``'s ``ru_maxrss``), and read its stage seconds from the run's
-``results.json["timings_s"]``.
+baselines), each in its own process, and read its stage seconds from the run's
+``results.json["timings_s"]``. Its peak resident memory is the child's own ``VmHWM``
+(``/proc/<pid>/status``, polled every 50 ms while it runs): ``os.wait4``'s
+``ru_maxrss`` is not, because Linux folds the parent's high-water mark into the child's
+at ``exec`` (a scale-0.1 job reported the bench process's 9.5 GB). Where ``/proc`` is
+missing it falls back to ``ru_maxrss`` and says so (``peak_rss_source``).
 
 Growth. For each stage the exponent ``b`` of ``seconds ~ a * size^b`` is the
 least-squares slope of log seconds on log size over the scales run, with size =
@@ -22,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Callable, Sequence
 
@@ -45,6 +49,42 @@ def main_job_command(like: str, scale: float, workdir: str,
           "--no_cache", f"--workdir={workdir}", *extra]
 
 
+def vm_hwm_gb(pid: int) -> float | None:
+  """``VmHWM`` (peak resident memory of the process's own address space) of ``pid``, GB;
+  None where ``/proc`` cannot tell (not Linux, or the process has exited)."""
+  try:
+    with open(f"/proc/{pid}/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) * 1024 / 1e9     # reported in kB
+  except (OSError, ValueError, IndexError):
+    return None
+  return None
+
+
+class _PeakPoller:
+  """Polls a child's ``VmHWM`` from a thread until :meth:`stop` (never reaps it)."""
+
+  def __init__(self, pid: int, every_s: float = 0.05):
+    self.peak: float | None = None
+    self._done = threading.Event()
+
+    def loop():
+      while not self._done.is_set():
+        v = vm_hwm_gb(pid)
+        if v is not None:
+          self.peak = v if self.peak is None else max(self.peak, v)
+        self._done.wait(every_s)
+
+    self._thread = threading.Thread(target=loop, daemon=True)
+    self._thread.start()
+
+  def stop(self) -> float | None:
+    self._done.set()
+    self._thread.join()
+    return self.peak
+
+
 def run_main_job(like: str, scale: float, extra: Sequence[str] = (),
                  xla_cache: bool = False) -> dict:
   """One main job in a child process: wall seconds, its stages, peak memory, sizes.
@@ -60,9 +100,11 @@ def run_main_job(like: str, scale: float, extra: Sequence[str] = (),
     t0 = time.perf_counter()
     env = dict(os.environ) if xla_cache else {**os.environ, "PFCDR_XLA_CACHE": "0"}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    poller = _PeakPoller(proc.pid)
     out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    hwm = poller.stop()
     if os.waitstatus_to_exitcode(status) != 0:
       tail = " | ".join(out.strip().splitlines()[-3:])
       raise RuntimeError(f"main job at scale {scale} failed: {tail}")
@@ -76,7 +118,8 @@ def run_main_job(like: str, scale: float, extra: Sequence[str] = (),
       "xla_cache": xla_cache,
       "wall_s": round(wall, 2), "total_s": res["timings_s"]["total"],
       "stages": {k: v for k, v in res["timings_s"].items() if k != "total"},
-      "peak_rss_gb": round(usage.ru_maxrss * 1024 / 1e9, 3),   # ru_maxrss: KiB on Linux
+      "peak_rss_gb": round(hwm if hwm is not None else usage.ru_maxrss * 1024 / 1e9, 3),
+      "peak_rss_source": "VmHWM" if hwm is not None else "ru_maxrss",
       "ratings": ratings, "users": users,
       "items": ds["source"]["items"] + ds["target"]["items"],
       "cold_users": ds["test_users"] + ds.get("val_users", 0),

@@ -130,9 +130,19 @@ def test_bench_script_writes_the_keys(tmp_path):
   assert {"total_s", "stages", "peak_rss_gb", "ratings", "users", "pfcdr_mae"} <= set(full)
   assert {"data", "pretrain_source", "pretrain_target", "pfcdr"} <= set(full["stages"])
   assert full["peak_rss_gb"] > 0 and "--epochs=2" in full["command"]
+  if os.path.exists(f"/proc/{os.getpid()}/status"):
+    assert full["peak_rss_source"] == "VmHWM"   # the child's own peak, not the parent's
   runs = res["scaling"]["runs"]
   assert [r["scale"] for r in runs] == [0.002, 0.003] and runs[0]["ratings"] < runs[1]["ratings"]
   assert set(res["scaling"]["growth_exponents"]) == set(runs[0]["stages"])
+
+
+def test_vm_hwm_reads_this_process_and_none_for_a_missing_one():
+  if not os.path.exists(f"/proc/{os.getpid()}/status"):
+    pytest.skip("no /proc on this system")
+  mine = benchmark_pipeline.vm_hwm_gb(os.getpid())
+  assert mine is not None and 0 < mine <= benchmarks.peak_rss_gb() * 1.01
+  assert benchmark_pipeline.vm_hwm_gb(2 ** 22 + 7) is None     # beyond pid_max
 
 
 def test_growth_exponents_recover_planted_powers():

@@ -131,6 +131,28 @@ def test_exclusive_prefix_count_matches_numpy(T):
   np.testing.assert_array_equal(got, np.cumsum(mask, axis=1) - mask)
 
 
+@pytest.mark.parametrize("T,k", [(1, 1), (31, 7), (32, 32), (33, 1), (100, 25), (1000, 999),
+                                 (4097, 3)])
+def test_word_compaction_matches_numpy_flatnonzero(T, k):
+  rng = np.random.default_rng(T + k)
+  mask = np.zeros((4, T), bool)
+  for row in mask:
+    row[rng.choice(T, k, replace=False)] = True
+  words = topk._pack_words(jnp.asarray(mask))  # pylint: disable=protected-access
+  got = np.asarray(topk._compact_words(words, k))  # pylint: disable=protected-access
+  np.testing.assert_array_equal(got, np.stack([np.flatnonzero(r) for r in mask]))
+
+
+def test_threshold_set_is_the_same_by_either_compaction():
+  # K <= T / 4 reads the set off the packed words, K > T / 4 scatters: same sets.
+  P, W, valid = _data(C=9, T=400, seed=3)
+  for k in (50, 100, 101, 300):
+    got = np.asarray(topk.select_neighbors(P, W, valid, r=5.0, k=k, method="threshold",
+                                           sorted=False))
+    want = np.asarray(topk.select_neighbors(P, W, valid, r=5.0, k=k, method="top_k"))
+    np.testing.assert_array_equal(got, np.sort(want, axis=1))
+
+
 @pytest.mark.parametrize("data", ["continuous", "tied"])
 def test_grid_means_equal_one_k_at_a_time(data):
   """neighbor_means_grid == numpy: the mean of each row's K smallest distances (ties
