@@ -13,6 +13,7 @@ from absl import app, flags
 from configs import pfcdr as presets
 from pfcdr_jax import comparison
 from pfcdr_jax import config as config_lib
+from pfcdr_jax import inversion
 from pfcdr_jax import progress
 from pfcdr_jax import xla_cache
 from pfcdr_jax.data import tasks
@@ -53,8 +54,7 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
   flags.DEFINE_integer("epochs", None, "Max pretraining epochs (preset).", lower_bound=1)
   flags.DEFINE_integer("batch_size", None, "Pretraining batch (preset).", lower_bound=1)
   flags.DEFINE_list("lrs", None, "Pretraining lr grid (default: the paper's).")
-  flags.DEFINE_enum("optimizer", None, list(train.OPTIMIZERS), "Pretraining: dense adam "
-                    "(default) or lazy_adam (only the rows a minibatch touches).")
+  flags.DEFINE_enum("optimizer", None, list(train.OPTIMIZERS), "adam (dense) or lazy_adam.")
   flags.DEFINE_enum("shuffle", None, list(train.SHUFFLES), "Epoch orders: numpy or jax.")
   flags.DEFINE_integer("patience", None, "Stop after N epochs, no held-out gain (0: never).",
                        lower_bound=0)
@@ -68,7 +68,7 @@ def define_method_flags() -> None:
   flags.DEFINE_integer("inversion_steps", 300, "Inversion steps.", lower_bound=1)
   flags.DEFINE_enum("inversion_method", "auto", ["auto", "iterative", "closed_form"], "auto ="
                     " closed form for scorers linear in b.")
-  flags.DEFINE_enum("b0_draw", None, ["threefry", "hash"], "Normals of b0: jax or hash.")
+  flags.DEFINE_enum("b0_draw", None, list(inversion.B0_DRAWS), "Normals of b0: hash or jax.")
   flags.DEFINE_enum("inversion_loss", "mse", ["mse", "bce"], "Inversion loss.")
   flags.DEFINE_float("eps", None, "Early-stop threshold of the inversion loss.")
   flags.DEFINE_integer("bridge_epochs", None, "Bridge / EMCDR map epochs (200).", lower_bound=1)

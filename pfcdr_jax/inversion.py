@@ -196,14 +196,16 @@ def loss_of_pred(pred: jax.Array, cfg: InversionConfig) -> jax.Array:
   return y * jax.nn.softplus(-pred) + (1.0 - y) * jax.nn.softplus(pred)
 
 
-def draw_z(key: jax.Array, n_items: int, b0_draw: str = "hash") -> jax.Array:
+def draw_z(key: jax.Array, n_items: int,
+           b0_draw: str = InversionConfig.b0_draw) -> jax.Array:
   """Eq. (5)'s ``z ~ N(0, 1)`` [N] from one user's key (``InversionConfig.b0_draw``)."""
   if b0_draw == "hash":
     return hash_random.normal(key, n_items)
   return jax.random.normal(key, (n_items,), jnp.float32)
 
 
-def init_weights(key: jax.Array, n_items: int, b0_draw: str = "hash") -> jax.Array:
+def init_weights(key: jax.Array, n_items: int,
+                 b0_draw: str = InversionConfig.b0_draw) -> jax.Array:
   """Eq. (5): ``b_0 = softmax(z)``, ``z ~ N(0, 1)`` of shape [N]."""
   return jax.nn.softmax(draw_z(key, n_items, b0_draw))
 

@@ -408,7 +408,7 @@ def _stop_check(state: _State, stack: _Stack, curve: list, cfg: TrainConfig,
   epochs_done = len(curve)
   if cfg.patience is None:
     return False, state, stack
-  if not cfg.early_stop.startswith("per_lr"):
+  if cfg.early_stop not in ("per_lr", "per_lr_reach"):
     stalled = epochs_without_gain(state.best_mse, state.best_epoch, epochs_done, cfg.early_stop)
     return stalled >= cfg.patience, state, stack
   active = np.asarray(state.active) & (epochs_done - np.asarray(state.best_epoch) < cfg.patience)
