@@ -42,7 +42,7 @@ Closed form (``method="closed_form"``, chosen by ``"auto"`` for linear scorers).
   ``b_0j |s_j|/(|s_j| + k0) - a s_j/(|s_j| + k1/a)``, equal to first order
   (measured prototype relative error vs the iterative run ~1e-7 at the paper's
   settings, ~6e-5 at wd = 1e-2; see tests and bench.py).
-  Cost per chunk of users: the draw of ``b_0`` (the dominant term on CPU, cut ~2.5x by
+  Cost per chunk of users: the draw of ``b_0`` (the dominant term on CPU, cut 2.2x by
   ``b0_draw="hash"``),
   ``S = W V^T``, one fused pass of reductions over ``e^z`` and ``S`` (the
   softmax normalisation is folded into them), the scalar recurrence, one
@@ -94,9 +94,9 @@ class InversionConfig:
     b1, b2, adam_eps: Adam constants (torch/optax defaults).
     first_order: closed form tracks the first-order wd/eps drift of ``pred``.
     b0_draw: how ``z`` of Eq. (5) is drawn from a user's key: "hash" (default;
-      :mod:`hash_random`, a counter-based hash ~2.5x cheaper on CPU) or "threefry"
-      (``jax.random.normal``, the draw of the tables committed before issue 16's
-      third part): the same distribution, other numbers (BUILD_NOTES, issue 16).
+      :mod:`hash_random`, a counter-based hash, 2.2x cheaper on CPU in bench.json)
+      or "threefry" (``jax.random.normal``, the draw of the tables committed before
+      issue 16's third part): the same distribution, other numbers (BUILD_NOTES).
   """
   target_rating: float = 5.0
   steps: int = 300
