@@ -61,6 +61,8 @@ flags.DEFINE_integer("max_target_interactions", D.data.max_target_interactions,
                      "v* has fewer target interactions than this (paper: 10).")
 flags.DEFINE_list("methods", [], "Subset of Table 2 methods (default all).")
 flags.DEFINE_integer("n_seeds", D.n_seeds, "Attack seeds (every method).")
+flags.DEFINE_integer("attack_workers", D.attack_workers,
+                     "Threads running (seed, method) attacks side by side (0: one per core).")
 flags.DEFINE_enum("reward", D.attack.reward, ["rank", "hr"],
                   "Pretend score: v*'s list position (rank) or HR@k (paper).")
 flags.DEFINE_bool("increments", D.attack.increments,

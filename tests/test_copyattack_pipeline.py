@@ -116,6 +116,16 @@ def test_rerun_with_the_same_seed_gives_identical_numbers(two_runs):
   assert table[0] == table[1]
 
 
+def test_attacks_on_threads_give_the_numbers_of_one_after_another(tmp_path):
+  runs = [pipeline.run_copyattack(_tiny_config(n_seeds=2, attack_workers=w),
+                                  tmp_path / f"w{w}") for w in (1, 3)]
+  assert _numbers(runs[0]) == _numbers(runs[1])
+  assert runs[0]["seed_means_HR@20"] == runs[1]["seed_means_HR@20"]
+  assert runs[0]["training_curves"] == runs[1]["training_curves"]
+  with pytest.raises(ValueError, match="attack_workers"):
+    _tiny_config(attack_workers=-1)
+
+
 def test_attacks_spend_the_budget(two_runs):
   cfg, _, (res, _) = two_runs
   for name in METHODS:

@@ -47,6 +47,7 @@ FLAG_PATHS = {
     "batch_episodes": ("attack.batch_episodes",),
     "methods": ("methods",),
     "n_seeds": ("n_seeds",),
+    "attack_workers": ("attack_workers",),
     "reward": ("attack.reward",),
     "increments": ("attack.increments",),
     "shared": ("attack.shared",),
@@ -84,7 +85,9 @@ BOUNDS = {
     "budget": (1, "an integer >= 1"), "query_every": (1, "an integer >= 1"),
     "reward_k": (0, "an integer >= 0 (0: the whole catalogue)"),
     "episodes": (0, "an integer >= 0"), "batch_episodes": (1, "an integer >= 1"),
-    "n_seeds": (1, "an integer >= 1"), "items_per_group": (1, "an integer >= 1"),
+    "n_seeds": (1, "an integer >= 1"),
+    "attack_workers": (0, "an integer >= 0 (0: one per core)"),
+    "items_per_group": (1, "an integer >= 1"),
     "gamma": (0.0, "a number in [0, 1]"), "lr": (0.0, "a number > 0"),
     "target_lr": (0.0, "a number > 0"), "goal_hr": (0.0, "a number in (0, 1]"),
 }

@@ -158,6 +158,9 @@ class CopyAttackConfig:
     n_seeds: attack seeds ``seed .. seed + n_seeds - 1``; every method
       (baselines too) attacks every item once per seed and the rows are
       seed means.
+    attack_workers: threads that run the (seed, method) attack runs side by
+      side (0: one per CPU core; 1: one after another). Every random draw
+      derives from the seed and the method, so the numbers do not depend on it.
   """
 
   seed: int = 0
@@ -171,3 +174,11 @@ class CopyAttackConfig:
   analysis: AnalysisConfig = AnalysisConfig()
   methods: Optional[tuple[str, ...]] = None
   n_seeds: int = 3
+  attack_workers: int = 0
+
+  def __post_init__(self):
+    if self.n_seeds < 1:
+      raise ValueError(f"n_seeds must be >= 1, got {self.n_seeds}")
+    if self.attack_workers < 0:
+      raise ValueError(f"attack_workers must be >= 0 (0: one per core), got "
+                       f"{self.attack_workers}")

@@ -17,7 +17,9 @@ the paired Wilcoxon tests of CopyAttack against every other row
 """
 from __future__ import annotations
 
+from concurrent import futures
 import logging
+import os
 import time
 from typing import NamedTuple, Optional
 
@@ -88,6 +90,7 @@ def _timed(fn, *args):
 
 
 class _MethodRun(NamedTuple):
+  name: str
   fns: attack_lib.MethodFns
   cfg: attack_lib.AttackConfig
 
@@ -98,54 +101,55 @@ def _method_runs(setup, methods: dict, tr) -> dict:
     pcfg = policy.PolicyConfig(emb_dim=setup.p.shape[1], hidden=mcfg.hidden,
                                branching=tr.branching, depth=tr.depth,
                                selector=mcfg.selector)
-    out[name] = _MethodRun(attack_lib.make_method_fns(setup.bb, mcfg, pcfg),
+    out[name] = _MethodRun(name, attack_lib.make_method_fns(setup.bb, mcfg, pcfg),
                            mcfg)
   return out
 
 
-def _one_seed(setup, items, evs, runs: dict, data, seed: int, timing: dict):
-  """Every method on every item for one attack seed.
+def _one_method(setup, items, evs, run, m_idx: int, data, seed: int,
+                timing: dict):
+  """One method (index ``m_idx`` of the run's methods) on every item for one seed.
 
   Returns:
-    ({item: {row name: metrics}}, {method: training curve list}).
+    ({item: {row name: metrics}} for the method and its "-untrained" twin,
+    training curve list or None).
   """
+  name = run.name
   rows = {int(i): {} for i in items}
-  curves = {}
+  curve = None
   items_j = jnp.asarray(items, jnp.int32)
-  k_seed = jax.random.key(seed)
-  for m_idx, (name, run) in enumerate(runs.items()):
-    k_init, k_train, k_final = attack_lib.split_key(
-        jax.random.fold_in(k_seed, m_idx))
-    params0 = run.fns.init(k_init)
-    learns = attack_lib.n_updates(run.cfg) > 0
-    params = params0
-    if learns and run.cfg.shared:
-      res, dt = _timed(run.fns.train, params0, data, setup.bb_state, items_j,
-                       k_train)
+  k_init, k_train, k_final = attack_lib.split_key(
+      jax.random.fold_in(jax.random.key(seed), m_idx))
+  params0 = run.fns.init(k_init)
+  learns = attack_lib.n_updates(run.cfg) > 0
+  params = params0
+  if learns and run.cfg.shared:
+    res, dt = _timed(run.fns.train, params0, data, setup.bb_state, items_j,
+                     k_train)
+    timing.setdefault(f"{name}_train_s", []).append(dt)
+    params, curve = res.params, np.asarray(res.curve).tolist()
+  per_item_curves = []
+  for item in items:
+    ev, key = evs[int(item)], jax.random.fold_in(k_final, int(item))
+    if learns and not run.cfg.shared:
+      res, dt = _timed(run.fns.train, params0, data, setup.bb_state,
+                       items_j[items_j == item][:1],
+                       jax.random.fold_in(k_train, int(item)))
       timing.setdefault(f"{name}_train_s", []).append(dt)
-      params, curves[name] = res.params, np.asarray(res.curve).tolist()
-    for item in items:
-      ev, key = evs[int(item)], jax.random.fold_in(k_final, int(item))
-      if learns and not run.cfg.shared:
-        res, dt = _timed(run.fns.train, params0, data, setup.bb_state,
-                         items_j[items_j == item][:1],
-                         jax.random.fold_in(k_train, int(item)))
-        timing.setdefault(f"{name}_train_s", []).append(dt)
-        params = res.params
-        curves.setdefault(name, []).append(np.asarray(res.curve))
-      (state, traj), dt = _timed(run.fns.attack, params, data, setup.bb_state,
-                                 ev.item, key)
-      timing.setdefault(f"{name}_attack_s", []).append(dt)
-      rows[int(item)][name] = attack_row(setup, ev, state, traj, dt)
-      if learns:
-        (state, traj), dt = _timed(run.fns.attack, params0, data,
-                                   setup.bb_state, ev.item, key)
-        rows[int(item)][name + UNTRAINED] = attack_row(setup, ev, state,
-                                                       traj, dt)
-  for name, c in curves.items():
-    if not isinstance(c, list) or (c and not isinstance(c[0], float)):
-      curves[name] = np.mean(np.stack(c), 0).tolist()
-  return rows, curves
+      params = res.params
+      per_item_curves.append(np.asarray(res.curve))
+    (state, traj), dt = _timed(run.fns.attack, params, data, setup.bb_state,
+                               ev.item, key)
+    timing.setdefault(f"{name}_attack_s", []).append(dt)
+    rows[int(item)][name] = attack_row(setup, ev, state, traj, dt)
+    if learns:
+      (state, traj), dt = _timed(run.fns.attack, params0, data,
+                                 setup.bb_state, ev.item, key)
+      rows[int(item)][name + UNTRAINED] = attack_row(setup, ev, state,
+                                                     traj, dt)
+  if per_item_curves:
+    curve = np.mean(np.stack(per_item_curves), 0).tolist()
+  return rows, curve
 
 
 def mean_rows(rows: list[dict]) -> dict:
@@ -160,7 +164,7 @@ def mean_rows(rows: list[dict]) -> dict:
 
 def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
                 seed: int, n_neg: int = 100, metrics=None,
-                n_seeds: int = 1) -> dict:
+                n_seeds: int = 1, workers: int | None = None) -> dict:
   """Attacks every item with every method for each seed and evaluates.
 
   Args:
@@ -173,6 +177,8 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
     n_neg: sampled negatives.
     metrics: per-item records are appended here (``MetricsLog``).
     n_seeds: attack seeds ``seed .. seed + n_seeds - 1``.
+    workers: threads running seeds side by side (None: one per core, at most
+      ``n_seeds``; 1: one seed after another). The results are the same.
 
   Returns:
     {"methods": {row: mean metrics}, "per_item": [...], "training_curves":
@@ -184,15 +190,41 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
   evs = {int(i): item_eval(setup, int(i), n_neg) for i in items}
   before = {int(i): promotion(setup, evs[int(i)], setup.bb_state)
             for i in items}
-  timing, per_seed, curves = {}, [], {}
-  with progress.bar(n_seeds, "attack seeds", unit="seed") as bar:
-    for s in range(seed, seed + n_seeds):
-      rows, c = _one_seed(setup, items, evs, runs, data, s, timing)
-      per_seed.append(rows)
-      for name, curve in c.items():
-        curves.setdefault(name, []).append(curve)
+  timing, curves = {}, {}
+  n_units = n_seeds * len(runs)
+  workers = min(n_units, os.cpu_count() or 1) if workers is None else workers
+  # Work units (seed, method) are independent: every key derives from the seed and
+  # the method's index. They run on threads, the learned methods (long trainings)
+  # first: an episode is one compiled scan of small ops that keeps one core busy,
+  # and XLA releases the GIL while it runs. The numbers do not depend on the order.
+  order = sorted(range(len(runs)), key=lambda m: -attack_lib.n_updates(
+      list(runs.values())[m].cfg))
+  units = [(s, m) for s in range(seed, seed + n_seeds) for m in order]
+
+  def one(unit):
+    s, m = unit
+    out = _one_method(setup, items, evs, list(runs.values())[m], m, data, s,
+                      timing)
+    log.info("seed %d, %s done, %.0fs", s, list(runs)[m],
+             time.perf_counter() - t0)
+    return out
+
+  with progress.bar(n_units, "attacks (seed x method)", unit="run") as bar, \
+       futures.ThreadPoolExecutor(max(1, workers)) as pool:
+    done = {}
+    for unit, out in zip(units, pool.map(one, units)):
+      done[unit] = out
       bar.update()
-      log.info("seed %d done, %.0fs", s, time.perf_counter() - t0)
+  per_seed = []
+  for s in range(seed, seed + n_seeds):
+    rows = {int(i): {} for i in items}
+    for m, name in enumerate(runs):
+      m_rows, curve = done[(s, m)]
+      for i in rows:
+        rows[i].update(m_rows[i])
+      if curve is not None:
+        curves.setdefault(name, []).append(curve)
+    per_seed.append(rows)
   per_item = []
   for i in items:
     i = int(i)
