@@ -57,11 +57,17 @@ log = logging.getLogger(__name__)
 FLOORS = ("GlobalMean", "ItemMean", "SourceUserMean", "BiasFloor")
 METRICS = ("mae", "rmse")
 ALPHA = 0.05
+# Planned contrasts (a, b): tested over seeds in every row that has both methods, fixed
+# before the runs (issue 15: PFCDR+ against the strongest baseline and the floor; issue
+# 13: PFCDR against the same two), so no "best other" is picked after seeing the numbers.
+CONTRASTS = (("PFCDR+", "PTUPCDR"), ("PFCDR+", "BiasFloor"), ("PFCDR", "PTUPCDR"),
+             ("PFCDR", "BiasFloor"))
 # Column groups of the paper's Table 1 (display names; DP-EMCDR(eps=..) by prefix).
 GROUPS = (
     ("SDR", ("TGT", "LightGCN")),
     ("CDR with user-sensitive data", ("CMF", "EMCDR", "SSCDR", "PTUPCDR")),
-    ("Privacy-preserving CDR", ("DP-EMCDR", "PriCDR-S", "PFCDR")),
+    ("Privacy-preserving CDR", ("DP-EMCDR", "PriCDR-S", "FedCDR", "PF2CDR", "PPGenCDR",
+                                "PFCDR-DP", "PFCDR", "PFCDR+")),
     ("Floors", FLOORS),
 )
 @dataclasses.dataclass(frozen=True)
@@ -410,6 +416,7 @@ class Row:
   test_nonfloor: PairedTest | None  # pooled per-user test, vs the best other non-floor method
   seed_test: SeedTest | None = None           # over seeds, PFCDR vs the best other method
   seed_test_nonfloor: SeedTest | None = None  # over seeds, vs the best other non-floor
+  contrasts: tuple[SeedTest, ...] = ()        # over seeds, the :data:`CONTRASTS` present
 
   @property
   def star(self) -> str | None:
@@ -478,9 +485,12 @@ def summarize(workdirs: Sequence[str | Path], *, metrics: Sequence[str] = METRIC
           test_nf = test if same else _pooled_test(crs, "PFCDR", nonfloor[0], metric)
           seed_nf = seed if same else seed_test(vals["PFCDR"], vals[nonfloor[0]], "PFCDR",
                                                 nonfloor[0])
+      contrasts = tuple(seed_test(vals[a], vals[b], a, b) for a, b in CONTRASTS
+                        if a in vals and b in vals)
       rows.append(Row(task, beta, base_model, metric, len(crs),
                       tuple(c.cell.seed for c in crs), mean, std, ranked[0],
-                      ranked[1] if len(ranked) > 1 else None, test, test_nf, seed, seed_nf))
+                      ranked[1] if len(ranked) > 1 else None, test, test_nf, seed, seed_nf,
+                      contrasts))
   return sorted(rows, key=lambda r: (r.task, r.beta, _model_rank(r.base_model),
                                       METRICS.index(r.metric)))
 
@@ -587,6 +597,7 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
                                    [_cell_text(r, m) if m in r.mean else "—" for m in methods])
                  + " |")
   lines += _seed_test_lines(rows, lead[1], row_label)
+  lines += _contrast_lines(rows, lead[1], row_label)
   lines += _pooled_test_lines(rows, lead[1], row_label)
   if selected:
     lines += ["", "## Settings chosen on the validation users (count over cells)", ""]
@@ -629,6 +640,27 @@ def _seed_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[st
   return lines
 
 
+def _contrast_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str]:
+  """The planned contrasts (:data:`CONTRASTS`), paired over seeds; empty if none ran."""
+  if not any(r.contrasts for r in rows):
+    return []
+  lines = ["", "## Planned contrasts, paired over seeds", "",
+           "Fixed before the runs (not picked by the numbers): "
+           + ", ".join(f"{a} vs {b}" for a, b in CONTRASTS) + ", wherever both ran. "
+           "Δ = mean over seeds of a's metric − b's (negative: a better); a better = seeds "
+           "on which a's metric is lower; tests as above, two-sided.", "",
+           f"| Task | {label} | Metric | a | b | Δ | a better | t-test p | Wilcoxon p | "
+           "a better at p < 0.05 |", "|---|---|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    for t in r.contrasts:
+      won = "yes" if t.significant and t.mean_diff < 0 else "no"
+      lines.append("| " + " | ".join([
+          r.task, _row_key(r, row_label), r.metric.upper(), t.method_a, t.method_b,
+          f"{t.mean_diff:+.4f}", f"{t.n_a_better}/{t.n_seeds}", _p(t.p_ttest),
+          _p(t.p_wilcoxon), won]) + " |")
+  return lines
+
+
 def _pooled_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str]:
   """The secondary table: per-user tests with (seed, user) pairs pooled."""
   lines = ["", "## Secondary: pooled per-user tests, PFCDR vs the best other method", "",
@@ -661,13 +693,17 @@ def _pooled_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[
 def render_csv(rows: Sequence[Row]) -> str:
   """Wide CSV: one line per row of the table, mean and std columns per method."""
   methods = column_order(dict.fromkeys(m for r in rows for m in r.mean))
+  contrasts = [(a, b) for a, b in CONTRASTS if any(
+      (t.method_a, t.method_b) == (a, b) for r in rows for t in r.contrasts)]
   head = (["task", "beta", "base_model", "metric", "n_seeds"] + methods +
           [f"{m} std" for m in methods] +
           ["best", "second", "vs", "mean_diff", "n_pairs", "p_ttest", "p_wilcoxon", "star"] +
           # Appended (the columns above keep their names): the per-seed test that "star"
           # follows; the pooled per-user columns above are secondary ("star_pooled").
           ["seed_mean_diff", "seed_n", "seed_n_pfcdr_better", "seed_p_ttest",
-           "seed_p_wilcoxon", "star_pooled"])
+           "seed_p_wilcoxon", "star_pooled"] +
+          # Appended: the planned contrasts that ran (a minus b, over seeds).
+          [f"{a} vs {b} {f}" for a, b in contrasts for f in _CONTRAST_FIELDS])
   out = [",".join(_csv(h) for h in head)]
   for r in rows:
     t = r.test
@@ -677,7 +713,8 @@ def render_csv(rows: Sequence[Row]) -> str:
             [r.best, r.second or ""] +
             ([t.method_b, f"{t.mean_diff:.6f}", str(t.n_pairs), f"{t.p_ttest:.6g}",
               f"{t.p_wilcoxon:.6g}"] if t is not None else [""] * 5) + [r.star or ""] +
-            _seed_csv(r.seed_test) + [r.star_pooled or ""])
+            _seed_csv(r.seed_test) + [r.star_pooled or ""] +
+            [v for c in contrasts for v in _contrast_csv(r, c)])
     out.append(",".join(_csv(v) for v in vals))
   return "\n".join(out) + "\n"
 
@@ -687,6 +724,16 @@ def _seed_csv(t: SeedTest | None) -> list[str]:
     return [""] * 5
   return [f"{t.mean_diff:.6f}", str(t.n_seeds), str(t.n_a_better), f"{t.p_ttest:.6g}",
           f"{t.p_wilcoxon:.6g}"]
+
+
+_CONTRAST_FIELDS = ("mean_diff", "n_a_better", "p_ttest", "p_wilcoxon")
+
+
+def _contrast_csv(r: Row, pair: tuple[str, str]) -> list[str]:
+  t = next((t for t in r.contrasts if (t.method_a, t.method_b) == pair), None)
+  if t is None:
+    return [""] * len(_CONTRAST_FIELDS)
+  return [f"{t.mean_diff:.6f}", str(t.n_a_better), f"{t.p_ttest:.6g}", f"{t.p_wilcoxon:.6g}"]
 
 
 def _csv(text: str) -> str:

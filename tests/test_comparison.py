@@ -400,3 +400,41 @@ def test_dnn_cell_from_before_the_tower_field_reruns_but_mf_does_not(tmp_path, m
   assert config_lib.content(dnn)["pretrain"]["dnn_tower"] == "linear"
   mlp = config_lib.override(dnn, {"pretrain.dnn_tower": "mlp"})
   assert not comparison.is_finished(dirs[1], mlp)
+
+
+def test_planned_contrasts_are_per_seed_tests_of_the_fixed_pairs(tmp_path):
+  """PFCDR+ vs PTUPCDR / BiasFloor (and PFCDR vs both) are tested wherever both ran,
+  whatever ranks best; the numbers equal scipy on the per-seed metrics."""
+  dirs = []
+  for seed in range(4):
+    rng, user, rating = _data(seed)
+    preds = {"PFCDR": rating + 0.5 * rng.normal(size=rating.size),
+             "PFCDR+": rating + 0.3 * rng.normal(size=rating.size),
+             "PTUPCDR": rating + 0.4 * rng.normal(size=rating.size),
+             "BiasFloor": np.full_like(rating, 3.0),
+             "EMCDR": rating + 0.1 * rng.normal(size=rating.size)}  # ranks best, not planned
+    d = tmp_path / f"s{seed}"
+    _write_cell(d, _cfg(split__beta=0.2, seed=seed), user, rating, preds)
+    dirs.append(d)
+  rows = comparison.summarize(dirs)
+  per_seed = lambda m, metric: [json.loads((d / "results.json").read_text())["methods"][m][
+      metric] for d in dirs]
+  for r in rows:
+    assert [(t.method_a, t.method_b) for t in r.contrasts] == list(comparison.CONTRASTS)
+    for t in r.contrasts:
+      a, b = per_seed(t.method_a, r.metric), per_seed(t.method_b, r.metric)
+      np.testing.assert_allclose(t.p_ttest, stats.ttest_rel(a, b).pvalue, rtol=1e-9)
+      assert t.n_seeds == 4 and t.n_a_better == int(np.sum(np.array(a) < np.array(b)))
+  csv = comparison.render_csv(rows).splitlines()
+  head = csv[0].split(",")
+  assert "PFCDR+ vs PTUPCDR p_ttest" in head and "PFCDR vs BiasFloor mean_diff" in head
+  assert all(len(line.split(",")) == len(head) for line in csv[1:])
+  i = head.index("PFCDR+ vs BiasFloor n_a_better")
+  assert csv[1].split(",")[i] == "4"   # the constant floor loses every seed
+  md = comparison.render_markdown(rows, title="t", command="c")
+  assert "## Planned contrasts, paired over seeds" in md
+  assert "| PFCDR+ | BiasFloor |" in md
+  # Without the methods, no section and no columns.
+  plain = comparison.summarize(_cells(tmp_path / "plain", pfcdr_noise=0.3, other_noise=1.0))
+  assert all(r.contrasts == () for r in plain)
+  assert "Planned contrasts" not in comparison.render_markdown(plain, title="t", command="c")

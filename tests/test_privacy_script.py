@@ -25,7 +25,13 @@ def test_quick_run_writes_the_table(tmp_path):
   names = [r["method"] for r in out["rows"]]
   assert names[:4] == ["control: random user's U_i", "control: noise like U_i",
                        "control: random user's prototype", "control: noise like prototype"]
-  assert {"PFCDR", "EMCDR", "DP-EMCDR(eps=1)", "PriCDR-S", "PFCDR-DP(eps=10)"} <= set(names)
+  assert names[4:6] == ["control: random user's PFCDR+ scalars",
+                        "control: noise like PFCDR+ scalars"]
+  assert {"PFCDR", "EMCDR", "DP-EMCDR(eps=1)", "PriCDR-S", "PFCDR-DP(eps=10)", "PFCDR+",
+          "PFCDR+ scalars (o_u, a_u)"} <= set(names)
+  plus = out["rows"][names.index("PFCDR+")]
+  assert plus["dim"] == out["rows"][names.index("PFCDR")]["dim"] + 2 and plus["mae"] > 0
+  assert "B" in plus["preference"] and "A_direct" not in plus["embedding"]
   emcdr = out["rows"][names.index("EMCDR")]
   assert emcdr["embedding"]["A_direct"]["r2"] == 1.0 and emcdr["mae"] > 0
   assert (tmp_path / "p" / "privacy.png").stat().st_size > 0

@@ -110,3 +110,40 @@ def test_fedcdr_upload_reading_matches_numpy():
   server = fedcdr.ServerModel(jnp.asarray(y_s, jnp.float32), None, None, None)
   got = transfers.fedcdr_upload_vectors(up, server, jnp.asarray(count), l2)
   np.testing.assert_allclose(got, x1, rtol=1e-4, atol=1e-5)
+
+
+def test_pfcdr_plus_scalars_equal_a_pandas_reference(run_and_ctx):
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  run, _ = run_and_ctx
+  s = run.data.source
+  sc = transfers.pfcdr_plus_scalars(run, kappa=0.0)
+  f = pd.DataFrame({"u": s.user, "i": s.item, "r": s.rating.astype(np.float64)})
+  mu = f.r.mean()
+  g = f.groupby("i").r
+  b = (g.sum() - mu * g.count()) / (g.count() + 10.0)      # source item bias, lambda 10
+  f["b"] = f.i.map(b)
+  off = (f.r - mu - f.b).groupby(f.u).mean()                 # debiased offset, kappa 0
+  f["c"] = f.r - f.groupby("u").r.transform("mean")
+  slope = (f.c * f.b).groupby(f.u).sum() / (f.b ** 2).groupby(f.u).sum()
+  slope -= slope.mean()                                      # centred over rating users
+  np.testing.assert_allclose(sc[off.index, 0], off.to_numpy(), atol=1e-6)  # mu_s in float32
+  np.testing.assert_allclose(sc[slope.index, 1], slope.to_numpy(), rtol=1e-5, atol=1e-6)
+  unrated = np.setdiff1d(np.arange(sc.shape[0]), off.index)
+  assert np.all(sc[unrated] == 0)
+
+
+def test_pfcdr_plus_sends_the_prototypes_with_the_two_scalars(run_and_ctx):
+  run, _ = run_and_ctx
+  users = transfers.method_lib.source_prototype_users(run.data)
+  d = int(np.asarray(run.scorer.item_matrix(run.params_s)).shape[1])
+  protos = SimpleNamespace(source=np.random.default_rng(0).normal(size=(len(users), d)))
+  full, scalars = transfers.pfcdr_plus(run, protos, 0.9)
+  sc = transfers.pfcdr_plus_scalars(run)[users]
+  np.testing.assert_allclose(full.vectors[:, :d], protos.source, rtol=1e-6)
+  np.testing.assert_allclose(full.vectors[:, d:], sc, rtol=1e-6)
+  np.testing.assert_allclose(scalars.vectors, sc, rtol=1e-6)
+  assert full.vectors.shape == (len(users), d + 2) and not full.in_user_space
+  # Attacker B scores items with the prototype part only.
+  np.testing.assert_allclose(full.vectors @ full.item_scores,
+                             full.vectors[:, :d] @ full.item_scores[:d], rtol=1e-5)
+  assert scalars.item_scores is None and scalars.mae is None and full.mae == 0.9

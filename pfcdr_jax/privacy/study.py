@@ -143,8 +143,8 @@ def load_truth(run, task: str, data_dir=None) -> Truth:
 
 def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
                      ) -> list[transfers.Transfer]:
-  """PFCDR, EMCDR, DP-EMCDR(eps), PriCDR-S, FedCDR, PF2CDR, PPGenCDR and PFCDR-DP(eps)
-  with their MAEs.
+  """PFCDR, EMCDR, DP-EMCDR(eps), PriCDR-S, FedCDR, PF2CDR, PPGenCDR, PFCDR-DP(eps),
+  PFCDR+ and PFCDR+'s two scalars alone, with their MAEs.
 
   ``quick`` asks the registry for each method's quick variant
   (``registry.quick_names``: few epochs, one grid point); the tables show the plain
@@ -181,6 +181,8 @@ def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
   for name in (f"PFCDR-DP(eps={e:g})" for e in epsilons):
     mae, chosen = baseline(name)
     out.append(transfers.pfcdr_dp_transfer(run, name, protos, chosen, cfg.inversion, mae))
+  # PFCDR+ (issue 15): the prototypes plus two scalars, and the scalars on their own.
+  out += transfers.pfcdr_plus(run, protos, baseline("PFCDR+")[0])
   return out
 
 
@@ -204,8 +206,9 @@ def run_privacy(cfg, workdir: str | Path, *, epsilons=registry.DP_EPSILONS, seed
   methods = method_transfers(run, cfg, workdir, epsilons, rec, quick)
   truth = load_truth(run, cfg.data.task, cfg.data.data_dir)
   pf, em = methods[0], methods[1]
+  scalars = next(m for m in methods if m.name.startswith("PFCDR+ scalars"))
   rows = [*control_transfers(em, "U_i", seed), *control_transfers(pf, "prototype", seed + 2),
-          *methods]
+          *control_transfers(scalars, "PFCDR+ scalars", seed + 4), *methods]
   results = []
   for tr in rows:
     t = time.perf_counter()

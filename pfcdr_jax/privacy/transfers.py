@@ -36,6 +36,7 @@ import numpy as np
 import jax.numpy as jnp
 
 from pfcdr_jax import method as method_lib
+from pfcdr_jax import method_plus
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.baselines import pf2cdr
@@ -96,6 +97,42 @@ def emcdr(run, mae: float | None) -> Transfer:
   W, V = _source_reprs(run)
   users = method_lib.source_prototype_users(run.data)
   return Transfer("EMCDR", users, W[users], True, V.T, mae, {})
+
+
+def pfcdr_plus_scalars(run, kappa: float = 0.0) -> np.ndarray:
+  """float64[U_s, 2]: PFCDR+'s two scalars per user, ``[o_u, a_u]``, at shrinkage kappa.
+
+  The debiased source offset and the crowd agreement exactly as ``method_plus``
+  computes them from the source ratings (``PlusConfig()`` defaults); kappa = 0, the
+  least shrunk point of the grid, is the most revealing one a user can send.
+  """
+  s = run.data.source
+  n = max(run.data.target_train.n_users, int(np.max(s.user)) + 1)   # as method_plus
+  # The two functions read only the source ratings and the user count.
+  inp = method_plus.PlusInputs(source=(s.user, s.item, s.rating), target=None, n_users=n,
+                               n_items_t=0, bridge_users=None, cold_users=None,
+                               protos_src=None, rs=(), P_hat=None, W_t=None, V_t=None,
+                               trained=None)
+  o = method_plus.sent_offsets(inp, method_plus.PlusConfig(), kappa)
+  a = method_plus.crowd_agreement(inp, n, kappa)
+  return np.stack([o, a], axis=1)
+
+
+def pfcdr_plus(run, protos: method_lib.Prototypes, mae: float | None,
+               kappa: float = 0.0) -> list[Transfer]:
+  """PFCDR+: the prototypes with the two scalars, and the two scalars alone.
+
+  ``[P_u, o_u, a_u]`` is what a user sends; attacker B scores the source items with
+  the prototype part (``V P_u``; the scalars get zero item weights).
+  """
+  _, V = _source_reprs(run)
+  users = method_lib.source_prototype_users(run.data)
+  sc = pfcdr_plus_scalars(run, kappa)[users].astype(np.float32)
+  full = np.concatenate([np.asarray(protos.source, np.float32), sc], axis=1)
+  scores = np.concatenate([V.T, np.zeros((2, V.shape[0]), np.float32)], axis=0)
+  settings = {"kappa": kappa}
+  return [Transfer("PFCDR+", users, full, False, scores, mae, settings),
+           Transfer("PFCDR+ scalars (o_u, a_u)", users, sc, False, None, None, settings)]
 
 
 def _cold_with_ratings(data) -> np.ndarray:
