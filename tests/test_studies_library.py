@@ -10,6 +10,9 @@ from pfcdr_jax import config as config_lib
 from pfcdr_jax import method as method_lib
 from pfcdr_jax import pipeline
 from pfcdr_jax.baselines import cmf
+from pfcdr_jax.baselines import fedcdr
+from pfcdr_jax.baselines import pf2cdr
+from pfcdr_jax.baselines import ppgencdr
 from pfcdr_jax.baselines import pricdr
 from pfcdr_jax.baselines import ptupcdr
 from pfcdr_jax.studies import cost
@@ -139,9 +142,28 @@ def test_storage_is_the_bytes_of_the_arrays(tiny):
   assert cost.nbytes([jnp.zeros((3, 2)), np.zeros(4, np.int32)]) == 40
   table1 = ("TGT", "EMCDR", "GlobalMean", "ItemMean", "BiasFloor", "LightGCN", "CMF", "SSCDR",
             "PTUPCDR", "DP-EMCDR(eps=1)", "PriCDR-S", "SourceUserMean")
-  for name in table1:   # every Table 1 method has a rule
-    sent, kept, what = cost.storage(name, run)
+  for name in table1 + ("FedCDR", "PF2CDR", "PPGenCDR", "PFCDR-DP(eps=1)", "PFCDR+"):
+    sent, kept, what = cost.storage(name, run)   # every Table 1 method has a rule
     assert sent is not None and kept is not None and what, name
+  # The private methods: the arrays their modules build.
+  _, kept, _ = cost.storage("PF2CDR", run)
+  assert cost.nbytes(kept) == cost.nbytes(pf2cdr.init(key, d, jnp.zeros(d)))
+  _, kept, _ = cost.storage("PPGenCDR", run)
+  gcfg = ppgencdr.PPGenCDRConfig(gen_dim=d)
+  assert cost.nbytes(kept) == cost.nbytes(ppgencdr.init_target(key, s.n_items, d, jnp.zeros(d),
+                                                               gcfg))
+  sent, kept, _ = cost.storage("PFCDR+", run)
+  cold = method_lib.cold_users(data).users
+  n_test = int(np.isin(cold, data.test_users).sum())
+  assert cost.nbytes(sent) == protos.source.nbytes + 4 * (2 * 4 * (len(users) - n_test)
+                                                          + 2 * n_test)
+  sent, _, _ = cost.storage("PFCDR-DP(eps=1)", run)
+  assert cost.nbytes(sent) == protos.source.nbytes
+  sent, kept, _ = cost.storage("FedCDR", run)
+  f = fedcdr.FedCDRConfig(rounds=200, local_batch=64)   # the registry entry's defaults
+  per_round = 4 * (f.local_batch * (f.dim + 2) * (s.n_users + data.target_train.n_users)
+                   + len(method_lib.bridge_users(data)) * (f.dim + 1) * (f.dim + 2))
+  assert cost.nbytes(sent) == f.rounds * per_round
 
 
 def test_records_resume_only_with_the_same_decisions(tmp_path):

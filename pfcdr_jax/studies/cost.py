@@ -33,10 +33,14 @@ import numpy as np
 from pfcdr_jax import bridge as bridge_lib
 from pfcdr_jax import config as config_lib
 from pfcdr_jax import method as method_lib
+from pfcdr_jax import method_plus
 from pfcdr_jax import metrics as metrics_lib
 from pfcdr_jax.baselines import cmf
 from pfcdr_jax.baselines import emcdr as emcdr_lib
+from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.baselines import lightgcn
+from pfcdr_jax.baselines import pf2cdr
+from pfcdr_jax.baselines import ppgencdr
 from pfcdr_jax.baselines import pricdr
 from pfcdr_jax.baselines import ptupcdr
 from pfcdr_jax.baselines import registry
@@ -204,6 +208,49 @@ def storage(name: str, run) -> tuple[list | None, list | None, str]:
     kept = jax.eval_shape(lambda: pricdr.init(key, proj, hidden, d))
     return ([_f32(data.source.n_users, proj)], [kept],
             "sent: the published (noised, projected) source matrix; kept: encoder/decoder")
+  return _private_storage(base, opts, run, d, n)
+
+
+def _private_storage(base: str, opts: dict, run, d: int, n: int
+                     ) -> tuple[list | None, list | None, str]:
+  """The storage rules of issue 14's private baselines, PFCDR-DP and PFCDR+."""
+  data, key = run.data, jax.random.PRNGKey(0)
+  n_src_items, n_tgt_items = data.source.n_items, data.target_train.n_items
+  if base == "PFCDR-DP":
+    return [_f32(n, d)], [_f32(d, d)], "sent: clipped, noised prototypes; kept: bridge"
+  if base == "PFCDR+":
+    cold = method_lib.cold_users(data)
+    n_test = int(np.isin(cold.users, np.asarray(data.test_users)).sum())
+    kappas = len(method_plus.PlusConfig().offset_shrinkage)
+    # z_u = [P_u, o_u, a_u, 1], x_j = [v_j, b_j, 1]: M is (d + 3) x (d + 2).
+    return ([_f32(n, d), _f32(n - n_test, 2 * kappas), _f32(n_test, 2)],
+            [_f32(d, d), _f32((d + 3) * (d + 2)), _f32(n_tgt_items)],
+            "sent: prototypes + 2 scalars per user (one pair per kappa of the grid for "
+            "bridge / validation users); kept: PFCDR's bridge, M, target item biases")
+  # PF2CDR / PPGenCDR release the training overlap users and the cold users.
+  n_rel = len(np.union1d(np.asarray(data.train_users), method_lib.cold_users(data).users))
+  if base == "PF2CDR":
+    return ([_f32(n_rel, d)], [jax.eval_shape(lambda: pf2cdr.init(key, d, jnp.zeros(d)))],
+            "sent: clipped, noised source user embeddings; kept: transfer + gate")
+  if base == "PPGenCDR":
+    cfg = ppgencdr.PPGenCDRConfig(gen_dim=d, **{   # codes of size d, as the registry runs it
+        k: v for k, v in opts.items()
+        if k in ppgencdr.PPGenCDRConfig.__dataclass_fields__ and k != "gen_dim"})
+    gen = [_f32(n_rel, cfg.gen_dim), _f32(cfg.gen_dim, cfg.gen_hidden), _f32(cfg.gen_hidden),
+           _f32(cfg.gen_hidden, n_src_items), _f32(n_src_items)]
+    kept = jax.eval_shape(lambda: ppgencdr.init_target(key, n_src_items, d, jnp.zeros(d), cfg))
+    return gen, [kept], "sent: the DP generator (codes of the released users); kept: enc/dec"
+  if base == "FedCDR":
+    f = fedcdr.FedCDRConfig(**{k: v for k, v in opts.items()
+                               if k in fedcdr.FedCDRConfig.__dataclass_fields__})
+    u_s, u_t, b, e = data.source.n_users, data.target_train.n_users, f.local_batch, f.dim + 1
+    n_bridge = len(method_lib.bridge_users(data))
+    per_round = [_i32(u_s, b), _f32(u_s, b, e), _i32(u_t, b), _f32(u_t, b, e),
+                 _f32(n_bridge, e, e), _f32(n_bridge, e)]
+    return (per_round * f.rounds, [_f32(n_src_items, e), _f32(n_tgt_items, e), _f32(e, e),
+                                    _f32(e)],
+            f"sent: every client's uploads to the server over {f.rounds} rounds (item ids, "
+            "item-row and map gradients); kept: the server model")
   return None, None, "storage not modelled for this method (no rule in studies/cost.py)"
 
 
