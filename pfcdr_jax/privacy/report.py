@@ -82,7 +82,9 @@ def plot(out: dict, path: str | Path) -> None:
   """Cold-start MAE against two leakage scores (attacker C), one point per method / eps.
 
   Methods with a budget are one line per family, each point labelled by its epsilon;
-  dotted vertical lines are the controls (chance).
+  dotted vertical lines are the controls (chance); rows without a MAE that are not
+  controls (a part of a method's transfer, e.g. PFCDR+'s scalars alone) are in the
+  table only.
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
@@ -96,8 +98,10 @@ def plot(out: dict, path: str | Path) -> None:
       x = _get(row, p)
       if x is None:
         continue
-      if row["mae"] is None:
+      if row["method"].startswith("control:"):
         ax.axvline(x, color="grey", ls=":", lw=1)
+        continue
+      if row["mae"] is None:   # a part of a method's transfer (no MAE of its own)
         continue
       base, tag = _family(row["method"])
       families.setdefault(base, []).append((x, row["mae"], tag))
