@@ -162,6 +162,50 @@ def mean_rows(rows: list[dict]) -> dict:
   return out
 
 
+def _run_units(setup, items, evs, runs: dict, data, seeds: range,
+               workers: int | None, timing: dict) -> tuple[list, dict]:
+  """Every (seed, method) attack run, on threads.
+
+  The units are independent: every key derives from the seed and the method's
+  index. The learned methods (long trainings) are submitted first: an episode is
+  one compiled scan of small ops that keeps one core busy, and XLA releases the GIL
+  while it runs. The numbers do not depend on the order or the thread count.
+
+  Returns:
+    ([{item: {row name: metrics}} per seed], {method: [training curve per seed]}).
+  """
+  t0 = time.perf_counter()
+  names, fns = list(runs), list(runs.values())
+  n_units = len(seeds) * len(runs)
+  workers = min(n_units, os.cpu_count() or 1) if workers is None else workers
+  order = sorted(range(len(runs)), key=lambda m: -attack_lib.n_updates(fns[m].cfg))
+  units = [(s, m) for s in seeds for m in order]
+
+  def one(unit):
+    s, m = unit
+    out = _one_method(setup, items, evs, fns[m], m, data, s, timing)
+    log.info("seed %d, %s done, %.0fs", s, names[m], time.perf_counter() - t0)
+    return out
+
+  with progress.bar(n_units, "attacks (seed x method)", unit="run") as bar, \
+       futures.ThreadPoolExecutor(max(1, workers)) as pool:
+    done = {}
+    for unit, out in zip(units, pool.map(one, units)):
+      done[unit] = out
+      bar.update()
+  per_seed, curves = [], {}
+  for s in seeds:
+    rows = {int(i): {} for i in items}
+    for m, name in enumerate(names):
+      m_rows, curve = done[(s, m)]
+      for i in rows:
+        rows[i].update(m_rows[i])
+      if curve is not None:
+        curves.setdefault(name, []).append(curve)
+    per_seed.append(rows)
+  return per_seed, curves
+
+
 def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
                 seed: int, n_neg: int = 100, metrics=None,
                 n_seeds: int = 1, workers: int | None = None) -> dict:
@@ -190,41 +234,9 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
   evs = {int(i): item_eval(setup, int(i), n_neg) for i in items}
   before = {int(i): promotion(setup, evs[int(i)], setup.bb_state)
             for i in items}
-  timing, curves = {}, {}
-  n_units = n_seeds * len(runs)
-  workers = min(n_units, os.cpu_count() or 1) if workers is None else workers
-  # Work units (seed, method) are independent: every key derives from the seed and
-  # the method's index. They run on threads, the learned methods (long trainings)
-  # first: an episode is one compiled scan of small ops that keeps one core busy,
-  # and XLA releases the GIL while it runs. The numbers do not depend on the order.
-  order = sorted(range(len(runs)), key=lambda m: -attack_lib.n_updates(
-      list(runs.values())[m].cfg))
-  units = [(s, m) for s in range(seed, seed + n_seeds) for m in order]
-
-  def one(unit):
-    s, m = unit
-    out = _one_method(setup, items, evs, list(runs.values())[m], m, data, s,
-                      timing)
-    log.info("seed %d, %s done, %.0fs", s, list(runs)[m],
-             time.perf_counter() - t0)
-    return out
-
-  with progress.bar(n_units, "attacks (seed x method)", unit="run") as bar, \
-       futures.ThreadPoolExecutor(max(1, workers)) as pool:
-    done = {}
-    for unit, out in zip(units, pool.map(one, units)):
-      done[unit] = out
-      bar.update()
-  per_seed = []
-  for s in range(seed, seed + n_seeds):
-    rows = {int(i): {} for i in items}
-    for m, name in enumerate(runs):
-      m_rows, curve = done[(s, m)]
-      for i in rows:
-        rows[i].update(m_rows[i])
-      if curve is not None:
-        curves.setdefault(name, []).append(curve)
-    per_seed.append(rows)
+  timing = {}
+  per_seed, curves = _run_units(setup, items, evs, runs, data,
+                                range(seed, seed + n_seeds), workers, timing)
   per_item = []
   for i in items:
     i = int(i)
