@@ -226,14 +226,14 @@ def source_spread(user: np.ndarray, rating: np.ndarray, n_users: int,
   return (np.sqrt((ss + shrinkage * s * s) / np.maximum(n + shrinkage, 1e-12)) - s) * (n > 0)
 
 
-def crowd_agreement(inp: "PlusInputs", n_users: int, shrinkage: float) -> np.ndarray:
+def crowd_agreement(source: tuple, n_users: int, shrinkage: float) -> np.ndarray:
   """float64[n_users]: how strongly each user's source ratings follow the items' biases.
 
   The shrunk slope ``sum_u (r - m_u) b_i / (sum_u b_i^2 + shrinkage * mean(b^2))`` of
   the user's centred source ratings on the source item biases b_i, minus its mean over
   users (0 for users without source ratings).
   """
-  su, si, sr = inp.source
+  su, si, sr = source
   mu_s = float(np.mean(sr))
   bs = item_bias(si, sr, int(np.max(si)) + 1, mu_s, SOURCE_ITEM_SHRINKAGE)[si]
   cnt = np.bincount(su, minlength=n_users)
@@ -258,10 +258,15 @@ def noise_offsets(offsets: np.ndarray, rng: np.random.Generator, *, epsilon: flo
   return np.clip(offsets, -clip, clip) + rng.normal(0.0, sigma, offsets.shape)
 
 
-def sent_offsets(inp: "PlusInputs", cfg: "PlusConfig", kappa: float) -> np.ndarray:
-  """float64[n_users]: the offsets the source sends (noised when cfg.offset_epsilon)."""
-  su, si, sr = inp.source
-  n = max(inp.n_users, int(np.max(su)) + 1)
+def sent_offsets(source: tuple, n_users: int, cfg: "PlusConfig", kappa: float) -> np.ndarray:
+  """float64[n]: the offsets the source sends (noised when cfg.offset_epsilon).
+
+  Args:
+    source: (user, item, rating) of every source rating; n_users: the user index
+      size (raised to cover every source user).
+  """
+  su, si, sr = source
+  n = max(n_users, int(np.max(su)) + 1)
   if cfg.offset_debias:   # the user's bias after the source items' biases
     mu_s = float(np.mean(sr))
     bs = item_bias(si, sr, int(np.max(si)) + 1, mu_s, SOURCE_ITEM_SHRINKAGE)
@@ -466,9 +471,9 @@ def _bilinear_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, c
         floor.out + bilinear_predict(theta, Z, X, row_of[pairs.user], pairs.item))
 
   for kappa in (cfg.offset_shrinkage if cfg.use_offset else (None,)):
-    offsets = None if kappa is None else sent_offsets(inp, cfg, kappa)[users]
+    offsets = None if kappa is None else sent_offsets(inp.source, inp.n_users, cfg, kappa)[users]
     spread = (source_spread(su, sr, n_src, kappa or 0.0)[users] if cfg.spread else None)
-    crowd = crowd_agreement(inp, n_src, kappa or 0.0)[users] if cfg.crowd else None
+    crowd = crowd_agreement(inp.source, n_src, kappa or 0.0)[users] if cfg.crowd else None
     Z = user_features(inp.protos_src if cfg.use_prototype else None, offsets, spread,
                       crowd)
     A, c = normal_equations(Z, X, *fit)
@@ -570,7 +575,7 @@ def fit_predict_plus(inp: PlusInputs, val: tuple, pairs: Pairs,
   floor, b, mu = _floor_step(inp, val, pairs, cfg, clip, chosen, maes)
   step = floor
   if cfg.use_offset and (cfg.select_steps or not cfg.bilinear):
-    o = sent_offsets(inp, cfg, cfg.offset_shrinkage[0])
+    o = sent_offsets(inp.source, inp.n_users, cfg, cfg.offset_shrinkage[0])
     with_offset = _Step(floor.val + o[val[0]], floor.out + o[pairs.user])
     maes["floor+offset"] = float(metrics_lib.mae(clip(with_offset.val), val[2]))
     chosen["raw_offset"] = not cfg.select_steps or maes["floor+offset"] < maes["floor"]

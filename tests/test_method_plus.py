@@ -203,13 +203,13 @@ def test_source_scalars_match_loops():
                  for i in range(si.max() + 1)])
   users = np.unique(su)
   cfg = mp.PlusConfig(offset_debias=True)
-  got = mp.sent_offsets(inp, cfg, 2.0)
+  got = mp.sent_offsets(inp.source, inp.n_users, cfg, 2.0)
   for u in users:
     r, b = sr[su == u], bs[si[su == u]]
     assert got[u] == pytest.approx((r - mu - b).sum() / (len(r) + 2.0))
   slope = {u: ((sr[su == u] - sr[su == u].mean()) * bs[si[su == u]]).sum()
               / ((bs[si[su == u]] ** 2).sum() + 3.0 * np.mean(bs[si] ** 2)) for u in users}
-  crowd = mp.crowd_agreement(inp, inp.n_users, 3.0)
+  crowd = mp.crowd_agreement(inp.source, inp.n_users, 3.0)
   mean_slope = np.mean(list(slope.values()))
   for u in users:
     assert crowd[u] == pytest.approx(slope[u] - mean_slope)

@@ -332,7 +332,7 @@ def _table2(cfg: config_lib.CopyAttackConfig, setup: Setup, methods: dict,
            tr.branching, tr.n_nonleaf, tree_s)
   res = run_methods(setup, items, methods, tr, data, cfg.seed,
                     cfg.evaluation.n_neg, metrics=metrics,
-                    n_seeds=cfg.n_seeds, workers=cfg.attack_workers or None)
+                    n_seeds=cfg.n_seeds, workers=cfg.attack_workers)
   results = {
       "methods": res["methods"],
       "target_model": target_model_summary(setup.target),
@@ -380,7 +380,7 @@ def _depth_rows(cfg, setup: Setup, methods: dict, items: np.ndarray,
     tr, data, _ = _attacker(setup, cfg, depth=d)
     res = run_methods(setup, items, _copyattack_only(methods), tr, data,
                       cfg.seed, cfg.evaluation.n_neg, metrics=metrics,
-                      n_seeds=cfg.n_seeds, workers=cfg.attack_workers or None)
+                      n_seeds=cfg.n_seeds, workers=cfg.attack_workers)
     for name in ("CopyAttack", "CopyAttack-untrained"):
       rows.append(dict(depth=d, branching=tr.branching, method=name,
                        **res["methods"][name]))
@@ -417,7 +417,7 @@ def _popularity_rows(cfg, setup: Setup, methods: dict, items: None,
   all_items = np.concatenate(drawn).astype(np.int32)
   res = run_methods(setup, all_items, _copyattack_only(methods), tr, data,
                     cfg.seed, cfg.evaluation.n_neg, metrics=metrics,
-                    n_seeds=cfg.n_seeds, workers=cfg.attack_workers or None)
+                    n_seeds=cfg.n_seeds, workers=cfg.attack_workers)
   by_item = {r["item"]: r["methods"] for r in res["per_item"]}
   rows = []
   for g, chosen in enumerate(drawn):
@@ -439,7 +439,7 @@ def _budget_rows(cfg, setup: Setup, methods: dict, items: np.ndarray,
            for n in BUDGET_METHODS if n in methods}
     res = run_methods(setup, items, sub, tr, data, cfg.seed,
                       cfg.evaluation.n_neg, metrics=metrics,
-                      n_seeds=cfg.n_seeds, workers=cfg.attack_workers or None)
+                      n_seeds=cfg.n_seeds, workers=cfg.attack_workers)
     for n, m in res["methods"].items():
       if n != "Without Attack":
         rows.append(dict(budget=b, method=n, **m))

@@ -90,7 +90,6 @@ def _timed(fn, *args):
 
 
 class _MethodRun(NamedTuple):
-  name: str
   fns: attack_lib.MethodFns
   cfg: attack_lib.AttackConfig
 
@@ -101,20 +100,19 @@ def _method_runs(setup, methods: dict, tr) -> dict:
     pcfg = policy.PolicyConfig(emb_dim=setup.p.shape[1], hidden=mcfg.hidden,
                                branching=tr.branching, depth=tr.depth,
                                selector=mcfg.selector)
-    out[name] = _MethodRun(name, attack_lib.make_method_fns(setup.bb, mcfg, pcfg),
+    out[name] = _MethodRun(attack_lib.make_method_fns(setup.bb, mcfg, pcfg),
                            mcfg)
   return out
 
 
-def _one_method(setup, items, evs, run, m_idx: int, data, seed: int,
+def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
                 timing: dict):
-  """One method (index ``m_idx`` of the run's methods) on every item for one seed.
+  """Method `name` (index ``m_idx`` of the run's methods) on every item for one seed.
 
   Returns:
     ({item: {row name: metrics}} for the method and its "-untrained" twin,
     training curve list or None).
   """
-  name = run.name
   rows = {int(i): {} for i in items}
   curve = None
   items_j = jnp.asarray(items, jnp.int32)
@@ -163,7 +161,7 @@ def mean_rows(rows: list[dict]) -> dict:
 
 
 def _run_units(setup, items, evs, runs: dict, data, seeds: range,
-               workers: int | None, timing: dict) -> tuple[list, dict]:
+               workers: int, timing: dict) -> tuple[list, dict]:
   """Every (seed, method) attack run, on threads.
 
   The units are independent: every key derives from the seed and the method's
@@ -177,18 +175,18 @@ def _run_units(setup, items, evs, runs: dict, data, seeds: range,
   t0 = time.perf_counter()
   names, fns = list(runs), list(runs.values())
   n_units = len(seeds) * len(runs)
-  workers = min(n_units, os.cpu_count() or 1) if workers is None else workers
+  workers = workers or min(n_units, os.cpu_count() or 1)
   order = sorted(range(len(runs)), key=lambda m: -attack_lib.n_updates(fns[m].cfg))
   units = [(s, m) for s in seeds for m in order]
 
   def one(unit):
     s, m = unit
-    out = _one_method(setup, items, evs, fns[m], m, data, s, timing)
+    out = _one_method(setup, items, evs, names[m], fns[m], m, data, s, timing)
     log.info("seed %d, %s done, %.0fs", s, names[m], time.perf_counter() - t0)
     return out
 
   with progress.bar(n_units, "attacks (seed x method)", unit="run") as bar, \
-       futures.ThreadPoolExecutor(max(1, workers)) as pool:
+       futures.ThreadPoolExecutor(workers) as pool:
     done = {}
     for unit, out in zip(units, pool.map(one, units)):
       done[unit] = out
@@ -208,7 +206,7 @@ def _run_units(setup, items, evs, runs: dict, data, seeds: range,
 
 def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
                 seed: int, n_neg: int = 100, metrics=None,
-                n_seeds: int = 1, workers: int | None = None) -> dict:
+                n_seeds: int = 1, workers: int = 0) -> dict:
   """Attacks every item with every method for each seed and evaluates.
 
   Args:
@@ -221,8 +219,8 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
     n_neg: sampled negatives.
     metrics: per-item records are appended here (``MetricsLog``).
     n_seeds: attack seeds ``seed .. seed + n_seeds - 1``.
-    workers: threads running seeds side by side (None: one per core, at most
-      ``n_seeds``; 1: one seed after another). The results are the same.
+    workers: threads running the (seed, method) runs side by side (0: one per
+      core; 1: one after another). The results are the same.
 
   Returns:
     {"methods": {row: mean metrics}, "per_item": [...], "training_curves":

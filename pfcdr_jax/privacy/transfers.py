@@ -108,13 +108,9 @@ def pfcdr_plus_scalars(run, kappa: float = 0.0) -> np.ndarray:
   """
   s = run.data.source
   n = max(run.data.target_train.n_users, int(np.max(s.user)) + 1)   # as method_plus
-  # The two functions read only the source ratings and the user count.
-  inp = method_plus.PlusInputs(source=(s.user, s.item, s.rating), target=None, n_users=n,
-                               n_items_t=0, bridge_users=None, cold_users=None,
-                               protos_src=None, rs=(), P_hat=None, W_t=None, V_t=None,
-                               trained=None)
-  o = method_plus.sent_offsets(inp, method_plus.PlusConfig(), kappa)
-  a = method_plus.crowd_agreement(inp, n, kappa)
+  source = (s.user, s.item, s.rating)
+  o = method_plus.sent_offsets(source, n, method_plus.PlusConfig(), kappa)
+  a = method_plus.crowd_agreement(source, n, kappa)
   return np.stack([o, a], axis=1)
 
 
