@@ -10,7 +10,9 @@ centred source ratings on the source item biases, i.e. how strongly they follow 
 crowd). Bridge and validation users send them once per kappa of the grid, so that kappa
 can be chosen; test users only at the chosen kappa. Neither reveals which items the
 user rated. The offset can be noised by the Gaussian mechanism (:func:`noise_offsets`,
-clip to [-c, c], sensitivity 2c); the crowd scalar has no DP option. In the target
+clip to [-c, c], sensitivity 2c: user-level), or sent as a per-rating Laplace-DP
+rating sum (``rating_epsilon``, :func:`rating_dp_release`: the plain offset, no crowd
+scalar); the crowd scalar has no DP option of its own. In the target
 domain (which has its own ratings) the prediction of a cold user u on item j is
 
   floor(u, j)  = mu + b_j(lambda)                               (global + item bias)
@@ -87,7 +89,18 @@ class PlusConfig:
     offset_epsilon: None (offsets sent as they are) or the (epsilon, offset_delta) of
       the Gaussian mechanism each offset goes through (:func:`noise_offsets`, clipped to
       [-offset_clip, offset_clip]; noise from ``noise_seed``). Per user, one release
-      per kappa of the grid (test users: one).
+      per kappa of the grid (test users: one). User-level: it protects the whole
+      offset, so at epsilon < 1 the noise is ~20x the offsets' spread.
+    rating_epsilon: None, or the epsilon of a per-rating (pure, delta = 0) Laplace
+      mechanism (:func:`rating_dp_release`): each user sends once the noised sum of
+      their source ratings minus the public scale's midpoint, with their rating count;
+      the offset at every kappa is computed from that one release by the receiver
+      (post-processing, so the kappa grid costs no budget). Protects the value of
+      each single source rating (neighbouring data: one rating's value changed within
+      ``rating_scale``), not the count, not the user's level as a whole. Needs
+      ``offset_debias``, ``crowd`` and ``spread`` off (those mix in the source item
+      biases, i.e. other users' ratings, or need their own mechanism).
+    rating_scale: the public rating scale (lo, hi) of ``rating_epsilon``.
     select_steps: each step (raw offset, bilinear, neighbours) is kept only when it
       lowers the validation MAE of the step before (False: every enabled step is used,
       as the ablation rows do).
@@ -122,6 +135,8 @@ class PlusConfig:
   offset_epsilon: float | None = None
   offset_delta: float = 1e-5
   offset_clip: float = 1.0
+  rating_epsilon: float | None = None
+  rating_scale: tuple[float, float] = (1.0, 5.0)
   noise_seed: int = 0
   select_steps: bool = True
   fit_loss: str = "both"
@@ -140,6 +155,18 @@ class PlusConfig:
       raise ValueError(f"neighbours must be one of {NEIGHBOURS}, got {self.neighbours!r}")
     if self.combine not in COMBINE:
       raise ValueError(f"combine must be one of {COMBINE}, got {self.combine!r}")
+    if self.bilinear and not (self.use_offset or self.use_prototype):
+      raise ValueError("bilinear needs user features: use_offset or use_prototype")
+    if self.rating_epsilon is not None:
+      if not self.rating_epsilon > 0:
+        raise ValueError(f"rating_epsilon must be > 0, got {self.rating_epsilon}")
+      on = [n for n in ("offset_debias", "crowd", "spread") if getattr(self, n)]
+      on += ["offset_epsilon"] if self.offset_epsilon is not None else []
+      if on:
+        raise ValueError(f"rating_epsilon protects the plain offset only; turn off {on}")
+      lo, hi = self.rating_scale
+      if not lo < hi:
+        raise ValueError(f"rating_scale must be (lo, hi) with lo < hi, got {self.rating_scale}")
 
 
 class Pairs(NamedTuple):
@@ -258,8 +285,40 @@ def noise_offsets(offsets: np.ndarray, rng: np.random.Generator, *, epsilon: flo
   return np.clip(offsets, -clip, clip) + rng.normal(0.0, sigma, offsets.shape)
 
 
+def laplace_scale(epsilon: float, rating_scale: tuple[float, float]) -> float:
+  """Laplace scale of a per-rating epsilon-DP rating sum: sensitivity (hi - lo) / eps."""
+  lo, hi = rating_scale
+  return (hi - lo) / epsilon
+
+
+def rating_dp_release(source: tuple, n_users: int, *, epsilon: float,
+                      rating_scale: tuple[float, float], seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """What each user sends under per-rating DP: (noised sum float64[n], count int64[n]).
+
+  ``sum_u (r - m) + Laplace((hi - lo) / epsilon)``, m = (lo + hi) / 2 the public
+  scale's midpoint. Changing one rating's value within [lo, hi] moves one user's sum
+  by at most hi - lo, so the release is epsilon-DP for that change (delta = 0). Users
+  without source ratings send (0, 0).
+
+  Raises:
+    ValueError: a rating outside ``rating_scale``.
+  """
+  su, _, sr = source
+  lo, hi = rating_scale
+  if np.any((sr < lo) | (sr > hi)):
+    raise ValueError(f"PFCDR+ rating_epsilon: source ratings outside the public scale "
+                     f"[{lo:g}, {hi:g}] (rating_scale); the sensitivity would not hold")
+  counts = np.bincount(su, minlength=n_users)
+  sums = np.bincount(su, weights=sr - 0.5 * (lo + hi), minlength=n_users)
+  noise = np.random.default_rng([seed, 15]).laplace(
+      0.0, laplace_scale(epsilon, rating_scale), n_users)
+  return (sums + noise) * (counts > 0), counts
+
+
 def sent_offsets(source: tuple, n_users: int, cfg: "PlusConfig", kappa: float) -> np.ndarray:
-  """float64[n]: the offsets the source sends (noised when cfg.offset_epsilon).
+  """float64[n]: the offsets the source sends (noised when cfg.offset_epsilon), or, with
+  cfg.rating_epsilon, the ones the receiver computes from :func:`rating_dp_release`.
 
   Args:
     source: (user, item, rating) of every source rating; n_users: the user index
@@ -267,6 +326,10 @@ def sent_offsets(source: tuple, n_users: int, cfg: "PlusConfig", kappa: float) -
   """
   su, si, sr = source
   n = max(n_users, int(np.max(su)) + 1)
+  if cfg.rating_epsilon is not None:   # the same release for every kappa
+    sums, counts = rating_dp_release(source, n, epsilon=cfg.rating_epsilon,
+                                     rating_scale=cfg.rating_scale, seed=cfg.noise_seed)
+    return sums / np.maximum(counts + kappa, 1e-12) * (counts > 0)
   if cfg.offset_debias:   # the user's bias after the source items' biases
     mu_s = float(np.mean(sr))
     bs = item_bias(si, sr, int(np.max(si)) + 1, mu_s, SOURCE_ITEM_SHRINKAGE)

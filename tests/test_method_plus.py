@@ -149,6 +149,63 @@ def test_noised_offsets_follow_the_gaussian_mechanism():
   assert abs(noised.mean() - 1.0) < 0.05 * sigma and abs(noised.std() / sigma - 1) < 0.03
 
 
+def test_rating_dp_release_is_the_laplace_mechanism_on_rating_sums():
+  """Scale (hi - lo) / eps; the noise has that std; a one-rating change moves one sum by
+  at most hi - lo (the sensitivity the scale assumes); the offsets at every kappa come
+  from the same release."""
+  assert mp.laplace_scale(0.5, (1.0, 5.0)) == 8.0
+  rng = np.random.default_rng(0)
+  n = 4000
+  su = np.repeat(np.arange(n), 25)
+  sr = rng.integers(1, 6, su.size).astype(np.float64)
+  source = (su, np.zeros_like(su), sr)
+  sums, counts = mp.rating_dp_release(source, n + 1, epsilon=2.0, rating_scale=(1.0, 5.0),
+                                      seed=3)
+  exact = np.bincount(su, weights=sr - 3.0, minlength=n + 1)
+  noise = (sums - exact)[:n]
+  assert np.all(counts[:n] == 25) and counts[n] == 0 and sums[n] == 0.0
+  assert abs(noise.std() / (math.sqrt(2.0) * 2.0) - 1) < 0.05 and abs(noise.mean()) < 0.1
+  changed = sr.copy()
+  changed[7] = 5.0 if sr[7] == 1.0 else 1.0
+  sums2, _ = mp.rating_dp_release((su, su * 0, changed), n + 1, epsilon=2.0,
+                                  rating_scale=(1.0, 5.0), seed=3)
+  diff = np.abs(sums2 - sums)
+  assert diff[0] <= 4.0 and np.all(diff[1:] == 0.0)
+  cfg = mp.PlusConfig(rating_epsilon=2.0, offset_debias=False, crowd=False, noise_seed=3)
+  for kappa in (0.0, 5.0):
+    np.testing.assert_allclose(mp.sent_offsets(source, n + 1, cfg, kappa)[:n],
+                               sums[:n] / (25 + kappa))
+  with pytest.raises(ValueError, match="public scale"):
+    mp.rating_dp_release(source, n + 1, epsilon=1.0, rating_scale=(1.0, 4.0), seed=0)
+
+
+def test_rating_dp_needs_the_plain_offset():
+  with pytest.raises(ValueError, match=r"turn off \['offset_debias', 'crowd'\]"):
+    mp.PlusConfig(rating_epsilon=1.0)
+  with pytest.raises(ValueError, match="> 0"):
+    mp.PlusConfig(rating_epsilon=0.0, offset_debias=False, crowd=False)
+
+
+def test_rating_dp_noise_costs_validation_accuracy_as_epsilon_shrinks():
+  """The DP offset's value to the fit falls as epsilon shrinks: with a tiny budget the
+  offset is noise and the validation MAE is worse than without noise."""
+  rng = np.random.default_rng(1)
+  inp, val, pairs = _tiny(rng, n_bridge=40, n_cold=40, n_only=0, n_items=8, n_src_items=30)
+  su, si, _ = inp.source
+  level = rng.normal(0.0, 1.0, inp.n_users)     # a user's level, in both domains
+  sr = np.clip(np.round(3 + level[su] + rng.normal(0, 0.3, su.size)), 1, 5)
+  tu, ti, _ = inp.target
+  tr = np.clip(np.round(3 + level[tu] + rng.normal(0, 0.3, tu.size)), 1, 5)
+  vr = np.clip(np.round(3 + level[val[0]] + rng.normal(0, 0.3, val[0].size)), 1, 5)
+  inp = inp._replace(source=(su, si, sr), target=(tu, ti, tr))
+  val = (val[0], val[1], vr)
+  base = dict(offset_debias=False, crowd=False, neighbours="none", use_prototype=False,
+              select_steps=False, fit_loss="l2")
+  maes = [mp.fit_predict_plus(inp, val, pairs, mp.PlusConfig(rating_epsilon=e, **base)
+                              ).val_mae["bilinear"] for e in (None, 1.0, 0.01)]
+  assert maes[0] <= maes[1] + 0.02 and maes[1] + 0.1 < maes[2]
+
+
 def test_method_plus_on_a_custom_task(tmp_path):
   """--method=pfcdr_plus adds the "PFCDR+" registry entry (tests/test_pipeline.py runs
   the script with it); here the custom-task run in-process, as the script does it."""

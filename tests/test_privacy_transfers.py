@@ -147,3 +147,28 @@ def test_pfcdr_plus_sends_the_prototypes_with_the_two_scalars(run_and_ctx):
   np.testing.assert_allclose(full.vectors @ full.item_scores,
                              full.vectors[:, :d] @ full.item_scores[:d], rtol=1e-5)
   assert scalars.item_scores is None and scalars.mae is None and full.mae == 0.9
+
+
+def test_pfcdr_plus_dp_transfer_is_the_runners_release(run_and_ctx, monkeypatch):
+  """The privacy row of PFCDR+(eps=1) holds the (noised sum, count) the registry's
+  runner drew (same seed, users, scale), and the kappa = 0 offset computed from them."""
+  from pfcdr_jax import method_plus  # pylint: disable=g-import-not-at-top
+  run, ctx = run_and_ctx
+  seen = _spy(monkeypatch, method_plus, "rating_dp_release")
+  (name,) = registry.quick_names(("PFCDR+(eps=1)",))
+  registry.fit_predict(name, ctx)
+  assert seen, "the runner never released the DP sums"
+  sums, counts = seen[0]
+  for s2, c2 in seen[1:]:          # one release, whatever kappa the grid tries
+    np.testing.assert_array_equal(s2, sums)
+  users = transfers.method_lib.source_prototype_users(run.data)
+  d = int(np.asarray(run.scorer.item_matrix(run.params_s)).shape[1])
+  protos = SimpleNamespace(source=np.zeros((len(users), d), np.float32))
+  full, scalars = transfers.pfcdr_plus_dp(run, protos, "PFCDR+(eps=1)", 1.0, ctx.seed, 0.8)
+  np.testing.assert_allclose(scalars.vectors[:, 0], sums[users], rtol=1e-6, atol=1e-5)
+  np.testing.assert_array_equal(scalars.vectors[:, 1], counts[users])
+  rated = counts[users] > 0
+  mean = (sums / np.maximum(counts, 1))[users]
+  np.testing.assert_allclose(scalars.vectors[rated, 2], mean[rated], rtol=1e-5)
+  assert full.vectors.shape == (len(users), d + 3) and full.mae == 0.8
+  assert scalars.settings["laplace_scale"] == 4.0

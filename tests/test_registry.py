@@ -41,8 +41,8 @@ def _corrupt_test(data):
 def test_names_cover_the_issue_baselines():
   bases = {registry.parse_name(n)[0] for n in registry.NAMES}
   assert bases == {"LightGCN", "CMF", "SSCDR", "PTUPCDR", "DP-EMCDR", "PriCDR-S",
-                   "SourceUserMean", "FedCDR", "PF2CDR", "PPGenCDR", "PFCDR-DP"}
-  for dp in ("DP-EMCDR", "PFCDR-DP"):
+                   "SourceUserMean", "FedCDR", "PF2CDR", "PPGenCDR", "PFCDR-DP", "PFCDR+"}
+  for dp in ("DP-EMCDR", "PFCDR-DP", "PFCDR+"):
     eps = sorted(registry.parse_name(n)[1]["eps"] for n in registry.NAMES
                  if n.startswith(dp + "("))
     assert eps == sorted(registry.DP_EPSILONS), dp
@@ -153,3 +153,10 @@ def test_a_new_method_is_one_registry_entry(data, monkeypatch):
   best = min((3.0, 4.0), key=lambda v: np.mean(np.abs(v - val)))
   assert chosen["value"] == best and np.all(pred == best)
   assert registry.quick_names(("Const",)) == ("Const(value=3)",)
+
+
+def test_plus_eps_names_a_public_scale_or_fails_in_one_line(data):
+  with pytest.raises(ValueError, match=r"PFCDR\+\(scale=abc\): expected lo/hi"):
+    registry.fit_predict("PFCDR+(eps=1,scale=abc)", _ctx(data))
+  with pytest.raises(ValueError, match="outside the public scale"):
+    registry.fit_predict("PFCDR+(eps=1,scale=2/3)", _ctx(data))

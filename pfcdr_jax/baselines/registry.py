@@ -84,11 +84,15 @@ CACHE_VERSION = 2
 NAMES = ("LightGCN", "CMF", "SSCDR", "PTUPCDR",
          *(f"DP-EMCDR(eps={e:g})" for e in DP_EPSILONS), "PriCDR-S", "SourceUserMean",
          # The paper's private baselines we could build (issue 14) and PFCDR's DP variant.
-         "FedCDR", "PF2CDR", "PPGenCDR", *(f"PFCDR-DP(eps={e:g})" for e in DP_EPSILONS))
+         "FedCDR", "PF2CDR", "PPGenCDR", *(f"PFCDR-DP(eps={e:g})" for e in DP_EPSILONS),
+         # PFCDR+ with its offset under per-rating Laplace DP (method_plus.rating_epsilon).
+         *(f"PFCDR+(eps={e:g})" for e in DP_EPSILONS))
 
 
 # PFCDR-DP over the same budgets as DP-EMCDR (privacy/dp_prototypes.py).
 PFCDR_DP_NAMES = tuple(f"PFCDR-DP(eps={e:g})" for e in DP_EPSILONS)
+# PFCDR+ over the same budgets, per rating (pure epsilon, delta = 0; method_plus).
+PLUS_DP_NAMES = tuple(f"PFCDR+(eps={e:g})" for e in DP_EPSILONS)
 
 
 class Entry(NamedTuple):
@@ -322,11 +326,22 @@ def _run_pfcdr_plus(ctx, opts, pairs, key):
   The prototypes are PFCDR's (the run's stage keys, ``StageKeys.from_seed``, and
   ``ctx.inversion``), plus, with option ``rs`` ("1/5"), source prototypes at those
   other target ratings; the neighbours match through PFCDR's bridge (``ctx.bridge``).
+  ``PFCDR+(eps=E)`` is its per-rating Laplace-DP variant (``rating_epsilon=E``: the
+  plain offset, no crowd scalar; ``scale=lo/hi``, default 1/5, the public scale).
   """
   del key
   opts = dict(opts)
   r_main = float(ctx.inversion.target_rating)
-  opts.setdefault("noise_seed", ctx.seed)   # used only with offset_epsilon=...
+  opts.setdefault("noise_seed", ctx.seed)   # used only with offset_epsilon / eps
+  if "eps" in opts:
+    opts.update(rating_epsilon=float(opts.pop("eps")), offset_debias=False, crowd=False)
+  if "scale" in opts:
+    text = str(opts.pop("scale"))
+    try:
+      lo, hi = (float(v) for v in text.split("/"))
+    except ValueError:
+      raise ValueError(f"PFCDR+(scale={text}): expected lo/hi, e.g. scale=1/5") from None
+    opts["rating_scale"] = (lo, hi)
   extra = [float(r) for r in str(opts.pop("rs", r_main)).split("/")]
   rs = tuple(r for r in extra if r != r_main) + (r_main,)
   inp = method_plus.plus_inputs(ctx.scorer, ctx.params_s, ctx.params_t, ctx.data,

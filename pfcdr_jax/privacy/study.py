@@ -144,7 +144,8 @@ def load_truth(run, task: str, data_dir=None) -> Truth:
 def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
                      ) -> list[transfers.Transfer]:
   """PFCDR, EMCDR, DP-EMCDR(eps), PriCDR-S, FedCDR, PF2CDR, PPGenCDR, PFCDR-DP(eps),
-  PFCDR+ and PFCDR+'s two scalars alone, with their MAEs.
+  PFCDR+ and PFCDR+'s two scalars alone, PFCDR+(eps) and its DP scalars alone, with
+  their MAEs.
 
   ``quick`` asks the registry for each method's quick variant
   (``registry.quick_names``: few epochs, one grid point); the tables show the plain
@@ -181,8 +182,12 @@ def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
   for name in (f"PFCDR-DP(eps={e:g})" for e in epsilons):
     mae, chosen = baseline(name)
     out.append(transfers.pfcdr_dp_transfer(run, name, protos, chosen, cfg.inversion, mae))
-  # PFCDR+ (issue 15): the prototypes plus two scalars, and the scalars on their own.
+  # PFCDR+ (issue 15): the prototypes plus two scalars, and the scalars on their own;
+  # then its per-rating-DP variant at each budget (prototypes + noised sum + count).
   out += transfers.pfcdr_plus(run, protos, baseline("PFCDR+")[0])
+  for e in epsilons:
+    name = f"PFCDR+(eps={e:g})"
+    out += transfers.pfcdr_plus_dp(run, protos, name, float(e), cfg.seed, baseline(name)[0])
   return out
 
 

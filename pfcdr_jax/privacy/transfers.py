@@ -131,6 +131,33 @@ def pfcdr_plus(run, protos: method_lib.Prototypes, mae: float | None,
            Transfer("PFCDR+ scalars (o_u, a_u)", users, sc, False, None, None, settings)]
 
 
+def pfcdr_plus_dp(run, protos: method_lib.Prototypes, name: str, epsilon: float,
+                  noise_seed: int, mae: float | None) -> list[Transfer]:
+  """PFCDR+(eps=E): the prototypes with the per-rating-DP release, and the release alone.
+
+  A user sends ``(noised rating sum, rating count)`` (``method_plus.rating_dp_release``,
+  noise seed = the run's seed, as the registry runs it); the attacker also gets the
+  offset at kappa = 0 computed from them (post-processing, the most revealing kappa).
+  """
+  _, V = _source_reprs(run)
+  users = method_lib.source_prototype_users(run.data)
+  s = run.data.source
+  n = max(run.data.target_train.n_users, int(np.max(s.user)) + 1)   # as method_plus
+  cfg = method_plus.PlusConfig(rating_epsilon=epsilon, offset_debias=False, crowd=False,
+                               noise_seed=noise_seed)
+  source = (s.user, s.item, s.rating)
+  sums, counts = method_plus.rating_dp_release(source, n, epsilon=epsilon,
+                                               rating_scale=cfg.rating_scale, seed=noise_seed)
+  offset = method_plus.sent_offsets(source, n, cfg, 0.0)
+  sc = np.stack([sums, counts, offset], axis=1)[users].astype(np.float32)
+  full = np.concatenate([np.asarray(protos.source, np.float32), sc], axis=1)
+  scores = np.concatenate([V.T, np.zeros((3, V.shape[0]), np.float32)], axis=0)
+  settings = {"kappa": 0.0, "epsilon": epsilon,
+              "laplace_scale": method_plus.laplace_scale(epsilon, cfg.rating_scale)}
+  return [Transfer(name, users, full, False, scores, mae, settings),
+          Transfer(f"{name} scalars (sum, count)", users, sc, False, None, None, settings)]
+
+
 def _cold_with_ratings(data) -> np.ndarray:
   """The cold users a registry runner is asked about (those with target ratings)."""
   return np.unique(np.concatenate([data.target_val.user, data.target_test.user]))
