@@ -57,7 +57,8 @@ def main(argv):
       selected=comparison.selected_settings(dirs), notes=notes)
   png = comparison.plot_base_models(
       rows, os.path.join(root, "figure2.png"),
-      methods=("PriCDR-S", "EMCDR", "PTUPCDR", "PFCDR"),
+      methods=("PriCDR-S", "EMCDR", "PTUPCDR", "PFCDR")
+      + (("PFCDR+",) if "PFCDR+" in cfg.baselines.names else ()),
       floors=("GlobalMean", "ItemMean", "BiasFloor"), base_models=models,
       title=f"{task}, beta = {beta:g}, {num_seeds} seed(s)")
   print(md.read_text())
