@@ -61,7 +61,10 @@ ALPHA = 0.05
 # before the runs (issue 15: PFCDR+ against the strongest baseline and the floor; issue
 # 13: PFCDR against the same two), so no "best other" is picked after seeing the numbers.
 CONTRASTS = (("PFCDR+", "PTUPCDR"), ("PFCDR+", "BiasFloor"), ("PFCDR", "PTUPCDR"),
-             ("PFCDR", "BiasFloor"))
+             ("PFCDR", "BiasFloor"),
+             # PFCDR+ with per-rating DP scalars (fixed before its 10-seed runs).
+             ("PFCDR+(eps=1)", "PTUPCDR"), ("PFCDR+(eps=1)", "BiasFloor"),
+             ("PFCDR+(eps=5)", "PTUPCDR"), ("PFCDR+(eps=5)", "BiasFloor"))
 # Column groups of the paper's Table 1 (display names; DP-EMCDR(eps=..) by prefix).
 GROUPS = (
     ("SDR", ("TGT", "LightGCN")),

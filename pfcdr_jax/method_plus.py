@@ -10,9 +10,9 @@ centred source ratings on the source item biases, i.e. how strongly they follow 
 crowd). Bridge and validation users send them once per kappa of the grid, so that kappa
 can be chosen; test users only at the chosen kappa. Neither reveals which items the
 user rated. The offset can be noised by the Gaussian mechanism (:func:`noise_offsets`,
-clip to [-c, c], sensitivity 2c: user-level), or sent as a per-rating Laplace-DP
-rating sum (``rating_epsilon``, :func:`rating_dp_release`: the plain offset, no crowd
-scalar); the crowd scalar has no DP option of its own. In the target
+clip to [-c, c], sensitivity 2c: user-level, offset only), or both scalars computed
+from a per-rating Laplace-DP release of the source (``rating_epsilon``,
+:func:`rating_dp_release`). In the target
 domain (which has its own ratings) the prediction of a cold user u on item j is
 
   floor(u, j)  = mu + b_j(lambda)                               (global + item bias)
@@ -91,15 +91,14 @@ class PlusConfig:
       [-offset_clip, offset_clip]; noise from ``noise_seed``). Per user, one release
       per kappa of the grid (test users: one). User-level: it protects the whole
       offset, so at epsilon < 1 the noise is ~20x the offsets' spread.
-    rating_epsilon: None, or the epsilon of a per-rating (pure, delta = 0) Laplace
-      mechanism (:func:`rating_dp_release`): each user sends once the noised sum of
-      their source ratings minus the public scale's midpoint, with their rating count;
-      the offset at every kappa is computed from that one release by the receiver
-      (post-processing, so the kappa grid costs no budget). Protects the value of
-      each single source rating (neighbouring data: one rating's value changed within
-      ``rating_scale``), not the count, not the user's level as a whole. Needs
-      ``offset_debias``, ``crowd`` and ``spread`` off (those mix in the source item
-      biases, i.e. other users' ratings, or need their own mechanism).
+    rating_epsilon: None, or the epsilon of per-rating (pure, delta = 0) Laplace DP
+      (:func:`rating_dp_release`): the source releases noised item sums (whence the
+      item biases b~_i) and, per user, a noised rating sum and a noised sum of ratings
+      times b~_i; the offset and the crowd scalar at every kappa are computed from
+      that one release (post-processing: the kappa grid costs no budget). Protects
+      the value of each single source rating (neighbouring data: one rating's value
+      changed within ``rating_scale``), not which or how many items a user rated,
+      not the user's level as a whole. Needs ``spread`` and ``offset_epsilon`` off.
     rating_scale: the public rating scale (lo, hi) of ``rating_epsilon``.
     select_steps: each step (raw offset, bilinear, neighbours) is kept only when it
       lowers the validation MAE of the step before (False: every enabled step is used,
@@ -160,10 +159,10 @@ class PlusConfig:
     if self.rating_epsilon is not None:
       if not self.rating_epsilon > 0:
         raise ValueError(f"rating_epsilon must be > 0, got {self.rating_epsilon}")
-      on = [n for n in ("offset_debias", "crowd", "spread") if getattr(self, n)]
-      on += ["offset_epsilon"] if self.offset_epsilon is not None else []
+      on = (["spread"] if self.spread else []) + (
+          ["offset_epsilon"] if self.offset_epsilon is not None else [])
       if on:
-        raise ValueError(f"rating_epsilon protects the plain offset only; turn off {on}")
+        raise ValueError(f"rating_epsilon has no mechanism for {on}; turn them off")
       lo, hi = self.rating_scale
       if not lo < hi:
         raise ValueError(f"rating_scale must be (lo, hi) with lo < hi, got {self.rating_scale}")
@@ -291,29 +290,111 @@ def laplace_scale(epsilon: float, rating_scale: tuple[float, float]) -> float:
   return (hi - lo) / epsilon
 
 
-def rating_dp_release(source: tuple, n_users: int, *, epsilon: float,
-                      rating_scale: tuple[float, float], seed: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-  """What each user sends under per-rating DP: (noised sum float64[n], count int64[n]).
+class RatingRelease(NamedTuple):
+  """The source's per-rating epsilon-DP release (:func:`rating_dp_release`).
 
-  ``sum_u (r - m) + Laplace((hi - lo) / epsilon)``, m = (lo + hi) / 2 the public
-  scale's midpoint. Changing one rating's value within [lo, hi] moves one user's sum
-  by at most hi - lo, so the release is epsilon-DP for that change (delta = 0). Users
-  without source ratings send (0, 0).
+  Noised (Laplace) from the ratings' values: ``sums``, ``cross`` and the item biases.
+  Functions of which items were rated, not of their values, exact: ``counts``,
+  ``bias_sum``, ``bias_sq``. Everything PFCDR+ sends is computed from these (post-
+  processing), at every kappa.
+
+  Attributes:
+    sums: float64[n] ``sum_u (r - m) + Lap``, m the public scale's midpoint.
+    cross: float64[n] ``sum_u (r - m) * b~_i + Lap``.
+    counts: int64[n] each user's number of source ratings.
+    bias_sum, bias_sq: float64[n] ``sum_u b~_i`` and ``sum_u b~_i^2``.
+    item_bias: float64[N] the noised source item biases b~_i, clipped to +-bias_clip.
+    mu: the global mean estimated from the noised item sums.
+    mean_bias_sq: mean of b~_i^2 over the source ratings (the crowd's shrinkage unit).
+  """
+  sums: np.ndarray
+  cross: np.ndarray
+  counts: np.ndarray
+  bias_sum: np.ndarray
+  bias_sq: np.ndarray
+  item_bias: np.ndarray
+  mu: float
+  mean_bias_sq: float
+
+
+RATING_DP_SHARES = (0.2, 0.4, 0.4)   # epsilon of item sums, user sums, user cross sums
+RATING_DP_BIAS_CLIP = 1.0           # |b~_i| bound: the cross sums' sensitivity factor
+
+
+def rating_dp_release(source: tuple, n_users: int, *, epsilon: float,
+                      rating_scale: tuple[float, float], seed: int) -> RatingRelease:
+  """The source's release under per-rating DP: epsilon for any one rating's value.
+
+  Neighbouring data sets differ in the value of one rating, within the public scale
+  [lo, hi]; that moves one item sum and one user sum by at most hi - lo, and one
+  user cross sum by at most (hi - lo) * RATING_DP_BIAS_CLIP. Three Laplace mechanisms
+  with budgets ``RATING_DP_SHARES * epsilon``, in sequence (the item biases, computed
+  from the first, are public inputs of the third): epsilon-DP in all (delta = 0).
+  The counts (which and how many items a user rated) are not protected.
 
   Raises:
     ValueError: a rating outside ``rating_scale``.
   """
-  su, _, sr = source
+  su, si, sr = source
   lo, hi = rating_scale
   if np.any((sr < lo) | (sr > hi)):
     raise ValueError(f"PFCDR+ rating_epsilon: source ratings outside the public scale "
                      f"[{lo:g}, {hi:g}] (rating_scale); the sensitivity would not hold")
+  rng = np.random.default_rng([seed, 15])
+  e_item, e_sum, e_cross = (share * epsilon for share in RATING_DP_SHARES)
+  x = sr - 0.5 * (lo + hi)
+  n_items = int(np.max(si)) + 1
+  n_i = np.bincount(si, minlength=n_items)
+  item_sums = np.bincount(si, weights=x, minlength=n_items) + rng.laplace(
+      0.0, laplace_scale(e_item, rating_scale), n_items) * (n_i > 0)
+  mu_x = float(np.sum(item_sums) / len(sr))
+  b = np.clip((item_sums - mu_x * n_i) / (n_i + SOURCE_ITEM_SHRINKAGE),
+              -RATING_DP_BIAS_CLIP, RATING_DP_BIAS_CLIP) * (n_i > 0)
   counts = np.bincount(su, minlength=n_users)
-  sums = np.bincount(su, weights=sr - 0.5 * (lo + hi), minlength=n_users)
-  noise = np.random.default_rng([seed, 15]).laplace(
-      0.0, laplace_scale(epsilon, rating_scale), n_users)
-  return (sums + noise) * (counts > 0), counts
+  rated = counts > 0
+  sums = (np.bincount(su, weights=x, minlength=n_users)
+          + rng.laplace(0.0, laplace_scale(e_sum, rating_scale), n_users)) * rated
+  cross = (np.bincount(su, weights=x * b[si], minlength=n_users) + rng.laplace(
+      0.0, laplace_scale(e_cross, rating_scale) * RATING_DP_BIAS_CLIP, n_users)) * rated
+  return RatingRelease(sums, cross, counts, np.bincount(su, weights=b[si], minlength=n_users),
+                       np.bincount(su, weights=b[si] ** 2, minlength=n_users), b,
+                       mu_x + 0.5 * (lo + hi), float(np.mean(b[si] ** 2)))
+
+
+def _release(source: tuple, n: int, cfg: "PlusConfig") -> RatingRelease:
+  return rating_dp_release(source, n, epsilon=cfg.rating_epsilon,
+                           rating_scale=cfg.rating_scale, seed=cfg.noise_seed)
+
+
+def dp_offsets(rel: RatingRelease, kappa: float, debias: bool,
+               rating_scale: tuple[float, float]) -> np.ndarray:
+  """float64[n]: the offsets computed from a :class:`RatingRelease` (post-processing).
+
+  ``(sum_u (r - mu - b~_i)) / (n_u + kappa)`` (``debias``) or without the b~_i.
+  """
+  centre = 0.5 * (rating_scale[0] + rating_scale[1])
+  num = rel.sums - (rel.mu - centre) * rel.counts - (rel.bias_sum if debias else 0.0)
+  return num / np.maximum(rel.counts + kappa, 1e-12) * (rel.counts > 0)
+
+
+def dp_crowd(rel: RatingRelease, kappa: float) -> np.ndarray:
+  """float64[n]: the crowd agreement computed from a :class:`RatingRelease`.
+
+  ``sum_u (r - m_u) b~_i = cross - (sums / n_u) * bias_sum`` over
+  ``bias_sq + kappa * mean_bias_sq``, centred over the rating users.
+  """
+  rated = rel.counts > 0
+  num = rel.cross - rel.sums / np.maximum(rel.counts, 1) * rel.bias_sum
+  a = num / np.maximum(rel.bias_sq + kappa * rel.mean_bias_sq, 1e-12)
+  return (a - np.mean(a[rated])) * rated
+
+
+def sent_crowd(source: tuple, n_users: int, cfg: "PlusConfig", kappa: float) -> np.ndarray:
+  """float64[n]: the crowd scalars the source sends (:func:`crowd_agreement`, or with
+  cfg.rating_epsilon :func:`dp_crowd` of the release)."""
+  if cfg.rating_epsilon is None:
+    return crowd_agreement(source, n_users, kappa)
+  return dp_crowd(_release(source, max(n_users, int(np.max(source[0])) + 1), cfg), kappa)
 
 
 def sent_offsets(source: tuple, n_users: int, cfg: "PlusConfig", kappa: float) -> np.ndarray:
@@ -327,9 +408,7 @@ def sent_offsets(source: tuple, n_users: int, cfg: "PlusConfig", kappa: float) -
   su, si, sr = source
   n = max(n_users, int(np.max(su)) + 1)
   if cfg.rating_epsilon is not None:   # the same release for every kappa
-    sums, counts = rating_dp_release(source, n, epsilon=cfg.rating_epsilon,
-                                     rating_scale=cfg.rating_scale, seed=cfg.noise_seed)
-    return sums / np.maximum(counts + kappa, 1e-12) * (counts > 0)
+    return dp_offsets(_release(source, n, cfg), kappa, cfg.offset_debias, cfg.rating_scale)
   if cfg.offset_debias:   # the user's bias after the source items' biases
     mu_s = float(np.mean(sr))
     bs = item_bias(si, sr, int(np.max(si)) + 1, mu_s, SOURCE_ITEM_SHRINKAGE)
@@ -536,7 +615,7 @@ def _bilinear_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, c
   for kappa in (cfg.offset_shrinkage if cfg.use_offset else (None,)):
     offsets = None if kappa is None else sent_offsets(inp.source, inp.n_users, cfg, kappa)[users]
     spread = (source_spread(su, sr, n_src, kappa or 0.0)[users] if cfg.spread else None)
-    crowd = crowd_agreement(inp.source, n_src, kappa or 0.0)[users] if cfg.crowd else None
+    crowd = sent_crowd(inp.source, n_src, cfg, kappa or 0.0)[users] if cfg.crowd else None
     Z = user_features(inp.protos_src if cfg.use_prototype else None, offsets, spread,
                       crowd)
     A, c = normal_equations(Z, X, *fit)

@@ -410,6 +410,8 @@ def test_planned_contrasts_are_per_seed_tests_of_the_fixed_pairs(tmp_path):
     rng, user, rating = _data(seed)
     preds = {"PFCDR": rating + 0.5 * rng.normal(size=rating.size),
              "PFCDR+": rating + 0.3 * rng.normal(size=rating.size),
+             "PFCDR+(eps=1)": rating + 0.35 * rng.normal(size=rating.size),
+             "PFCDR+(eps=5)": rating + 0.32 * rng.normal(size=rating.size),
              "PTUPCDR": rating + 0.4 * rng.normal(size=rating.size),
              "BiasFloor": np.full_like(rating, 3.0),
              "EMCDR": rating + 0.1 * rng.normal(size=rating.size)}  # ranks best, not planned
@@ -433,7 +435,7 @@ def test_planned_contrasts_are_per_seed_tests_of_the_fixed_pairs(tmp_path):
   assert csv[1].split(",")[i] == "4"   # the constant floor loses every seed
   md = comparison.render_markdown(rows, title="t", command="c")
   assert "## Planned contrasts, paired over seeds" in md
-  assert "| PFCDR+ | BiasFloor |" in md
+  assert "| PFCDR+ | BiasFloor |" in md and "| PFCDR+(eps=1) | PTUPCDR |" in md
   # Without the methods, no section and no columns.
   plain = comparison.summarize(_cells(tmp_path / "plain", pfcdr_noise=0.3, other_noise=1.0))
   assert all(r.contrasts == () for r in plain)

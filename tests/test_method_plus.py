@@ -150,40 +150,68 @@ def test_noised_offsets_follow_the_gaussian_mechanism():
 
 
 def test_rating_dp_release_is_the_laplace_mechanism_on_rating_sums():
-  """Scale (hi - lo) / eps; the noise has that std; a one-rating change moves one sum by
-  at most hi - lo (the sensitivity the scale assumes); the offsets at every kappa come
-  from the same release."""
+  """Scales (hi - lo) / (share * eps) (x the bias clip for the cross sums); the noise has
+  those stds; a one-rating change moves one user's sum by at most hi - lo; the
+  offsets at every kappa come from the same release."""
   assert mp.laplace_scale(0.5, (1.0, 5.0)) == 8.0
+  assert sum(mp.RATING_DP_SHARES) == pytest.approx(1.0)
   rng = np.random.default_rng(0)
-  n = 4000
+  n, eps = 4000, 2.0
   su = np.repeat(np.arange(n), 25)
+  si = rng.integers(0, 50, su.size)
   sr = rng.integers(1, 6, su.size).astype(np.float64)
-  source = (su, np.zeros_like(su), sr)
-  sums, counts = mp.rating_dp_release(source, n + 1, epsilon=2.0, rating_scale=(1.0, 5.0),
-                                      seed=3)
-  exact = np.bincount(su, weights=sr - 3.0, minlength=n + 1)
-  noise = (sums - exact)[:n]
-  assert np.all(counts[:n] == 25) and counts[n] == 0 and sums[n] == 0.0
-  assert abs(noise.std() / (math.sqrt(2.0) * 2.0) - 1) < 0.05 and abs(noise.mean()) < 0.1
+  source = (su, si, sr)
+  rel = mp.rating_dp_release(source, n + 1, epsilon=eps, rating_scale=(1.0, 5.0), seed=3)
+  x = sr - 3.0
+  noise_sum = (rel.sums - np.bincount(su, weights=x, minlength=n + 1))[:n]
+  noise_cross = (rel.cross - np.bincount(su, weights=x * rel.item_bias[si],
+                                         minlength=n + 1))[:n]
+  s_sum = 4.0 / (mp.RATING_DP_SHARES[1] * eps)
+  s_cross = 4.0 * mp.RATING_DP_BIAS_CLIP / (mp.RATING_DP_SHARES[2] * eps)
+  assert abs(noise_sum.std() / (math.sqrt(2.0) * s_sum) - 1) < 0.05
+  assert abs(noise_cross.std() / (math.sqrt(2.0) * s_cross) - 1) < 0.05
+  assert np.all(rel.counts[:n] == 25) and rel.counts[n] == 0 and rel.sums[n] == 0.0
+  assert np.all(np.abs(rel.item_bias) <= mp.RATING_DP_BIAS_CLIP)
   changed = sr.copy()
   changed[7] = 5.0 if sr[7] == 1.0 else 1.0
-  sums2, _ = mp.rating_dp_release((su, su * 0, changed), n + 1, epsilon=2.0,
-                                  rating_scale=(1.0, 5.0), seed=3)
-  diff = np.abs(sums2 - sums)
-  assert diff[0] <= 4.0 and np.all(diff[1:] == 0.0)
-  cfg = mp.PlusConfig(rating_epsilon=2.0, offset_debias=False, crowd=False, noise_seed=3)
+  rel2 = mp.rating_dp_release((su, si, changed), n + 1, epsilon=eps, rating_scale=(1.0, 5.0),
+                              seed=3)
+  diff = np.abs(rel2.sums - rel.sums)
+  assert 0 < diff[0] <= 4.0 and np.all(diff[1:] == 0.0)
+  cfg = mp.PlusConfig(rating_epsilon=eps, noise_seed=3)
   for kappa in (0.0, 5.0):
-    np.testing.assert_allclose(mp.sent_offsets(source, n + 1, cfg, kappa)[:n],
-                               sums[:n] / (25 + kappa))
+    np.testing.assert_allclose(mp.sent_offsets(source, n + 1, cfg, kappa),
+                               mp.dp_offsets(rel, kappa, True, (1.0, 5.0)))
+    np.testing.assert_allclose(mp.sent_crowd(source, n + 1, cfg, kappa), mp.dp_crowd(rel, kappa))
   with pytest.raises(ValueError, match="public scale"):
     mp.rating_dp_release(source, n + 1, epsilon=1.0, rating_scale=(1.0, 4.0), seed=0)
 
 
-def test_rating_dp_needs_the_plain_offset():
-  with pytest.raises(ValueError, match=r"turn off \['offset_debias', 'crowd'\]"):
-    mp.PlusConfig(rating_epsilon=1.0)
+def test_rating_dp_scalars_without_noise_are_the_plain_ones():
+  """At a huge epsilon the release's offsets and crowd scalars equal the non-DP ones
+  (item biases inside the clip): the DP path computes the same quantities, plus noise."""
+  rng = np.random.default_rng(2)
+  su = rng.integers(0, 300, 6000)
+  si = rng.integers(0, 40, 6000)
+  sr = rng.integers(1, 6, 6000).astype(np.float64)
+  source = (su, si, sr)
+  plain = mp.PlusConfig()
+  exact = mp.PlusConfig(rating_epsilon=1e12)
+  for kappa in (0.0, 20.0):
+    np.testing.assert_allclose(mp.sent_offsets(source, 300, exact, kappa),
+                               mp.sent_offsets(source, 300, plain, kappa), atol=1e-8)
+    np.testing.assert_allclose(mp.sent_crowd(source, 300, exact, kappa),
+                               mp.crowd_agreement(source, 300, kappa), atol=1e-8)
+  raw = mp.PlusConfig(rating_epsilon=1e12, offset_debias=False)
+  np.testing.assert_allclose(mp.sent_offsets(source, 300, raw, 5.0),
+                             mp.source_offsets(su, sr, 300, 5.0), atol=1e-8)
+
+
+def test_rating_dp_refuses_what_it_has_no_mechanism_for():
+  with pytest.raises(ValueError, match=r"no mechanism for \['spread'\]"):
+    mp.PlusConfig(rating_epsilon=1.0, spread=True)
   with pytest.raises(ValueError, match="> 0"):
-    mp.PlusConfig(rating_epsilon=0.0, offset_debias=False, crowd=False)
+    mp.PlusConfig(rating_epsilon=0.0)
 
 
 def test_rating_dp_noise_costs_validation_accuracy_as_epsilon_shrinks():
@@ -199,10 +227,9 @@ def test_rating_dp_noise_costs_validation_accuracy_as_epsilon_shrinks():
   vr = np.clip(np.round(3 + level[val[0]] + rng.normal(0, 0.3, val[0].size)), 1, 5)
   inp = inp._replace(source=(su, si, sr), target=(tu, ti, tr))
   val = (val[0], val[1], vr)
-  base = dict(offset_debias=False, crowd=False, neighbours="none", use_prototype=False,
-              select_steps=False, fit_loss="l2")
+  base = dict(neighbours="none", use_prototype=False, select_steps=False, fit_loss="l2")
   maes = [mp.fit_predict_plus(inp, val, pairs, mp.PlusConfig(rating_epsilon=e, **base)
-                              ).val_mae["bilinear"] for e in (None, 1.0, 0.01)]
+                              ).val_mae["bilinear"] for e in (None, 3.0, 0.01)]
   assert maes[0] <= maes[1] + 0.02 and maes[1] + 0.1 < maes[2]
 
 

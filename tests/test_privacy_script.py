@@ -32,10 +32,10 @@ def test_quick_run_writes_the_table(tmp_path):
   plus = out["rows"][names.index("PFCDR+")]
   assert plus["dim"] == out["rows"][names.index("PFCDR")]["dim"] + 2 and plus["mae"] > 0
   assert "B" in plus["preference"] and "A_direct" not in plus["embedding"]
-  plus_dp = out["rows"][names.index("PFCDR+(eps=1)")]   # + noised sum, count, offset
-  assert plus_dp["dim"] == plus["dim"] + 1 and plus_dp["mae"] > 0
+  plus_dp = out["rows"][names.index("PFCDR+(eps=1)")]   # the same two scalars, noised
+  assert plus_dp["dim"] == plus["dim"] and plus_dp["mae"] > 0
   assert plus_dp["settings"]["laplace_scale"] == 4.0
-  assert "PFCDR+(eps=1) scalars (sum, count)" in names
+  assert "PFCDR+(eps=1) scalars (o_u, a_u)" in names
   emcdr = out["rows"][names.index("EMCDR")]
   assert emcdr["embedding"]["A_direct"]["r2"] == 1.0 and emcdr["mae"] > 0
   assert (tmp_path / "p" / "privacy.png").stat().st_size > 0

@@ -150,25 +150,26 @@ def test_pfcdr_plus_sends_the_prototypes_with_the_two_scalars(run_and_ctx):
 
 
 def test_pfcdr_plus_dp_transfer_is_the_runners_release(run_and_ctx, monkeypatch):
-  """The privacy row of PFCDR+(eps=1) holds the (noised sum, count) the registry's
-  runner drew (same seed, users, scale), and the kappa = 0 offset computed from them."""
+  """The privacy row of PFCDR+(eps=1) holds the scalars the registry's runner computed
+  (same seed, users, scale): one release, whatever kappa the grid tries."""
   from pfcdr_jax import method_plus  # pylint: disable=g-import-not-at-top
   run, ctx = run_and_ctx
   seen = _spy(monkeypatch, method_plus, "rating_dp_release")
   (name,) = registry.quick_names(("PFCDR+(eps=1)",))
   registry.fit_predict(name, ctx)
   assert seen, "the runner never released the DP sums"
-  sums, counts = seen[0]
-  for s2, c2 in seen[1:]:          # one release, whatever kappa the grid tries
-    np.testing.assert_array_equal(s2, sums)
+  for rel in seen[1:]:
+    np.testing.assert_array_equal(rel.sums, seen[0].sums)
+    np.testing.assert_array_equal(rel.cross, seen[0].cross)
   users = transfers.method_lib.source_prototype_users(run.data)
   d = int(np.asarray(run.scorer.item_matrix(run.params_s)).shape[1])
   protos = SimpleNamespace(source=np.zeros((len(users), d), np.float32))
   full, scalars = transfers.pfcdr_plus_dp(run, protos, "PFCDR+(eps=1)", 1.0, ctx.seed, 0.8)
-  np.testing.assert_allclose(scalars.vectors[:, 0], sums[users], rtol=1e-6, atol=1e-5)
-  np.testing.assert_array_equal(scalars.vectors[:, 1], counts[users])
-  rated = counts[users] > 0
-  mean = (sums / np.maximum(counts, 1))[users]
-  np.testing.assert_allclose(scalars.vectors[rated, 2], mean[rated], rtol=1e-5)
-  assert full.vectors.shape == (len(users), d + 3) and full.mae == 0.8
-  assert scalars.settings["laplace_scale"] == 4.0
+  rel = seen[0]
+  want_o = method_plus.dp_offsets(rel, 0.0, True, (1.0, 5.0))[users]
+  want_a = method_plus.dp_crowd(rel, 0.0)[users]
+  np.testing.assert_allclose(scalars.vectors[:, 0], want_o, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(scalars.vectors[:, 1], want_a, rtol=1e-5, atol=1e-5)
+  assert not np.allclose(scalars.vectors, transfers.pfcdr_plus_scalars(run)[users])  # noised
+  assert full.vectors.shape == (len(users), d + 2) and full.mae == 0.8
+  assert scalars.settings["laplace_scale"] == 4.0 and scalars.name.startswith("PFCDR+(eps=1)")

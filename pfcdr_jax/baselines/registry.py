@@ -326,15 +326,15 @@ def _run_pfcdr_plus(ctx, opts, pairs, key):
   The prototypes are PFCDR's (the run's stage keys, ``StageKeys.from_seed``, and
   ``ctx.inversion``), plus, with option ``rs`` ("1/5"), source prototypes at those
   other target ratings; the neighbours match through PFCDR's bridge (``ctx.bridge``).
-  ``PFCDR+(eps=E)`` is its per-rating Laplace-DP variant (``rating_epsilon=E``: the
-  plain offset, no crowd scalar; ``scale=lo/hi``, default 1/5, the public scale).
+  ``PFCDR+(eps=E)`` is its per-rating Laplace-DP variant (``rating_epsilon=E``;
+  ``scale=lo/hi``, default 1/5, the public rating scale).
   """
   del key
   opts = dict(opts)
   r_main = float(ctx.inversion.target_rating)
   opts.setdefault("noise_seed", ctx.seed)   # used only with offset_epsilon / eps
   if "eps" in opts:
-    opts.update(rating_epsilon=float(opts.pop("eps")), offset_debias=False, crowd=False)
+    opts["rating_epsilon"] = float(opts.pop("eps"))
   if "scale" in opts:
     text = str(opts.pop("scale"))
     try:

@@ -99,63 +99,52 @@ def emcdr(run, mae: float | None) -> Transfer:
   return Transfer("EMCDR", users, W[users], True, V.T, mae, {})
 
 
-def pfcdr_plus_scalars(run, kappa: float = 0.0) -> np.ndarray:
+def pfcdr_plus_scalars(run, kappa: float = 0.0, cfg=None) -> np.ndarray:
   """float64[U_s, 2]: PFCDR+'s two scalars per user, ``[o_u, a_u]``, at shrinkage kappa.
 
   The debiased source offset and the crowd agreement exactly as ``method_plus``
-  computes them from the source ratings (``PlusConfig()`` defaults); kappa = 0, the
-  least shrunk point of the grid, is the most revealing one a user can send.
+  computes them from the source ratings (``cfg``, default ``PlusConfig()``: no DP);
+  kappa = 0, the least shrunk point of the grid, is the most revealing one a user can
+  send.
   """
+  cfg = cfg or method_plus.PlusConfig()
   s = run.data.source
   n = max(run.data.target_train.n_users, int(np.max(s.user)) + 1)   # as method_plus
   source = (s.user, s.item, s.rating)
-  o = method_plus.sent_offsets(source, n, method_plus.PlusConfig(), kappa)
-  a = method_plus.crowd_agreement(source, n, kappa)
+  o = method_plus.sent_offsets(source, n, cfg, kappa)
+  a = method_plus.sent_crowd(source, n, cfg, kappa)
   return np.stack([o, a], axis=1)
 
 
 def pfcdr_plus(run, protos: method_lib.Prototypes, mae: float | None,
-               kappa: float = 0.0) -> list[Transfer]:
+               kappa: float = 0.0, *, name: str = "PFCDR+", cfg=None) -> list[Transfer]:
   """PFCDR+: the prototypes with the two scalars, and the two scalars alone.
 
   ``[P_u, o_u, a_u]`` is what a user sends; attacker B scores the source items with
-  the prototype part (``V P_u``; the scalars get zero item weights).
+  the prototype part (``V P_u``; the scalars get zero item weights). ``cfg`` (with
+  ``rating_epsilon``: the DP variant ``PFCDR+(eps=E)``) says how the scalars are made.
   """
   _, V = _source_reprs(run)
   users = method_lib.source_prototype_users(run.data)
-  sc = pfcdr_plus_scalars(run, kappa)[users].astype(np.float32)
+  sc = pfcdr_plus_scalars(run, kappa, cfg)[users].astype(np.float32)
   full = np.concatenate([np.asarray(protos.source, np.float32), sc], axis=1)
   scores = np.concatenate([V.T, np.zeros((2, V.shape[0]), np.float32)], axis=0)
   settings = {"kappa": kappa}
-  return [Transfer("PFCDR+", users, full, False, scores, mae, settings),
-           Transfer("PFCDR+ scalars (o_u, a_u)", users, sc, False, None, None, settings)]
+  if cfg is not None and cfg.rating_epsilon is not None:
+    settings.update(epsilon=cfg.rating_epsilon, per="rating",
+                    laplace_scale=method_plus.laplace_scale(cfg.rating_epsilon,
+                                                            cfg.rating_scale))
+  return [Transfer(name, users, full, False, scores, mae, settings),
+          Transfer(f"{name} scalars (o_u, a_u)", users, sc, False, None, None, settings)]
 
 
 def pfcdr_plus_dp(run, protos: method_lib.Prototypes, name: str, epsilon: float,
                   noise_seed: int, mae: float | None) -> list[Transfer]:
-  """PFCDR+(eps=E): the prototypes with the per-rating-DP release, and the release alone.
-
-  A user sends ``(noised rating sum, rating count)`` (``method_plus.rating_dp_release``,
-  noise seed = the run's seed, as the registry runs it); the attacker also gets the
-  offset at kappa = 0 computed from them (post-processing, the most revealing kappa).
-  """
-  _, V = _source_reprs(run)
-  users = method_lib.source_prototype_users(run.data)
-  s = run.data.source
-  n = max(run.data.target_train.n_users, int(np.max(s.user)) + 1)   # as method_plus
-  cfg = method_plus.PlusConfig(rating_epsilon=epsilon, offset_debias=False, crowd=False,
-                               noise_seed=noise_seed)
-  source = (s.user, s.item, s.rating)
-  sums, counts = method_plus.rating_dp_release(source, n, epsilon=epsilon,
-                                               rating_scale=cfg.rating_scale, seed=noise_seed)
-  offset = method_plus.sent_offsets(source, n, cfg, 0.0)
-  sc = np.stack([sums, counts, offset], axis=1)[users].astype(np.float32)
-  full = np.concatenate([np.asarray(protos.source, np.float32), sc], axis=1)
-  scores = np.concatenate([V.T, np.zeros((3, V.shape[0]), np.float32)], axis=0)
-  settings = {"kappa": 0.0, "epsilon": epsilon,
-              "laplace_scale": method_plus.laplace_scale(epsilon, cfg.rating_scale)}
-  return [Transfer(name, users, full, False, scores, mae, settings),
-          Transfer(f"{name} scalars (sum, count)", users, sc, False, None, None, settings)]
+  """PFCDR+(eps=E): :func:`pfcdr_plus` with the scalars made from the per-rating-DP
+  release (``method_plus.rating_dp_release``; noise seed = the run's seed, as the
+  registry runs it)."""
+  cfg = method_plus.PlusConfig(rating_epsilon=epsilon, noise_seed=noise_seed)
+  return pfcdr_plus(run, protos, mae, name=name, cfg=cfg)
 
 
 def _cold_with_ratings(data) -> np.ndarray:
