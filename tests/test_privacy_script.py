@@ -30,7 +30,9 @@ def test_quick_run_writes_the_table(tmp_path):
   assert {"PFCDR", "EMCDR", "DP-EMCDR(eps=1)", "PriCDR-S", "PFCDR-DP(eps=10)", "PFCDR+",
           "PFCDR+ scalars (o_u, a_u)"} <= set(names)
   plus = out["rows"][names.index("PFCDR+")]
-  assert plus["dim"] == out["rows"][names.index("PFCDR")]["dim"] + 2 and plus["mae"] > 0
+  n_kappa = len(plus["settings"]["kappas"])    # (o_u, a_u) at every kappa of the grid
+  assert plus["dim"] == out["rows"][names.index("PFCDR")]["dim"] + 2 * n_kappa
+  assert plus["mae"] > 0
   assert "B" in plus["preference"] and "A_direct" not in plus["embedding"]
   plus_dp = out["rows"][names.index("PFCDR+(eps=1)")]   # the same two scalars, noised
   assert plus_dp["dim"] == plus["dim"] and plus_dp["mae"] > 0

@@ -138,11 +138,12 @@ def test_pfcdr_plus_sends_the_prototypes_with_the_two_scalars(run_and_ctx):
   d = int(np.asarray(run.scorer.item_matrix(run.params_s)).shape[1])
   protos = SimpleNamespace(source=np.random.default_rng(0).normal(size=(len(users), d)))
   full, scalars = transfers.pfcdr_plus(run, protos, 0.9)
-  sc = transfers.pfcdr_plus_scalars(run)[users]
+  grid = transfers.method_plus.PlusConfig().offset_shrinkage    # every kappa sent
+  sc = np.concatenate([transfers.pfcdr_plus_scalars(run, k)[users] for k in grid], axis=1)
   np.testing.assert_allclose(full.vectors[:, :d], protos.source, rtol=1e-6)
   np.testing.assert_allclose(full.vectors[:, d:], sc, rtol=1e-6)
   np.testing.assert_allclose(scalars.vectors, sc, rtol=1e-6)
-  assert full.vectors.shape == (len(users), d + 2) and not full.in_user_space
+  assert full.vectors.shape == (len(users), d + 2 * len(grid)) and not full.in_user_space
   # Attacker B scores items with the prototype part only.
   np.testing.assert_allclose(full.vectors @ full.item_scores,
                              full.vectors[:, :d] @ full.item_scores[:d], rtol=1e-5)
@@ -166,10 +167,13 @@ def test_pfcdr_plus_dp_transfer_is_the_runners_release(run_and_ctx, monkeypatch)
   protos = SimpleNamespace(source=np.zeros((len(users), d), np.float32))
   full, scalars = transfers.pfcdr_plus_dp(run, protos, "PFCDR+(eps=1)", 1.0, ctx.seed, 0.8)
   rel = seen[0]
-  want_o = method_plus.dp_offsets(rel, 0.0, True, (1.0, 5.0))[users]
-  want_a = method_plus.dp_crowd(rel, 0.0)[users]
-  np.testing.assert_allclose(scalars.vectors[:, 0], want_o, rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(scalars.vectors[:, 1], want_a, rtol=1e-5, atol=1e-5)
-  assert not np.allclose(scalars.vectors, transfers.pfcdr_plus_scalars(run)[users])  # noised
-  assert full.vectors.shape == (len(users), d + 2) and full.mae == 0.8
+  grid = method_plus.PlusConfig().offset_shrinkage
+  for j, kappa in enumerate(grid):
+    want_o = method_plus.dp_offsets(rel, kappa, True, (1.0, 5.0))[users]
+    want_a = method_plus.dp_crowd(rel, kappa)[users]
+    np.testing.assert_allclose(scalars.vectors[:, 2 * j], want_o, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(scalars.vectors[:, 2 * j + 1], want_a, rtol=1e-5, atol=1e-5)
+  plain = transfers.pfcdr_plus_scalars(run, grid[0])[users]
+  assert not np.allclose(scalars.vectors[:, :2], plain)  # noised
+  assert full.vectors.shape == (len(users), d + 2 * len(grid)) and full.mae == 0.8
   assert scalars.settings["laplace_scale"] == 4.0 and scalars.name.startswith("PFCDR+(eps=1)")

@@ -117,20 +117,26 @@ def pfcdr_plus_scalars(run, kappa: float = 0.0, cfg=None) -> np.ndarray:
 
 
 def pfcdr_plus(run, protos: method_lib.Prototypes, mae: float | None,
-               kappa: float = 0.0, *, name: str = "PFCDR+", cfg=None) -> list[Transfer]:
+               kappas: tuple[float, ...] | None = None, *, name: str = "PFCDR+",
+               cfg=None) -> list[Transfer]:
   """PFCDR+: the prototypes with the two scalars, and the two scalars alone.
 
-  ``[P_u, o_u, a_u]`` is what a user sends; attacker B scores the source items with
-  the prototype part (``V P_u``; the scalars get zero item weights). ``cfg`` (with
-  ``rating_epsilon``: the DP variant ``PFCDR+(eps=E)``) says how the scalars are made.
+  ``[P_u, o_u(k), a_u(k) for k in kappas]`` (default: ``cfg``'s whole kappa grid, what
+  a bridge or validation user sends; a test user sends one kappa, so this is an upper
+  bound for them). Attacker B scores the source items with the prototype part
+  (``V P_u``; the scalars get zero item weights). ``cfg`` (with ``rating_epsilon``:
+  the DP variant ``PFCDR+(eps=E)``) says how the scalars are made.
   """
+  cfg = cfg or method_plus.PlusConfig()
+  kappas = tuple(cfg.offset_shrinkage if kappas is None else kappas)
   _, V = _source_reprs(run)
   users = method_lib.source_prototype_users(run.data)
-  sc = pfcdr_plus_scalars(run, kappa, cfg)[users].astype(np.float32)
+  sc = np.concatenate([pfcdr_plus_scalars(run, k, cfg)[users] for k in kappas],
+                      axis=1).astype(np.float32)
   full = np.concatenate([np.asarray(protos.source, np.float32), sc], axis=1)
-  scores = np.concatenate([V.T, np.zeros((2, V.shape[0]), np.float32)], axis=0)
-  settings = {"kappa": kappa}
-  if cfg is not None and cfg.rating_epsilon is not None:
+  scores = np.concatenate([V.T, np.zeros((sc.shape[1], V.shape[0]), np.float32)], axis=0)
+  settings = {"kappas": list(kappas)}
+  if cfg.rating_epsilon is not None:
     settings.update(epsilon=cfg.rating_epsilon, per="rating",
                     laplace_scale=method_plus.laplace_scale(cfg.rating_epsilon,
                                                             cfg.rating_scale))
