@@ -47,7 +47,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import chex
 import jax
@@ -57,6 +57,7 @@ import numpy as np
 from pfcdr_jax import chunking
 from pfcdr_jax import method as method_lib
 from pfcdr_jax import metrics as metrics_lib
+from pfcdr_jax import phase_timer
 from pfcdr_jax import topk as topk_lib
 
 NEIGHBOURS = ("none", "uniform", "softmax", "both")
@@ -211,10 +212,13 @@ class PlusFit(NamedTuple):
     pred: float32[P] predictions of the requested pairs.
     chosen: the settings chosen on validation.
     val_mae: validation MAE after each step ({"floor": .., "bilinear": .., ...}).
+    predict: ``(user int[Q], item int[Q]) -> float32[Q]``, the chosen model on any
+      (cold user, target item) pairs (``pred`` is it on the requested pairs).
   """
   pred: np.ndarray
   chosen: dict
   val_mae: dict
+  predict: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 # --- biases --------------------------------------------------------------------------
@@ -565,9 +569,10 @@ def _best(maes: dict):
 
 
 class _Step(NamedTuple):
-  """Predictions of the validation pairs and of the requested pairs after a step."""
+  """A candidate model: its validation predictions, and (unclipped) predictions of
+  any (user, item) pairs, evaluated only for the chosen model (the testing step)."""
   val: np.ndarray
-  out: np.ndarray
+  predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def _floor_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip, chosen,
@@ -581,7 +586,7 @@ def _floor_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip
   lam = _best(val_mae)
   chosen["item_shrinkage"], maes["floor"] = lam, val_mae[lam]
   b = by_lam[lam]
-  return _Step(mu + b[val[1]], mu + b[pairs.item]), b, mu
+  return _Step(mu + b[val[1]], lambda u, i: mu + b[i]), b, mu
 
 
 def _bilinear_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip,
@@ -610,7 +615,7 @@ def _bilinear_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, c
     fits[key] = (theta, Z)
     steps[key] = _Step(
         floor.val + bilinear_predict(theta, Z, X, row_of[val[0]], val[1]),
-        floor.out + bilinear_predict(theta, Z, X, row_of[pairs.user], pairs.item))
+        lambda u, i: floor.predict(u, i) + bilinear_predict(theta, Z, X, row_of[u], i))
 
   for kappa in (cfg.offset_shrinkage if cfg.use_offset else (None,)):
     offsets = None if kappa is None else sent_offsets(inp.source, inp.n_users, cfg, kappa)[users]
@@ -655,10 +660,15 @@ def _neighbour_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, 
     return b + beta * t if cfg.combine == "residual" else (1 - beta) * b + beta * t
 
   val_mae, steps = {}, {}
+  def candidate(w_bar, t_val, beta):
+    return _Step(mix(base.val, t_val, beta),
+                 lambda u, i: mix(base.predict(u, i), term(w_bar, u, i), beta))
+
+  del pairs    # predicted by the chosen step only (fit_predict_plus)
   for setting, w_bar in neighbour_means(inp, cfg).items():
-    t_val, t_out = term(w_bar, val[0], val[1]), term(w_bar, pairs.user, pairs.item)
+    t_val = term(w_bar, val[0], val[1])
     for beta in (b for b in cfg.betas if b != 0 or cfg.select_steps):
-      steps[setting + (beta,)] = _Step(mix(base.val, t_val, beta), mix(base.out, t_out, beta))
+      steps[setting + (beta,)] = candidate(w_bar, t_val, beta)
       val_mae[setting + (beta,)] = float(metrics_lib.mae(clip(steps[setting + (beta,)].val),
                                                           val[2]))
   best = _best(val_mae)
@@ -718,7 +728,7 @@ def fit_predict_plus(inp: PlusInputs, val: tuple, pairs: Pairs,
   step = floor
   if cfg.use_offset and (cfg.select_steps or not cfg.bilinear):
     o = sent_offsets(inp.source, inp.n_users, cfg, cfg.offset_shrinkage[0])
-    with_offset = _Step(floor.val + o[val[0]], floor.out + o[pairs.user])
+    with_offset = _Step(floor.val + o[val[0]], lambda u, i: floor.predict(u, i) + o[u])
     maes["floor+offset"] = float(metrics_lib.mae(clip(with_offset.val), val[2]))
     chosen["raw_offset"] = not cfg.select_steps or maes["floor+offset"] < maes["floor"]
     step = with_offset if chosen["raw_offset"] else floor
@@ -726,7 +736,10 @@ def fit_predict_plus(inp: PlusInputs, val: tuple, pairs: Pairs,
     step = _bilinear_step(inp, val, pairs, cfg, clip, floor, b, mu, step, chosen, maes)
   if cfg.neighbours != "none":
     step = _neighbour_step(inp, val, pairs, cfg, clip, step, chosen, maes)
-  return PlusFit(clip(step.out).astype(np.float32), chosen, maes)
+  predict = lambda u, i: clip(step.predict(np.asarray(u), np.asarray(i))).astype(np.float32)
+  with phase_timer.predicting(len(pairs.user)):
+    pred = predict(pairs.user, pairs.item)
+  return PlusFit(pred, chosen, maes, predict)
 
 
 # --- inputs from a run ---------------------------------------------------------------------

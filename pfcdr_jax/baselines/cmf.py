@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import phase_timer
 from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
 
@@ -210,6 +211,6 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   params = init(k_init, n_all, n_items_src, n_items_tgt, cfg.dim, cfg.init_std)
   params, _ = train(params, jnp.asarray(rows), jnp.asarray(item), jnp.asarray(rating),
                     jnp.asarray(is_src), jnp.asarray(weight), k_train, cfg)
-  pred = predict(params, jnp.asarray(tgt_rows[test_user]), jnp.asarray(test_item, jnp.int32),
-                 jnp.zeros(test_user.shape, bool))
-  return np.asarray(pred)
+  with phase_timer.predicting(test_user.size):
+    return np.asarray(predict(params, jnp.asarray(tgt_rows[test_user]),
+                              jnp.asarray(test_item, jnp.int32), jnp.zeros(test_user.shape, bool)))

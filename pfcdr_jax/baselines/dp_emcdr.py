@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize, special
 
+from pfcdr_jax import phase_timer
 from pfcdr_jax.checks import check_index
 
 
@@ -257,10 +258,11 @@ def fit_predict(test: tuple[np.ndarray, np.ndarray], *, train_users: np.ndarray,
   x_train = x[np.array([pos[int(u)] for u in train_users])]
   w, b = fit_linear_map(x_train, jnp.asarray(tgt_user_emb, jnp.float32)[train_users],
                         cfg.ridge, cfg.fit_bias)
-  x_test = x[np.searchsorted(released_users, test_user)]
-  u_hat = x_test @ w + b[None, :]
-  v = jnp.asarray(tgt_item_emb, jnp.float32)[test_item]
-  return np.asarray(jnp.sum(u_hat * v, axis=-1))
+  with phase_timer.predicting(test_user.size):
+    x_test = x[np.searchsorted(released_users, test_user)]
+    u_hat = x_test @ w + b[None, :]
+    v = jnp.asarray(tgt_item_emb, jnp.float32)[test_item]
+    return np.asarray(jnp.sum(u_hat * v, axis=-1))
 
 
 def sweep_epsilon(epsilons: Sequence[Optional[float]], test, *, cfg: DPEMCDRConfig,

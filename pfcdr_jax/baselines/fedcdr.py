@@ -59,6 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import phase_timer
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.checks import check_index
 
@@ -366,7 +367,8 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   clients, server = init(k_init, n_users_src, n_items_src, n_users_tgt, n_items_tgt, cfg)
   clients, server, _ = train(clients, server, src, tgt, jnp.asarray(bridge), k_noise, cfg,
                              float(sigma))
-  x_hat = clients.x_s[pu] @ server.a_map + server.b_map[None, :]
-  y = server.y_t[pi]
-  pred = tgt.mu + x_hat[:, -1] + y[:, -1] + jnp.sum(x_hat[:, :-1] * y[:, :-1], axis=-1)
-  return np.asarray(pred, np.float32)
+  with phase_timer.predicting(pu.size):
+    x_hat = clients.x_s[pu] @ server.a_map + server.b_map[None, :]
+    y = server.y_t[pi]
+    pred = tgt.mu + x_hat[:, -1] + y[:, -1] + jnp.sum(x_hat[:, :-1] * y[:, :-1], axis=-1)
+    return np.asarray(pred, np.float32)

@@ -10,6 +10,8 @@ import logging
 
 import numpy as np
 
+from pfcdr_jax import phase_timer
+
 log = logging.getLogger(__name__)
 
 
@@ -25,7 +27,9 @@ def global_mean_predict(train_rating: np.ndarray, n_test: int) -> np.ndarray:
   """
   if train_rating.size == 0:
     raise ValueError("global_mean_predict: no target training ratings")
-  return np.full(n_test, float(np.mean(train_rating)), dtype=np.float32)
+  mean = float(np.mean(train_rating))
+  with phase_timer.predicting(n_test):
+    return np.full(n_test, mean, dtype=np.float32)
 
 
 def item_mean_predict(train_item: np.ndarray, train_rating: np.ndarray,
@@ -52,4 +56,5 @@ def item_mean_predict(train_item: np.ndarray, train_rating: np.ndarray,
   if n_fallback:
     log.info("ItemMean: %d of %d ratings to predict are on items without training "
              "ratings; they get the global mean", n_fallback, test_item.size)
-  return means[test_item].astype(np.float32)
+  with phase_timer.predicting(test_item.size):
+    return means[test_item].astype(np.float32)

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import phase_timer
 from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
 
@@ -239,4 +240,5 @@ def fit_predict(target_train: tuple[np.ndarray, np.ndarray, np.ndarray],
   params, _ = train(params, graph, jnp.asarray(user, jnp.int32), jnp.asarray(item, jnp.int32),
                     jnp.asarray(rating, jnp.float32), k_train, cfg)
   eu, ei = final_embeddings(params, graph, cfg.n_layers)
-  return np.asarray(jnp.sum(eu[test_user] * ei[test_item], axis=-1))
+  with phase_timer.predicting(test_user.size):
+    return np.asarray(jnp.sum(eu[test_user] * ei[test_item], axis=-1))

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import phase_timer
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
@@ -213,5 +214,6 @@ def fit_predict(target_train: tuple[np.ndarray, np.ndarray, np.ndarray],
                     jnp.asarray(np.searchsorted(rel.users, tu[sel]), jnp.int32),
                     jnp.asarray(ti[sel], jnp.int32), jnp.asarray(tr[sel], jnp.float32),
                     k_train, cfg)
-  x = rel.vectors[np.searchsorted(rel.users, pu)]
-  return np.asarray(jnp.sum(transfer(params, x) * v_t[pi], axis=-1), np.float32)
+  with phase_timer.predicting(pu.size):
+    x = rel.vectors[np.searchsorted(rel.users, pu)]
+    return np.asarray(jnp.sum(transfer(params, x) * v_t[pi], axis=-1), np.float32)

@@ -81,6 +81,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import phase_timer
 from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
@@ -517,7 +518,9 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
                            batch_size=cfg.batch_size,
                            weights=tuple(jnp.asarray(w, jnp.float32) for w in (
                                cfg.transfer_weight, cfg.align_weight, cfg.recon_weight)))
-  cold = np.unique(pu)
-  z = encode(params, generate(rel.generator, rel.generator.codes[np.searchsorted(rel.users, cold)]))
-  z = z[np.searchsorted(cold, pu)]
-  return np.asarray(jnp.sum(z * v_t[pi], axis=-1), np.float32)
+  with phase_timer.predicting(pu.size):
+    cold = np.unique(pu)
+    z = encode(params, generate(rel.generator,
+                                rel.generator.codes[np.searchsorted(rel.users, cold)]))
+    z = z[np.searchsorted(cold, pu)]
+    return np.asarray(jnp.sum(z * v_t[pi], axis=-1), np.float32)

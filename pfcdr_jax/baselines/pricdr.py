@@ -83,6 +83,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import phase_timer
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
@@ -387,4 +388,5 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   params, _ = train(params, y, pt, vt, jnp.asarray(train_users, jnp.int32),
                     jnp.asarray(tu[sel], jnp.int32), jnp.asarray(ti[sel], jnp.int32),
                     jnp.asarray(tr[sel], jnp.float32), k_train, cfg)
-  return np.asarray(jnp.sum(encode(params, y[test_user]) * vt[test_item], -1))
+  with phase_timer.predicting(test_user.size):
+    return np.asarray(jnp.sum(encode(params, y[test_user]) * vt[test_item], -1))

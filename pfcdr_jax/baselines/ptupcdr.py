@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import phase_timer
 from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
 
@@ -289,7 +290,8 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   params, _ = train(params, ps, vs, vt, seq_j, mask_j, jnp.asarray(tu[sel], jnp.int32),
                     jnp.asarray(ti[sel], jnp.int32), jnp.asarray(tr[sel], jnp.float32),
                     k_train, cfg)
-  cold = np.unique(test_user)
-  u_hat = transfer_users(params, ps[cold], vs[seq_j[cold]], mask_j[cold])
-  pos = np.searchsorted(cold, test_user)
-  return np.asarray(jnp.sum(u_hat[pos] * vt[test_item], axis=-1))
+  with phase_timer.predicting(test_user.size):
+    cold = np.unique(test_user)
+    u_hat = transfer_users(params, ps[cold], vs[seq_j[cold]], mask_j[cold])
+    pos = np.searchsorted(cold, test_user)
+    return np.asarray(jnp.sum(u_hat[pos] * vt[test_item], axis=-1))

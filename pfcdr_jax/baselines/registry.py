@@ -57,6 +57,7 @@ import numpy as np
 
 from pfcdr_jax import method as method_lib
 from pfcdr_jax import method_plus
+from pfcdr_jax import phase_timer
 from pfcdr_jax.baselines import bias_floor
 from pfcdr_jax.baselines import cmf
 from pfcdr_jax.baselines import dp_emcdr
@@ -357,7 +358,9 @@ def _run_pfcdr_plus(ctx, opts, pairs, key):
 
 def _run_tgt(ctx, opts, pairs, key):
   del opts, key
-  return ctx.scorer.predict(ctx.params_t, jnp.asarray(pairs[0]), jnp.asarray(pairs[1]))
+  with phase_timer.predicting(pairs[0].size):
+    return np.asarray(ctx.scorer.predict(ctx.params_t, jnp.asarray(pairs[0]),
+                                         jnp.asarray(pairs[1])))
 
 
 def _run_emcdr(ctx, opts, pairs, key):

@@ -17,6 +17,8 @@ from typing import Optional
 
 import numpy as np
 
+from pfcdr_jax import phase_timer
+
 log = logging.getLogger(__name__)
 
 
@@ -86,7 +88,8 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
     raise ValueError("SourceUserMean: test users must be source (overlap) user indices")
   means, counts = user_means(s_user, s_rating.astype(np.float64), n_users_src, cfg.shrinkage)
   shift = float(np.mean(t_rating)) - float(np.mean(s_rating))
-  pred = means[test_user] + shift
+  with phase_timer.predicting(test_user.size):
+    pred = means[test_user] + shift
   n_missing = int(np.sum(counts[test_user] == 0))
   if n_missing:
     log.info("SourceUserMean: %d of %d test ratings belong to users without source "

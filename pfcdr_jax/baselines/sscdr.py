@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax import phase_timer
 from pfcdr_jax.checks import check_index
 from pfcdr_jax.models import minibatch
 
@@ -254,7 +255,8 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   params, _ = train(params, ps, vs, pt, jnp.asarray(train_users, jnp.int32),
                     jnp.asarray(su[keep], jnp.int32), jnp.asarray(si[keep], jnp.int32),
                     k_train, cfg)
-  cold = np.unique(test_user)
-  nbr = mapped_neighbor_mean(params, cold, su[keep], si[keep], vs)
-  u_hat = infer_target_users(params, ps[cold], nbr, cfg.path_weight)
-  return np.asarray(jnp.sum(u_hat[np.searchsorted(cold, test_user)] * vt[test_item], axis=-1))
+  with phase_timer.predicting(test_user.size):
+    cold = np.unique(test_user)
+    nbr = mapped_neighbor_mean(params, cold, su[keep], si[keep], vs)
+    u_hat = infer_target_users(params, ps[cold], nbr, cfg.path_weight)
+    return np.asarray(jnp.sum(u_hat[np.searchsorted(cold, test_user)] * vt[test_item], axis=-1))

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pfcdr_jax import method as method_lib
+from pfcdr_jax import phase_timer
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.config import BridgeConfig, TopKConfig
 from pfcdr_jax.data.splits import CDRData, DomainData
@@ -143,4 +144,5 @@ def fit_predict_pairs(scorer, params_s, params_t, data: CDRData,
     raise ValueError("PFCDR-DP predicts cold (validation or test) users only")
   asked = DomainData(user=user, item=item, rating=np.zeros(user.shape, np.float32),
                      n_users=data.target_train.n_users, n_items=data.target_train.n_items)
-  return method_lib.predict_cold(P_hat, W_t, valid, V_t, asked, cold, k, topk, r)
+  with phase_timer.predicting(user.size):
+    return np.asarray(method_lib.predict_cold(P_hat, W_t, valid, V_t, asked, cold, k, topk, r))

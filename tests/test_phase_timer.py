@@ -1,0 +1,41 @@
+"""Tests of phase_timer: brackets record only inside `recording`, in call order."""
+
+import time
+
+import pytest
+
+from pfcdr_jax import phase_timer
+from pfcdr_jax.studies import cost
+
+
+def test_brackets_record_only_inside_recording():
+  with phase_timer.predicting(3):
+    pass                               # no recorder: nothing to record, no error
+  with phase_timer.recording() as phases:
+    with phase_timer.predicting(5):
+      time.sleep(0.02)
+    with phase_timer.predicting(7):
+      pass
+  assert [p.n_pairs for p in phases] == [5, 7]
+  assert phases[0].seconds >= 0.02 > phases[1].seconds
+  with phase_timer.predicting(9):
+    pass
+  assert len(phases) == 2              # the recorder is gone after its block
+
+
+def test_a_failed_step_is_not_recorded():
+  with phase_timer.recording() as phases:
+    with pytest.raises(ValueError):
+      with phase_timer.predicting(4):
+        raise ValueError("boom")
+  assert phases == []
+
+
+def test_chosen_phase_follows_the_registry_rule():
+  steps = [phase_timer.Phase(float(s), 10) for s in (1, 2, 3)]
+  grid = lambda *m: {"grid": [{"val_mae": v} for v in m]}  # noqa: E731
+  assert cost.chosen_phase(steps, grid(0.9, 0.7, 0.7)) is steps[1]   # first lowest
+  assert cost.chosen_phase(steps, grid(0.5, 0.7, 0.8)) is steps[0]
+  assert cost.chosen_phase(steps[:1], grid(float("nan"))) is steps[0]
+  assert cost.chosen_phase(steps[:2], grid(0.5, 0.7, 0.8)) is None    # steps != grid
+  assert cost.chosen_phase([], {}) is None
