@@ -5,14 +5,16 @@ validation and predict in one call, so the testing time of Table 3 cannot be rea
 from outside the call. Each method brackets the step that turns its trained state
 into predictions of the requested (user, item) pairs::
 
-  with phase_timer.predicting(n_pairs):
+  with phase_timer.predicting(n_pairs, params):   # the trained state it reads
     return np.asarray(...)          # device work finished inside the bracket
 
 Outside :func:`recording` a bracket records nothing and costs one context-variable
 read. Inside it, every bracket appends a :class:`Phase` to the recorder's list, in
 call order; ``studies/cost.py`` keeps the one of the grid point that validation chose.
-JAX dispatch is asynchronous: the bracketed code must return NumPy arrays (or block on
-its results), or the time would stop before the work is done.
+JAX dispatch is asynchronous, at both ends: the bracket first waits for the arrays it
+is given (the trained state, whose last training steps may still be running, would
+otherwise be charged to testing), and the bracketed code must return NumPy arrays (or
+block on its results), or the time would stop before the work is done.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from typing import Iterator, NamedTuple
+from typing import Any, Iterator, NamedTuple
+
+import jax
 
 
 class Phase(NamedTuple):
@@ -45,12 +49,19 @@ def recording() -> Iterator[list[Phase]]:
 
 
 @contextlib.contextmanager
-def predicting(n_pairs: int) -> Iterator[None]:
-  """Times the enclosed prediction of `n_pairs` pairs when a recorder is active."""
+def predicting(n_pairs: int, *ready: Any) -> Iterator[None]:
+  """Times the enclosed prediction of `n_pairs` pairs when a recorder is active.
+
+  Args:
+    n_pairs: pairs the enclosed code predicts.
+    *ready: pytrees the prediction reads (trained parameters, embeddings); the clock
+      starts once their device work is done. Ignored without a recorder.
+  """
   phases = _RECORDER.get()
   if phases is None:
     yield
     return
+  jax.block_until_ready(ready)
   t0 = time.perf_counter()
   yield
   phases.append(Phase(time.perf_counter() - t0, int(n_pairs)))

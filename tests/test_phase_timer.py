@@ -2,6 +2,8 @@
 
 import time
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from pfcdr_jax import phase_timer
@@ -39,3 +41,11 @@ def test_chosen_phase_follows_the_registry_rule():
   assert cost.chosen_phase(steps[:1], grid(float("nan"))) is steps[0]
   assert cost.chosen_phase(steps[:2], grid(0.5, 0.7, 0.8)) is None    # steps != grid
   assert cost.chosen_phase([], {}) is None
+
+
+def test_a_bracket_accepts_any_pytree_to_wait_for():
+  state = {"params": jnp.ones((2, 3)) * 2, "table": np.zeros(4), "lr": 0.01, "n": None}
+  with phase_timer.recording() as phases:
+    with phase_timer.predicting(6, state, jnp.arange(3)):
+      out = np.asarray(state["params"]).sum()
+  assert out == 12 and [p.n_pairs for p in phases] == [6]

@@ -211,6 +211,6 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   params = init(k_init, n_all, n_items_src, n_items_tgt, cfg.dim, cfg.init_std)
   params, _ = train(params, jnp.asarray(rows), jnp.asarray(item), jnp.asarray(rating),
                     jnp.asarray(is_src), jnp.asarray(weight), k_train, cfg)
-  with phase_timer.predicting(test_user.size):
+  with phase_timer.predicting(test_user.size, params):
     return np.asarray(predict(params, jnp.asarray(tgt_rows[test_user]),
                               jnp.asarray(test_item, jnp.int32), jnp.zeros(test_user.shape, bool)))

@@ -258,7 +258,7 @@ def fit_predict(test: tuple[np.ndarray, np.ndarray], *, train_users: np.ndarray,
   x_train = x[np.array([pos[int(u)] for u in train_users])]
   w, b = fit_linear_map(x_train, jnp.asarray(tgt_user_emb, jnp.float32)[train_users],
                         cfg.ridge, cfg.fit_bias)
-  with phase_timer.predicting(test_user.size):
+  with phase_timer.predicting(test_user.size, x, w, b):
     x_test = x[np.searchsorted(released_users, test_user)]
     u_hat = x_test @ w + b[None, :]
     v = jnp.asarray(tgt_item_emb, jnp.float32)[test_item]

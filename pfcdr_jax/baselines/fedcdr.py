@@ -367,7 +367,7 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   clients, server = init(k_init, n_users_src, n_items_src, n_users_tgt, n_items_tgt, cfg)
   clients, server, _ = train(clients, server, src, tgt, jnp.asarray(bridge), k_noise, cfg,
                              float(sigma))
-  with phase_timer.predicting(pu.size):
+  with phase_timer.predicting(pu.size, clients, server):
     x_hat = clients.x_s[pu] @ server.a_map + server.b_map[None, :]
     y = server.y_t[pi]
     pred = tgt.mu + x_hat[:, -1] + y[:, -1] + jnp.sum(x_hat[:, :-1] * y[:, :-1], axis=-1)

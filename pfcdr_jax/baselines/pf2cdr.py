@@ -214,6 +214,6 @@ def fit_predict(target_train: tuple[np.ndarray, np.ndarray, np.ndarray],
                     jnp.asarray(np.searchsorted(rel.users, tu[sel]), jnp.int32),
                     jnp.asarray(ti[sel], jnp.int32), jnp.asarray(tr[sel], jnp.float32),
                     k_train, cfg)
-  with phase_timer.predicting(pu.size):
+  with phase_timer.predicting(pu.size, params, rel):
     x = rel.vectors[np.searchsorted(rel.users, pu)]
     return np.asarray(jnp.sum(transfer(params, x) * v_t[pi], axis=-1), np.float32)

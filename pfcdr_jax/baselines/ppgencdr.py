@@ -518,7 +518,7 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
                            batch_size=cfg.batch_size,
                            weights=tuple(jnp.asarray(w, jnp.float32) for w in (
                                cfg.transfer_weight, cfg.align_weight, cfg.recon_weight)))
-  with phase_timer.predicting(pu.size):
+  with phase_timer.predicting(pu.size, params, rel):
     cold = np.unique(pu)
     z = encode(params, generate(rel.generator,
                                 rel.generator.codes[np.searchsorted(rel.users, cold)]))

@@ -388,5 +388,5 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   params, _ = train(params, y, pt, vt, jnp.asarray(train_users, jnp.int32),
                     jnp.asarray(tu[sel], jnp.int32), jnp.asarray(ti[sel], jnp.int32),
                     jnp.asarray(tr[sel], jnp.float32), k_train, cfg)
-  with phase_timer.predicting(test_user.size):
+  with phase_timer.predicting(test_user.size, params, y):
     return np.asarray(jnp.sum(encode(params, y[test_user]) * vt[test_item], -1))

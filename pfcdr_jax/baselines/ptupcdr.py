@@ -290,7 +290,7 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   params, _ = train(params, ps, vs, vt, seq_j, mask_j, jnp.asarray(tu[sel], jnp.int32),
                     jnp.asarray(ti[sel], jnp.int32), jnp.asarray(tr[sel], jnp.float32),
                     k_train, cfg)
-  with phase_timer.predicting(test_user.size):
+  with phase_timer.predicting(test_user.size, params):
     cold = np.unique(test_user)
     u_hat = transfer_users(params, ps[cold], vs[seq_j[cold]], mask_j[cold])
     pos = np.searchsorted(cold, test_user)

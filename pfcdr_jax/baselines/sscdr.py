@@ -255,7 +255,7 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   params, _ = train(params, ps, vs, pt, jnp.asarray(train_users, jnp.int32),
                     jnp.asarray(su[keep], jnp.int32), jnp.asarray(si[keep], jnp.int32),
                     k_train, cfg)
-  with phase_timer.predicting(test_user.size):
+  with phase_timer.predicting(test_user.size, params):
     cold = np.unique(test_user)
     nbr = mapped_neighbor_mean(params, cold, su[keep], si[keep], vs)
     u_hat = infer_target_users(params, ps[cold], nbr, cfg.path_weight)

@@ -144,5 +144,5 @@ def fit_predict_pairs(scorer, params_s, params_t, data: CDRData,
     raise ValueError("PFCDR-DP predicts cold (validation or test) users only")
   asked = DomainData(user=user, item=item, rating=np.zeros(user.shape, np.float32),
                      n_users=data.target_train.n_users, n_items=data.target_train.n_items)
-  with phase_timer.predicting(user.size):
+  with phase_timer.predicting(user.size, P_hat, W_t, V_t, valid):
     return np.asarray(method_lib.predict_cold(P_hat, W_t, valid, V_t, asked, cold, k, topk, r))

@@ -91,7 +91,8 @@ def _bytes(b) -> str:
 
 
 def _sec(x) -> str:
-  return "—" if x is None else f"{x:.1f}"
+  """Seconds: one decimal from 1 s up, milliseconds below (prediction steps are short)."""
+  return "—" if x is None else f"{x:.1f}" if x >= 1 else f"{x:.3f}"
 
 
 def table3_markdown(result: dict) -> str:
