@@ -79,6 +79,9 @@ def test_prediction_matches_numpy_reference():
   np.testing.assert_allclose(fit.pred, _reference(inp, pairs, 3.0, 0.1, 0.7, 0.5),
                              rtol=1e-4, atol=1e-4)
   assert fit.chosen["tau"] == 0.7 and set(fit.val_mae) == {"floor", "bilinear", "neighbours"}
+  # The chosen model predicts any (cold user, item) pairs: reversed pairs, same numbers.
+  rev = slice(None, None, -1)
+  np.testing.assert_array_equal(fit.predict(pairs.user[rev], pairs.item[rev]), fit.pred[rev])
 
 
 def test_uniform_neighbours_are_the_k_closest():
