@@ -377,7 +377,7 @@ def topk_entry(P: jax.Array, W_t: jax.Array, valid: jax.Array, k: int, r: float,
 
   P: [C, d] test cold users' prototypes, W_t: [T, d], valid: bool[T], k resolved.
   """
-  method_ = topk_lib.resolve_method("auto", k)
+  method_ = topk_lib.selection_method("auto", k)
   lib = lambda m, srt: lambda: topk_lib.select_neighbors(
       P, W_t, valid, r=r, k=k, method=m, chunk_size=cfg.topk_chunk, sorted=srt)
   P_np, W_np, valid_np = np.asarray(P), np.asarray(W_t), np.asarray(valid)

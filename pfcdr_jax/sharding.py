@@ -174,7 +174,10 @@ def shard_select_neighbors(P_hat: jax.Array, W_tgt: jax.Array,
     return jnp.zeros((0, k), jnp.int32)
   n_dev = mesh.devices.size
   Pp = pad_rows(jnp.asarray(P_hat, jnp.float32), n_dev)
-  method = topk_lib.resolve_method(method, k)
+  method = topk_lib.resolve_method(method, k)   # device kernels only ("auto": no host path)
+  if method == "partition":
+    raise ValueError("method='partition' runs on the host; the sharded top-k needs "
+                     "'auto', 'top_k' or 'threshold'")
   cs = topk_lib.DEFAULT_CHUNK[method] if chunk_size is None else chunk_size
   cs = int(min(cs, Pp.shape[0] // n_dev))
   tcs = None if target_chunk_size is None else int(target_chunk_size)

@@ -24,11 +24,22 @@ Two exact selection kernels, chosen by ``method`` (``"auto"`` picks by K):
   ``sorted=True``, which sorts it by (distance, index) -- then the output equals
   the ``"top_k"`` kernel's exactly.
 
+* ``"partition"``: the distances of a block of cold users computed by XLA, then
+  each row's K-th value by numpy's ``partition`` on a thread pool (numpy releases the
+  GIL while it partitions) and the set as ``dist <= K-th value``, with the same tie
+  rule and output order as ``"threshold"`` (:func:`partition_rows`). Host
+  memory and one device-to-host copy per block: for CPU backends, where
+  ``bench.json`` measured the threshold kernel slower than numpy at large K.
+  ``"auto"`` in :func:`select_neighbors` uses it on a CPU backend wherever
+  :func:`resolve_method` picks the threshold kernel (:func:`selection_method`).
+
 Eq. (14) needs only the set, so the pipeline asks for ``sorted=False``.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import functools
+import os
 
 import chex
 import jax
@@ -89,8 +100,9 @@ def match_scores(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
 AUTO_THRESHOLD_MIN_K = 2048
 _INF_BITS = 0x7F800000      # uint32 bits of +inf: invalid users sort last
 _SAMPLE_STRIDE = 32         # every 32nd target user brackets the K-th distance
-METHODS = ("auto", "top_k", "threshold")
-DEFAULT_CHUNK = {"top_k": 256, "threshold": 16}   # cold users per step
+METHODS = ("auto", "top_k", "threshold", "partition")
+# Cold users per step (partition: per host block, one distance matrix of 64 x T).
+DEFAULT_CHUNK = {"top_k": 256, "threshold": 16, "partition": 64}
 
 
 def resolve_method(method: str, k: int) -> str:
@@ -100,6 +112,15 @@ def resolve_method(method: str, k: int) -> str:
   if method == "auto":
     return "top_k" if k < AUTO_THRESHOLD_MIN_K else "threshold"
   return method
+
+
+def selection_method(method: str, k: int) -> str:
+  """What :func:`select_neighbors` runs: :func:`resolve_method`'s choice, except that
+  ``"auto"`` on a CPU backend runs ``"partition"`` where that choice is ``"threshold"``."""
+  chosen = resolve_method(method, k)
+  if method == "auto" and chosen == "threshold" and jax.default_backend() == "cpu":
+    return "partition"
+  return chosen
 
 
 def _distance_bits(P, W_tgt, valid, r):
@@ -290,6 +311,8 @@ def _neighbors_kernel(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
   Returns:
     int32[C, k].
   """
+  if method == "partition":
+    raise ValueError("the partition path runs on the host: call select_neighbors")
   if method == "threshold":
     return _threshold_topk(P_hat, W_tgt, valid, r, k=k, chunk_size=chunk_size,
                            sorted=sorted)
@@ -350,6 +373,50 @@ def _topk(P_hat, W_tgt, valid, r, *, k, chunk_size, target_chunk_size):
   return chunking.chunked_map(one_chunk, P_hat, chunk_size).astype(jnp.int32)
 
 
+@jax.jit
+def _masked_distances(P, W_tgt, valid, r):
+  """``match_distances`` [c, T] with +inf where invalid (the partition path's input)."""
+  return jnp.where(valid[None, :], match_distances(P, W_tgt, r), jnp.inf)
+
+
+def partition_rows(dist: np.ndarray, k: int, sorted: bool) -> np.ndarray:  # pylint: disable=redefined-builtin
+  """Exact K smallest entries of each row of ``dist`` [c, T], by ``np.partition``.
+
+  The K-th smallest value ``t`` of each row comes from a partition of the values (no
+  index array); the set is then ``dist <= t``, read off in ascending index order by one
+  ``nonzero``. Ties at the K-th value go to the lower index (the set ``lax.top_k``
+  returns): in a row with more entries equal to ``t`` than the set has room for, the
+  last ones are dropped. Returns int32[c, K] in ascending index order, or by
+  (distance, index) if `sorted`.
+  """
+  kth = np.partition(dist, k - 1, axis=1)[:, k - 1:k]                  # [c, 1]
+  keep = dist <= kth
+  for i in np.flatnonzero(np.sum(keep, axis=1) > k):   # rare: exact ties at the K-th place
+    ties = np.flatnonzero(dist[i] == kth[i, 0])
+    keep[i, ties[len(ties) - (int(keep[i].sum()) - k):]] = False
+  out = (np.flatnonzero(keep) % dist.shape[1]).reshape(dist.shape[0], k)
+  if sorted:
+    order = np.argsort(np.take_along_axis(dist, out, 1), axis=1, kind="stable")
+    out = np.take_along_axis(out, order, 1)
+  return out.astype(np.int32)
+
+
+def _partition_topk(P_hat, W_tgt, valid, r, *, k, chunk_size, sorted):  # pylint: disable=redefined-builtin
+  """The partition path: [C, d] -> int32[C, k], blocks of `chunk_size` cold users,
+  one worker thread per CPU core (the last block padded, so one compilation)."""
+  C = P_hat.shape[0]
+  P = chunking.pad_rows(jnp.asarray(P_hat, jnp.float32), chunk_size)
+  W, v, rr = jnp.asarray(W_tgt, jnp.float32), jnp.asarray(valid), jnp.asarray(r, jnp.float32)
+
+  def block(lo):
+    return partition_rows(np.asarray(_masked_distances(P[lo:lo + chunk_size], W, v, rr)),
+                          k, sorted)
+
+  with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    out = np.concatenate(list(pool.map(block, range(0, P.shape[0], chunk_size))))
+  return jnp.asarray(out[:C])
+
+
 def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None = None, *,
                    r: float, k: int | float, chunk_size: int | None = None,
                    target_chunk_size: int | None = None,
@@ -371,8 +438,8 @@ def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None
       size, merging partial top-k's (bounded memory for large T).
     include_untrained: ignore ``valid`` (parity with the public code, which
       ranks every target user, including ones without target training ratings).
-    method: ``"auto"`` (by K, see ``resolve_method``), ``"top_k"`` or
-      ``"threshold"``; all exact, with the same set.
+    method: ``"auto"`` (by K and backend, see ``selection_method``), ``"top_k"``,
+      ``"threshold"`` or ``"partition"``; all exact, with the same set.
     sorted: closest first (ties: lower index first). ``False`` lets the threshold
       kernel return the set in ascending index order (enough for Eq. 14).
 
@@ -391,8 +458,10 @@ def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None
   C = P_hat.shape[0]
   if C == 0:
     return jnp.zeros((0, k), jnp.int32)
-  method = resolve_method(method, k)
+  method = selection_method(method, k)
   cs = int(min(DEFAULT_CHUNK[method] if chunk_size is None else chunk_size, C))
+  if method == "partition":
+    return _partition_topk(P_hat, W_tgt, valid, r, k=k, chunk_size=cs, sorted=bool(sorted))
   tcs = None if target_chunk_size is None else int(target_chunk_size)
   return neighbors_kernel(jnp.asarray(P_hat, jnp.float32), jnp.asarray(W_tgt, jnp.float32),
                           valid, jnp.asarray(r, jnp.float32), k=k, chunk_size=cs,

@@ -106,6 +106,10 @@ def test_threshold_kernel_equals_top_k_kernel(data, k, chunk):
                                       chunk_size=chunk, sorted=False))
   np.testing.assert_array_equal(st, np.sort(ref, axis=1))   # same set, index order
   assert valid[st].all()
+  for srt_ in (True, False):                          # the host path: the same outputs
+    host = np.asarray(topk.select_neighbors(P, W, valid, r=5.0, k=k, method="partition",
+                                          chunk_size=chunk, sorted=srt_))
+    np.testing.assert_array_equal(host, ref if srt_ else np.sort(ref, axis=1))
 
 
 def test_threshold_kernel_matches_numpy_on_large_rows():
@@ -119,6 +123,11 @@ def test_threshold_kernel_matches_numpy_on_large_rows():
 def test_auto_method_and_bad_method():
   assert topk.resolve_method("auto", 10) == "top_k"
   assert topk.resolve_method("auto", topk.AUTO_THRESHOLD_MIN_K) == "threshold"
+  # select_neighbors' "auto": the host partition where the threshold kernel would run
+  # on a CPU backend (these tests run on CPU); explicit methods are kept.
+  assert topk.selection_method("auto", topk.AUTO_THRESHOLD_MIN_K) == "partition"
+  assert topk.selection_method("auto", 10) == "top_k"
+  assert topk.selection_method("threshold", 10 ** 6) == "threshold"
   with pytest.raises(ValueError, match="method"):
     topk.resolve_method("radix", 10)
 
@@ -175,3 +184,17 @@ def test_grid_means_reject_bad_k():
     topk.neighbor_means_grid(P, W, valid, r=5.0, ks=(0, 3))
   with pytest.raises(ValueError, match="every K must lie in"):
     topk.neighbor_means_grid(P, W, valid, r=5.0, ks=(int(valid.sum()) + 1,))
+
+
+def test_partition_rows_breaks_ties_by_index_and_matches_numpy():
+  dist = np.array([[1.0, 0.5, 0.5, 0.5, 2.0, 0.5],
+                   [3.0, 2.0, 1.0, 0.0, np.inf, 1.0]], np.float32)
+  np.testing.assert_array_equal(topk.partition_rows(dist, 3, sorted=False),
+                                [[1, 2, 3], [2, 3, 5]])
+  np.testing.assert_array_equal(topk.partition_rows(dist, 3, sorted=True),
+                                [[1, 2, 3], [3, 2, 5]])
+  P, W, valid = _data(C=300, T=2000, seed=6)            # several host blocks, padded
+  k = topk.AUTO_THRESHOLD_MIN_K // 2
+  idx = np.asarray(topk.select_neighbors(P, W, valid, r=3.0, k=k, method="partition",
+                                       chunk_size=64, sorted=False))
+  np.testing.assert_array_equal(idx, np.sort(_np_topk(P, W, valid, 3.0, k), 1))
