@@ -384,7 +384,7 @@ def partition_rows(dist: np.ndarray, k: int, sorted: bool) -> np.ndarray:  # pyl
 
   The K-th smallest value ``t`` of each row comes from a partition of the values (no
   index array); the set is then ``dist <= t``, read off in ascending index order by one
-  ``nonzero``. Ties at the K-th value go to the lower index (the set ``lax.top_k``
+  ``flatnonzero``. Ties at the K-th value go to the lower index (the set ``lax.top_k``
   returns): in a row with more entries equal to ``t`` than the set has room for, the
   last ones are dropped. Returns int32[c, K] in ascending index order, or by
   (distance, index) if `sorted`.
