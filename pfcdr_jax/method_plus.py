@@ -575,7 +575,7 @@ class _Step(NamedTuple):
   predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _floor_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip, chosen,
+def _floor_step(inp: PlusInputs, val: tuple, cfg: PlusConfig, clip, chosen,
                 maes) -> tuple[_Step, np.ndarray, float]:
   """mu + b_j(lambda), lambda on validation. Returns (step, b, mu)."""
   _, ti, tr = inp.target
@@ -644,7 +644,7 @@ def _bilinear_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, c
   return steps[best]
 
 
-def _neighbour_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, clip,
+def _neighbour_step(inp: PlusInputs, val: tuple, cfg: PlusConfig, clip,
                     base: _Step, chosen, maes) -> _Step:
   """base + beta * neighbour term; (K or tau, beta) on validation."""
   row_of = np.full(inp.n_users, -1, np.int64)
@@ -659,12 +659,11 @@ def _neighbour_step(inp: PlusInputs, val: tuple, pairs: Pairs, cfg: PlusConfig, 
   def mix(b, t, beta):
     return b + beta * t if cfg.combine == "residual" else (1 - beta) * b + beta * t
 
-  val_mae, steps = {}, {}
   def candidate(w_bar, t_val, beta):
     return _Step(mix(base.val, t_val, beta),
                  lambda u, i: mix(base.predict(u, i), term(w_bar, u, i), beta))
 
-  del pairs    # predicted by the chosen step only (fit_predict_plus)
+  val_mae, steps = {}, {}
   for setting, w_bar in neighbour_means(inp, cfg).items():
     t_val = term(w_bar, val[0], val[1])
     for beta in (b for b in cfg.betas if b != 0 or cfg.select_steps):
@@ -724,7 +723,7 @@ def fit_predict_plus(inp: PlusInputs, val: tuple, pairs: Pairs,
   lo, hi = float(np.min(tr)), float(np.max(tr))
   clip = (lambda p: np.clip(p, lo, hi)) if cfg.clip else (lambda p: p)
   chosen, maes = {}, {}
-  floor, b, mu = _floor_step(inp, val, pairs, cfg, clip, chosen, maes)
+  floor, b, mu = _floor_step(inp, val, cfg, clip, chosen, maes)
   step = floor
   if cfg.use_offset and (cfg.select_steps or not cfg.bilinear):
     o = sent_offsets(inp.source, inp.n_users, cfg, cfg.offset_shrinkage[0])
@@ -735,7 +734,7 @@ def fit_predict_plus(inp: PlusInputs, val: tuple, pairs: Pairs,
   if cfg.bilinear:
     step = _bilinear_step(inp, val, pairs, cfg, clip, floor, b, mu, step, chosen, maes)
   if cfg.neighbours != "none":
-    step = _neighbour_step(inp, val, pairs, cfg, clip, step, chosen, maes)
+    step = _neighbour_step(inp, val, cfg, clip, step, chosen, maes)
   predict = lambda u, i: clip(step.predict(np.asarray(u), np.asarray(i))).astype(np.float32)
   with phase_timer.predicting(len(pairs.user)):
     pred = predict(pairs.user, pairs.item)

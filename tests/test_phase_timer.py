@@ -33,13 +33,13 @@ def test_a_failed_step_is_not_recorded():
   assert phases == []
 
 
-def test_chosen_phase_follows_the_registry_rule():
+def test_chosen_phase_is_the_step_of_the_kept_grid_point():
   steps = [phase_timer.Phase(float(s), 10) for s in (1, 2, 3)]
-  grid = lambda *m: {"grid": [{"val_mae": v} for v in m]}  # noqa: E731
-  assert cost.chosen_phase(steps, grid(0.9, 0.7, 0.7)) is steps[1]   # first lowest
-  assert cost.chosen_phase(steps, grid(0.5, 0.7, 0.8)) is steps[0]
-  assert cost.chosen_phase(steps[:1], grid(float("nan"))) is steps[0]
-  assert cost.chosen_phase(steps[:2], grid(0.5, 0.7, 0.8)) is None    # steps != grid
+  kept = lambda i, n=3: {"grid": [{"val_mae": 0.5}] * n, "grid_index": i}  # noqa: E731
+  assert cost.chosen_phase(steps, kept(1)) is steps[1]
+  assert cost.chosen_phase(steps, kept(0)) is steps[0]
+  assert cost.chosen_phase(steps[:2], kept(0)) is None               # steps != grid
+  assert cost.chosen_phase(steps, {"grid": [{}] * 3}) is None         # no index recorded
   assert cost.chosen_phase([], {}) is None
 
 

@@ -91,6 +91,8 @@ def test_selection_never_reads_test_ratings(data, name):
   # The kept setting is the grid point with the lowest validation MAE.
   assert len(chosen["grid"]) > 1
   assert chosen["val_mae"] == min(g["val_mae"] for g in chosen["grid"])
+  maes = [g["val_mae"] for g in chosen["grid"]]
+  assert chosen["grid_index"] == maes.index(min(maes))     # the first lowest
 
 
 def test_selected_point_matches_validation_mae_recomputed(data):

@@ -466,7 +466,8 @@ def fit_predict(name: str, ctx: BaselineContext) -> tuple[np.ndarray, dict[str, 
 
   Returns:
     ``(pred float32[T], chosen)``: predictions for ``ctx.data.target_test`` in its
-    rating order, and the chosen settings with the validation MAE of every grid point.
+    rating order, and the chosen settings with the validation MAE of every grid point
+    (``grid``, in grid order) and the position of the kept one (``grid_index``).
 
   Raises:
     ValueError: unknown name, or a grid of several points without validation ratings.
@@ -484,16 +485,17 @@ def fit_predict(name: str, ctx: BaselineContext) -> tuple[np.ndarray, dict[str, 
   runner = ENTRIES[base].runner
   best = None
   tried = []
-  for point in grid:
+  for index, point in enumerate(grid):
     pred = np.asarray(runner(ctx, point, pairs, key), np.float32)
     if pred.shape != pairs[0].shape:
       raise ValueError(f"{name}: expected {pairs[0].shape} predictions, got {pred.shape}")
     val_mae = float(np.mean(np.abs(pred[:n_val] - val.rating))) if n_val else float("nan")
     tried.append({**point, "val_mae": val_mae})
     if best is None or val_mae < best[0]:
-      best = (val_mae, point, pred[n_val:])
-  val_mae, point, test_pred = best
+      best = (val_mae, index, pred[n_val:])
+  val_mae, index, test_pred = best
+  point = grid[index]
   if not np.all(np.isfinite(test_pred)):
     raise FloatingPointError(f"{name}: non-finite test predictions with settings {point}")
-  chosen = {**{k: v for k, v in point.items()}, "val_mae": val_mae, "grid": tried}
+  chosen = {**point, "val_mae": val_mae, "grid": tried, "grid_index": index}
   return test_pred.astype(np.float32), chosen

@@ -264,13 +264,11 @@ def _private_storage(base: str, opts: dict, run, d: int, n: int
 
 def chosen_phase(phases: list[phase_timer.Phase], chosen: dict[str, Any]
                  ) -> phase_timer.Phase | None:
-  """The prediction step of the grid point `chosen` kept (``registry.fit_predict``'s
-  rule: the first lowest validation MAE), or None if the steps do not match the grid."""
-  grid = chosen.get("grid", [])
-  if not grid or len(phases) != len(grid):
+  """The prediction step of the grid point ``registry.fit_predict`` kept
+  (``chosen["grid_index"]``), or None if the steps do not match the grid."""
+  if len(phases) != len(chosen.get("grid", ())) or "grid_index" not in chosen:
     return None
-  maes = np.array([g["val_mae"] for g in grid], np.float64)
-  return phases[int(np.nanargmin(maes)) if np.isfinite(maes).any() else 0]
+  return phases[chosen["grid_index"]]
 
 
 def registry_cost(name: str, run, cfg: config_lib.PFCDRConfig) -> Cost:
