@@ -188,3 +188,21 @@ def test_compare_cell_dirs_is_a_paired_t_test_over_common_cells(tmp_path):
   _fake_cell(tmp_path / "c", "s0", 0.7, 0.9, 3, 1.0)
   with pytest.raises(ValueError, match="need >= 2 cells"):
     benchmark_pipeline.compare_cell_dirs(str(tmp_path / "a"), str(tmp_path / "c"))
+
+
+def test_topk_paths_script_times_three_paths_and_checks_bad_ks(tmp_path):
+  out = tmp_path / "paths.json"
+  script = str(ROOT / "experiments" / "bench_topk_paths.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--cold_users=20", "--targets=600",
+                         "--ks=5,300", "--reps=1", f"--out={out}"],
+                        capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  assert set(res["k"]) == {"5", "300"}
+  for entry in res["k"].values():
+    assert set(entry["median_s"]) == {"threshold", "partition", "numpy"}
+    assert entry["partition_equals_threshold"] is True
+  bad = subprocess.run([sys.executable, script, "--ks=x", f"--out={out}"],
+                       capture_output=True, text=True, timeout=300, env=env)
+  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: --ks")
