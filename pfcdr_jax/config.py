@@ -32,6 +32,7 @@ import typing
 from typing import Any, Mapping
 
 from pfcdr_jax import inversion as inversion_lib
+from pfcdr_jax import topk as topk_lib
 
 # Field metadata: the field changes how, not what (see module docstring).
 EXECUTION_ONLY = {"execution_only": True}
@@ -111,6 +112,13 @@ class TopKConfig:
   chunk: int | None = dataclasses.field(default=None, metadata=EXECUTION_ONLY)
   method: str = dataclasses.field(default="auto", metadata=EXECUTION_ONLY)
   include_untrained: bool = False
+
+  def __post_init__(self):
+    if self.method not in topk_lib.METHODS:
+      raise ValueError(f"topk.method = {self.method!r}: expected one of "
+                       f"{', '.join(topk_lib.METHODS)}")
+    if self.chunk is not None and not (isinstance(self.chunk, int) and self.chunk >= 1):
+      raise ValueError(f"topk.chunk = {self.chunk!r}: expected None or an integer >= 1")
 
 
 @dataclasses.dataclass(frozen=True)

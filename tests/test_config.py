@@ -59,3 +59,14 @@ def test_cache_keys_follow_what_each_stage_reads():
   # Execution-only fields change no key; the seed changes every key.
   assert keys(config_lib.override(base, {"topk.chunk": 4, "cache.dir": "/c"})) == k0
   assert all(a != b for a, b in zip(k0, keys(config_lib.override(base, {"seed": 1}))))
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("topk.method", "argpartition", "topk.method = 'argpartition': expected one of auto"),
+    ("topk.chunk", 0, "topk.chunk = 0: expected None or an integer >= 1"),
+])
+def test_topk_config_rejects_bad_execution_settings_before_any_work(field, value, match):
+  with pytest.raises(ValueError, match=match):
+    config_lib.override(config_lib.PFCDRConfig(), {field: value})
+  for method in ("auto", "top_k", "threshold", "partition"):   # every kernel is accepted
+    assert config_lib.TopKConfig(method=method, chunk=4).method == method
