@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import typing
 from typing import Any, Mapping
 
@@ -109,6 +110,7 @@ class TopKConfig:
   k: str = "auto"
   grid: tuple[float, ...] = DEFAULT_TOPK_GRID
   # Exact kernels with the same neighbor sets (tests/test_topk.py): how, not what.
+  # method: topk.METHODS; "partition" (the host path) runs unsharded on any device count.
   chunk: int | None = dataclasses.field(default=None, metadata=EXECUTION_ONLY)
   method: str = dataclasses.field(default="auto", metadata=EXECUTION_ONLY)
   include_untrained: bool = False
@@ -117,7 +119,8 @@ class TopKConfig:
     if self.method not in topk_lib.METHODS:
       raise ValueError(f"topk.method = {self.method!r}: expected one of "
                        f"{', '.join(topk_lib.METHODS)}")
-    if self.chunk is not None and not (isinstance(self.chunk, int) and self.chunk >= 1):
+    if self.chunk is not None and not (isinstance(self.chunk, numbers.Integral)
+                                       and not isinstance(self.chunk, bool) and self.chunk >= 1):
       raise ValueError(f"topk.chunk = {self.chunk!r}: expected None or an integer >= 1")
 
 

@@ -3,11 +3,14 @@
 For a cold user with transferred prototype ``P_hat`` [d], every target user ``t``
 gets the distance ``|r - w_t . P_hat|`` (Eq. 13); the K closest VALID users are
 kept (``valid[t]``: the user has target training ratings; the rest get distance
-+inf, i.e. -inf on the negated scores, and can never be returned because
-``k <= #valid`` is enforced). The prediction for item ``j`` is the mean over those
++inf, i.e. -inf on the negated scores, and are not returned because ``k <= #valid``
+is enforced, unless a valid user's own distance is +inf: it then ties with them and
+the lower index wins). A NaN distance counts as +inf in every kernel;
+:func:`select_neighbors` refuses non-finite prototypes or representations. The prediction for item ``j`` is the mean over those
 K users of ``w_t . v_j`` = ``(mean_t w_t) . v_j`` (Eq. 14).
 
-Two exact selection kernels, chosen by ``method`` (``"auto"`` picks by K):
+Three exact selection kernels, chosen by ``method`` (``"auto"`` picks by K and
+backend):
 
 * ``"top_k"``: ``lax.top_k`` on the negated distances (closest first). Memory is
   bounded by chunking the cold users (``lax.map`` over padded chunks) and,
@@ -32,6 +35,9 @@ Two exact selection kernels, chosen by ``method`` (``"auto"`` picks by K):
   ``bench.json`` measured the threshold kernel slower than numpy at large K.
   ``"auto"`` in :func:`select_neighbors` uses it on a CPU backend wherever
   :func:`resolve_method` picks the threshold kernel (:func:`selection_method`).
+  The pipeline's ``method.neighbor_representations`` needs only each set's mean; on one
+  device with ``"auto"`` it takes it as one masked product (:func:`neighbor_means_grid`,
+  threshold bisection, no set compaction) and calls :func:`select_neighbors` otherwise.
 
 Eq. (14) needs only the set, so the pipeline asks for ``sorted=False``.
 """
@@ -75,9 +81,11 @@ def match_distances(P_hat: jax.Array, W_tgt: jax.Array, r: float | jax.Array) ->
   """Eq. (13) distances ``|r - P_hat @ W_tgt^T|``: [C, d] x [T, d] -> [C, T].
 
   How far target user t's predicted rating of cold user c's transferred prototype is
-  from the inversion's target rating r; both top-k kernels rank by it.
+  from the inversion's target rating r; every top-k kernel ranks by it. NaN (a
+  diverged prototype or representation) becomes +inf, so all kernels order it alike.
   """
-  return jnp.abs(r - P_hat @ W_tgt.T)
+  d = jnp.abs(r - P_hat @ W_tgt.T)
+  return jnp.where(jnp.isnan(d), jnp.inf, d)
 
 
 def match_scores(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array,
@@ -401,6 +409,14 @@ def partition_rows(dist: np.ndarray, k: int, sorted: bool) -> np.ndarray:  # pyl
   return out.astype(np.int32)
 
 
+def _host_threads() -> int:
+  """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+  try:
+    return max(1, len(os.sched_getaffinity(0)))
+  except AttributeError:      # no sched_getaffinity (macOS, Windows)
+    return os.cpu_count() or 1
+
+
 def _partition_topk(P_hat, W_tgt, valid, r, *, k, chunk_size, sorted):  # pylint: disable=redefined-builtin
   """The partition path: [C, d] -> int32[C, k], blocks of `chunk_size` cold users,
   one worker thread per CPU core (the last block padded, so one compilation)."""
@@ -409,10 +425,10 @@ def _partition_topk(P_hat, W_tgt, valid, r, *, k, chunk_size, sorted):  # pylint
   W, v, rr = jnp.asarray(W_tgt, jnp.float32), jnp.asarray(valid), jnp.asarray(r, jnp.float32)
 
   def block(lo):
-    return partition_rows(np.asarray(_masked_distances(P[lo:lo + chunk_size], W, v, rr)),
-                          k, sorted)
+    dist = np.asarray(_masked_distances(P[lo:lo + chunk_size], W, v, rr))
+    return partition_rows(dist[:C - lo], k, sorted)    # padded rows: not partitioned
 
-  with concurrent.futures.ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+  with concurrent.futures.ThreadPoolExecutor(_host_threads()) as pool:
     out = np.concatenate(list(pool.map(block, range(0, P.shape[0], chunk_size))))
   return jnp.asarray(out[:C])
 
@@ -431,20 +447,24 @@ def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None
       None means all.
     r: target rating used in the inversion.
     k: neighbor count, or a float fraction of the valid users (``resolve_k``).
-    chunk_size: cold users per ``lax.map`` step; None: ``DEFAULT_CHUNK`` of the
-      method (the threshold kernel re-reads a ``chunk x T`` block a dozen times,
-      so a small block that stays in cache is faster).
+    chunk_size: cold users per ``lax.map`` step (partition: per host block); None:
+      ``DEFAULT_CHUNK`` of the method (the threshold kernel re-reads a ``chunk x T``
+      block a dozen times, so a small block that stays in cache is faster).
     target_chunk_size: if set and < T, scan the target users in chunks of this
-      size, merging partial top-k's (bounded memory for large T).
+      size, merging partial top-k's (bounded memory for large T; the ``"top_k"``
+      kernel only: the others hold a ``chunk x T`` block).
     include_untrained: ignore ``valid`` (parity with the public code, which
       ranks every target user, including ones without target training ratings).
     method: ``"auto"`` (by K and backend, see ``selection_method``), ``"top_k"``,
       ``"threshold"`` or ``"partition"``; all exact, with the same set.
     sorted: closest first (ties: lower index first). ``False`` lets the threshold
-      kernel return the set in ascending index order (enough for Eq. 14).
+      and partition paths return the set in ascending index order (enough for Eq. 14).
 
   Returns:
     idx: int32[C, K].
+
+  Raises:
+    ValueError: ``P_hat`` or ``W_tgt`` has a NaN or infinite entry (counted).
   """
   chex.assert_rank([P_hat, W_tgt], [2, 2])
   chex.assert_equal_shape_suffix([P_hat, W_tgt], 1)
@@ -453,6 +473,11 @@ def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None
     valid = jnp.ones((T,), bool)
   valid = jnp.asarray(valid, bool)
   chex.assert_shape(valid, (T,))
+  for name, x in (("P_hat", P_hat), ("W_tgt", W_tgt)):
+    bad = int(np.sum(~np.all(np.isfinite(np.asarray(x)), axis=1)))
+    if bad:
+      raise ValueError(f"select_neighbors: {bad} of {x.shape[0]} rows of {name} have NaN or "
+                       "infinite entries (a diverged inversion or pretraining?)")
   n_valid = int(np.sum(np.asarray(valid)))
   k = resolve_k(k, n_valid)
   C = P_hat.shape[0]

@@ -2,10 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from pfcdr_jax import config as config_lib
 from pfcdr_jax import pipeline
+from pfcdr_jax import topk as topk_lib
 
 
 def test_override_sets_nested_fields_and_rejects_unknown_paths():
@@ -64,9 +66,10 @@ def test_cache_keys_follow_what_each_stage_reads():
 @pytest.mark.parametrize("field, value, match", [
     ("topk.method", "argpartition", "topk.method = 'argpartition': expected one of auto"),
     ("topk.chunk", 0, "topk.chunk = 0: expected None or an integer >= 1"),
+    ("topk.chunk", True, "topk.chunk = True: expected None or an integer >= 1"),
 ])
 def test_topk_config_rejects_bad_execution_settings_before_any_work(field, value, match):
   with pytest.raises(ValueError, match=match):
     config_lib.override(config_lib.PFCDRConfig(), {field: value})
-  for method in ("auto", "top_k", "threshold", "partition"):   # every kernel is accepted
-    assert config_lib.TopKConfig(method=method, chunk=4).method == method
+  for method in topk_lib.METHODS:                     # every kernel is accepted
+    assert config_lib.TopKConfig(method=method, chunk=np.int64(4)).method == method

@@ -64,9 +64,16 @@ _SCRIPT = textwrap.dedent("""
                                         sorted=sorted_, mesh=mesh)
       out[f"threshold_sorted_{sorted_}"] = {
           "equal": bool(np.array_equal(np.asarray(a), np.asarray(b))), "shape": list(b.shape)}
+    # The host "partition" path, asked for by name, runs unsharded on 4 devices.
+    from pfcdr_jax import config as config_lib
+    from pfcdr_jax import method as method_lib
+    part = method_lib.neighbor_representations(
+        P_hat, W_t, valid, 60, config_lib.TopKConfig(method="partition"), 5.0)
+    ref = topk.neighbor_mean(topk.select_neighbors(P_hat, W_t, valid, r=5.0, k=60,
+                                                   method="top_k"), W_t)
+    out["partition_mean_err"] = float(jnp.max(jnp.abs(part - ref)))
     # The whole pipeline: with 4 devices it shards inversion and top-k.
     import tempfile
-    from pfcdr_jax import config as config_lib
     from pfcdr_jax import pipeline
     cfg = config_lib.override(config_lib.PFCDRConfig(), json.loads(sys.argv[1]))
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,6 +127,10 @@ def test_sharded_topk_equals_single_device(four_device_result, k):
 def test_sharded_threshold_topk_equals_single_device(four_device_result, sorted_):
   r = four_device_result[f"threshold_sorted_{sorted_}"]
   assert r["equal"] and r["shape"] == [7, 60]
+
+
+def test_partition_method_runs_unsharded_on_four_devices(four_device_result):
+  assert four_device_result["partition_mean_err"] <= 1e-6
 
 
 def test_pipeline_on_four_devices_equals_one_device(four_device_result, tmp_path):

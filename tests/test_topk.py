@@ -1,4 +1,5 @@
 """Top-k matching (Eq. 13) and the neighbor-mean prediction (Eq. 14)."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -120,12 +121,15 @@ def test_threshold_kernel_matches_numpy_on_large_rows():
     np.testing.assert_array_equal(np.sort(idx, 1), np.sort(_np_topk(P, W, valid, 3.0, k), 1))
 
 
-def test_auto_method_and_bad_method():
+@pytest.mark.parametrize("backend", ["cpu", "gpu", "tpu"])
+def test_auto_method_and_bad_method(backend, monkeypatch):
+  monkeypatch.setattr(jax, "default_backend", lambda: backend)
   assert topk.resolve_method("auto", 10) == "top_k"
   assert topk.resolve_method("auto", topk.AUTO_THRESHOLD_MIN_K) == "threshold"
   # select_neighbors' "auto": the host partition where the threshold kernel would run
-  # on a CPU backend (these tests run on CPU); explicit methods are kept.
-  assert topk.selection_method("auto", topk.AUTO_THRESHOLD_MIN_K) == "partition"
+  # on a CPU backend, the threshold kernel elsewhere; explicit methods are kept.
+  big = "partition" if backend == "cpu" else "threshold"
+  assert topk.selection_method("auto", topk.AUTO_THRESHOLD_MIN_K) == big
   assert topk.selection_method("auto", 10) == "top_k"
   assert topk.selection_method("threshold", 10 ** 6) == "threshold"
   with pytest.raises(ValueError, match="method"):
@@ -198,3 +202,28 @@ def test_partition_rows_breaks_ties_by_index_and_matches_numpy():
   idx = np.asarray(topk.select_neighbors(P, W, valid, r=3.0, k=k, method="partition",
                                        chunk_size=64, sorted=False))
   np.testing.assert_array_equal(idx, np.sort(_np_topk(P, W, valid, 3.0, k), 1))
+
+
+def test_auto_select_neighbors_runs_the_partition_path_at_large_k(monkeypatch):
+  P, W, valid = _data(C=5, T=3 * topk.AUTO_THRESHOLD_MIN_K, seed=11)
+  k = topk.AUTO_THRESHOLD_MIN_K
+  calls = []
+  real = topk.partition_rows
+  monkeypatch.setattr(topk, "partition_rows",
+                      lambda *a, **kw: calls.append(1) or real(*a, **kw))
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  got = np.asarray(topk.select_neighbors(P, W, valid, r=2.0, k=k, sorted=False))
+  assert calls, "auto did not reach the host partition path"
+  np.testing.assert_array_equal(got, np.sort(_np_topk(P, W, valid, 2.0, k), 1))
+
+
+def test_nan_distances_count_as_inf_and_select_neighbors_refuses_non_finite_input():
+  P, W, valid = _data(C=3, T=40, seed=2)
+  W_nan, P_nan, W_inf = W.copy(), P.copy(), W.copy()
+  W_nan[5], P_nan[1, 0], W_inf[[3, 7]] = np.nan, np.nan, np.inf
+  d = np.asarray(topk.match_distances(P, W_nan, 1.0))
+  assert np.isinf(d[:, 5]).all() and np.isfinite(np.delete(d, 5, axis=1)).all()
+  for name, args in (("P_hat", (P_nan, W)), ("W_tgt", (P, W_inf))):
+    for method in topk.METHODS:
+      with pytest.raises(ValueError, match=f"select_neighbors: .* of {name} have NaN"):
+        topk.select_neighbors(*args, valid, r=1.0, k=4, method=method)
