@@ -110,7 +110,8 @@ class TopKConfig:
   k: str = "auto"
   grid: tuple[float, ...] = DEFAULT_TOPK_GRID
   # Exact kernels with the same neighbor sets (tests/test_topk.py): how, not what.
-  # method: topk.METHODS; "partition" (the host path) runs unsharded on any device count.
+  # method: topk.METHODS; "partition" (the host path) runs unsharded on any device count
+  # (sharding.shard_select_neighbors hands it to topk.select_neighbors).
   chunk: int | None = dataclasses.field(default=None, metadata=EXECUTION_ONLY)
   method: str = dataclasses.field(default="auto", metadata=EXECUTION_ONLY)
   include_untrained: bool = False

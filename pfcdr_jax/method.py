@@ -219,10 +219,8 @@ def neighbor_representations(P_hat, W_t, valid, k: int, cfg: TopKConfig, r: floa
     cand = jnp.ones_like(jnp.asarray(valid, bool)) if cfg.include_untrained else valid
     return topk_lib.neighbor_means_grid(np.asarray(P_hat), W_t, cand, r=r, ks=(k,),
                                         chunk_size=cfg.chunk or 16)[:, 0]
-  # Cold users sharded over every device; the host "partition" path runs unsharded.
-  select = (sharding_lib.shard_select_neighbors
-            if jax.device_count() > 1 and cfg.method != "partition"
-            else topk_lib.select_neighbors)
+  select = (sharding_lib.shard_select_neighbors if jax.device_count() > 1
+            else topk_lib.select_neighbors)   # cold users sharded over every device
   idx = select(jnp.asarray(P_hat), W_t, valid, r=r, k=k, chunk_size=cfg.chunk,
                method=cfg.method, sorted=False, include_untrained=cfg.include_untrained)
   return topk_lib.neighbor_mean(idx, W_t)

@@ -155,7 +155,8 @@ def shard_select_neighbors(P_hat: jax.Array, W_tgt: jax.Array,
     chunk_size: cold users per ``lax.map`` step on each device.
     target_chunk_size: optional target chunking (see ``select_neighbors``).
     include_untrained: ignore ``valid``.
-    method, sorted: as in ``select_neighbors``.
+    method, sorted: as in ``select_neighbors``; ``"partition"`` (host numpy) runs
+      unsharded, through ``select_neighbors``.
     mesh: a 1-D mesh with axis ``"users"`` (default ``user_mesh()``).
 
   Returns:
@@ -175,9 +176,9 @@ def shard_select_neighbors(P_hat: jax.Array, W_tgt: jax.Array,
   n_dev = mesh.devices.size
   Pp = pad_rows(jnp.asarray(P_hat, jnp.float32), n_dev)
   method = topk_lib.resolve_method(method, k)   # device kernels only ("auto": no host path)
-  if method == "partition":
-    raise ValueError("method='partition' runs on the host; the sharded top-k needs "
-                     "'auto', 'top_k' or 'threshold'")
+  if method == "partition":   # the host path has nothing to shard: it runs as one call
+    return topk_lib.select_neighbors(P_hat, W_tgt, valid, r=r, k=k, chunk_size=chunk_size,
+                                     method=method, sorted=sorted)
   cs = topk_lib.DEFAULT_CHUNK[method] if chunk_size is None else chunk_size
   cs = int(min(cs, Pp.shape[0] // n_dev))
   tcs = None if target_chunk_size is None else int(target_chunk_size)

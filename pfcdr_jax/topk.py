@@ -6,8 +6,9 @@ kept (``valid[t]``: the user has target training ratings; the rest get distance
 +inf, i.e. -inf on the negated scores, and are not returned because ``k <= #valid``
 is enforced, unless a valid user's own distance is +inf: it then ties with them and
 the lower index wins). A NaN distance counts as +inf in every kernel;
-:func:`select_neighbors` refuses non-finite prototypes or representations. The prediction for item ``j`` is the mean over those
-K users of ``w_t . v_j`` = ``(mean_t w_t) . v_j`` (Eq. 14).
+:func:`select_neighbors` refuses non-finite prototypes or representations. The
+prediction for item ``j`` is the mean over those K users of ``w_t . v_j`` =
+``(mean_t w_t) . v_j`` (Eq. 14).
 
 Three exact selection kernels, chosen by ``method`` (``"auto"`` picks by K and
 backend):
@@ -430,7 +431,7 @@ def _partition_topk(P_hat, W_tgt, valid, r, *, k, chunk_size, sorted):  # pylint
 
   with concurrent.futures.ThreadPoolExecutor(_host_threads()) as pool:
     out = np.concatenate(list(pool.map(block, range(0, P.shape[0], chunk_size))))
-  return jnp.asarray(out[:C])
+  return jnp.asarray(out)
 
 
 def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None = None, *,
@@ -474,7 +475,7 @@ def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None
   valid = jnp.asarray(valid, bool)
   chex.assert_shape(valid, (T,))
   for name, x in (("P_hat", P_hat), ("W_tgt", W_tgt)):
-    bad = int(np.sum(~np.all(np.isfinite(np.asarray(x)), axis=1)))
+    bad = int(jnp.sum(~jnp.all(jnp.isfinite(jnp.asarray(x)), axis=1)))   # one scalar back
     if bad:
       raise ValueError(f"select_neighbors: {bad} of {x.shape[0]} rows of {name} have NaN or "
                        "infinite entries (a diverged inversion or pretraining?)")
