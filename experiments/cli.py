@@ -16,6 +16,7 @@ from pfcdr_jax import config as config_lib
 from pfcdr_jax import inversion
 from pfcdr_jax import progress
 from pfcdr_jax import xla_cache
+from pfcdr_jax.data import synthetic
 from pfcdr_jax.data import tasks
 from pfcdr_jax.data.errors import DataError
 from pfcdr_jax.models import train
@@ -38,9 +39,25 @@ def define_data_flags() -> None:
   """--task and what each task's loader reads."""
   flags.DEFINE_enum("task", "comedy2drama", list(tasks.TASK_NAMES), "CDR task.")
   flags.DEFINE_string("data_dir", None, "Data dir ($PFCDR_DATA_DIR or ~/.cache/pfcdr_jax).")
-  flags.DEFINE_float("scale", 0.01, "Size of --task=synthetic relative to the paper.")
-  flags.DEFINE_enum("like", "music2movie", ["music2movie", "book2movie", "book2music"],
-                    "Paper task whose sizes --task=synthetic mimics.")
+  flags.DEFINE_float("scale", 0.01, "Size of --task=synthetic relative to its template "
+                     "(the paper's task; sparse/longtail: 1.0 is their real size).")
+  flags.DEFINE_enum("like", "music2movie", list(synthetic.TEMPLATES),
+                    "Template of --task=synthetic: a paper task's sizes, or the shape of a "
+                    "sparse / long-tailed real pair.")
+  flags.DEFINE_float("signal", 1.0, "--task=synthetic: weight of the planted shared "
+                     "user-item interaction (0: none).")
+  flags.DEFINE_float("bias_std", 0.0, "--task=synthetic: std of planted user biases "
+                     "(shared by both domains) and item biases.")
+  flags.DEFINE_float("tail", 1.0, "--task=synthetic: multiplier of the log-normal sigma of "
+                     "user activity and item popularity.")
+  flags.DEFINE_float("density", 1.0, "--task=synthetic: multiplier of the number of "
+                     "ratings at fixed users and items.")
+  flags.DEFINE_float("mean_rating", None, "--task=synthetic: centre of the planted ratings "
+                     "before rounding/clipping (default: the template's).")
+  flags.DEFINE_float("thin", None, "Any task: fraction of each domain's ratings kept, in "
+                     "(0, 1], seeded by --seed (default: all).")
+  flags.DEFINE_float("thin_tail", 0.0, "With --thin: log-normal sigma of per-user and "
+                     "per-item keep weights (0: uniform; > 0: long-tailed).")
   flags.DEFINE_string("source_file", None, "Source interactions (--task=custom).")
   flags.DEFINE_string("target_file", None, "Target interactions (--task=custom).")
   flags.DEFINE_list("rating_range", None, "lo,hi: --task=custom's rating scale (default: "
@@ -60,6 +77,12 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
                        lower_bound=0)
   flags.DEFINE_enum("early_stop", None, list(train.EARLY_STOPS), "Early-stop rule.")
   flags.DEFINE_enum("dnn_tower", "linear", ["linear", "mlp"], "DNN user tower: Linear d->d or MLP.")
+  flags.DEFINE_enum("offsets", None, ["none", "global", "bias"], "Scorer rating offsets: "
+                    "mu + b_u + c_j (bias, default), mu (global) or none (the paper's).")
+  flags.DEFINE_integer("grid_extend", None, "Extra lrs tried beyond an edge of --lrs while "
+                       "the best lr sits on it (default 2; 0: never).", lower_bound=0)
+  flags.DEFINE_bool("strict", False, "A learned stage that fails its sanity gate (held-out "
+                    "MSE / validation MAE not below its floor) ends the run with exit 1.")
 
 
 def define_method_flags() -> None:

@@ -29,6 +29,13 @@ difference, share of users won).
 
 Floors (GlobalMean, ItemMean, SourceUserMean, BiasFloor) take part in the ranking and
 in "best other": a method that does not beat them transfers nothing.
+
+Sanity gates (:func:`sanity_failures`): a cell's ``results.json`` may hold ``"sanity"``,
+one ``{"ok", "value", "floor", "floor_name"}`` record per pretraining stage and per
+method. A method whose own gate failed in a seed, or every learned (non-floor) method of
+a seed whose pretraining failed its gate, is marked ``⚠`` in the table and counted in the
+CSV's ``sanity_failed`` columns; cells from before the gates have no record (not checked,
+no mark).
 """
 
 from __future__ import annotations
@@ -73,6 +80,10 @@ GROUPS = (
                                 "PFCDR-DP", "PFCDR", "PFCDR+")),
     ("Floors", FLOORS),
 )
+PRETRAIN_STAGES = ("pretrain_source", "pretrain_target")
+SANITY_MARK = "⚠"
+
+
 @dataclasses.dataclass(frozen=True)
 class Cell:
   """One run: task x beta x base model x seed."""
@@ -283,6 +294,72 @@ def load_cell(workdir: str | Path) -> CellResult:
                     names)
 
 
+# --- sanity gates -----------------------------------------------------------------------
+
+def sanity_failures(results: dict) -> dict[str, list[str]]:
+  """The learned methods of one cell that failed a sanity gate, with the reasons.
+
+  Args:
+    results: a cell's results.json. Without a ``"sanity"`` record (cells from before
+      the gates) nothing was checked and nothing fails.
+
+  Returns:
+    Method name as in ``results["methods"]`` -> reasons, e.g. ``"validation MAE not
+    below ItemMean"`` (its own gate, naming the binding floor) or ``"pretraining of the
+    target model failed its gate"`` (a failed pretraining stage marks every learned
+    method). Floors (:data:`FLOORS`) are never listed; methods that passed are absent.
+  """
+  sanity = results.get("sanity") or {}
+  stages = [f"pretraining of the {s.split('_')[1]} model failed its gate"
+            for s in PRETRAIN_STAGES if _gate_failed(sanity.get(s))]
+  out = {}
+  for name in results.get("methods", {}):
+    if display_name(name) in FLOORS:
+      continue
+    own = sanity.get(name)
+    reasons = stages + ([f"validation MAE not below {own.get('floor_name', 'its floor')}"]
+                        if _gate_failed(own) else [])
+    if reasons:
+      out[name] = reasons
+  return out
+
+
+def _gate_failed(record: Any) -> bool:
+  return isinstance(record, dict) and record.get("ok", True) is False
+
+
+@dataclasses.dataclass(frozen=True)
+class SanitySummary:
+  """The sanity gates of one (task, beta, base model) group over its seeds."""
+  checked: int = 0   # seeds whose results.json has a "sanity" record
+  failed: int = 0    # seeds in which at least one method of the row is marked
+  marked: dict[str, int] = dataclasses.field(default_factory=dict)  # method -> seeds
+  reasons: dict[str, dict[str, int]] = dataclasses.field(
+      default_factory=dict)   # method -> reason -> seeds
+
+
+def summarize_sanity(results: Sequence[dict], methods: Iterable[str]) -> SanitySummary:
+  """Counts the seeds (one results.json each) that fail a gate, per display name.
+
+  Args:
+    results: the results.json of each seed of one group.
+    methods: display names of the table's columns (others are not counted).
+  """
+  methods = set(methods)
+  per_seed = [{display_name(k): v for k, v in sanity_failures(r).items()
+               if display_name(k) in methods} for r in results]
+  marked: dict[str, int] = {}
+  reasons: dict[str, dict[str, int]] = {}
+  for fails in per_seed:
+    for m, why in fails.items():
+      marked[m] = marked.get(m, 0) + 1
+      counts = reasons.setdefault(m, {})
+      for reason in dict.fromkeys(why):
+        counts[reason] = counts.get(reason, 0) + 1
+  return SanitySummary(sum(bool(r.get("sanity")) for r in results),
+                       sum(bool(f) for f in per_seed), marked, reasons)
+
+
 # --- statistics -----------------------------------------------------------------------------
 
 def per_user_errors(user: np.ndarray, rating: np.ndarray, pred: np.ndarray
@@ -420,6 +497,7 @@ class Row:
   seed_test: SeedTest | None = None           # over seeds, PFCDR vs the best other method
   seed_test_nonfloor: SeedTest | None = None  # over seeds, vs the best other non-floor
   contrasts: tuple[SeedTest, ...] = ()        # over seeds, the :data:`CONTRASTS` present
+  sanity: SanitySummary = dataclasses.field(default_factory=SanitySummary)  # the ⚠ marks
 
   @property
   def star(self) -> str | None:
@@ -472,6 +550,7 @@ def summarize(workdirs: Sequence[str | Path], *, metrics: Sequence[str] = METRIC
       log.warning("%s beta=%g %s: %s missing in some seeds; left out", task, beta, base_model,
                   sorted(dropped))
     methods = column_order(methods)
+    sanity = summarize_sanity([c.results for c in crs], methods)
     for metric in metrics:
       vals = {m: np.array([_result_methods(c)[m][metric] for c in crs]) for m in methods}
       mean = {m: float(v.mean()) for m, v in vals.items()}
@@ -493,7 +572,7 @@ def summarize(workdirs: Sequence[str | Path], *, metrics: Sequence[str] = METRIC
       rows.append(Row(task, beta, base_model, metric, len(crs),
                       tuple(c.cell.seed for c in crs), mean, std, ranked[0],
                       ranked[1] if len(ranked) > 1 else None, test, test_nf, seed, seed_nf,
-                      contrasts))
+                      contrasts, sanity))
   return sorted(rows, key=lambda r: (r.task, r.beta, _model_rank(r.base_model),
                                       METRICS.index(r.metric)))
 
@@ -548,6 +627,8 @@ def _cell_text(row: Row, m: str) -> str:
   text = _fmt(row.mean[m], row.std[m], row.n_seeds)
   if row.star == m:
     text += "*"
+  if row.sanity.marked.get(m):
+    text += SANITY_MARK
   if m == row.best:
     return f"**{text}**"
   if m == row.second:
@@ -599,6 +680,7 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
     lines.append("| " + " | ".join([r.task, key, r.metric.upper()] +
                                    [_cell_text(r, m) if m in r.mean else "—" for m in methods])
                  + " |")
+  lines += _sanity_lines(rows)
   lines += _seed_test_lines(rows, lead[1], row_label)
   lines += _contrast_lines(rows, lead[1], row_label)
   lines += _pooled_test_lines(rows, lead[1], row_label)
@@ -615,6 +697,26 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
 
 def _row_key(r: Row, row_label: str) -> str:
   return f"{r.beta:.0%}" if row_label == "beta" else r.base_model
+
+
+def _sanity_lines(rows: Sequence[Row]) -> list[str]:
+  """The footnote of the ⚠ marks: one line per marked method and group; empty if none."""
+  groups = {(r.task, r.beta, r.base_model): r for r in rows}
+  lines = []
+  for (task, beta, model), r in groups.items():
+    for m in column_order(r.sanity.marked):
+      why = "; ".join(f"{reason} in {_seeds(n)}"
+                      for reason, n in r.sanity.reasons[m].items())
+      lines.append(f"- {m} ({task}, β={beta:.0%}, {model}): {r.sanity.marked[m]} of "
+                   f"{_seeds(r.n_seeds)} ({why})")
+  if not lines:
+    return []
+  return ["", f"{SANITY_MARK} failed its sanity gate (validation MAE not below the floor "
+          "named) in n of N seeds:", ""] + lines
+
+
+def _seeds(n: int) -> str:
+  return f"{n} seed" if n == 1 else f"{n} seeds"
 
 
 def _seed_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str]:
@@ -698,6 +800,7 @@ def render_csv(rows: Sequence[Row]) -> str:
   methods = column_order(dict.fromkeys(m for r in rows for m in r.mean))
   contrasts = [(a, b) for a, b in CONTRASTS if any(
       (t.method_a, t.method_b) == (a, b) for r in rows for t in r.contrasts)]
+  learned = [m for m in methods if m not in FLOORS]
   head = (["task", "beta", "base_model", "metric", "n_seeds"] + methods +
           [f"{m} std" for m in methods] +
           ["best", "second", "vs", "mean_diff", "n_pairs", "p_ttest", "p_wilcoxon", "star"] +
@@ -706,7 +809,10 @@ def render_csv(rows: Sequence[Row]) -> str:
           ["seed_mean_diff", "seed_n", "seed_n_pfcdr_better", "seed_p_ttest",
            "seed_p_wilcoxon", "star_pooled"] +
           # Appended: the planned contrasts that ran (a minus b, over seeds).
-          [f"{a} vs {b} {f}" for a, b in contrasts for f in _CONTRAST_FIELDS])
+          [f"{a} vs {b} {f}" for a, b in contrasts for f in _CONTRAST_FIELDS] +
+          # Appended: the sanity gates (seeds with a ⚠ in the row / with a record), then
+          # the seeds in which each learned method is marked.
+          ["sanity_failed", "sanity_checked"] + [f"{m} sanity_failed" for m in learned])
   out = [",".join(_csv(h) for h in head)]
   for r in rows:
     t = r.test
@@ -717,7 +823,7 @@ def render_csv(rows: Sequence[Row]) -> str:
             ([t.method_b, f"{t.mean_diff:.6f}", str(t.n_pairs), f"{t.p_ttest:.6g}",
               f"{t.p_wilcoxon:.6g}"] if t is not None else [""] * 5) + [r.star or ""] +
             _seed_csv(r.seed_test) + [r.star_pooled or ""] +
-            [v for c in contrasts for v in _contrast_csv(r, c)])
+            [v for c in contrasts for v in _contrast_csv(r, c)] + _sanity_csv(r, learned))
     out.append(",".join(_csv(v) for v in vals))
   return "\n".join(out) + "\n"
 
@@ -727,6 +833,12 @@ def _seed_csv(t: SeedTest | None) -> list[str]:
     return [""] * 5
   return [f"{t.mean_diff:.6f}", str(t.n_seeds), str(t.n_a_better), f"{t.p_ttest:.6g}",
           f"{t.p_wilcoxon:.6g}"]
+
+
+def _sanity_csv(r: Row, learned: Sequence[str]) -> list[str]:
+  s = r.sanity
+  return [str(s.failed), str(s.checked)] + [
+      str(s.marked.get(m, 0)) if m in r.mean else "" for m in learned]
 
 
 _CONTRAST_FIELDS = ("mean_diff", "n_a_better", "p_ttest", "p_wilcoxon")

@@ -42,6 +42,9 @@ EXECUTION_ONLY = {"execution_only": True}
 # config.json without it predates it and ran the behaviour it replaced (the DNN's MLP
 # tower), so such a cell is stale (comparison.is_finished).
 DNN_ONLY = {"only_for_base_model": "dnn", "absent_is_stale": True}
+# Field metadata: a config.json without the field predates it and ran another behaviour
+# than its default (comparison.is_finished reruns such a cell).
+ABSENT_IS_STALE = {"absent_is_stale": True}
 
 # Fractions of the trained target users tried for K on the validation users.
 DEFAULT_TOPK_GRID = (0.001, 0.005, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -61,6 +64,17 @@ class DataConfig:
   # --task=custom: inclusive (lo, hi) rating scale; a rating outside is an error naming
   # its line. None: any finite rating, with a warning when some fall outside 1-5.
   rating_range: tuple[float, float] | None = None
+  # Any task: keep this fraction of each domain's ratings (None: all), seeded by the run's
+  # seed; thin_tail > 0 keeps long-tailed users and items (tasks.thin_frames).
+  thin: float | None = None
+  thin_tail: float = 0.0
+  # --task=synthetic: the generator's knobs (synthetic.make_synthetic_cdr); mean_rating
+  # None is the template's.
+  signal: float = 1.0
+  bias_std: float = 0.0
+  tail: float = 1.0
+  density: float = 1.0
+  mean_rating: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +108,13 @@ class PretrainConfig:
   early_stop: str = "per_lr_reach"
   # YouTube-DNN's user tower: "linear" (one Linear d -> d, the public code's) or "mlp".
   dnn_tower: str = dataclasses.field(default="linear", metadata=DNN_ONLY)
+  # Rating offsets of the scorer (models/scorers.py): "bias" adds mu + b_u + c_j (mu
+  # starts at the training mean), "global" mu alone, "none" is the paper's bare product
+  # (starts at 0: a saddle on sparse data).
+  offsets: str = dataclasses.field(default="bias", metadata=ABSENT_IS_STALE)
+  # Further lrs tried beyond an edge of the grid while the selected lr sits on it
+  # (models/train.py, extend_grid); 0: never (the run still reports the edge).
+  grid_extend: int = dataclasses.field(default=2, metadata=ABSENT_IS_STALE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +163,9 @@ class CacheConfig:
 class PFCDRConfig:
   """Everything one PFCDR run depends on (built from flags by the scripts)."""
   seed: int = 0
+  # A learned stage that fails its sanity gate (pipeline.sanity) ends the run (exit 1)
+  # instead of warning: how, not what.
+  strict: bool = dataclasses.field(default=False, metadata=EXECUTION_ONLY)
   data: DataConfig = DataConfig()
   split: SplitConfig = SplitConfig()
   pretrain: PretrainConfig = PretrainConfig()
@@ -230,7 +254,8 @@ def train_config(cfg: PFCDRConfig):
   return train_lib.TrainConfig(lrs=tuple(p.lrs), epochs=p.epochs, batch_size=p.batch_size,
                                heldout_fraction=p.heldout_fraction, seed=cfg.seed,
                                dim=p.emb_dim, optimizer=p.optimizer, shuffle=p.shuffle,
-                               patience=p.patience, early_stop=p.early_stop)
+                               patience=p.patience, early_stop=p.early_stop,
+                               grid_extend=p.grid_extend)
 
 
 def _early_stops() -> tuple[str, ...]:
@@ -240,6 +265,34 @@ def _early_stops() -> tuple[str, ...]:
 
 def _finite(x) -> bool:
   return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _data_checks(d: DataConfig) -> tuple:
+  """:func:`validate`'s (path, flag, value, ok, expected) rows of the data knobs."""
+  def sigma(x) -> bool:
+    return _finite(x) and x >= 0
+
+  knobs = [f"--{f.name}" for f in dataclasses.fields(d)
+           if f.name in ("signal", "bias_std", "tail", "density", "mean_rating")
+           and getattr(d, f.name) != f.default]
+  return (
+      ("data.thin", "--thin", d.thin, d.thin is None or (_finite(d.thin) and 0 < d.thin <= 1),
+       "a fraction of the ratings kept, 0 < thin <= 1"),
+      ("data.thin_tail", "--thin_tail", d.thin_tail, sigma(d.thin_tail),
+       "a log-normal sigma >= 0"),
+      ("data.thin_tail", "--thin_tail", d.thin_tail, d.thin is not None or d.thin_tail == 0,
+       "0 unless --thin is set"),
+      ("data.signal", "--signal", d.signal, sigma(d.signal), "a finite number >= 0"),
+      ("data.bias_std", "--bias_std", d.bias_std, sigma(d.bias_std),
+       "a standard deviation >= 0"),
+      ("data.tail", "--tail", d.tail, sigma(d.tail), "a log-normal sigma multiplier >= 0"),
+      ("data.density", "--density", d.density, _finite(d.density) and d.density > 0,
+       "a finite number > 0"),
+      ("data.mean_rating", "--mean_rating", d.mean_rating,
+       d.mean_rating is None or _finite(d.mean_rating), "a finite rating"),
+      ("data.task", "--task", d.task, d.task == "synthetic" or not knobs,
+       f"synthetic, the only task that reads {', '.join(knobs)}"),
+  )
 
 
 def validate(cfg: PFCDRConfig) -> PFCDRConfig:
@@ -254,6 +307,7 @@ def validate(cfg: PFCDRConfig) -> PFCDRConfig:
   checks = (
       ("seed", "--seed", cfg.seed, isinstance(cfg.seed, int) and cfg.seed >= 0,
        "an integer >= 0"),
+      *_data_checks(cfg.data),
       ("split.beta", "--beta", s.beta, _finite(s.beta) and 0 < s.beta < 1,
        "0 < beta < 1 (the share of overlap users made cold-start)"),
       ("split.val_fraction", "--val_fraction", s.val_fraction,
@@ -271,6 +325,11 @@ def validate(cfg: PFCDRConfig) -> PFCDRConfig:
        "an integer >= 1 (0 on the command line: no early stopping)"),
       ("pretrain.early_stop", "--early_stop", p.early_stop,
        p.early_stop in _early_stops(), " or ".join(_early_stops())),
+      ("pretrain.offsets", "--offsets", p.offsets, p.offsets in ("none", "global", "bias"),
+       "none, global or bias"),
+      ("pretrain.grid_extend", "--grid_extend", p.grid_extend,
+       isinstance(p.grid_extend, int) and not isinstance(p.grid_extend, bool)
+       and p.grid_extend >= 0, "an integer >= 0"),
       ("pretrain.lrs", "--lrs", p.lrs, len(p.lrs) >= 1 and all(_finite(x) and x > 0
                                                              for x in p.lrs),
        "one or more finite learning rates > 0"),

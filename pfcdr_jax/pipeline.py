@@ -36,9 +36,11 @@ from pfcdr_jax import config as config_lib
 from pfcdr_jax import locks
 from pfcdr_jax import method as method_lib
 from pfcdr_jax import metrics as metrics_lib
+from pfcdr_jax import sanity as sanity_lib
 from pfcdr_jax.baselines import context as context_lib
 from pfcdr_jax.baselines import registry
 from pfcdr_jax.config import PFCDRConfig
+from pfcdr_jax.data import profile as profile_lib
 from pfcdr_jax.data import splits as splits_lib
 from pfcdr_jax.data.errors import DataError
 from pfcdr_jax.data import tasks as tasks_lib
@@ -94,12 +96,15 @@ def load_frames(cfg: PFCDRConfig):
   d = cfg.data
   return tasks_lib.load_task(d.task, data_dir=d.data_dir, seed=cfg.seed, scale=d.scale,
                              like=d.like, source_file=d.source_file,
-                             target_file=d.target_file, rating_range=d.rating_range)
+                             target_file=d.target_file, rating_range=d.rating_range,
+                             signal=d.signal, bias_std=d.bias_std, tail=d.tail,
+                             density=d.density, mean_rating=d.mean_rating, thin=d.thin,
+                             thin_tail=d.thin_tail)
 
 
 def frames_key(cfg: PFCDRConfig) -> str:
   """Runs with equal keys load the same frames (the seed matters for seeded tasks)."""
-  seeded = cfg.data.task in tasks_lib.SEEDED_TASKS
+  seeded = tasks_lib.depends_on_seed(cfg.data.task, cfg.data.thin)
   return cache_lib.stable_hash(config_lib.content(cfg.data), cfg.seed if seeded else None)
 
 
@@ -177,10 +182,18 @@ def stage_cache(cfg: PFCDRConfig, workdir: str | Path) -> cache_lib.StageCache:
 
 # --- stages ---------------------------------------------------------------------------
 
+# What a pretraining entry's metadata must hold (name -> accepted types).
+PRETRAIN_META = {"lr": (float, int), "epoch": (int,), "heldout_mse": (float, int),
+                 "mean_mse": (float, int), "epochs_run": (int,), "cap_reached": (bool,),
+                 "lrs_tried": (list, tuple), "lr_at_edge": (str,)}
+
+
 def _pretrain_entry(result: train_lib.TrainResult) -> tuple[dict[str, np.ndarray], dict]:
   """A training result as a cache entry: (parameter leaves, selection meta)."""
   meta = {"lr": float(result.lr), "epoch": int(result.epoch),
-          "heldout_mse": float(result.heldout_mse)}
+          "heldout_mse": float(result.heldout_mse), "mean_mse": float(result.mean_mse),
+          "epochs_run": int(result.epochs_run), "cap_reached": bool(result.cap_reached),
+          "lrs_tried": [float(x) for x in result.lrs_tried], "lr_at_edge": result.lr_at_edge}
   leaves = jax.tree_util.tree_leaves(result.params)
   return {f"leaf{i}": np.asarray(x) for i, x in enumerate(leaves)}, meta
 
@@ -191,31 +204,70 @@ def _save_pretrain(cache, name: str, cache_key: str, result: train_lib.TrainResu
   cache.save(f"pretrain-{name}", cache_key, arrays, {**meta, **extra_meta})
 
 
+def pretrain_meta_problem(meta: dict, tcfg: train_lib.TrainConfig) -> str | None:
+  """Why a pretraining entry's metadata cannot be what training wrote (None: it can).
+
+  Checks the schema (:data:`PRETRAIN_META`) and the values against the run's training
+  configuration: the selected lr among the lrs tried, which contain the grid; the epoch
+  within 1..epochs_run <= the cap; finite, non-negative MSEs.
+  """
+  for k, types in PRETRAIN_META.items():
+    v = meta.get(k)
+    if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+      return f"metadata field {k!r} = {v!r} is not a {'/'.join(t.__name__ for t in types)}"
+  tried = [float(x) for x in meta["lrs_tried"]]
+  if not {float(x) for x in tcfg.lrs} <= set(tried) or float(meta["lr"]) not in tried:
+    return f"lr {meta['lr']!r} / lrs_tried {tried} do not match the grid {list(tcfg.lrs)}"
+  if not 1 <= meta["epochs_run"] <= tcfg.epochs or not 1 <= meta["epoch"] <= meta["epochs_run"]:
+    return f"epoch {meta['epoch']} of {meta['epochs_run']} run is outside 1..{tcfg.epochs}"
+  for k in ("heldout_mse", "mean_mse"):
+    if not (np.isfinite(meta[k]) and meta[k] >= 0):
+      return f"{k} = {meta[k]!r} is not a finite MSE >= 0"
+  return None
+
+
 def pretrain(scorer, domain, cfg: PFCDRConfig, key, cache, cache_key: str, name: str,
              record: dict) -> Any:
   """Trains (or loads) one domain's scorer; returns its params pytree.
 
-  A cached entry whose parameters do not have this run's shapes (e.g. another
-  ``emb_dim``) is retrained.
+  A cached entry is checked like a fresh result before it is served: parameters of this
+  run's shapes (e.g. not another ``emb_dim``), all finite; metadata of the right schema
+  and values (:func:`pretrain_meta_problem`); and its ``heldout_mse`` equal (to 1e-4
+  relative) to the held-out MSE of its parameters, recomputed. Otherwise it is moved
+  aside and retrained, with a warning saying why.
   """
+  tcfg = config_lib.train_config(cfg)
   template = jax.eval_shape(lambda k: scorer.init(k, domain.n_users, domain.n_items,
                                                   cfg.pretrain.emb_dim), key)
   leaves_t, treedef = jax.tree_util.tree_flatten(template)
+  as_params = lambda arrays: jax.tree_util.tree_unflatten(
+      treedef, [jnp.asarray(arrays[f"leaf{i}"]) for i in range(len(leaves_t))])
 
   def valid(arrays, meta):
-    schema = all(isinstance(meta.get(k), (int, float)) for k in ("lr", "epoch", "heldout_mse"))
-    return schema and all(arrays.get(f"leaf{i}") is not None
-                          and arrays[f"leaf{i}"].shape == t.shape
-                          for i, t in enumerate(leaves_t))
+    if not all(arrays.get(f"leaf{i}") is not None and arrays[f"leaf{i}"].shape == t.shape
+               and np.all(np.isfinite(arrays[f"leaf{i}"])) for i, t in enumerate(leaves_t)):
+      return False
+    why = pretrain_meta_problem(meta, tcfg)
+    if why is None:
+      mse = train_lib.heldout_mse_of(scorer, as_params(arrays), domain, tcfg)
+      if not np.isclose(mse, meta["heldout_mse"], rtol=1e-4, atol=1e-6):
+        why = f"heldout_mse {meta['heldout_mse']!r} but its parameters score {mse:.6g}"
+    if why is not None:
+      log.warning("cache entry pretrain-%s: %s; retraining", name, why)
+    return why is None
 
   def compute():
-    return _pretrain_entry(train_lib.train_scorer(scorer, domain,
-                                                  config_lib.train_config(cfg), key))
+    return _pretrain_entry(train_lib.train_scorer(scorer, domain, tcfg, key))
 
   arrays, _ = cache_lib.cached_stage(cache, f"pretrain-{name}", cache_key, compute, valid,
                                      record)
-  return jax.tree_util.tree_unflatten(
-      treedef, [jnp.asarray(arrays[f"leaf{i}"]) for i in range(len(leaves_t))])
+  return as_params(arrays)
+
+
+def scorer_of(cfg: PFCDRConfig) -> scorers_lib.Scorer:
+  """The run's base scorer (model, DNN tower and rating offsets of ``cfg.pretrain``)."""
+  p = cfg.pretrain
+  return scorers_lib.get_scorer(p.base_model, dnn_tower=p.dnn_tower, offsets=p.offsets)
 
 
 def _prototype_stage(run: RunInputs, cfg: PFCDRConfig, cache, name: str,
@@ -229,7 +281,7 @@ def _prototype_stage(run: RunInputs, cfg: PFCDRConfig, cache, name: str,
     params, n, users = (run.params_t, run.data.target_train.n_users,
                         method_lib.bridge_users(run.data))
     key = run.keys.inversion_target
-  d = cfg.pretrain.emb_dim
+  d = scorers_lib.repr_dim(cfg.pretrain.emb_dim, cfg.pretrain.offsets)
 
   def compute():
     out = method_lib.prototypes(run.scorer, params, n, users, key, cfg.inversion,
@@ -271,13 +323,18 @@ def prepare(cfg: PFCDRConfig, workdir: str | Path, rec: Recorder | None = None,
   log.info("data: %d overlap users, %d test users (%d ratings), %d validation users",
            data.n_overlap, len(data.test_users), data.target_test.rating.size,
            len(data.val_users))
-  scorer = scorers_lib.get_scorer(cfg.pretrain.base_model, dnn_tower=cfg.pretrain.dnn_tower)
+  profile = profile_lib.data_profile(data)
+  log.info("data profile:\n%s", profile_lib.format_profile(profile))
+  for line in profile_lib.profile_warnings(profile):
+    log.warning("data profile: %s", line)
+  scorer = scorer_of(cfg)
   params = {}
   for name, domain, key in (("source", data.source, keys.pretrain_source),
                             ("target", data.target_train, keys.pretrain_target)):
     with rec.stage(f"pretrain_{name}") as r:
       params[name] = pretrain(scorer, domain, cfg, key, cache,
                               pretrain_cache_key(cfg, data_hash, name), name, r)
+    _gate({f"pretrain_{name}": sanity_lib.pretrain_record(r)}, cfg, {f"pretrain_{name}": r})
   return RunInputs(data, info, data_hash, scorer, params["source"], params["target"], keys)
 
 
@@ -346,8 +403,7 @@ def pretrain_seeds(cfgs: Sequence[PFCDRConfig], workdirs: Sequence[str | Path]
       log.info("pretrain_%s: seeds %s as one vmapped stack", name, seeds)
       t0 = time.perf_counter()
       results = train_lib.train_scorer_seeds(
-          scorers_lib.get_scorer(runs[0][0].pretrain.base_model,
-                                 dnn_tower=runs[0][0].pretrain.dnn_tower), [r[1] for r in runs],
+          scorer_of(runs[0][0]), [r[1] for r in runs],
           [config_lib.train_config(r[0]) for r in runs], [r[2] for r in runs])
       seconds = round(time.perf_counter() - t0, 3)
       for (cfg, _, _, cache, cache_key), result in zip(runs, results):
@@ -370,6 +426,7 @@ def _pending_pretrainings(cfgs, workdirs) -> dict[str, dict[tuple, list]]:
       if cache.path(f"pretrain-{name}", cache_key).exists():
         continue
       group = (train_lib.domain_shape(domain), cfg.pretrain.base_model, cfg.pretrain.dnn_tower,
+               cfg.pretrain.offsets,
                dataclasses.replace(config_lib.train_config(cfg), seed=0))
       pending[name].setdefault(group, []).append((cfg, domain, key, cache, cache_key))
   return pending
@@ -456,10 +513,43 @@ def _for_this_process(cfg: PFCDRConfig) -> PFCDRConfig:
   return cfg
 
 
+def _gate(records: dict[str, dict], cfg: PFCDRConfig,
+          pretrain_meta: dict | None = None) -> None:
+  """Warns one line per failed sanity record (an error under ``cfg.strict``)."""
+  lines = sanity_lib.failures(records, pretrain_meta)
+  for line in lines:
+    log.warning("%s", line)
+  sanity_lib.enforce(lines, cfg.strict)
+
+
+def floor_val_maes(run: RunInputs) -> dict[str, float]:
+  """Validation MAE of GlobalMean and ItemMean (the floors of the sanity gate)."""
+  ctx = context_lib.BaselineContext(
+      data=run.data, scorer=run.scorer, params_s=run.params_s, params_t=run.params_t,
+      key=run.keys.baselines, seed=0, emcdr_key=run.keys.emcdr)
+  return {name: float(registry.fit_predict(name, ctx)[1]["val_mae"])
+          for name in ("GlobalMean", "ItemMean")}
+
+
+def pfcdr_val_mae(run: RunInputs, fit: method_lib.PFCDRFit, cfg: PFCDRConfig) -> float:
+  """PFCDR's validation MAE at its K (computed when K was fixed, not chosen)."""
+  if fit.k in fit.val_mae_by_k:
+    return float(fit.val_mae_by_k[fit.k])
+  val = run.data.target_val
+  if val.rating.size == 0:
+    return float("nan")
+  W_t, V_t = method_lib.representations(run.scorer, run.params_t, run.data.target_train.n_users)
+  pred = method_lib.predict_cold(fit.transferred, W_t, method_lib.candidates(run.data, cfg.topk),
+                                 V_t, val, method_lib.cold_users(run.data), fit.k, cfg.topk,
+                                 cfg.inversion.target_rating)
+  return float(metrics_lib.mae(pred, val.rating))
+
+
 def _run_staged(cfg: PFCDRConfig, rec: Recorder) -> dict[str, Any]:
   """The body of :func:`run_pfcdr`, writing into ``rec.workdir`` (the staging folder)."""
   workdir = rec.workdir
   run = prepare(cfg, workdir, rec)
+  floors = floor_val_maes(run)
   protos = run_prototypes(run, cfg, workdir, rec)
   with rec.stage("pfcdr") as r:
     fit = method_lib.fit_predict(run.scorer, run.params_s, run.params_t, run.data, run.keys,
@@ -467,12 +557,18 @@ def _run_staged(cfg: PFCDRConfig, rec: Recorder) -> dict[str, Any]:
                                  protos=protos)
     r.update({"bridge_train_mse": fit.bridge_train_mse, "k": fit.k,
               "val_mae_by_k": {str(k): v for k, v in fit.val_mae_by_k.items()}})
+  pretrain_meta = _read_stage_meta(workdir, sanity_lib.PRETRAIN_STAGES)
+  sanity = {name: sanity_lib.pretrain_record(meta) for name, meta in pretrain_meta.items()}
+  sanity["PFCDR"] = sanity_lib.method_record("PFCDR", pfcdr_val_mae(run, fit, cfg), floors)
+  _gate({"PFCDR": sanity["PFCDR"]}, cfg)
   predictions = {"PFCDR": fit.pred}
   chosen: dict[str, Any] = {}
   cache = stage_cache(cfg, workdir)
   for name in cfg.baselines.names:
     with rec.stage(f"baseline_{name}") as r:
       predictions[name], chosen[name] = run_baseline(run, cfg, cache, name, r)
+    sanity[name] = sanity_lib.method_record(name, float(chosen[name]["val_mae"]), floors)
+    _gate({name: sanity[name]}, cfg)
   test = run.data.target_test
   with rec.stage("evaluate") as r:
     methods = {name: {"mae": float(metrics_lib.mae(p, test.rating)),
@@ -484,6 +580,8 @@ def _run_staged(cfg: PFCDRConfig, rec: Recorder) -> dict[str, Any]:
       "user": test.user, "item": test.item, "rating": test.rating,
       **{f"pred_{name}": np.asarray(p, np.float32) for name, p in predictions.items()}})
   results = _results(cfg, run, fit, methods, chosen, rec, workdir)
+  results["sanity"] = sanity
+  results["data_profile"] = profile_lib.data_profile(run.data)
   cache_lib.atomic_write_text(workdir / "results.json", json.dumps(results, indent=2))
   return results
 
@@ -540,20 +638,28 @@ def _read_stage_meta(workdir: Path, stages: Sequence[str]) -> dict[str, Any]:
   for line in (workdir / "metrics.jsonl").read_text().splitlines():
     rec = json.loads(line)
     if rec["stage"] in stages:
-      out[rec["stage"]] = {k: rec[k] for k in ("lr", "epoch", "heldout_mse", "cached",
-                                               "seed_stack", "seed_stack_seconds")
-                           if k in rec}
+      out[rec["stage"]] = {k: rec[k] for k in (*PRETRAIN_META, "cached", "seed_stack",
+                                               "seed_stack_seconds") if k in rec}
   return out
 
 
 def format_table(results: dict[str, Any]) -> str:
-  """Plain-text table of MAE/RMSE per method (printed by the script)."""
+  """Plain-text table of MAE/RMSE per method (printed by the script); a method that
+  failed its sanity gate (or whose pretraining did) is marked, and each failure is one
+  line under the table."""
+  sanity = results.get("sanity", {})
+  failed_pretrain = [s for s in sanity_lib.PRETRAIN_STAGES if not sanity.get(s, {"ok": 1})["ok"]]
   lines = [f"task={results['task']} beta={results['beta']} seed={results['seed']} "
            f"base_model={results['base_model']}" +
            (" [SYNTHETIC DATA]" if results.get("synthetic") else ""),
            f"{'method':<12} {'MAE':>8} {'RMSE':>8}"]
   for name, m in results["methods"].items():
-    lines.append(f"{name:<12} {m['mae']:>8.4f} {m['rmse']:>8.4f}")
+    bad = not sanity.get(name, {"ok": True})["ok"] or (
+        failed_pretrain and name not in sanity_lib.FLOOR_METHODS)
+    lines.append(f"{name:<12} {m['mae']:>8.4f} {m['rmse']:>8.4f}"
+                 + ("  FAILED SANITY GATE" if bad else ""))
+  lines += [f"  {line}" for line in sanity_lib.failures(
+      sanity, results.get("selected", {}).get("pretrain"))]
   return "\n".join(lines)
 
 

@@ -30,8 +30,9 @@ def _with_extra(*names):
   return config_lib.MAIN_BASELINES + names
 
 
-def _write_cell(workdir, cfg, user, rating, preds, baselines=None):
-  """What run_pfcdr leaves in a workdir, from hand-made predictions."""
+def _write_cell(workdir, cfg, user, rating, preds, baselines=None, sanity=None):
+  """What run_pfcdr leaves in a workdir, from hand-made predictions (``sanity``: the
+  results.json record of the sanity gates; None = a cell from before them)."""
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   cache_lib.atomic_write_text(workdir / "config.json", json.dumps(config_lib.to_dict(cfg)))
@@ -45,6 +46,8 @@ def _write_cell(workdir, cfg, user, rating, preds, baselines=None):
              "methods": methods,
              "selected": {"topk": 7, "pretrain": {"pretrain_source": {"lr": 0.01, "epoch": 3}},
                           "baselines": baselines or {}}}
+  if sanity is not None:
+    results["sanity"] = sanity
   cache_lib.atomic_write_text(workdir / "results.json", json.dumps(results))
 
 
@@ -371,8 +374,9 @@ def test_star_follows_the_per_seed_test_and_the_csv_keeps_its_columns(tmp_path):
   old = ["best", "second", "vs", "mean_diff", "n_pairs", "p_ttest", "p_wilcoxon", "star"]
   i = head.index("best")
   assert head[i:i + len(old)] == old
-  assert head[i + len(old):] == ["seed_mean_diff", "seed_n", "seed_n_pfcdr_better",
-                                 "seed_p_ttest", "seed_p_wilcoxon", "star_pooled"]
+  assert head[i + len(old):i + len(old) + 6] == [
+      "seed_mean_diff", "seed_n", "seed_n_pfcdr_better", "seed_p_ttest", "seed_p_wilcoxon",
+      "star_pooled"]
   assert all(len(line.split(",")) == len(head) for line in csv[1:])
   md = comparison.render_markdown(rows, title="t", command="c")
   assert "paired over seeds (primary" in md and "## Secondary: pooled per-user" in md
@@ -440,3 +444,119 @@ def test_planned_contrasts_are_per_seed_tests_of_the_fixed_pairs(tmp_path):
   plain = comparison.summarize(_cells(tmp_path / "plain", pfcdr_noise=0.3, other_noise=1.0))
   assert all(r.contrasts == () for r in plain)
   assert "Planned contrasts" not in comparison.render_markdown(plain, title="t", command="c")
+
+
+def _gate(ok, floor_name="GlobalMean"):
+  return {"ok": ok, "value": 0.9, "floor": 0.8, "floor_name": floor_name}
+
+
+def _sanity(failed=(), stage_failed=()):
+  """A sanity record: every stage and method passes but those named (method -> floor)."""
+  failed = dict(failed)
+  out = {s: _gate(s not in stage_failed, "mean") for s in comparison.PRETRAIN_STAGES}
+  for m in ("PFCDR", "TGT", "EMCDR"):
+    out[m] = _gate(m not in failed, failed.get(m, "GlobalMean"))
+  return out
+
+
+def _sanity_cells(tmp_path, sanities):
+  dirs = []
+  for seed, sanity in enumerate(sanities):
+    rng, user, rating = _data(seed)
+    preds = {"PFCDR": rating + 0.2 * rng.normal(size=rating.size),
+             "TGT": np.zeros_like(rating),
+             "EMCDR": rating + 1.0 * rng.normal(size=rating.size),
+             "GlobalMean": np.full_like(rating, 3.0),
+             "ItemMean": np.full_like(rating, 3.1)}
+    d = tmp_path / f"s{seed}"
+    _write_cell(d, _cfg(split__beta=0.2, seed=seed), user, rating, preds, sanity=sanity)
+    dirs.append(d)
+  return dirs
+
+
+def _table_cells(md, metric="MAE"):
+  lines = md.splitlines()
+  cols = [c.strip() for c in next(l for l in lines if l.startswith("| Task")).split("|")]
+  row = [c.strip() for c in next(l for l in lines if f"| 20% | {metric}" in l).split("|")]
+  return dict(zip(cols, row))
+
+
+def test_sanity_failures_of_one_cell():
+  methods = {m: {"mae": 1.0} for m in ("PFCDR", "TGT", "GlobalMean", "ItemMean",
+                                       "BiasFloor")}
+  assert comparison.sanity_failures({"methods": methods}) == {}   # before the gates
+  ok = {"pretrain_source": _gate(True), "PFCDR": _gate(True), "GlobalMean": _gate(False)}
+  assert comparison.sanity_failures({"methods": methods, "sanity": ok}) == {}
+  bad = {"pretrain_source": _gate(False, "mean"), "PFCDR": _gate(False, "ItemMean"),
+         "TGT": _gate(True), "GlobalMean": _gate(False)}
+  assert comparison.sanity_failures({"methods": methods, "sanity": bad}) == {
+      "PFCDR": ["pretraining of the source model failed its gate",
+                "validation MAE not below ItemMean"],
+      "TGT": ["pretraining of the source model failed its gate"]}
+
+
+def test_failed_sanity_gates_are_marked_in_the_table_and_csv(tmp_path):
+  dirs = _sanity_cells(tmp_path, [
+      _sanity(),
+      {**_sanity(failed=[("EMCDR", "ItemMean")]), "GlobalMean": _gate(False)},
+      _sanity(failed=[("PFCDR", "GlobalMean")], stage_failed=["pretrain_target"])])
+  rows = comparison.summarize(dirs)
+  assert rows[0].sanity == comparison.SanitySummary(
+      checked=3, failed=2, marked={"EMCDR": 2, "PFCDR": 1, "TGT": 1},
+      reasons={"EMCDR": {"validation MAE not below ItemMean": 1,
+                         "pretraining of the target model failed its gate": 1},
+               "PFCDR": {"pretraining of the target model failed its gate": 1,
+                         "validation MAE not below GlobalMean": 1},
+               "TGT": {"pretraining of the target model failed its gate": 1}})
+  md = comparison.render_markdown(rows, title="t", command="c")
+  for metric, r in zip(("MAE", "RMSE"), rows):
+    cells = _table_cells(md, metric)
+    fmt = lambda m: f"{r.mean[m]:.4f} ± {r.std[m]:.4f}"
+    assert r.best == "PFCDR" and r.star == "PFCDR"
+    assert cells["PFCDR"] == f"**{fmt('PFCDR')}*⚠**"    # still bold, still marked
+    assert cells["TGT"] == f"{fmt('TGT')}⚠"
+    assert cells["EMCDR"] in (f"{fmt('EMCDR')}⚠", f"<u>{fmt('EMCDR')}⚠</u>")
+    assert "⚠" not in cells["GlobalMean"] + cells["ItemMean"]   # floors: never
+  lines = md.splitlines()
+  i = lines.index("⚠ failed its sanity gate (validation MAE not below the floor named) in "
+                  "n of N seeds:")
+  assert lines[i + 2:i + 6] == [
+      "- TGT (synthetic, β=20%, mf): 1 of 3 seeds (pretraining of the target model failed "
+      "its gate in 1 seed)",
+      "- EMCDR (synthetic, β=20%, mf): 2 of 3 seeds (validation MAE not below ItemMean in "
+      "1 seed; pretraining of the target model failed its gate in 1 seed)",
+      "- PFCDR (synthetic, β=20%, mf): 1 of 3 seeds (pretraining of the target model "
+      "failed its gate in 1 seed; validation MAE not below GlobalMean in 1 seed)",
+      ""]
+  assert i < lines.index("## Significance: PFCDR vs the best other method, paired over "
+                         "seeds (primary; the `*`)")
+  csv = comparison.render_csv(rows).splitlines()
+  head = csv[0].split(",")
+  assert head[head.index("star_pooled") + 1:] == [
+      "sanity_failed", "sanity_checked", "TGT sanity_failed", "EMCDR sanity_failed",
+      "PFCDR sanity_failed"]
+  for line in csv[1:]:
+    vals = line.split(",")
+    assert len(vals) == len(head) and vals[-5:] == ["2", "3", "1", "2", "1"]
+
+
+def test_cells_without_sanity_records_are_not_marked(tmp_path):
+  dirs = _sanity_cells(tmp_path, [None, None, None])
+  rows = comparison.summarize(dirs)
+  assert all(r.sanity == comparison.SanitySummary() for r in rows)
+  md = comparison.render_markdown(rows, title="t", command="c")
+  assert "⚠" not in md
+  csv = comparison.render_csv(rows).splitlines()
+  head = csv[0].split(",")
+  for line in csv[1:]:
+    row = dict(zip(head, line.split(",")))
+    assert row["sanity_failed"] == "0" and row["sanity_checked"] == "0"
+    assert row["PFCDR sanity_failed"] == "0" and "GlobalMean sanity_failed" not in row
+  # Old and new cells together: only the seeds with a record count as checked.
+  mixed = comparison.summarize(_sanity_cells(tmp_path / "mixed", [
+      None, _sanity(stage_failed=["pretrain_source"]), _sanity()]))
+  assert mixed[0].sanity.checked == 1 + 1 and mixed[0].sanity.failed == 1
+  assert mixed[0].sanity.marked == {"TGT": 1, "EMCDR": 1, "PFCDR": 1}
+  md = comparison.render_markdown(mixed, title="t", command="c")
+  assert "- PFCDR (synthetic, β=20%, mf): 1 of 3 seeds (pretraining of the source model " \
+      "failed its gate in 1 seed)" in md

@@ -200,7 +200,7 @@ def _reprs(ctx: BaselineContext) -> dict[str, np.ndarray]:
 
 
 def _emb_dim(ctx: BaselineContext) -> int:
-  return int(np.asarray(ctx.scorer.item_matrix(ctx.params_t)).shape[1])
+  return int(np.asarray(ctx.params_t["item"]).shape[1])   # the embedding width, no offsets
 
 
 # One runner per method: (ctx, merged option dict, pairs (user, item), key) -> pred.

@@ -1,15 +1,23 @@
 """Synthetic cross-domain data with a planted shared user factor.
 
-Sizes follow the paper's Table 2 (Amazon 5-core counts) times ``scale``. Every
-user has one latent factor ``p_u`` used in *both* domains (so overlapping
-users carry real cross-domain signal), each domain has its own item factors
-``q_j``, and a rating is ``clip(round(3.6 + p_u . q_j + noise), 1, 5)``.
-Factor entries are N(0, dim**-0.25) so that ``p_u . q_j`` has unit variance.
+Sizes follow a template times ``scale``: the paper's Table 2 (Amazon 5-core
+counts, :data:`TABLE2`) or the shape of a small real pair (:data:`SHAPES`,
+sizes at ``scale=1``). Every user has one latent factor ``p_u`` used in *both*
+domains (so overlapping users carry real cross-domain signal), each domain has
+its own item factors ``q_j``, and a rating is
+``clip(round(m + signal * p_u . q_j + b_u + c_j + noise), 1, 5)`` with ``m``
+the template's mean rating (3.6 for Table 2), ``b_u`` a user bias shared by
+both domains and ``c_j`` an item bias (both normal with std ``bias_std``; zero
+by default). Factor entries are normal with std dim**-0.25 so that ``p_u . q_j``
+has unit variance.
 
 Per-user rating counts are heavy-tailed (log-normal weights, at least one
-rating per user and domain), item choice is popularity-skewed, and every
-(user, item) pair is unique. Everything is vectorised numpy, deterministic
-for a seed.
+rating per user and domain), item choice is popularity-skewed (log-normal
+popularity, every item rated at least once), and every (user, item) pair is
+unique. Everything is vectorised numpy, deterministic for a seed; the biases
+come from a stream of their own, so a knob that only changes the ratings
+(``signal``, ``bias_std``, ``mean_rating``, ``noise``) keeps the same users
+and items.
 """
 
 from __future__ import annotations
@@ -37,30 +45,66 @@ TABLE2 = {
         "ratings": (8_898_041, 1_097_592)},
 }
 
+# Shapes of small real pairs, sizes at scale 1.0 (the default scale 0.01 is meant for
+# TABLE2). "mean_rating" is the centre m of the planted ratings before rounding and
+# clipping, chosen so that the observed mean is the pair's (clipping at 5 lowers it);
+# "user_tail" / "item_tail" multiply the log-normal sigma of the users' rating counts /
+# of the item popularity (``tail``).
+SHAPES = {
+    # A sparse pair a user reported: ~1.7 ratings per target item (about 70% of the
+    # items have one), so with a random 80/20 rating split about 45% of the test
+    # ratings fall on items without training rating; observed mean ~4.4.
+    "sparse": {
+        "source_name": "sparse-source", "target_name": "sparse-target",
+        "items": (10_000, 12_600), "users": (4_000, 3_300), "overlap": 2_600,
+        "ratings": (40_000, 22_000), "mean_rating": 4.65, "user_tail": 1.0,
+        "item_tail": 1.5},
+    # Few items with very many ratings (the top 1% hold ~40% of the ratings), most with
+    # 1-3; observed mean ~3.9.
+    "longtail": {
+        "source_name": "longtail-source", "target_name": "longtail-target",
+        "items": (12_000, 8_000), "users": (5_000, 5_000), "overlap": 3_000,
+        "ratings": (60_000, 30_000), "mean_rating": 4.0, "user_tail": 1.2,
+        "item_tail": 2.5},
+}
+
 _MEAN_RATING = 3.6
+# Every template: TABLE2's with the historical mean and tails, then SHAPES.
+TEMPLATES = {**{name: dict(t, mean_rating=_MEAN_RATING, user_tail=1.0, item_tail=1.0)
+                for name, t in TABLE2.items()},
+             **SHAPES}
+
 _MIN_ITEMS = 20
 _MIN_OVERLAP = 10
 _CHUNK = 1 << 20
+# Entropy tag of the biases' random stream (next to the seed).
+_BIAS_STREAM = 0xB1A5
 
 
-def synthetic_sizes(like: str, scale: float) -> dict:
-  """Table 2 counts times ``scale``, with small floors so tiny scales still work.
+def synthetic_sizes(like: str, scale: float, density: float = 1.0) -> dict:
+  """A template's counts times ``scale``, with small floors so tiny scales still work.
 
   Args:
-    like: One of :data:`TABLE2`.
-    scale: Positive multiplier.
+    like: One of :data:`TEMPLATES` (TABLE2's are the paper's full sizes, SHAPES' the
+      real pair's).
+    scale: Positive multiplier of every count.
+    density: Positive multiplier of the ratings only (same users and items); the
+      floors (about 2 ratings per user, 1 per item) and the cap (half the user-item
+      matrix) still apply.
 
   Returns:
     ``{"items": (Ns, Nt), "users": (Us, Ut), "overlap": O, "ratings": (Rs, Rt)}``.
 
   Raises:
-    ValueError: unknown ``like`` or non-positive ``scale``.
+    ValueError: unknown ``like``, non-positive ``scale`` or ``density``.
   """
-  if like not in TABLE2:
-    raise ValueError(f"unknown synthetic template {like!r}; expected one of {list(TABLE2)}")
+  if like not in TEMPLATES:
+    raise ValueError(f"unknown synthetic template {like!r}; expected one of {list(TEMPLATES)}")
   if not scale > 0:
     raise ValueError(f"scale must be > 0, got {scale}")
-  t = TABLE2[like]
+  if not (np.isfinite(density) and density > 0):
+    raise ValueError(f"density must be a finite number > 0, got {density}")
+  t = TEMPLATES[like]
   overlap = max(_MIN_OVERLAP, round(t["overlap"] * scale))
   items, users, ratings = [], [], []
   for d in range(2):
@@ -68,7 +112,7 @@ def synthetic_sizes(like: str, scale: float) -> dict:
     n_users = max(overlap + 1, round(t["users"][d] * scale))
     # At least ~2 ratings per user and one per item, at most half the
     # user-item matrix.
-    n_ratings = min(max(round(t["ratings"][d] * scale), 2 * n_users, n_items),
+    n_ratings = min(max(round(t["ratings"][d] * scale * density), 2 * n_users, n_items),
                     n_users * n_items // 2)
     items.append(n_items)
     users.append(n_users)
@@ -78,9 +122,12 @@ def synthetic_sizes(like: str, scale: float) -> dict:
 
 
 def _counts_per_user(rng: np.random.Generator, n_users: int, n_ratings: int,
-                     n_items: int) -> np.ndarray:
-  """Heavy-tailed per-user counts: >= 1 each, <= n_items each, summing to n_ratings."""
-  weights = rng.lognormal(0.0, 1.0, n_users)
+                     n_items: int, sigma: float = 1.0) -> np.ndarray:
+  """Heavy-tailed per-user counts: >= 1 each, <= n_items each, summing to n_ratings.
+
+  ``sigma``: log-normal sigma of the users' weights (0: equal weights).
+  """
+  weights = rng.lognormal(0.0, sigma, n_users)
   counts = 1 + rng.multinomial(n_ratings - n_users, weights / weights.sum())
   # Users above the item count give their excess to users with room.
   for _ in range(100):
@@ -95,12 +142,14 @@ def _counts_per_user(rng: np.random.Generator, n_users: int, n_ratings: int,
   return counts
 
 
-def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int) -> np.ndarray:
+def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int,
+                  sigma: float = 1.0) -> np.ndarray:
   """Popularity-skewed items, each item used at least once, no repeats within a user.
 
-  Rows are grouped by user (``np.repeat(arange(U), counts)`` order).
+  Rows are grouped by user (``np.repeat(arange(U), counts)`` order); ``sigma`` is the
+  log-normal sigma of the item popularity (0: uniform).
   """
-  pop = rng.lognormal(0.0, 1.0, n_items)
+  pop = rng.lognormal(0.0, sigma, n_items)
   pop /= pop.sum()
   uniform = np.full(n_items, 1.0 / n_items)
   users = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
@@ -135,38 +184,99 @@ def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int) ->
   raise RuntimeError("could not draw distinct items per user")
 
 
-def _ratings(rng, user_f: np.ndarray, item_f: np.ndarray, users: np.ndarray,
-             items: np.ndarray, noise: float) -> np.ndarray:
+def _ratings(rng: np.random.Generator, user_f: np.ndarray, item_f: np.ndarray,
+             users: np.ndarray, items: np.ndarray, noise: float, *, signal: float = 1.0,
+             offset: float = _MEAN_RATING, bias: np.ndarray | None = None) -> np.ndarray:
+  """Rounded, clipped ``offset + signal * p_u . q_j (+ bias) + noise`` per row.
+
+  ``bias``: per-row bias (user plus item), or None for none.
+  """
   out = np.empty(len(users), dtype=np.float32)
   for lo in range(0, len(users), _CHUNK):
     hi = min(lo + _CHUNK, len(users))
     dot = np.einsum("rd,rd->r", user_f[users[lo:hi]], item_f[items[lo:hi]])
-    out[lo:hi] = dot + _MEAN_RATING + noise * rng.standard_normal(hi - lo)
+    centre = signal * dot + offset
+    if bias is not None:
+      centre = centre + bias[lo:hi]
+    out[lo:hi] = centre + noise * rng.standard_normal(hi - lo)
   return np.clip(np.rint(out), 1.0, 5.0).astype(np.float32)
 
 
+def _check_knobs(dim: int, noise: float, signal: float, bias_std: float,
+                 tail: float, mean_rating: float | None) -> None:
+  """ValueError naming the first bad generator argument."""
+  checks = (("dim", dim, dim >= 1, ">= 1"),
+            ("noise", noise, noise >= 0, ">= 0"),
+            ("signal", signal, np.isfinite(signal) and signal >= 0, "a finite number >= 0"),
+            ("bias_std", bias_std, np.isfinite(bias_std) and bias_std >= 0,
+             "a finite number >= 0"),
+            ("tail", tail, np.isfinite(tail) and tail >= 0, "a finite number >= 0"),
+            ("mean_rating", mean_rating, mean_rating is None or np.isfinite(mean_rating),
+             "a finite number or None"))
+  for name, value, ok, expected in checks:
+    if not ok:
+      raise ValueError(f"{name} must be {expected}, got {value}")
+
+
+def _biases(seed: int, bias_std: float, n_users: int, n_items: tuple[int, int]
+            ) -> tuple[np.ndarray, list[np.ndarray]]:
+  """Planted user biases (shared by both domains) and item biases per domain.
+
+  Drawn from a stream of their own (so the main stream, and with it the users, items
+  and factors, does not depend on ``bias_std``); all zero when ``bias_std`` is 0.
+  """
+  rng = np.random.default_rng([int(seed), _BIAS_STREAM])
+  user_b = (bias_std * rng.standard_normal(n_users)).astype(np.float32)
+  item_b = [(bias_std * rng.standard_normal(n)).astype(np.float32) for n in n_items]
+  return user_b, item_b
+
+
 def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0.01,
-                       dim: int = 10, noise: float = 0.3
-                       ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                       dim: int = 10, noise: float = 0.3, signal: float = 1.0,
+                       bias_std: float = 0.0, tail: float = 1.0, density: float = 1.0,
+                       mean_rating: float | None = None, return_truth: bool = False):
   """Two-domain synthetic ratings with shared user factors for overlapping users.
 
+  With every knob at its default the frames are those of the generator before the
+  knobs existed (same seed, same frames).
+
   Args:
-    seed: Seed of the single ``np.random.default_rng`` behind every choice.
-    like: Table 2 template: ``"music2movie"``, ``"book2movie"`` or ``"book2music"``.
-    scale: Multiplier of the Table 2 counts (1.0 = full size).
+    seed: Seed of the single ``np.random.default_rng`` behind every choice (the biases
+      use a second stream derived from it).
+    like: Template (:data:`TEMPLATES`): Table 2's ``"music2movie"``, ``"book2movie"``,
+      ``"book2music"``, or a real pair's shape ``"sparse"`` / ``"longtail"``.
+    scale: Multiplier of the template's counts (1.0 = its full size).
     dim: Latent dimension of the planted factors.
     noise: Std of the Gaussian rating noise (before rounding).
+    signal: Multiplier of the planted interaction ``p_u . q_j`` (0: none).
+    bias_std: Std of the planted user bias (one per user, shared by both domains) and
+      of the planted item bias (one per item and domain); 0: none.
+    tail: Multiplier of the template's log-normal sigmas of the users' rating counts and
+      of the item popularity (1.0 for the Table 2 templates, so there ``tail`` is the
+      sigma itself; 0: equal weights and uniform items).
+    density: Multiplier of the number of ratings at fixed users and items
+      (:func:`synthetic_sizes`).
+    mean_rating: Centre ``m`` of the planted ratings before rounding and clipping to
+      1-5; None: the template's (3.6 for Table 2).
+    return_truth: Also return the planted model (tests and oracles, see
+      :func:`planted_ratings`).
 
   Returns:
     ``(source_df, target_df, info)``: universal frames (timestamps -1) and
     ``info`` with ``task`` (``"synthetic-<like>"``), ``synthetic=True``,
-    ``source_name``, ``target_name``, the generator arguments and the counts.
+    ``source_name``, ``target_name``, the generator arguments (``mean_rating`` the one
+    used) and the counts. With ``return_truth``, a fourth element: ``{"offset",
+    "signal", "user_ids", "user_factors", "user_bias", "source": {"item_ids",
+    "item_factors", "item_bias"}, "target": {...}}`` (rows of the arrays follow the id
+    arrays).
+
+  Raises:
+    ValueError: a bad argument.
   """
-  if dim < 1:
-    raise ValueError(f"dim must be >= 1, got {dim}")
-  if noise < 0:
-    raise ValueError(f"noise must be >= 0, got {noise}")
-  sizes = synthetic_sizes(like, scale)
+  _check_knobs(dim, noise, signal, bias_std, tail, mean_rating)
+  sizes = synthetic_sizes(like, scale, density)
+  t = TEMPLATES[like]
+  offset = float(t["mean_rating"] if mean_rating is None else mean_rating)
   rng = np.random.default_rng(seed)
   n_overlap = sizes["overlap"]
   (us, ut), (ns, nt), (rs, rt) = sizes["users"], sizes["items"], sizes["ratings"]
@@ -179,23 +289,28 @@ def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0
   user_ids = np.array([f"u{k:0{width}d}" for k in id_numbers], dtype=object)
   sigma = dim ** -0.25
   user_f = (sigma * rng.standard_normal((n_global, dim))).astype(np.float32)
+  user_b, item_bs = _biases(seed, bias_std, n_global, (ns, nt))
 
   frames = []
+  truth = {"offset": offset, "signal": float(signal), "user_ids": user_ids,
+           "user_factors": user_f, "user_bias": user_b}
   domains = (("source", np.arange(0, us), ns, rs, "s"),
              ("target", np.concatenate([np.arange(0, n_overlap), np.arange(us, n_global)]),
               nt, rt, "t"))
-  for label, members, n_items, n_ratings, prefix in domains:
+  for (label, members, n_items, n_ratings, prefix), item_b in zip(domains, item_bs):
     item_f = (sigma * rng.standard_normal((n_items, dim))).astype(np.float32)
-    counts = _counts_per_user(rng, len(members), n_ratings, n_items)
-    local_items = _unique_items(rng, counts, n_items)
+    counts = _counts_per_user(rng, len(members), n_ratings, n_items, tail * t["user_tail"])
+    local_items = _unique_items(rng, counts, n_items, tail * t["item_tail"])
     global_users = np.repeat(members, counts)
-    rating = _ratings(rng, user_f, item_f, global_users, local_items, noise)
+    bias = user_b[global_users] + item_b[local_items] if bias_std > 0 else None
+    rating = _ratings(rng, user_f, item_f, global_users, local_items, noise, signal=signal,
+                      offset=offset, bias=bias)
     item_width = len(str(n_items))
     item_ids = np.array([f"{prefix}{k:0{item_width}d}" for k in range(n_items)], dtype=object)
     frames.append(make_frame(user_ids[global_users], item_ids[local_items], rating))
+    truth[label] = {"item_ids": item_ids, "item_factors": item_f, "item_bias": item_b}
     logging.info("synthetic-%s %s: %d users, %d items, %d ratings", like, label,
                  len(members), n_items, n_ratings)
-  t = TABLE2[like]
   info = {
       "task": f"synthetic-{like}",
       "synthetic": True,
@@ -206,6 +321,11 @@ def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0
       "scale": float(scale),
       "dim": int(dim),
       "noise": float(noise),
+      "signal": float(signal),
+      "bias_std": float(bias_std),
+      "tail": float(tail),
+      "density": float(density),
+      "mean_rating": offset,
       "counts": {
           "source": {"users": us, "items": ns, "ratings": rs},
           "target": {"users": ut, "items": nt, "ratings": rt},
@@ -213,4 +333,27 @@ def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0
       },
       "files": [],
   }
+  if return_truth:
+    return frames[0], frames[1], info, truth
   return frames[0], frames[1], info
+
+
+def planted_ratings(truth: dict, domain: str, users, items) -> np.ndarray:
+  """The planted model's expected ratings (before noise and rounding), clipped to 1-5.
+
+  Args:
+    truth: The fourth element of ``make_synthetic_cdr(..., return_truth=True)``.
+    domain: ``"source"`` or ``"target"``.
+    users, items: Equal-length sequences of user and item ids of that domain.
+
+  Returns:
+    float32 array, one oracle prediction per (user, item).
+  """
+  u = pd.Index(truth["user_ids"]).get_indexer(np.asarray(users, dtype=object))
+  d = truth[domain]
+  j = pd.Index(d["item_ids"]).get_indexer(np.asarray(items, dtype=object))
+  if (u < 0).any() or (j < 0).any():
+    raise ValueError(f"planted_ratings: unknown user or {domain} item id")
+  dot = np.einsum("rd,rd->r", truth["user_factors"][u], d["item_factors"][j])
+  centre = truth["offset"] + truth["signal"] * dot + truth["user_bias"][u] + d["item_bias"][j]
+  return np.clip(centre, 1.0, 5.0).astype(np.float32)

@@ -3,7 +3,9 @@
 ``load_task`` returns ``(source_df, target_df, info)``; the frames are
 deduplicated (policy of :func:`interactions.deduplicate`) and non-empty, and
 ``info`` always has ``task``, ``synthetic``, ``source_name``, ``target_name``,
-``files`` (each with its path and sha256) and ``n_duplicates_dropped``.
+``files`` (each with its path and sha256), ``n_duplicates_dropped``, ``thin``
+(None, or how the ratings were thinned: :func:`thin_frames`) and ``counts`` (of
+the frames returned, after thinning).
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from pfcdr_jax.data.interactions import STAR_RANGE, deduplicate, read_interactio
 
 TASK_NAMES = ("comedy2drama", "book2movie", "book2music", "music2movie", "custom", "synthetic",
               "action2romance", "ml100k_comedy2drama")
-# Tasks whose data (not only the split) depends on the seed.
+# Tasks whose data (not only the split) depends on the seed; any task does when thinned
+# (:func:`depends_on_seed`).
 SEEDED_TASKS = ("synthetic",)
+# Generator knobs of ``synthetic`` (make_synthetic_cdr) and their defaults.
+SYNTHETIC_KNOBS = {"signal": 1.0, "bias_std": 0.0, "tail": 1.0, "density": 1.0,
+                   "mean_rating": None}
+# Entropy tag of the thinning's random stream (next to the data seed).
+_THIN_STREAM = 0x7448
 
 # MovieLens genre tasks: name -> (variant, source genre, target genre). Each domain
 # keeps the movies of its genre that lack the other one (``movielens.genre_domains``),
@@ -35,9 +43,76 @@ GENRE_TASKS = {"comedy2drama": ("ml-1m", "Comedy", "Drama"),
                "ml100k_comedy2drama": ("ml-100k", "Comedy", "Drama")}
 
 
-def _finish(task: str, source: pd.DataFrame, target: pd.DataFrame, info: dict
+def depends_on_seed(task: str, thin: Optional[float] = None) -> bool:
+  """Whether the frames of ``task`` (not only its split) depend on the data seed."""
+  return task in SEEDED_TASKS or thin is not None
+
+
+def _check_thin(thin: Optional[float], thin_tail: float) -> None:
+  if thin is not None and not (np.isfinite(thin) and 0 < thin <= 1):
+    raise ValueError(f"--thin={thin:g}: expected a fraction of the ratings kept, 0 < thin <= 1")
+  if not (np.isfinite(thin_tail) and thin_tail >= 0):
+    raise ValueError(f"--thin_tail={thin_tail:g}: expected a log-normal sigma >= 0")
+  if thin is None and thin_tail != 0:
+    raise ValueError(f"--thin_tail={thin_tail:g} needs --thin (the fraction kept)")
+
+
+def _lognormal_weights(rng: np.random.Generator, keys: pd.Series, sigma: float
+                       ) -> np.ndarray:
+  """One log-normal(0, sigma) weight per distinct key (in sorted key order), per row."""
+  codes, uniques = pd.factorize(keys, sort=True)
+  return rng.lognormal(0.0, sigma, len(uniques))[codes]
+
+
+def _keep_rows(rng: np.random.Generator, weights: np.ndarray, n_keep: int) -> np.ndarray:
+  """Sorted row indices of a weighted sample without replacement (exponential keys)."""
+  keys = rng.exponential(size=len(weights)) / weights
+  return np.sort(np.argpartition(keys, n_keep - 1)[:n_keep])
+
+
+def thin_frames(source: pd.DataFrame, target: pd.DataFrame, *, thin: float,
+                thin_tail: float = 0.0, seed: int = 0
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+  """Keeps ``round(thin * n)`` of each domain's ``n`` ratings (at least one), seeded.
+
+  ``thin_tail`` = 0 keeps a uniform random subset. Above 0 a rating's weight is a
+  log-normal(0, thin_tail) weight of its user (one per user, shared by both domains)
+  times one of its item, and the kept subset is a weighted sample without replacement,
+  so the thinned data is long-tailed in users and items. Row order is kept.
+
+  Args:
+    source, target: Universal frames.
+    thin: Fraction of each domain's ratings kept, in (0, 1].
+    thin_tail: Log-normal sigma of the user and item weights (>= 0).
+    seed: The data seed (a stream of its own is derived from it).
+
+  Returns:
+    ``(source, target)`` thinned, with a fresh index.
+  """
+  _check_thin(thin, thin_tail)
+  rng = np.random.default_rng([int(seed), _THIN_STREAM])
+  users = pd.concat([source["user"], target["user"]], ignore_index=True)
+  user_w = _lognormal_weights(rng, users, thin_tail)
+  out = []
+  for df, w_user in ((source, user_w[:len(source)]), (target, user_w[len(source):])):
+    weights = w_user * _lognormal_weights(rng, df["item"], thin_tail)
+    rows = _keep_rows(rng, weights, max(1, round(thin * len(df))))
+    out.append(df.iloc[rows].reset_index(drop=True))
+  return out[0], out[1]
+
+
+def _counts(source: pd.DataFrame, target: pd.DataFrame) -> dict:
+  counts = {label: {"users": int(df["user"].nunique()), "items": int(df["item"].nunique()),
+                    "ratings": int(len(df))}
+            for label, df in (("source", source), ("target", target))}
+  counts["n_overlap"] = len(set(source["user"]).intersection(target["user"]))
+  return counts
+
+
+def _finish(task: str, source: pd.DataFrame, target: pd.DataFrame, info: dict, *,
+            thin: Optional[float] = None, thin_tail: float = 0.0, seed: int = 0
             ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-  """Deduplicates, checks for empty domains and fills the common info fields."""
+  """Deduplicates, checks for empty domains, thins and fills the common info fields."""
   source, dup_s = deduplicate(source, name=f"{task} source ({info['source_name']})")
   target, dup_t = deduplicate(target, name=f"{task} target ({info['target_name']})")
   for label, df in (("source", source), ("target", target)):
@@ -49,13 +124,20 @@ def _finish(task: str, source: pd.DataFrame, target: pd.DataFrame, info: dict
       "source": int(previous.get("source", 0)) + dup_s,
       "target": int(previous.get("target", 0)) + dup_t,
   }
-  info["counts"] = {
-      label: {"users": int(df["user"].nunique()), "items": int(df["item"].nunique()),
-              "ratings": int(len(df))}
-      for label, df in (("source", source), ("target", target))}
-  info["counts"]["n_overlap"] = len(set(source["user"]).intersection(target["user"]))
-  logging.info("task %s: source %s, target %s, %d overlapping users", info["task"],
-               info["counts"]["source"], info["counts"]["target"], info["counts"]["n_overlap"])
+  info["thin"] = None
+  if thin is not None:
+    before = _counts(source, target)
+    source, target = thin_frames(source, target, thin=thin, thin_tail=thin_tail, seed=seed)
+    info["thin"] = {"fraction": float(thin), "tail": float(thin_tail), "seed": int(seed),
+                    "counts_before": before}
+  info["counts"] = _counts(source, target)
+  if thin is not None and info["counts"]["n_overlap"] == 0:
+    raise DataError(task, f"thin={thin:g} (thin_tail={thin_tail:g}) leaves no overlapping "
+                    f"user (of {info['thin']['counts_before']['n_overlap']}); expected a "
+                    "larger thin")
+  logging.info("task %s: source %s, target %s, %d overlapping users%s", info["task"],
+               info["counts"]["source"], info["counts"]["target"], info["counts"]["n_overlap"],
+               f" (thinned to {thin:g})" if thin is not None else "")
   return source, target, info
 
 
@@ -82,7 +164,10 @@ def _warn_outside_stars(frame: pd.DataFrame, path: Path, rating_range) -> None:
 def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
               scale: float = 0.01, like: str = "music2movie",
               source_file: Optional[PathLike] = None, target_file: Optional[PathLike] = None,
-              download: bool = True, rating_range: Optional[tuple[float, float]] = None
+              download: bool = True, rating_range: Optional[tuple[float, float]] = None,
+              signal: float = 1.0, bias_std: float = 0.0, tail: float = 1.0,
+              density: float = 1.0, mean_rating: Optional[float] = None,
+              thin: Optional[float] = None, thin_tail: float = 0.0
               ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
   """Loads a named cross-domain task.
 
@@ -96,23 +181,30 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
       header) or ``synthetic`` (:func:`synthetic.make_synthetic_cdr`).
     data_dir: Root data directory; default ``$PFCDR_DATA_DIR`` or
       ``~/.cache/pfcdr_jax``.
-    seed: Seed for ``synthetic`` (the split has its own seed).
+    seed: The data seed: of ``synthetic`` and of the thinning (the split has its own
+      seed).
     scale: Size multiplier for ``synthetic``.
-    like: Table 2 template for ``synthetic``.
+    like: Template for ``synthetic`` (``synthetic.TEMPLATES``).
     source_file: Source interactions for ``custom``.
     target_file: Target interactions for ``custom``.
     download: Allow downloads of missing files.
     rating_range: ``custom`` only: inclusive (lo, hi) scale, a rating outside is a
       DataError naming its line; None accepts any finite rating and warns (with the
       count and the range seen) when some fall outside the paper's 1-5 stars.
+    signal, bias_std, tail, density, mean_rating: ``synthetic`` only: the generator's
+      knobs (:func:`synthetic.make_synthetic_cdr`).
+    thin: Any task: fraction of each domain's ratings kept after deduplication, in
+      (0, 1]; None keeps all (:func:`thin_frames`).
+    thin_tail: With ``thin``: log-normal sigma of the per-user and per-item keep
+      weights (0: uniform).
 
   Returns:
     ``(source_df, target_df, info)``; see the module docstring.
 
   Raises:
-    ValueError: unknown task or missing/extra arguments.
+    ValueError: unknown task, missing/extra or bad arguments.
     DownloadError: data files missing and not downloadable.
-    DataError: bad content, an empty domain.
+    DataError: bad content, an empty domain, no overlapping user left by ``thin``.
   """
   if task not in TASK_NAMES:
     raise ValueError(f"unknown task {task!r}; expected one of {TASK_NAMES}")
@@ -120,12 +212,26 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
                            or rating_range is not None):
     raise ValueError("source_file/target_file/rating_range are only used by task 'custom', "
                      f"not {task!r}")
+  knobs = {"signal": signal, "bias_std": bias_std, "tail": tail, "density": density,
+           "mean_rating": mean_rating}
+  changed = [k for k, v in knobs.items() if v != SYNTHETIC_KNOBS[k]]
+  if task != "synthetic" and changed:
+    raise ValueError(f"{'/'.join(changed)} only used by task 'synthetic', not {task!r}")
+  _check_thin(thin, thin_tail)
   data_dir = Path(data_dir).expanduser() if data_dir is not None else dl.default_data_dir()
-
   if task == "synthetic":
-    source, target, info = synthetic.make_synthetic_cdr(seed, like=like, scale=scale)
-    return _finish(task, source, target, info)
+    frames = synthetic.make_synthetic_cdr(seed, like=like, scale=scale, **knobs)
+  else:
+    frames = _read_task(task, data_dir, source_file=source_file, target_file=target_file,
+                        download=download, rating_range=rating_range)
+  return _finish(task, *frames, thin=thin, thin_tail=thin_tail, seed=seed)
 
+
+def _read_task(task: str, data_dir: Path, *, source_file: Optional[PathLike],
+               target_file: Optional[PathLike], download: bool,
+               rating_range: Optional[tuple[float, float]]
+               ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+  """(source, target, info) of a task read from files, before :func:`_finish`."""
   if task == "custom":
     if source_file is None or target_file is None:
       raise ValueError("task 'custom' needs source_file and target_file")
@@ -137,7 +243,7 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
       files.append({"role": role, "path": str(path), "sha256": dl.sha256_file(path)})
     info = {"task": "custom", "synthetic": False, "source_name": Path(source_file).stem,
             "target_name": Path(target_file).stem, "files": files}
-    return _finish(task, frames[0], frames[1], info)
+    return frames[0], frames[1], info
 
   if task in GENRE_TASKS:
     variant, src_genre, tgt_genre = GENRE_TASKS[task]
@@ -150,7 +256,7 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
     info = {"task": task, "synthetic": False, "source_name": f"{variant}:{src_genre}",
             "target_name": f"{variant}:{tgt_genre}", "files": files,
             "provenance": prov}
-    return _finish(task, source, target, info)
+    return source, target, info
 
   src_cat, tgt_cat = amazon.AMAZON_TASKS[task]
   paths = amazon.locate_amazon_files([src_cat, tgt_cat], data_dir, download=download)
@@ -158,4 +264,4 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
   target, tgt_prov = amazon.load_amazon_file(paths[tgt_cat])
   info = {"task": task, "synthetic": False, "source_name": src_cat, "target_name": tgt_cat,
           "files": [dict(src_prov, role="source"), dict(tgt_prov, role="target")]}
-  return _finish(task, source, target, info)
+  return source, target, info

@@ -16,6 +16,20 @@ Initialisation (documented choice): user/item embeddings ~ N(0, 0.1^2), like a
 small-Gaussian ``nn.Embedding`` init; GMF's output vector ``h`` starts at ones so
 GMF starts out as MF; the linear DNN tower and the MLP's output layer use
 LeCun-normal weights, the MLP's ReLU layer He-normal, all biases zero.
+
+Rating offsets (``get_scorer(..., offsets=...)``, ``PretrainConfig.offsets``). The
+paper's models predict the bare product ``w_u . v_j``, which starts at 0 on a 1-5 scale:
+on sparse data (few ratings per item, items in the held-out slice never seen in
+training) that zero start is a saddle the training does not leave, and every learned
+method then predicts ~0. ``offsets="bias"`` (the project's default) adds the classic
+biased-MF terms ``mu + b_u + c_j`` (global mean, user and item bias; ``mu`` starts at
+the training mean, the biases at 0, so a model starts as the mean predictor), and
+``"global"`` adds ``mu`` alone. Both are written as two (one) extra columns of the same
+dot product, ``user_repr(u) = [w_u, 1, b_u]`` and ``item_rows(j) = [v_j, mu + c_j, 1]``,
+so every scorer still predicts ``user_repr(u) . V[j]``: the inversion (linear in the
+item-weight vector ``b``), the bridge, the top-k match and Eq. (14) run unchanged on
+the augmented representations (a soft item ``b @ V`` carries ``b``'s weighted item
+bias and its total weight). ``offsets="none"`` is the paper's form.
 """
 from __future__ import annotations
 
@@ -41,6 +55,7 @@ class Scorer(NamedTuple):
     predict: ``predict(params, users:int[B], items:int[B]) -> [B]``.
     predict_soft: ``predict_soft(params, users:int[B], item_vecs:[B, d]) -> [B]``.
     linear_in_b: prediction is ``user_repr . (b @ V)``, linear in ``b``.
+    offsets: "none", "global" or "bias" (module docstring).
   """
   name: str
   init: Callable[..., Params]
@@ -49,6 +64,7 @@ class Scorer(NamedTuple):
   predict: Callable[[Params, jax.Array, jax.Array], jax.Array]
   predict_soft: Callable[[Params, jax.Array, jax.Array], jax.Array]
   linear_in_b: bool
+  offsets: str = "none"
 
 
 def _embeddings(key: jax.Array, n_users: int, n_items: int, dim: int) -> dict:
@@ -57,10 +73,6 @@ def _embeddings(key: jax.Array, n_users: int, n_items: int, dim: int) -> dict:
       "user": EMB_STD * jax.random.normal(ku, (n_users, dim), jnp.float32),
       "item": EMB_STD * jax.random.normal(ki, (n_items, dim), jnp.float32),
   }
-
-
-def _item_matrix(params: Params) -> jax.Array:
-  return params["item"]
 
 
 # --- MF ----------------------------------------------------------------------
@@ -137,7 +149,53 @@ def dnn_user_repr(params: Params, users: jax.Array) -> jax.Array:
 
 # --- shared ------------------------------------------------------------------
 
-def _make(name: str, init, user_repr) -> Scorer:
+OFFSETS = ("none", "global", "bias")
+# Extra representation columns each offset form adds to the embedding dimension.
+_EXTRA_COLUMNS = {"none": 0, "global": 1, "bias": 2}
+
+
+def repr_dim(emb_dim: int, offsets: str = "none") -> int:
+  """Width of ``user_repr`` / ``item_matrix`` for an embedding dim and offset form."""
+  return emb_dim + _EXTRA_COLUMNS[offsets]
+
+
+def _item_rows(params: Params, items: jax.Array) -> jax.Array:
+  """Item rows ``[B, d']`` of the (augmented) item matrix: ``[v_j]`` or with offsets
+  ``[v_j, mu (+ c_j)(, 1)]`` (the keys of ``params`` say which)."""
+  v = params["item"][items]
+  if "mu" not in params:
+    return v
+  if "item_bias" not in params:
+    return jnp.concatenate([v, jnp.broadcast_to(params["mu"], v.shape[:1])[:, None]], -1)
+  shift = params["mu"] + params["item_bias"][items]
+  return jnp.concatenate([v, shift[:, None], jnp.ones_like(shift)[:, None]], -1)
+
+
+def _with_offsets(init, user_repr, offsets: str):
+  """(init, user_repr) of the offset form ``offsets`` around a bare scorer's."""
+  if offsets == "none":
+    return init, user_repr
+
+  def init_offsets(key, n_users, n_items, dim=10, **kwargs):
+    params = init(key, n_users, n_items, dim, **kwargs)
+    params["mu"] = jnp.zeros((), jnp.float32)   # the trainer sets the training mean
+    if offsets == "bias":
+      params["user_bias"] = jnp.zeros((n_users,), jnp.float32)
+      params["item_bias"] = jnp.zeros((n_items,), jnp.float32)
+    return params
+
+  def user_repr_offsets(params, users):
+    w = user_repr(params, users)
+    cols = [w, jnp.ones_like(w[:, :1])]
+    if offsets == "bias":
+      cols.append(params["user_bias"][users][:, None])
+    return jnp.concatenate(cols, -1)
+
+  return init_offsets, user_repr_offsets
+
+
+def _make(name: str, init, user_repr, offsets: str = "none") -> Scorer:
+  init, user_repr = _with_offsets(init, user_repr, offsets)
 
   def predict_soft(params: Params, users: jax.Array,
                    item_vecs: jax.Array) -> jax.Array:
@@ -148,34 +206,41 @@ def _make(name: str, init, user_repr) -> Scorer:
   def predict(params: Params, users: jax.Array, items: jax.Array) -> jax.Array:
     """Rating prediction; users, items int[B] -> [B]."""
     chex.assert_rank([users, items], [1, 1])
-    return predict_soft(params, users, params["item"][items])
+    return predict_soft(params, users, _item_rows(params, items))
+
+  def item_matrix(params: Params) -> jax.Array:
+    return _item_rows(params, jnp.arange(params["item"].shape[0]))
 
   return Scorer(name=name, init=init, user_repr=user_repr,
-                item_matrix=_item_matrix, predict=predict,
-                predict_soft=predict_soft, linear_in_b=True)
+                item_matrix=item_matrix, predict=predict,
+                predict_soft=predict_soft, linear_in_b=True, offsets=offsets)
 
 
-SCORERS = {
-    "mf": _make("mf", mf_init, mf_user_repr),
-    "gmf": _make("gmf", gmf_init, gmf_user_repr),
-    "dnn": _make("dnn", dnn_init, dnn_user_repr),
-}
-
-
-def get_scorer(name: str, *, dnn_tower: str = "linear") -> Scorer:
-  """Returns the scorer called ``name`` ("mf", "gmf" or "dnn").
+_BARE = {"mf": (mf_init, mf_user_repr), "gmf": (gmf_init, gmf_user_repr),
+         "dnn": (dnn_init, dnn_user_repr)}
+def get_scorer(name: str, *, dnn_tower: str = "linear", offsets: str = "none") -> Scorer:
+  """Returns the scorer called ``name`` ("mf", "gmf" or "dnn"), one object per settings.
 
   Args:
     name: the base model.
     dnn_tower: YouTube-DNN's user tower, "linear" (default) or "mlp"; ignored by the
       other scorers.
+    offsets: "none" (the paper's bare product), "global" (``+ mu``) or "bias"
+      (``+ mu + b_u + c_j``); module docstring.
   """
-  try:
-    scorer = SCORERS[name.lower()]
-  except KeyError:
-    raise ValueError(f"unknown scorer {name!r}; choose from {sorted(SCORERS)}") from None
-  if scorer.name != "dnn" or dnn_tower == "linear":
-    return scorer
+  if name.lower() not in _BARE:
+    raise ValueError(f"unknown scorer {name!r}; choose from {sorted(_BARE)}")
   if dnn_tower not in DNN_TOWERS:
     raise ValueError(f"unknown DNN tower {dnn_tower!r}; choose from {DNN_TOWERS}")
-  return scorer._replace(init=functools.partial(dnn_init, tower=dnn_tower))
+  if offsets not in OFFSETS:
+    raise ValueError(f"unknown offsets {offsets!r}; choose from {OFFSETS}")
+  name = name.lower()
+  return _scorer(name, dnn_tower if name == "dnn" else "linear", offsets)
+
+
+@functools.lru_cache(maxsize=None)
+def _scorer(name: str, dnn_tower: str, offsets: str) -> Scorer:
+  init, user_repr = _BARE[name]
+  if dnn_tower != "linear":
+    init = functools.partial(dnn_init, tower=dnn_tower)
+  return _make(name, init, user_repr, offsets)

@@ -84,6 +84,7 @@ class TrainConfig:
   shuffle: str = "device"
   patience: int | None = None
   early_stop: str = "per_lr"
+  grid_extend: int = 0
 
   def __post_init__(self):
     if self.optimizer not in OPTIMIZERS:
@@ -94,6 +95,8 @@ class TrainConfig:
       raise ValueError(f"patience must be None or an integer >= 1, got {self.patience!r}")
     if self.early_stop not in EARLY_STOPS:
       raise ValueError(f"early_stop must be one of {EARLY_STOPS}, got {self.early_stop!r}")
+    if not isinstance(self.grid_extend, int) or self.grid_extend < 0:
+      raise ValueError(f"grid_extend must be an integer >= 0, got {self.grid_extend!r}")
 
 
 OPTIMIZERS = ("adam", "lazy_adam")
@@ -110,13 +113,28 @@ class TrainResult(NamedTuple):
     epoch: the selected epoch (1-based: params after that many epochs).
     heldout_mse: held-out MSE of ``params``.
     curve: [n_lrs, epochs_run] held-out MSE after each epoch (epochs_run < epochs
-      when early stopping ended the run).
+      when early stopping ended the run) of the grid run that holds the selected lr
+      (one row when it is a grid extension).
+    mean_mse: held-out MSE of the mean predictor (the training ratings' mean): the
+      floor a trained model must beat.
+    epochs_run: epochs the grid ran (the last extension's, if any).
+    cap_reached: the run ended at the epoch cap while the selected lr was still
+      improving (within ``patience`` epochs of its best; any cap stop without early
+      stopping), i.e. training length was set by the cap, not by convergence.
+    lrs_tried: every lr trained (the grid plus the extensions), in order tried.
+    lr_at_edge: "low" / "high" when the selected lr is the smallest / largest lr
+      tried (the grid, extended or not, may be too narrow), else "".
   """
   params: Any
   lr: float
   epoch: int
   heldout_mse: float
   curve: np.ndarray
+  mean_mse: float = float("nan")
+  epochs_run: int = 0
+  cap_reached: bool = False
+  lrs_tried: tuple = ()
+  lr_at_edge: str = ""
 
 
 class _State(NamedTuple):
@@ -294,10 +312,23 @@ def _split_domain(domain, cfg: TrainConfig):
   return tuple(x[tr] for x in arrays), tuple(x[ho] for x in arrays)
 
 
-def _init_state(scorer: Scorer, domain, cfg: TrainConfig, k_init: jax.Array) -> _State:
-  """The lr-stacked start state: every lr starts from the same ``scorer.init``."""
+def heldout_mse_of(scorer: Scorer, params, domain, cfg: TrainConfig) -> float:
+  """Held-out MSE of ``params`` on ``domain``'s held-out slice under ``cfg`` (the
+  number :func:`train_scorer` selects on; recomputed to check a cached entry)."""
+  _, held = _split_domain(domain, cfg)
+  held = tuple(jnp.asarray(x) for x in held)
+  return float(jax.jit(lambda p, h: _heldout_mse(scorer, p, h, cfg.heldout_batch))(
+      params, held))
+
+
+def _init_state(scorer: Scorer, domain, cfg: TrainConfig, k_init: jax.Array,
+                mean: float = 0.0) -> _State:
+  """The lr-stacked start state: every lr starts from the same ``scorer.init``; a
+  scorer with rating offsets starts its ``mu`` at ``mean`` (the training mean)."""
   n_lrs = len(cfg.lrs)
   params0 = scorer.init(k_init, domain.n_users, domain.n_items, cfg.dim)
+  if "mu" in params0:
+    params0["mu"] = jnp.asarray(mean, jnp.float32)
   stack = lambda x: jnp.broadcast_to(x, (n_lrs,) + x.shape)
   params = jax.tree_util.tree_map(lambda x: jnp.array(stack(x)), params0)
   opt_init = lazy_adam.init if cfg.optimizer == "lazy_adam" else optax.scale_by_adam().init
@@ -308,13 +339,67 @@ def _init_state(scorer: Scorer, domain, cfg: TrainConfig, k_init: jax.Array) -> 
                 best_epoch=jnp.zeros((n_lrs,), jnp.int32))
 
 
-def _result(state: _State, curve: np.ndarray, cfg: TrainConfig) -> TrainResult:
+def _result(state: _State, curve: np.ndarray, cfg: TrainConfig,
+            mean_mse: float = float("nan")) -> TrainResult:
   """Picks the best (lr, epoch) of one lr-stacked state (``best_*`` of every grid lr)."""
   best_mse = np.asarray(state.best_mse)
   li = int(np.argmin(best_mse))
   best = jax.tree_util.tree_map(lambda x: x[li], state.best_params)
-  return TrainResult(params=best, lr=float(cfg.lrs[li]), epoch=int(state.best_epoch[li]),
-                     heldout_mse=float(best_mse[li]), curve=curve)
+  epoch, epochs_run = int(state.best_epoch[li]), int(curve.shape[-1])
+  cap_reached = epochs_run >= cfg.epochs and (
+      cfg.patience is None or epochs_run - epoch < cfg.patience)
+  return TrainResult(params=best, lr=float(cfg.lrs[li]), epoch=epoch,
+                     heldout_mse=float(best_mse[li]), curve=curve, mean_mse=float(mean_mse),
+                     epochs_run=epochs_run, cap_reached=bool(cap_reached),
+                     lrs_tried=tuple(float(x) for x in cfg.lrs),
+                     lr_at_edge=lr_edge(cfg.lrs, float(cfg.lrs[li])))
+
+
+def lr_edge(lrs, lr: float) -> str:
+  """"low" / "high" when ``lr`` is the smallest / largest of several ``lrs``, else ""."""
+  if len(set(lrs)) < 2:
+    return ""
+  return "low" if lr == min(lrs) else "high" if lr == max(lrs) else ""
+
+
+def mean_predictor_mse(train_ratings: np.ndarray, held_ratings: np.ndarray) -> float:
+  """Held-out MSE of predicting every rating by the training ratings' mean."""
+  mean = float(np.mean(train_ratings)) if train_ratings.size else 0.0
+  return float(np.mean((np.asarray(held_ratings, np.float64) - mean) ** 2))
+
+
+def _next_lr(lrs_tried, edge: str) -> float:
+  """The lr one grid step beyond ``edge`` of ``lrs_tried`` (ratio of the last two)."""
+  lrs = sorted(set(lrs_tried))
+  lr = lrs[0] ** 2 / lrs[1] if edge == "low" else lrs[-1] ** 2 / lrs[-2]
+  return float(f"{lr:.6g}")
+
+
+def extend_grid(train_one, result: TrainResult, cfg: TrainConfig) -> TrainResult:
+  """Trains lrs beyond the edge of the grid while the selected lr sits on it.
+
+  Args:
+    train_one: ``train_one(cfg) -> TrainResult`` trains one configuration (same
+      domain, key and held-out split).
+    result: the grid's result; cfg: the grid's configuration.
+
+  Returns:
+    The best result over the grid and at most ``cfg.grid_extend`` extensions, with
+    ``lrs_tried`` and ``lr_at_edge`` describing the extended grid.
+  """
+  tried, best = list(result.lrs_tried), result
+  for _ in range(cfg.grid_extend):
+    edge = lr_edge(tried, best.lr)
+    if not edge:
+      break
+    lr = _next_lr(tried, edge)
+    tried.append(lr)
+    new = train_one(dataclasses.replace(cfg, lrs=(lr,), grid_extend=0))
+    log.info("lr %g at the %s edge of the grid: trained lr %g too (held-out MSE %.4f vs "
+             "%.4f)", best.lr, edge, lr, new.heldout_mse, best.heldout_mse)
+    if new.heldout_mse < best.heldout_mse:
+      best = new
+  return best._replace(lrs_tried=tuple(tried), lr_at_edge=lr_edge(tried, best.lr))
 
 
 def _epoch_order(k_shuffle: jax.Array, epoch: int, n: int, cfg: TrainConfig, n_seeds: int | None):
@@ -477,7 +562,9 @@ def train_scorer(scorer: Scorer, domain, cfg: TrainConfig = TrainConfig(),
                  key: jax.Array | None = None) -> TrainResult:
   """Trains ``scorer`` on ``domain`` over the lr grid and picks (lr, epoch).
 
-  Eq. (7): minimise the mean squared rating error with Adam.
+  Eq. (7): minimise the mean squared rating error with Adam. When the selected lr is
+  at an edge of the grid, ``cfg.grid_extend`` further lrs are tried beyond it
+  (:func:`extend_grid`).
 
   Args:
     scorer: a ``Scorer``.
@@ -487,23 +574,29 @@ def train_scorer(scorer: Scorer, domain, cfg: TrainConfig = TrainConfig(),
     key: PRNG key (init and per-epoch shuffles).
 
   Returns:
-    TrainResult(params, lr, epoch, heldout_mse, curve [n_lrs, epochs_run]).
+    TrainResult(params, lr, epoch, heldout_mse, curve [n_lrs, epochs_run], ...).
   """
   if key is None:
     raise ValueError("train_scorer needs an explicit PRNG key")
+  train_one = lambda c: _train_grid(scorer, domain, c, key)
+  return extend_grid(train_one, train_one(cfg), cfg)
+
+
+def _train_grid(scorer: Scorer, domain, cfg: TrainConfig, key: jax.Array) -> TrainResult:
+  """:func:`train_scorer` over ``cfg.lrs`` only (no grid extension)."""
   train_np, held_np = _split_domain(domain, cfg)
   train = tuple(jnp.asarray(x) for x in train_np)
   held = tuple(jnp.asarray(x) for x in held_np)
   lrs = jnp.asarray(cfg.lrs, jnp.float32)
   k_init, k_shuffle = jax.random.split(key)
-  state = _init_state(scorer, domain, cfg, k_init)
+  state = _init_state(scorer, domain, cfg, k_init, float(np.mean(train_np[2])))
   epoch_fn, n_traces = _jit_counted(make_epoch_fn(scorer, cfg, train_np[2].size))
   state, curve, n_shapes = _run_epochs(epoch_fn, state, lrs, (train, held), k_shuffle, cfg,
                                        scorer.name, train_np[2].size)
   if n_traces[0] > n_shapes:
     raise RuntimeError(f"epoch function traced {n_traces[0]} times for {n_shapes} stack sizes")
   curve = np.stack(curve, axis=1) if curve else np.zeros((len(cfg.lrs), 0))
-  return _result(state, curve, cfg)
+  return _result(state, curve, cfg, mean_predictor_mse(train_np[2], held_np[2]))
 
 
 def domain_shape(domain) -> tuple[int, int, int]:
@@ -548,7 +641,8 @@ def train_scorer_seeds(scorer: Scorer, domains, cfgs, keys) -> list[TrainResult]
   held = tuple(stack(1, j) for j in range(3))     # each [S, n_held]
   lrs = jnp.asarray(cfg.lrs, jnp.float32)
   k_init, k_shuffle = jax.vmap(jax.random.split, out_axes=1)(jnp.stack(keys))
-  states = [_init_state(scorer, d, cfg, k) for d, k in zip(domains, k_init)]
+  states = [_init_state(scorer, d, cfg, k, float(np.mean(sp[0][2])))
+            for d, k, sp in zip(domains, k_init, splits)]
   state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
   del states
   per_seed = jax.vmap(make_epoch_fn(scorer, cfg, train[2].shape[1]),
@@ -561,5 +655,8 @@ def train_scorer_seeds(scorer: Scorer, domains, cfgs, keys) -> list[TrainResult]
     raise RuntimeError(f"epoch function traced {n_traces[0]} times for {n_shapes} stack sizes")
   curve = (np.stack(curve, axis=2) if curve
            else np.zeros((len(keys), len(cfg.lrs), 0)))   # [S, L, epochs]
-  return [_result(jax.tree_util.tree_map(lambda x: x[s], state), curve[s], cfg)
-          for s in range(len(keys))]
+  results = [_result(jax.tree_util.tree_map(lambda x: x[s], state), curve[s], cfg,
+                     mean_predictor_mse(splits[s][0][2], splits[s][1][2]))
+             for s in range(len(keys))]
+  return [extend_grid(lambda c, s=s: _train_grid(scorer, domains[s], c, keys[s]), r, cfgs[s])
+          for s, r in enumerate(results)]

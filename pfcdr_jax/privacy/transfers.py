@@ -205,7 +205,7 @@ def pfcdr_dp_transfer(run, name: str, protos: method_lib.Prototypes, chosen: dic
 
 
 def _emb_dim(run) -> int:
-  return int(np.asarray(run.scorer.item_matrix(run.params_t)).shape[1])
+  return int(np.asarray(run.params_t["item"]).shape[1])   # the embedding width, no offsets
 
 
 def _released_users(run) -> np.ndarray:

@@ -1,0 +1,117 @@
+"""The sanity gate: every learned stage of a run against the floor it must beat.
+
+A stage is compared, on the data it was selected on, with the simplest predictor it has
+to improve on:
+
+* a pretraining stage (``pretrain_source`` / ``pretrain_target``): its held-out MSE
+  against the held-out MSE of the mean predictor (the training ratings' mean);
+* a method (every name of ``results["methods"]``): its validation MAE against the
+  validation MAE of GlobalMean and of ItemMean -- it must beat both, and the record
+  keeps the lower (binding) one. ItemMean is held to GlobalMean; GlobalMean is the
+  reference and passes by definition.
+
+A record is ``{"ok": bool, "value": float, "floor": float, "floor_name": str}``
+(``results.json["sanity"]``, keyed by stage or method name). A failure is one warning
+line naming the stage, both numbers and a likely cause (:func:`failure_line`); with
+``--strict`` (``PFCDRConfig.strict``) it is an error before later stages run.
+
+What a failure means: the stage did not learn anything its floor does not already know
+on this data. That is either a broken model (pretraining that stayed at its start,
+cold users with untrained embeddings) or a method that honestly loses to the floor
+here; the likely cause in the warning tells the two apart where the numbers can.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+# The floors (baselines.floors, bias_floor, source_user_mean): reported, never learned
+# representations; they get records too so that a reader can compare every row.
+FLOOR_METHODS = ("GlobalMean", "ItemMean", "SourceUserMean", "BiasFloor")
+PRETRAIN_STAGES = ("pretrain_source", "pretrain_target")
+MEAN_FLOOR = "mean predictor"
+# A method whose validation MAE exceeds its floor by this factor is far off the rating
+# scale, not merely worse: the warning names an untrained representation as the cause.
+FAR_OFF = 1.5
+
+
+class SanityError(ValueError):
+  """A learned stage failed its gate under ``--strict`` (the scripts print one line)."""
+
+
+def _record(ok: bool, value: float, floor: float, floor_name: str) -> dict[str, Any]:
+  return {"ok": bool(ok), "value": float(value), "floor": float(floor),
+          "floor_name": floor_name}
+
+
+def _below(value: float, floor: float) -> bool:
+  return math.isfinite(value) and math.isfinite(floor) and value < floor
+
+
+def pretrain_record(meta: Mapping[str, Any]) -> dict[str, Any]:
+  """A pretraining stage's record from its metadata (``heldout_mse``, ``mean_mse``)."""
+  value, floor = float(meta["heldout_mse"]), float(meta["mean_mse"])
+  return _record(_below(value, floor), value, floor, MEAN_FLOOR)
+
+
+def method_record(name: str, val_mae: float, floors: Mapping[str, float]) -> dict[str, Any]:
+  """A method's record: its validation MAE against GlobalMean's and ItemMean's.
+
+  Args:
+    name: the method's name; val_mae: its validation MAE.
+    floors: validation MAE of "GlobalMean" and "ItemMean".
+  """
+  if name == "GlobalMean":
+    return _record(True, val_mae, floors["GlobalMean"], "GlobalMean (the reference)")
+  ref = ("GlobalMean",) if name == "ItemMean" else ("GlobalMean", "ItemMean")
+  floor_name = min(ref, key=lambda f: floors[f])
+  return _record(_below(val_mae, floors[floor_name]), val_mae, floors[floor_name], floor_name)
+
+
+def _likely_cause(name: str, rec: Mapping[str, Any], meta: Mapping[str, Any] | None,
+                  failed_pretrain: list[str]) -> str:
+  if name in PRETRAIN_STAGES:
+    causes = ["the model stayed near its start (too few ratings per user or item for "
+              "this model, learning-rate grid and epoch cap; see data_profile)"]
+    if meta and meta.get("cap_reached"):
+      causes.append(f"training stopped at the epoch cap ({meta.get('epochs_run')}) while "
+                    "still improving: raise --epochs")
+    if meta and meta.get("lr_at_edge"):
+      causes.append(f"the best lr {meta.get('lr')} is at the {meta['lr_at_edge']} edge of "
+                    f"the lrs tried {meta.get('lrs_tried')}: widen --lrs")
+    return "; ".join(causes)
+  if failed_pretrain and name not in FLOOR_METHODS:
+    which = " and ".join(failed_pretrain)
+    return f"{which} failed {'its' if len(failed_pretrain) == 1 else 'their'} own gate " \
+           "(the models this method reads)"
+  if rec["value"] > FAR_OFF * rec["floor"]:
+    return ("predictions far from the ratings: an untrained representation (e.g. cold "
+            "users' embeddings never updated) or a broken transfer")
+  return "it trained but does not beat the floor on this data"
+
+
+def failure_line(name: str, rec: Mapping[str, Any], meta: Mapping[str, Any] | None = None,
+                 failed_pretrain: list[str] | None = None) -> str:
+  """The one warning line of a failed record."""
+  what = "held-out MSE" if name in PRETRAIN_STAGES else "validation MAE"
+  return (f"sanity: {name} {what} {rec['value']:.4f} is not below the {rec['floor_name']}'s "
+          f"{rec['floor']:.4f}; likely cause: "
+          f"{_likely_cause(name, rec, meta, failed_pretrain or [])}")
+
+
+def failures(sanity: Mapping[str, Mapping[str, Any]],
+             pretrain_meta: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+  """One warning line per failed record of ``sanity`` (pretraining stages first)."""
+  pretrain_meta = pretrain_meta or {}
+  failed_pretrain = [s for s in PRETRAIN_STAGES if s in sanity and not sanity[s]["ok"]]
+  order = [s for s in PRETRAIN_STAGES if s in sanity] + [
+      n for n in sanity if n not in PRETRAIN_STAGES]
+  return [failure_line(n, sanity[n], pretrain_meta.get(n), failed_pretrain)
+          for n in order if not sanity[n]["ok"]]
+
+
+def enforce(lines: list[str], strict: bool) -> None:
+  """Raises :class:`SanityError` on the first line under ``strict``."""
+  if strict and lines:
+    raise SanityError(lines[0] + " (--strict)")
