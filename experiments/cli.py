@@ -46,8 +46,9 @@ def define_data_flags() -> None:
                     "sparse / long-tailed real pair.")
   flags.DEFINE_float("signal", 1.0, "--task=synthetic: weight of the planted shared "
                      "user-item interaction (0: none).")
-  flags.DEFINE_float("bias_std", 0.0, "--task=synthetic: std of planted user biases "
-                     "(shared by both domains) and item biases.")
+  flags.DEFINE_float("bias_std", None, "--task=synthetic: std of planted user biases "
+                     "(shared by both domains) and item biases (default: the template's, 0.5 for "
+                     "sparse / longtail, 0 for the paper tasks).")
   flags.DEFINE_float("tail", 1.0, "--task=synthetic: multiplier of the log-normal sigma of "
                      "user activity and item popularity.")
   flags.DEFINE_float("density", 1.0, "--task=synthetic: multiplier of the number of "
@@ -62,6 +63,8 @@ def define_data_flags() -> None:
   flags.DEFINE_string("target_file", None, "Target interactions (--task=custom).")
   flags.DEFINE_list("rating_range", None, "lo,hi: --task=custom's rating scale (default: "
                     "any finite rating; warned outside 1-5).")
+  flags.DEFINE_bool("misalign", False, "Negative control: shuffle the overlapping users' "
+                    "source profiles among them (no transfer signal left).")
 
 
 def define_pretrain_flags(*, base_model: bool = True) -> None:

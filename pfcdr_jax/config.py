@@ -71,10 +71,13 @@ class DataConfig:
   # --task=synthetic: the generator's knobs (synthetic.make_synthetic_cdr); mean_rating
   # None is the template's.
   signal: float = 1.0
-  bias_std: float = 0.0
+  bias_std: float | None = None   # None: the template's (synthetic.TEMPLATES)
   tail: float = 1.0
   density: float = 1.0
   mean_rating: float | None = None
+  # Any task: the negative control of transfer, the overlapping users' source profiles
+  # shuffled among them (tasks.misalign_overlap).
+  misalign: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,7 +286,7 @@ def _data_checks(d: DataConfig) -> tuple:
       ("data.thin_tail", "--thin_tail", d.thin_tail, d.thin is not None or d.thin_tail == 0,
        "0 unless --thin is set"),
       ("data.signal", "--signal", d.signal, sigma(d.signal), "a finite number >= 0"),
-      ("data.bias_std", "--bias_std", d.bias_std, sigma(d.bias_std),
+      ("data.bias_std", "--bias_std", d.bias_std, d.bias_std is None or sigma(d.bias_std),
        "a standard deviation >= 0"),
       ("data.tail", "--tail", d.tail, sigma(d.tail), "a log-normal sigma multiplier >= 0"),
       ("data.density", "--density", d.density, _finite(d.density) and d.density > 0,

@@ -94,17 +94,21 @@ class RunInputs(NamedTuple):
 def load_frames(cfg: PFCDRConfig):
   """(source frame, target frame, info) of the run's task (``tasks.load_task``)."""
   d = cfg.data
-  return tasks_lib.load_task(d.task, data_dir=d.data_dir, seed=cfg.seed, scale=d.scale,
-                             like=d.like, source_file=d.source_file,
-                             target_file=d.target_file, rating_range=d.rating_range,
-                             signal=d.signal, bias_std=d.bias_std, tail=d.tail,
-                             density=d.density, mean_rating=d.mean_rating, thin=d.thin,
-                             thin_tail=d.thin_tail)
+  source, target, info = tasks_lib.load_task(
+      d.task, data_dir=d.data_dir, seed=cfg.seed, scale=d.scale, like=d.like,
+      source_file=d.source_file, target_file=d.target_file, rating_range=d.rating_range,
+      signal=d.signal, bias_std=d.bias_std, tail=d.tail, density=d.density,
+      mean_rating=d.mean_rating, thin=d.thin, thin_tail=d.thin_tail)
+  if d.misalign:
+    source, info["misaligned"] = tasks_lib.misalign_overlap(source, target, cfg.seed)
+    log.warning("data: --misalign: the overlapping users' source profiles are shuffled "
+                "among them (a negative control: no transfer signal is left)")
+  return source, target, info
 
 
 def frames_key(cfg: PFCDRConfig) -> str:
   """Runs with equal keys load the same frames (the seed matters for seeded tasks)."""
-  seeded = tasks_lib.depends_on_seed(cfg.data.task, cfg.data.thin)
+  seeded = tasks_lib.depends_on_seed(cfg.data.task, cfg.data.thin, cfg.data.misalign)
   return cache_lib.stable_hash(config_lib.content(cfg.data), cfg.seed if seeded else None)
 
 
@@ -598,6 +602,7 @@ def _results(cfg: PFCDRConfig, run: RunInputs, fit: method_lib.PFCDRFit,
       "seed": cfg.seed,
       "base_model": cfg.pretrain.base_model,
       "synthetic": bool(run.info.get("synthetic", False)),
+      "misaligned": run.info.get("misaligned"),
       "dataset": {
           "source": _domain_counts(data.source),
           "target": _domain_counts(_concat_domains(data.target_train, data.target_val,

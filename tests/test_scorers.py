@@ -110,3 +110,31 @@ def test_metrics_match_numpy():
   np.testing.assert_allclose(float(jr), np.sqrt(np.mean((pred - y) ** 2)), rtol=1e-5)
   with pytest.raises(ValueError):
     metrics.mae(np.zeros(3), np.zeros(4))
+
+
+@pytest.mark.parametrize("name", ["mf", "gmf", "dnn"])
+@pytest.mark.parametrize("offsets", ["global", "bias"])
+def test_offsets_add_mu_and_biases_as_columns_of_the_same_product(name, offsets):
+  """pred = core . v + mu (+ b_u + c_j), and still user_repr(u) . item_matrix[j]."""
+  sc, bare = scorers.get_scorer(name, offsets=offsets), scorers.get_scorer(name)
+  p = sc.init(jax.random.key(1), 7, 11, 4)
+  p["mu"] = jnp.asarray(3.6)
+  if offsets == "bias":
+    p["user_bias"] = jnp.linspace(-0.5, 0.5, 7)
+    p["item_bias"] = jnp.linspace(0.3, -0.3, 11)
+  users = np.array([0, 3, 6, 2], np.int32)
+  items = np.array([1, 10, 0, 5], np.int32)
+  core = {k: v for k, v in p.items() if k not in ("mu", "user_bias", "item_bias")}
+  ref = np.asarray(bare.predict(core, users, items)) + 3.6
+  if offsets == "bias":
+    ref = ref + np.asarray(p["user_bias"])[users] + np.asarray(p["item_bias"])[items]
+  np.testing.assert_allclose(np.asarray(sc.predict(p, users, items)), ref, rtol=1e-5)
+  W, V = sc.user_repr(p, jnp.asarray(users)), sc.item_matrix(p)
+  assert W.shape[1] == V.shape[1] == scorers.repr_dim(4, offsets)
+  np.testing.assert_allclose(np.sum(np.asarray(W) * np.asarray(V)[items], 1), ref, rtol=1e-5)
+  assert sc.linear_in_b and sc.offsets == offsets
+
+
+def test_get_scorer_rejects_unknown_offsets():
+  with pytest.raises(ValueError, match="offsets"):
+    scorers.get_scorer("mf", offsets="centered")

@@ -23,6 +23,7 @@ FLAG_PATHS = {
     "patience": "pretrain.patience", "shuffle": "pretrain.shuffle",
     "early_stop": "pretrain.early_stop", "offsets": "pretrain.offsets",
     "grid_extend": "pretrain.grid_extend", "strict": "strict",
+    "misalign": "data.misalign",
     "target_rating": "inversion.target_rating", "inversion_steps": "inversion.steps",
     "inversion_method": "inversion.method", "inversion_loss": "inversion.loss",
     "eps": "inversion.eps", "b0_draw": "inversion.b0_draw", "bridge_epochs": "bridge.epochs",

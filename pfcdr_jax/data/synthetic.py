@@ -49,7 +49,8 @@ TABLE2 = {
 # TABLE2). "mean_rating" is the centre m of the planted ratings before rounding and
 # clipping, chosen so that the observed mean is the pair's (clipping at 5 lowers it);
 # "user_tail" / "item_tail" multiply the log-normal sigma of the users' rating counts /
-# of the item popularity (``tail``).
+# of the item popularity (``tail``); "bias_std" is the default of ``bias_std`` (real
+# pairs have rating habits: ItemMean and BiasFloor beat GlobalMean on the reported ones).
 SHAPES = {
     # A sparse pair a user reported: ~1.7 ratings per target item (about 70% of the
     # items have one), so with a random 80/20 rating split about 45% of the test
@@ -58,19 +59,20 @@ SHAPES = {
         "source_name": "sparse-source", "target_name": "sparse-target",
         "items": (10_000, 12_600), "users": (4_000, 3_300), "overlap": 2_600,
         "ratings": (40_000, 22_000), "mean_rating": 4.65, "user_tail": 1.0,
-        "item_tail": 1.5},
+        "item_tail": 1.5, "bias_std": 0.5},
     # Few items with very many ratings (the top 1% hold ~40% of the ratings), most with
     # 1-3; observed mean ~3.9.
     "longtail": {
         "source_name": "longtail-source", "target_name": "longtail-target",
         "items": (12_000, 8_000), "users": (5_000, 5_000), "overlap": 3_000,
         "ratings": (60_000, 30_000), "mean_rating": 4.0, "user_tail": 1.2,
-        "item_tail": 2.5},
+        "item_tail": 2.5, "bias_std": 0.5},
 }
 
 _MEAN_RATING = 3.6
 # Every template: TABLE2's with the historical mean and tails, then SHAPES.
-TEMPLATES = {**{name: dict(t, mean_rating=_MEAN_RATING, user_tail=1.0, item_tail=1.0)
+TEMPLATES = {**{name: dict(t, mean_rating=_MEAN_RATING, user_tail=1.0, item_tail=1.0,
+                           bias_std=0.0)
                 for name, t in TABLE2.items()},
              **SHAPES}
 
@@ -233,7 +235,7 @@ def _biases(seed: int, bias_std: float, n_users: int, n_items: tuple[int, int]
 
 def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0.01,
                        dim: int = 10, noise: float = 0.3, signal: float = 1.0,
-                       bias_std: float = 0.0, tail: float = 1.0, density: float = 1.0,
+                       bias_std: float | None = None, tail: float = 1.0, density: float = 1.0,
                        mean_rating: float | None = None, return_truth: bool = False):
   """Two-domain synthetic ratings with shared user factors for overlapping users.
 
@@ -250,7 +252,8 @@ def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0
     noise: Std of the Gaussian rating noise (before rounding).
     signal: Multiplier of the planted interaction ``p_u . q_j`` (0: none).
     bias_std: Std of the planted user bias (one per user, shared by both domains) and
-      of the planted item bias (one per item and domain); 0: none.
+      of the planted item bias (one per item and domain); 0: none; None: the
+      template's (0 for the Table 2 templates, 0.5 for "sparse" / "longtail").
     tail: Multiplier of the template's log-normal sigmas of the users' rating counts and
       of the item popularity (1.0 for the Table 2 templates, so there ``tail`` is the
       sigma itself; 0: equal weights and uniform items).
@@ -273,9 +276,10 @@ def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0
   Raises:
     ValueError: a bad argument.
   """
-  _check_knobs(dim, noise, signal, bias_std, tail, mean_rating)
   sizes = synthetic_sizes(like, scale, density)
   t = TEMPLATES[like]
+  bias_std = float(t["bias_std"] if bias_std is None else bias_std)
+  _check_knobs(dim, noise, signal, bias_std, tail, mean_rating)
   offset = float(t["mean_rating"] if mean_rating is None else mean_rating)
   rng = np.random.default_rng(seed)
   n_overlap = sizes["overlap"]

@@ -30,7 +30,7 @@ TASK_NAMES = ("comedy2drama", "book2movie", "book2music", "music2movie", "custom
 # (:func:`depends_on_seed`).
 SEEDED_TASKS = ("synthetic",)
 # Generator knobs of ``synthetic`` (make_synthetic_cdr) and their defaults.
-SYNTHETIC_KNOBS = {"signal": 1.0, "bias_std": 0.0, "tail": 1.0, "density": 1.0,
+SYNTHETIC_KNOBS = {"signal": 1.0, "bias_std": None, "tail": 1.0, "density": 1.0,
                    "mean_rating": None}
 # Entropy tag of the thinning's random stream (next to the data seed).
 _THIN_STREAM = 0x7448
@@ -43,9 +43,9 @@ GENRE_TASKS = {"comedy2drama": ("ml-1m", "Comedy", "Drama"),
                "ml100k_comedy2drama": ("ml-100k", "Comedy", "Drama")}
 
 
-def depends_on_seed(task: str, thin: Optional[float] = None) -> bool:
+def depends_on_seed(task: str, thin: Optional[float] = None, misalign: bool = False) -> bool:
   """Whether the frames of ``task`` (not only its split) depend on the data seed."""
-  return task in SEEDED_TASKS or thin is not None
+  return task in SEEDED_TASKS or thin is not None or misalign
 
 
 def _check_thin(thin: Optional[float], thin_tail: float) -> None:
@@ -141,6 +141,28 @@ def _finish(task: str, source: pd.DataFrame, target: pd.DataFrame, info: dict, *
   return source, target, info
 
 
+def misalign_overlap(source: pd.DataFrame, target: pd.DataFrame, seed: int
+                     ) -> tuple[pd.DataFrame, dict]:
+  """The negative control of transfer: the overlapping users' source profiles shuffled.
+
+  Each overlapping user's source ratings are handed to another overlapping user (a
+  seeded random derangement-free permutation of their ids; source-only users keep
+  theirs), so the two domains still share users and sizes but a user's source profile
+  no longer says anything about the same user's target ratings. A cross-domain method
+  that works must lose its gain over the target-only floors on such data.
+
+  Returns:
+    ``(source with permuted overlap ids, {"seed", "n_users_moved"})``.
+  """
+  overlap = np.array(sorted(set(source["user"]).intersection(target["user"])), dtype=object)
+  rng = np.random.default_rng([int(seed), 0x4D15A11])
+  perm = rng.permutation(len(overlap))
+  mapping = dict(zip(overlap, overlap[perm]))
+  source = source.copy()
+  source["user"] = source["user"].map(lambda u: mapping.get(u, u))
+  return source, {"seed": int(seed), "n_users_moved": int(np.sum(perm != np.arange(len(perm))))}
+
+
 def _checked_range(rating_range) -> Optional[tuple[float, float]]:
   if rating_range is None:
     return None
@@ -165,7 +187,7 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
               scale: float = 0.01, like: str = "music2movie",
               source_file: Optional[PathLike] = None, target_file: Optional[PathLike] = None,
               download: bool = True, rating_range: Optional[tuple[float, float]] = None,
-              signal: float = 1.0, bias_std: float = 0.0, tail: float = 1.0,
+              signal: float = 1.0, bias_std: Optional[float] = None, tail: float = 1.0,
               density: float = 1.0, mean_rating: Optional[float] = None,
               thin: Optional[float] = None, thin_tail: float = 0.0
               ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
