@@ -50,7 +50,7 @@ def baseline_rows(seed: int, cfg, run) -> list[dict]:
   with tempfile.TemporaryDirectory() as tmp:
     cache = pipeline.stage_cache(cfg, tmp)
     for name in FLAGS.baselines:
-      pred, chosen = pipeline.run_baseline(run, cfg, cache, name, {})
+      pred, chosen, _ = pipeline.run_baseline(run, cfg, cache, name, {})
       rows.append({"step": name, "seed": seed, "val_mae": chosen["val_mae"],
                    "test_mae": float(metrics.mae(pred, test.rating)),
                    "test_rmse": float(metrics.rmse(pred, test.rating))})

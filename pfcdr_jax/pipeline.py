@@ -355,24 +355,28 @@ def run_prototypes(run: RunInputs, cfg: PFCDRConfig, workdir: str | Path,
 
 
 def run_baseline(run: RunInputs, cfg: PFCDRConfig, cache, name: str,
-                 record: dict) -> tuple[np.ndarray, dict]:
-  """One registry method's test predictions and chosen settings (cached)."""
+                 record: dict) -> tuple[np.ndarray, dict, np.ndarray]:
+  """One registry method's test predictions, chosen settings and validation predictions
+  (cached)."""
   ctx = context_lib.BaselineContext(
       data=run.data, scorer=run.scorer, params_s=run.params_s, params_t=run.params_t,
       key=run.keys.baselines, seed=cfg.seed, emcdr_key=run.keys.emcdr, bridge=cfg.bridge,
       inversion=cfg.inversion, topk=cfg.topk)
   n_test = run.data.target_test.rating.size
 
+  n_val = run.data.target_val.rating.size
+
   def compute():
-    pred, chosen = registry.fit_predict(name, ctx)
-    return {"pred": pred}, chosen
+    pred, val_pred, chosen = registry.fit_predict_val(name, ctx)
+    return {"pred": pred, "val_pred": val_pred}, chosen
 
   arrays, chosen = cache_lib.cached_stage(
       cache, "baseline", baseline_cache_key(cfg, run.data_hash, name), compute,
       lambda a, meta: (a.get("pred") is not None and a["pred"].shape == (n_test,)
+                       and a.get("val_pred") is not None and a["val_pred"].shape == (n_val,)
                        and isinstance(meta.get("grid"), list) and "val_mae" in meta), record)
   record["chosen"] = chosen
-  return arrays["pred"], chosen
+  return arrays["pred"], chosen, arrays["val_pred"]
 
 
 def pretrain_seeds(cfgs: Sequence[PFCDRConfig], workdirs: Sequence[str | Path]
@@ -526,34 +530,31 @@ def _gate(records: dict[str, dict], cfg: PFCDRConfig,
   sanity_lib.enforce(lines, cfg.strict)
 
 
-def floor_val_maes(run: RunInputs) -> dict[str, float]:
-  """Validation MAE of GlobalMean and ItemMean (the floors of the sanity gate)."""
+def floor_val_preds(run: RunInputs) -> dict[str, np.ndarray]:
+  """Validation predictions of GlobalMean and ItemMean (the floors of the sanity gate)."""
   ctx = context_lib.BaselineContext(
       data=run.data, scorer=run.scorer, params_s=run.params_s, params_t=run.params_t,
       key=run.keys.baselines, seed=0, emcdr_key=run.keys.emcdr)
-  return {name: float(registry.fit_predict(name, ctx)[1]["val_mae"])
-          for name in ("GlobalMean", "ItemMean")}
+  return {name: registry.fit_predict_val(name, ctx)[1] for name in sanity_lib.FLOORS}
 
 
-def pfcdr_val_mae(run: RunInputs, fit: method_lib.PFCDRFit, cfg: PFCDRConfig) -> float:
-  """PFCDR's validation MAE at its K (computed when K was fixed, not chosen)."""
-  if fit.k in fit.val_mae_by_k:
-    return float(fit.val_mae_by_k[fit.k])
+def pfcdr_val_pred(run: RunInputs, fit: method_lib.PFCDRFit, cfg: PFCDRConfig) -> np.ndarray:
+  """PFCDR's predictions of the validation ratings at its K."""
   val = run.data.target_val
   if val.rating.size == 0:
-    return float("nan")
+    return np.zeros((0,), np.float32)
   W_t, V_t = method_lib.representations(run.scorer, run.params_t, run.data.target_train.n_users)
-  pred = method_lib.predict_cold(fit.transferred, W_t, method_lib.candidates(run.data, cfg.topk),
+  return method_lib.predict_cold(fit.transferred, W_t, method_lib.candidates(run.data, cfg.topk),
                                  V_t, val, method_lib.cold_users(run.data), fit.k, cfg.topk,
                                  cfg.inversion.target_rating)
-  return float(metrics_lib.mae(pred, val.rating))
 
 
 def _run_staged(cfg: PFCDRConfig, rec: Recorder) -> dict[str, Any]:
   """The body of :func:`run_pfcdr`, writing into ``rec.workdir`` (the staging folder)."""
   workdir = rec.workdir
   run = prepare(cfg, workdir, rec)
-  floors = floor_val_maes(run)
+  floors = floor_val_preds(run)
+  val_rating = run.data.target_val.rating
   protos = run_prototypes(run, cfg, workdir, rec)
   with rec.stage("pfcdr") as r:
     fit = method_lib.fit_predict(run.scorer, run.params_s, run.params_t, run.data, run.keys,
@@ -563,15 +564,16 @@ def _run_staged(cfg: PFCDRConfig, rec: Recorder) -> dict[str, Any]:
               "val_mae_by_k": {str(k): v for k, v in fit.val_mae_by_k.items()}})
   pretrain_meta = _read_stage_meta(workdir, sanity_lib.PRETRAIN_STAGES)
   sanity = {name: sanity_lib.pretrain_record(meta) for name, meta in pretrain_meta.items()}
-  sanity["PFCDR"] = sanity_lib.method_record("PFCDR", pfcdr_val_mae(run, fit, cfg), floors)
+  sanity["PFCDR"] = sanity_lib.method_record("PFCDR", pfcdr_val_pred(run, fit, cfg),
+                                             val_rating, floors)
   _gate({"PFCDR": sanity["PFCDR"]}, cfg)
   predictions = {"PFCDR": fit.pred}
   chosen: dict[str, Any] = {}
   cache = stage_cache(cfg, workdir)
   for name in cfg.baselines.names:
     with rec.stage(f"baseline_{name}") as r:
-      predictions[name], chosen[name] = run_baseline(run, cfg, cache, name, r)
-    sanity[name] = sanity_lib.method_record(name, float(chosen[name]["val_mae"]), floors)
+      predictions[name], chosen[name], val_pred = run_baseline(run, cfg, cache, name, r)
+    sanity[name] = sanity_lib.method_record(name, val_pred, val_rating, floors)
     _gate({name: sanity[name]}, cfg)
   test = run.data.target_test
   with rec.stage("evaluate") as r:

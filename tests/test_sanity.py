@@ -13,7 +13,9 @@ from pfcdr_jax import pipeline
 from pfcdr_jax import sanity
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOORS = {"GlobalMean": 0.80, "ItemMean": 0.75}
+RATING = np.tile(np.array([3.0, 4.0, 5.0, 4.0], np.float32), 250)   # 1000 ratings
+FLOORS = {"GlobalMean": np.full(RATING.shape, 4.0),   # MAE 0.5
+          "ItemMean": RATING + np.tile([0.4, -0.4], 500)}   # MAE 0.4
 
 
 def test_pretrain_record_compares_with_the_mean_predictor():
@@ -23,24 +25,37 @@ def test_pretrain_record_compares_with_the_mean_predictor():
   assert not sanity.pretrain_record({"heldout_mse": float("nan"), "mean_mse": 0.6})["ok"]
 
 
-def test_method_record_must_beat_both_floors():
-  ok = sanity.method_record("PFCDR", 0.70, FLOORS)
-  assert ok == {"ok": True, "value": 0.70, "floor": 0.75, "floor_name": "ItemMean"}
+def _off_by(mae):
+  """Predictions with absolute error exactly ``mae`` on every rating."""
+  return RATING + np.tile([mae, -mae], RATING.size // 2)
+
+
+def test_method_record_must_clearly_beat_both_floors():
+  ok = sanity.method_record("PFCDR", _off_by(0.3), RATING, FLOORS)
+  assert ok["ok"] and ok["floor_name"] == "ItemMean"
+  np.testing.assert_allclose([ok["value"], ok["floor"]], [0.3, 0.4], rtol=1e-6)
   # Below GlobalMean but not below ItemMean: fails, and the binding floor is named.
-  assert sanity.method_record("EMCDR", 0.78, FLOORS) == {
-      "ok": False, "value": 0.78, "floor": 0.75, "floor_name": "ItemMean"}
-  assert not sanity.method_record("TGT", 3.8, FLOORS)["ok"]
+  bad = sanity.method_record("EMCDR", _off_by(0.45), RATING, FLOORS)
+  assert not bad["ok"] and bad["floor_name"] == "ItemMean"
+  assert not sanity.method_record("TGT", _off_by(3.8), RATING, FLOORS)["ok"]
+  # A tie within the noise of the validation ratings is not a pass: errors 0.0 or 0.8
+  # (mean 0.399, noisy) against ItemMean's constant 0.4.
+  noisy = RATING + np.where(np.arange(RATING.size) % 2 == 0, 0.0, 0.798)
+  tie = sanity.method_record("PTUPCDR", noisy, RATING, FLOORS)
+  assert tie["value"] < tie["floor"] and not tie["ok"]
+  assert "less than 2 standard errors" in sanity.failures({"PTUPCDR": tie})[0]
   # ItemMean is held to GlobalMean; GlobalMean is the reference.
-  assert sanity.method_record("ItemMean", 0.75, FLOORS)["ok"]
-  assert not sanity.method_record("ItemMean", 0.81, FLOORS)["ok"]
-  assert sanity.method_record("GlobalMean", 0.80, FLOORS)["ok"]
+  assert sanity.method_record("ItemMean", FLOORS["ItemMean"], RATING, FLOORS)["ok"]
+  assert not sanity.method_record("ItemMean", _off_by(0.6), RATING, FLOORS)["ok"]
+  assert sanity.method_record("GlobalMean", FLOORS["GlobalMean"], RATING, FLOORS)["ok"]
+  assert not sanity.method_record("PFCDR", np.full(RATING.shape, np.nan), RATING, FLOORS)["ok"]
 
 
 def test_failure_lines_name_stage_numbers_and_cause():
   recs = {"pretrain_target": sanity.pretrain_record({"heldout_mse": 18.07, "mean_mse": 0.6}),
-          "PFCDR": sanity.method_record("PFCDR", 3.3, FLOORS),
-          "EMCDR": sanity.method_record("EMCDR", 0.78, FLOORS),
-          "GlobalMean": sanity.method_record("GlobalMean", 0.8, FLOORS)}
+          "PFCDR": sanity.method_record("PFCDR", _off_by(3.3), RATING, FLOORS),
+          "EMCDR": sanity.method_record("EMCDR", _off_by(0.45), RATING, FLOORS),
+          "GlobalMean": sanity.method_record("GlobalMean", FLOORS["GlobalMean"], RATING, FLOORS)}
   meta = {"pretrain_target": {"cap_reached": True, "epochs_run": 30, "lr_at_edge": "high",
                               "lr": 0.1, "lrs_tried": [0.01, 0.1]}}
   lines = sanity.failures(recs, meta)
@@ -48,7 +63,7 @@ def test_failure_lines_name_stage_numbers_and_cause():
   assert lines[0].startswith("sanity: pretrain_target held-out MSE 18.0700 is not below the "
                              "mean predictor's 0.6000")
   assert "epoch cap (30)" in lines[0] and "high edge" in lines[0]
-  assert "PFCDR validation MAE 3.3000" in lines[1] and "pretrain_target failed its own" in lines[1]
+  assert "PFCDR validation MAE 3.3000 is not clearly below" in lines[1] and "pretrain_target failed its own" in lines[1]
   assert "EMCDR" in lines[2]
   with pytest.raises(sanity.SanityError, match="pretrain_target"):
     sanity.enforce(lines, strict=True)

@@ -460,13 +460,25 @@ def selection_grid(name: str) -> tuple[dict[str, Any], ...]:
 def fit_predict(name: str, ctx: BaselineContext) -> tuple[np.ndarray, dict[str, Any]]:
   """Runs baseline `name`, choosing its settings on the validation users.
 
+  Returns ``(test predictions, chosen)``; :func:`fit_predict_val` also returns the
+  kept setting's validation predictions.
+  """
+  test_pred, _, chosen = fit_predict_val(name, ctx)
+  return test_pred, chosen
+
+
+def fit_predict_val(name: str, ctx: BaselineContext
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+  """:func:`fit_predict` plus the validation predictions of the kept setting.
+
   Args:
     name: one of :data:`NAMES`, optionally with ``(key=value,...)`` options.
     ctx: the run's split and shared pretrained base models.
 
   Returns:
-    ``(pred float32[T], chosen)``: predictions for ``ctx.data.target_test`` in its
-    rating order, and the chosen settings with the validation MAE of every grid point
+    ``(pred float32[T], val_pred float32[V], chosen)``: predictions for
+    ``ctx.data.target_test`` and ``ctx.data.target_val`` in their rating order, and the
+    chosen settings with the validation MAE of every grid point
     (``grid``, in grid order) and the position of the kept one (``grid_index``).
 
   Raises:
@@ -492,10 +504,10 @@ def fit_predict(name: str, ctx: BaselineContext) -> tuple[np.ndarray, dict[str, 
     val_mae = float(np.mean(np.abs(pred[:n_val] - val.rating))) if n_val else float("nan")
     tried.append({**point, "val_mae": val_mae})
     if best is None or val_mae < best[0]:
-      best = (val_mae, index, pred[n_val:])
-  val_mae, index, test_pred = best
+      best = (val_mae, index, pred[n_val:], pred[:n_val])
+  val_mae, index, test_pred, val_pred = best
   point = grid[index]
   if not np.all(np.isfinite(test_pred)):
     raise FloatingPointError(f"{name}: non-finite test predictions with settings {point}")
   chosen = {**point, "val_mae": val_mae, "grid": tried, "grid_index": index}
-  return test_pred.astype(np.float32), chosen
+  return test_pred.astype(np.float32), val_pred.astype(np.float32), chosen

@@ -164,7 +164,7 @@ def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
   def baseline(shown):
     asked = registry.quick_names((shown,))[0] if quick else shown
     with rec.stage(f"baseline_{asked}") as r:
-      pred, chosen = pipeline.run_baseline(run, cfg, cache, asked, r)
+      pred, chosen, _ = pipeline.run_baseline(run, cfg, cache, asked, r)
     return float(metrics_lib.mae(pred, test.rating)), chosen
 
   out.append(transfers.emcdr(run, baseline("EMCDR")[0]))
