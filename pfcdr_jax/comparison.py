@@ -30,7 +30,7 @@ difference, share of users won).
 Floors (GlobalMean, ItemMean, SourceUserMean, BiasFloor) take part in the ranking and
 in "best other": a method that does not beat them transfers nothing.
 
-Sanity gates (:func:`sanity_failures`): a cell's ``results.json`` may hold ``"sanity"``,
+Sanity gates (``sanity.sanity_failures``): a cell's ``results.json`` may hold ``"sanity"``,
 one ``{"ok", "value", "floor", "floor_name"}`` record per pretraining stage and per
 method. A method whose own gate failed in a seed, or every learned (non-floor) method of
 a seed whose pretraining failed its gate, is marked ``⚠`` in the table and counted in the
@@ -57,11 +57,12 @@ from pfcdr_jax import cache as cache_lib
 from pfcdr_jax import config as config_lib
 from pfcdr_jax import pipeline
 from pfcdr_jax import progress
+from pfcdr_jax import sanity as sanity_lib
 from pfcdr_jax.baselines import registry
 
 log = logging.getLogger(__name__)
 
-FLOORS = ("GlobalMean", "ItemMean", "SourceUserMean", "BiasFloor")
+FLOORS = sanity_lib.FLOOR_METHODS   # GlobalMean, ItemMean, SourceUserMean, BiasFloor
 METRICS = ("mae", "rmse")
 ALPHA = 0.05
 # Planned contrasts (a, b): tested over seeds in every row that has both methods, fixed
@@ -80,7 +81,6 @@ GROUPS = (
                                 "PFCDR-DP", "PFCDR", "PFCDR+")),
     ("Floors", FLOORS),
 )
-PRETRAIN_STAGES = ("pretrain_source", "pretrain_target")
 SANITY_MARK = "⚠"
 
 
@@ -296,38 +296,6 @@ def load_cell(workdir: str | Path) -> CellResult:
 
 # --- sanity gates -----------------------------------------------------------------------
 
-def sanity_failures(results: dict) -> dict[str, list[str]]:
-  """The learned methods of one cell that failed a sanity gate, with the reasons.
-
-  Args:
-    results: a cell's results.json. Without a ``"sanity"`` record (cells from before
-      the gates) nothing was checked and nothing fails.
-
-  Returns:
-    Method name as in ``results["methods"]`` -> reasons, e.g. ``"validation MAE not
-    below ItemMean"`` (its own gate, naming the binding floor) or ``"pretraining of the
-    target model failed its gate"`` (a failed pretraining stage marks every learned
-    method). Floors (:data:`FLOORS`) are never listed; methods that passed are absent.
-  """
-  sanity = results.get("sanity") or {}
-  stages = [f"pretraining of the {s.split('_')[1]} model failed its gate"
-            for s in PRETRAIN_STAGES if _gate_failed(sanity.get(s))]
-  out = {}
-  for name in results.get("methods", {}):
-    if display_name(name) in FLOORS:
-      continue
-    own = sanity.get(name)
-    reasons = stages + ([f"validation MAE not below {own.get('floor_name', 'its floor')}"]
-                        if _gate_failed(own) else [])
-    if reasons:
-      out[name] = reasons
-  return out
-
-
-def _gate_failed(record: Any) -> bool:
-  return isinstance(record, dict) and record.get("ok", True) is False
-
-
 @dataclasses.dataclass(frozen=True)
 class SanitySummary:
   """The sanity gates of one (task, beta, base model) group over its seeds."""
@@ -346,7 +314,7 @@ def summarize_sanity(results: Sequence[dict], methods: Iterable[str]) -> SanityS
     methods: display names of the table's columns (others are not counted).
   """
   methods = set(methods)
-  per_seed = [{display_name(k): v for k, v in sanity_failures(r).items()
+  per_seed = [{display_name(k): v for k, v in sanity_lib.sanity_failures(r).items()
                if display_name(k) in methods} for r in results]
   marked: dict[str, int] = {}
   reasons: dict[str, dict[str, int]] = {}
@@ -711,8 +679,8 @@ def _sanity_lines(rows: Sequence[Row]) -> list[str]:
                    f"{_seeds(r.n_seeds)} ({why})")
   if not lines:
     return []
-  return ["", f"{SANITY_MARK} failed its sanity gate (validation MAE not below the floor "
-          "named) in n of N seeds:", ""] + lines
+  return ["", f"{SANITY_MARK} failed its sanity gate (validation MAE not clearly below the "
+          "floor named, or its pretraining failed) in n of N seeds:", ""] + lines
 
 
 def _seeds(n: int) -> str:

@@ -34,6 +34,7 @@ from typing import Any, Mapping
 
 from pfcdr_jax import inversion as inversion_lib
 from pfcdr_jax import topk as topk_lib
+from pfcdr_jax.models import scorers as scorers_lib
 
 # Field metadata: the field changes how, not what (see module docstring).
 EXECUTION_ONLY = {"execution_only": True}
@@ -328,8 +329,8 @@ def validate(cfg: PFCDRConfig) -> PFCDRConfig:
        "an integer >= 1 (0 on the command line: no early stopping)"),
       ("pretrain.early_stop", "--early_stop", p.early_stop,
        p.early_stop in _early_stops(), " or ".join(_early_stops())),
-      ("pretrain.offsets", "--offsets", p.offsets, p.offsets in ("none", "global", "bias"),
-       "none, global or bias"),
+      ("pretrain.offsets", "--offsets", p.offsets, p.offsets in scorers_lib.OFFSETS,
+       " or ".join(scorers_lib.OFFSETS)),
       ("pretrain.grid_extend", "--grid_extend", p.grid_extend,
        isinstance(p.grid_extend, int) and not isinstance(p.grid_extend, bool)
        and p.grid_extend >= 0, "an integer >= 0"),

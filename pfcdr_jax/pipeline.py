@@ -87,6 +87,7 @@ class RunInputs(NamedTuple):
   params_s: Any
   params_t: Any
   keys: method_lib.StageKeys
+  profile: dict | None = None   # data.profile.data_profile of the split
 
 
 # --- data -----------------------------------------------------------------------------
@@ -94,16 +95,11 @@ class RunInputs(NamedTuple):
 def load_frames(cfg: PFCDRConfig):
   """(source frame, target frame, info) of the run's task (``tasks.load_task``)."""
   d = cfg.data
-  source, target, info = tasks_lib.load_task(
+  return tasks_lib.load_task(
       d.task, data_dir=d.data_dir, seed=cfg.seed, scale=d.scale, like=d.like,
       source_file=d.source_file, target_file=d.target_file, rating_range=d.rating_range,
       signal=d.signal, bias_std=d.bias_std, tail=d.tail, density=d.density,
-      mean_rating=d.mean_rating, thin=d.thin, thin_tail=d.thin_tail)
-  if d.misalign:
-    source, info["misaligned"] = tasks_lib.misalign_overlap(source, target, cfg.seed)
-    log.warning("data: --misalign: the overlapping users' source profiles are shuffled "
-                "among them (a negative control: no transfer signal is left)")
-  return source, target, info
+      mean_rating=d.mean_rating, thin=d.thin, thin_tail=d.thin_tail, misalign=d.misalign)
 
 
 def frames_key(cfg: PFCDRConfig) -> str:
@@ -339,7 +335,8 @@ def prepare(cfg: PFCDRConfig, workdir: str | Path, rec: Recorder | None = None,
       params[name] = pretrain(scorer, domain, cfg, key, cache,
                               pretrain_cache_key(cfg, data_hash, name), name, r)
     _gate({f"pretrain_{name}": sanity_lib.pretrain_record(r)}, cfg, {f"pretrain_{name}": r})
-  return RunInputs(data, info, data_hash, scorer, params["source"], params["target"], keys)
+  return RunInputs(data, info, data_hash, scorer, params["source"], params["target"], keys,
+                   profile)
 
 
 def run_prototypes(run: RunInputs, cfg: PFCDRConfig, workdir: str | Path,
@@ -362,9 +359,7 @@ def run_baseline(run: RunInputs, cfg: PFCDRConfig, cache, name: str,
       data=run.data, scorer=run.scorer, params_s=run.params_s, params_t=run.params_t,
       key=run.keys.baselines, seed=cfg.seed, emcdr_key=run.keys.emcdr, bridge=cfg.bridge,
       inversion=cfg.inversion, topk=cfg.topk)
-  n_test = run.data.target_test.rating.size
-
-  n_val = run.data.target_val.rating.size
+  n_test, n_val = run.data.target_test.rating.size, run.data.target_val.rating.size
 
   def compute():
     pred, val_pred, chosen = registry.fit_predict_val(name, ctx)
@@ -587,7 +582,7 @@ def _run_staged(cfg: PFCDRConfig, rec: Recorder) -> dict[str, Any]:
       **{f"pred_{name}": np.asarray(p, np.float32) for name, p in predictions.items()}})
   results = _results(cfg, run, fit, methods, chosen, rec, workdir)
   results["sanity"] = sanity
-  results["data_profile"] = profile_lib.data_profile(run.data)
+  results["data_profile"] = run.profile
   cache_lib.atomic_write_text(workdir / "results.json", json.dumps(results, indent=2))
   return results
 
@@ -654,19 +649,16 @@ def format_table(results: dict[str, Any]) -> str:
   """Plain-text table of MAE/RMSE per method (printed by the script); a method that
   failed its sanity gate (or whose pretraining did) is marked, and each failure is one
   line under the table."""
-  sanity = results.get("sanity", {})
-  failed_pretrain = [s for s in sanity_lib.PRETRAIN_STAGES if not sanity.get(s, {"ok": 1})["ok"]]
+  failed = sanity_lib.sanity_failures(results)
   lines = [f"task={results['task']} beta={results['beta']} seed={results['seed']} "
            f"base_model={results['base_model']}" +
            (" [SYNTHETIC DATA]" if results.get("synthetic") else ""),
            f"{'method':<12} {'MAE':>8} {'RMSE':>8}"]
   for name, m in results["methods"].items():
-    bad = not sanity.get(name, {"ok": True})["ok"] or (
-        failed_pretrain and name not in sanity_lib.FLOOR_METHODS)
     lines.append(f"{name:<12} {m['mae']:>8.4f} {m['rmse']:>8.4f}"
-                 + ("  FAILED SANITY GATE" if bad else ""))
+                 + ("  FAILED SANITY GATE" if name in failed else ""))
   lines += [f"  {line}" for line in sanity_lib.failures(
-      sanity, results.get("selected", {}).get("pretrain"))]
+      results.get("sanity", {}), results.get("selected", {}).get("pretrain"))]
   return "\n".join(lines)
 
 

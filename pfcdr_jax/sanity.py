@@ -146,6 +146,40 @@ def failures(sanity: Mapping[str, Mapping[str, Any]],
           for n in order if not sanity[n]["ok"]]
 
 
+def sanity_failures(results: Mapping[str, Any]) -> dict[str, list[str]]:
+  """The learned methods of one run that failed a sanity gate, with the reasons.
+
+  Args:
+    results: a run's results.json. Without a ``"sanity"`` record (runs from before
+      the gates) nothing was checked and nothing fails.
+
+  Returns:
+    Method name as in ``results["methods"]`` -> reasons, e.g. ``"validation MAE not
+    clearly below ItemMean"`` (its own gate, naming the binding floor) or
+    ``"pretraining of the target model failed its gate"`` (a failed pretraining stage
+    marks every learned method). Floors (:data:`FLOOR_METHODS`) are never listed;
+    methods that passed are absent.
+  """
+  sanity = results.get("sanity") or {}
+  stages = [f"pretraining of the {s.split('_')[1]} model failed its gate"
+            for s in PRETRAIN_STAGES if _gate_failed(sanity.get(s))]
+  out = {}
+  for name in results.get("methods", {}):
+    if name.split("(")[0] in FLOOR_METHODS:   # a registry name may carry options
+      continue
+    own = sanity.get(name)
+    reasons = stages + ([f"validation MAE not clearly below "
+                         f"{own.get('floor_name', 'its floor')}"]
+                        if _gate_failed(own) else [])
+    if reasons:
+      out[name] = reasons
+  return out
+
+
+def _gate_failed(record: Any) -> bool:
+  return isinstance(record, dict) and record.get("ok", True) is False
+
+
 def enforce(lines: list[str], strict: bool) -> None:
   """Raises :class:`SanityError` on the first line under ``strict``."""
   if strict and lines:

@@ -257,3 +257,23 @@ def test_thin_keeps_the_universal_dtypes():
   df = make_frame(["a", "b", "c"], ["x", "y", "z"], [1, 2, 3])
   out = tasks.thin_frames(df, df, thin=0.5, seed=0)[0]
   assert list(out.dtypes) == list(df.dtypes) and len(out) == 2
+
+
+def test_misalign_shuffles_only_the_overlapping_users_source_profiles():
+  from pfcdr_jax.data import tasks as tasks_lib
+  src, tgt, info = tasks_lib.load_task("synthetic", seed=2, like="sparse", scale=0.05)
+  mis, _, info_m = tasks_lib.load_task("synthetic", seed=2, like="sparse", scale=0.05,
+                                       misalign=True)
+  assert info["misaligned"] is None and info_m["misaligned"]["n_users_moved"] > 0
+  overlap = set(src["user"]) & set(tgt["user"])
+  assert set(mis["user"]) == set(src["user"]) and len(mis) == len(src)
+  # Same profiles (per user: the multiset of (item, rating)), handed to other users.
+  prof = lambda df: {u: tuple(sorted(zip(g["item"], g["rating"]))) for u, g in df.groupby("user")}
+  a, b = prof(src), prof(mis)
+  assert sorted(a.values()) == sorted(b.values())
+  assert all(a[u] == b[u] for u in a if u not in overlap)
+  moved = [u for u in overlap if a[u] != b[u]]
+  assert len(moved) >= 0.9 * len(overlap)
+  again, _, _ = tasks_lib.load_task("synthetic", seed=2, like="sparse", scale=0.05,
+                                    misalign=True)
+  assert again.equals(mis)

@@ -145,9 +145,8 @@ def misalign_overlap(source: pd.DataFrame, target: pd.DataFrame, seed: int
                      ) -> tuple[pd.DataFrame, dict]:
   """The negative control of transfer: the overlapping users' source profiles shuffled.
 
-  Each overlapping user's source ratings are handed to another overlapping user (a
-  seeded random derangement-free permutation of their ids; source-only users keep
-  theirs), so the two domains still share users and sizes but a user's source profile
+  Each overlapping user's source ratings are handed to an overlapping user drawn by a
+  seeded random permutation of their ids (source-only users keep theirs), so the two domains still share users and sizes but a user's source profile
   no longer says anything about the same user's target ratings. A cross-domain method
   that works must lose its gain over the target-only floors on such data.
 
@@ -189,7 +188,7 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
               download: bool = True, rating_range: Optional[tuple[float, float]] = None,
               signal: float = 1.0, bias_std: Optional[float] = None, tail: float = 1.0,
               density: float = 1.0, mean_rating: Optional[float] = None,
-              thin: Optional[float] = None, thin_tail: float = 0.0
+              thin: Optional[float] = None, thin_tail: float = 0.0, misalign: bool = False
               ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
   """Loads a named cross-domain task.
 
@@ -219,6 +218,8 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
       (0, 1]; None keeps all (:func:`thin_frames`).
     thin_tail: With ``thin``: log-normal sigma of the per-user and per-item keep
       weights (0: uniform).
+    misalign: Any task: the overlapping users' source profiles shuffled among them, last
+      (:func:`misalign_overlap`; ``info["misaligned"]`` says how, else None).
 
   Returns:
     ``(source_df, target_df, info)``; see the module docstring.
@@ -246,7 +247,14 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
   else:
     frames = _read_task(task, data_dir, source_file=source_file, target_file=target_file,
                         download=download, rating_range=rating_range)
-  return _finish(task, *frames, thin=thin, thin_tail=thin_tail, seed=seed)
+  source, target, info = _finish(task, *frames, thin=thin, thin_tail=thin_tail, seed=seed)
+  info["misaligned"] = None
+  if misalign:
+    source, info["misaligned"] = misalign_overlap(source, target, seed)
+    logging.warning("task %s: --misalign: the overlapping users' source profiles are "
+                    "shuffled among them (a negative control: no transfer signal is left)",
+                    task)
+  return source, target, info
 
 
 def _read_task(task: str, data_dir: Path, *, source_file: Optional[PathLike],

@@ -218,6 +218,8 @@ def _make(name: str, init, user_repr, offsets: str = "none") -> Scorer:
 
 _BARE = {"mf": (mf_init, mf_user_repr), "gmf": (gmf_init, gmf_user_repr),
          "dnn": (dnn_init, dnn_user_repr)}
+
+
 def get_scorer(name: str, *, dnn_tower: str = "linear", offsets: str = "none") -> Scorer:
   """Returns the scorer called ``name`` ("mf", "gmf" or "dnn"), one object per settings.
 

@@ -316,9 +316,8 @@ def heldout_mse_of(scorer: Scorer, params, domain, cfg: TrainConfig) -> float:
   """Held-out MSE of ``params`` on ``domain``'s held-out slice under ``cfg`` (the
   number :func:`train_scorer` selects on; recomputed to check a cached entry)."""
   _, held = _split_domain(domain, cfg)
-  held = tuple(jnp.asarray(x) for x in held)
-  return float(jax.jit(lambda p, h: _heldout_mse(scorer, p, h, cfg.heldout_batch))(
-      params, held))
+  return float(_heldout_mse(scorer, params, tuple(jnp.asarray(x) for x in held),
+                            cfg.heldout_batch))
 
 
 def _init_state(scorer: Scorer, domain, cfg: TrainConfig, k_init: jax.Array,
