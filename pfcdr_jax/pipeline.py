@@ -334,7 +334,8 @@ def prepare(cfg: PFCDRConfig, workdir: str | Path, rec: Recorder | None = None,
     with rec.stage(f"pretrain_{name}") as r:
       params[name] = pretrain(scorer, domain, cfg, key, cache,
                               pretrain_cache_key(cfg, data_hash, name), name, r)
-    _gate({f"pretrain_{name}": sanity_lib.pretrain_record(r)}, cfg, {f"pretrain_{name}": r})
+    stage = f"pretrain_{name}"
+    _gate({stage: sanity_lib.pretrain_record(r)}, (stage,), cfg, {stage: r})
   return RunInputs(data, info, data_hash, scorer, params["source"], params["target"], keys,
                    profile)
 
@@ -516,10 +517,11 @@ def _for_this_process(cfg: PFCDRConfig) -> PFCDRConfig:
   return cfg
 
 
-def _gate(records: dict[str, dict], cfg: PFCDRConfig,
+def _gate(sanity: dict[str, dict], names: tuple[str, ...], cfg: PFCDRConfig,
           pretrain_meta: dict | None = None) -> None:
-  """Warns one line per failed sanity record (an error under ``cfg.strict``)."""
-  lines = sanity_lib.failures(records, pretrain_meta)
+  """Warns one line per failed sanity record among ``names`` (an error under
+  ``cfg.strict``); ``sanity`` holds the run's records so far (the causes read them)."""
+  lines = sanity_lib.failures(sanity, pretrain_meta, only=names)
   for line in lines:
     log.warning("%s", line)
   sanity_lib.enforce(lines, cfg.strict)
@@ -561,7 +563,7 @@ def _run_staged(cfg: PFCDRConfig, rec: Recorder) -> dict[str, Any]:
   sanity = {name: sanity_lib.pretrain_record(meta) for name, meta in pretrain_meta.items()}
   sanity["PFCDR"] = sanity_lib.method_record("PFCDR", pfcdr_val_pred(run, fit, cfg),
                                              val_rating, floors)
-  _gate({"PFCDR": sanity["PFCDR"]}, cfg)
+  _gate(sanity, ("PFCDR",), cfg)
   predictions = {"PFCDR": fit.pred}
   chosen: dict[str, Any] = {}
   cache = stage_cache(cfg, workdir)
@@ -569,7 +571,7 @@ def _run_staged(cfg: PFCDRConfig, rec: Recorder) -> dict[str, Any]:
     with rec.stage(f"baseline_{name}") as r:
       predictions[name], chosen[name], val_pred = run_baseline(run, cfg, cache, name, r)
     sanity[name] = sanity_lib.method_record(name, val_pred, val_rating, floors)
-    _gate({name: sanity[name]}, cfg)
+    _gate(sanity, (name,), cfg)
   test = run.data.target_test
   with rec.stage("evaluate") as r:
     methods = {name: {"mae": float(metrics_lib.mae(p, test.rating)),

@@ -136,14 +136,16 @@ def failure_line(name: str, rec: Mapping[str, Any], meta: Mapping[str, Any] | No
 
 
 def failures(sanity: Mapping[str, Mapping[str, Any]],
-             pretrain_meta: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
-  """One warning line per failed record of ``sanity`` (pretraining stages first)."""
+             pretrain_meta: Mapping[str, Mapping[str, Any]] | None = None,
+             only: tuple[str, ...] | None = None) -> list[str]:
+  """One warning line per failed record of ``sanity`` (pretraining stages first), or of
+  the records named in ``only`` (the causes still read every pretraining record)."""
   pretrain_meta = pretrain_meta or {}
   failed_pretrain = [s for s in PRETRAIN_STAGES if s in sanity and not sanity[s]["ok"]]
   order = [s for s in PRETRAIN_STAGES if s in sanity] + [
       n for n in sanity if n not in PRETRAIN_STAGES]
   return [failure_line(n, sanity[n], pretrain_meta.get(n), failed_pretrain)
-          for n in order if not sanity[n]["ok"]]
+          for n in order if not sanity[n]["ok"] and (only is None or n in only)]
 
 
 def sanity_failures(results: Mapping[str, Any]) -> dict[str, list[str]]:

@@ -65,6 +65,8 @@ def test_failure_lines_name_stage_numbers_and_cause():
   assert "epoch cap (30)" in lines[0] and "high edge" in lines[0]
   assert "PFCDR validation MAE 3.3000 is not clearly below" in lines[1] and "pretrain_target failed its own" in lines[1]
   assert "EMCDR" in lines[2]
+  # A method's line read alone (as the run warns, stage by stage) keeps its cause.
+  assert sanity.failures(recs, meta, only=("PFCDR",)) == [lines[1]]
   with pytest.raises(sanity.SanityError, match="pretrain_target"):
     sanity.enforce(lines, strict=True)
   sanity.enforce(lines, strict=False)   # warns only
