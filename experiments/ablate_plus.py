@@ -18,9 +18,9 @@ from absl import flags
 import numpy as np
 
 import cli
-from pfcdr_jax import metrics
-from pfcdr_jax import method_plus
-from pfcdr_jax import pipeline
+from pfcdr_jax.models import metrics
+from pfcdr_jax.plus import method as method_plus
+from pfcdr_jax.harness import pipeline
 
 cli.define_data_flags()
 cli.define_pretrain_flags()

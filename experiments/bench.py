@@ -4,9 +4,9 @@ r"""Benchmark of PFCDR at the paper's scale: inversion, top-k, whole pipeline, m
 
 Synthetic data of the Table 2 sizes times --scale. Every comparison is measured
 side by side in this one process (the machine may be shared, so ratios are what
-count); what each part measures is documented in ``pfcdr_jax/benchmarks.py``:
+count); what each part measures is documented in ``benchmarks/suite.py``:
 
-* pipeline: PFCDR stage by stage (``pfcdr_jax.method``), with the test MAE;
+* pipeline: PFCDR stage by stage (``pfcdr_jax.pfcdr.method``), with the test MAE;
 * inversion: iterative vs closed form, their prototypes' error, the roofline;
 * top-k: the library's selection vs numpy ``argpartition`` for each K (set and
   sorted), the lax.top_k kernel, and lax.sort / lax.approx_min_k on a sample;
@@ -14,7 +14,7 @@ count); what each part measures is documented in ``pfcdr_jax/benchmarks.py``:
 * pipeline_full: the real main job (``experiments/pfcdr.py --task=synthetic``) at
   --scale in a child process, stage by stage, with its peak memory;
 * scaling (--scaling=0.1,0.3,1): the same at several sizes, with each stage's growth
-  exponent (``pfcdr_jax/benchmarks_pipeline.py``).
+  exponent (``benchmarks/pipeline.py``).
 
 Writes --out (JSON) and prints a table.
 """
@@ -27,7 +27,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from pfcdr_jax import benchmarks
+import os  # pylint: disable=g-import-not-at-top
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
+from benchmarks import suite as benchmarks  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("like", "music2movie", "Table 2 template of the synthetic data.")

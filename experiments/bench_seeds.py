@@ -28,8 +28,8 @@ import numpy as np
 
 import cli
 from pfcdr_jax import config as config_lib
-from pfcdr_jax import method
-from pfcdr_jax import pipeline
+from pfcdr_jax.pfcdr import method
+from pfcdr_jax.harness import pipeline
 from pfcdr_jax.models import scorers as scorers_lib
 from pfcdr_jax.models import train as train_lib
 

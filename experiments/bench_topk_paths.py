@@ -21,9 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import cli
-from pfcdr_jax import benchmarks
-from pfcdr_jax import cache as cache_lib
-from pfcdr_jax import topk
+import sys
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
+from benchmarks import suite as benchmarks  # pylint: disable=g-import-not-at-top
+from pfcdr_jax.harness import cache as cache_lib
+from pfcdr_jax.pfcdr import topk
 
 flags.DEFINE_list("ks", ["10000", "70000"], "Neighbour counts K.")
 flags.DEFINE_integer("reps", 3, "Interleaved repetitions per path.", lower_bound=1)

@@ -17,9 +17,9 @@ import numpy as np
 
 import cli
 from pfcdr_jax import config as config_lib
-from pfcdr_jax import method
-from pfcdr_jax import metrics
-from pfcdr_jax import pipeline
+from pfcdr_jax.pfcdr import method
+from pfcdr_jax.models import metrics
+from pfcdr_jax.harness import pipeline
 
 cli.define_data_flags()
 cli.define_pretrain_flags()

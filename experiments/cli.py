@@ -11,11 +11,11 @@ from typing import Any, Callable
 from absl import app, flags
 
 from configs import pfcdr as presets
-from pfcdr_jax import comparison
+from pfcdr_jax.harness import comparison
 from pfcdr_jax import config as config_lib
-from pfcdr_jax import inversion
-from pfcdr_jax import progress
-from pfcdr_jax import xla_cache
+from pfcdr_jax.pfcdr import inversion
+from pfcdr_jax.infra import progress
+from pfcdr_jax.infra import xla_cache
 from pfcdr_jax.data import synthetic
 from pfcdr_jax.data import tasks
 from pfcdr_jax.data.errors import DataError

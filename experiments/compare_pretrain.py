@@ -8,7 +8,7 @@ r"""Paired comparison over seeds of two Table 1 runs that differ only in pretrai
 
 Prints, per quantity (PFCDR's test MAE / RMSE, each domain's selected held-out MSE and
 epoch, pretraining seconds), each arm's mean, the mean difference b - a and a paired
-t-test over the cells (``pfcdr_jax.benchmarks_pipeline.compare_cell_dirs``).
+t-test over the cells (``benchmarks.pipeline.compare_cell_dirs``).
 """
 import json
 import sys
@@ -16,7 +16,9 @@ import sys
 from absl import app
 from absl import flags
 
-from pfcdr_jax import benchmarks_pipeline
+import os  # pylint: disable=g-import-not-at-top
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
+from benchmarks import pipeline as benchmarks_pipeline  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("a", None, "The reference table1.py workdir.", required=True)

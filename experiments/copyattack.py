@@ -26,7 +26,7 @@ from absl import app
 from absl import flags
 
 from configs import copyattack as presets
-from pfcdr_jax import progress
+from pfcdr_jax.infra import progress
 from pfcdr_jax.copyattack import config as ca_config
 from pfcdr_jax.copyattack import pipeline
 from pfcdr_jax.data.errors import DataError

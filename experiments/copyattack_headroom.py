@@ -17,7 +17,7 @@ from absl import app
 from absl import flags
 
 from configs import copyattack as presets
-from pfcdr_jax import progress
+from pfcdr_jax.infra import progress
 from pfcdr_jax.copyattack import headroom
 from pfcdr_jax.data.errors import DataError
 

@@ -13,7 +13,7 @@ import time
 from absl import flags
 
 import cli
-from pfcdr_jax import comparison
+from pfcdr_jax.harness import comparison
 
 BASE_MODELS = ("mf", "gmf", "dnn")
 EXTRA = ("PTUPCDR", "PriCDR-S")

@@ -19,11 +19,11 @@ import time
 from absl import flags
 
 import cli
-from pfcdr_jax import cache as cache_lib
+from pfcdr_jax.harness import cache as cache_lib
 from pfcdr_jax.studies import k_sweep
 from pfcdr_jax.studies import plots
 from pfcdr_jax.studies import rating_sweep
-from pfcdr_jax.studies import records
+from pfcdr_jax.harness import records
 from pfcdr_jax.studies import reports
 
 cli.define_data_flags()

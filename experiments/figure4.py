@@ -20,10 +20,10 @@ import numpy as np
 from absl import flags
 
 import cli
-from pfcdr_jax import cache as cache_lib
+from pfcdr_jax.harness import cache as cache_lib
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.studies import embedding_map
-from pfcdr_jax.studies import records
+from pfcdr_jax.harness import records
 from pfcdr_jax.studies import reports
 from pfcdr_jax.studies import tsne
 

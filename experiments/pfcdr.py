@@ -15,7 +15,7 @@ import os
 from absl import flags
 
 import cli
-from pfcdr_jax import pipeline
+from pfcdr_jax.harness import pipeline
 
 cli.define_data_flags()
 cli.define_pretrain_flags()

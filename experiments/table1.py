@@ -17,7 +17,7 @@ from absl import flags
 
 import cli
 from configs import pfcdr as presets
-from pfcdr_jax import comparison
+from pfcdr_jax.harness import comparison
 from pfcdr_jax.baselines import registry
 
 cli.define_data_flags()

@@ -17,12 +17,12 @@ import time
 from absl import flags
 
 import cli
-from pfcdr_jax import cache as cache_lib
-from pfcdr_jax import pipeline
+from pfcdr_jax.harness import cache as cache_lib
+from pfcdr_jax.harness import pipeline
 from pfcdr_jax.baselines import registry
 from pfcdr_jax.studies import cost
 from pfcdr_jax.studies import plots
-from pfcdr_jax.studies import records
+from pfcdr_jax.harness import records
 from pfcdr_jax.studies import reports
 
 cli.define_data_flags()

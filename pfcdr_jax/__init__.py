@@ -1,54 +1,82 @@
 """pfcdr_jax: PFCDR (WWW'25) and CopyAttack in JAX.
 
-The public API is re-exported here::
+The public API is re-exported here (``__all__``)::
 
   from pfcdr_jax import invert_users, select_neighbors, fit_predict, run_pfcdr
 
-Modules, by what they compute:
+Packages, by what they hold:
+  pfcdr_jax.pfcdr       -- the paper's kernels and method: inversion (Eq. 5, 9-11), bridge
+                           (Eq. 12), top-k matching (Eq. 13-14), sharding, the composed method
+  pfcdr_jax.plus        -- PFCDR+ (ours): bias floor + prototype bridge + neighbours
+  pfcdr_jax.baselines   -- every other method of Table 1, one registry
+  pfcdr_jax.privacy     -- what transferred vectors reveal: mechanisms, attacks, PFCDR-DP
+  pfcdr_jax.copyattack  -- CopyAttack (Fan et al.): tree, policy, black box, Table 2 runner
+  pfcdr_jax.models      -- MF / GMF / YouTube-DNN scorers, their training loop, MAE / RMSE
   pfcdr_jax.data        -- download, parse, split (Amazon 5-core, MovieLens, custom, synthetic)
-  pfcdr_jax.models      -- MF / GMF / YouTube-DNN scorers and their training loop
-  pfcdr_jax.inversion   -- conditional model inversion -> user prototypes (Eq. 5, 9-11)
-  pfcdr_jax.bridge      -- linear prototype bridge (Eq. 12)
-  pfcdr_jax.topk        -- top-k matching of transferred prototypes (Eq. 13-14)
-  pfcdr_jax.method      -- the PFCDR method composed: prototypes -> bridge -> K -> Eq. 14
-  pfcdr_jax.method_plus -- PFCDR+ (ours): bias floor + prototype bilinear bridge + neighbours
-  pfcdr_jax.config      -- nested frozen configs and what each stage's cache key reads
-  pfcdr_jax.privacy     -- what transferred vectors reveal: attacks, controls, PFCDR-DP
-  pfcdr_jax.baselines   -- every other method (TGT, EMCDR, floors, Table 1), one registry
-  pfcdr_jax.pipeline    -- the end-to-end experiment (load, cache, record, write)
-  pfcdr_jax.comparison  -- Table 1 / Figure 2 sweeps over seeds, tests, rendering
+  pfcdr_jax.harness     -- experiments: the end-to-end run, stage cache, resumable records,
+                           sanity gate, seed sweeps, significance, tables and plots
   pfcdr_jax.studies     -- Figure 3 (K, r sweeps), Figure 4 (t-SNE), Table 3 (cost)
-  pfcdr_jax.copyattack  -- CopyAttack (Fan et al.)
+  pfcdr_jax.infra       -- plumbing: locks, progress, XLA cache, timers, chunking, hashing
+  pfcdr_jax.config      -- nested frozen configs and what each stage's cache key reads
+
+Benchmarks live outside the package, in ``benchmarks/`` next to ``experiments/``.
 """
 
 __version__ = "0.1.0"
 
-from pfcdr_jax.bridge import apply_bridge
-from pfcdr_jax.bridge import fit_linear_bridge
+from pfcdr_jax.pfcdr.bridge import apply_bridge
+from pfcdr_jax.pfcdr.bridge import fit_linear_bridge
 from pfcdr_jax.config import BridgeConfig
 from pfcdr_jax.config import DataConfig
 from pfcdr_jax.config import PFCDRConfig
 from pfcdr_jax.config import PretrainConfig
 from pfcdr_jax.config import SplitConfig
 from pfcdr_jax.config import TopKConfig
-from pfcdr_jax.inversion import InversionConfig
-from pfcdr_jax.inversion import invert_user
-from pfcdr_jax.inversion import invert_users
-from pfcdr_jax.method import fit_bridge
-from pfcdr_jax.method import fit_predict
-from pfcdr_jax.method import predict_cold
-from pfcdr_jax.method import prototypes
-from pfcdr_jax.method import select_k
-from pfcdr_jax.method import StageKeys
-from pfcdr_jax.method_plus import fit_predict_plus
-from pfcdr_jax.method_plus import PlusConfig
+from pfcdr_jax.pfcdr.inversion import InversionConfig
+from pfcdr_jax.pfcdr.inversion import invert_user
+from pfcdr_jax.pfcdr.inversion import invert_users
+from pfcdr_jax.pfcdr.method import fit_bridge
+from pfcdr_jax.pfcdr.method import fit_predict
+from pfcdr_jax.pfcdr.method import predict_cold
+from pfcdr_jax.pfcdr.method import prototypes
+from pfcdr_jax.pfcdr.method import select_k
+from pfcdr_jax.pfcdr.method import StageKeys
+from pfcdr_jax.plus.method import fit_predict_plus
+from pfcdr_jax.plus.method import PlusConfig
 from pfcdr_jax.models.scorers import get_scorer
 from pfcdr_jax.models.train import train_scorer
-from pfcdr_jax.pipeline import run_pfcdr
+from pfcdr_jax.harness.pipeline import run_pfcdr
 from pfcdr_jax.privacy.dp_prototypes import DPPrototypeConfig
 from pfcdr_jax.privacy.study import run_privacy
-from pfcdr_jax.topk import neighbor_mean
-from pfcdr_jax.topk import predict_from_neighbors
-from pfcdr_jax.topk import select_neighbors
+from pfcdr_jax.pfcdr.topk import neighbor_mean
+from pfcdr_jax.pfcdr.topk import predict_from_neighbors
+from pfcdr_jax.pfcdr.topk import select_neighbors
 from pfcdr_jax.copyattack.config import CopyAttackConfig
 from pfcdr_jax.copyattack.pipeline import run_copyattack
+
+from pfcdr_jax.infra import aliases as _aliases
+
+# Import paths before the package was split by part (one release, DeprecationWarning).
+_aliases.install({f"pfcdr_jax.{old}": f"pfcdr_jax.{new}" for old, new in {
+    "inversion": "pfcdr.inversion", "bridge": "pfcdr.bridge", "topk": "pfcdr.topk",
+    "method": "pfcdr.method", "sharding": "pfcdr.sharding", "method_plus": "plus",
+    "metrics": "models.metrics", "pipeline": "harness.pipeline",
+    "comparison": "harness.comparison", "cache": "harness.cache",
+    "sanity": "harness.sanity", "studies.records": "harness.records",
+    "locks": "infra.locks", "progress": "infra.progress", "xla_cache": "infra.xla_cache",
+    "phase_timer": "infra.phase_timer", "chunking": "infra.chunking",
+    "hash_random": "infra.hash_random", "checks": "infra.checks"}.items()})
+
+__all__ = [
+    "__version__",
+    "apply_bridge", "fit_linear_bridge",
+    "BridgeConfig", "DataConfig", "PFCDRConfig", "PretrainConfig", "SplitConfig", "TopKConfig",
+    "InversionConfig", "invert_user", "invert_users",
+    "fit_bridge", "fit_predict", "predict_cold", "prototypes", "select_k", "StageKeys",
+    "fit_predict_plus", "PlusConfig",
+    "get_scorer", "train_scorer",
+    "run_pfcdr",
+    "DPPrototypeConfig", "run_privacy",
+    "neighbor_mean", "predict_from_neighbors", "select_neighbors",
+    "CopyAttackConfig", "run_copyattack",
+]

@@ -32,8 +32,8 @@ import numbers
 import typing
 from typing import Any, Mapping
 
-from pfcdr_jax import inversion as inversion_lib
-from pfcdr_jax import topk as topk_lib
+from pfcdr_jax.pfcdr import inversion as inversion_lib
+from pfcdr_jax.pfcdr import topk as topk_lib
 from pfcdr_jax.models import scorers as scorers_lib
 
 # Field metadata: the field changes how, not what (see module docstring).
@@ -134,7 +134,7 @@ class TopKConfig:
   """Eq. (13)-(14): K (a count, a fraction, or "auto" = chosen on validation)."""
   k: str = "auto"
   grid: tuple[float, ...] = DEFAULT_TOPK_GRID
-  # Exact kernels with the same neighbor sets (tests/test_topk.py): how, not what.
+  # Exact kernels with the same neighbor sets (tests/pfcdr/test_topk.py): how, not what.
   # method: topk.METHODS; "partition" (the host path) runs unsharded on any device count
   # (sharding.shard_select_neighbors hands it to topk.select_neighbors).
   chunk: int | None = dataclasses.field(default=None, metadata=EXECUTION_ONLY)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pfcdr_jax import config as config_lib
-from pfcdr_jax import pipeline
-from pfcdr_jax import topk as topk_lib
+from pfcdr_jax.harness import pipeline
+from pfcdr_jax.pfcdr import topk as topk_lib
 
 
 def test_override_sets_nested_fields_and_rejects_unknown_paths():

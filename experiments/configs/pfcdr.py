@@ -7,7 +7,7 @@ that is set always wins and a preset beats a flag's default.
 """
 
 from pfcdr_jax import config as config_lib
-from pfcdr_jax import method
+from pfcdr_jax.pfcdr import method
 from pfcdr_jax.baselines import registry
 
 # Script flag -> the config path it sets (list flags are tuples of floats).

@@ -26,7 +26,7 @@ import dataclasses
 import logging
 import numpy as np
 
-from pfcdr_jax import phase_timer
+from pfcdr_jax.infra import phase_timer
 
 log = logging.getLogger(__name__)
 

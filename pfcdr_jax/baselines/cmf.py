@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pfcdr_jax import phase_timer
-from pfcdr_jax.checks import check_index
+from pfcdr_jax.infra import phase_timer
+from pfcdr_jax.infra.checks import check_index
 from pfcdr_jax.models import minibatch
 
 

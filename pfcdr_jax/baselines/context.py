@@ -9,7 +9,7 @@ import jax
 
 from pfcdr_jax.config import BridgeConfig, TopKConfig
 from pfcdr_jax.data.splits import CDRData
-from pfcdr_jax.inversion import InversionConfig
+from pfcdr_jax.pfcdr.inversion import InversionConfig
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

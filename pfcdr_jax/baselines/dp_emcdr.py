@@ -50,8 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import optimize, special
 
-from pfcdr_jax import phase_timer
-from pfcdr_jax.checks import check_index
+from pfcdr_jax.infra import phase_timer
+from pfcdr_jax.infra.checks import check_index
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A linear map (no bias) is fit from the source to the target user embeddings of
 the training overlap users with the same MSE/Adam routine as PFCDR's prototype
-bridge (`pfcdr_jax.bridge`), so the two differ only in what they transfer: EMCDR
+bridge (`pfcdr_jax.pfcdr.bridge`), so the two differ only in what they transfer: EMCDR
 ships user embeddings (user-sensitive), PFCDR ships prototypes.
 
 Which embedding is mapped (``space``), as in the authors' public code
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pfcdr_jax import bridge as bridge_lib
+from pfcdr_jax.pfcdr import bridge as bridge_lib
 
 SPACES = ("auto", "repr", "raw")
 

@@ -59,9 +59,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pfcdr_jax import phase_timer
+from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.baselines import dp_emcdr
-from pfcdr_jax.checks import check_index
+from pfcdr_jax.infra.checks import check_index
 
 N_UPLOAD_PARTS = 3  # source rows, target rows, map gradient
 

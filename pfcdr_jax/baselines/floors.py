@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from pfcdr_jax import phase_timer
+from pfcdr_jax.infra import phase_timer
 
 log = logging.getLogger(__name__)
 

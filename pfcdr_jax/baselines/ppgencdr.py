@@ -81,9 +81,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pfcdr_jax import phase_timer
+from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.baselines import fedcdr
-from pfcdr_jax.checks import check_index
+from pfcdr_jax.infra.checks import check_index
 from pfcdr_jax.models import minibatch
 
 # Largest U_s * N_s for which the generator trains on dense [U_s, N_s] matrices.

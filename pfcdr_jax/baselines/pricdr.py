@@ -66,7 +66,7 @@ PriCDR (files random_proj_svd.py, main.py, model.py), which may differ from the 
 * **Utility.** With explicit output noise the published rows are very noisy at small
   epsilon: rating-level ``sigma = 4 sqrt(2 ln(1.25/delta))/epsilon`` is ~39 per
   coordinate at (0.5, 1e-5), against ~1 of signal. On the planted test data
-  (``tests/test_baselines_planted.py``, global-mean MAE 0.88) stage 2 gives MAE 0.57
+  (``tests/baselines/test_baselines_planted.py``, global-mean MAE 0.88) stage 2 gives MAE 0.57
   without noise, 0.70 at epsilon = 50 (analytic), 0.93 at 10 and ~1.05 for epsilon <= 2
   (worse than the global mean: the encoder fits noise). We report this as measured;
   we did not tune ``proj_dim``/weight decay per epsilon.
@@ -83,9 +83,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pfcdr_jax import phase_timer
+from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.baselines import dp_emcdr
-from pfcdr_jax.checks import check_index
+from pfcdr_jax.infra.checks import check_index
 from pfcdr_jax.models import minibatch
 
 

@@ -55,9 +55,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pfcdr_jax import method as method_lib
-from pfcdr_jax import method_plus
-from pfcdr_jax import phase_timer
+from pfcdr_jax.pfcdr import method as method_lib
+from pfcdr_jax.plus import method as method_plus
+from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.baselines import bias_floor
 from pfcdr_jax.baselines import cmf
 from pfcdr_jax.baselines import dp_emcdr

@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from pfcdr_jax import phase_timer
+from pfcdr_jax.infra import phase_timer
 
 log = logging.getLogger(__name__)
 

@@ -207,7 +207,7 @@ def run_headroom(cfg, workdir, *, n_seeds: int = 32, n_candidates: int = 40,
   """
   # The pipeline imports this module's siblings only; imported here so the
   # headroom code stays importable without the data loaders.
-  from pfcdr_jax import cache  # pylint: disable=g-import-not-at-top
+  from pfcdr_jax.harness import cache  # pylint: disable=g-import-not-at-top
   from pfcdr_jax.copyattack import data as data_lib  # pylint: disable=g-import-not-at-top
   from pfcdr_jax.copyattack import pipeline  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top

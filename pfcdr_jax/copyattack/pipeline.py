@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pfcdr_jax import cache
+from pfcdr_jax.harness import cache
 from pfcdr_jax import config as config_util
 from pfcdr_jax.copyattack import attack as attack_lib
 from pfcdr_jax.copyattack import blackbox

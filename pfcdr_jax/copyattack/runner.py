@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from pfcdr_jax import progress
+from pfcdr_jax.infra import progress
 from pfcdr_jax.copyattack import attack as attack_lib
 from pfcdr_jax.copyattack import evaluate
 from pfcdr_jax.copyattack import policy

@@ -50,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pfcdr_jax import progress
+from pfcdr_jax.infra import progress
 from pfcdr_jax.copyattack import ranking
 
 _INIT_STD = 0.1

@@ -32,8 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pfcdr_jax import chunking
-from pfcdr_jax import progress
+from pfcdr_jax.infra import chunking
+from pfcdr_jax.infra import progress
 from pfcdr_jax.models import lazy_adam
 from pfcdr_jax.models import minibatch
 from pfcdr_jax.models.scorers import Scorer

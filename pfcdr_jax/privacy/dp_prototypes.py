@@ -35,12 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pfcdr_jax import method as method_lib
-from pfcdr_jax import phase_timer
+from pfcdr_jax.pfcdr import method as method_lib
+from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.config import BridgeConfig, TopKConfig
 from pfcdr_jax.data.splits import CDRData, DomainData
-from pfcdr_jax.inversion import InversionConfig
+from pfcdr_jax.pfcdr.inversion import InversionConfig
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,10 +19,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pfcdr_jax import cache as cache_lib
-from pfcdr_jax import method as method_lib
-from pfcdr_jax import metrics as metrics_lib
-from pfcdr_jax import pipeline
+from pfcdr_jax.harness import cache as cache_lib
+from pfcdr_jax.pfcdr import method as method_lib
+from pfcdr_jax.models import metrics as metrics_lib
+from pfcdr_jax.harness import pipeline
 from pfcdr_jax.baselines import registry
 from pfcdr_jax.data import movielens
 from pfcdr_jax.privacy import attacks

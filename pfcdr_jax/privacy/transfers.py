@@ -35,8 +35,8 @@ import numpy as np
 
 import jax.numpy as jnp
 
-from pfcdr_jax import method as method_lib
-from pfcdr_jax import method_plus
+from pfcdr_jax.pfcdr import method as method_lib
+from pfcdr_jax.plus import method as method_plus
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.baselines import pf2cdr

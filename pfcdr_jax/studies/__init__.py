@@ -1,7 +1,7 @@
 """Studies of a PFCDR run beyond Table 1: the paper's Figure 3, Figure 4 and Table 3.
 
-Each module rebuilds a run from the public parts of ``pfcdr_jax.pipeline`` (the split,
-the cached pretrained scorers and prototypes) and ``pfcdr_jax.method`` (bridge, K
+Each module rebuilds a run from the public parts of ``pfcdr_jax.harness.pipeline`` (the split,
+the cached pretrained scorers and prototypes) and ``pfcdr_jax.pfcdr.method`` (bridge, K
 selection, top-k prediction), so a study measures the method the tables report:
 
   k_sweep        -- MAE against K from one run's cached prototypes (Figure 3 a-c)

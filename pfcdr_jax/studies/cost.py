@@ -35,12 +35,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pfcdr_jax import bridge as bridge_lib
+from pfcdr_jax.pfcdr import bridge as bridge_lib
 from pfcdr_jax import config as config_lib
-from pfcdr_jax import method as method_lib
-from pfcdr_jax import method_plus
-from pfcdr_jax import metrics as metrics_lib
-from pfcdr_jax import phase_timer
+from pfcdr_jax.pfcdr import method as method_lib
+from pfcdr_jax.plus import method as method_plus
+from pfcdr_jax.models import metrics as metrics_lib
+from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.baselines import cmf
 from pfcdr_jax.baselines import emcdr as emcdr_lib
 from pfcdr_jax.baselines import fedcdr

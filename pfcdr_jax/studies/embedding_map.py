@@ -25,8 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from pfcdr_jax import method as method_lib
-from pfcdr_jax import pipeline
+from pfcdr_jax.pfcdr import method as method_lib
+from pfcdr_jax.harness import pipeline
 from pfcdr_jax.baselines import emcdr as emcdr_lib
 from pfcdr_jax.studies import k_sweep
 

@@ -16,11 +16,11 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from pfcdr_jax import config as config_lib
-from pfcdr_jax import method as method_lib
-from pfcdr_jax import metrics as metrics_lib
-from pfcdr_jax import pipeline
+from pfcdr_jax.pfcdr import method as method_lib
+from pfcdr_jax.models import metrics as metrics_lib
+from pfcdr_jax.harness import pipeline
 from pfcdr_jax.data.splits import DomainData
-from pfcdr_jax.studies import records
+from pfcdr_jax.harness import records
 
 
 class ColdSetup(NamedTuple):

@@ -15,10 +15,10 @@ from typing import Sequence
 import numpy as np
 
 from pfcdr_jax import config as config_lib
-from pfcdr_jax import method as method_lib
-from pfcdr_jax import metrics as metrics_lib
-from pfcdr_jax import pipeline
-from pfcdr_jax.studies import records
+from pfcdr_jax.pfcdr import method as method_lib
+from pfcdr_jax.models import metrics as metrics_lib
+from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import records
 
 RATINGS = (1.0, 2.0, 3.0, 4.0, 5.0)
 

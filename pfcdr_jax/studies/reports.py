@@ -120,7 +120,7 @@ def table3_markdown(result: dict) -> str:
                                             for r in rows) + " |", "",
             "Testing of the registry methods (every column but PFCDR and EMCDR) = the "
             "prediction step of the setting validation chose, timed inside the method "
-            "(`pfcdr_jax/phase_timer.py`); it predicts the validation and the test pairs "
+            "(`pfcdr_jax/infra/phase_timer.py`); it predicts the validation and the test pairs "
             "together (column `test pairs`), so it bounds the test users' time from above; "
             "training = the rest of the call, the whole selection grid included. "
             "— = not separable (no matching prediction step), or, for TGT's training, the "

@@ -1,0 +1,208 @@
+"""Smoke tests of benchmarks.suite (and experiments/bench.py) at a tiny size.
+
+No timing is asserted (the machine is shared): the output's keys and structure, and
+that the exact selections agree with the numpy reference.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks import suite as benchmarks
+from benchmarks import pipeline as benchmark_pipeline
+from pfcdr_jax.pfcdr import method
+from pfcdr_jax.pfcdr import topk as topk_lib
+
+ROOT = Path(__file__).resolve().parents[2]
+STAGES = ["data", "pretrain_source", "pretrain_target", "inversion_source",
+          "inversion_target", "bridge", "topk", "evaluate"]
+TOPK_ENTRY_KEYS = {"k", "method", "s", "numpy_s", "ratio_to_numpy", "sorted_s",
+                   "numpy_sorted_s", "sorted_ratio_to_numpy", "same_set_sorted_and_unsorted",
+                   "overlap_with_numpy", "top_k_kernel_s", "approx_min_k_s_extrapolated",
+                   "approx_min_k_recall", "reps", "s_median", "numpy_s_median",
+                   "median_ratio_to_numpy"}
+CFG = benchmarks.BenchConfig(scale=0.002, epochs=1, iter_users=8, iter_chunk=8,
+                             topk_ks=(3, 100_000), sample_users=4, topk_reps=2,
+                             full_job=False)
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+  return benchmarks.pipeline_report(CFG, method.StageKeys.from_seed(CFG.seed))
+
+
+def test_pipeline_report_has_every_stage_and_the_result(pipeline):
+  report, run = pipeline
+  assert list(report["stages"]) == STAGES
+  assert report["total_s"] >= 0 and report["peak_rss_gb_after_pipeline"] > 0
+  res = report["result"]
+  assert set(res) == {"mae", "rmse", "k", "val_mae_by_k"}
+  assert 0 < res["mae"] <= res["rmse"]
+  # K was chosen on the validation users among the candidates tried.
+  assert res["val_mae_by_k"][str(res["k"])] == min(res["val_mae_by_k"].values())
+  n_cold = len(run.data.val_users) + len(run.data.test_users)
+  assert run.P_hat.shape == (n_cold, run.W_t.shape[1])
+  assert len(run.source_users) == len(run.data.train_users) + n_cold
+
+
+def test_inversion_comparison_structure(pipeline):
+  _, run = pipeline
+  inv = benchmarks.inversion_comparison(run, CFG)
+  assert inv["iterative_users"] == 8 and inv["closed_form_users"] == len(run.source_users)
+  assert inv["n_items"] == run.V_s.shape[0] and inv["dim"] == run.V_s.shape[1]
+  # The closed form is the iterative algorithm's prototype, to float noise.
+  assert inv["max_rel_err"] < 1e-2
+  for key in ("speedup", "roofline_ratio", "roofline_draw_b0_s", "roofline_dots_s",
+              "closed_form_chunk", "iterative_chunk", "steps"):
+    assert key in inv
+
+
+def test_topk_comparison_agrees_with_numpy(pipeline):
+  _, run = pipeline
+  out = benchmarks.topk_comparison(run, CFG)
+  assert out["cold_users"] == len(run.data.test_users)
+  assert out["valid_targets"] == int(np.sum(np.asarray(run.valid)))
+  assert "lax_sort_s_extrapolated" in out
+  assert out["100000"]["k"] == out["valid_targets"]   # K clipped to the candidates
+  for k in ("3", "100000"):
+    e = out[k]
+    assert TOPK_ENTRY_KEYS <= set(e), TOPK_ENTRY_KEYS - set(e)
+    assert e["overlap_with_numpy"] == 1.0 and e["same_set_sorted_and_unsorted"]
+    assert e["approx_min_k_recall"] > 0.5
+  table = benchmarks.format_table(
+      {"command": "test", "machine": benchmarks.machine_info(), "topk": out,
+       "inversion": benchmarks.inversion_comparison(run, CFG),
+       "pipeline": pipeline[0], "peak_rss_gb": benchmarks.peak_rss_gb()})
+  assert "pipeline total" in table and "lax.sort selection" in table
+  assert sum(line.split()[0] in ("3", "100000") for line in table.splitlines() if line) == 2
+
+
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_library_and_xla_selections_match_numpy(k):
+  rng = np.random.default_rng(0)
+  P = rng.normal(size=(9, 4)).astype(np.float32)
+  W = rng.normal(size=(40, 4)).astype(np.float32)
+  valid = rng.random(40) < 0.8
+  k = min(k, int(valid.sum()))
+  ref = benchmarks.numpy_topk(P, W, valid, 5.0, k, sort=True, block=4)
+  lib = np.asarray(topk_lib.select_neighbors(P, W, valid, r=5.0, k=k, sorted=True))
+  np.testing.assert_array_equal(lib, ref)
+  unsorted = benchmarks.numpy_topk(P, W, valid, 5.0, k, sort=False)
+  np.testing.assert_array_equal(np.sort(unsorted, 1), np.sort(ref, 1))
+  srt = benchmarks.sort_topk(jnp.asarray(P), jnp.asarray(W), jnp.asarray(valid),
+                             jnp.float32(5.0), k=k)
+  np.testing.assert_array_equal(np.asarray(srt), ref)
+  assert benchmarks.recall(ref, ref) == 1.0
+  assert np.all(valid[ref])
+
+
+def test_roofline_draws_as_many_users_as_given():
+  V = jax.random.normal(jax.random.PRNGKey(1), (30, 4))
+  W = jax.random.normal(jax.random.PRNGKey(2), (5, 4))
+  cfg = benchmarks.BenchConfig(inversion_chunk=2).inversion()
+  draw_s, dots_s, cs = benchmarks.roofline(W, V, np.arange(5), jax.random.PRNGKey(0), cfg)
+  assert cs == 2 and draw_s >= 0 and dots_s >= 0
+
+
+def test_bench_script_writes_the_keys(tmp_path):
+  out = tmp_path / "bench.json"
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "experiments" / "bench.py"), "--scale=0.002", "--epochs=1",
+       "--iter_users=8", "--iter_chunk=8", "--topk_ks=3,50", "--sample_users=4",
+       "--topk_reps=2", "--scaling=0.002,0.003", "--job_flag=--epochs=2",
+       "--job_flag=--lrs=0.01", "--job_flag=--bridge_epochs=5", f"--out={out}"],
+      capture_output=True, text=True, timeout=600,
+      env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  assert {"command", "like", "scale", "machine", "pipeline", "inversion", "topk",
+          "peak_rss_gb"} <= set(res)
+  assert list(res["pipeline"]["stages"]) == STAGES and "total_s" in res["pipeline"]
+  assert TOPK_ENTRY_KEYS <= set(res["topk"]["3"]) and TOPK_ENTRY_KEYS <= set(res["topk"]["50"])
+  assert "pipeline total" in proc.stdout
+  full = res["pipeline_full"]
+  assert {"total_s", "stages", "peak_rss_gb", "ratings", "users", "pfcdr_mae"} <= set(full)
+  assert {"data", "pretrain_source", "pretrain_target", "pfcdr"} <= set(full["stages"])
+  assert full["peak_rss_gb"] > 0 and "--epochs=2" in full["command"]
+  if os.path.exists(f"/proc/{os.getpid()}/status"):
+    assert full["peak_rss_source"] == "VmHWM"   # the child's own peak, not the parent's
+  runs = res["scaling"]["runs"]
+  assert [r["scale"] for r in runs] == [0.002, 0.003] and runs[0]["ratings"] < runs[1]["ratings"]
+  assert set(res["scaling"]["growth_exponents"]) == set(runs[0]["stages"])
+
+
+def test_vm_hwm_reads_this_process_and_none_for_a_missing_one():
+  if not os.path.exists(f"/proc/{os.getpid()}/status"):
+    pytest.skip("no /proc on this system")
+  mine = benchmark_pipeline.vm_hwm_gb(os.getpid())
+  assert mine is not None and 0 < mine <= benchmarks.peak_rss_gb() * 1.01
+  assert benchmark_pipeline.vm_hwm_gb(2 ** 22 + 7) is None     # beyond pid_max
+
+
+def test_growth_exponents_recover_planted_powers():
+  rows = [{"ratings": n, "users": n // 10, "items": 50 * f, "cold_users": n // 100,
+           "stages": {"pretrain_source": 1e-4 * n, "inversion_source": 1e-5 * (n // 10) * 50 * f,
+                      "pfcdr": 2e-6 * (n // 100) * (n // 10)}}
+          for n, f in ((10_000, 1), (30_000, 3), (100_000, 10))]
+  g = benchmark_pipeline.growth_exponents(rows)
+  assert g["pretrain_source"]["vs_ratings"] == pytest.approx(1.0, abs=1e-3)
+  assert g["inversion_source"]["vs_work"] == pytest.approx(1.0, abs=1e-3)
+  assert g["inversion_source"]["vs_ratings"] == pytest.approx(2.0, abs=1e-2)
+  assert g["pfcdr"]["work"] == "users_x_users"
+  assert g["pfcdr"]["vs_ratings"] == pytest.approx(2.0, abs=1e-2)
+  assert benchmark_pipeline.growth_exponents(rows[:1]) == {}
+
+
+def _fake_cell(root, name, mae, rmse, epoch, secs):
+  d = root / "cells" / name
+  d.mkdir(parents=True)
+  pre = {f"pretrain_{k}": {"lr": 0.001, "epoch": epoch, "heldout_mse": 0.8 + 0.001 * epoch}
+         for k in ("source", "target")}
+  (d / "results.json").write_text(json.dumps({
+      "methods": {"PFCDR": {"mae": mae, "rmse": rmse}}, "selected": {"pretrain": pre},
+      "timings_s": {"pretrain_source": secs, "pretrain_target": secs}}))
+
+
+def test_compare_cell_dirs_is_a_paired_t_test_over_common_cells(tmp_path):
+  from scipy import stats
+  a_mae, b_mae = [0.73, 0.74, 0.72, 0.75], [0.731, 0.742, 0.719, 0.753]
+  for i, (x, y) in enumerate(zip(a_mae, b_mae)):
+    _fake_cell(tmp_path / "a", f"s{i}", x, x + 0.2, 40 + i, 30.0)
+    _fake_cell(tmp_path / "b", f"s{i}", y, y + 0.2, 20 + i, 10.0)
+  _fake_cell(tmp_path / "a", "only_in_a", 0.9, 1.0, 1, 1.0)
+  res = benchmark_pipeline.compare_cell_dirs(str(tmp_path / "a"), str(tmp_path / "b"))
+  assert res["n"] == 4 and "only_in_a" not in res["cells"]
+  row = res["rows"]["PFCDR_mae"]
+  assert row["diff_mean"] == pytest.approx(np.mean(np.subtract(b_mae, a_mae)), abs=1e-4)
+  assert row["t_test_p"] == pytest.approx(stats.ttest_rel(b_mae, a_mae).pvalue, abs=1e-4)
+  assert res["rows"]["source_epoch"]["diff_mean"] == -20
+  assert res["rows"]["pretrain_s"]["b_mean"] == 20.0
+  with pytest.raises(ValueError, match="no cells/ directory"):
+    benchmark_pipeline.compare_cell_dirs(str(tmp_path / "a"), str(tmp_path / "a" / "cells" / "s0"))
+  _fake_cell(tmp_path / "c", "s0", 0.7, 0.9, 3, 1.0)
+  with pytest.raises(ValueError, match="need >= 2 cells"):
+    benchmark_pipeline.compare_cell_dirs(str(tmp_path / "a"), str(tmp_path / "c"))
+
+
+def test_topk_paths_script_times_three_paths_and_checks_bad_ks(tmp_path):
+  out = tmp_path / "paths.json"
+  script = str(ROOT / "experiments" / "bench_topk_paths.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--cold_users=20", "--targets=600",
+                         "--ks=5,300", "--reps=1", f"--out={out}"],
+                        capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  assert set(res["k"]) == {"5", "300"}
+  for entry in res["k"].values():
+    assert set(entry["median_s"]) == {"threshold", "partition", "numpy"}
+    assert entry["partition_equals_threshold"] is True
+  bad = subprocess.run([sys.executable, script, "--ks=x", f"--out={out}"],
+                       capture_output=True, text=True, timeout=300, env=env)
+  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: --ks")
