@@ -60,7 +60,7 @@ import numpy as np
 import optax
 
 from pfcdr_jax.infra import phase_timer
-from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.infra.checks import check_index
 
 N_UPLOAD_PARTS = 3  # source rows, target rows, map gradient
@@ -159,7 +159,7 @@ def noise_multiplier(epsilon: float, delta: float, rounds: int) -> float:
   """
   if rounds < 1:
     raise ValueError(f"rounds must be >= 1 for a DP guarantee, got {rounds}")
-  return math.sqrt(rounds) * dp_emcdr.analytic_gaussian_sigma(epsilon, delta, 1.0)
+  return math.sqrt(rounds) * mechanisms.analytic_gaussian_sigma(epsilon, delta, 1.0)
 
 
 def client_lists(user: np.ndarray, item: np.ndarray, rating: np.ndarray, n_users: int,

@@ -41,7 +41,7 @@ import numpy as np
 import optax
 
 from pfcdr_jax.infra import phase_timer
-from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.infra.checks import check_index
 from pfcdr_jax.models import minibatch
 
@@ -104,10 +104,10 @@ def release(src_user_emb: np.ndarray, users: np.ndarray, cfg: PF2CDRConfig,
   users = np.unique(np.asarray(users, np.int32))
   sigma = 0.0
   if cfg.epsilon is not None:
-    sigma = dp_emcdr.gaussian_sigma(cfg.epsilon, cfg.delta,
-                                    dp_emcdr.sensitivity_of(cfg.clip_norm, "add_remove"),
+    sigma = mechanisms.gaussian_sigma(cfg.epsilon, cfg.delta,
+                                    mechanisms.sensitivity_of(cfg.clip_norm, "add_remove"),
                                     cfg.mechanism)
-  x = dp_emcdr.privatize(jnp.asarray(src_user_emb, jnp.float32)[users], key, sigma,
+  x = mechanisms.privatize(jnp.asarray(src_user_emb, jnp.float32)[users], key, sigma,
                          cfg.clip_norm)
   return Release(users, x, float(sigma))
 

@@ -84,7 +84,7 @@ import numpy as np
 import optax
 
 from pfcdr_jax.infra import phase_timer
-from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.infra.checks import check_index
 from pfcdr_jax.models import minibatch
 
@@ -248,7 +248,7 @@ def publish(source: tuple[np.ndarray, np.ndarray, np.ndarray], n_users: int, n_i
   y = project_ratings(u, i, value, n_users, phi, cfg.proj_dim)
   if cfg.epsilon is None:
     return y, 0.0
-  sigma = dp_emcdr.gaussian_sigma(cfg.epsilon, cfg.delta, float(sens), cfg.mechanism)
+  sigma = mechanisms.gaussian_sigma(cfg.epsilon, cfg.delta, float(sens), cfg.mechanism)
   return y + sigma * jax.random.normal(k_noise, y.shape), sigma
 
 

@@ -92,8 +92,6 @@ NAMES = ("LightGCN", "CMF", "SSCDR", "PTUPCDR",
 
 # PFCDR-DP over the same budgets as DP-EMCDR (privacy/dp_prototypes.py).
 PFCDR_DP_NAMES = tuple(f"PFCDR-DP(eps={e:g})" for e in DP_EPSILONS)
-# PFCDR+ over the same budgets, per rating (pure epsilon, delta = 0; method_plus).
-PLUS_DP_NAMES = tuple(f"PFCDR+(eps={e:g})" for e in DP_EPSILONS)
 
 
 class Entry(NamedTuple):
@@ -442,7 +440,6 @@ ENTRIES: dict[str, Entry] = {
     "SourceUserMean": Entry(_run_source_user_mean, ({"shrinkage": 0.0}, {"shrinkage": 5.0},
                                                     {"shrinkage": 20.0}), {}, "shrinkage=0"),
 }
-
 
 
 def selection_grid(name: str) -> tuple[dict[str, Any], ...]:

@@ -457,10 +457,6 @@ def _copyattack_only(methods: dict) -> dict:
 run_methods = runner.run_methods
 
 
-def _to_float(d: dict) -> dict:
-  return {k: float(v) for k, v in d.items()}
-
-
 def table2_markdown(methods: dict, dataset: str = "ML100K-ML1M") -> str:
   """Table 2 of the paper for our run, each learned row after its untrained
   twin, with v*'s mean full-catalogue percentile and its 10-90 % spread."""

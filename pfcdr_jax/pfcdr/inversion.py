@@ -490,16 +490,6 @@ def _closed_batch(W, V, keys, cfg: InversionConfig) -> InversionResult:
   return _closed_chunk(W, V, keys, cfg)[0]
 
 
-def closed_form_weights(w: jax.Array, V: jax.Array, key: jax.Array,
-                        cfg: InversionConfig) -> jax.Array:
-  """The closed form's best ``b`` [N] for one user (for tests and inspection)."""
-  return _closed_chunk(w[None], V, key[None], cfg)[1][0]
-
-
-# ----------------------------------------------------------------------------
-# Public API
-# ----------------------------------------------------------------------------
-
 def resolve_method(cfg: InversionConfig, linear_in_b: bool) -> str:
   """``cfg.method`` with ``"auto"`` resolved: the closed form iff ``linear_in_b``."""
   if cfg.method == "auto":
@@ -635,8 +625,3 @@ def invert_users(w: jax.Array, V: jax.Array, key: jax.Array,
                        chunk_size=cs, progress=progress)
   return UsersInversion(prototypes=res.prototype, loss=res.loss, pred=res.pred,
                         steps=res.steps, method=method)
-
-
-def prototypes_from_weights(b: jax.Array, V: jax.Array) -> jax.Array:
-  """Eq. (11): ``P = b @ V``. b: [..., N], V: [N, d] -> [..., d]."""
-  return b @ V

@@ -58,6 +58,7 @@ from pfcdr_jax.infra import chunking
 from pfcdr_jax.pfcdr import method as method_lib
 from pfcdr_jax.models import metrics as metrics_lib
 from pfcdr_jax.infra import phase_timer
+from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.pfcdr import topk as topk_lib
 
 NEIGHBOURS = ("none", "uniform", "softmax", "both")
@@ -276,9 +277,7 @@ def crowd_agreement(source: tuple, n_users: int, shrinkage: float) -> np.ndarray
 
 def gaussian_sigma(epsilon: float, delta: float, clip: float) -> float:
   """Classic Gaussian mechanism for one offset in [-clip, clip] (sensitivity 2 clip)."""
-  if not 0 < epsilon < 1:
-    raise ValueError(f"the classic Gaussian mechanism needs 0 < epsilon < 1, got {epsilon}")
-  return 2.0 * clip * math.sqrt(2.0 * math.log(1.25 / delta)) / epsilon
+  return mechanisms.classic_gaussian_sigma(epsilon, delta, 2.0 * clip)
 
 
 def noise_offsets(offsets: np.ndarray, rng: np.random.Generator, *, epsilon: float,
@@ -286,12 +285,6 @@ def noise_offsets(offsets: np.ndarray, rng: np.random.Generator, *, epsilon: flo
   """(epsilon, delta)-DP offsets per user: clip to [-clip, clip], add N(0, sigma^2)."""
   sigma = gaussian_sigma(epsilon, delta, clip)
   return np.clip(offsets, -clip, clip) + rng.normal(0.0, sigma, offsets.shape)
-
-
-def laplace_scale(epsilon: float, rating_scale: tuple[float, float]) -> float:
-  """Laplace scale of a per-rating epsilon-DP rating sum: sensitivity (hi - lo) / eps."""
-  lo, hi = rating_scale
-  return (hi - lo) / epsilon
 
 
 class RatingRelease(NamedTuple):
@@ -350,16 +343,16 @@ def rating_dp_release(source: tuple, n_users: int, *, epsilon: float,
   n_items = int(np.max(si)) + 1
   n_i = np.bincount(si, minlength=n_items)
   item_sums = np.bincount(si, weights=x, minlength=n_items) + rng.laplace(
-      0.0, laplace_scale(e_item, rating_scale), n_items) * (n_i > 0)
+      0.0, mechanisms.laplace_scale(e_item, rating_scale), n_items) * (n_i > 0)
   mu_x = float(np.sum(item_sums) / len(sr))
   b = np.clip((item_sums - mu_x * n_i) / (n_i + SOURCE_ITEM_SHRINKAGE),
               -RATING_DP_BIAS_CLIP, RATING_DP_BIAS_CLIP) * (n_i > 0)
   counts = np.bincount(su, minlength=n_users)
   rated = counts > 0
   sums = (np.bincount(su, weights=x, minlength=n_users)
-          + rng.laplace(0.0, laplace_scale(e_sum, rating_scale), n_users)) * rated
+          + rng.laplace(0.0, mechanisms.laplace_scale(e_sum, rating_scale), n_users)) * rated
   cross = (np.bincount(su, weights=x * b[si], minlength=n_users) + rng.laplace(
-      0.0, laplace_scale(e_cross, rating_scale) * RATING_DP_BIAS_CLIP, n_users)) * rated
+      0.0, mechanisms.laplace_scale(e_cross, rating_scale) * RATING_DP_BIAS_CLIP, n_users)) * rated
   return RatingRelease(sums, cross, counts, np.bincount(su, weights=b[si], minlength=n_users),
                        np.bincount(su, weights=b[si] ** 2, minlength=n_users), b,
                        mu_x + 0.5 * (lo + hi), float(np.mean(b[si] ** 2)))

@@ -9,7 +9,7 @@ released once as
 with ``sigma`` of the Gaussian mechanism for L2 sensitivity ``Delta = C``
 (add/remove: a user's released vector against its absence) or ``2 C`` (replace),
 classic (Dwork & Roth, eps < 1) or analytic (Balle & Wang 2018), exactly as
-DP-EMCDR (``baselines.dp_emcdr.gaussian_sigma``). ``c`` is the public centre: the
+DP-EMCDR (``baselines.mechanisms.gaussian_sigma``). ``c`` is the public centre: the
 mean source item embedding ``mean_j V_j`` (``center=True``), sent once for all users.
 The inversion starts every user at ``b0 = softmax(z)`` (weights summing to one), so
 every prototype is ``c`` plus a user-specific part of norm ~1.5 on comedy2drama
@@ -37,7 +37,7 @@ import numpy as np
 
 from pfcdr_jax.pfcdr import method as method_lib
 from pfcdr_jax.infra import phase_timer
-from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.config import BridgeConfig, TopKConfig
 from pfcdr_jax.data.splits import CDRData, DomainData
 from pfcdr_jax.pfcdr.inversion import InversionConfig
@@ -67,8 +67,8 @@ def noise_scale(cfg: DPPrototypeConfig) -> float:
   """The Gaussian mechanism's sigma for `cfg` (0 when epsilon is None)."""
   if cfg.epsilon is None:
     return 0.0
-  return dp_emcdr.gaussian_sigma(cfg.epsilon, cfg.delta,
-                                 dp_emcdr.sensitivity_of(cfg.clip_norm, cfg.neighboring),
+  return mechanisms.gaussian_sigma(cfg.epsilon, cfg.delta,
+                                 mechanisms.sensitivity_of(cfg.clip_norm, cfg.neighboring),
                                  cfg.mechanism)
 
 
@@ -93,7 +93,7 @@ def release(prototypes: np.ndarray, center: np.ndarray, key: jax.Array,
   """
   c = jnp.asarray(center, jnp.float32)[None, :]
   P = jnp.asarray(prototypes, jnp.float32)
-  out = c + dp_emcdr.privatize(P - c, key, noise_scale(cfg), cfg.clip_norm)
+  out = c + mechanisms.privatize(P - c, key, noise_scale(cfg), cfg.clip_norm)
   return np.asarray(out)
 
 

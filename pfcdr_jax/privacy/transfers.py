@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from pfcdr_jax.pfcdr import method as method_lib
 from pfcdr_jax.plus import method as method_plus
 from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.baselines import pf2cdr
 from pfcdr_jax.baselines import ppgencdr
@@ -138,7 +139,7 @@ def pfcdr_plus(run, protos: method_lib.Prototypes, mae: float | None,
   settings = {"kappas": list(kappas)}
   if cfg.rating_epsilon is not None:
     settings.update(epsilon=cfg.rating_epsilon, per="rating",
-                    laplace_scale=method_plus.laplace_scale(cfg.rating_epsilon,
+                    laplace_scale=mechanisms.laplace_scale(cfg.rating_epsilon,
                                                             cfg.rating_scale))
   return [Transfer(name, users, full, False, scores, mae, settings),
           Transfer(f"{name} scalars (o_u, a_u)", users, sc, False, None, None, settings)]
@@ -164,11 +165,11 @@ def dp_emcdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transf
   opts = dict(chosen)
   opts["epsilon"] = float(opts.pop("eps")) if "eps" in opts else None
   cfg = dp_emcdr.DPEMCDRConfig(**_fields(dp_emcdr.DPEMCDRConfig, opts))
-  sigma = 0.0 if cfg.epsilon is None else dp_emcdr.gaussian_sigma(
-      cfg.epsilon, cfg.delta, dp_emcdr.sensitivity_of(cfg.clip_norm, cfg.neighboring),
+  sigma = 0.0 if cfg.epsilon is None else mechanisms.gaussian_sigma(
+      cfg.epsilon, cfg.delta, mechanisms.sensitivity_of(cfg.clip_norm, cfg.neighboring),
       cfg.mechanism)
   users = np.union1d(np.asarray(run.data.train_users, np.int32), _cold_with_ratings(run.data))
-  x = dp_emcdr.privatize(W[users], registry_key(run, "DP-EMCDR"), sigma, cfg.clip_norm)
+  x = mechanisms.privatize(W[users], registry_key(run, "DP-EMCDR"), sigma, cfg.clip_norm)
   return Transfer(name, users.astype(np.int32), np.asarray(x), True, V.T, mae,
                   {"clip_norm": cfg.clip_norm, "sigma": sigma, "epsilon": cfg.epsilon})
 

@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfcdr_jax.baselines import dp_emcdr, fedcdr
+from pfcdr_jax.baselines import fedcdr
+from pfcdr_jax.privacy import mechanisms
 from test_baselines_planted import global_mean_mae, mae, make_planted
 
 CFG = fedcdr.FedCDRConfig(dim=4, rounds=60, local_batch=16, lr=0.05)
@@ -72,7 +73,7 @@ def test_clipping_bounds_each_persons_upload():
 def test_noise_multiplier_is_the_composed_gaussian_mechanism():
   z = fedcdr.noise_multiplier(1.0, 1e-5, 16)
   # sqrt(T)/z-GDP gives exactly delta at epsilon.
-  delta = dp_emcdr.analytic_gaussian_delta(z / 4.0, 1.0, 1.0)
+  delta = mechanisms.analytic_gaussian_delta(z / 4.0, 1.0, 1.0)
   np.testing.assert_allclose(delta, 1e-5, rtol=1e-6)
   assert fedcdr.noise_multiplier(1.0, 1e-5, 64) == pytest.approx(2 * z)
   with pytest.raises(ValueError, match="clip_norm"):

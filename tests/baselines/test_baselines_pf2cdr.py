@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfcdr_jax.baselines import dp_emcdr, pf2cdr, registry
+from pfcdr_jax.baselines import pf2cdr, registry
+from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.baselines.context import BaselineContext
 from pfcdr_jax.data import splits
 from pfcdr_jax.data.synthetic import make_synthetic_cdr
@@ -29,8 +30,8 @@ def test_release_is_the_gaussian_mechanism():
   cfg = pf2cdr.PF2CDRConfig(epsilon=2.0, clip_norm=1.5)
   rel = pf2cdr.release(emb, np.array([5, 1, 5, 7]), cfg, jax.random.PRNGKey(3))
   np.testing.assert_array_equal(rel.users, [1, 5, 7])
-  assert rel.sigma == dp_emcdr.analytic_gaussian_sigma(2.0, 1e-5, 1.5)
-  want = dp_emcdr.privatize(jnp.asarray(emb[[1, 5, 7]]), jax.random.PRNGKey(3), rel.sigma, 1.5)
+  assert rel.sigma == mechanisms.analytic_gaussian_sigma(2.0, 1e-5, 1.5)
+  want = mechanisms.privatize(jnp.asarray(emb[[1, 5, 7]]), jax.random.PRNGKey(3), rel.sigma, 1.5)
   np.testing.assert_allclose(rel.vectors, want, rtol=1e-6)
   clean = pf2cdr.release(emb, np.array([1]), dataclasses.replace(cfg, epsilon=None),
                          jax.random.PRNGKey(3))

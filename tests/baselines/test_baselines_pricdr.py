@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfcdr_jax.baselines import dp_emcdr, pricdr
+from pfcdr_jax.baselines import pricdr
+from pfcdr_jax.privacy import mechanisms
 from test_baselines_planted import global_mean_mae, mae, make_planted, pretrained
 
 
@@ -51,7 +52,7 @@ def test_user_level_calibration_uses_clip_and_spectral_norm():
   _, sigma = pricdr.publish(src, 2, 3, cfg, jax.random.PRNGKey(0))
   phi = pricdr.sjlt(jax.random.split(jax.random.PRNGKey(0))[0], 3, 4, 2)
   sens = 1.5 * pricdr.sjlt_spectral_norm(phi, 4)
-  assert sigma == pytest.approx(dp_emcdr.analytic_gaussian_sigma(2.0, 1e-5, sens), rel=1e-9)
+  assert sigma == pytest.approx(mechanisms.analytic_gaussian_sigma(2.0, 1e-5, sens), rel=1e-9)
   # Without noise, every published row has norm <= C * ||Phi||_2.
   y, _ = pricdr.publish(src, 2, 3, pricdr.PriCDRConfig(epsilon=None, unit="user", clip_norm=1.5,
                                                        proj_dim=4, sparsity=2),

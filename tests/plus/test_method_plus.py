@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.plus import method as mp
 
 
@@ -156,7 +157,7 @@ def test_rating_dp_release_is_the_laplace_mechanism_on_rating_sums():
   """Scales (hi - lo) / (share * eps) (x the bias clip for the cross sums); the noise has
   those stds; a one-rating change moves one user's sum by at most hi - lo; the
   offsets at every kappa come from the same release."""
-  assert mp.laplace_scale(0.5, (1.0, 5.0)) == 8.0
+  assert mechanisms.laplace_scale(0.5, (1.0, 5.0)) == 8.0
   assert sum(mp.RATING_DP_SHARES) == pytest.approx(1.0)
   rng = np.random.default_rng(0)
   n, eps = 4000, 2.0

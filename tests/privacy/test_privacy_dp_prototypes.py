@@ -10,7 +10,7 @@ from pfcdr_jax import config as config_lib
 from pfcdr_jax.pfcdr import inversion
 from pfcdr_jax.pfcdr import method
 from pfcdr_jax.baselines import context
-from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.baselines import registry
 from pfcdr_jax.privacy import attacks
 from pfcdr_jax.privacy import decoders
@@ -27,7 +27,7 @@ def test_noise_scale_is_the_gaussian_mechanism_formula():
   analytic = dpp.DPPrototypeConfig(epsilon=5.0, delta=1e-5, clip_norm=3.0)
   sigma = dpp.noise_scale(analytic)
   # The analytic mechanism's exact delta (Balle & Wang 2018, Thm. 8) at that sigma.
-  assert dp_emcdr.analytic_gaussian_delta(sigma, 5.0, 3.0) == pytest.approx(1e-5, rel=1e-6)
+  assert mechanisms.analytic_gaussian_delta(sigma, 5.0, 3.0) == pytest.approx(1e-5, rel=1e-6)
   assert dpp.noise_scale(dpp.DPPrototypeConfig(epsilon=None)) == 0.0
 
 
