@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pfcdr_jax.pfcdr import inversion as inversion_lib
+from pfcdr_jax.pfcdr import inversion_objective
 from pfcdr_jax.pfcdr import method
 from pfcdr_jax.models import metrics as metrics_lib
 from benchmarks import pipeline as benchmarks_pipeline
@@ -205,7 +206,7 @@ def draw_b0(index: jax.Array, key: jax.Array, *, chunk: int, n_items: int) -> ja
   ``invert_users``; returns only a cheap reduction [n_chunks, chunk], so that no
   [B, N] array escapes. index: int32[B], B a multiple of `chunk`."""
   def one(ix):
-    b0 = jax.vmap(lambda k: inversion_lib.init_weights(k, n_items))(
+    b0 = jax.vmap(lambda k: inversion_objective.init_weights(k, n_items))(
         inversion_lib.user_keys(key, ix))
     return jnp.sum(b0 * b0, axis=1)
   return jax.lax.map(one, index.reshape(-1, chunk))
@@ -215,7 +216,7 @@ def b0_draw_by_impl(n_users: int, n_items: int, chunk: int,
                     impls: tuple[str, ...] = ("threefry2x32", "rbg", "unsafe_rbg", "hash")
                     ) -> dict:
   """Seconds to draw ``n_users`` inversion starts ``b0 = softmax(z)`` (z: [N] normals
-  from a per-user ``fold_in`` key, as ``inversion.init_weights``), per ``jax.random``
+  from a per-user ``fold_in`` key, as ``inversion_objective.init_weights``), per ``jax.random``
   implementation and for ``hash`` (:mod:`hash_random` on threefry keys, the
   inversion's ``b0_draw="hash"``), each warm."""
   out = {}
@@ -228,7 +229,7 @@ def b0_draw_by_impl(n_users: int, n_items: int, chunk: int,
     def draw(idx, base=base, b0_draw=b0_draw):
       def one(ix):
         ks = jax.vmap(lambda i: jax.random.fold_in(base, i))(ix)
-        z = jax.vmap(lambda k: inversion_lib.draw_z(k, n_items, b0_draw))(ks)
+        z = jax.vmap(lambda k: inversion_objective.draw_z(k, n_items, b0_draw))(ks)
         return jnp.sum(jax.nn.softmax(z, axis=1) ** 2, axis=1)
       return jax.lax.map(one, idx.reshape(-1, chunk))
 

@@ -5,7 +5,7 @@ r"""PFCDR+ ablation: validation and test MAE of each step, per seed, from cached
 
 Each seed's split and pretrained scorers come from the stage cache (the same keys as
 ``pfcdr.py`` / ``table1.py``; trained here when missing); the prototypes at every
-``--rs`` are inverted once per seed. Each step of ``method_plus.ABLATION`` chooses
+``--rs`` are inverted once per seed. Each step of ``plus.config.ABLATION`` chooses
 its own settings on the validation users; the test users are only scored. Writes the
 per-seed rows and the mean over seeds to --out (JSON) and prints a markdown table.
 """
@@ -19,8 +19,12 @@ import numpy as np
 
 import cli
 from pfcdr_jax.models import metrics
-from pfcdr_jax.plus import method as method_plus
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.plus.config import ABLATION
+from pfcdr_jax.plus.inputs import Pairs
+from pfcdr_jax.plus.inputs import plus_inputs
+from pfcdr_jax.plus.method import fit_predict_plus
+from pfcdr_jax.harness import cache_keys
+from pfcdr_jax.harness import stages
 
 cli.define_data_flags()
 cli.define_pretrain_flags()
@@ -39,8 +43,8 @@ FLAGS = flags.FLAGS
 
 
 def steps() -> list:
-  """The rows of ``method_plus.ABLATION`` selected by --steps."""
-  return [s for s in method_plus.ABLATION
+  """The rows of ``plus.config.ABLATION`` selected by --steps."""
+  return [s for s in ABLATION
           if not FLAGS.steps or any(s[0].startswith(p) for p in FLAGS.steps)]
 
 
@@ -48,9 +52,9 @@ def baseline_rows(seed: int, cfg, run) -> list[dict]:
   """The registry baselines on the same split and models (validation MAE, test)."""
   rows, test = [], run.data.target_test
   with tempfile.TemporaryDirectory() as tmp:
-    cache = pipeline.stage_cache(cfg, tmp)
+    cache = cache_keys.stage_cache(cfg, tmp)
     for name in FLAGS.baselines:
-      pred, chosen, _ = pipeline.run_baseline(run, cfg, cache, name, {})
+      pred, chosen, _ = stages.run_baseline(run, cfg, cache, name, {})
       rows.append({"step": name, "seed": seed, "val_mae": chosen["val_mae"],
                    "test_mae": float(metrics.mae(pred, test.rating)),
                    "test_rmse": float(metrics.rmse(pred, test.rating))})
@@ -63,16 +67,16 @@ def seed_rows(seed: int, rs: tuple) -> list[dict]:
   """One row per baseline and per ablation step for one seed."""
   cfg = cli.pfcdr_config(FLAGS.task, overrides={"seed": seed, "split.beta": FLAGS.beta})
   with tempfile.TemporaryDirectory() as tmp:
-    run = pipeline.prepare(cfg, tmp)
+    run = stages.prepare(cfg, tmp)
   rows = baseline_rows(seed, cfg, run)
-  inp = method_plus.plus_inputs(run.scorer, run.params_s, run.params_t, run.data, run.keys,
-                                cfg.bridge, cfg.inversion, rs)
+  inp = plus_inputs(run.scorer, run.params_s, run.params_t, run.data, run.keys,
+                    cfg.bridge, cfg.inversion, rs)
   val, test = run.data.target_val, run.data.target_test
-  pairs = method_plus.Pairs(test.user, test.item)
+  pairs = Pairs(test.user, test.item)
   for name, step_rs, plus_cfg in steps():
     idx = [rs.index(r) for r in step_rs]
     sub = inp._replace(protos_src=inp.protos_src[idx], rs=tuple(step_rs))
-    fit = method_plus.fit_predict_plus(sub, (val.user, val.item, val.rating), pairs, plus_cfg)
+    fit = fit_predict_plus(sub, (val.user, val.item, val.rating), pairs, plus_cfg)
     rows.append({"step": name, "seed": seed, "val_mae": list(fit.val_mae.values())[-1],
                  "test_mae": float(metrics.mae(fit.pred, test.rating)),
                  "test_rmse": float(metrics.rmse(fit.pred, test.rating)),

@@ -29,7 +29,7 @@ import numpy as np
 import cli
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.pfcdr import method
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import run_inputs
 from pfcdr_jax.models import scorers as scorers_lib
 from pfcdr_jax.models import train as train_lib
 
@@ -44,7 +44,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   del argv
   cfgs = [cli.pfcdr_config(overrides={"seed": s}) for s in range(FLAGS.num_seeds)]
-  domains = [data.source for data, _, _ in pipeline.load_splits(cfgs)]
+  domains = [data.source for data, _, _ in run_inputs.load_splits(cfgs)]
   shapes = {train_lib.domain_shape(d) for d in domains}
   if len(shapes) != 1:
     sys.exit(f"error: the seeds' source domains differ in shape ({sorted(shapes)}); "

@@ -19,7 +19,7 @@ import cli
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.pfcdr import method
 from pfcdr_jax.models import metrics
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import stages
 
 cli.define_data_flags()
 cli.define_pretrain_flags()
@@ -34,8 +34,8 @@ FLAGS = flags.FLAGS
 
 
 def _study(cfg: config_lib.PFCDRConfig, grid: list[int]) -> list[dict]:
-  run = pipeline.prepare(cfg, ".")
-  protos = pipeline.run_prototypes(run, cfg, ".")
+  run = stages.prepare(cfg, ".")
+  protos = stages.run_prototypes(run, cfg, ".")
   n_bridge = len(method.bridge_users(run.data))
   P_train, P_cold = protos.source[:n_bridge], protos.source[n_bridge:]
   W_t, V_t = method.representations(run.scorer, run.params_t, run.data.target_train.n_users)

@@ -10,10 +10,11 @@ from typing import Any, Callable
 
 from absl import app, flags
 
+from configs import flag_paths
 from configs import pfcdr as presets
 from pfcdr_jax.harness import comparison
 from pfcdr_jax import config as config_lib
-from pfcdr_jax.pfcdr import inversion
+from pfcdr_jax.pfcdr import inversion_objective
 from pfcdr_jax.infra import progress
 from pfcdr_jax.infra import xla_cache
 from pfcdr_jax.data import synthetic
@@ -24,8 +25,8 @@ from pfcdr_jax.models import train
 FLAGS = flags.FLAGS
 
 
-def _value(name: str) -> Any:
-  v = FLAGS[name].value
+def _value(name: str, v: Any) -> Any:
+  """A flag's value as its config field holds it (lists of numbers -> tuples of floats)."""
   special = {"no_cache": lambda: not v, "patience": lambda: None if v == 0 else v}
   if name in special or not isinstance(v, list):
     return special[name]() if name in special else v
@@ -94,7 +95,8 @@ def define_method_flags() -> None:
   flags.DEFINE_integer("inversion_steps", 300, "Inversion steps.", lower_bound=1)
   flags.DEFINE_enum("inversion_method", "auto", ["auto", "iterative", "closed_form"], "auto ="
                     " closed form for scorers linear in b.")
-  flags.DEFINE_enum("b0_draw", None, list(inversion.B0_DRAWS), "Normals of b0: hash or jax.")
+  flags.DEFINE_enum("b0_draw", None, list(inversion_objective.B0_DRAWS),
+                    "Normals of b0: hash or jax.")
   flags.DEFINE_enum("inversion_loss", "mse", ["mse", "bce"], "Inversion loss.")
   flags.DEFINE_float("eps", None, "Early-stop threshold of the inversion loss.")
   flags.DEFINE_integer("bridge_epochs", None, "Bridge / EMCDR map epochs (200).", lower_bound=1)
@@ -117,13 +119,12 @@ def define_sweep_flags(*, default_workdir: str) -> None:
 def pfcdr_config(task: str | None = None, *, baselines: tuple[str, ...] = (),
                  overrides: dict | None = None) -> config_lib.PFCDRConfig:
   """The run's config from the defined flags (``configs.pfcdr.get_config``)."""
-  names = [n for n in presets.FLAG_PATHS if n in FLAGS and FLAGS[n].value is not None]
   if "method" in FLAGS and FLAGS.method == "pfcdr_plus" and "PFCDR+" not in baselines:
     baselines = tuple(baselines) + ("PFCDR+",)   # a registry entry (baselines.registry)
   return presets.get_config(
       task or FLAGS.task, quick="quick" in FLAGS and FLAGS.quick, baselines=baselines,
-      defaults={presets.FLAG_PATHS[n]: _value(n) for n in names if not FLAGS[n].present},
-      given={presets.FLAG_PATHS[n]: _value(n) for n in names if FLAGS[n].present},
+      defaults=flag_paths.from_flags(FLAGS, presets.FLAG_PATHS, _value, given=False),
+      given=flag_paths.from_flags(FLAGS, presets.FLAG_PATHS, _value, given=True),
       overrides=overrides)
 
 

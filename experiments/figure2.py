@@ -13,7 +13,11 @@ import time
 from absl import flags
 
 import cli
+from pfcdr_jax.harness import cells as cells_lib
 from pfcdr_jax.harness import comparison
+from pfcdr_jax.harness import plots
+from pfcdr_jax.harness import summary
+from pfcdr_jax.harness import tables
 
 BASE_MODELS = ("mf", "gmf", "dnn")
 EXTRA = ("PTUPCDR", "PriCDR-S")
@@ -38,10 +42,10 @@ def main(argv):
   models = tuple(FLAGS.base_models)
   if not models or set(models) - set(BASE_MODELS):
     raise ValueError(f"--base_models={','.join(models)}: choose from {','.join(BASE_MODELS)}")
-  cells = comparison.make_cells((task,), (beta,), models, num_seeds)
+  cells = cells_lib.make_cells((task,), (beta,), models, num_seeds)
   dirs = comparison.run_cells(cfg, cells, os.path.join(root, "cells"),
                               seed_stack=comparison.use_seed_stack(FLAGS.seed_stack))
-  rows = comparison.summarize(dirs)
+  rows = summary.summarize(dirs)
   notes = ["All three scorers predict user_repr(u) . V[j], linear in the inversion weights "
            "b; PTUPCDR and PriCDR-S use the scorer's user representation "
            "(GMF: h * U, YouTube-DNN: tower output). EMCDR maps the YouTube-DNN "
@@ -51,11 +55,11 @@ def main(argv):
            "public code's)."]
   if quick:
     notes.append("QUICK MODE: 1 seed, short training; a smoke test, not a result.")
-  md, csv = comparison.write_table(
+  md, csv = tables.write_table(
       rows, root, stem="figure2", command=cli.command_line(), row_label="base_model",
       title=f"Figure 2 (reproduction): base models at beta = {beta:g}",
-      selected=comparison.selected_settings(dirs), notes=notes)
-  png = comparison.plot_base_models(
+      selected=summary.selected_settings(dirs), notes=notes)
+  png = plots.plot_base_models(
       rows, os.path.join(root, "figure2.png"),
       methods=("PriCDR-S", "EMCDR", "PTUPCDR", "PFCDR")
       + (("PFCDR+",) if "PFCDR+" in cfg.baselines.names else ()),

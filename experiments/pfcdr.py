@@ -16,6 +16,7 @@ from absl import flags
 
 import cli
 from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import results as results_lib
 
 cli.define_data_flags()
 cli.define_pretrain_flags()
@@ -35,10 +36,10 @@ def main(argv):
   workdir = FLAGS.workdir or os.path.join(
       "runs", f"{cfg.data.task}-b{cfg.split.beta}-{cfg.pretrain.base_model}-s{cfg.seed}")
   results = pipeline.run_pfcdr(cfg, workdir)
-  print(pipeline.format_table(results))
+  print(results_lib.format_table(results))
   print()
   print("chosen on held-out / validation data:")
-  print(pipeline.format_selection(results))
+  print(results_lib.format_selection(results))
   print("timings (s): " + ", ".join(f"{k}={v}" for k, v in results["timings_s"].items()))
   print(f"outputs: {workdir}/ (results.json, metrics.jsonl, config.json, "
         "split_manifest.json)")

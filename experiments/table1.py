@@ -17,7 +17,10 @@ from absl import flags
 
 import cli
 from configs import pfcdr as presets
+from pfcdr_jax.harness import cells as cells_lib
 from pfcdr_jax.harness import comparison
+from pfcdr_jax.harness import summary
+from pfcdr_jax.harness import tables
 from pfcdr_jax.baselines import registry
 
 cli.define_data_flags()
@@ -42,19 +45,19 @@ def main(argv):
   dirs = []
   for task in task_list:
     cfg = cli.pfcdr_config(task, baselines=tuple(FLAGS.baselines))
-    cells = comparison.make_cells((task,), betas, (FLAGS.base_model,), num_seeds)
+    cells = cells_lib.make_cells((task,), betas, (FLAGS.base_model,), num_seeds)
     dirs += comparison.run_cells(cfg, cells, os.path.join(root, "cells"),
                                  seed_stack=comparison.use_seed_stack(FLAGS.seed_stack))
-  rows = comparison.summarize(dirs)
+  rows = summary.summarize(dirs)
   names = cli.pfcdr_config(task_list[0], baselines=tuple(FLAGS.baselines)).baselines.names
   notes = [f"Baselines as run: {', '.join(names)}."]
   if FLAGS.quick:
     notes.append("QUICK MODE: 1 seed, short training, one setting per baseline; a smoke "
                  "test, not a result.")
-  md, csv = comparison.write_table(
+  md, csv = tables.write_table(
       rows, root, stem="table1", command=cli.command_line(),
       title=f"Table 1 (reproduction): cold-start MAE / RMSE, base model {FLAGS.base_model}",
-      selected=comparison.selected_settings(dirs), notes=notes)
+      selected=summary.selected_settings(dirs), notes=notes)
   print(md.read_text())
   print(f"wrote {md} and {csv} in {time.perf_counter() - t0:.0f}s")
 

@@ -18,7 +18,7 @@ from absl import flags
 
 import cli
 from pfcdr_jax.harness import cache as cache_lib
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import stages
 from pfcdr_jax.baselines import registry
 from pfcdr_jax.studies import cost
 from pfcdr_jax.studies import plots
@@ -46,7 +46,7 @@ def main(argv):
       "split.beta": FLAGS.beta, "seed": FLAGS.seed})
   root = FLAGS.workdir or os.path.join("runs", "table3", task + ("-quick" if FLAGS.quick else ""))
   t0 = time.perf_counter()
-  run = pipeline.prepare(cfg, root)
+  run = stages.prepare(cfg, root)
   result = {"task": task, "beta": FLAGS.beta, "seed": FLAGS.seed,
             "base_model": cfg.pretrain.base_model, "command": cli.command_line(),
             "device": records.device_info(), "loaded": FLAGS.loaded,

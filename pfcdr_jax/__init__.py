@@ -42,7 +42,7 @@ from pfcdr_jax.pfcdr.method import prototypes
 from pfcdr_jax.pfcdr.method import select_k
 from pfcdr_jax.pfcdr.method import StageKeys
 from pfcdr_jax.plus.method import fit_predict_plus
-from pfcdr_jax.plus.method import PlusConfig
+from pfcdr_jax.plus.config import PlusConfig
 from pfcdr_jax.models.scorers import get_scorer
 from pfcdr_jax.models.train import train_scorer
 from pfcdr_jax.harness.pipeline import run_pfcdr
@@ -57,12 +57,19 @@ from pfcdr_jax.copyattack.pipeline import run_copyattack
 from pfcdr_jax.infra import aliases as _aliases
 
 # Import paths before the package was split by part (one release, DeprecationWarning).
-_aliases.install({f"pfcdr_jax.{old}": f"pfcdr_jax.{new}" for old, new in {
-    "inversion": "pfcdr.inversion", "bridge": "pfcdr.bridge", "topk": "pfcdr.topk",
+# A module that was split maps to its parts.
+_aliases.install({f"pfcdr_jax.{old}": tuple(f"pfcdr_jax.{n}" for n in new.split())
+                  for old, new in {
+    "inversion": "pfcdr.inversion pfcdr.inversion_objective pfcdr.inversion_closed_form",
+    "bridge": "pfcdr.bridge",
+    "topk": "pfcdr.topk pfcdr.topk_distances pfcdr.topk_threshold pfcdr.topk_partition",
     "method": "pfcdr.method", "sharding": "pfcdr.sharding", "method_plus": "plus",
-    "metrics": "models.metrics", "pipeline": "harness.pipeline",
-    "comparison": "harness.comparison", "cache": "harness.cache",
-    "sanity": "harness.sanity", "studies.records": "harness.records",
+    "metrics": "models.metrics",
+    "pipeline": "harness.pipeline harness.run_inputs harness.cache_keys harness.pretraining "
+                "harness.stages harness.results",
+    "comparison": "harness.comparison harness.cells harness.significance harness.summary "
+                  "harness.tables harness.plots",
+    "cache": "harness.cache", "sanity": "harness.sanity", "studies.records": "harness.records",
     "locks": "infra.locks", "progress": "infra.progress", "xla_cache": "infra.xla_cache",
     "phase_timer": "infra.phase_timer", "chunking": "infra.chunking",
     "hash_random": "infra.hash_random", "checks": "infra.checks"}.items()})

@@ -41,10 +41,10 @@ EXECUTION_ONLY = {"execution_only": True}
 # Field metadata: the field matters only for the YouTube-DNN base model, so content()
 # leaves it out for the others (their cache keys did not change when it was added); a
 # config.json without it predates it and ran the behaviour it replaced (the DNN's MLP
-# tower), so such a cell is stale (comparison.is_finished).
+# tower), so such a cell is stale (cells.is_finished).
 DNN_ONLY = {"only_for_base_model": "dnn", "absent_is_stale": True}
 # Field metadata: a config.json without the field predates it and ran another behaviour
-# than its default (comparison.is_finished reruns such a cell).
+# than its default (cells.is_finished reruns such a cell).
 ABSENT_IS_STALE = {"absent_is_stale": True}
 
 # Fractions of the trained target users tried for K on the validation users.
@@ -104,7 +104,7 @@ class PretrainConfig:
   # early_stop: "per_lr_reach" (each lr stops at its own stall, or once even its steepest
   # recent gain kept up to the last epoch cannot reach the grid's best, and leaves the
   # stack), "per_lr" (the stall only), "any_lr" (the stack runs until no lr gains: the
-  # rule before) or "selected" (gains of the best lr only); models/train.py and
+  # rule before) or "selected" (gains of the best lr only); models/early_stop.py and
   # BUILD_NOTES (issue 16).
   optimizer: str = "adam"
   shuffle: str = "host"
@@ -117,7 +117,7 @@ class PretrainConfig:
   # (starts at 0: a saddle on sparse data).
   offsets: str = dataclasses.field(default="bias", metadata=ABSENT_IS_STALE)
   # Further lrs tried beyond an edge of the grid while the selected lr sits on it
-  # (models/train.py, extend_grid); 0: never (the run still reports the edge).
+  # (models/lr_grid.py, extend_grid); 0: never (the run still reports the edge).
   grid_extend: int = dataclasses.field(default=2, metadata=ABSENT_IS_STALE)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pfcdr_jax import config as config_lib
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import cache_keys
 from pfcdr_jax.pfcdr import topk as topk_lib
 
 
@@ -44,10 +44,10 @@ def test_content_leaves_out_execution_only_fields():
 
 def test_cache_keys_follow_what_each_stage_reads():
   base = config_lib.PFCDRConfig()
-  keys = lambda cfg: (pipeline.pretrain_cache_key(cfg, "h", "source"),
-                      pipeline.prototype_cache_key(cfg, "h", "source"),
-                      pipeline.baseline_cache_key(cfg, "h", "CMF"),
-                      pipeline.baseline_cache_key(cfg, "h", "EMCDR"))
+  keys = lambda cfg: (cache_keys.pretrain_cache_key(cfg, "h", "source"),
+                      cache_keys.prototype_cache_key(cfg, "h", "source"),
+                      cache_keys.baseline_cache_key(cfg, "h", "CMF"),
+                      cache_keys.baseline_cache_key(cfg, "h", "EMCDR"))
   k0 = keys(base)
   assert len(set(k0)) == 4
   # Pretraining feeds everything downstream.

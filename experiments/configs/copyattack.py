@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Optional
 
+from configs import flag_paths
 from pfcdr_jax import config as config_util
 from pfcdr_jax.copyattack import config as ca_config
 
@@ -119,14 +120,8 @@ def get_config(flag_values: Optional[Mapping[str, Any]] = None
     ValueError: an unknown flag name or a malformed value.
   """
   flag_values = dict(flag_values or {})
-  unknown = set(flag_values) - set(FLAG_PATHS)
-  if unknown:
-    raise ValueError(f"no config field for flags {sorted(unknown)}")
+  overrides = flag_paths.overrides(flag_values, FLAG_PATHS, _flag_value)
   _check_bounds(flag_values)
-  overrides = {}
-  for name, value in flag_values.items():
-    for path in FLAG_PATHS[name]:
-      overrides[path] = _flag_value(name, value)
   cfg = config_util.override(DEFAULT, overrides)
   if cfg.data.synthetic:
     cfg = config_util.override(cfg, SYNTHETIC)

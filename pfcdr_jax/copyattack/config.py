@@ -13,8 +13,8 @@
   evaluation  promotion metrics over real target users              [5.1.2]
   analysis    Figures 3-5 instead of Table 2                        [5.3]
 
-``attack`` stays one flat ``attack.AttackConfig``: a Table 2 method *is* one
-such config (``attack.table2_methods`` derives the rows from it with
+``attack`` stays one flat ``methods.AttackConfig``: a Table 2 method *is* one
+such config (``methods.table2_methods`` derives the rows from it with
 ``dataclasses.replace``) and it is the static argument of the jitted attack.
 The experiment presets (paper defaults, the ``--synthetic`` smoke run) live in
 ``experiments/configs/copyattack.py``. ``pfcdr_jax.config.to_dict`` /
@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from pfcdr_jax.copyattack import attack as attack_lib
+from pfcdr_jax.copyattack import methods as methods_lib
 from pfcdr_jax.copyattack import source_mf
 from pfcdr_jax.copyattack import target_model
 
@@ -169,7 +169,7 @@ class CopyAttackConfig:
   mf: source_mf.SourceMFConfig = source_mf.SourceMFConfig()
   tree: TreeConfig = TreeConfig()
   pretend: PretendConfig = PretendConfig()
-  attack: attack_lib.AttackConfig = attack_lib.AttackConfig()
+  attack: methods_lib.AttackConfig = methods_lib.AttackConfig()
   evaluation: EvalConfig = EvalConfig()
   analysis: AnalysisConfig = AnalysisConfig()
   methods: Optional[tuple[str, ...]] = None

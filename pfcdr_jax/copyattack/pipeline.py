@@ -28,11 +28,12 @@ import numpy as np
 
 from pfcdr_jax.harness import cache
 from pfcdr_jax import config as config_util
-from pfcdr_jax.copyattack import attack as attack_lib
+from pfcdr_jax.copyattack import attacker_data
 from pfcdr_jax.copyattack import blackbox
 from pfcdr_jax.copyattack import config as config_lib
 from pfcdr_jax.copyattack import data as data_lib
 from pfcdr_jax.copyattack import evaluate
+from pfcdr_jax.copyattack import methods as methods_lib
 from pfcdr_jax.copyattack import runner
 from pfcdr_jax.copyattack import source_mf
 from pfcdr_jax.copyattack import synthetic
@@ -142,14 +143,14 @@ def run_copyattack(cfg: config_lib.CopyAttackConfig,
 
 
 def select_methods(cfg: config_lib.CopyAttackConfig
-                   ) -> dict[str, attack_lib.AttackConfig]:
+                   ) -> dict[str, methods_lib.AttackConfig]:
   """The Table 2 methods ``cfg`` asks for, name -> AttackConfig.
 
   Raises:
     ValueError: on an unknown name, or a depth / popularity analysis without
       "CopyAttack".
   """
-  methods = attack_lib.table2_methods(cfg.attack)
+  methods = methods_lib.table2_methods(cfg.attack)
   if cfg.methods:
     unknown = [m for m in cfg.methods if m not in methods]
     if unknown:
@@ -242,11 +243,11 @@ def prepare(cfg: config_lib.CopyAttackConfig, cd: data_lib.CrossDomain,
         cfg.pretend.min_len, seed=cfg.seed + 1)
     eval_users = np.setdiff1d(eval_users, pretend_users).astype(np.int32)
   else:
-    pretend = attack_lib.make_pretend_profiles(
+    pretend = attacker_data.make_pretend_profiles(
         cd.source_profiles, cd.source_lengths, cfg.pretend.n_pretend,
         pretend_len, min_len=cfg.pretend.min_len, seed=cfg.seed + 1)
-    state, pretend_users = attack_lib.register_pretend_users(bb, state,
-                                                             pretend)
+    state, pretend_users = attacker_data.register_pretend_users(bb, state,
+                                                                pretend)
   return Setup(cd=cd, target=tgt, bb=bb, bb_state=state, scorer=scorer, p=p,
                q=q, pretend_profiles=pretend,
                pretend_users=np.asarray(pretend_users),
@@ -312,7 +313,7 @@ def build_attacker(setup: Setup, depth: int, seed: int,
   t0 = time.perf_counter()
   tr = tree_lib.build_tree(setup.p, depth, seed=seed,
                            kmeans_iters=kmeans_iters)
-  data = attack_lib.make_attacker_data(
+  data = attacker_data.make_attacker_data(
       tr, setup.cd.source_profiles, setup.cd.source_lengths, setup.p, setup.q,
       setup.pretend_users, setup.pretend_profiles)
   return tr, data, time.perf_counter() - t0

@@ -5,32 +5,13 @@ it, so a reader never sees a half-written PNG.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-import matplotlib
+from pfcdr_jax.infra import figures
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+plt = figures.pyplot()
 
 _METRICS = ("HR@20", "NDCG@20")
-
-
-def _save(fig, path: Path) -> None:
-  """Saves ``fig`` as PNG at ``path`` atomically and closes it."""
-  path = Path(path)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                             suffix=".tmp")
-  os.close(fd)
-  try:
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=120, format="png")
-    os.replace(tmp, path)
-  finally:
-    plt.close(fig)
-    if os.path.exists(tmp):
-      os.unlink(tmp)
 
 
 def _grouped_bars(rows: list[dict], key, labels: dict, path: Path, *,
@@ -54,7 +35,7 @@ def _grouped_bars(rows: list[dict], key, labels: dict, path: Path, *,
     ax.set_ylabel(m)
   axes[0].legend(fontsize=7)
   fig.suptitle(title)
-  _save(fig, path)
+  figures.save_png(fig, path)
 
 
 def plot_depth(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> None:
@@ -108,7 +89,7 @@ def plot_budget(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> N
     ax.set_ylabel(m)
   axes[0].legend(fontsize=7)
   fig.suptitle(f"Effect of budget ({dataset})")
-  _save(fig, path)
+  figures.save_png(fig, path)
 
 
 def plot_training_curves(curves: dict, path: Path,
@@ -127,4 +108,4 @@ def plot_training_curves(curves: dict, path: Path,
   ax.set_ylabel("mean episode reward (pretend score gain)")
   ax.legend(fontsize=7)
   fig.suptitle(f"CopyAttack training curves ({dataset})")
-  _save(fig, path)
+  figures.save_png(fig, path)

@@ -31,7 +31,9 @@ from scipy import stats
 from pfcdr_jax.infra import progress
 from pfcdr_jax.copyattack import attack as attack_lib
 from pfcdr_jax.copyattack import evaluate
+from pfcdr_jax.copyattack import methods as methods_lib
 from pfcdr_jax.copyattack import policy
+from pfcdr_jax.copyattack import training
 
 log = logging.getLogger(__name__)
 UNTRAINED = "-untrained"
@@ -91,7 +93,7 @@ def _timed(fn, *args):
 
 class _MethodRun(NamedTuple):
   fns: attack_lib.MethodFns
-  cfg: attack_lib.AttackConfig
+  cfg: methods_lib.AttackConfig
 
 
 def _method_runs(setup, methods: dict, tr) -> dict:
@@ -119,7 +121,7 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
   k_init, k_train, k_final = attack_lib.split_key(
       jax.random.fold_in(jax.random.key(seed), m_idx))
   params0 = run.fns.init(k_init)
-  learns = attack_lib.n_updates(run.cfg) > 0
+  learns = training.n_updates(run.cfg) > 0
   params = params0
   if learns and run.cfg.shared:
     res, dt = _timed(run.fns.train, params0, data, setup.bb_state, items_j,
@@ -176,7 +178,7 @@ def _run_units(setup, items, evs, runs: dict, data, seeds: range,
   names, fns = list(runs), list(runs.values())
   n_units = len(seeds) * len(runs)
   workers = workers or min(n_units, os.cpu_count() or 1)
-  order = sorted(range(len(runs)), key=lambda m: -attack_lib.n_updates(fns[m].cfg))
+  order = sorted(range(len(runs)), key=lambda m: -training.n_updates(fns[m].cfg))
   units = [(s, m) for s in seeds for m in order]
 
   def one(unit):

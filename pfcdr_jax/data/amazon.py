@@ -38,8 +38,10 @@ import numpy as np
 import pandas as pd
 
 from pfcdr_jax.data import download as dl
+from pfcdr_jax.data.checksums import check_gzip, verify_recorded_checksum
+from pfcdr_jax.data.delimited import parse_delimited
 from pfcdr_jax.data.errors import DataError, DownloadError, MissingFile, PathLike
-from pfcdr_jax.data.interactions import STAR_RANGE, make_frame, parse_delimited
+from pfcdr_jax.data.interactions import STAR_RANGE, make_frame
 
 AMAZON_TASKS = {
     "book2movie": ("Books", "Movies_and_TV"),
@@ -378,7 +380,7 @@ def locate_amazon_files(categories, data_dir: PathLike, *, download: bool = True
       continue
     try:
       found[category] = dl.fetch(url, dest, sha256=AMAZON_PINNED_SHA256.get(dest.name),
-                                 timeout=timeout, progress=progress, check=dl.check_gzip)
+                                 timeout=timeout, progress=progress, check=check_gzip)
     except DownloadError as e:
       reason = e.missing[0].reason if e.missing else e.message
       missing.append(MissingFile(dest.name, url, str(dest), reason))
@@ -408,7 +410,7 @@ def load_amazon_file(path: PathLike) -> tuple[pd.DataFrame, dict]:
     DataError: checksum mismatch or bad content.
   """
   path = Path(path)
-  digest = dl.verify_recorded_checksum(path, pinned=AMAZON_PINNED_SHA256.get(path.name))
+  digest = verify_recorded_checksum(path, pinned=AMAZON_PINNED_SHA256.get(path.name))
   if path.name.endswith(".json.gz"):
     df, fmt = read_reviews_json_gz(path), "reviews_json_gz"
   else:

@@ -24,7 +24,7 @@ from absl import logging
 import numpy as np
 import pandas as pd
 
-from pfcdr_jax.data import download as dl
+from pfcdr_jax.data.checksums import write_json_atomic
 from pfcdr_jax.data.errors import DataError, PathLike
 from pfcdr_jax.data.interactions import (check_ids, duplicate_losers, pair_keys,
                                          validate_frame_shape, validate_values)
@@ -399,4 +399,4 @@ def save_manifest(data: CDRData, path: PathLike) -> None:
     data: The split.
     path: Destination ``.json`` path (parents created).
   """
-  dl.write_json_atomic(data.manifest, path)
+  write_json_atomic(data.manifest, path)

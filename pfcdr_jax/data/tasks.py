@@ -21,8 +21,10 @@ from pfcdr_jax.data import amazon
 from pfcdr_jax.data import download as dl
 from pfcdr_jax.data import movielens
 from pfcdr_jax.data import synthetic
+from pfcdr_jax.data.checksums import sha256_file
+from pfcdr_jax.data.custom_tables import read_interaction_table
 from pfcdr_jax.data.errors import DataError, PathLike
-from pfcdr_jax.data.interactions import STAR_RANGE, deduplicate, read_interaction_table
+from pfcdr_jax.data.interactions import STAR_RANGE, deduplicate
 
 TASK_NAMES = ("comedy2drama", "book2movie", "book2music", "music2movie", "custom", "synthetic",
               "action2romance", "ml100k_comedy2drama")
@@ -270,7 +272,7 @@ def _read_task(task: str, data_dir: Path, *, source_file: Optional[PathLike],
       path = Path(path)
       frames.append(read_interaction_table(path, rating_range=_checked_range(rating_range)))
       _warn_outside_stars(frames[-1], path, rating_range)
-      files.append({"role": role, "path": str(path), "sha256": dl.sha256_file(path)})
+      files.append({"role": role, "path": str(path), "sha256": sha256_file(path)})
     info = {"task": "custom", "synthetic": False, "source_name": Path(source_file).stem,
             "target_name": Path(target_file).stem, "files": files}
     return frames[0], frames[1], info

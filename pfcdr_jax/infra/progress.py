@@ -17,6 +17,8 @@ import logging
 import sys
 from typing import Iterator
 
+import tqdm
+
 _STATE = {"enabled": True}
 
 
@@ -29,30 +31,14 @@ def enabled() -> bool:
   return _STATE["enabled"] and sys.stderr is not None
 
 
-class _NullBar:
-  """What :func:`bar` returns when bars are off: the same methods, no output."""
-  enabled = False
-
-  def update(self, n: int = 1) -> None:
-    del n
-
-  def set_postfix_str(self, text: str) -> None:
-    del text
-
-  def close(self) -> None:
-    pass
-
-
 @contextlib.contextmanager
-def bar(total: int | None, desc: str, unit: str = "it") -> Iterator:
-  """A progress bar over ``total`` steps (``update(n)``, ``set_postfix_str``)."""
-  if not enabled():
-    yield _NullBar()
-    return
-  import tqdm  # pylint: disable=g-import-not-at-top
+def bar(total: int | None, desc: str, unit: str = "it") -> Iterator[tqdm.tqdm]:
+  """A ``tqdm`` bar over ``total`` steps (``update(n)``, ``set_postfix_str``); silent,
+  with the same methods, when bars are off. ``bar.enabled`` says which."""
+  on = enabled()
   b = tqdm.tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
-                file=sys.stderr, mininterval=0.5)
-  b.enabled = True
+                file=sys.stderr, mininterval=0.5, disable=not on)
+  b.enabled = on
   try:
     yield b
   finally:

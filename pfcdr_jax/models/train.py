@@ -15,6 +15,11 @@ epoch with identical shapes, so it is traced once (``train_scorer`` counts trace
 and raises if it ever retraces; the test guards ``make_epoch_fn`` with
 ``chex.assert_max_traces(n=1)``).
 
+This module holds the configuration, the result and the loop over epochs; the parts
+live beside it: the epoch function in :mod:`train_epoch`, the held-out slice in
+:mod:`heldout`, early stopping in :mod:`early_stop`, the grid's extension in
+:mod:`lr_grid`.
+
 Default batch size 4096: an ML-1M-size domain (300k ratings) runs 20 epochs x 5
 lrs in seconds on 2 CPU cores, and Adam's dense moment update over the embedding
 tables (the cost that scales with the number of steps) stays cheap for 1.7M-rating
@@ -32,11 +37,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from pfcdr_jax.infra import chunking
 from pfcdr_jax.infra import progress
 from pfcdr_jax.models import lazy_adam
-from pfcdr_jax.models import minibatch
+from pfcdr_jax.models.early_stop import _Stack, _full_best, _stop_check
+from pfcdr_jax.models.heldout import _split_domain, mean_predictor_mse
+from pfcdr_jax.models.lr_grid import extend_grid, lr_edge
 from pfcdr_jax.models.scorers import Scorer
+from pfcdr_jax.models.train_epoch import _State, host_order, make_epoch_fn
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +78,7 @@ class TrainConfig:
       that wins later -- an option, BUILD_NOTES issue 16) or "per_lr_reach" (per_lr,
       and an lr also stops once it cannot reach the best held-out MSE of the grid
       even if it kept its largest per-epoch gain of the last ``patience`` epochs for
-      every epoch left: :func:`cannot_reach`).
+      every epoch left: :func:`early_stop.cannot_reach`).
   """
   lrs: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.1)
   epochs: int = 20
@@ -137,189 +144,6 @@ class TrainResult(NamedTuple):
   lr_at_edge: str = ""
 
 
-class _State(NamedTuple):
-  params: Any         # stacked over lrs: leaves [L, ...]
-  opt: Any            # scale_by_adam state, stacked over lrs
-  best_params: Any    # stacked over lrs
-  best_mse: jax.Array  # [L]
-  best_epoch: jax.Array  # [L] int32
-  active: jax.Array | None = None   # bool[L]: False = early-stopped, its best is final
-
-
-def heldout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-  """Seeded split of ``range(n)`` into (train_idx, heldout_idx), both sorted."""
-  if not 0.0 < fraction < 1.0:
-    raise ValueError(f"heldout_fraction must be in (0, 1), got {fraction}")
-  n_held = max(1, int(round(fraction * n)))
-  if n_held >= n:
-    raise ValueError(f"too few ratings ({n}) for a held-out slice")
-  perm = np.random.default_rng(seed).permutation(n)
-  return np.sort(perm[n_held:]), np.sort(perm[:n_held])
-
-
-def _masked_mse(scorer: Scorer, params, users, items, ratings, mask):
-  err = scorer.predict(params, users, items) - ratings
-  return jnp.sum(mask * err * err) / jnp.maximum(jnp.sum(mask), 1.0)
-
-
-def _heldout_mse(scorer: Scorer, params, held: tuple[jax.Array, ...], chunk: int):
-  """MSE over the held-out set (u, i, r each [n]), summed in padded chunks. Returns []."""
-  n = held[0].shape[0]
-  # A running sum over the chunks (a scan, not a map): the padded rows get weight 0.
-  chunks = chunking.split_chunks((*held, jnp.ones((n,), jnp.float32)), chunk)
-
-  def body(acc, xs):
-    u, i, r, m = xs
-    err = scorer.predict(params, u, i) - r
-    return acc + jnp.sum(m * err * err), None
-
-  total, _ = jax.lax.scan(body, jnp.asarray(0.0, jnp.float32), chunks)
-  return total / n
-
-
-def _dense_update_fn(scorer: Scorer):
-  """``update(params, opt, lr, u, i, r, m) -> (params, opt)``: one dense Adam step."""
-  adam = optax.scale_by_adam()
-
-  def update(params, opt, lr, u, i, r, m):
-    grads = jax.grad(lambda p: _masked_mse(scorer, p, u, i, r, m))(params)
-    updates, opt = adam.update(grads, opt, params)
-    return jax.tree_util.tree_map(lambda p, d: p - lr * d, params, updates), opt
-
-  return update
-
-
-_TABLES = ("user", "item")
-
-
-def _lazy_epoch_fn(scorer: Scorer):
-  """``run(params, opt, lrs, train, idx, valid) -> (params, opt)``: one lazy-Adam epoch.
-
-  The lr stack's two embedding tables travel row-major (``lazy_adam.RowTables``,
-  [n, L, d]) through the epoch's ``lax.scan``, so a minibatch touches ``B`` contiguous
-  rows of every table instead of one scattered row per lr; the gradient is taken with
-  respect to the gathered rows only ([B, L, d], per lr by ``vmap``), never as a dense
-  table. Padded examples (``valid = 0``) touch no row. The small dense leaves (GMF's
-  ``h``, the DNN tower) get ordinary Adam every step.
-  """
-
-  def loss_one(pu, pi, dense, r, m):   # one lr: pu, pi [B, d] gathered rows
-    ar = jnp.arange(pu.shape[0])
-    return _masked_mse(scorer, dict(dense, user=pu, item=pi), ar, ar, r, m)
-
-  grad_stack = jax.vmap(jax.grad(loss_one, argnums=(0, 1, 2)),
-                        in_axes=(1, 1, 0, None, None), out_axes=(1, 1, 0))
-  dense_stack = jax.vmap(lazy_adam.dense_step, in_axes=(0, 0, 0, 0, None, 0))
-
-  def run(params, opt: lazy_adam.LazyAdamState, lrs, train, idx, valid):
-    users, items, ratings = train
-    n_rows = {k: params[k].shape[1] for k in _TABLES}
-    tabs = {k: lazy_adam.to_rows(params[k], opt.mu[k], opt.nu[k]) for k in _TABLES}
-    rest = lambda tree: {k: v for k, v in tree.items() if k not in _TABLES}
-
-    def step(carry, xs):
-      tabs, dense, dmu, dnu, count = carry
-      b, m = xs
-      rows = {"user": jnp.where(m > 0, users[b], n_rows["user"]),
-              "item": jnp.where(m > 0, items[b], n_rows["item"])}
-      gu, gi, gd = grad_stack(lazy_adam.gather_rows(tabs["user"].p, rows["user"]),
-                              lazy_adam.gather_rows(tabs["item"].p, rows["item"]),
-                              dense, ratings[b], m)
-      t = (count + 1).astype(jnp.float32)
-      tabs = {k: lazy_adam.rows_step(tabs[k], rows[k], g, t, lrs)
-              for k, g in (("user", gu), ("item", gi))}
-      dense, dmu, dnu = dense_stack(dense, gd, dmu, dnu, t, lrs)
-      return (tabs, dense, dmu, dnu, count + 1), None
-
-    carry = (tabs, rest(params), rest(opt.mu), rest(opt.nu), opt.count[0])
-    (tabs, dense, dmu, dnu, count), _ = jax.lax.scan(step, carry, (idx, valid))
-    params, mu, nu = dict(dense), dict(dmu), dict(dnu)
-    for k in _TABLES:
-      params[k], mu[k], nu[k] = lazy_adam.from_rows(tabs[k])
-    return params, lazy_adam.LazyAdamState(count=jnp.full_like(opt.count, count), mu=mu, nu=nu)
-
-  return run
-
-
-def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
-  """Builds the (un-jitted) epoch function for a training set of ``n_train`` ratings.
-
-  Returns:
-    ``epoch_fn(state, lrs [L], train (u, i, r), held (u, i, r), order, epoch [])
-    -> (state, heldout_mse [L])``. ``order`` is the epoch's PRNG key with
-    ``cfg.shuffle == "device"`` (permuted as ``fold_in(key, epoch)``) and the visiting
-    order int32[n_train] itself with ``"host"`` (:func:`host_order`).
-  """
-  stacked_update = jax.vmap(_dense_update_fn(scorer), in_axes=(0, 0, 0, None, None, None, None))
-  lazy_epoch = _lazy_epoch_fn(scorer)
-  bs = min(cfg.batch_size, n_train)
-
-  def epoch_fn(state: _State, lrs, train, held, order, epoch):
-    users, items, ratings = train
-
-    def step(carry, idx, m):
-      params, opt = carry
-      params, opt = stacked_update(params, opt, lrs, users[idx], items[idx], ratings[idx], m)
-      return (params, opt), None
-
-    perm = (order if cfg.shuffle == "host"
-            else jax.random.permutation(jax.random.fold_in(order, epoch), n_train))
-    # Pad slots gather row n-1 with weight 0: the params are unchanged.
-    idx, valid = minibatch.padded_batches(perm, bs)
-    if cfg.optimizer == "lazy_adam":
-      params, opt = lazy_epoch(state.params, state.opt, lrs, train, idx, valid)
-    else:   # the lr stack shares each minibatch
-      (params, opt), _ = minibatch.scan_batches(step, (state.params, state.opt), idx, valid)
-    mse = jax.vmap(lambda p: _heldout_mse(scorer, p, held, cfg.heldout_batch))(params)
-    better = mse < state.best_mse
-    if state.active is not None:
-      better = better & state.active
-
-    def pick(new, old):
-      b = better.reshape((-1,) + (1,) * (new.ndim - 1))
-      return jnp.where(b, new, old)
-
-    best_params = jax.tree_util.tree_map(pick, params, state.best_params)
-    state = _State(params=params, opt=opt, best_params=best_params,
-                   best_mse=jnp.where(better, mse, state.best_mse),
-                   best_epoch=jnp.where(better, epoch + 1, state.best_epoch),
-                   active=state.active)
-    return state, mse
-
-  return epoch_fn
-
-
-def host_order(key: jax.Array, epoch: int, n: int) -> np.ndarray:
-  """The host-drawn visiting order int32[n] of ``epoch``: a numpy permutation seeded by
-  the two words of ``fold_in(key, epoch)`` (same key and epoch, same order)."""
-  words = np.asarray(jax.random.key_data(jax.random.fold_in(key, epoch)), np.uint32)
-  return np.random.default_rng(words.ravel().tolist()).permutation(n).astype(np.int32)
-
-
-def _domain_arrays(domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  users = np.asarray(domain.user, np.int32)
-  items = np.asarray(domain.item, np.int32)
-  ratings = np.asarray(domain.rating, np.float32)
-  if not (users.shape == items.shape == ratings.shape) or users.ndim != 1:
-    raise ValueError("domain.user/item/rating must be 1-D arrays of equal length")
-  return users, items, ratings
-
-
-def _split_domain(domain, cfg: TrainConfig):
-  """(train (u, i, r), held (u, i, r)) numpy arrays of the seeded held-out split."""
-  arrays = _domain_arrays(domain)
-  tr, ho = heldout_split(arrays[2].size, cfg.heldout_fraction, cfg.seed)
-  return tuple(x[tr] for x in arrays), tuple(x[ho] for x in arrays)
-
-
-def heldout_mse_of(scorer: Scorer, params, domain, cfg: TrainConfig) -> float:
-  """Held-out MSE of ``params`` on ``domain``'s held-out slice under ``cfg`` (the
-  number :func:`train_scorer` selects on; recomputed to check a cached entry)."""
-  _, held = _split_domain(domain, cfg)
-  return float(_heldout_mse(scorer, params, tuple(jnp.asarray(x) for x in held),
-                            cfg.heldout_batch))
-
-
 def _init_state(scorer: Scorer, domain, cfg: TrainConfig, k_init: jax.Array,
                 mean: float = 0.0) -> _State:
   """The lr-stacked start state: every lr starts from the same ``scorer.init``; a
@@ -354,53 +178,6 @@ def _result(state: _State, curve: np.ndarray, cfg: TrainConfig,
                      lr_at_edge=lr_edge(cfg.lrs, float(cfg.lrs[li])))
 
 
-def lr_edge(lrs, lr: float) -> str:
-  """"low" / "high" when ``lr`` is the smallest / largest of several ``lrs``, else ""."""
-  if len(set(lrs)) < 2:
-    return ""
-  return "low" if lr == min(lrs) else "high" if lr == max(lrs) else ""
-
-
-def mean_predictor_mse(train_ratings: np.ndarray, held_ratings: np.ndarray) -> float:
-  """Held-out MSE of predicting every rating by the training ratings' mean."""
-  mean = float(np.mean(train_ratings)) if train_ratings.size else 0.0
-  return float(np.mean((np.asarray(held_ratings, np.float64) - mean) ** 2))
-
-
-def _next_lr(lrs_tried, edge: str) -> float:
-  """The lr one grid step beyond ``edge`` of ``lrs_tried`` (ratio of the last two)."""
-  lrs = sorted(set(lrs_tried))
-  lr = lrs[0] ** 2 / lrs[1] if edge == "low" else lrs[-1] ** 2 / lrs[-2]
-  return float(f"{lr:.6g}")
-
-
-def extend_grid(train_one, result: TrainResult, cfg: TrainConfig) -> TrainResult:
-  """Trains lrs beyond the edge of the grid while the selected lr sits on it.
-
-  Args:
-    train_one: ``train_one(cfg) -> TrainResult`` trains one configuration (same
-      domain, key and held-out split).
-    result: the grid's result; cfg: the grid's configuration.
-
-  Returns:
-    The best result over the grid and at most ``cfg.grid_extend`` extensions, with
-    ``lrs_tried`` and ``lr_at_edge`` describing the extended grid.
-  """
-  tried, best = list(result.lrs_tried), result
-  for _ in range(cfg.grid_extend):
-    edge = lr_edge(tried, best.lr)
-    if not edge:
-      break
-    lr = _next_lr(tried, edge)
-    tried.append(lr)
-    new = train_one(dataclasses.replace(cfg, lrs=(lr,), grid_extend=0))
-    log.info("lr %g at the %s edge of the grid: trained lr %g too (held-out MSE %.4f vs "
-             "%.4f)", best.lr, edge, lr, new.heldout_mse, best.heldout_mse)
-    if new.heldout_mse < best.heldout_mse:
-      best = new
-  return best._replace(lrs_tried=tuple(tried), lr_at_edge=lr_edge(tried, best.lr))
-
-
 def _epoch_order(k_shuffle: jax.Array, epoch: int, n: int, cfg: TrainConfig, n_seeds: int | None):
   """What ``epoch_fn`` takes as ``order``: the key, or the host order(s) ([S, n] stacked)."""
   if cfg.shuffle == "device":
@@ -408,103 +185,6 @@ def _epoch_order(k_shuffle: jax.Array, epoch: int, n: int, cfg: TrainConfig, n_s
   if n_seeds is None:
     return jnp.asarray(host_order(k_shuffle, epoch, n))
   return jnp.asarray(np.stack([host_order(k_shuffle[s], epoch, n) for s in range(n_seeds)]))
-
-
-def epochs_without_gain(best_mse, best_epoch, epochs_done: int, rule: str) -> int:
-  """Epochs since the last held-out gain that counts under ``rule`` (see TrainConfig).
-
-  ``best_mse`` / ``best_epoch`` are [L] (or [S, L] for a seed stack: then the count is
-  the smallest over seeds, so the run stops once every seed has stalled).
-  """
-  best_mse, best_epoch = np.asarray(best_mse), np.asarray(best_epoch)
-  if rule == "any_lr":
-    return epochs_done - int(np.max(best_epoch))
-  sel = np.take_along_axis(best_epoch, np.argmin(best_mse, axis=-1)[..., None], axis=-1)
-  return epochs_done - int(np.max(sel))
-
-
-def cannot_reach(curve: np.ndarray, epochs: int, window: int) -> np.ndarray:
-  """Which lrs cannot reach the grid's best held-out MSE in the epochs left.
-
-  An lr's reach is its best MSE so far minus (epochs left) x (its largest per-epoch
-  gain of the best MSE over the last ``window`` epochs): linear extrapolation at its
-  steepest recent rate, optimistic on curves whose gains shrink. It cannot reach
-  when that is still above the best MSE of any lr (of its seed). Nothing is decided
-  before ``window + 1`` epochs have run.
-
-  Args:
-    curve: [E, ..., L] held-out MSE after each of the E epochs run (NaN where an lr
-      was not trained); ``...`` is a seed axis or nothing.
-    epochs: the run's epoch budget.
-    window: how many recent gains the rate is taken over (the patience).
-
-  Returns:
-    bool[..., L].
-  """
-  curve = np.asarray(curve, np.float64)
-  if curve.shape[0] <= window:
-    return np.zeros(curve.shape[1:], bool)
-  best = np.fmin.accumulate(curve, axis=0)          # NaN (untrained) epochs keep the best
-  recent = best[-(window + 1):]
-  gain = np.max(recent[:-1] - recent[1:], axis=0)
-  reach = best[-1] - gain * (epochs - curve.shape[0])
-  with np.errstate(invalid="ignore"):
-    return reach > np.nanmin(best[-1], axis=-1, keepdims=True)
-
-
-class _Stack(NamedTuple):
-  """Where the lr axis is (0, or 1 behind a seed axis) and which lrs are still trained."""
-  axis: int
-  cols: np.ndarray     # int[L_now]: grid index of each lr still in the stack
-
-
-def _take_lrs(tree, idx, axis: int):
-  """``tree`` at lr index (or indices) ``idx`` of the lr axis ``axis``."""
-  return jax.tree_util.tree_map(lambda x: jnp.take(x, jnp.asarray(idx), axis=axis), tree)
-
-
-def _shrink(state: _State, stack: _Stack, keep: np.ndarray, done: dict) -> tuple[_State, _Stack]:
-  """Moves the lrs not in ``keep`` (bool[L_now]) out of the stack into ``done``
-  (grid index -> (best_params, best_mse, best_epoch), lr axis removed)."""
-  for j in np.flatnonzero(~keep):
-    done[int(stack.cols[j])] = _take_lrs(
-        (state.best_params, state.best_mse, state.best_epoch), j, stack.axis)
-  idx = np.flatnonzero(keep)
-  state = _State(*(_take_lrs(getattr(state, f), idx, stack.axis) for f in _State._fields))
-  return state, _Stack(stack.axis, stack.cols[idx])
-
-
-def _full_best(state: _State, stack: _Stack, done: dict, n_lrs: int) -> _State:
-  """The best (params, mse, epoch) of every grid lr, stacked in grid order."""
-  _shrink(state, stack, np.zeros(len(stack.cols), bool), done)   # the rest into ``done``
-  best = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=stack.axis),
-                                *(done[li] for li in range(n_lrs)))
-  return _State(params=None, opt=None, best_params=best[0], best_mse=best[1],
-                best_epoch=best[2])
-
-
-def _stop_check(state: _State, stack: _Stack, curve: list, cfg: TrainConfig,
-                done: dict) -> tuple[bool, _State, _Stack]:
-  """After an epoch (``curve``: one full-grid row per epoch run): (stop?, state, stack).
-  With ``per_lr`` / ``per_lr_reach``, the lrs stalled for ``patience`` epochs (or that
-  :func:`cannot_reach` the best) become inactive (their best is final) and leave the
-  stack once no seed still trains them."""
-  epochs_done = len(curve)
-  if cfg.patience is None:
-    return False, state, stack
-  if cfg.early_stop not in ("per_lr", "per_lr_reach"):
-    stalled = epochs_without_gain(state.best_mse, state.best_epoch, epochs_done, cfg.early_stop)
-    return stalled >= cfg.patience, state, stack
-  active = np.asarray(state.active) & (epochs_done - np.asarray(state.best_epoch) < cfg.patience)
-  if cfg.early_stop == "per_lr_reach":
-    active &= ~cannot_reach(np.stack(curve), cfg.epochs, cfg.patience)[..., stack.cols]
-  if not active.any():
-    return True, state, stack
-  state = state._replace(active=jnp.asarray(active))
-  keep = active.any(axis=0) if stack.axis == 1 else active
-  if not keep.all():
-    state, stack = _shrink(state, stack, keep, done)
-  return False, state, stack
 
 
 def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, label: str,
@@ -563,7 +243,7 @@ def train_scorer(scorer: Scorer, domain, cfg: TrainConfig = TrainConfig(),
 
   Eq. (7): minimise the mean squared rating error with Adam. When the selected lr is
   at an edge of the grid, ``cfg.grid_extend`` further lrs are tried beyond it
-  (:func:`extend_grid`).
+  (:func:`lr_grid.extend_grid`).
 
   Args:
     scorer: a ``Scorer``.

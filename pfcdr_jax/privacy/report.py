@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pfcdr_jax.infra import figures
+
 # (column header, path into a row's results); "-" where the attack does not apply.
 COLUMNS = (
     ("cos_c A", ("embedding", "A_direct", "cos_centered")),
@@ -86,9 +88,7 @@ def plot(out: dict, path: str | Path) -> None:
   controls (a part of a method's transfer, e.g. PFCDR+'s scalars alone) are in the
   table only.
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = figures.pyplot()
   panels = (("R² of U_i from a decoder (attacker C)", ("embedding", "C_decoder", "r2")),
             ("liked-vs-disliked AUC (attacker C)", ("preference", "C", "high_low")))
   fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8))
@@ -115,7 +115,5 @@ def plot(out: dict, path: str | Path) -> None:
     ax.set_xlabel(label + "  (dotted: controls = chance)")
     ax.set_ylabel("cold-start MAE (lower is better)")
     ax.legend(fontsize=8)
-  fig.suptitle(f"Utility vs leakage, {out['task']} beta={out['beta']:g} seed {out['seed']}")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  figures.save_png(fig, path, f"Utility vs leakage, {out['task']} beta={out['beta']:g} "
+                   f"seed {out['seed']}")

@@ -1,9 +1,9 @@
 """The attack suite on one run: every method's transfer, the controls, one JSON.
 
 :func:`attack` runs every attack of ``attacks`` on one :class:`transfers.Transfer`
-against a :class:`Truth`; :func:`run_privacy` prepares a run (``pipeline.prepare``,
+against a :class:`Truth`; :func:`run_privacy` prepares a run (``stages.prepare``,
 stage cache shared with Table 1), gets each method's cold-start MAE (PFCDR through
-``method.fit_predict``, the others through ``pipeline.run_baseline``, so cached
+``method.fit_predict``, the others through ``stages.run_baseline``, so cached
 Table 1 predictions are reused), rebuilds what each method sends
 (``transfers``), adds the controls, attacks them all and writes ``privacy.json``,
 ``privacy.md`` and ``privacy.png`` (``report``).
@@ -22,7 +22,8 @@ import numpy as np
 from pfcdr_jax.harness import cache as cache_lib
 from pfcdr_jax.pfcdr import method as method_lib
 from pfcdr_jax.models import metrics as metrics_lib
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import cache_keys
+from pfcdr_jax.harness import stages
 from pfcdr_jax.baselines import registry
 from pfcdr_jax.data import movielens
 from pfcdr_jax.privacy import attacks
@@ -151,7 +152,7 @@ def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
   (``registry.quick_names``: few epochs, one grid point); the tables show the plain
   names.
   """
-  protos = pipeline.run_prototypes(run, cfg, workdir, rec)
+  protos = stages.run_prototypes(run, cfg, workdir, rec)
   test = run.data.target_test
   with rec.stage("pfcdr") as r:
     fit = method_lib.fit_predict(run.scorer, run.params_s, run.params_t, run.data, run.keys,
@@ -159,12 +160,12 @@ def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
                                  protos=protos)
     r["k"] = fit.k
   out = [transfers.pfcdr(run, protos, float(metrics_lib.mae(fit.pred, test.rating)))]
-  cache = pipeline.stage_cache(cfg, workdir)
+  cache = cache_keys.stage_cache(cfg, workdir)
 
   def baseline(shown):
     asked = registry.quick_names((shown,))[0] if quick else shown
     with rec.stage(f"baseline_{asked}") as r:
-      pred, chosen, _ = pipeline.run_baseline(run, cfg, cache, asked, r)
+      pred, chosen, _ = stages.run_baseline(run, cfg, cache, asked, r)
     return float(metrics_lib.mae(pred, test.rating)), chosen
 
   out.append(transfers.emcdr(run, baseline("EMCDR")[0]))
@@ -206,8 +207,8 @@ def run_privacy(cfg, workdir: str | Path, *, epsilons=registry.DP_EPSILONS, seed
   workdir = Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   t0 = time.perf_counter()
-  rec = pipeline.Recorder(None)
-  run = pipeline.prepare(cfg, workdir, rec)
+  rec = stages.Recorder(None)
+  run = stages.prepare(cfg, workdir, rec)
   methods = method_transfers(run, cfg, workdir, epsilons, rec, quick)
   truth = load_truth(run, cfg.data.task, cfg.data.data_dir)
   pf, em = methods[0], methods[1]

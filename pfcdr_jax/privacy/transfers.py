@@ -1,4 +1,4 @@
-"""What each method sends across domains on a prepared run (``pipeline.prepare``).
+"""What each method sends across domains on a prepared run (``stages.prepare``).
 
 Each builder returns a :class:`Transfer`: the rows the receiving domain gets, whose
 user each row is, the space the rows live in, and the item-score map an attacker B
@@ -10,7 +10,7 @@ the very ones whose cold-start MAE is reported.
 The private baselines of issue 14:
 
 * PF2CDR: the source silo's release ``clip(U_i, C) + N(0, sigma^2)`` (``pf2cdr.release``).
-* PPGenCDR: the DP generator the source sends (``ppgencdr.source_release``), per
+* PPGenCDR: the DP generator the source sends (``ppgencdr_generator.source_release``), per
   released user as ``[h_u, 1]`` (its hidden layer at the user's code), from which the
   generated preference vector is ``G(u) = sigmoid([h_u, 1] @ [W2; b2])``; attacker B
   scores the source items with those logits (the ranking of ``G(u)`` itself).
@@ -36,12 +36,14 @@ import numpy as np
 import jax.numpy as jnp
 
 from pfcdr_jax.pfcdr import method as method_lib
-from pfcdr_jax.plus import method as method_plus
+from pfcdr_jax.plus import config as plus_config
+from pfcdr_jax.plus import release as plus_release
 from pfcdr_jax.baselines import dp_emcdr
 from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.baselines import pf2cdr
-from pfcdr_jax.baselines import ppgencdr
+from pfcdr_jax.baselines import ppgencdr_config
+from pfcdr_jax.baselines import ppgencdr_generator
 from pfcdr_jax.baselines import pricdr
 from pfcdr_jax.privacy import dp_prototypes
 
@@ -103,17 +105,17 @@ def emcdr(run, mae: float | None) -> Transfer:
 def pfcdr_plus_scalars(run, kappa: float = 0.0, cfg=None) -> np.ndarray:
   """float64[U_s, 2]: PFCDR+'s two scalars per user, ``[o_u, a_u]``, at shrinkage kappa.
 
-  The debiased source offset and the crowd agreement exactly as ``method_plus``
+  The debiased source offset and the crowd agreement exactly as ``plus_release``
   computes them from the source ratings (``cfg``, default ``PlusConfig()``: no DP);
   kappa = 0, the least shrunk point of the grid, is the most revealing one a user can
   send.
   """
-  cfg = cfg or method_plus.PlusConfig()
+  cfg = cfg or plus_config.PlusConfig()
   s = run.data.source
-  n = max(run.data.target_train.n_users, int(np.max(s.user)) + 1)   # as method_plus
+  n = max(run.data.target_train.n_users, int(np.max(s.user)) + 1)   # as plus_release
   source = (s.user, s.item, s.rating)
-  o = method_plus.sent_offsets(source, n, cfg, kappa)
-  a = method_plus.sent_crowd(source, n, cfg, kappa)
+  o = plus_release.sent_offsets(source, n, cfg, kappa)
+  a = plus_release.sent_crowd(source, n, cfg, kappa)
   return np.stack([o, a], axis=1)
 
 
@@ -128,7 +130,7 @@ def pfcdr_plus(run, protos: method_lib.Prototypes, mae: float | None,
   (``V P_u``; the scalars get zero item weights). ``cfg`` (with ``rating_epsilon``:
   the DP variant ``PFCDR+(eps=E)``) says how the scalars are made.
   """
-  cfg = cfg or method_plus.PlusConfig()
+  cfg = cfg or plus_config.PlusConfig()
   kappas = tuple(cfg.offset_shrinkage if kappas is None else kappas)
   _, V = _source_reprs(run)
   users = method_lib.source_prototype_users(run.data)
@@ -148,9 +150,9 @@ def pfcdr_plus(run, protos: method_lib.Prototypes, mae: float | None,
 def pfcdr_plus_dp(run, protos: method_lib.Prototypes, name: str, epsilon: float,
                   noise_seed: int, mae: float | None) -> list[Transfer]:
   """PFCDR+(eps=E): :func:`pfcdr_plus` with the scalars made from the per-rating-DP
-  release (``method_plus.rating_dp_release``; noise seed = the run's seed, as the
+  release (``plus_release.rating_dp_release``; noise seed = the run's seed, as the
   registry runs it)."""
-  cfg = method_plus.PlusConfig(rating_epsilon=epsilon, noise_seed=noise_seed)
+  cfg = plus_config.PlusConfig(rating_epsilon=epsilon, noise_seed=noise_seed)
   return pfcdr_plus(run, protos, mae, name=name, cfg=cfg)
 
 
@@ -232,14 +234,16 @@ def pf2cdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer
                              "epsilon": cfg.epsilon})
 
 
-def ppgencdr_release(run, chosen: dict) -> ppgencdr.Release:
-  """The :class:`ppgencdr.Release` that ``ppgencdr.fit_predict`` made in the registry run."""
-  cfg = ppgencdr.PPGenCDRConfig(gen_dim=_emb_dim(run),
-                                **_fields(ppgencdr.PPGenCDRConfig, _eps_options(chosen)))
+def ppgencdr_release(run, chosen: dict) -> ppgencdr_generator.Release:
+  """The :class:`ppgencdr_generator.Release` that ``ppgencdr.fit_predict`` made in the
+  registry run."""
+  cfg = ppgencdr_config.PPGenCDRConfig(gen_dim=_emb_dim(run),
+                                       **_fields(ppgencdr_config.PPGenCDRConfig,
+                                                 _eps_options(chosen)))
   s = run.data.source
   k_src = jax.random.split(registry_key(run, "PPGenCDR"), 3)[0]
-  return ppgencdr.source_release((s.user, s.item, s.rating), s.n_users, s.n_items,
-                                 _released_users(run), cfg, k_src)
+  return ppgencdr_generator.source_release((s.user, s.item, s.rating), s.n_users, s.n_items,
+                                           _released_users(run), cfg, k_src)
 
 
 def ppgencdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer:
@@ -250,11 +254,12 @@ def ppgencdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transf
   ~11 min of attribute classifiers on comedy2drama)."""
   rel = ppgencdr_release(run, chosen)
   gen = rel.generator
-  h = np.asarray(ppgencdr.hidden(gen, gen.codes), np.float32)
+  h = np.asarray(ppgencdr_generator.hidden(gen, gen.codes), np.float32)
   x = np.concatenate([h, np.ones((h.shape[0], 1), np.float32)], axis=1)
   scores = np.concatenate([np.asarray(gen.w2), np.asarray(gen.b2)[None, :]], axis=0)
   return Transfer(name, rel.users.astype(np.int32), x, False, scores.astype(np.float32), mae,
-                  {"clip_norm": float(chosen.get("clip_norm", ppgencdr.PPGenCDRConfig.clip_norm)),
+                  {"clip_norm": float(chosen.get("clip_norm",
+                                                 ppgencdr_config.PPGenCDRConfig.clip_norm)),
                    "noise_multiplier": rel.noise_multiplier, "epsilon": rel.epsilon,
                    "delta": rel.delta})
 
@@ -282,7 +287,7 @@ def fedcdr_state(run, chosen: dict, rounds: int) -> FedCDRState:
   config's: the model whose MAE is reported)."""
   opts = _eps_options(chosen)
   if "epsilon" in opts:
-    opts.setdefault("clip_norm", 1.0)   # as registry._run_fedcdr
+    opts.setdefault("clip_norm", 1.0)   # as runners._run_fedcdr
   cfg = fedcdr.FedCDRConfig(dim=_emb_dim(run), **_fields(fedcdr.FedCDRConfig, opts))
   s, t = run.data.source, run.data.target_train
   sigma = 0.0

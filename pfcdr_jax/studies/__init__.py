@@ -1,6 +1,6 @@
 """Studies of a PFCDR run beyond Table 1: the paper's Figure 3, Figure 4 and Table 3.
 
-Each module rebuilds a run from the public parts of ``pfcdr_jax.harness.pipeline`` (the split,
+Each module rebuilds a run from the public parts of ``pfcdr_jax.harness.stages`` (the split,
 the cached pretrained scorers and prototypes) and ``pfcdr_jax.pfcdr.method`` (bridge, K
 selection, top-k prediction), so a study measures the method the tables report:
 

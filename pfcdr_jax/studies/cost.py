@@ -14,7 +14,7 @@ a first run pays it), each stage synchronised by converting its output to numpy.
   step that turns the trained state into predictions of the requested pairs). The
   registry predicts the validation and the test pairs in one step, so this covers
   both (``test_pairs`` of them): an upper bound on the test users alone. Training =
-  the rest of its ``registry.fit_predict`` call (the whole grid, the other points'
+  the rest of its ``selection.fit_predict`` call (the whole grid, the other points'
   prediction steps included). A method whose brackets do not match its grid (none
   today) gets testing = None (not separable) and the whole call as training.
 
@@ -38,7 +38,7 @@ import numpy as np
 from pfcdr_jax.pfcdr import bridge as bridge_lib
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.pfcdr import method as method_lib
-from pfcdr_jax.plus import method as method_plus
+from pfcdr_jax.plus import config as plus_config
 from pfcdr_jax.models import metrics as metrics_lib
 from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.baselines import cmf
@@ -47,9 +47,11 @@ from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.baselines import lightgcn
 from pfcdr_jax.baselines import pf2cdr
 from pfcdr_jax.baselines import ppgencdr
+from pfcdr_jax.baselines import ppgencdr_config
 from pfcdr_jax.baselines import pricdr
 from pfcdr_jax.baselines import ptupcdr
 from pfcdr_jax.baselines import registry
+from pfcdr_jax.baselines import selection
 from pfcdr_jax.baselines import sscdr
 from pfcdr_jax.baselines.context import BaselineContext
 from pfcdr_jax.models import train as train_lib
@@ -229,7 +231,7 @@ def _private_storage(base: str, opts: dict, run, d: int, n: int
   if base == "PFCDR+":
     cold = method_lib.cold_users(data)
     n_test = int(np.isin(cold.users, np.asarray(data.test_users)).sum())
-    kappas = len(method_plus.PlusConfig().offset_shrinkage)
+    kappas = len(plus_config.PlusConfig().offset_shrinkage)
     # z_u = [P_u, o_u, a_u, 1], x_j = [v_j, b_j, 1]: M is (d + 3) x (d + 2).
     return ([_f32(n, d), _f32(n - n_test, 2 * kappas), _f32(n_test, 2)],
             [_f32(d, d), _f32((d + 3) * (d + 2)), _f32(n_tgt_items)],
@@ -241,9 +243,9 @@ def _private_storage(base: str, opts: dict, run, d: int, n: int
     return ([_f32(n_rel, d)], [jax.eval_shape(lambda: pf2cdr.init(key, d, jnp.zeros(d)))],
             "sent: clipped, noised source user embeddings; kept: transfer + gate")
   if base == "PPGenCDR":
-    cfg = ppgencdr.PPGenCDRConfig(gen_dim=d, **{   # codes of size d, as the registry runs it
+    cfg = ppgencdr_config.PPGenCDRConfig(gen_dim=d, **{   # codes of size d, as the registry runs it
         k: v for k, v in opts.items()
-        if k in ppgencdr.PPGenCDRConfig.__dataclass_fields__ and k != "gen_dim"})
+        if k in ppgencdr_config.PPGenCDRConfig.__dataclass_fields__ and k != "gen_dim"})
     gen = [_f32(n_rel, cfg.gen_dim), _f32(cfg.gen_dim, cfg.gen_hidden), _f32(cfg.gen_hidden),
            _f32(cfg.gen_hidden, n_src_items), _f32(n_src_items)]
     kept = jax.eval_shape(lambda: ppgencdr.init_target(key, n_src_items, d, jnp.zeros(d), cfg))
@@ -264,7 +266,7 @@ def _private_storage(base: str, opts: dict, run, d: int, n: int
 
 def chosen_phase(phases: list[phase_timer.Phase], chosen: dict[str, Any]
                  ) -> phase_timer.Phase | None:
-  """The prediction step of the grid point ``registry.fit_predict`` kept
+  """The prediction step of the grid point ``selection.fit_predict`` kept
   (``chosen["grid_index"]``), or None if the steps do not match the grid."""
   if len(phases) != len(chosen.get("grid", ())) or "grid_index" not in chosen:
     return None
@@ -278,7 +280,7 @@ def registry_cost(name: str, run, cfg: config_lib.PFCDRConfig) -> Cost:
                         params_t=run.params_t, key=run.keys.baselines, seed=cfg.seed,
                         emcdr_key=run.keys.emcdr, bridge=cfg.bridge)
   with phase_timer.recording() as phases:
-    (pred, chosen), seconds = timed(lambda: registry.fit_predict(name, ctx))
+    (pred, chosen), seconds = timed(lambda: selection.fit_predict(name, ctx))
   step = chosen_phase(phases, chosen)
   test_s, n_pairs = (None, None) if step is None else (step.seconds, step.n_pairs)
   train_s = seconds - (test_s or 0.0)

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from pfcdr_jax.pfcdr import method as method_lib
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import stages
 from pfcdr_jax.baselines import emcdr as emcdr_lib
 from pfcdr_jax.studies import k_sweep
 
@@ -150,8 +150,8 @@ REFERENCE = "Mean target user"   # every cold user gets the mean trained target 
 
 def run_cell(cfg, workdir, n_sample: int = 1000) -> dict:
   """One seed's Figure 4 data: sampled test users' truth, transfers and numbers."""
-  run = pipeline.prepare(cfg, workdir)
-  setup = k_sweep.cold_setup(run, pipeline.run_prototypes(run, cfg, workdir), cfg)
+  run = stages.prepare(cfg, workdir)
+  setup = k_sweep.cold_setup(run, stages.run_prototypes(run, cfg, workdir), cfg)
   test_users = np.asarray(run.data.test_users)
   rng = np.random.default_rng(cfg.seed)
   users = np.sort(rng.choice(test_users, size=min(n_sample, test_users.size), replace=False))

@@ -4,7 +4,7 @@ The bridge, the transferred prototypes and the candidate target users are those 
 ``method.fit_predict``; every K is then scored with ``method.predict_cold`` on the
 validation and the test users together (one neighbor search per K; the same
 predictions as separate ``--topk=K`` runs). Inversion is not re-run: the prototypes
-come from ``pipeline.run_prototypes`` (the stage cache). The K that the method itself
+come from ``stages.run_prototypes`` (the stage cache). The K that the method itself
 picks is recomputed from these numbers over its own grid (``method.k_candidates``),
 exactly as ``method.select_k`` picks it: the lowest validation MAE, the first on ties.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.pfcdr import method as method_lib
 from pfcdr_jax.models import metrics as metrics_lib
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import stages
 from pfcdr_jax.data.splits import DomainData
 from pfcdr_jax.harness import records
 
@@ -112,8 +112,8 @@ def sweep_k(setup: ColdSetup, data, cfg: config_lib.PFCDRConfig,
 
 def run_sweep(cfg: config_lib.PFCDRConfig, workdir) -> dict:
   """One run's K sweep as JSON: prepare (cached), prototypes (cached), sweep."""
-  run = pipeline.prepare(cfg, workdir)
-  protos = pipeline.run_prototypes(run, cfg, workdir)
+  run = stages.prepare(cfg, workdir)
+  protos = stages.run_prototypes(run, cfg, workdir)
   s = sweep_k(cold_setup(run, protos, cfg), run.data, cfg)
   return {"base_model": cfg.pretrain.base_model, "seed": cfg.seed, "ks": s.ks.tolist(),
           "val_mae": s.val_mae.tolist(), "test_mae": s.test_mae.tolist(),

@@ -7,26 +7,9 @@ from typing import Sequence
 
 import numpy as np
 
+from pfcdr_jax.infra import figures
+
 MODEL_NAMES = {"mf": "MF", "gmf": "GMF", "dnn": "YouTube-DNN"}
-
-
-def pyplot():
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  return plt
-
-
-def save(plt, fig, path: str | Path, title: str = "") -> Path:
-  """Titles, lays out and writes `fig` to `path` (parents created), then closes it."""
-  if title:
-    fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return path
 
 
 def _band(ax, x, mean, std, label, **kw):
@@ -66,19 +49,19 @@ def _r_panel(ax, rows: Sequence[dict]) -> None:
 def figure3(k_aggs: dict[str, dict], rating_rows: Sequence[dict] | None, path: str | Path,
             *, title: str = "") -> Path:
   """(a)-(c) one panel per base model of `k_aggs` (``k_sweep.aggregate``), (d) r sweep."""
-  plt = pyplot()
+  plt = figures.pyplot()
   n = len(k_aggs) + (1 if rating_rows else 0)
   fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False)
   for i, (model, agg) in enumerate(k_aggs.items()):
     _k_panel(axes[0, i], agg, f"({'abc'[i]}) {MODEL_NAMES.get(model, model)}")
   if rating_rows:
     _r_panel(axes[0, -1], rating_rows)
-  return save(plt, fig, path, title)
+  return figures.save_png(fig, path, title)
 
 
 def table3(rows: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
   """Table 3 as bars: training / testing seconds and storage (log scales)."""
-  plt = pyplot()
+  plt = figures.pyplot()
   names = [r["method"] for r in rows]
   x = np.arange(len(names))
   fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -94,4 +77,4 @@ def table3(rows: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
     if ax is not axes[1]:   # testing: few, similar values
       ax.set_yscale("log")
     ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
-  return save(plt, fig, path, title)
+  return figures.save_png(fig, path, title)

@@ -17,18 +17,19 @@ import numpy as np
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.pfcdr import method as method_lib
 from pfcdr_jax.models import metrics as metrics_lib
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import run_inputs
+from pfcdr_jax.harness import stages
 from pfcdr_jax.harness import records
 
 RATINGS = (1.0, 2.0, 3.0, 4.0, 5.0)
 
 
-def sweep_rating(run: pipeline.RunInputs, cfg: config_lib.PFCDRConfig, workdir: str | Path,
+def sweep_rating(run: run_inputs.RunInputs, cfg: config_lib.PFCDRConfig, workdir: str | Path,
                  ratings: Sequence[float] = RATINGS) -> list[dict]:
   """One row per r: ``{"r", "k", "val_mae", "test_mae", "test_rmse"}``.
 
   Args:
-    run: ``pipeline.prepare(cfg, workdir)``; cfg: the run (its r is replaced).
+    run: ``stages.prepare(cfg, workdir)``; cfg: the run (its r is replaced).
     workdir: where the default stage cache lives.
     ratings: the target ratings tried.
   """
@@ -36,7 +37,7 @@ def sweep_rating(run: pipeline.RunInputs, cfg: config_lib.PFCDRConfig, workdir: 
   test = run.data.target_test
   for r in ratings:
     c = config_lib.override(cfg, {"inversion.target_rating": float(r)})
-    protos = pipeline.run_prototypes(run, c, workdir)
+    protos = stages.run_prototypes(run, c, workdir)
     fit = method_lib.fit_predict(run.scorer, run.params_s, run.params_t, run.data, run.keys,
                                  inversion=c.inversion, bridge=c.bridge, topk=c.topk,
                                  protos=protos)
@@ -70,7 +71,7 @@ def run_cells(cfg: config_lib.PFCDRConfig, num_seeds: int, root,
   for seed in range(num_seeds):
     c = config_lib.override(cfg, {"seed": seed})
     rec = records.cached(records.cell_path(root, "r", c, suffix), c,
-                         lambda c=c: {"rows": sweep_rating(pipeline.prepare(c, root), c, root,
+                         lambda c=c: {"rows": sweep_rating(stages.prepare(c, root), c, root,
                                                            ratings)})
     out.append(rec["rows"])
     records.release_compiled()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pfcdr_jax.studies import plots
+from pfcdr_jax.infra import figures
 
 
 def embed(true: np.ndarray, transferred: np.ndarray, seed: int) -> np.ndarray:
@@ -21,7 +21,7 @@ def embed(true: np.ndarray, transferred: np.ndarray, seed: int) -> np.ndarray:
 def figure4(panels: dict[str, tuple[np.ndarray, np.ndarray]], stats: dict, path: str | Path,
             *, seed: int = 0, title: str = "") -> Path:
   """One panel per method: truth (blue) and transferred (orange) in one t-SNE each."""
-  plt = plots.pyplot()
+  plt = figures.pyplot()
   fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 4.3), squeeze=False)
   for ax, (name, (true, moved)) in zip(axes[0], panels.items()):
     xy = embed(true, moved, seed)
@@ -34,4 +34,4 @@ def figure4(panels: dict[str, tuple[np.ndarray, np.ndarray]], stats: dict, path:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=7, loc="lower right")
-  return plots.save(plt, fig, path, title)
+  return figures.save_png(fig, path, title)

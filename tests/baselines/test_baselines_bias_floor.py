@@ -5,6 +5,7 @@ import pytest
 
 from pfcdr_jax.baselines import bias_floor
 from pfcdr_jax.baselines import registry
+from pfcdr_jax.baselines import selection
 from test_baselines_planted import global_mean_mae, mae, make_planted
 
 
@@ -91,8 +92,8 @@ def test_beats_global_mean_and_item_mean_on_planted_biases():
 
 
 def test_registry_grid_is_the_shrinkage_chosen_on_validation():
-  grid = registry.selection_grid("BiasFloor")
+  grid = selection.selection_grid("BiasFloor")
   assert [g["shrinkage"] for g in grid] == [0.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0]
   assert all(g["clip"] is True for g in grid)
-  assert registry.selection_grid(registry.quick_names(("BiasFloor",))[0]) == (
+  assert selection.selection_grid(registry.quick_names(("BiasFloor",))[0]) == (
       {"clip": True, "shrinkage": 10},)

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfcdr_jax.baselines import pf2cdr, registry
+from pfcdr_jax.baselines import pf2cdr, registry, selection
 from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.baselines.context import BaselineContext
 from pfcdr_jax.data import splits
@@ -70,7 +70,7 @@ def test_registry_entries_run_on_a_tiny_split(name):
                         params_t=scorer.init(kt, data.target_train.n_users,
                                              data.target_train.n_items, 4), key=kb, seed=0)
   (quick,) = registry.quick_names((name,))
-  pred, chosen = registry.fit_predict(quick, ctx)
+  pred, chosen = selection.fit_predict(quick, ctx)
   assert pred.shape == data.target_test.rating.shape and np.all(np.isfinite(pred))
   assert registry.display_name(name) == name
   assert len(chosen["grid"]) == 1

@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfcdr_jax.baselines import fedcdr, ppgencdr
+from pfcdr_jax.baselines import fedcdr, ppgencdr, ppgencdr_config, ppgencdr_generator
 from test_baselines_planted import global_mean_mae, mae, make_planted, pretrained
 
-CFG = ppgencdr.PPGenCDRConfig(epsilon=None, clip_norm=1.0, gen_steps=150, gen_lr=0.02,
-                              lr=0.01, epochs=30, batch_size=256)
+CFG = ppgencdr_config.PPGenCDRConfig(epsilon=None, clip_norm=1.0, gen_steps=150, gen_lr=0.02,
+                                     lr=0.01, epochs=30, batch_size=256)
 
 
 @pytest.fixture(scope="module")
@@ -34,26 +34,26 @@ def _fit(planted, cfg, seed=0, **over):
 def test_clipped_grad_sum_is_the_sum_of_per_user_clipped_gradients(layout):
   rng = np.random.default_rng(0)
   n_users, n_items = 5, 6
-  cfg = ppgencdr.PPGenCDRConfig(gen_dim=3, gen_hidden=4, init_scale=1.0)
-  gen = ppgencdr.init_generator(jax.random.PRNGKey(1), n_users, n_items, cfg)
+  cfg = ppgencdr_config.PPGenCDRConfig(gen_dim=3, gen_hidden=4, init_scale=1.0)
+  gen = ppgencdr_generator.init_generator(jax.random.PRNGKey(1), n_users, n_items, cfg)
   gen = gen._replace(w2=gen.w2 * 100.0, b1=jnp.full((4,), 0.3))   # non-trivial deltas
   user = np.array([0, 0, 1, 2, 2, 2, 4], np.int32)   # user 3 has no rating
   item = np.array([1, 4, 0, 2, 3, 5, 1], np.int32)
   y = rng.random(user.size).astype(np.float32)
   weight = (1.0 / np.bincount(user, minlength=n_users)[user]).astype(np.float32)
   if layout == "sparse":
-    data = ppgencdr.SparseRatings(*(jnp.asarray(a) for a in (user, item, y, weight)))
+    data = ppgencdr_generator.SparseRatings(*(jnp.asarray(a) for a in (user, item, y, weight)))
   else:
     dy, dw = np.zeros((n_users, n_items), np.float32), np.zeros((n_users, n_items), np.float32)
     dy[user, item], dw[user, item] = y, weight
-    data = ppgencdr.DenseRatings(jnp.asarray(dy), jnp.asarray(dw))
+    data = ppgencdr_generator.DenseRatings(jnp.asarray(dy), jnp.asarray(dw))
   clip = 0.15
-  got, norm, value = ppgencdr.clipped_grad_sum(gen, data, jnp.asarray(clip))
-  pred = np.asarray(ppgencdr.generate(gen, gen.codes))[user, item]
+  got, norm, value = ppgencdr_generator.clipped_grad_sum(gen, data, jnp.asarray(clip))
+  pred = np.asarray(ppgencdr_generator.generate(gen, gen.codes))[user, item]
   np.testing.assert_allclose(value, np.sum(weight * (pred - y) ** 2), rtol=1e-5)
 
   def loss_u(g, u):   # one user's loss, by plain autodiff over every parameter
-    pred = ppgencdr.generate(g, g.codes)[user, item]
+    pred = ppgencdr_generator.generate(g, g.codes)[user, item]
     return jnp.sum(jnp.where(user == u, weight * (pred - y) ** 2, 0.0))
 
   per_user = jax.vmap(jax.grad(loss_u), in_axes=(None, 0))(gen, jnp.arange(n_users))
@@ -69,30 +69,32 @@ def test_clipped_grad_sum_is_the_sum_of_per_user_clipped_gradients(layout):
 
 def test_noise_is_calibrated_to_the_composed_gaussian_mechanism():
   cfg = dataclasses.replace(CFG, epsilon=2.0, gen_steps=50)
-  assert ppgencdr.noise_multiplier(cfg) == fedcdr.noise_multiplier(2.0, 1e-5, 50)
-  assert ppgencdr.noise_multiplier(dataclasses.replace(cfg, epsilon=None)) == 0.0
-  zeros = ppgencdr.Generator(*(jnp.zeros(s) for s in ((2000, 4), (4, 8), (8,), (8, 500), (500,))))
-  noisy = ppgencdr.add_noise(zeros, jnp.asarray(1.7), jax.random.PRNGKey(0))
+  assert ppgencdr_generator.noise_multiplier(cfg) == fedcdr.noise_multiplier(2.0, 1e-5, 50)
+  assert ppgencdr_generator.noise_multiplier(dataclasses.replace(cfg, epsilon=None)) == 0.0
+  zeros = ppgencdr_generator.Generator(*(jnp.zeros(s) for s in ((2000, 4), (4, 8), (8,),
+                                                                 (8, 500), (500,))))
+  noisy = ppgencdr_generator.add_noise(zeros, jnp.asarray(1.7), jax.random.PRNGKey(0))
   flat = np.concatenate([np.asarray(x).ravel() for x in noisy])
   assert abs(flat.std() - 1.7) < 0.05 and abs(flat.mean()) < 0.06   # 4 standard errors
   with pytest.raises(ValueError, match="gen_steps"):
-    ppgencdr.noise_multiplier(dataclasses.replace(cfg, gen_steps=0))
+    ppgencdr_generator.noise_multiplier(dataclasses.replace(cfg, gen_steps=0))
 
 
 def test_release_holds_the_released_users_rows_only(planted):
   data, _ = planted
   cfg = dataclasses.replace(CFG, epsilon=5.0)
   args = (data.source, data.n_users_src, data.n_items_src)
-  everyone = ppgencdr.source_release(*args, np.arange(data.n_users_src), cfg,
-                                     jax.random.PRNGKey(4))
-  rel = ppgencdr.source_release(*args, np.array([7, 3, 7, 11]), cfg, jax.random.PRNGKey(4))
+  everyone = ppgencdr_generator.source_release(*args, np.arange(data.n_users_src), cfg,
+                                               jax.random.PRNGKey(4))
+  rel = ppgencdr_generator.source_release(*args, np.array([7, 3, 7, 11]), cfg,
+                                          jax.random.PRNGKey(4))
   np.testing.assert_array_equal(rel.users, [3, 7, 11])
   assert rel.generator.codes.shape == (3, cfg.gen_dim)
   np.testing.assert_allclose(rel.generator.codes, everyone.generator.codes[rel.users],
                              rtol=1e-5, atol=1e-6)
-  x = np.asarray(ppgencdr.vectors(rel))
+  x = np.asarray(ppgencdr_generator.vectors(rel))
   assert x.shape == (3, data.n_items_src) and np.all((x > 0) & (x < 1))
-  assert rel.noise_multiplier == ppgencdr.noise_multiplier(cfg) and rel.epsilon == 5.0
+  assert rel.noise_multiplier == ppgencdr_generator.noise_multiplier(cfg) and rel.epsilon == 5.0
 
 
 def test_beats_global_mean_and_the_untrained_and_noised_versions_do_not(planted):
@@ -122,8 +124,8 @@ def test_bad_input_is_one_error_naming_the_field(planted):
                          tgt_item_emb=emb["tgt_item_emb"], cfg=CFG, key=jax.random.PRNGKey(0))
   with pytest.raises(ValueError, match="tgt_user_emb"):
     _fit(planted, CFG, tgt_user_emb=emb["tgt_user_emb"][:, :2])
-  release = lambda src, cfg: ppgencdr.source_release(src, data.n_users_src, data.n_items_src,
-                                                     np.arange(3), cfg, jax.random.PRNGKey(0))
+  release = lambda src, cfg: ppgencdr_generator.source_release(
+      src, data.n_users_src, data.n_items_src, np.arange(3), cfg, jax.random.PRNGKey(0))
   with pytest.raises(ValueError, match="one \\(user, item\\)"):
     release((np.r_[su, su[:1]], np.r_[si, si[:1]], np.r_[sr, sr[:1]]), CFG)
   with pytest.raises(ValueError, match="source item"):

@@ -8,6 +8,7 @@ import pytest
 
 from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.baselines import registry
+from pfcdr_jax.baselines import selection
 from pfcdr_jax.config import MAIN_BASELINES
 from pfcdr_jax.baselines.context import BaselineContext
 from pfcdr_jax.data import splits
@@ -52,7 +53,7 @@ def test_names_cover_the_issue_baselines():
 @pytest.mark.parametrize("name", registry.quick_names(MAIN_BASELINES + registry.NAMES))
 def test_every_name_runs_and_returns_finite_test_predictions(data, name):
   with phase_timer.recording() as phases:
-    pred, chosen = registry.fit_predict(name, _ctx(data))
+    pred, chosen = selection.fit_predict(name, _ctx(data))
   assert pred.shape == data.target_test.rating.shape
   assert pred.dtype == np.float32
   assert np.all(np.isfinite(pred))
@@ -69,23 +70,23 @@ def test_every_name_runs_and_returns_finite_test_predictions(data, name):
 def test_one_prediction_step_per_grid_point(data):
   name = "BiasFloor"
   with phase_timer.recording() as phases:
-    _, chosen = registry.fit_predict(name, _ctx(data))
-  assert len(phases) == len(registry.selection_grid(name)) == len(chosen["grid"]) > 1
+    _, chosen = selection.fit_predict(name, _ctx(data))
+  assert len(phases) == len(selection.selection_grid(name)) == len(chosen["grid"]) > 1
 
 
 @pytest.mark.parametrize("base_model", ["gmf", "dnn"])
 @pytest.mark.parametrize("name", ["PTUPCDR(epochs=1)", "SSCDR(epochs=2)",
                                   "DP-EMCDR(eps=1)", "PriCDR-S(epochs=1)"])
 def test_embedding_baselines_run_on_neural_scorers(data, base_model, name):
-  pred, _ = registry.fit_predict(name, _ctx(data, base_model))
+  pred, _ = selection.fit_predict(name, _ctx(data, base_model))
   assert pred.shape == data.target_test.rating.shape and np.all(np.isfinite(pred))
 
 
 @pytest.mark.parametrize("name", ["SourceUserMean", "DP-EMCDR(eps=5)", "SSCDR(epochs=3)",
                                   "CMF(epochs=2,alpha=0.5)"])
 def test_selection_never_reads_test_ratings(data, name):
-  pred, chosen = registry.fit_predict(name, _ctx(data))
-  pred_bad, chosen_bad = registry.fit_predict(name, _ctx(_corrupt_test(data)))
+  pred, chosen = selection.fit_predict(name, _ctx(data))
+  pred_bad, chosen_bad = selection.fit_predict(name, _ctx(_corrupt_test(data)))
   np.testing.assert_array_equal(pred, pred_bad)
   assert chosen == chosen_bad
   # The kept setting is the grid point with the lowest validation MAE.
@@ -97,7 +98,7 @@ def test_selection_never_reads_test_ratings(data, name):
 
 def test_selected_point_matches_validation_mae_recomputed(data):
   # SourceUserMean is deterministic: recompute its validation MAE per shrinkage by hand.
-  _, chosen = registry.fit_predict("SourceUserMean", _ctx(data))
+  _, chosen = selection.fit_predict("SourceUserMean", _ctx(data))
   src, val, tr = data.source, data.target_val, data.target_train
   for point in chosen["grid"]:
     k = point["shrinkage"]
@@ -110,14 +111,14 @@ def test_selected_point_matches_validation_mae_recomputed(data):
 
 
 def test_options_fix_fields_and_shrink_the_grid():
-  assert len(registry.selection_grid("PTUPCDR")) > 1
-  grid = registry.selection_grid("PTUPCDR(lr=0.02,epochs=3)")
+  assert len(selection.selection_grid("PTUPCDR")) > 1
+  grid = selection.selection_grid("PTUPCDR(lr=0.02,epochs=3)")
   assert grid == ({**registry.ENTRIES["PTUPCDR"].defaults, "lr": 0.02, "epochs": 3},)
   assert registry.display_name("DP-EMCDR(clip_norm=1,eps=0.5)") == "DP-EMCDR(eps=0.5)"
   assert registry.display_name("CMF(epochs=2)") == "CMF"
   quick = registry.quick_names(("DP-EMCDR(eps=10)", "CMF"))
   assert registry.parse_name(quick[0])[1]["eps"] == 10
-  assert all(len(registry.selection_grid(n)) == 1 for n in registry.quick_names())
+  assert all(len(selection.selection_grid(n)) == 1 for n in registry.quick_names())
 
 
 @pytest.mark.parametrize("bad", ["NoSuchMethod", "CMF(lr)", "CMF(", "(lr=1)"])
@@ -132,8 +133,8 @@ def test_grid_without_validation_users_raises(data):
                               rating=data.target_val.rating[:0])
   ctx = _ctx(dataclasses.replace(data, target_val=empty))
   with pytest.raises(ValueError, match="validation"):
-    registry.fit_predict("SourceUserMean", ctx)
-  pred, _ = registry.fit_predict("SourceUserMean(shrinkage=0)", ctx)  # one point: fine
+    selection.fit_predict("SourceUserMean", ctx)
+  pred, _ = selection.fit_predict("SourceUserMean(shrinkage=0)", ctx)  # one point: fine
   assert pred.shape == data.target_test.rating.shape
 
 
@@ -142,16 +143,16 @@ def test_main_methods_equal_their_modules(data):
   from pfcdr_jax.baselines import emcdr, floors  # pylint: disable=g-import-not-at-top
   ctx = _ctx(data)
   test, tr = data.target_test, data.target_train
-  pred, _ = registry.fit_predict("GlobalMean", ctx)
+  pred, _ = selection.fit_predict("GlobalMean", ctx)
   np.testing.assert_array_equal(pred, floors.global_mean_predict(tr.rating, test.rating.size))
-  pred, _ = registry.fit_predict("ItemMean", ctx)
+  pred, _ = selection.fit_predict("ItemMean", ctx)
   np.testing.assert_array_equal(pred, floors.item_mean_predict(tr.item, tr.rating, test.item,
                                                                tr.n_items))
-  pred, _ = registry.fit_predict("TGT", ctx)
+  pred, _ = selection.fit_predict("TGT", ctx)
   np.testing.assert_array_equal(pred, np.asarray(ctx.scorer.predict(ctx.params_t, test.user,
                                                                     test.item)))
   # EMCDR trains its map with the run's bridge settings and its own stage key.
-  pred, _ = registry.fit_predict("EMCDR", ctx)
+  pred, _ = selection.fit_predict("EMCDR", ctx)
   ref = emcdr.fit_predict(ctx.scorer, ctx.params_s, ctx.params_t, data.train_users, test.user,
                           test.item, ctx.emcdr_key, lr=ctx.bridge.lr, epochs=ctx.bridge.epochs,
                           batch_size=ctx.bridge.batch_size)
@@ -166,7 +167,7 @@ def test_a_new_method_is_one_registry_entry(data, monkeypatch):
 
   monkeypatch.setitem(registry.ENTRIES, "Const", registry.Entry(
       run_const, grid=({"value": 3.0}, {"value": 4.0}), quick="value=3"))
-  pred, chosen = registry.fit_predict("Const", _ctx(data))
+  pred, chosen = selection.fit_predict("Const", _ctx(data))
   val = data.target_val.rating
   best = min((3.0, 4.0), key=lambda v: np.mean(np.abs(v - val)))
   assert chosen["value"] == best and np.all(pred == best)
@@ -175,6 +176,6 @@ def test_a_new_method_is_one_registry_entry(data, monkeypatch):
 
 def test_plus_eps_names_a_public_scale_or_fails_in_one_line(data):
   with pytest.raises(ValueError, match=r"PFCDR\+\(scale=abc\): expected lo/hi"):
-    registry.fit_predict("PFCDR+(eps=1,scale=abc)", _ctx(data))
+    selection.fit_predict("PFCDR+(eps=1,scale=abc)", _ctx(data))
   with pytest.raises(ValueError, match="outside the public scale"):
-    registry.fit_predict("PFCDR+(eps=1,scale=2/3)", _ctx(data))
+    selection.fit_predict("PFCDR+(eps=1,scale=2/3)", _ctx(data))

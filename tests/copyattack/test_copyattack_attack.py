@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 
 from pfcdr_jax.copyattack import attack
+from pfcdr_jax.copyattack import attacker_data
 from pfcdr_jax.copyattack import blackbox
 from pfcdr_jax.copyattack import crafting
+from pfcdr_jax.copyattack import episodes
 from pfcdr_jax.copyattack import evaluate
+from pfcdr_jax.copyattack import methods
 from pfcdr_jax.copyattack import policy
 from pfcdr_jax.copyattack import ranking
 from pfcdr_jax.copyattack import target_model
@@ -43,10 +46,10 @@ def world():
   bb, state, scorer = blackbox.make_blackbox(
       model, params, pairs, N_USERS, extra_users=20,
       extra_interactions=20 * L_MAX, max_profile_len=L_MAX)
-  pretend = attack.make_pretend_profiles(profiles, lengths, 4, 3, 3, seed=0)
-  state, pretend_users = attack.register_pretend_users(bb, state, pretend)
-  data = attack.make_attacker_data(tr, profiles, lengths, p, q,
-                                   np.asarray(pretend_users), pretend)
+  pretend = attacker_data.make_pretend_profiles(profiles, lengths, 4, 3, 3, seed=0)
+  state, pretend_users = attacker_data.register_pretend_users(bb, state, pretend)
+  data = attacker_data.make_attacker_data(tr, profiles, lengths, p, q,
+                                          np.asarray(pretend_users), pretend)
   return dict(tr=tr, bb=bb, state=state, scorer=scorer, data=data,
               profiles=profiles, lengths=lengths, pairs=pairs)
 
@@ -58,7 +61,7 @@ def _play(world, cfg, item=V_STAR, seed=0, params_seed=0, zero_too=False):
   pcfg = policy.PolicyConfig(emb_dim=4, hidden=8, branching=tr.branching,
                              depth=tr.depth, selector=cfg.selector)
   params = policy.init_policy(jax.random.key(params_seed), pcfg)
-  fn = jax.jit(lambda prm, st, it, k: attack.rollout(
+  fn = jax.jit(lambda prm, st, it, k: episodes.rollout(
       prm, world["data"], st, it, k, bb=world["bb"], cfg=cfg, pcfg=pcfg))
   play = lambda prm: fn(prm, world["state"], jnp.int32(item),
                         jax.random.key(seed))
@@ -68,8 +71,8 @@ def _play(world, cfg, item=V_STAR, seed=0, params_seed=0, zero_too=False):
 
 
 def test_tree_episode_respects_mask_budget_and_queries(world):
-  cfg = attack.AttackConfig(reward_k=3, selector="tree", masking=True, craft=0, budget=7,
-                            goal_hr=2.0)
+  cfg = methods.AttackConfig(reward_k=3, selector="tree", masking=True, craft=0, budget=7,
+                             goal_hr=2.0)
   state, traj = _play(world, cfg)
   tr, prof, lens = world["tr"], world["profiles"], world["lengths"]
   act = np.asarray(traj.active)
@@ -96,8 +99,8 @@ def test_tree_episode_respects_mask_budget_and_queries(world):
 
 
 def test_episode_stops_when_reachable_users_run_out(world):
-  cfg = attack.AttackConfig(reward_k=3, selector="tree", masking=True, craft=10, budget=9,
-                            goal_hr=2.0)
+  cfg = methods.AttackConfig(reward_k=3, selector="tree", masking=True, craft=10, budget=9,
+                             goal_hr=2.0)
   _, traj = _play(world, cfg, item=RARE)
   users = world["tr"].leaf_user[np.asarray(traj.leaf)[np.asarray(traj.active)]]
   assert sorted(users.tolist()) == [4, 11]
@@ -105,8 +108,8 @@ def test_episode_stops_when_reachable_users_run_out(world):
 
 
 def test_early_stop_when_goal_met(world):
-  cfg = attack.AttackConfig(reward_k=3, selector="flat", masking=True, craft=0, budget=9,
-                            goal_hr=0.0)
+  cfg = methods.AttackConfig(reward_k=3, selector="flat", masking=True, craft=0, budget=9,
+                             goal_hr=0.0)
   state, traj = _play(world, cfg)
   assert int(np.asarray(traj.active).sum()) == 3
   assert int(traj.n_queries) == 2
@@ -114,7 +117,7 @@ def test_early_stop_when_goal_met(world):
 
 
 def test_random_attack_ignores_mask_and_copies_whole_profiles(world):
-  cfg = attack.table2_methods(attack.AttackConfig(reward_k=3, budget=12))["RandomAttack"]
+  cfg = methods.table2_methods(methods.AttackConfig(reward_k=3, budget=12))["RandomAttack"]
   (state, traj), (state0, traj0) = _play(world, cfg, zero_too=True)
   tr, lens = world["tr"], world["lengths"]
   act = np.asarray(traj.active)
@@ -129,8 +132,8 @@ def test_random_attack_ignores_mask_and_copies_whole_profiles(world):
 
 
 def test_train_and_attack_runs_and_counts_queries(world):
-  cfg = attack.AttackConfig(reward_k=3, selector="tree", masking=True, craft=0, budget=6,
-                            episodes=4, batch_episodes=2, goal_hr=2.0)
+  cfg = methods.AttackConfig(reward_k=3, selector="tree", masking=True, craft=0, budget=6,
+                             episodes=4, batch_episodes=2, goal_hr=2.0)
   tr = world["tr"]
   pcfg = policy.PolicyConfig(emb_dim=4, hidden=8, branching=tr.branching,
                              depth=tr.depth)
@@ -187,7 +190,7 @@ def test_ranking_helpers():
 
 def test_jitted_rollout_traces_once_across_calls(world):
   """Same shapes (another item, key and platform state) reuse one trace."""
-  cfg = attack.AttackConfig(budget=4, query_every=2, reward_k=5)
+  cfg = methods.AttackConfig(budget=4, query_every=2, reward_k=5)
   tr = world["tr"]
   pcfg = policy.PolicyConfig(emb_dim=4, hidden=8, branching=tr.branching,
                              depth=tr.depth)
@@ -195,8 +198,8 @@ def test_jitted_rollout_traces_once_across_calls(world):
 
   @chex.assert_max_traces(n=1)
   def play(prm, st, it, k):
-    return attack.rollout(prm, world["data"], st, it, k, bb=world["bb"],
-                          cfg=cfg, pcfg=pcfg)
+    return episodes.rollout(prm, world["data"], st, it, k, bb=world["bb"],
+                            cfg=cfg, pcfg=pcfg)
 
   chex.clear_trace_counter()
   fn = jax.jit(play)

@@ -12,7 +12,9 @@ from pfcdr_jax.copyattack import blackbox
 from pfcdr_jax.copyattack import target_model
 
 PKG = Path(__file__).resolve().parents[2] / "pfcdr_jax" / "copyattack"
-ATTACK_MODULES = ("attack.py", "policy.py", "tree.py", "crafting.py")
+ATTACK_MODULES = ("attack.py", "methods.py", "attacker_data.py", "episodes.py",
+                  "reinforce.py", "training.py", "policy.py", "tree.py",
+                  "crafting.py")
 
 
 def test_attack_code_imports_only_the_blackbox_interface():

@@ -1,15 +1,8 @@
 """CopyAttack's flags are checked before any work (one ValueError naming the flag)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-_SPEC = importlib.util.spec_from_file_location(
-    "copyattack_presets_flags",
-    Path(__file__).resolve().parents[2] / "experiments" / "configs" / "copyattack.py")
-presets = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(presets)
+from configs import copyattack as presets
 
 
 @pytest.mark.parametrize("flag,value", [

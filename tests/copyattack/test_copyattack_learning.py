@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 
 from pfcdr_jax.copyattack import attack
+from pfcdr_jax.copyattack import attacker_data
 from pfcdr_jax.copyattack import blackbox
+from pfcdr_jax.copyattack import methods
 from pfcdr_jax.copyattack import policy
 from pfcdr_jax.copyattack import tree as tree_lib
 
@@ -74,7 +76,7 @@ def _world():
       inter_item=jnp.full((cap,), -1, jnp.int32),
       n_inter=jnp.zeros((), jnp.int32), n_users=jnp.asarray(n_real, jnp.int32),
       n_queries=jnp.zeros((), jnp.int32))
-  data = attack.make_attacker_data(
+  data = attacker_data.make_attacker_data(
       tr, profiles, lengths, p, rng.normal(size=(N_ITEMS, N_CLUSTERS)),
       np.arange(N_PRETEND), np.full((N_PRETEND, 1), -1, np.int32))
   leaf_cluster = np.where(tr.leaf_user >= 0,
@@ -123,8 +125,8 @@ pytestmark = pytest.mark.usefixtures("fast_compile")  # conftest: cheap XLA sett
 @pytest.fixture(scope="module")
 def trained_vs_untrained():
   tr, bb, state, data, leaf_cluster = _world()
-  cfg = attack.AttackConfig(selector="tree", craft=0, budget=6, query_every=2,
-                            episodes=60 * 16, batch_episodes=16, lr=3e-2)
+  cfg = methods.AttackConfig(selector="tree", craft=0, budget=6, query_every=2,
+                             episodes=60 * 16, batch_episodes=16, lr=3e-2)
   pcfg = policy.PolicyConfig(emb_dim=N_CLUSTERS, hidden=16,
                              branching=tr.branching, depth=tr.depth)
   fns = attack.make_method_fns(bb, cfg, pcfg)

@@ -9,7 +9,6 @@ black box has the same capacity and its programs for that budget come from
 the persistent compilation cache of the earlier runs (``conftest.py``).
 """
 import dataclasses
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,8 +19,8 @@ import jax
 import pytest
 
 from pfcdr_jax import config as config_util
-from pfcdr_jax.copyattack import attack
 from pfcdr_jax.copyattack import config as ca_config
+from pfcdr_jax.copyattack import methods
 from pfcdr_jax.copyattack import pipeline
 from pfcdr_jax.copyattack import source_mf
 from pfcdr_jax.copyattack import target_model
@@ -46,8 +45,8 @@ def _tiny_config(**changes) -> ca_config.CopyAttackConfig:
       mf=source_mf.SourceMFConfig(epochs=2, lrs=(0.01,), batch_size=256),
       tree=ca_config.TreeConfig(depth=2),
       pretend=ca_config.PretendConfig(n_pretend=5, pretend_len=5),
-      attack=attack.AttackConfig(budget=3, query_every=3, reward_k=5,
-                                 episodes=4, batch_episodes=2),
+      attack=methods.AttackConfig(budget=3, query_every=3, reward_k=5,
+                                  episodes=4, batch_episodes=2),
       evaluation=ca_config.EvalConfig(n_neg=10),
       methods=METHODS, n_seeds=1)
   return config_util.override(cfg, changes)
@@ -186,11 +185,8 @@ def test_largest_budget_covers_the_budget_study():
 
 
 def _presets():
-  spec = importlib.util.spec_from_file_location(
-      "copyattack_presets", REPO / "experiments" / "configs" / "copyattack.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  from configs import copyattack  # pylint: disable=g-import-not-at-top
+  return copyattack
 
 
 def test_presets_apply_flags_then_the_synthetic_preset():

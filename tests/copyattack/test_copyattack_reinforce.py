@@ -6,8 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfcdr_jax.copyattack import attack
+from pfcdr_jax.copyattack import attacker_data
+from pfcdr_jax.copyattack import episodes
+from pfcdr_jax.copyattack import methods
 from pfcdr_jax.copyattack import policy
+from pfcdr_jax.copyattack import reinforce
 from pfcdr_jax.copyattack import tree as tree_lib
 
 
@@ -17,12 +20,12 @@ def test_discounted_returns_match_python():
   for x in r[::-1]:
     g = x + 0.6 * g
     ref.append(g)
-  np.testing.assert_allclose(attack.discounted_returns(jnp.asarray(r), 0.6),
+  np.testing.assert_allclose(reinforce.discounted_returns(jnp.asarray(r), 0.6),
                              ref[::-1], rtol=1e-6)
 
 
 def _one_step_traj(leaf, level, reward, n_slots):
-  return attack.Trajectory(
+  return episodes.Trajectory(
       leaf=jnp.asarray([leaf], jnp.int32),
       avail=jnp.ones((1, n_slots), bool),
       level=jnp.asarray([level], jnp.int32),
@@ -39,16 +42,16 @@ def test_reinforce_expectation_matches_analytic_gradient(kind):
   # 4 users in a depth-2 binary tree; one-step episodes (a bandit).
   tr = tree_lib.build_tree(np.random.default_rng(0).normal(size=(4, 2)), 2)
   e = 2
-  cfg = attack.AttackConfig(selector="tree" if kind == "tree" else "random",
-                            craft=10 if kind == "tree" else 0, budget=1,
-                            query_every=1, normalize_adv=False, entropy=0.0)
+  cfg = methods.AttackConfig(selector="tree" if kind == "tree" else "random",
+                             craft=10 if kind == "tree" else 0, budget=1,
+                             query_every=1, normalize_adv=False, entropy=0.0)
   pcfg = policy.PolicyConfig(emb_dim=e, hidden=4, branching=tr.branching,
                              depth=tr.depth, selector=cfg.selector)
   params = jax.jit(policy.init_policy, static_argnums=1)(jax.random.key(1),
                                                          pcfg)
   params = jax.tree.map(lambda a: a * 10.0, params)  # a peaked policy
   rng = np.random.default_rng(0)
-  data = attack.AttackerData(
+  data = attacker_data.AttackerData(
       leaf_profiles=jnp.zeros((tr.n_slots, 2), jnp.int32),
       leaf_len=jnp.ones((tr.n_slots,), jnp.int32),
       leaf_p=jnp.asarray(rng.normal(size=(tr.n_slots, e)), jnp.float32),
@@ -77,7 +80,7 @@ def test_reinforce_expectation_matches_analytic_gradient(kind):
       lambda p: jnp.exp(action_log_probs(p)) @ rewards))(params)
   assert max(float(jnp.abs(x).max()) for x in jax.tree.leaves(analytic)) > 1e-4
 
-  loss = functools.partial(attack.reinforce_loss, cfg=cfg, pcfg=pcfg)
+  loss = functools.partial(reinforce.reinforce_loss, cfg=cfg, pcfg=pcfg)
   grad = jax.jit(jax.grad(loss, has_aux=True))
   pi = np.exp(np.asarray(jax.jit(action_log_probs)(params)))
   for baseline in (0.0, 0.4):  # a baseline leaves the expectation unchanged

@@ -17,6 +17,7 @@ import pytest
 
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import stages
 from pfcdr_jax.data.errors import DataError
 from pfcdr_jax.data.tasks import load_task
 
@@ -140,7 +141,7 @@ def test_too_few_overlapping_users_fail_before_training(tmp_path, monkeypatch):
   def no_training(*a, **k):
     raise AssertionError("trained before the split was checked")
 
-  monkeypatch.setattr(pipeline, "pretrain", no_training)
+  monkeypatch.setattr(stages, "pretrain", no_training)
   with pytest.raises(DataError, match="task custom: no validation ratings .* --topk=auto"):
     pipeline.run_pfcdr(cfg, tmp_path / "w")
   fixed = config_lib.override(cfg, {"split.beta": 0.1})

@@ -5,7 +5,8 @@ import pytest
 
 from pfcdr_jax.data import TASK_NAMES, load_task, make_cdr_split
 from pfcdr_jax.data.errors import DataError
-from pfcdr_jax.data.interactions import deduplicate, make_frame, read_interaction_table, validate
+from pfcdr_jax.data.custom_tables import read_interaction_table
+from pfcdr_jax.data.interactions import deduplicate, make_frame, validate
 
 
 def test_task_names():

@@ -12,6 +12,7 @@ import zipfile
 import pytest
 
 from pfcdr_jax.data import amazon
+from pfcdr_jax.data import archives, checksums
 from pfcdr_jax.data import download as dl
 from pfcdr_jax.data.errors import DataError, DownloadError, MissingFile
 
@@ -114,7 +115,7 @@ def test_fetch_check_callback_rejects_truncated_gzip(server, tmp_path):
   (root / "t.json.gz").write_bytes(data[: len(data) // 2])
   dest = tmp_path / "t.json.gz"
   with pytest.raises(DataError, match="truncated") as info:
-    dl.fetch(f"{url}/t.json.gz", dest, check=dl.check_gzip, progress=False)
+    dl.fetch(f"{url}/t.json.gz", dest, check=checksums.check_gzip, progress=False)
   assert "t.json.gz" in str(info.value)
   assert not dest.exists() and not (tmp_path / "t.json.gz.part").exists()
 
@@ -124,18 +125,18 @@ def test_safe_extract(tmp_path):
   with zipfile.ZipFile(good, "w") as z:
     z.writestr("d/a.txt", "a")
     z.writestr("d/b.txt", "b")
-  out = dl.safe_extract(good, tmp_path / "out", ["d/b.txt"])
+  out = archives.safe_extract(good, tmp_path / "out", ["d/b.txt"])
   assert out == [(tmp_path / "out" / "d" / "b.txt").resolve()]
   assert out[0].read_text() == "b"
   with pytest.raises(DataError, match="lacks"):
-    dl.safe_extract(good, tmp_path / "out", ["d/c.txt"])
+    archives.safe_extract(good, tmp_path / "out", ["d/c.txt"])
   for name in ("../evil", "d/../../evil", "/abs/evil"):
     bad = tmp_path / "bad.zip"
     with zipfile.ZipFile(bad, "w") as z:
       z.writestr("ok.txt", "ok")
       z.writestr(name, "x")
     with pytest.raises(DataError, match="unsafe|outside") as info:
-      dl.safe_extract(bad, tmp_path / "out2")
+      archives.safe_extract(bad, tmp_path / "out2")
     assert "bad.zip" in str(info.value)
     # Nothing at all is written from a bad archive.
     assert not (tmp_path / "out2" / "ok.txt").exists()
@@ -145,15 +146,15 @@ def test_safe_extract(tmp_path):
 def test_recorded_checksum(tmp_path):
   f = tmp_path / "reviews_X_5.json.gz"
   f.write_bytes(b"abc")
-  digest = dl.verify_recorded_checksum(f)
+  digest = checksums.verify_recorded_checksum(f)
   table = json.loads((tmp_path / "checksums.json").read_text())
   assert table == {"reviews_X_5.json.gz": digest}
-  assert dl.verify_recorded_checksum(f) == digest
+  assert checksums.verify_recorded_checksum(f) == digest
   f.write_bytes(b"abd")
   with pytest.raises(DataError, match="recorded"):
-    dl.verify_recorded_checksum(f)
+    checksums.verify_recorded_checksum(f)
   with pytest.raises(DataError, match="pinned"):
-    dl.verify_recorded_checksum(f, pinned="0" * 64)
+    checksums.verify_recorded_checksum(f, pinned="0" * 64)
 
 
 def _review_lines(rows):

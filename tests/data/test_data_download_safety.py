@@ -9,6 +9,7 @@ import zipfile
 import pytest
 
 from pfcdr_jax.data import amazon
+from pfcdr_jax.data import archives, checksums
 from pfcdr_jax.data import download as dl
 from pfcdr_jax.data.errors import DataError, DownloadError
 
@@ -71,43 +72,44 @@ def test_dot_and_symlink_members_are_refused_by_name(tmp_path):
   for name in (".", "./"):
     bad = _zip(tmp_path / "dot.zip", [("ok.txt", "ok"), (zipfile.ZipInfo(name), "x")])
     with pytest.raises(DataError, match="names the target directory itself"):
-      dl.safe_extract(bad, tmp_path / "out")
+      archives.safe_extract(bad, tmp_path / "out")
   link = zipfile.ZipInfo("d/link")
   link.external_attr = (0o120777 << 16)   # S_IFLNK
   bad = _zip(tmp_path / "link.zip", [("ok.txt", "ok"), (link, "/etc"),
                                      ("d/link/passwd", "x")])
   with pytest.raises(DataError, match=r"link\.zip: field 'member': member 'd/link' is a "
                      "symbolic link"):
-    dl.safe_extract(bad, tmp_path / "out")
+    archives.safe_extract(bad, tmp_path / "out")
   assert not (tmp_path / "out" / "ok.txt").exists(), "nothing written from a bad archive"
 
 
 def test_total_extracted_size_is_capped(tmp_path):
   big = _zip(tmp_path / "big.zip", [("a.txt", "x" * 1000), ("b.txt", "y" * 1000)])
   with pytest.raises(DataError, match="2000 bytes uncompressed, more than the cap of 1500"):
-    dl.safe_extract(big, tmp_path / "out", max_bytes=1500)
-  assert [p.name for p in dl.safe_extract(big, tmp_path / "out", ["a.txt"],
-                                          max_bytes=1500)] == ["a.txt"]
+    archives.safe_extract(big, tmp_path / "out", max_bytes=1500)
+  assert [p.name for p in archives.safe_extract(big, tmp_path / "out", ["a.txt"],
+                                                max_bytes=1500)] == ["a.txt"]
 
 
 def test_extracted_movielens_files_are_rechecked_against_their_record(tmp_path):
-  from pfcdr_jax.data import movielens  # pylint: disable=import-outside-toplevel
+  from pfcdr_jax.data import movielens_sources  # pylint: disable=import-outside-toplevel
   members = ("ml-1m/ratings.dat", "ml-1m/movies.dat")
   (tmp_path / "ml-1m").mkdir()
   for m in members:
     (tmp_path / m).write_text(f"{m}\n")
   prov = {}
   # No record, no archive: put there by hand -> used, unverified, recorded now.
-  files = movielens._checked_local(tmp_path, members, tmp_path / "gone.zip", prov)  # pylint: disable=protected-access
+  files = movielens_sources._checked_local(tmp_path, members, tmp_path / "gone.zip", prov)  # pylint: disable=protected-access
   assert [f.name for f in files] == ["ratings.dat", "movies.dat"]
   assert prov["verification"] == "unverified"
-  assert set(dl.load_checksums(tmp_path / movielens.EXTRACTED_MANIFEST)) == set(members)
+  assert (set(checksums.load_checksums(tmp_path / movielens_sources.EXTRACTED_MANIFEST))
+          == set(members))
   # Unchanged: accepted.
-  assert movielens._checked_local(tmp_path, members, tmp_path / "gone.zip", {})  # pylint: disable=protected-access
+  assert movielens_sources._checked_local(tmp_path, members, tmp_path / "gone.zip", {})  # pylint: disable=protected-access
   # Changed after it was recorded: re-extracted when the archive is there, else refused.
   (tmp_path / members[0]).write_text("edited\n")
   (tmp_path / "here.zip").write_bytes(b"")
-  assert movielens._checked_local(tmp_path, members, tmp_path / "here.zip", {}) is None  # pylint: disable=protected-access
+  assert movielens_sources._checked_local(tmp_path, members, tmp_path / "here.zip", {}) is None  # pylint: disable=protected-access
   with pytest.raises(DataError, match=r"ratings\.dat: sha256 \w+ != \w+ recorded when it "
                      "was extracted"):
-    movielens._checked_local(tmp_path, members, tmp_path / "gone.zip", {})  # pylint: disable=protected-access
+    movielens_sources._checked_local(tmp_path, members, tmp_path / "gone.zip", {})  # pylint: disable=protected-access

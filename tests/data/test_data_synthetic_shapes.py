@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pfcdr_jax import config as config_lib
-from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import run_inputs
 from pfcdr_jax.data import DataError, load_task, make_synthetic_cdr
 from pfcdr_jax.data import synthetic, tasks
 from pfcdr_jax.data.interactions import make_frame
@@ -205,7 +205,7 @@ def test_load_task_rejects_bad_thinning_and_misplaced_knobs(tmp_path, kwargs, sa
 def test_frames_key_depends_on_the_seed_when_thinned():
   base = config_lib.PFCDRConfig()   # comedy2drama: files, the same for every seed
   assert not tasks.depends_on_seed("comedy2drama") and tasks.depends_on_seed("synthetic")
-  key = lambda cfg, seed: pipeline.frames_key(config_lib.override(cfg, {"seed": seed}))
+  key = lambda cfg, seed: run_inputs.frames_key(config_lib.override(cfg, {"seed": seed}))
   assert key(base, 0) == key(base, 1)
   thinned = config_lib.override(base, {"data.thin": 0.05})
   assert key(thinned, 0) != key(thinned, 1) and key(thinned, 0) != key(base, 0)
@@ -244,7 +244,7 @@ def test_load_frames_passes_the_knobs(tmp_path):
       "data.task": "synthetic", "data.like": "sparse", "data.scale": 0.2, "data.signal": 0.5,
       "data.bias_std": 0.2, "data.tail": 0.8, "data.density": 1.2, "data.mean_rating": 4.0,
       "data.thin": 0.5, "data.thin_tail": 0.5, "data.data_dir": str(tmp_path), "seed": 2})
-  _, tgt, info = pipeline.load_frames(cfg)
+  _, tgt, info = run_inputs.load_frames(cfg)
   assert {k: info[k] for k in ("like", "signal", "bias_std", "tail", "density",
                                "mean_rating", "seed")} == {
       "like": "sparse", "signal": 0.5, "bias_std": 0.2, "tail": 0.8, "density": 1.2,

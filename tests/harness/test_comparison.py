@@ -12,11 +12,17 @@ import pytest
 from scipy import stats
 
 from pfcdr_jax.harness import cache as cache_lib
+from pfcdr_jax.harness import cells as cells_lib
 from pfcdr_jax.harness import comparison
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.harness import sanity
 from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import plots
+from pfcdr_jax.harness import significance
+from pfcdr_jax.harness import summary
+from pfcdr_jax.harness import tables
 from pfcdr_jax.baselines import registry
+from pfcdr_jax.baselines import selection
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,18 +87,18 @@ def test_per_user_errors_match_a_loop():
   rng = np.random.default_rng(0)
   user = rng.integers(0, 7, 50)
   rating, pred = rng.uniform(1, 5, 50), rng.uniform(1, 5, 50)
-  users, mae, mse = comparison.per_user_errors(user, rating, pred)
+  users, mae, mse = significance.per_user_errors(user, rating, pred)
   for k, u in enumerate(users):
     sel = user == u
     np.testing.assert_allclose(mae[k], np.mean(np.abs(pred[sel] - rating[sel])))
     np.testing.assert_allclose(mse[k], np.mean((pred[sel] - rating[sel]) ** 2))
   with pytest.raises(ValueError):
-    comparison.per_user_errors(user[:3], rating, pred)
+    significance.per_user_errors(user[:3], rating, pred)
 
 
 def test_aggregation_is_mean_and_sample_std_over_seeds(tmp_path):
   dirs = _cells(tmp_path, pfcdr_noise=0.3, other_noise=1.0)
-  rows = comparison.summarize(dirs)
+  rows = summary.summarize(dirs)
   assert [r.metric for r in rows] == ["mae", "rmse"]
   for r in rows:
     assert r.n_seeds == 3 and r.seeds == (0, 1, 2)
@@ -105,7 +111,7 @@ def test_aggregation_is_mean_and_sample_std_over_seeds(tmp_path):
 
 def test_clearly_better_method_gets_a_star_with_scipy_reference(tmp_path):
   dirs = _cells(tmp_path, pfcdr_noise=0.2, other_noise=1.0)
-  rows = comparison.summarize(dirs)
+  rows = summary.summarize(dirs)
   for r in rows:
     assert r.test.method_b == "EMCDR" and r.test.significant and r.star == "PFCDR"
     col = 1 if r.metric == "mae" else 2
@@ -122,7 +128,7 @@ def test_clearly_better_method_gets_a_star_with_scipy_reference(tmp_path):
     d = np.asarray(ea) - np.asarray(eb)
     assert r.test.median_diff == pytest.approx(float(np.median(d)), abs=1e-12)
     assert r.test.share_a_better == pytest.approx(float(np.mean(d < 0)), abs=1e-12)
-  md = comparison.render_markdown(rows, title="t", command="cmd")
+  md = tables.render_markdown(rows, title="t", command="cmd")
   lines = md.splitlines()
   cols = [c.strip() for c in next(l for l in lines if l.startswith("| Task")).split("|")]
   mae = [c.strip() for c in next(l for l in lines if "| 20% | MAE" in l).split("|")]
@@ -135,26 +141,26 @@ def test_mean_and_median_of_the_paired_differences_can_disagree():
   # a wins 9 users of 10 by 0.1 and loses one by 2.0: the median favours a, the mean b.
   err_b = np.ones(10)
   err_a = np.r_[np.full(9, 0.9), 3.0]
-  t = comparison.paired_test(err_a, err_b, "a", "b")
+  t = significance.paired_test(err_a, err_b, "a", "b")
   assert t.median_diff == pytest.approx(-0.1) and t.share_a_better == pytest.approx(0.9)
   assert t.mean_diff == pytest.approx(0.11) and t.winner == "b"
 
 
 def test_equal_methods_get_no_star(tmp_path):
   dirs = _cells(tmp_path, pfcdr_noise=0.5, other_noise=0.5, same=True)
-  for r in comparison.summarize(dirs):
+  for r in summary.summarize(dirs):
     assert r.test.p_ttest == 1.0 and r.test.p_wilcoxon == 1.0
     assert not r.test.significant and r.star is None
-  md = comparison.render_markdown(comparison.summarize(dirs), title="t", command="c")
+  md = tables.render_markdown(summary.summarize(dirs), title="t", command="c")
   table = [l for l in md.splitlines() if l.startswith("| synthetic")]
   assert not any("*" in c.replace("**", "") for l in table for c in l.split("|"))
 
 
 def test_bold_best_underline_second(tmp_path):
   dirs = _cells(tmp_path, pfcdr_noise=0.3, other_noise=0.6)
-  rows = comparison.summarize(dirs)
-  md = comparison.render_markdown(rows, title="t", command="python x.py --flag",
-                                  selected=comparison.selected_settings(dirs))
+  rows = summary.summarize(dirs)
+  md = tables.render_markdown(rows, title="t", command="python x.py --flag",
+                              selected=summary.selected_settings(dirs))
   lines = md.splitlines()
   header = next(l for l in lines if l.startswith("| Task"))
   cols = [c.strip() for c in header.strip("|").split("|")]
@@ -170,14 +176,14 @@ def test_bold_best_underline_second(tmp_path):
   # Floors are columns of the table; the command and the seed count are printed.
   assert "GlobalMean" in cols and "ItemMean" in cols
   assert "python x.py --flag" in md and "3 seed(s)" in md
-  csv = comparison.render_csv(rows).splitlines()
+  csv = tables.render_csv(rows).splitlines()
   assert csv[0].startswith("task,beta,base_model,metric,n_seeds,TGT")
   assert len(csv) == 3
 
 
 def test_column_order_follows_the_paper():
-  order = comparison.column_order(["ItemMean", "PFCDR", "DP-EMCDR(eps=10)", "TGT",
-                                   "DP-EMCDR(eps=0.5)", "PTUPCDR", "LightGCN", "Foo"])
+  order = summary.column_order(["ItemMean", "PFCDR", "DP-EMCDR(eps=10)", "TGT",
+                                "DP-EMCDR(eps=0.5)", "PTUPCDR", "LightGCN", "Foo"])
   assert order == ["TGT", "LightGCN", "PTUPCDR", "DP-EMCDR(eps=0.5)", "DP-EMCDR(eps=10)",
                    "PFCDR", "ItemMean", "Foo"]
 
@@ -186,9 +192,9 @@ def _fake_run(calls):
   def run(cfg, workdir):
     calls.append((cfg.split.beta, cfg.seed, tuple(cfg.baselines.names)))
     _, user, rating = _data(cfg.seed)
-    preds = {m: rating + 0.1 for m in comparison.expected_methods(cfg)}
+    preds = {m: rating + 0.1 for m in cells_lib.expected_methods(cfg)}
     chosen = {n: {"val_mae": 1.0, "grid": [{**p, "val_mae": 1.0}
-                                            for p in registry.selection_grid(n)]}
+                                            for p in selection.selection_grid(n)]}
               for n in cfg.baselines.names}
     _write_cell(workdir, cfg, user, rating, preds, chosen)
     return {}
@@ -199,7 +205,7 @@ def test_resume_skips_finished_cells(tmp_path, monkeypatch):
   calls = []
   monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
   cfg = _cfg(baselines__names=_with_extra("SourceUserMean"))
-  cells = comparison.make_cells(("synthetic",), (0.2, 0.5), ("mf",), 2)
+  cells = cells_lib.make_cells(("synthetic",), (0.2, 0.5), ("mf",), 2)
   dirs = comparison.run_cells(cfg, cells, tmp_path)
   assert len(calls) == 4 and len(dirs) == 4
   comparison.run_cells(cfg, cells, tmp_path)
@@ -214,7 +220,7 @@ def test_resume_skips_finished_cells(tmp_path, monkeypatch):
   wider = _cfg(baselines__names=_with_extra("SourceUserMean", "CMF"))
   comparison.run_cells(wider, cells, tmp_path)
   assert len(calls) == 10
-  assert len(comparison.summarize(dirs)) == 4  # 2 betas x 2 metrics
+  assert len(summary.summarize(dirs)) == 4  # 2 betas x 2 metrics
   # A registry grid that changed since a cell ran makes that cell stale.
   monkeypatch.setitem(registry.ENTRIES, "CMF", registry.ENTRIES["CMF"]._replace(
       grid=({"lr": 0.1},)))
@@ -226,7 +232,7 @@ def test_cell_from_before_a_new_config_field_still_counts_as_finished(tmp_path, 
   calls = []
   monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
   cfg = _cfg()
-  cells = comparison.make_cells(("synthetic",), (0.2,), ("mf",), 1)
+  cells = cells_lib.make_cells(("synthetic",), (0.2,), ("mf",), 1)
   (d,) = comparison.run_cells(cfg, cells, tmp_path)
   stored = json.loads((d / "config.json").read_text())
   del stored["topk"]["include_untrained"]   # a field the cell's code did not have yet
@@ -255,7 +261,7 @@ def test_failed_rerun_leaves_the_old_outputs_as_they_were(tmp_path, monkeypatch)
   pipeline.run_pfcdr(cfg, work)
   before = {p.name: p.read_bytes() for p in work.iterdir() if p.is_file()}
   assert set(pipeline.OUTPUTS) <= set(before)
-  assert comparison.is_finished(work, cfg)
+  assert cells_lib.is_finished(work, cfg)
 
   class Interrupt(Exception):
     pass
@@ -269,7 +275,7 @@ def test_failed_rerun_leaves_the_old_outputs_as_they_were(tmp_path, monkeypatch)
   after = {p.name: p.read_bytes() for p in work.iterdir() if p.is_file()}
   assert after == before
   assert not (work / ".staging").exists()
-  assert comparison.is_finished(work, cfg)
+  assert cells_lib.is_finished(work, cfg)
 
 
 def test_publish_removes_old_results_first(tmp_path):
@@ -289,11 +295,11 @@ def test_publish_removes_old_results_first(tmp_path):
 def test_seed_stack_pretrains_each_groups_unfinished_seeds_first(tmp_path, monkeypatch):
   calls, stacks = [], []
   monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
-  monkeypatch.setattr(comparison.pipeline, "pretrain_seeds",
+  monkeypatch.setattr(comparison.pretraining, "pretrain_seeds",
                       lambda cfgs, dirs: stacks.append(
                           [(c.split.beta, c.seed, Path(d).name) for c, d in zip(cfgs, dirs)]))
   cfg = _cfg()
-  cells = comparison.make_cells(("synthetic",), (0.2, 0.5), ("mf",), 3)
+  cells = cells_lib.make_cells(("synthetic",), (0.2, 0.5), ("mf",), 3)
   comparison.run_cells(cfg, cells[:1], tmp_path)          # seed 0 of beta 0.2 finished
   comparison.run_cells(cfg, cells, tmp_path, seed_stack=True)
   assert stacks == [[(0.2, 1, "synthetic-b0.2-mf-s1"), (0.2, 2, "synthetic-b0.2-mf-s2")],
@@ -312,9 +318,9 @@ def test_use_seed_stack_modes():
 
 def test_plot_writes_png(tmp_path):
   dirs = _cells(tmp_path, pfcdr_noise=0.3, other_noise=0.6)
-  rows = comparison.summarize(dirs)
-  png = comparison.plot_base_models(rows, tmp_path / "f.png", methods=("EMCDR", "PFCDR"),
-                                    base_models=("mf",))
+  rows = summary.summarize(dirs)
+  png = plots.plot_base_models(rows, tmp_path / "f.png", methods=("EMCDR", "PFCDR"),
+                               base_models=("mf",))
   assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -344,21 +350,21 @@ def test_seed_test_equals_scipy_on_the_same_numbers():
   rng = np.random.default_rng(3)
   a = 0.73 + 0.01 * rng.normal(size=10)
   b = a + 0.004 + 0.006 * rng.normal(size=10)
-  t = comparison.seed_test(a, b, "PFCDR", "X")
+  t = significance.seed_test(a, b, "PFCDR", "X")
   assert t.n_seeds == 10 and t.diffs == pytest.approx(tuple(a - b))
   np.testing.assert_allclose(t.p_ttest, stats.ttest_rel(a, b).pvalue, rtol=1e-12)
   np.testing.assert_allclose(t.t_stat, stats.ttest_rel(a, b).statistic, rtol=1e-12)
   np.testing.assert_allclose(t.p_wilcoxon, stats.wilcoxon(a, b).pvalue, rtol=1e-12)
   assert t.mean_diff == pytest.approx(float(np.mean(a - b)))
   assert t.n_a_better == int(np.sum(a < b))
-  assert comparison.seed_test(a, a).p_ttest == 1.0
-  one = comparison.seed_test(a[:1], b[:1])
+  assert significance.seed_test(a, a).p_ttest == 1.0
+  one = significance.seed_test(a[:1], b[:1])
   assert np.isnan(one.p_ttest) and not one.significant
 
 
 def test_star_follows_the_per_seed_test_and_the_csv_keeps_its_columns(tmp_path):
   dirs = _cells(tmp_path, pfcdr_noise=0.2, other_noise=1.0)
-  rows = comparison.summarize(dirs)
+  rows = summary.summarize(dirs)
   for r in rows:
     per_seed = {m: [json.loads((d / "results.json").read_text())["methods"][m][r.metric]
                     for d in dirs] for m in ("PFCDR", "EMCDR")}
@@ -367,10 +373,10 @@ def test_star_follows_the_per_seed_test_and_the_csv_keeps_its_columns(tmp_path):
     np.testing.assert_allclose(r.seed_test.p_ttest, ref.pvalue, rtol=1e-9)
     assert r.star == ("PFCDR" if ref.pvalue < 0.05 and ref.statistic < 0 else None)
   # One seed: the pooled per-user test can be significant, the design gives no test.
-  one = comparison.summarize(dirs[:1])
+  one = summary.summarize(dirs[:1])
   assert all(r.test.significant and r.star_pooled == "PFCDR" for r in one)
   assert all(r.star is None and np.isnan(r.seed_test.p_ttest) for r in one)
-  csv = comparison.render_csv(rows).splitlines()
+  csv = tables.render_csv(rows).splitlines()
   head = csv[0].split(",")
   old = ["best", "second", "vs", "mean_diff", "n_pairs", "p_ttest", "p_wilcoxon", "star"]
   i = head.index("best")
@@ -379,7 +385,7 @@ def test_star_follows_the_per_seed_test_and_the_csv_keeps_its_columns(tmp_path):
       "seed_mean_diff", "seed_n", "seed_n_pfcdr_better", "seed_p_ttest", "seed_p_wilcoxon",
       "star_pooled"]
   assert all(len(line.split(",")) == len(head) for line in csv[1:])
-  md = comparison.render_markdown(rows, title="t", command="c")
+  md = tables.render_markdown(rows, title="t", command="c")
   assert "paired over seeds (primary" in md and "## Secondary: pooled per-user" in md
 
 
@@ -387,7 +393,7 @@ def test_dnn_cell_from_before_the_tower_field_reruns_but_mf_does_not(tmp_path, m
   calls = []
   monkeypatch.setattr(comparison.pipeline, "run_pfcdr", _fake_run(calls))
   cfg = _cfg()
-  cells = comparison.make_cells(("synthetic",), (0.2,), ("mf", "dnn"), 1)
+  cells = cells_lib.make_cells(("synthetic",), (0.2,), ("mf", "dnn"), 1)
   dirs = comparison.run_cells(cfg, cells, tmp_path)
   assert len(calls) == 2
   for d in dirs:   # what a cell written before PretrainConfig.dnn_tower existed holds
@@ -398,13 +404,13 @@ def test_dnn_cell_from_before_the_tower_field_reruns_but_mf_does_not(tmp_path, m
   assert len(calls) == 3   # one rerun: the DNN cell's config.json has the field again
   assert "dnn_tower" in json.loads((dirs[1] / "config.json").read_text())["pretrain"]
   assert "dnn_tower" not in json.loads((dirs[0] / "config.json").read_text())["pretrain"]
-  assert comparison.is_finished(dirs[0], comparison.cell_config(cfg, cells[0]))
+  assert cells_lib.is_finished(dirs[0], cells_lib.cell_config(cfg, cells[0]))
   # The tower is part of a DNN cell's (and its cache keys') content, not of an MF cell's.
-  mf, dnn = (comparison.cell_config(cfg, c) for c in cells)
+  mf, dnn = (cells_lib.cell_config(cfg, c) for c in cells)
   assert "dnn_tower" not in config_lib.content(mf)["pretrain"]
   assert config_lib.content(dnn)["pretrain"]["dnn_tower"] == "linear"
   mlp = config_lib.override(dnn, {"pretrain.dnn_tower": "mlp"})
-  assert not comparison.is_finished(dirs[1], mlp)
+  assert not cells_lib.is_finished(dirs[1], mlp)
 
 
 def test_planned_contrasts_are_per_seed_tests_of_the_fixed_pairs(tmp_path):
@@ -423,28 +429,28 @@ def test_planned_contrasts_are_per_seed_tests_of_the_fixed_pairs(tmp_path):
     d = tmp_path / f"s{seed}"
     _write_cell(d, _cfg(split__beta=0.2, seed=seed), user, rating, preds)
     dirs.append(d)
-  rows = comparison.summarize(dirs)
+  rows = summary.summarize(dirs)
   per_seed = lambda m, metric: [json.loads((d / "results.json").read_text())["methods"][m][
       metric] for d in dirs]
   for r in rows:
-    assert [(t.method_a, t.method_b) for t in r.contrasts] == list(comparison.CONTRASTS)
+    assert [(t.method_a, t.method_b) for t in r.contrasts] == list(summary.CONTRASTS)
     for t in r.contrasts:
       a, b = per_seed(t.method_a, r.metric), per_seed(t.method_b, r.metric)
       np.testing.assert_allclose(t.p_ttest, stats.ttest_rel(a, b).pvalue, rtol=1e-9)
       assert t.n_seeds == 4 and t.n_a_better == int(np.sum(np.array(a) < np.array(b)))
-  csv = comparison.render_csv(rows).splitlines()
+  csv = tables.render_csv(rows).splitlines()
   head = csv[0].split(",")
   assert "PFCDR+ vs PTUPCDR p_ttest" in head and "PFCDR vs BiasFloor mean_diff" in head
   assert all(len(line.split(",")) == len(head) for line in csv[1:])
   i = head.index("PFCDR+ vs BiasFloor n_a_better")
   assert csv[1].split(",")[i] == "4"   # the constant floor loses every seed
-  md = comparison.render_markdown(rows, title="t", command="c")
+  md = tables.render_markdown(rows, title="t", command="c")
   assert "## Planned contrasts, paired over seeds" in md
   assert "| PFCDR+ | BiasFloor |" in md and "| PFCDR+(eps=1) | PTUPCDR |" in md
   # Without the methods, no section and no columns.
-  plain = comparison.summarize(_cells(tmp_path / "plain", pfcdr_noise=0.3, other_noise=1.0))
+  plain = summary.summarize(_cells(tmp_path / "plain", pfcdr_noise=0.3, other_noise=1.0))
   assert all(r.contrasts == () for r in plain)
-  assert "Planned contrasts" not in comparison.render_markdown(plain, title="t", command="c")
+  assert "Planned contrasts" not in tables.render_markdown(plain, title="t", command="c")
 
 
 def _gate(ok, floor_name="GlobalMean"):
@@ -501,15 +507,15 @@ def test_failed_sanity_gates_are_marked_in_the_table_and_csv(tmp_path):
       _sanity(),
       {**_sanity(failed=[("EMCDR", "ItemMean")]), "GlobalMean": _gate(False)},
       _sanity(failed=[("PFCDR", "GlobalMean")], stage_failed=["pretrain_target"])])
-  rows = comparison.summarize(dirs)
-  assert rows[0].sanity == comparison.SanitySummary(
+  rows = summary.summarize(dirs)
+  assert rows[0].sanity == summary.SanitySummary(
       checked=3, failed=2, marked={"EMCDR": 2, "PFCDR": 1, "TGT": 1},
       reasons={"EMCDR": {"validation MAE not clearly below ItemMean": 1,
                          "pretraining of the target model failed its gate": 1},
                "PFCDR": {"pretraining of the target model failed its gate": 1,
                          "validation MAE not clearly below GlobalMean": 1},
                "TGT": {"pretraining of the target model failed its gate": 1}})
-  md = comparison.render_markdown(rows, title="t", command="c")
+  md = tables.render_markdown(rows, title="t", command="c")
   for metric, r in zip(("MAE", "RMSE"), rows):
     cells = _table_cells(md, metric)
     fmt = lambda m: f"{r.mean[m]:.4f} ± {r.std[m]:.4f}"
@@ -531,7 +537,7 @@ def test_failed_sanity_gates_are_marked_in_the_table_and_csv(tmp_path):
       ""]
   assert i < lines.index("## Significance: PFCDR vs the best other method, paired over "
                          "seeds (primary; the `*`)")
-  csv = comparison.render_csv(rows).splitlines()
+  csv = tables.render_csv(rows).splitlines()
   head = csv[0].split(",")
   assert head[head.index("star_pooled") + 1:] == [
       "sanity_failed", "sanity_checked", "TGT sanity_failed", "EMCDR sanity_failed",
@@ -543,21 +549,21 @@ def test_failed_sanity_gates_are_marked_in_the_table_and_csv(tmp_path):
 
 def test_cells_without_sanity_records_are_not_marked(tmp_path):
   dirs = _sanity_cells(tmp_path, [None, None, None])
-  rows = comparison.summarize(dirs)
-  assert all(r.sanity == comparison.SanitySummary() for r in rows)
-  md = comparison.render_markdown(rows, title="t", command="c")
+  rows = summary.summarize(dirs)
+  assert all(r.sanity == summary.SanitySummary() for r in rows)
+  md = tables.render_markdown(rows, title="t", command="c")
   assert "⚠" not in md
-  csv = comparison.render_csv(rows).splitlines()
+  csv = tables.render_csv(rows).splitlines()
   head = csv[0].split(",")
   for line in csv[1:]:
     row = dict(zip(head, line.split(",")))
     assert row["sanity_failed"] == "0" and row["sanity_checked"] == "0"
     assert row["PFCDR sanity_failed"] == "0" and "GlobalMean sanity_failed" not in row
   # Old and new cells together: only the seeds with a record count as checked.
-  mixed = comparison.summarize(_sanity_cells(tmp_path / "mixed", [
+  mixed = summary.summarize(_sanity_cells(tmp_path / "mixed", [
       None, _sanity(stage_failed=["pretrain_source"]), _sanity()]))
   assert mixed[0].sanity.checked == 1 + 1 and mixed[0].sanity.failed == 1
   assert mixed[0].sanity.marked == {"TGT": 1, "EMCDR": 1, "PFCDR": 1}
-  md = comparison.render_markdown(mixed, title="t", command="c")
+  md = tables.render_markdown(mixed, title="t", command="c")
   assert "- PFCDR (synthetic, β=20%, mf): 1 of 3 seeds (pretraining of the source model " \
       "failed its gate in 1 seed)" in md

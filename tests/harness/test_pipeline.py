@@ -13,6 +13,7 @@ import pytest
 
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import pretraining
 from pfcdr_jax.models import scorers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,13 +130,13 @@ def test_seed_stacked_pretraining_feeds_each_run_its_own_params(tmp_path, equal_
                              cache__dir=str(tmp_path / f"cache-{mode}-s{s}")) for s in seeds]
           for mode in ("stacked", "alone")}
   work = lambda mode, s: tmp_path / f"{mode}-s{s}"
-  stacked = pipeline.pretrain_seeds(cfgs["stacked"], [work("stacked", s) for s in seeds])
+  stacked = pretraining.pretrain_seeds(cfgs["stacked"], [work("stacked", s) for s in seeds])
   # Every seed has the same source domain; the target domain loses each seed's own
   # cold users, which only keeps its shape when every user rated as many items.
   assert stacked["source"] == [list(seeds)]
   assert stacked["target"] == ([list(seeds)] if equal_target else [])
   # Nothing left to train: a second call stacks nothing.
-  assert pipeline.pretrain_seeds(cfgs["stacked"], [work("stacked", s) for s in seeds]) == {
+  assert pretraining.pretrain_seeds(cfgs["stacked"], [work("stacked", s) for s in seeds]) == {
       "source": [], "target": []}
   # (With unequal targets, one seed's full comparison is enough: the target trains alone.)
   for i, s in enumerate(seeds if equal_target else seeds[:1]):
@@ -208,16 +209,16 @@ def test_cached_params_of_the_wrong_shape_are_retrained(tmp_path):
              pretrain__emb_dim=6)
   cache = pipeline.cache_lib.StageCache(tmp_path)
   sc, key = scorers.get_scorer("mf"), jax.random.PRNGKey(0)
-  pipeline.pretrain(sc, a, config_lib.override(cfg, {"pretrain.emb_dim": 10}), key, cache, "k",
-                    "source", {})
+  pretraining.pretrain(sc, a, config_lib.override(cfg, {"pretrain.emb_dim": 10}), key, cache,
+                       "k", "source", {})
   # The entry under this key has 10 columns (e.g. written before emb_dim reached the
   # trainer); a run that needs 6 must retrain, not load it.
   record = {}
-  params = pipeline.pretrain(sc, a, cfg, key, cache, "k", "source", record)
+  params = pretraining.pretrain(sc, a, cfg, key, cache, "k", "source", record)
   assert not record.get("cached")
   assert {x.shape[-1] for x in jax.tree_util.tree_leaves(params) if x.ndim == 2} == {6}
   record = {}
-  pipeline.pretrain(sc, a, cfg, key, cache, "k", "source", record)
+  pretraining.pretrain(sc, a, cfg, key, cache, "k", "source", record)
   assert record.get("cached")
 
 

@@ -10,6 +10,7 @@ import pytest
 from pfcdr_jax.harness import cache as cache_lib
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import results as results_lib
 from pfcdr_jax.harness import sanity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +104,7 @@ def test_zero_start_is_flagged_and_every_method_above_globalmean_fails(broken_an
   assert set(s) == {"pretrain_source", "pretrain_target", *broken["methods"]}
   for rec in s.values():
     assert set(rec) == {"ok", "value", "floor", "floor_name"}
-  text = pipeline.format_table(broken)
+  text = results_lib.format_table(broken)
   assert "FAILED SANITY GATE" in text and "sanity: pretrain_target held-out MSE" in text
 
 

@@ -12,6 +12,7 @@ from scipy import stats
 
 from pfcdr_jax.infra import hash_random
 from pfcdr_jax.pfcdr import inversion
+from pfcdr_jax.pfcdr import inversion_objective
 
 
 def _np_lowbias32(x):
@@ -74,9 +75,11 @@ def test_hash_b0_keeps_the_closed_form_equal_to_the_iterative_run():
   it, cf = (inversion.invert_user(w, V, key, cfgs[m]) for m in ("iterative", "closed_form"))
   np.testing.assert_allclose(np.asarray(cf.prototype), np.asarray(it.prototype),
                              rtol=1e-4, atol=1e-6)
-  b0 = inversion.init_weights(key, 300, "hash")
+  b0 = inversion_objective.init_weights(key, 300, "hash")
   assert float(jnp.sum(b0)) == pytest.approx(1.0, rel=1e-5)
-  np.testing.assert_array_equal(np.asarray(b0), np.asarray(inversion.init_weights(key, 300)))
-  assert not np.allclose(np.asarray(b0), np.asarray(inversion.init_weights(key, 300, "threefry")))
+  np.testing.assert_array_equal(np.asarray(b0),
+                                np.asarray(inversion_objective.init_weights(key, 300)))
+  assert not np.allclose(np.asarray(b0),
+                         np.asarray(inversion_objective.init_weights(key, 300, "threefry")))
   with pytest.raises(ValueError, match="b0_draw"):
     inversion.InversionConfig(b0_draw="pcg")

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfcdr_jax.models import scorers, train
+from pfcdr_jax.models import heldout, scorers, train, train_epoch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +45,7 @@ def test_training_lowers_heldout_mse_and_picks_sane_lr(name):
   assert res.curve[1, res.epoch - 1] == pytest.approx(res.heldout_mse, rel=1e-6)
   assert 1 <= res.epoch <= 15
   # Returned params reproduce the reported held-out MSE.
-  _, ho = train.heldout_split(dom.rating.size, 0.1, 0)
+  _, ho = heldout.heldout_split(dom.rating.size, 0.1, 0)
   pred = scorers.get_scorer(name).predict(res.params, jnp.asarray(dom.user[ho]),
                                           jnp.asarray(dom.item[ho]))
   mse = float(np.mean((np.asarray(pred) - dom.rating[ho]) ** 2))
@@ -67,15 +67,15 @@ def test_epoch_function_never_retraces():
   dom = _planted(seed=2, n_users=30, n_items=20)
   sc = scorers.get_scorer("mf")
   cfg = train.TrainConfig(lrs=(0.01, 0.02), epochs=4, batch_size=50)
-  tr, ho = train.heldout_split(dom.rating.size, cfg.heldout_fraction, cfg.seed)
+  tr, ho = heldout.heldout_split(dom.rating.size, cfg.heldout_fraction, cfg.seed)
   chex.clear_trace_counter()
-  fn = jax.jit(chex.assert_max_traces(train.make_epoch_fn(sc, cfg, tr.size), n=1))
+  fn = jax.jit(chex.assert_max_traces(train_epoch.make_epoch_fn(sc, cfg, tr.size), n=1))
   params = jax.tree_util.tree_map(lambda x: jnp.stack([x, x]),
                                   sc.init(jax.random.key(0), 30, 20, 10))
   import optax
-  state = train._State(params=params, opt=jax.vmap(optax.scale_by_adam().init)(params),
-                       best_params=params, best_mse=jnp.full((2,), jnp.inf, jnp.float32),
-                       best_epoch=jnp.zeros((2,), jnp.int32))
+  state = train_epoch._State(params=params, opt=jax.vmap(optax.scale_by_adam().init)(params),
+                             best_params=params, best_mse=jnp.full((2,), jnp.inf, jnp.float32),
+                             best_epoch=jnp.zeros((2,), jnp.int32))
   trd = tuple(jnp.asarray(x[tr]) for x in (dom.user, dom.item, dom.rating))
   hod = tuple(jnp.asarray(x[ho]) for x in (dom.user, dom.item, dom.rating))
   for e in range(4):  # a retrace would raise AssertionError
@@ -87,12 +87,12 @@ def test_epoch_function_never_retraces():
 
 
 def test_heldout_split_is_seeded_and_disjoint():
-  a = train.heldout_split(1000, 0.1, 5)
-  b = train.heldout_split(1000, 0.1, 5)
+  a = heldout.heldout_split(1000, 0.1, 5)
+  b = heldout.heldout_split(1000, 0.1, 5)
   np.testing.assert_array_equal(a[1], b[1])
   assert len(a[1]) == 100 and not set(a[0]) & set(a[1])
   with pytest.raises(ValueError):
-    train.heldout_split(10, 1.5, 0)
+    heldout.heldout_split(10, 1.5, 0)
 
 
 def test_requires_key():
@@ -162,7 +162,7 @@ def test_mu_starts_at_the_training_mean():
   cfg = train.TrainConfig(lrs=(1e-9,), epochs=1, batch_size=128)
   res = train.train_scorer(scorers.get_scorer("mf", offsets="global"), dom, cfg,
                            jax.random.PRNGKey(0))
-  tr, _ = train.heldout_split(dom.rating.size, cfg.heldout_fraction, cfg.seed)
+  tr, _ = heldout.heldout_split(dom.rating.size, cfg.heldout_fraction, cfg.seed)
   np.testing.assert_allclose(float(res.params["mu"]), dom.rating[tr].mean(), rtol=1e-5)
 
 

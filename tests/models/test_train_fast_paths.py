@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from pfcdr_jax.models import lazy_adam, scorers, train
+from pfcdr_jax.models import early_stop, lazy_adam, scorers, train, train_epoch
 
 import test_train  # the planted domain (tests/ is on the path: pytest rootdir conftest)
 
@@ -93,12 +93,12 @@ def test_lazy_adam_learns_on_minibatches():
 
 def test_host_order_is_a_seeded_permutation():
   key = jax.random.key(7)
-  a, b = train.host_order(key, 0, 1000), train.host_order(key, 0, 1000)
+  a, b = train_epoch.host_order(key, 0, 1000), train_epoch.host_order(key, 0, 1000)
   np.testing.assert_array_equal(a, b)
   np.testing.assert_array_equal(np.sort(a), np.arange(1000))
   assert a.dtype == np.int32
-  assert not np.array_equal(a, train.host_order(key, 1, 1000))
-  assert not np.array_equal(a, train.host_order(jax.random.key(8), 0, 1000))
+  assert not np.array_equal(a, train_epoch.host_order(key, 1, 1000))
+  assert not np.array_equal(a, train_epoch.host_order(jax.random.key(8), 0, 1000))
 
 
 def test_early_stopping_is_a_prefix_of_the_full_run():
@@ -183,13 +183,13 @@ def test_per_lr_early_stop_in_a_seed_stack_equals_each_seed_alone(rule):
 def test_epochs_without_gain_rules():
   best_mse = np.array([0.9, 0.5, 0.7])        # lr 1 is the selected one, best at epoch 4
   best_epoch = np.array([10, 4, 7])
-  assert train.epochs_without_gain(best_mse, best_epoch, 12, "any_lr") == 2
-  assert train.epochs_without_gain(best_mse, best_epoch, 12, "selected") == 8
+  assert early_stop.epochs_without_gain(best_mse, best_epoch, 12, "any_lr") == 2
+  assert early_stop.epochs_without_gain(best_mse, best_epoch, 12, "selected") == 8
   # A seed stack [S, L]: the count is the smallest over seeds (stop once all stalled).
   mse2 = np.stack([best_mse, np.array([0.4, 0.5, 0.7])])
   ep2 = np.stack([best_epoch, np.array([11, 4, 7])])
-  assert train.epochs_without_gain(mse2, ep2, 12, "selected") == 1
-  assert train.epochs_without_gain(mse2, ep2, 12, "any_lr") == 1
+  assert early_stop.epochs_without_gain(mse2, ep2, 12, "selected") == 1
+  assert early_stop.epochs_without_gain(mse2, ep2, 12, "any_lr") == 1
 
 
 def test_early_stop_on_the_selected_lr_ignores_a_slow_lr_still_improving():
@@ -219,19 +219,19 @@ def test_cannot_reach_extrapolates_the_steepest_recent_gain():
   slow = [3.0, 2.9, 2.8, 2.7, 2.6, 2.5]          # gains 0.1 per epoch
   curve = np.array([fast, slow]).T                # [E=6, L=2]
   # 4 epochs left: 2.5 - 4 x 0.1 = 2.1 > 0.60; 24 left: 0.1 < 0.60.
-  np.testing.assert_array_equal(train.cannot_reach(curve, 10, 5), [False, True])
-  np.testing.assert_array_equal(train.cannot_reach(curve, 30, 5), [False, False])
-  assert not train.cannot_reach(curve[:5], 10, 5).any()     # too few epochs to judge
+  np.testing.assert_array_equal(early_stop.cannot_reach(curve, 10, 5), [False, True])
+  np.testing.assert_array_equal(early_stop.cannot_reach(curve, 30, 5), [False, False])
+  assert not early_stop.cannot_reach(curve[:5], 10, 5).any()     # too few epochs to judge
   # The window: over the last 2 gains (0.1) or after a late jump (NaN = untrained).
   jump = np.array(slow[:4] + [1.7, 1.6])
-  np.testing.assert_array_equal(train.cannot_reach(np.array([fast, jump]).T, 10, 2),
+  np.testing.assert_array_equal(early_stop.cannot_reach(np.array([fast, jump]).T, 10, 2),
                                 [False, False])            # 1.6 - 4 x 0.9 < 0.60
   stopped = np.array(fast[:3] + [np.nan] * 3)               # best 0.7 is kept
-  np.testing.assert_array_equal(train.cannot_reach(np.array([stopped, slow]).T, 10, 5),
+  np.testing.assert_array_equal(early_stop.cannot_reach(np.array([stopped, slow]).T, 10, 5),
                                 [False, True])
   # A seed axis [E, S, L]: each seed against its own best.
   both = np.stack([curve, np.array([[1.0 - 0.01 * e for e in range(6)], [0.5] * 6]).T], axis=1)
-  np.testing.assert_array_equal(train.cannot_reach(both, 10, 5),
+  np.testing.assert_array_equal(early_stop.cannot_reach(both, 10, 5),
                                 [[False, True], [True, False]])
 
 
@@ -248,8 +248,8 @@ def test_per_lr_reach_drops_a_slow_lr_that_cannot_catch_up():
   stop_reach = int(np.sum(~np.isnan(reach.curve[0])))
   assert stop_reach < stop_per          # the slow lr left the stack earlier ...
   np.testing.assert_allclose(reach.curve[0, :stop_reach], per.curve[0, :stop_reach], rtol=1e-6)
-  want = train.cannot_reach(per.curve[:, :stop_reach].T, 25, 3)
-  assert want[0] and not train.cannot_reach(per.curve[:, :stop_reach - 1].T, 25, 3)[0]
+  want = early_stop.cannot_reach(per.curve[:, :stop_reach].T, 25, 3)
+  assert want[0] and not early_stop.cannot_reach(per.curve[:, :stop_reach - 1].T, 25, 3)[0]
   assert (reach.lr, reach.epoch) == (per.lr, per.epoch) == (0.05, per.epoch)  # ... same pick
   assert reach.heldout_mse == pytest.approx(per.heldout_mse, rel=1e-6)
 

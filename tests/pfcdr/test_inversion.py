@@ -8,6 +8,7 @@ import pytest
 
 from pfcdr_jax.infra import hash_random
 from pfcdr_jax.pfcdr import inversion as inv
+from pfcdr_jax.pfcdr import inversion_objective as inv_obj
 from pfcdr_jax.models import scorers
 
 N_ITEMS, DIM = 3000, 10
@@ -37,7 +38,7 @@ def _rel(a, b):
 @pytest.mark.parametrize("draw", ["threefry", "hash"])
 def test_init_weights_is_softmax_of_normal(draw):
   key = jax.random.key(3)
-  b0 = inv.init_weights(key, 50, draw)
+  b0 = inv_obj.init_weights(key, 50, draw)
   z = np.asarray(jax.random.normal(key, (50,)) if draw == "threefry"
                  else hash_random.normal(key, 50))
   np.testing.assert_allclose(np.asarray(b0), np.exp(z) / np.exp(z).sum(), rtol=1e-5)
@@ -52,9 +53,9 @@ def test_iterative_matches_numpy_adam_reference():
   key = jax.random.key(7)
   res = inv.invert_user(jnp.asarray(w, jnp.float32), V, key,
                         dataclasses.replace(cfg, method="iterative"))
-  b = np.asarray(inv.init_weights(key, 200), np.float64)
+  b = np.asarray(inv_obj.init_weights(key, 200), np.float64)
   m = np.zeros_like(b); v = np.zeros_like(b)
-  sched = inv.schedule(cfg)
+  sched = inv_obj.schedule(cfg)
   best = (np.inf, None)
   for t in range(cfg.steps + 1):
     pred = w @ (Vn.T @ b)
@@ -79,7 +80,7 @@ def test_inversion_lowers_loss_and_keeps_best(method):
   cfg = _cfg(method=method, steps=300)
   out = inv.invert_users(w, V, jax.random.key(0), cfg)
   keys = inv.user_keys(jax.random.key(0), jnp.arange(w.shape[0]))
-  p0 = np.array([float(inv.init_weights(k, N_ITEMS) @ V @ w[i]) for i, k in enumerate(keys)])
+  p0 = np.array([float(inv_obj.init_weights(k, N_ITEMS) @ V @ w[i]) for i, k in enumerate(keys)])
   loss0 = (5.0 - p0) ** 2
   assert np.all(np.asarray(out.loss) < 0.05 * loss0)
   np.testing.assert_allclose(np.asarray(out.loss), (5.0 - np.asarray(out.pred)) ** 2,
@@ -104,10 +105,10 @@ def test_best_iterate_is_kept_not_last():
 
 def _manual_losses(w, V, key, cfg):
   """Loss of every iterate of an un-stopped optax run (the reference trajectory)."""
-  opt = inv.make_optimizer(cfg)
-  b = inv.init_weights(key, V.shape[0])
+  opt = inv_obj.make_optimizer(cfg)
+  b = inv_obj.init_weights(key, V.shape[0])
   st = opt.init(b)
-  f = lambda bb: inv.loss_of_pred(w @ (bb @ V), cfg)
+  f = lambda bb: inv_obj.loss_of_pred(w @ (bb @ V), cfg)
 
   @jax.jit
   def step(b, st):

@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 
 from pfcdr_jax.pfcdr import topk
+from pfcdr_jax.pfcdr import topk_distances
+from pfcdr_jax.pfcdr import topk_partition
+from pfcdr_jax.pfcdr import topk_threshold
 
 
 def _data(C=13, T=57, d=5, seed=0, frac_valid=0.7):
@@ -140,7 +143,7 @@ def test_auto_method_and_bad_method(backend, monkeypatch):
 def test_exclusive_prefix_count_matches_numpy(T):
   rng = np.random.default_rng(T)
   mask = rng.random((3, T)) < 0.4
-  got = np.asarray(topk._exclusive_prefix_count(jnp.asarray(mask)))  # pylint: disable=protected-access
+  got = np.asarray(topk_threshold._exclusive_prefix_count(jnp.asarray(mask)))  # pylint: disable=protected-access
   np.testing.assert_array_equal(got, np.cumsum(mask, axis=1) - mask)
 
 
@@ -151,8 +154,8 @@ def test_word_compaction_matches_numpy_flatnonzero(T, k):
   mask = np.zeros((4, T), bool)
   for row in mask:
     row[rng.choice(T, k, replace=False)] = True
-  words = topk._pack_words(jnp.asarray(mask))  # pylint: disable=protected-access
-  got = np.asarray(topk._compact_words(words, k))  # pylint: disable=protected-access
+  words = topk_threshold._pack_words(jnp.asarray(mask))  # pylint: disable=protected-access
+  got = np.asarray(topk_threshold._compact_words(words, k))  # pylint: disable=protected-access
   np.testing.assert_array_equal(got, np.stack([np.flatnonzero(r) for r in mask]))
 
 
@@ -176,7 +179,7 @@ def test_grid_means_equal_one_k_at_a_time(data):
   got = np.asarray(topk.neighbor_means_grid(P, W, valid, r=4.0, ks=ks, chunk_size=4))
   assert got.shape == (P.shape[0], len(ks), W.shape[1])
   for c in range(P.shape[0]):   # float32 distances as the kernel sees them; stable = by index
-    order = np.argsort(np.asarray(topk.match_distances(P[c:c + 1], W, 4.0))[0]
+    order = np.argsort(np.asarray(topk_distances.match_distances(P[c:c + 1], W, 4.0))[0]
                        + np.where(valid, 0.0, np.inf), kind="stable")
     for j, k in enumerate(ks):
       np.testing.assert_allclose(got[c, j], W[order[:k]].mean(axis=0), atol=2e-6)
@@ -193,9 +196,9 @@ def test_grid_means_reject_bad_k():
 def test_partition_rows_breaks_ties_by_index_and_matches_numpy():
   dist = np.array([[1.0, 0.5, 0.5, 0.5, 2.0, 0.5],
                    [3.0, 2.0, 1.0, 0.0, np.inf, 1.0]], np.float32)
-  np.testing.assert_array_equal(topk.partition_rows(dist, 3, sorted=False),
+  np.testing.assert_array_equal(topk_partition.partition_rows(dist, 3, sorted=False),
                                 [[1, 2, 3], [2, 3, 5]])
-  np.testing.assert_array_equal(topk.partition_rows(dist, 3, sorted=True),
+  np.testing.assert_array_equal(topk_partition.partition_rows(dist, 3, sorted=True),
                                 [[1, 2, 3], [3, 2, 5]])
   P, W, valid = _data(C=300, T=2000, seed=6)            # several host blocks, padded
   k = topk.AUTO_THRESHOLD_MIN_K // 2
@@ -208,8 +211,8 @@ def test_auto_select_neighbors_runs_the_partition_path_at_large_k(monkeypatch):
   P, W, valid = _data(C=5, T=3 * topk.AUTO_THRESHOLD_MIN_K, seed=11)
   k = topk.AUTO_THRESHOLD_MIN_K
   calls = []
-  real = topk.partition_rows
-  monkeypatch.setattr(topk, "partition_rows",
+  real = topk_partition.partition_rows
+  monkeypatch.setattr(topk_partition, "partition_rows",
                       lambda *a, **kw: calls.append(1) or real(*a, **kw))
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
   got = np.asarray(topk.select_neighbors(P, W, valid, r=2.0, k=k, sorted=False))
@@ -221,7 +224,7 @@ def test_nan_distances_count_as_inf_and_select_neighbors_refuses_non_finite_inpu
   P, W, valid = _data(C=3, T=40, seed=2)
   W_nan, P_nan, W_inf = W.copy(), P.copy(), W.copy()
   W_nan[5], P_nan[1, 0], W_inf[[3, 7]] = np.nan, np.nan, np.inf
-  d = np.asarray(topk.match_distances(P, W_nan, 1.0))
+  d = np.asarray(topk_distances.match_distances(P, W_nan, 1.0))
   assert np.isinf(d[:, 5]).all() and np.isfinite(np.delete(d, 5, axis=1)).all()
   for name, args in (("P_hat", (P_nan, W)), ("W_tgt", (P, W_inf))):
     for method in topk.METHODS:

@@ -17,7 +17,9 @@ from absl.testing import parameterized
 
 from pfcdr_jax.pfcdr import bridge
 from pfcdr_jax.pfcdr import inversion
+from pfcdr_jax.pfcdr import inversion_objective
 from pfcdr_jax.pfcdr import topk
+from pfcdr_jax.pfcdr import topk_distances
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +80,7 @@ def test_fit_linear_bridge_traces_once(monkeypatch):
 
 def _np_invert_sgd(w, V, b0, cfg):
   """Algorithm 1 with SGD written out: coupled decay, best iterate, MSE loss."""
-  sched = inversion.schedule(cfg)
+  sched = inversion_objective.schedule(cfg)
   b, best = b0.astype(np.float64), (np.inf, None, None)
   for t in range(cfg.steps + 1):
     pred = float(b @ V @ w)
@@ -98,7 +100,7 @@ class SmallKernelsTest(chex.TestCase, parameterized.TestCase):
   def test_match_scores(self):
     P, W = (np.asarray(x) for x in _data(0, (4, 3), (7, 3)))
     valid = np.array([1, 0, 1, 1, 0, 1, 1], bool)
-    got = self.variant(topk.match_scores)(P, W, valid, jnp.float32(2.0))
+    got = self.variant(topk_distances.match_scores)(P, W, valid, jnp.float32(2.0))
     want = np.where(valid[None, :], -np.abs(2.0 - P @ W.T), -np.inf)
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
 
@@ -124,7 +126,7 @@ class SmallKernelsTest(chex.TestCase, parameterized.TestCase):
   def test_loss_of_pred(self, loss):
     cfg = inversion.InversionConfig(loss=loss, target_rating=4.0)
     pred = np.array([-2.0, 0.0, 3.5, 9.0], np.float32)
-    got = self.variant(lambda p: inversion.loss_of_pred(p, cfg))(pred)
+    got = self.variant(lambda p: inversion_objective.loss_of_pred(p, cfg))(pred)
     y = 4.0 / 5.0
     want = ((4.0 - pred) ** 2 if loss == "mse"
             else y * np.logaddexp(0.0, -pred) + (1 - y) * np.logaddexp(0.0, pred))
@@ -138,7 +140,7 @@ class SmallKernelsTest(chex.TestCase, parameterized.TestCase):
     w, V = (np.asarray(x) for x in _data(3, (3,), (12, 3)))
     key = jax.random.key(4)
     res = self.variant(lambda w, V, k: inversion.invert_user(w, V, k, cfg))(w, V, key)
-    b0 = np.asarray(inversion.init_weights(key, 12), np.float64)
+    b0 = np.asarray(inversion_objective.init_weights(key, 12), np.float64)
     loss, proto, pred = _np_invert_sgd(w.astype(np.float64), V.astype(np.float64), b0, cfg)
     np.testing.assert_allclose(np.asarray(res.prototype), proto, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(float(res.pred), pred, rtol=1e-4, atol=1e-6)

@@ -1,12 +1,20 @@
-"""PFCDR+ (method_plus): a numpy reference, learning, selection, the DP offset, the CLI."""
+"""PFCDR+ (plus.method): a numpy reference, learning, selection, the DP offset, the CLI."""
 import json
-import math
 
 import numpy as np
 import pytest
 
-from pfcdr_jax.privacy import mechanisms
-from pfcdr_jax.plus import method as mp
+from pfcdr_jax.plus.config import PlusConfig
+from pfcdr_jax.plus.features import crowd_agreement
+from pfcdr_jax.plus.features import item_features
+from pfcdr_jax.plus.features import SOURCE_ITEM_SHRINKAGE
+from pfcdr_jax.plus.features import source_spread
+from pfcdr_jax.plus.inputs import Pairs
+from pfcdr_jax.plus.inputs import PlusInputs
+from pfcdr_jax.plus.method import _helps_out_of_fold
+from pfcdr_jax.plus.method import fit_predict_plus
+from pfcdr_jax.plus.neighbours import uniform_neighbour_mean
+from pfcdr_jax.plus.release import sent_offsets
 
 
 
@@ -22,7 +30,7 @@ def _tiny(rng, n_bridge=6, n_cold=6, n_only=2, n_items=7, n_src_items=5, d=3, n_
   su, si = su.ravel()[skeep], si.ravel()[skeep]
   mask = np.zeros(n_users, bool)
   mask[trained] = True
-  inp = mp.PlusInputs(
+  inp = PlusInputs(
       source=(su, si, rng.integers(1, 6, su.size).astype(np.float32)),
       target=(tu, ti, rng.integers(1, 6, tu.size).astype(np.float32)),
       n_users=n_users, n_items_t=n_items, bridge_users=np.arange(n_bridge),
@@ -34,7 +42,7 @@ def _tiny(rng, n_bridge=6, n_cold=6, n_only=2, n_items=7, n_src_items=5, d=3, n_
   val_u = np.repeat(cold[:3], n_items)
   val_i = np.tile(np.arange(n_items), 3)
   val = (val_u, val_i, rng.integers(1, 6, val_u.size).astype(np.float32))
-  pairs = mp.Pairs(np.repeat(cold, n_items), np.tile(np.arange(n_items), n_cold))
+  pairs = Pairs(np.repeat(cold, n_items), np.tile(np.arange(n_items), n_cold))
   return inp, val, pairs
 
 
@@ -72,11 +80,11 @@ def _reference(inp, pairs, lam, ridge, tau, beta):
 
 def test_prediction_matches_numpy_reference():
   inp, val, pairs = _tiny(np.random.default_rng(0))
-  cfg = mp.PlusConfig(item_shrinkage=(3.0,), ridge=(0.1,), neighbours="softmax", taus=(0.7,),
-                      betas=(0.5,), offset_shrinkage=(2.0,), select_steps=False,
-                      offset_debias=False, crowd=False, item_bias_feature=False,
-                      fit_loss="l2")
-  fit = mp.fit_predict_plus(inp, val, pairs, cfg)
+  cfg = PlusConfig(item_shrinkage=(3.0,), ridge=(0.1,), neighbours="softmax", taus=(0.7,),
+                   betas=(0.5,), offset_shrinkage=(2.0,), select_steps=False,
+                   offset_debias=False, crowd=False, item_bias_feature=False,
+                   fit_loss="l2")
+  fit = fit_predict_plus(inp, val, pairs, cfg)
   np.testing.assert_allclose(fit.pred, _reference(inp, pairs, 3.0, 0.1, 0.7, 0.5),
                              rtol=1e-4, atol=1e-4)
   assert fit.chosen["tau"] == 0.7 and set(fit.val_mae) == {"floor", "bilinear", "neighbours"}
@@ -87,7 +95,7 @@ def test_prediction_matches_numpy_reference():
 
 def test_uniform_neighbours_are_the_k_closest():
   inp, _, _ = _tiny(np.random.default_rng(1))
-  got = mp.uniform_neighbour_mean(inp.P_hat, inp.W_t, inp.trained, 5.0, 3)
+  got = uniform_neighbour_mean(inp.P_hat, inp.W_t, inp.trained, 5.0, 3)
   valid = np.flatnonzero(inp.trained)
   for c in range(len(inp.P_hat)):
     dist = np.abs(5.0 - inp.W_t[valid] @ inp.P_hat[c])
@@ -107,11 +115,11 @@ def _planted(rng, n_bridge=300, n_cold=200, n_items=25, d=4):
        + 0.3 * np.einsum("pd,de,pe->p", P[tu], M, V[ti]) + rng.normal(0, 0.2, tu.size))
   cold = tu >= n_bridge
   trained = np.arange(n) < n_bridge
-  inp = mp.PlusInputs(source=(su, np.zeros_like(su), sr), target=(tu[~cold], ti[~cold],
-                                                                   r[~cold]),
-                      n_users=n, n_items_t=n_items, bridge_users=np.arange(n_bridge),
-                      cold_users=np.arange(n_bridge, n), protos_src=P[None], rs=(5.0,),
-                      P_hat=P[n_bridge:], W_t=rng.normal(size=(n, d)), V_t=V, trained=trained)
+  inp = PlusInputs(source=(su, np.zeros_like(su), sr), target=(tu[~cold], ti[~cold],
+                                                                r[~cold]),
+                   n_users=n, n_items_t=n_items, bridge_users=np.arange(n_bridge),
+                   cold_users=np.arange(n_bridge, n), protos_src=P[None], rs=(5.0,),
+                   P_hat=P[n_bridge:], W_t=rng.normal(size=(n, d)), V_t=V, trained=trained)
   is_val = cold & (tu < n_bridge + n_cold // 2)
   is_test = cold & ~is_val
   return inp, (tu[is_val], ti[is_val], r[is_val]), (tu[is_test], ti[is_test], r[is_test])
@@ -119,18 +127,18 @@ def _planted(rng, n_bridge=300, n_cold=200, n_items=25, d=4):
 
 def test_bilinear_bridge_learns_and_selection_uses_validation():
   inp, val, test = _planted(np.random.default_rng(2))
-  pairs = mp.Pairs(test[0], test[1])
+  pairs = Pairs(test[0], test[1])
   mae = lambda fit: float(np.mean(np.abs(fit.pred - test[2])))
   base = dict(neighbours="none", item_shrinkage=(0.0,))
-  full = mp.fit_predict_plus(inp, val, pairs, mp.PlusConfig(ridge=(1e-6, 1.0, 1e3), **base))
-  untrained = mp.fit_predict_plus(inp, val, pairs, mp.PlusConfig(ridge=(1e6,), **base))
-  no_proto = mp.fit_predict_plus(inp, val, pairs, mp.PlusConfig(use_prototype=False, **base))
-  floor = mp.fit_predict_plus(inp, val, pairs, mp.PlusConfig(bilinear=False, use_offset=False,
-                                                            **base))
+  full = fit_predict_plus(inp, val, pairs, PlusConfig(ridge=(1e-6, 1.0, 1e3), **base))
+  untrained = fit_predict_plus(inp, val, pairs, PlusConfig(ridge=(1e6,), **base))
+  no_proto = fit_predict_plus(inp, val, pairs, PlusConfig(use_prototype=False, **base))
+  floor = fit_predict_plus(inp, val, pairs, PlusConfig(bilinear=False, use_offset=False,
+                                                      **base))
   assert mae(full) < 0.8 * mae(no_proto) and mae(full) < 0.8 * mae(untrained)
   assert mae(no_proto) < mae(floor)         # the source offset carries the user's level
   # The chosen ridge strength is the validation argmin of the single-point fits.
-  single = {s: mp.fit_predict_plus(inp, val, pairs, mp.PlusConfig(ridge=(s,), **base))
+  single = {s: fit_predict_plus(inp, val, pairs, PlusConfig(ridge=(s,), **base))
             for s in (1e-6, 1.0, 1e3)}
   best = min(single, key=lambda s: single[s].val_mae["bilinear"])
   assert full.chosen["ridge"] == best
@@ -140,82 +148,16 @@ def test_bilinear_bridge_learns_and_selection_uses_validation():
 def test_non_cold_users_are_refused():
   inp, val, pairs = _tiny(np.random.default_rng(3))
   with pytest.raises(ValueError, match="cold"):
-    mp.fit_predict_plus(inp, val, mp.Pairs(np.array([0]), np.array([0])), mp.PlusConfig())
+    fit_predict_plus(inp, val, Pairs(np.array([0]), np.array([0])), PlusConfig())
   with pytest.raises(ValueError, match="validation"):
-    mp.fit_predict_plus(inp, (val[0][:0], val[1][:0], val[2][:0]), pairs, mp.PlusConfig())
-
-
-def test_noised_offsets_follow_the_gaussian_mechanism():
-  sigma = mp.gaussian_sigma(0.5, 1e-5, 1.0)
-  assert sigma == pytest.approx(2.0 * math.sqrt(2.0 * math.log(1.25e5)) / 0.5)
-  noised = mp.noise_offsets(np.full(20000, 3.0), np.random.default_rng(0), epsilon=0.5,
-                            delta=1e-5, clip=1.0)
-  assert abs(noised.mean() - 1.0) < 0.05 * sigma and abs(noised.std() / sigma - 1) < 0.03
-
-
-def test_rating_dp_release_is_the_laplace_mechanism_on_rating_sums():
-  """Scales (hi - lo) / (share * eps) (x the bias clip for the cross sums); the noise has
-  those stds; a one-rating change moves one user's sum by at most hi - lo; the
-  offsets at every kappa come from the same release."""
-  assert mechanisms.laplace_scale(0.5, (1.0, 5.0)) == 8.0
-  assert sum(mp.RATING_DP_SHARES) == pytest.approx(1.0)
-  rng = np.random.default_rng(0)
-  n, eps = 4000, 2.0
-  su = np.repeat(np.arange(n), 25)
-  si = rng.integers(0, 50, su.size)
-  sr = rng.integers(1, 6, su.size).astype(np.float64)
-  source = (su, si, sr)
-  rel = mp.rating_dp_release(source, n + 1, epsilon=eps, rating_scale=(1.0, 5.0), seed=3)
-  x = sr - 3.0
-  noise_sum = (rel.sums - np.bincount(su, weights=x, minlength=n + 1))[:n]
-  noise_cross = (rel.cross - np.bincount(su, weights=x * rel.item_bias[si],
-                                         minlength=n + 1))[:n]
-  s_sum = 4.0 / (mp.RATING_DP_SHARES[1] * eps)
-  s_cross = 4.0 * mp.RATING_DP_BIAS_CLIP / (mp.RATING_DP_SHARES[2] * eps)
-  assert abs(noise_sum.std() / (math.sqrt(2.0) * s_sum) - 1) < 0.05
-  assert abs(noise_cross.std() / (math.sqrt(2.0) * s_cross) - 1) < 0.05
-  assert np.all(rel.counts[:n] == 25) and rel.counts[n] == 0 and rel.sums[n] == 0.0
-  assert np.all(np.abs(rel.item_bias) <= mp.RATING_DP_BIAS_CLIP)
-  changed = sr.copy()
-  changed[7] = 5.0 if sr[7] == 1.0 else 1.0
-  rel2 = mp.rating_dp_release((su, si, changed), n + 1, epsilon=eps, rating_scale=(1.0, 5.0),
-                              seed=3)
-  diff = np.abs(rel2.sums - rel.sums)
-  assert 0 < diff[0] <= 4.0 and np.all(diff[1:] == 0.0)
-  cfg = mp.PlusConfig(rating_epsilon=eps, noise_seed=3)
-  for kappa in (0.0, 5.0):
-    np.testing.assert_allclose(mp.sent_offsets(source, n + 1, cfg, kappa),
-                               mp.dp_offsets(rel, kappa, True, (1.0, 5.0)))
-    np.testing.assert_allclose(mp.sent_crowd(source, n + 1, cfg, kappa), mp.dp_crowd(rel, kappa))
-  with pytest.raises(ValueError, match="public scale"):
-    mp.rating_dp_release(source, n + 1, epsilon=1.0, rating_scale=(1.0, 4.0), seed=0)
-
-
-def test_rating_dp_scalars_without_noise_are_the_plain_ones():
-  """At a huge epsilon the release's offsets and crowd scalars equal the non-DP ones
-  (item biases inside the clip): the DP path computes the same quantities, plus noise."""
-  rng = np.random.default_rng(2)
-  su = rng.integers(0, 300, 6000)
-  si = rng.integers(0, 40, 6000)
-  sr = rng.integers(1, 6, 6000).astype(np.float64)
-  source = (su, si, sr)
-  plain = mp.PlusConfig()
-  exact = mp.PlusConfig(rating_epsilon=1e12)
-  for kappa in (0.0, 20.0):
-    np.testing.assert_allclose(mp.sent_offsets(source, 300, exact, kappa),
-                               mp.sent_offsets(source, 300, plain, kappa), atol=1e-8)
-    np.testing.assert_allclose(mp.sent_crowd(source, 300, exact, kappa),
-                               mp.crowd_agreement(source, 300, kappa), atol=1e-8)
-  raw = mp.PlusConfig(rating_epsilon=1e12, offset_debias=False)
-  np.testing.assert_allclose(mp.sent_offsets(source, 300, raw, 5.0),
-                             mp.source_offsets(su, sr, 300, 5.0), atol=1e-8)
+    fit_predict_plus(inp, (val[0][:0], val[1][:0], val[2][:0]), pairs, PlusConfig())
 
 
 def test_rating_dp_refuses_what_it_has_no_mechanism_for():
   with pytest.raises(ValueError, match=r"no mechanism for \['spread'\]"):
-    mp.PlusConfig(rating_epsilon=1.0, spread=True)
+    PlusConfig(rating_epsilon=1.0, spread=True)
   with pytest.raises(ValueError, match="> 0"):
-    mp.PlusConfig(rating_epsilon=0.0)
+    PlusConfig(rating_epsilon=0.0)
 
 
 def test_rating_dp_noise_costs_validation_accuracy_as_epsilon_shrinks():
@@ -232,8 +174,8 @@ def test_rating_dp_noise_costs_validation_accuracy_as_epsilon_shrinks():
   inp = inp._replace(source=(su, si, sr), target=(tu, ti, tr))
   val = (val[0], val[1], vr)
   base = dict(neighbours="none", use_prototype=False, select_steps=False, fit_loss="l2")
-  maes = [mp.fit_predict_plus(inp, val, pairs, mp.PlusConfig(rating_epsilon=e, **base)
-                              ).val_mae["bilinear"] for e in (None, 3.0, 0.01)]
+  maes = [fit_predict_plus(inp, val, pairs, PlusConfig(rating_epsilon=e, **base)
+                           ).val_mae["bilinear"] for e in (None, 3.0, 0.01)]
   assert maes[0] <= maes[1] + 0.02 and maes[1] + 0.1 < maes[2]
 
 
@@ -260,52 +202,31 @@ def test_method_plus_on_a_custom_task(tmp_path):
   assert 0 < methods["PFCDR+"]["mae"] < 4
 
 
-def test_irls_l1_matches_a_linear_programme():
-  """The IRLS fit reaches the least-absolute-deviation optimum (scipy's LP) and beats
-  its own starting point, the ridge fit, on the absolute error."""
-  from scipy import optimize  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(4)
-  Z, X = rng.normal(size=(40, 2)), np.c_[rng.normal(size=(9, 1)), np.ones(9)]
-  rows, items = rng.integers(0, 40, 300), rng.integers(0, 9, 300)
-  y = rng.standard_t(1.5, 300)
-  A, c = mp.normal_equations(Z, X, rows, items, y)
-  ridge = mp.ridge_solve(A, c, 1e-9)
-  theta = mp.irls_l1(Z, X, rows, items, y, 1e-9, ridge, steps=60, delta=1e-6)
-  D = (Z[rows][:, :, None] * X[items][:, None, :]).reshape(300, -1)
-  p = D.shape[1]      # min 1'(e+ + e-) s.t. D theta + e+ - e- = y
-  lp = optimize.linprog(np.r_[np.zeros(p), np.ones(600)],
-                        A_eq=np.c_[D, np.eye(300), -np.eye(300)], b_eq=y,
-                        bounds=[(None, None)] * p + [(0, None)] * 600)
-  l1 = lambda t: np.abs(y - D @ t).sum()
-  assert l1(theta) == pytest.approx(lp.fun, rel=1e-3)
-  assert l1(theta) < 0.97 * l1(ridge)
-
-
 def test_source_scalars_match_loops():
   """Debiased offset, crowd agreement, spread and x_j = [v_j, b_j, 1] by plain loops."""
   inp, _, _ = _tiny(np.random.default_rng(5))
   su, si, sr = inp.source
   sr = sr.astype(np.float64)
   mu = sr.mean()
-  bs = np.array([(sr[si == i] - mu).sum() / ((si == i).sum() + mp.SOURCE_ITEM_SHRINKAGE)
+  bs = np.array([(sr[si == i] - mu).sum() / ((si == i).sum() + SOURCE_ITEM_SHRINKAGE)
                  for i in range(si.max() + 1)])
   users = np.unique(su)
-  cfg = mp.PlusConfig(offset_debias=True)
-  got = mp.sent_offsets(inp.source, inp.n_users, cfg, 2.0)
+  cfg = PlusConfig(offset_debias=True)
+  got = sent_offsets(inp.source, inp.n_users, cfg, 2.0)
   for u in users:
     r, b = sr[su == u], bs[si[su == u]]
     assert got[u] == pytest.approx((r - mu - b).sum() / (len(r) + 2.0))
   slope = {u: ((sr[su == u] - sr[su == u].mean()) * bs[si[su == u]]).sum()
               / ((bs[si[su == u]] ** 2).sum() + 3.0 * np.mean(bs[si] ** 2)) for u in users}
-  crowd = mp.crowd_agreement(inp.source, inp.n_users, 3.0)
+  crowd = crowd_agreement(inp.source, inp.n_users, 3.0)
   mean_slope = np.mean(list(slope.values()))
   for u in users:
     assert crowd[u] == pytest.approx(slope[u] - mean_slope)
     r = sr[su == u]
     want = np.sqrt((((r - r.mean()) ** 2).sum() + 4.0 * sr.var()) / (len(r) + 4.0)) - sr.std()
-    assert mp.source_spread(su, sr, inp.n_users, 4.0)[u] == pytest.approx(want, rel=1e-6)
+    assert source_spread(su, sr, inp.n_users, 4.0)[u] == pytest.approx(want, rel=1e-6)
   b = np.arange(inp.n_items_t, dtype=float)
-  np.testing.assert_array_equal(mp.item_features(inp.V_t, inp.n_items_t, b),
+  np.testing.assert_array_equal(item_features(inp.V_t, inp.n_items_t, b),
                                 np.c_[inp.V_t, b, np.ones(inp.n_items_t)])
 
 
@@ -323,19 +244,19 @@ def test_crowd_agreement_is_learned():
   r = 3.5 + agree[tu] * tgt_b[ti] + 0.3 * rng.standard_t(1.5, tu.size)
   cold, trained = tu >= n_bridge, np.arange(n) < n_bridge
   d = 3
-  inp = mp.PlusInputs(source=(su, si, sr), target=(tu[~cold], ti[~cold], r[~cold]),
-                      n_users=n, n_items_t=n_items, bridge_users=np.arange(n_bridge),
-                      cold_users=np.arange(n_bridge, n), protos_src=rng.normal(size=(1, n, d)),
-                      rs=(5.0,), P_hat=rng.normal(size=(n - n_bridge, d)),
-                      W_t=rng.normal(size=(n, d)), V_t=rng.normal(size=(n_items, d)),
-                      trained=trained)
+  inp = PlusInputs(source=(su, si, sr), target=(tu[~cold], ti[~cold], r[~cold]),
+                   n_users=n, n_items_t=n_items, bridge_users=np.arange(n_bridge),
+                   cold_users=np.arange(n_bridge, n), protos_src=rng.normal(size=(1, n, d)),
+                   rs=(5.0,), P_hat=rng.normal(size=(n - n_bridge, d)),
+                   W_t=rng.normal(size=(n, d)), V_t=rng.normal(size=(n_items, d)),
+                   trained=trained)
   is_val = cold & (tu < n_bridge + 100)
   test = ~is_val & cold
-  val, pairs = (tu[is_val], ti[is_val], r[is_val]), mp.Pairs(tu[test], ti[test])
+  val, pairs = (tu[is_val], ti[is_val], r[is_val]), Pairs(tu[test], ti[test])
   base = dict(neighbours="none", item_shrinkage=(0.0,), offset_shrinkage=(0.0,),
               ridge=(1e-4,), select_steps=False)
-  mae = lambda **kw: float(np.mean(np.abs(mp.fit_predict_plus(
-      inp, val, pairs, mp.PlusConfig(**base, **kw)).pred - r[test])))
+  mae = lambda **kw: float(np.mean(np.abs(fit_predict_plus(
+      inp, val, pairs, PlusConfig(**base, **kw)).pred - r[test])))
   with_crowd = mae(crowd=True, item_bias_feature=True, fit_loss="l2")
   assert with_crowd < 0.9 * mae(crowd=False, item_bias_feature=True, fit_loss="l2")
   assert mae(crowd=True, item_bias_feature=True, fit_loss="l1") < 0.98 * with_crowd
@@ -351,6 +272,6 @@ def test_neighbours_need_to_help_out_of_fold():
   odd = users % 2 == 1
   clip = lambda p: p
   overfit = {("k", 1, 1.0): np.where(odd, r, base), ("k", 1, 0.0): base}
-  assert not mp._helps_out_of_fold(overfit, base, (users, None, r), clip)
+  assert not _helps_out_of_fold(overfit, base, (users, None, r), clip)
   real = {("k", 1, 0.5): 0.5 * base + 0.5 * r, ("k", 1, 0.0): base}
-  assert mp._helps_out_of_fold(real, base, (users, None, r), clip)
+  assert _helps_out_of_fold(real, base, (users, None, r), clip)

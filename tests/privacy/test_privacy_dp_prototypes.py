@@ -12,6 +12,7 @@ from pfcdr_jax.pfcdr import method
 from pfcdr_jax.baselines import context
 from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.baselines import registry
+from pfcdr_jax.baselines import selection
 from pfcdr_jax.privacy import attacks
 from pfcdr_jax.privacy import decoders
 from pfcdr_jax.privacy import dp_prototypes as dpp
@@ -90,7 +91,7 @@ def test_registry_entry_and_display_name(run):
       key=jax.random.PRNGKey(0), seed=0, bridge=config_lib.BridgeConfig(epochs=5),
       inversion=inversion.InversionConfig(method="closed_form", steps=50),
       topk=config_lib.TopKConfig(k="7"))
-  pred, chosen = registry.fit_predict("PFCDR-DP(eps=1,clip_norm=1)", ctx)
+  pred, chosen = selection.fit_predict("PFCDR-DP(eps=1,clip_norm=1)", ctx)
   assert pred.shape == data.target_test.rating.shape and np.all(np.isfinite(pred))
   assert chosen["clip_norm"] == 1 and chosen["eps"] == 1
   assert registry.display_name("PFCDR-DP(eps=1,clip_norm=1)") == "PFCDR-DP(eps=1)"

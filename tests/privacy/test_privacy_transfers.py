@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pfcdr_jax.baselines import fedcdr, pf2cdr, ppgencdr, registry
+from pfcdr_jax.baselines import fedcdr, pf2cdr, ppgencdr, ppgencdr_generator, registry, selection
 from pfcdr_jax.baselines.context import BaselineContext
 from pfcdr_jax.privacy import transfers
 
@@ -44,7 +44,7 @@ def test_pf2cdr_transfer_is_the_runners_release(run_and_ctx, monkeypatch):
   run, ctx = run_and_ctx
   seen = _spy(monkeypatch, pf2cdr, "release")
   (name,) = registry.quick_names(("PF2CDR",))
-  _, chosen = registry.fit_predict(name, ctx)
+  _, chosen = selection.fit_predict(name, ctx)
   (rel,) = seen
   tr = transfers.pf2cdr_transfer(run, "PF2CDR", chosen, 1.0)
   np.testing.assert_array_equal(tr.users, rel.users)
@@ -57,14 +57,14 @@ def test_ppgencdr_transfer_is_the_runners_release(run_and_ctx, monkeypatch):
   run, ctx = run_and_ctx
   seen = _spy(monkeypatch, ppgencdr, "source_release")
   (name,) = registry.quick_names(("PPGenCDR",))
-  _, chosen = registry.fit_predict(name, ctx)
+  _, chosen = selection.fit_predict(name, ctx)
   (rel,) = seen
   tr = transfers.ppgencdr_transfer(run, "PPGenCDR", chosen, 1.0)
   np.testing.assert_array_equal(tr.users, rel.users)
   # The rows and B's item scores give back exactly the generated vectors the target used.
   np.testing.assert_allclose(jax.nn.sigmoid(tr.vectors @ tr.item_scores),
-                             ppgencdr.vectors(rel), rtol=1e-5, atol=1e-6)
-  hidden = np.asarray(ppgencdr.hidden(rel.generator, rel.generator.codes))
+                             ppgencdr_generator.vectors(rel), rtol=1e-5, atol=1e-6)
+  hidden = np.asarray(ppgencdr_generator.hidden(rel.generator, rel.generator.codes))
   np.testing.assert_array_equal(tr.vectors[:, :-1], hidden)
   assert tr.item_scores.shape == (hidden.shape[1] + 1, run.data.source.n_items)
   assert tr.settings["noise_multiplier"] == rel.noise_multiplier > 0 and not tr.in_user_space
@@ -75,7 +75,7 @@ def test_fedcdr_state_replays_the_runners_training(run_and_ctx, monkeypatch):
   run, ctx = run_and_ctx
   seen = _spy(monkeypatch, fedcdr, "train")
   (name,) = registry.quick_names(("FedCDR",))
-  _, chosen = registry.fit_predict(name, ctx)
+  _, chosen = selection.fit_predict(name, ctx)
   ((clients, server, _),) = seen
   st = transfers.fedcdr_state(run, chosen, chosen["rounds"])
   np.testing.assert_allclose(st.clients.x_s, clients.x_s, rtol=1e-5, atol=1e-6)
@@ -138,7 +138,7 @@ def test_pfcdr_plus_sends_the_prototypes_with_the_two_scalars(run_and_ctx):
   d = int(np.asarray(run.scorer.item_matrix(run.params_s)).shape[1])
   protos = SimpleNamespace(source=np.random.default_rng(0).normal(size=(len(users), d)))
   full, scalars = transfers.pfcdr_plus(run, protos, 0.9)
-  grid = transfers.method_plus.PlusConfig().offset_shrinkage    # every kappa sent
+  grid = transfers.plus_config.PlusConfig().offset_shrinkage    # every kappa sent
   sc = np.concatenate([transfers.pfcdr_plus_scalars(run, k)[users] for k in grid], axis=1)
   np.testing.assert_allclose(full.vectors[:, :d], protos.source, rtol=1e-6)
   np.testing.assert_allclose(full.vectors[:, d:], sc, rtol=1e-6)
@@ -153,11 +153,12 @@ def test_pfcdr_plus_sends_the_prototypes_with_the_two_scalars(run_and_ctx):
 def test_pfcdr_plus_dp_transfer_is_the_runners_release(run_and_ctx, monkeypatch):
   """The privacy row of PFCDR+(eps=1) holds the scalars the registry's runner computed
   (same seed, users, scale): one release, whatever kappa the grid tries."""
-  from pfcdr_jax.plus import method as method_plus  # pylint: disable=g-import-not-at-top
+  from pfcdr_jax.plus import config as plus_config  # pylint: disable=g-import-not-at-top
+  from pfcdr_jax.plus import release as plus_release  # pylint: disable=g-import-not-at-top
   run, ctx = run_and_ctx
-  seen = _spy(monkeypatch, method_plus, "rating_dp_release")
+  seen = _spy(monkeypatch, plus_release, "rating_dp_release")
   (name,) = registry.quick_names(("PFCDR+(eps=1)",))
-  registry.fit_predict(name, ctx)
+  selection.fit_predict(name, ctx)
   assert seen, "the runner never released the DP sums"
   for rel in seen[1:]:
     np.testing.assert_array_equal(rel.sums, seen[0].sums)
@@ -167,10 +168,10 @@ def test_pfcdr_plus_dp_transfer_is_the_runners_release(run_and_ctx, monkeypatch)
   protos = SimpleNamespace(source=np.zeros((len(users), d), np.float32))
   full, scalars = transfers.pfcdr_plus_dp(run, protos, "PFCDR+(eps=1)", 1.0, ctx.seed, 0.8)
   rel = seen[0]
-  grid = method_plus.PlusConfig().offset_shrinkage
+  grid = plus_config.PlusConfig().offset_shrinkage
   for j, kappa in enumerate(grid):
-    want_o = method_plus.dp_offsets(rel, kappa, True, (1.0, 5.0))[users]
-    want_a = method_plus.dp_crowd(rel, kappa)[users]
+    want_o = plus_release.dp_offsets(rel, kappa, True, (1.0, 5.0))[users]
+    want_a = plus_release.dp_crowd(rel, kappa)[users]
     np.testing.assert_allclose(scalars.vectors[:, 2 * j], want_o, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(scalars.vectors[:, 2 * j + 1], want_a, rtol=1e-5, atol=1e-5)
   plain = transfers.pfcdr_plus_scalars(run, grid[0])[users]

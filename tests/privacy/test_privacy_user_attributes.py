@@ -1,8 +1,8 @@
-"""ML-1M user attributes (data.movielens.parse_ml1m_users), both file formats."""
+"""ML-1M user attributes (data.movielens_formats.parse_ml1m_users), both file formats."""
 
 import pytest
 
-from pfcdr_jax.data import movielens
+from pfcdr_jax.data import movielens_formats
 from pfcdr_jax.data.errors import DataError
 
 
@@ -12,8 +12,8 @@ def test_official_and_wheel_formats_give_the_same_frame(tmp_path):
   wheel = tmp_path / "ml-1m.user"
   wheel.write_text("user_id:token\tage:float\tgender:token\toccupation:float\tzip_code:token\n"
                    "1m_1\t1\tF\t10\t48067\n1m_2\t56\tM\t16\t70072\n")
-  a = movielens.parse_ml1m_users("official", official)
-  b = movielens.parse_ml1m_users("recbole", wheel)
+  a = movielens_formats.parse_ml1m_users("official", official)
+  b = movielens_formats.parse_ml1m_users("recbole", wheel)
   assert a.equals(b)
   assert list(a["user"]) == ["1", "2"] and list(a["gender"]) == ["F", "M"]
   assert list(a["age"]) == [1, 56] and list(a["occupation"]) == [10, 16]
@@ -23,4 +23,4 @@ def test_bad_gender_names_the_line(tmp_path):
   path = tmp_path / "users.dat"
   path.write_text("1::F::1::10::48067\n2::X::56::16::70072\n")
   with pytest.raises(DataError, match=r"users.dat:2: field .gender."):
-    movielens.parse_ml1m_users("official", path)
+    movielens_formats.parse_ml1m_users("official", path)

@@ -9,10 +9,12 @@ import pytest
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.pfcdr import method as method_lib
 from pfcdr_jax.harness import pipeline
+from pfcdr_jax.harness import stages
 from pfcdr_jax.baselines import cmf
 from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.baselines import pf2cdr
 from pfcdr_jax.baselines import ppgencdr
+from pfcdr_jax.baselines import ppgencdr_config
 from pfcdr_jax.baselines import pricdr
 from pfcdr_jax.baselines import ptupcdr
 from pfcdr_jax.studies import cost
@@ -30,8 +32,8 @@ def tiny(tmp_path_factory):
       "pretrain.batch_size": 256, "pretrain.lrs": (0.02,), "inversion.steps": 20,
       "bridge.epochs": 10, "baselines.names": (), "cache.dir": str(root / "cache")})
   main = pipeline.run_pfcdr(cfg, root / "main")
-  run = pipeline.prepare(cfg, root)
-  protos = pipeline.run_prototypes(run, cfg, root)
+  run = stages.prepare(cfg, root)
+  protos = stages.run_prototypes(run, cfg, root)
   return cfg, root, main, run, protos
 
 
@@ -149,7 +151,7 @@ def test_storage_is_the_bytes_of_the_arrays(tiny):
   _, kept, _ = cost.storage("PF2CDR", run)
   assert cost.nbytes(kept) == cost.nbytes(pf2cdr.init(key, d, jnp.zeros(d)))
   _, kept, _ = cost.storage("PPGenCDR", run)
-  gcfg = ppgencdr.PPGenCDRConfig(gen_dim=d)
+  gcfg = ppgencdr_config.PPGenCDRConfig(gen_dim=d)
   assert cost.nbytes(kept) == cost.nbytes(ppgencdr.init_target(key, s.n_items, d, jnp.zeros(d),
                                                                gcfg))
   sent, kept, _ = cost.storage("PFCDR+", run)

@@ -1,0 +1,496 @@
+r"""Regenerates the committed results under docs/results/, target by target.
+
+  python experiments/reproduce.py --list                       # targets, commands, outputs
+  python experiments/reproduce.py --targets=table3,privacy --dry_run
+  python experiments/reproduce.py --targets=table3             # runs it, copies into docs/results/
+
+Each target is the list of shell commands that made its files (taken from the files
+themselves, BUILD_NOTES.md and README.md), run one after another from the repository
+root, ``python`` being this interpreter. Scripts write under ``runs/``; ``cp`` lines put
+the committed names in place; ``--collect`` lines (this script) rebuild the JSON files
+that were assembled from several run directories. A failing command stops the run with
+one ``error:`` line and exit status 1.
+
+Targets marked ``stale`` were made before the scorers' rating offsets became the default
+(docs/results/STALE.md): their commands now give numbers under the new defaults. With
+``--old_defaults`` every pretraining script of a stale target gets ``--offsets=none
+--grid_extend=0`` (STALE.md's recipe for the old numbers; a target's note names any
+further flag its committed numbers need). After regenerating a stale target, drop it
+from STALE.md and the banner at the top of its markdown goes away by itself.
+
+Times are rough wall times on the project's 2-CPU-core machine as recorded in
+BUILD_NOTES.md ("loaded": other jobs shared the cores); "not recorded" where none was.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import typing
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = "docs/results"
+
+
+class Target(typing.NamedTuple):
+  commands: tuple[str, ...]
+  outputs: tuple[str, ...]      # files under docs/results/ this target writes
+  time: str                     # rough wall time on 2 CPU cores, or "not recorded"
+  stale: bool                   # listed in docs/results/STALE.md
+  note: str = ""
+
+
+def _cp(src: str, *pairs: tuple[str, str]) -> tuple[str, ...]:
+  """``cp <src>/<a> docs/results/<b>`` for each (a, b)."""
+  return tuple(f"cp {src}/{a} {RESULTS}/{b}" for a, b in pairs)
+
+
+def _table1_copy(workdir: str, stem: str) -> tuple[str, ...]:
+  return _cp(workdir, ("table1.md", f"{stem}.md"), ("table1.csv", f"{stem}.csv"))
+
+
+def _seeds(workdir: str, out: str) -> str:
+  return f"python experiments/reproduce.py --collect=seeds --src={workdir} --out={RESULTS}/{out}"
+
+
+C2D_B02 = "python experiments/table1.py --task=comedy2drama --betas=0.2 --num_seeds=10"
+M2M1 = ("python experiments/table1.py --task=synthetic --like=music2movie --scale=1.0 "
+        "--betas=0.2 --num_seeds=10 --baselines=")
+M2M03 = ("python experiments/table1.py --task=synthetic --like=music2movie --scale=0.3 "
+         "--betas=0.2 --num_seeds=10 --baselines=")
+OFFSETS_METHODS = "PFCDR,EMCDR,PTUPCDR,PFCDR+,TGT"
+OFFSETS_COMMAND = (
+    "python experiments/compare_pretrain.py --a=runs/table1/c2d_none --b=runs/table1/c2d_bias "
+    "--method=M  (a, b made by: python experiments/table1.py --task=comedy2drama --betas=0.2 "
+    "--num_seeds=10 --baselines=TGT,PTUPCDR --method=pfcdr_plus --offsets=none --grid_extend=0 "
+    "--workdir=runs/table1/c2d_none  /  the same with --offsets=bias --grid_extend=2 "
+    "--workdir=runs/table1/c2d_bias)")
+
+# The seed-0 checks behind BUILD_NOTES' "sparse", "planted" and "thinned" statements
+# (docs/results/checks_sparse_and_planted.json): name -> the command as recorded.
+CHECK_RUNS = {
+    "sparse_b0_none": "python experiments/pfcdr.py --task=synthetic --like=sparse --scale=1.0 "
+                      "--bias_std=0 --offsets=none --grid_extend=0",
+    "sparse_b0_none_ext": "python experiments/pfcdr.py --task=synthetic --like=sparse "
+                          "--scale=1.0 --bias_std=0 --offsets=none",
+    "sparse_b0_bias": "python experiments/pfcdr.py --task=synthetic --like=sparse --scale=1.0 "
+                      "--bias_std=0",
+    "planted_d8_mis_false": "python experiments/pfcdr.py --task=synthetic --like=music2movie "
+                            "--scale=0.01 --density=8 --signal=1.5 --epochs=40 "
+                            "--batch_size=512 --bridge_epochs=100",
+    "planted_d8_mis_true": "python experiments/pfcdr.py --task=synthetic --like=music2movie "
+                           "--scale=0.01 --density=8 --signal=1.5 --epochs=40 "
+                           "--batch_size=512 --bridge_epochs=100 --misalign",
+    "c2d_thin002_bias": "python experiments/pfcdr.py --task=comedy2drama --thin=0.02 "
+                        "--thin_tail=1.0",
+    "c2d_thin002_none": "python experiments/pfcdr.py --task=comedy2drama --thin=0.02 "
+                        "--thin_tail=1.0 --offsets=none --grid_extend=0",
+}
+
+TARGETS: dict[str, Target] = {
+    # ---------------------------------------------------------------- PFCDR, Table 1
+    "table1_comedy2drama": Target(
+        ("python experiments/table1.py --task=comedy2drama --num_seeds=10 --method=pfcdr_plus "
+         "--cache_dir=runs/cache --workdir=runs/table1/comedy2drama",)
+        + _table1_copy("runs/table1/comedy2drama", "table1_comedy2drama"),
+        (f"{RESULTS}/table1_comedy2drama.md", f"{RESULTS}/table1_comedy2drama.csv"),
+        "81 min from an empty cache (loaded for 55 min)", True,
+        "every registry method, 3 betas x 10 seeds; its beta = 0.2 rows are superseded by "
+        "table1_comedy2drama_b02"),
+    "table1_comedy2drama_b02": Target(
+        (f"{C2D_B02} --method=pfcdr_plus --cache_dir=runs/cache_c2d "
+         "--workdir=runs/table1/comedy2drama_b02",)
+        + _table1_copy("runs/table1/comedy2drama_b02", "table1_comedy2drama_b0.2")
+        + (_seeds("runs/table1/comedy2drama_b02", "table1_comedy2drama_b0.2_seeds.json"),),
+        (f"{RESULTS}/table1_comedy2drama_b0.2.md", f"{RESULTS}/table1_comedy2drama_b0.2.csv",
+         f"{RESULTS}/table1_comedy2drama_b0.2_seeds.json"),
+        "39 min", False, "every registry method at beta = 0.2 with the current defaults"),
+    "offsets_bias_vs_none": Target(
+        (f"{C2D_B02} --baselines=TGT,PTUPCDR --method=pfcdr_plus --offsets=bias --grid_extend=2 "
+         "--workdir=runs/table1/c2d_bias --cache_dir=runs/cache_c2d",
+         f"{C2D_B02} --baselines=TGT,PTUPCDR --method=pfcdr_plus --offsets=none --grid_extend=0 "
+         "--workdir=runs/table1/c2d_none --cache_dir=runs/cache_c2d")
+        + _table1_copy("runs/table1/c2d_bias", "table1_comedy2drama_b0.2_main_offsets_bias")
+        + _table1_copy("runs/table1/c2d_none", "table1_comedy2drama_b0.2_main_offsets_none")
+        + (_seeds("runs/table1/c2d_bias", "table1_comedy2drama_b0.2_main_offsets_bias_seeds.json"),
+           _seeds("runs/table1/c2d_none", "table1_comedy2drama_b0.2_main_offsets_none_seeds.json"),
+           "python experiments/reproduce.py --collect=by_method --a=runs/table1/c2d_none "
+           f"--b=runs/table1/c2d_bias --methods={OFFSETS_METHODS} "
+           f"--out={RESULTS}/offsets_bias_vs_none_comedy2drama.json"),
+        tuple(f"{RESULTS}/table1_comedy2drama_b0.2_main_offsets_{o}{ext}"
+              for o in ("bias", "none") for ext in (".md", ".csv", "_seeds.json"))
+        + (f"{RESULTS}/offsets_bias_vs_none_comedy2drama.json",),
+        "not recorded (pretraining 15-23 s a seed)", False,
+        "the rating offsets against the paper's bare product, paired over 10 seeds"),
+    "table1_action2romance": Target(
+        ("python experiments/table1.py --task=action2romance --num_seeds=10 --method=pfcdr_plus "
+         "'--baselines=PTUPCDR,PFCDR+(eps=1),PFCDR+(eps=5)' --cache_dir=runs/cache "
+         "--workdir=runs/table1/action2romance",)
+        + _table1_copy("runs/table1/action2romance", "table1_action2romance"),
+        (f"{RESULTS}/table1_action2romance.md", f"{RESULTS}/table1_action2romance.csv"),
+        "about 40 min (made in two runs: 17 min, then 36 min loaded for the two eps columns)",
+        True),
+    "table1_ml100k_comedy2drama": Target(
+        ("python experiments/table1.py --task=ml100k_comedy2drama --num_seeds=10 "
+         "--method=pfcdr_plus '--baselines=PTUPCDR,PFCDR+(eps=1),PFCDR+(eps=5)' "
+         "--cache_dir=runs/cache --workdir=runs/table1/ml100k_comedy2drama",)
+        + _table1_copy("runs/table1/ml100k_comedy2drama", "table1_ml100k_comedy2drama"),
+        (f"{RESULTS}/table1_ml100k_comedy2drama.md", f"{RESULTS}/table1_ml100k_comedy2drama.csv"),
+        "about 30 min (made in two runs: 13 min, then 18 min for the two eps columns)", True),
+    "table1_synthetic_sparse": Target(
+        ("python experiments/table1.py --task=synthetic --like=sparse --scale=1.0 --betas=0.2 "
+         "--num_seeds=5 --method=pfcdr_plus --baselines=PTUPCDR,FedCDR "
+         "--workdir=runs/table1/sparse --cache_dir=runs/cache_sparse",)
+        + _table1_copy("runs/table1/sparse", "table1_synthetic_sparse")
+        + (_seeds("runs/table1/sparse", "table1_synthetic_sparse_seeds.json"),),
+        (f"{RESULTS}/table1_synthetic_sparse.md", f"{RESULTS}/table1_synthetic_sparse.csv",
+         f"{RESULTS}/table1_synthetic_sparse_seeds.json"),
+        "not recorded", False, "the reported sparse pair's shape, synthetic, 5 seeds"),
+    "checks_sparse_and_planted": Target(
+        tuple(f"{cmd} --workdir=runs/checks/{name}" for name, cmd in CHECK_RUNS.items())
+        + (f"python experiments/reproduce.py --collect=checks "
+           f"--out={RESULTS}/checks_sparse_and_planted.json",),
+        (f"{RESULTS}/checks_sparse_and_planted.json",),
+        "not recorded (7 main jobs, seconds to minutes each)", False,
+        "seed-0 checks: sparse shape with and without offsets, planted transfer and its "
+        "misaligned control, ML-1M thinned to 2 %"),
+    # --------------------------------------------------------- PFCDR, other analyses
+    "figure2": Target(
+        ("python experiments/figure2.py --task=comedy2drama --num_seeds=10 --method=pfcdr_plus "
+         "--cache_dir=runs/cache --workdir=runs/figure2/comedy2drama",)
+        + _cp("runs/figure2/comedy2drama", ("figure2.md", "figure2_comedy2drama.md"),
+              ("figure2.csv", "figure2_comedy2drama.csv"),
+              ("figure2.png", "figure2_comedy2drama.png")),
+        tuple(f"{RESULTS}/figure2_comedy2drama.{e}" for e in ("md", "csv", "png")),
+        "34 min loaded, with the MF cells' pretraining cached by table1_comedy2drama", True),
+    "figure3": Target(
+        ("python experiments/figure3.py --task=comedy2drama --num_seeds=3 "
+         "--cache_dir=/tmp/pfcdr_stage_cache --workdir=runs/figure3/comedy2drama",)
+        + _cp("runs/figure3/comedy2drama", *((f"figure3.{e}", f"figure3_comedy2drama.{e}")
+                                               for e in ("json", "md", "png"))),
+        tuple(f"{RESULTS}/figure3_comedy2drama.{e}" for e in ("json", "md", "png")),
+        "62 min loaded", True,
+        "committed numbers (made 2026-12-02 01:43) also need --optimizer=adam --shuffle=device --patience=0 --b0_draw=threefry"),
+    "figure4": Target(
+        ("python experiments/figure4.py --task=comedy2drama --num_seeds=3 "
+         "--cache_dir=/tmp/pfcdr_stage_cache --workdir=runs/figure4/comedy2drama",)
+        + _cp("runs/figure4/comedy2drama", *((f"figure4.{e}", f"figure4_comedy2drama.{e}")
+                                               for e in ("json", "md", "png"))),
+        tuple(f"{RESULTS}/figure4_comedy2drama.{e}" for e in ("json", "md", "png")),
+        "10 min loaded", True,
+        "committed numbers (made 2026-12-02 01:43) also need --optimizer=adam --shuffle=device --patience=0 --b0_draw=threefry"),
+    "table3": Target(
+        ("python experiments/table3.py --task=comedy2drama --method=pfcdr_plus "
+         "--cache_dir=runs/cache --workdir=runs/table3/comedy2drama",)
+        + _cp("runs/table3/comedy2drama", *((f"table3.{e}", f"table3_comedy2drama.{e}")
+                                              for e in ("json", "md", "png"))),
+        tuple(f"{RESULTS}/table3_comedy2drama.{e}" for e in ("json", "md", "png")),
+        "3 min (quiet)", True, "timings are of the machine it runs on"),
+    "privacy": Target(
+        ("python experiments/privacy.py --task=comedy2drama --method=pfcdr_plus "
+         "--workdir=runs/privacy-comedy2drama --cache_dir=runs/cache",)
+        + _cp("runs/privacy-comedy2drama", *((f"privacy.{e}", f"privacy_comedy2drama.{e}")
+                                               for e in ("json", "md", "png"))),
+        tuple(f"{RESULTS}/privacy_comedy2drama.{e}" for e in ("json", "md", "png")),
+        "6.5 min from an empty cache (loaded); 1.6 min with Table 1's stages cached", True),
+    "bridge_epochs": Target(
+        ("python experiments/bridge_epochs.py --task=comedy2drama --seed=0 "
+         "--out=runs/bridge_epochs.json",
+         f"cp runs/bridge_epochs.json {RESULTS}/bridge_epochs_comedy2drama_s0.json"),
+        (f"{RESULTS}/bridge_epochs_comedy2drama_s0.json",),
+        "not recorded (reuses table1_comedy2drama's stage cache in runs/cache when present)",
+        True, "committed numbers (made 2026-11-25) also need --optimizer=adam --shuffle=device --patience=0 --b0_draw=threefry"),
+    # ------------------------------------------------------ speed and pretraining paths
+    "pretrain_paths_comedy2drama": Target(
+        (f"{C2D_B02} --baselines= --optimizer=adam --shuffle=device --patience=0 "
+         "--workdir=runs/t1_old --cache_dir=runs/t1cache",
+         f"{C2D_B02} --baselines= --workdir=runs/t1_new --cache_dir=runs/t1cache",
+         f"{C2D_B02} --baselines= --optimizer=lazy_adam --workdir=runs/t1_lazy "
+         "--cache_dir=runs/t1cache",
+         "python experiments/compare_pretrain.py --a=runs/t1_old --b=runs/t1_new "
+         f"--out={RESULTS}/pretrain_paths_old_vs_new_comedy2drama.json",
+         "python experiments/compare_pretrain.py --a=runs/t1_new --b=runs/t1_lazy "
+         f"--out={RESULTS}/pretrain_paths_new_vs_lazy_comedy2drama.json"),
+        (f"{RESULTS}/pretrain_paths_old_vs_new_comedy2drama.json",
+         f"{RESULTS}/pretrain_paths_new_vs_lazy_comedy2drama.json"),
+        "not recorded (pretraining 84-183 s a seed per arm, loaded)", True,
+        "committed numbers also need --early_stop=any_lr --b0_draw=threefry on all three runs"),
+    "early_stop_and_b0_comedy2drama": Target(
+        (f"{C2D_B02} --baselines= --early_stop=any_lr --b0_draw=threefry "
+         "--workdir=runs/t1_anylr --cache_dir=runs/t1cache",
+         f"{C2D_B02} --baselines= --b0_draw=threefry --workdir=runs/t1_reach "
+         "--cache_dir=runs/t1cache",
+         f"{C2D_B02} --baselines= --b0_draw=hash --workdir=runs/t1_hash --cache_dir=runs/t1cache",
+         "python experiments/compare_pretrain.py --a=runs/t1_anylr --b=runs/t1_reach "
+         f"--out={RESULTS}/pretrain_paths_anylr_vs_reach_comedy2drama.json",
+         "python experiments/compare_pretrain.py --a=runs/t1_reach --b=runs/t1_hash "
+         f"--out={RESULTS}/b0_threefry_vs_hash_comedy2drama.json"),
+        (f"{RESULTS}/pretrain_paths_anylr_vs_reach_comedy2drama.json",
+         f"{RESULTS}/b0_threefry_vs_hash_comedy2drama.json"),
+        "not recorded (pretraining 21-27 s a seed)", True),
+    "music2movie_scale03": Target(
+        (f"{M2M03} --early_stop=any_lr --b0_draw=threefry --workdir=runs/m2m03_old "
+         "--cache_dir=runs/m2m03cache",
+         f"{M2M03} --workdir=runs/m2m03_new --cache_dir=runs/m2m03cache",
+         "python experiments/compare_pretrain.py --a=runs/m2m03_old --b=runs/m2m03_new "
+         f"--out={RESULTS}/pretrain_b0_old_vs_new_music2movie_scale03.json"),
+        (f"{RESULTS}/pretrain_b0_old_vs_new_music2movie_scale03.json",),
+        "not recorded", True, "synthetic data of the paper's music2movie counts x 0.3"),
+    "music2movie_scale1": Target(
+        (f"{M2M1} --cache_dir=runs/m2m1cache --workdir=runs/table1/m2m_s1_new",
+         f"{M2M1} --early_stop=any_lr --b0_draw=threefry --cache_dir=runs/m2m1cache "
+         "--workdir=runs/table1/m2m_s1_old",
+         "python experiments/compare_pretrain.py --a=runs/table1/m2m_s1_old "
+         f"--b=runs/table1/m2m_s1_new --out={RESULTS}/pretrain_b0_old_vs_new_music2movie_scale1.json",
+         f"{M2M1} --shuffle=device --patience=0 --early_stop=any_lr --b0_draw=threefry "
+         "--cache_dir=runs/m2m1cache --workdir=runs/table1/m2m_s1_orig",
+         "python experiments/compare_pretrain.py --a=runs/table1/m2m_s1_orig "
+         f"--b=runs/table1/m2m_s1_new --out={RESULTS}/pretrain_orig_vs_new_music2movie_scale1.json")
+        + _table1_copy("runs/table1/m2m_s1_new", "table1_synthetic_music2movie_scale1"),
+        (f"{RESULTS}/table1_synthetic_music2movie_scale1.md",
+         f"{RESULTS}/table1_synthetic_music2movie_scale1.csv",
+         f"{RESULTS}/pretrain_b0_old_vs_new_music2movie_scale1.json",
+         f"{RESULTS}/pretrain_orig_vs_new_music2movie_scale1.json"),
+        "about 2 h (arms of 23, 49 and 51 min)", True,
+        "synthetic data of the paper's music2movie counts, for timing"),
+    "bench_music2movie": Target(
+        ("python experiments/bench.py --like=music2movie --scale=1.0 --scaling=0.1,0.3,1 "
+         "--out=runs/bench_scale1.json",
+         f"cp runs/bench_scale1.json {RESULTS}/bench_music2movie_scale1.json"),
+        (f"{RESULTS}/bench_music2movie_scale1.json",), "15 min (quiet)", True,
+        "timings are of the machine it runs on; the bench process peaks near 12 GB"),
+    "bench_topk": Target(
+        ("python experiments/bench.py --like=music2movie --scale=1.0 --full_job=false "
+         "--topk_extras=false --out=runs/bench_topk_scale1.json",
+         f"cp runs/bench_topk_scale1.json {RESULTS}/bench_topk_music2movie_scale1.json"),
+        (f"{RESULTS}/bench_topk_music2movie_scale1.json",), "5 min (quiet)", True),
+    "bench_topk_paths": Target(
+        ("python experiments/bench_topk_paths.py --out=runs/bench_topk_paths_quiet.json",
+         "yes > /dev/null & LOAD=$!; python experiments/bench_topk_paths.py "
+         "--out=runs/bench_topk_paths_loaded.json; RC=$?; kill $LOAD; exit $RC",
+         f"cp runs/bench_topk_paths_quiet.json {RESULTS}/bench_topk_paths_quiet.json",
+         f"cp runs/bench_topk_paths_loaded.json {RESULTS}/bench_topk_paths_loaded.json"),
+        (f"{RESULTS}/bench_topk_paths_quiet.json", f"{RESULTS}/bench_topk_paths_loaded.json"),
+        "not recorded (a few minutes each)", True,
+        "random arrays (no data); 'quiet' needs an otherwise idle machine, 'loaded' starts "
+        "one busy process (`yes`) beside the bench and stops it after"),
+    "bench_seeds": Target(
+        ("python experiments/bench_seeds.py --task=comedy2drama --num_seeds=3 "
+         "--out=runs/bench_seeds.json",
+         f"cp runs/bench_seeds.json {RESULTS}/bench_seeds_comedy2drama_cpu.json"),
+        (f"{RESULTS}/bench_seeds_comedy2drama_cpu.json",), "5.5 min loaded", True,
+        "committed numbers (made 2026-11-25) also need --shuffle=device --patience=0"),
+    # ------------------------------------------------------------------- CopyAttack
+    "copyattack_table2": Target(
+        ("python experiments/copyattack.py --workdir=runs/ca50",)
+        + _cp("runs/ca50", ("results.json", "copyattack_results.json"),
+              ("table1.md", "copyattack_table1.md"), ("table2.md", "copyattack_table2.md"),
+              ("metrics.jsonl", "copyattack_metrics.jsonl"),
+              ("training_curves.png", "copyattack_training_curves.png")),
+        tuple(f"{RESULTS}/copyattack_{n}" for n in (
+            "results.json", "table1.md", "table2.md", "metrics.jsonl", "training_curves.png")),
+        "47 min loaded, before the attacks ran on threads", False, "50 target items, 3 seeds"),
+    "copyattack_table2_10items": Target(
+        ("python experiments/copyattack.py --num_target_items=10 --workdir=runs/ca10",)
+        + _cp("runs/ca10", ("results.json", "copyattack_results_10items.json"),
+              ("table2.md", "copyattack_table2_10items.md"),
+              ("metrics.jsonl", "copyattack_metrics_10items.jsonl"),
+              ("training_curves.png", "copyattack_training_curves_10items.png")),
+        tuple(f"{RESULTS}/copyattack_{n}" for n in (
+            "results_10items.json", "table2_10items.md", "metrics_10items.jsonl",
+            "training_curves_10items.png")),
+        "10 min (shared machine, before threads)", False),
+    "copyattack_table2_5items": Target(
+        ("python experiments/copyattack.py --num_target_items=5 --n_seeds=3 --episodes=512 "
+         "--batch_episodes=16 --workdir=runs/ca5",)
+        + _cp("runs/ca5", ("results.json", "copyattack_results_5items.json"),
+              ("table2.md", "copyattack_table2_5items.md")),
+        (f"{RESULTS}/copyattack_results_5items.json", f"{RESULTS}/copyattack_table2_5items.md"),
+        "6.6 min from a fresh clone, quiet", False),
+    "copyattack_headroom": Target(
+        ("python experiments/copyattack_headroom.py --num_target_items=5 "
+         "--workdir=runs/copyattack_headroom",
+         f"cp runs/copyattack_headroom/results.json {RESULTS}/copyattack_headroom.json"),
+        (f"{RESULTS}/copyattack_headroom.json",), "4 min", False),
+    "copyattack_popularity": Target(
+        ("python experiments/copyattack.py --analysis=popularity --workdir=runs/ca_pop",)
+        + _cp("runs/ca_pop", ("popularity.json", "copyattack_popularity.json"),
+              ("popularity.png", "copyattack_popularity.png")),
+        (f"{RESULTS}/copyattack_popularity.json", f"{RESULTS}/copyattack_popularity.png"),
+        "not recorded", False, "Figure 4: 5 items per popularity decile, 3 seeds"),
+    "copyattack_depth": Target(
+        ("python experiments/copyattack.py --analysis=depth --num_target_items=10 "
+         "--workdir=runs/ca_depth",)
+        + _cp("runs/ca_depth", ("depth.json", "copyattack_depth.json"),
+              ("depth.png", "copyattack_depth.png")),
+        (f"{RESULTS}/copyattack_depth.json", f"{RESULTS}/copyattack_depth.png"),
+        "12 min, shared machine", False, "Figure 3"),
+    "copyattack_budget": Target(
+        ("python experiments/copyattack.py --analysis=budget --num_target_items=10 "
+         "--workdir=runs/ca_budget",)
+        + _cp("runs/ca_budget", ("budget.json", "copyattack_budget.json"),
+              ("budget.png", "copyattack_budget.png")),
+        (f"{RESULTS}/copyattack_budget.json", f"{RESULTS}/copyattack_budget.png"),
+        "11 min, shared machine", False, "Figure 5"),
+}
+
+NOT_REGENERABLE = {
+    f"{RESULTS}/STALE.md": "hand-written index of the stale files, not a result",
+    f"{RESULTS}/table1_comedy2drama_paper_baselines.md":
+        "made by the code of 2026-11-25 (commits a68d243, f33b434, 259403e: threefry b0, dense "
+        "Adam without early stopping, pooled per-user `*`); today's table1.py renders other "
+        "columns and tests; superseded by table1_comedy2drama.md. Its command (in the file) "
+        "regenerates it on a checkout of those commits",
+    f"{RESULTS}/table1_comedy2drama_paper_baselines.csv": "as the .md above",
+}
+
+# Scripts that take the pretraining flags (--offsets, --grid_extend): --old_defaults.
+PRETRAIN_SCRIPTS = ("pfcdr", "table1", "figure2", "figure3", "figure4", "table3", "privacy",
+                    "bridge_epochs", "bench_seeds", "ablate_plus")
+_PYTHON = re.compile(r"(?<![\w/.-])python(?= +(?:experiments|benchmarks)/)")
+
+
+def resolve(command: str, old_defaults: bool = False) -> str:
+  """The command as run: ``python`` is this interpreter; --old_defaults appended."""
+  if old_defaults and re.match(rf"python experiments/({'|'.join(PRETRAIN_SCRIPTS)})\.py ",
+                                command):
+    command += " --offsets=none --grid_extend=0"
+  return _PYTHON.sub(shlex.quote(sys.executable), command)
+
+
+def print_list() -> None:
+  for name, t in TARGETS.items():
+    print(f"{name}  [{'stale' if t.stale else 'current'}; {t.time}]")
+    if t.note:
+      print(f"  note: {t.note}")
+    for c in t.commands:
+      print(f"  $ {c}")
+    for o in t.outputs:
+      print(f"  writes: {o}")
+    print()
+  print("Not regenerable by a target:")
+  for path, why in NOT_REGENERABLE.items():
+    print(f"  not regenerable: {path} -- {why}")
+
+
+def run_targets(names: list[str], dry_run: bool, old_defaults: bool) -> int:
+  for name in names:
+    t = TARGETS[name]
+    commands = [resolve(c, old_defaults and t.stale) for c in t.commands]
+    print(f"== {name} ({len(commands)} commands; {t.time}){' [dry run]' if dry_run else ''}",
+          flush=True)
+    for i, cmd in enumerate(commands, 1):
+      print(f"[{name} {i}/{len(commands)}] $ {cmd}", flush=True)
+      if dry_run:
+        continue
+      os.makedirs(os.path.join(ROOT, "runs"), exist_ok=True)
+      rc = subprocess.run(cmd, shell=True, cwd=ROOT, executable="/bin/bash",
+                          check=False).returncode
+      if rc != 0:
+        print(f"error: target {name}: command {i} of {len(commands)} exited with {rc}: {cmd}",
+              file=sys.stderr)
+        return 1
+    for o in t.outputs:
+      print(f"  {'would write' if dry_run else 'wrote'}: {o}")
+  return 0
+
+
+# ------------------------------------------------------------------------ collectors
+def _cells(workdir: str) -> dict[str, dict]:
+  cells = os.path.join(workdir, "cells")
+  names = sorted(os.listdir(cells), key=lambda n: (re.sub(r"\d+$", "", n),
+                                                   int(re.search(r"(\d+)$", n).group(1))))
+  out = {}
+  for n in names:
+    with open(os.path.join(cells, n, "results.json")) as f:
+      out[n] = json.load(f)
+  return out
+
+
+def _record(r: dict) -> dict:
+  return {"sanity": r.get("sanity"), "pretrain": r["selected"]["pretrain"],
+          "data_profile": r.get("data_profile"), "misaligned": r.get("misaligned")}
+
+
+def collect_seeds(src: str) -> dict:
+  cells = {}
+  for name, r in _cells(src).items():
+    m = r["methods"]
+    cells[name] = {"seed": r["seed"], "mae": {k: v["mae"] for k, v in m.items()},
+                   "rmse": {k: v["rmse"] for k, v in m.items()}, **_record(r)}
+  return {"source": src, "cells": cells}
+
+
+def collect_by_method(a: str, b: str, methods: list[str]) -> dict:
+  sys.path.insert(0, ROOT)
+  from benchmarks import pipeline as benchmarks_pipeline  # pylint: disable=g-import-not-at-top
+  return {"command": OFFSETS_COMMAND,
+          "by_method": {m: benchmarks_pipeline.compare_cell_dirs(a, b, m) for m in methods}}
+
+
+def collect_checks() -> dict:
+  runs = {}
+  for name, cmd in CHECK_RUNS.items():
+    with open(os.path.join(ROOT, "runs", "checks", name, "results.json")) as f:
+      r = json.load(f)
+    runs[name] = {"command": cmd, "methods": r["methods"], **_record(r)}
+  return {"note": "Seed 0 each; results.json of each command (methods' test MAE/RMSE, "
+                  "pretraining selections, sanity records, data profile). Made by "
+                  "experiments/reproduce.py --targets=checks_sparse_and_planted.",
+          "runs": runs}
+
+
+def collect(args: argparse.Namespace) -> int:
+  if not args.out:
+    print("error: --collect needs --out", file=sys.stderr)
+    return 1
+  try:
+    if args.collect == "seeds":
+      out = collect_seeds(args.src)
+    elif args.collect == "by_method":
+      out = collect_by_method(args.a, args.b, args.methods.split(","))
+    else:
+      out = collect_checks()
+  except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
+    print(f"error: --collect={args.collect}: {e}", file=sys.stderr)
+    return 1
+  with open(args.out, "w") as f:
+    json.dump(out, f, indent=1)
+  print(f"wrote {args.out}")
+  return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--list", action="store_true", help="print targets, commands and outputs")
+  p.add_argument("--targets", default="", help="comma-separated target names, or 'all'")
+  p.add_argument("--dry_run", action="store_true", help="print what would run")
+  p.add_argument("--old_defaults", action="store_true",
+                 help="stale targets: add --offsets=none --grid_extend=0 (STALE.md)")
+  p.add_argument("--collect", choices=("seeds", "by_method", "checks"), help=argparse.SUPPRESS)
+  for name in ("src", "a", "b", "methods", "out"):
+    p.add_argument(f"--{name}", help=argparse.SUPPRESS)
+  args = p.parse_args(argv)
+  if args.collect:
+    return collect(args)
+  if args.list:
+    print_list()
+    return 0
+  if args.targets == "all" or (args.dry_run and not args.targets):
+    names = list(TARGETS)
+  else:
+    names = [n for n in args.targets.split(",") if n]
+  unknown = [n for n in names if n not in TARGETS]
+  if unknown or not names:
+    print(f"error: --targets={args.targets}: unknown {', '.join(unknown) or '(none given)'}; "
+          f"see --list", file=sys.stderr)
+    return 1
+  return run_targets(names, args.dry_run, args.old_defaults)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,99 @@
+"""Table 2's attack methods: ``AttackConfig`` (one method and its RL
+hyper-parameters) and ``table2_methods``, the rows built on a base config
+(Section 5.1.4).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackConfig:
+  """One attack method (a row of Table 2) and its RL hyper-parameters.
+
+  Attributes:
+    selector: "tree" (CopyAttack), "flat" (PolicyNetwork) or "random".
+    masking: restrict selection to profiles containing v* (Section 4.3.2).
+    craft: 0 = learned crafting policy (Section 4.4); 1..10 = fixed window
+      of 10%..100% (10 = copy the whole profile).
+    budget: Delta, copied profiles per attack.
+    query_every: injections between two queries.
+    reward: "rank" (default): a pretend user scores ``1 - pos / k`` when v*
+      is at 0-based position ``pos`` of its top-k list, 0 when absent (with
+      the whole catalogue as the list, v*'s percentile); "hr": the paper's
+      HR@k (Eq. (1)), 1 when v* is in the list. The pretend score is the mean
+      over pretend users who have not interacted with v*.
+    reward_k: k of the pretend users' top-k lists; 0 = the whole catalogue
+      (needs ``reward="rank"``). For "hr", k = 200 of ML-100K's 1,163 items
+      (~17%) matches the evaluated HR@20 of 101 sampled items; with k = 20
+      the reward is 0 in almost every episode.
+    increments: the reward of a query is the score's increase since the
+      previous query (the first is preceded by one query of the untouched
+      platform); off: the score itself (the paper's Eq. (1)).
+    goal_hr: the promotion goal; an episode stops once the pretend score
+      reaches it (default 1.0: every eligible pretend user has v* on top /
+      in its top-k).
+    gamma: discount factor.
+    lr: Adam learning rate.
+    episodes: training episodes (0 for the baselines): of the one shared
+      policy in all (``shared``), else per target item.
+    batch_episodes: episodes vmapped per REINFORCE update.
+    shared: one policy trained over all target items of the run (its state
+      holds q_v*); off: a fresh policy per item (the paper).
+    entropy: weight of the entropy bonus (selection + crafting).
+    normalize_adv: divide advantages by their batch standard deviation.
+    hidden: hidden width of the policy MLPs.
+    baseline_decay: EMA decay of the per-step reward baseline.
+    final_greedy: the final attack takes the most probable actions instead
+      of sampling from the learned policy. Off by default: when the reward
+      stayed 0 in training (common for hard items) the policy is still its
+      random init, and its argmax is one arbitrary crafting level / cluster
+      for all 30 picks.
+  """
+
+  selector: str = "tree"
+  masking: bool = True
+  craft: int = 0
+  budget: int = 30
+  query_every: int = 3
+  reward: str = "rank"
+  reward_k: int = 0
+  increments: bool = True
+  goal_hr: float = 1.0
+  gamma: float = 0.6
+  lr: float = 1e-2
+  episodes: int = 512
+  batch_episodes: int = 16
+  shared: bool = True
+  entropy: float = 0.01
+  normalize_adv: bool = True
+  hidden: int = 16
+  baseline_decay: float = 0.9
+  final_greedy: bool = False
+
+  def __post_init__(self):
+    if self.reward not in ("rank", "hr"):
+      raise ValueError(f"reward must be 'rank' or 'hr', got {self.reward!r}")
+    if self.reward == "hr" and self.reward_k <= 0:
+      raise ValueError("reward='hr' needs reward_k > 0 (HR@k)")
+
+  @property
+  def learns(self) -> bool:
+    return self.selector != "random" or self.craft == 0
+
+
+def table2_methods(base: AttackConfig) -> dict[str, AttackConfig]:
+  """The attack rows of Table 2 (Section 5.1.4) built on ``base``."""
+  r = functools.partial(dataclasses.replace, base)
+  return {
+      "RandomAttack": r(selector="random", masking=False, craft=10, episodes=0),
+      "TargetAttack40": r(selector="random", masking=True, craft=4, episodes=0),
+      "TargetAttack70": r(selector="random", masking=True, craft=7, episodes=0),
+      "TargetAttack100": r(selector="random", masking=True, craft=10,
+                           episodes=0),
+      "PolicyNetwork": r(selector="flat", masking=True, craft=0),
+      "CopyAttack-Masking": r(selector="tree", masking=False, craft=10),
+      "CopyAttack-Length": r(selector="tree", masking=True, craft=10),
+      "CopyAttack": r(selector="tree", masking=True, craft=0),
+  }

@@ -1,0 +1,181 @@
+"""The stages of a run around the method, each cached and recorded: the split and both
+pretrained scorers (:func:`prepare`), the prototypes, and one registry method.
+
+:class:`Recorder` writes one ``metrics.jsonl`` line per finished stage; :func:`_gate`
+warns (or, under ``--strict``, stops) when a stage fails its sanity gate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from pfcdr_jax.harness import cache as cache_lib
+from pfcdr_jax.pfcdr import method as method_lib
+from pfcdr_jax.harness import sanity as sanity_lib
+from pfcdr_jax.baselines import context as context_lib
+from pfcdr_jax.baselines import selection
+from pfcdr_jax.config import PFCDRConfig
+from pfcdr_jax.data import profile as profile_lib
+from pfcdr_jax.data import splits as splits_lib
+from pfcdr_jax.models import scorers as scorers_lib
+from pfcdr_jax.harness.cache_keys import baseline_cache_key
+from pfcdr_jax.harness.cache_keys import pretrain_cache_key
+from pfcdr_jax.harness.cache_keys import prototype_cache_key
+from pfcdr_jax.harness.cache_keys import stage_cache
+from pfcdr_jax.harness.pretraining import pretrain
+from pfcdr_jax.harness.pretraining import scorer_of
+from pfcdr_jax.harness.run_inputs import RunInputs
+from pfcdr_jax.harness.run_inputs import check_split
+from pfcdr_jax.harness.run_inputs import load_split
+
+log = logging.getLogger(__name__)
+
+
+class Recorder:
+  """Appends one JSON line per finished stage to ``metrics.jsonl`` and times it.
+
+  ``Recorder(None)`` times the stages and writes nothing (studies that rebuild a run).
+  """
+
+  def __init__(self, workdir: Path | None):
+    self.workdir = None if workdir is None else Path(workdir)
+    self.path = None if workdir is None else self.workdir / "metrics.jsonl"
+    self.timings: dict[str, float] = {}
+
+  @contextlib.contextmanager
+  def stage(self, name: str) -> Iterator[dict[str, Any]]:
+    """``with rec.stage("bridge") as r: r["train_mse"] = ...``; written on success."""
+    log.debug("stage %s ...", name)
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {}
+    yield record
+    dt = time.perf_counter() - t0
+    self.timings[name] = round(dt, 3)
+    if self.path is None:
+      return
+    with open(self.path, "a") as f:
+      f.write(json.dumps(cache_lib.jsonable({"stage": name, "seconds": round(dt, 3),
+                                             **record})) + "\n")
+    log.info("%-22s %6.1fs%s", name, dt, "  (cached)" if record.get("cached") else "")
+
+
+def _gate(sanity: dict[str, dict], names: tuple[str, ...], cfg: PFCDRConfig,
+          pretrain_meta: dict | None = None) -> None:
+  """Warns one line per failed sanity record among ``names`` (an error under
+  ``cfg.strict``); ``sanity`` holds the run's records so far (the causes read them)."""
+  lines = sanity_lib.failures(sanity, pretrain_meta, only=names)
+  for line in lines:
+    log.warning("%s", line)
+  sanity_lib.enforce(lines, cfg.strict)
+
+
+def _prototype_stage(run: RunInputs, cfg: PFCDRConfig, cache, name: str,
+                     record: dict) -> np.ndarray:
+  """One domain's prototypes (``method.prototypes``), cached."""
+  if name == "source":
+    params, n, users = (run.params_s, run.data.source.n_users,
+                        method_lib.source_prototype_users(run.data))
+    key = run.keys.inversion_source
+  else:
+    params, n, users = (run.params_t, run.data.target_train.n_users,
+                        method_lib.bridge_users(run.data))
+    key = run.keys.inversion_target
+  d = scorers_lib.repr_dim(cfg.pretrain.emb_dim, cfg.pretrain.offsets)
+
+  def compute():
+    out = method_lib.prototypes(run.scorer, params, n, users, key, cfg.inversion,
+                                progress=name)
+    return ({"prototypes": np.asarray(out.prototypes)},
+            {"n_users": int(len(users)), "mean_final_loss": float(np.mean(out.loss)),
+             "method": out.method})
+
+  def valid(arrays, meta):
+    return (arrays.get("prototypes") is not None
+            and arrays["prototypes"].shape == (len(users), d)
+            and meta.get("n_users") == len(users) and isinstance(meta.get("method"), str))
+
+  arrays, _ = cache_lib.cached_stage(cache, f"prototypes-{name}",
+                                     prototype_cache_key(cfg, run.data_hash, name), compute,
+                                     valid, record)
+  return arrays["prototypes"]
+
+
+def prepare(cfg: PFCDRConfig, workdir: str | Path, rec: Recorder | None = None,
+            frames=None) -> RunInputs:
+  """The split and both pretrained scorers of a run (cached), as ``run_pfcdr`` has them.
+
+  Args:
+    cfg: the run; workdir: where the default cache lives.
+    rec: records the stages and says where the split manifest goes (None: nothing is
+      written but the cache).
+    frames: a :func:`load_frames` result to reuse.
+  """
+  rec = rec or Recorder(None)
+  cache = stage_cache(cfg, workdir)
+  keys = method_lib.StageKeys.from_seed(cfg.seed)
+  with rec.stage("data") as r:
+    data, info, data_hash = load_split(cfg, frames)
+    check_split(cfg, data)
+    if rec.workdir is not None:
+      splits_lib.save_manifest(data, rec.workdir / "split_manifest.json")
+    r.update({"data_hash": data_hash, "synthetic": bool(info.get("synthetic", False))})
+  log.info("data: %d overlap users, %d test users (%d ratings), %d validation users",
+           data.n_overlap, len(data.test_users), data.target_test.rating.size,
+           len(data.val_users))
+  profile = profile_lib.data_profile(data)
+  log.info("data profile:\n%s", profile_lib.format_profile(profile))
+  for line in profile_lib.profile_warnings(profile):
+    log.warning("data profile: %s", line)
+  scorer = scorer_of(cfg)
+  params = {}
+  for name, domain, key in (("source", data.source, keys.pretrain_source),
+                            ("target", data.target_train, keys.pretrain_target)):
+    with rec.stage(f"pretrain_{name}") as r:
+      params[name] = pretrain(scorer, domain, cfg, key, cache,
+                              pretrain_cache_key(cfg, data_hash, name), name, r)
+    stage = f"pretrain_{name}"
+    _gate({stage: sanity_lib.pretrain_record(r)}, (stage,), cfg, {stage: r})
+  return RunInputs(data, info, data_hash, scorer, params["source"], params["target"], keys,
+                   profile)
+
+
+def run_prototypes(run: RunInputs, cfg: PFCDRConfig, workdir: str | Path,
+                   rec: Recorder | None = None) -> method_lib.Prototypes:
+  """Both domains' prototypes of a prepared run (cached)."""
+  rec = rec or Recorder(None)
+  cache = stage_cache(cfg, workdir)
+  out = {}
+  for name in ("source", "target"):
+    with rec.stage(f"inversion_{name}") as r:
+      out[name] = _prototype_stage(run, cfg, cache, name, r)
+  return method_lib.Prototypes(out["source"], out["target"])
+
+
+def run_baseline(run: RunInputs, cfg: PFCDRConfig, cache, name: str,
+                 record: dict) -> tuple[np.ndarray, dict, np.ndarray]:
+  """One registry method's test predictions, chosen settings and validation predictions
+  (cached)."""
+  ctx = context_lib.BaselineContext(
+      data=run.data, scorer=run.scorer, params_s=run.params_s, params_t=run.params_t,
+      key=run.keys.baselines, seed=cfg.seed, emcdr_key=run.keys.emcdr, bridge=cfg.bridge,
+      inversion=cfg.inversion, topk=cfg.topk)
+  n_test, n_val = run.data.target_test.rating.size, run.data.target_val.rating.size
+
+  def compute():
+    pred, val_pred, chosen = selection.fit_predict_val(name, ctx)
+    return {"pred": pred, "val_pred": val_pred}, chosen
+
+  arrays, chosen = cache_lib.cached_stage(
+      cache, "baseline", baseline_cache_key(cfg, run.data_hash, name), compute,
+      lambda a, meta: (a.get("pred") is not None and a["pred"].shape == (n_test,)
+                       and a.get("val_pred") is not None and a["val_pred"].shape == (n_val,)
+                       and isinstance(meta.get("grid"), list) and "val_mae" in meta), record)
+  record["chosen"] = chosen
+  return arrays["pred"], chosen, arrays["val_pred"]

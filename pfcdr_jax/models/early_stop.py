@@ -1,0 +1,117 @@
+"""Early stopping of the lr grid (``TrainConfig.patience`` and ``early_stop``).
+
+How many epochs have passed without a gain that counts under a rule
+(:func:`epochs_without_gain`), which lrs cannot reach the grid's best in the epochs
+left (:func:`cannot_reach`, the ``"per_lr_reach"`` rule), and the bookkeeping that
+moves stopped lrs out of the trained stack (their best is final) and puts the whole
+grid back together at the end.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pfcdr_jax.models.train_epoch import _State
+
+if TYPE_CHECKING:
+  from pfcdr_jax.models.train import TrainConfig
+
+
+def epochs_without_gain(best_mse, best_epoch, epochs_done: int, rule: str) -> int:
+  """Epochs since the last held-out gain that counts under ``rule`` (see TrainConfig).
+
+  ``best_mse`` / ``best_epoch`` are [L] (or [S, L] for a seed stack: then the count is
+  the smallest over seeds, so the run stops once every seed has stalled).
+  """
+  best_mse, best_epoch = np.asarray(best_mse), np.asarray(best_epoch)
+  if rule == "any_lr":
+    return epochs_done - int(np.max(best_epoch))
+  sel = np.take_along_axis(best_epoch, np.argmin(best_mse, axis=-1)[..., None], axis=-1)
+  return epochs_done - int(np.max(sel))
+
+
+def cannot_reach(curve: np.ndarray, epochs: int, window: int) -> np.ndarray:
+  """Which lrs cannot reach the grid's best held-out MSE in the epochs left.
+
+  An lr's reach is its best MSE so far minus (epochs left) x (its largest per-epoch
+  gain of the best MSE over the last ``window`` epochs): linear extrapolation at its
+  steepest recent rate, optimistic on curves whose gains shrink. It cannot reach
+  when that is still above the best MSE of any lr (of its seed). Nothing is decided
+  before ``window + 1`` epochs have run.
+
+  Args:
+    curve: [E, ..., L] held-out MSE after each of the E epochs run (NaN where an lr
+      was not trained); ``...`` is a seed axis or nothing.
+    epochs: the run's epoch budget.
+    window: how many recent gains the rate is taken over (the patience).
+
+  Returns:
+    bool[..., L].
+  """
+  curve = np.asarray(curve, np.float64)
+  if curve.shape[0] <= window:
+    return np.zeros(curve.shape[1:], bool)
+  best = np.fmin.accumulate(curve, axis=0)          # NaN (untrained) epochs keep the best
+  recent = best[-(window + 1):]
+  gain = np.max(recent[:-1] - recent[1:], axis=0)
+  reach = best[-1] - gain * (epochs - curve.shape[0])
+  with np.errstate(invalid="ignore"):
+    return reach > np.nanmin(best[-1], axis=-1, keepdims=True)
+
+
+class _Stack(NamedTuple):
+  """Where the lr axis is (0, or 1 behind a seed axis) and which lrs are still trained."""
+  axis: int
+  cols: np.ndarray     # int[L_now]: grid index of each lr still in the stack
+
+
+def _take_lrs(tree, idx, axis: int):
+  """``tree`` at lr index (or indices) ``idx`` of the lr axis ``axis``."""
+  return jax.tree_util.tree_map(lambda x: jnp.take(x, jnp.asarray(idx), axis=axis), tree)
+
+
+def _shrink(state: _State, stack: _Stack, keep: np.ndarray, done: dict) -> tuple[_State, _Stack]:
+  """Moves the lrs not in ``keep`` (bool[L_now]) out of the stack into ``done``
+  (grid index -> (best_params, best_mse, best_epoch), lr axis removed)."""
+  for j in np.flatnonzero(~keep):
+    done[int(stack.cols[j])] = _take_lrs(
+        (state.best_params, state.best_mse, state.best_epoch), j, stack.axis)
+  idx = np.flatnonzero(keep)
+  state = _State(*(_take_lrs(getattr(state, f), idx, stack.axis) for f in _State._fields))
+  return state, _Stack(stack.axis, stack.cols[idx])
+
+
+def _full_best(state: _State, stack: _Stack, done: dict, n_lrs: int) -> _State:
+  """The best (params, mse, epoch) of every grid lr, stacked in grid order."""
+  _shrink(state, stack, np.zeros(len(stack.cols), bool), done)   # the rest into ``done``
+  best = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=stack.axis),
+                                *(done[li] for li in range(n_lrs)))
+  return _State(params=None, opt=None, best_params=best[0], best_mse=best[1],
+                best_epoch=best[2])
+
+
+def _stop_check(state: _State, stack: _Stack, curve: list, cfg: TrainConfig,
+                done: dict) -> tuple[bool, _State, _Stack]:
+  """After an epoch (``curve``: one full-grid row per epoch run): (stop?, state, stack).
+  With ``per_lr`` / ``per_lr_reach``, the lrs stalled for ``patience`` epochs (or that
+  :func:`cannot_reach` the best) become inactive (their best is final) and leave the
+  stack once no seed still trains them."""
+  epochs_done = len(curve)
+  if cfg.patience is None:
+    return False, state, stack
+  if cfg.early_stop not in ("per_lr", "per_lr_reach"):
+    stalled = epochs_without_gain(state.best_mse, state.best_epoch, epochs_done, cfg.early_stop)
+    return stalled >= cfg.patience, state, stack
+  active = np.asarray(state.active) & (epochs_done - np.asarray(state.best_epoch) < cfg.patience)
+  if cfg.early_stop == "per_lr_reach":
+    active &= ~cannot_reach(np.stack(curve), cfg.epochs, cfg.patience)[..., stack.cols]
+  if not active.any():
+    return True, state, stack
+  state = state._replace(active=jnp.asarray(active))
+  keep = active.any(axis=0) if stack.axis == 1 else active
+  if not keep.all():
+    state, stack = _shrink(state, stack, keep, done)
+  return False, state, stack

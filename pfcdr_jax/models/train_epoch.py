@@ -1,0 +1,157 @@
+"""One pretraining epoch of the lr-stacked scorer, as a function to jit.
+
+:func:`make_epoch_fn` builds ``epoch_fn``: Adam steps on the masked MSE (Eq. 7) over
+shuffled, padded minibatches (a ``lax.scan``), dense (``optax.scale_by_adam``: every
+table row moves) or lazy (:mod:`lazy_adam`: only the rows a minibatch touches),
+then the held-out MSE of every lr and the best params per lr. ``_State`` is what it
+carries from epoch to epoch; :func:`host_order` is the host-drawn visiting order.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from pfcdr_jax.models import lazy_adam
+from pfcdr_jax.models import minibatch
+from pfcdr_jax.models.heldout import _heldout_mse
+from pfcdr_jax.models.scorers import Scorer
+
+if TYPE_CHECKING:
+  from pfcdr_jax.models.train import TrainConfig
+
+
+class _State(NamedTuple):
+  params: Any         # stacked over lrs: leaves [L, ...]
+  opt: Any            # scale_by_adam state, stacked over lrs
+  best_params: Any    # stacked over lrs
+  best_mse: jax.Array  # [L]
+  best_epoch: jax.Array  # [L] int32
+  active: jax.Array | None = None   # bool[L]: False = early-stopped, its best is final
+
+
+def _masked_mse(scorer: Scorer, params, users, items, ratings, mask):
+  err = scorer.predict(params, users, items) - ratings
+  return jnp.sum(mask * err * err) / jnp.maximum(jnp.sum(mask), 1.0)
+
+
+def _dense_update_fn(scorer: Scorer):
+  """``update(params, opt, lr, u, i, r, m) -> (params, opt)``: one dense Adam step."""
+  adam = optax.scale_by_adam()
+
+  def update(params, opt, lr, u, i, r, m):
+    grads = jax.grad(lambda p: _masked_mse(scorer, p, u, i, r, m))(params)
+    updates, opt = adam.update(grads, opt, params)
+    return jax.tree_util.tree_map(lambda p, d: p - lr * d, params, updates), opt
+
+  return update
+
+
+_TABLES = ("user", "item")
+
+
+def _lazy_epoch_fn(scorer: Scorer):
+  """``run(params, opt, lrs, train, idx, valid) -> (params, opt)``: one lazy-Adam epoch.
+
+  The lr stack's two embedding tables travel row-major (``lazy_adam.RowTables``,
+  [n, L, d]) through the epoch's ``lax.scan``, so a minibatch touches ``B`` contiguous
+  rows of every table instead of one scattered row per lr; the gradient is taken with
+  respect to the gathered rows only ([B, L, d], per lr by ``vmap``), never as a dense
+  table. Padded examples (``valid = 0``) touch no row. The small dense leaves (GMF's
+  ``h``, the DNN tower) get ordinary Adam every step.
+  """
+
+  def loss_one(pu, pi, dense, r, m):   # one lr: pu, pi [B, d] gathered rows
+    ar = jnp.arange(pu.shape[0])
+    return _masked_mse(scorer, dict(dense, user=pu, item=pi), ar, ar, r, m)
+
+  grad_stack = jax.vmap(jax.grad(loss_one, argnums=(0, 1, 2)),
+                        in_axes=(1, 1, 0, None, None), out_axes=(1, 1, 0))
+  dense_stack = jax.vmap(lazy_adam.dense_step, in_axes=(0, 0, 0, 0, None, 0))
+
+  def run(params, opt: lazy_adam.LazyAdamState, lrs, train, idx, valid):
+    users, items, ratings = train
+    n_rows = {k: params[k].shape[1] for k in _TABLES}
+    tabs = {k: lazy_adam.to_rows(params[k], opt.mu[k], opt.nu[k]) for k in _TABLES}
+    rest = lambda tree: {k: v for k, v in tree.items() if k not in _TABLES}
+
+    def step(carry, xs):
+      tabs, dense, dmu, dnu, count = carry
+      b, m = xs
+      rows = {"user": jnp.where(m > 0, users[b], n_rows["user"]),
+              "item": jnp.where(m > 0, items[b], n_rows["item"])}
+      gu, gi, gd = grad_stack(lazy_adam.gather_rows(tabs["user"].p, rows["user"]),
+                              lazy_adam.gather_rows(tabs["item"].p, rows["item"]),
+                              dense, ratings[b], m)
+      t = (count + 1).astype(jnp.float32)
+      tabs = {k: lazy_adam.rows_step(tabs[k], rows[k], g, t, lrs)
+              for k, g in (("user", gu), ("item", gi))}
+      dense, dmu, dnu = dense_stack(dense, gd, dmu, dnu, t, lrs)
+      return (tabs, dense, dmu, dnu, count + 1), None
+
+    carry = (tabs, rest(params), rest(opt.mu), rest(opt.nu), opt.count[0])
+    (tabs, dense, dmu, dnu, count), _ = jax.lax.scan(step, carry, (idx, valid))
+    params, mu, nu = dict(dense), dict(dmu), dict(dnu)
+    for k in _TABLES:
+      params[k], mu[k], nu[k] = lazy_adam.from_rows(tabs[k])
+    return params, lazy_adam.LazyAdamState(count=jnp.full_like(opt.count, count), mu=mu, nu=nu)
+
+  return run
+
+
+def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
+  """Builds the (un-jitted) epoch function for a training set of ``n_train`` ratings.
+
+  Returns:
+    ``epoch_fn(state, lrs [L], train (u, i, r), held (u, i, r), order, epoch [])
+    -> (state, heldout_mse [L])``. ``order`` is the epoch's PRNG key with
+    ``cfg.shuffle == "device"`` (permuted as ``fold_in(key, epoch)``) and the visiting
+    order int32[n_train] itself with ``"host"`` (:func:`host_order`).
+  """
+  stacked_update = jax.vmap(_dense_update_fn(scorer), in_axes=(0, 0, 0, None, None, None, None))
+  lazy_epoch = _lazy_epoch_fn(scorer)
+  bs = min(cfg.batch_size, n_train)
+
+  def epoch_fn(state: _State, lrs, train, held, order, epoch):
+    users, items, ratings = train
+
+    def step(carry, idx, m):
+      params, opt = carry
+      params, opt = stacked_update(params, opt, lrs, users[idx], items[idx], ratings[idx], m)
+      return (params, opt), None
+
+    perm = (order if cfg.shuffle == "host"
+            else jax.random.permutation(jax.random.fold_in(order, epoch), n_train))
+    # Pad slots gather row n-1 with weight 0: the params are unchanged.
+    idx, valid = minibatch.padded_batches(perm, bs)
+    if cfg.optimizer == "lazy_adam":
+      params, opt = lazy_epoch(state.params, state.opt, lrs, train, idx, valid)
+    else:   # the lr stack shares each minibatch
+      (params, opt), _ = minibatch.scan_batches(step, (state.params, state.opt), idx, valid)
+    mse = jax.vmap(lambda p: _heldout_mse(scorer, p, held, cfg.heldout_batch))(params)
+    better = mse < state.best_mse
+    if state.active is not None:
+      better = better & state.active
+
+    def pick(new, old):
+      b = better.reshape((-1,) + (1,) * (new.ndim - 1))
+      return jnp.where(b, new, old)
+
+    best_params = jax.tree_util.tree_map(pick, params, state.best_params)
+    state = _State(params=params, opt=opt, best_params=best_params,
+                   best_mse=jnp.where(better, mse, state.best_mse),
+                   best_epoch=jnp.where(better, epoch + 1, state.best_epoch),
+                   active=state.active)
+    return state, mse
+
+  return epoch_fn
+
+
+def host_order(key: jax.Array, epoch: int, n: int) -> np.ndarray:
+  """The host-drawn visiting order int32[n] of ``epoch``: a numpy permutation seeded by
+  the two words of ``fold_in(key, epoch)`` (same key and epoch, same order)."""
+  words = np.asarray(jax.random.key_data(jax.random.fold_in(key, epoch)), np.uint32)
+  return np.random.default_rng(words.ravel().tolist()).permutation(n).astype(np.int32)
