@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-# What each stage must touch (BUILD_NOTES, "How cost grows"): the size its exponent
+# What each stage must touch (BUILD_NOTES §9, performance): the size its exponent
 # is taken against.
 STAGE_WORK = {
     "data": "ratings", "pretrain_source": "ratings", "pretrain_target": "ratings",

@@ -1,4 +1,4 @@
-"""Headroom of the CopyAttack environment (issue 12, section 1).
+"""Headroom of the CopyAttack environment: how much choosing the copied profiles can gain.
 
 For each target item: TargetAttack100 (random whole v*-profiles) over many
 seeds vs a greedy oracle that at each step injects the (v*-profile, window)

@@ -70,8 +70,8 @@ OFFSETS_COMMAND = (
     "--workdir=runs/table1/c2d_none  /  the same with --offsets=bias --grid_extend=2 "
     "--workdir=runs/table1/c2d_bias)")
 
-# The seed-0 checks behind BUILD_NOTES' "sparse", "planted" and "thinned" statements
-# (docs/results/checks_sparse_and_planted.json): name -> the command as recorded.
+# The seed-0 checks of docs/results/checks_sparse_and_planted.json (sparse, planted and
+# thinned data; docs/RESULTS.md (b)): name -> the command as recorded.
 CHECK_RUNS = {
     "sparse_b0_none": "python experiments/pfcdr.py --task=synthetic --like=sparse --scale=1.0 "
                       "--bias_std=0 --offsets=none --grid_extend=0",

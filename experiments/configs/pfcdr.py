@@ -34,8 +34,8 @@ FLAG_PATHS = {
 
 
 # Per-task pretraining (the Amazon tasks are 10-50x larger than ML-1M Comedy->Drama).
-# Every preset keeps dense Adam (--optimizer=lazy_adam: BUILD_NOTES, issue 16, for what
-# row-sparse Adam gains per epoch and costs in epochs).
+# Every preset keeps dense Adam (--optimizer=lazy_adam: BUILD_NOTES §2, pretraining, "Not
+# adopted", for what row-sparse Adam gains per epoch and costs in epochs).
 TASK_PRESETS = {
     "comedy2drama": {"pretrain.epochs": 100, "pretrain.batch_size": 1024},
     "action2romance": {"pretrain.epochs": 100, "pretrain.batch_size": 1024},

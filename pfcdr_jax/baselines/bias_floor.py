@@ -10,7 +10,8 @@
 - ``o_u = mean_s(u) - mu_s``: the user's mean source rating minus the source global
   mean (0 for a user without source ratings, which cannot happen for overlap users);
   optionally shrunk towards 0 with ``user_shrinkage`` pseudo-ratings
-  (``sum_u (r - mu_s) / (n_u + k)``; 0 by default, the definition of issue 13);
+  (``sum_u (r - mu_s) / (n_u + k)``; 0 by default, which defines the floor: the
+  shrunk offset is an option);
 
 and the sum clipped to the range of the target training ratings (``clip=True``, the
 default: a floor should not predict 5.4 on a 1-5 scale; on comedy2drama seed 0 the

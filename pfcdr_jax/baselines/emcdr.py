@@ -13,7 +13,7 @@ Which embedding is mapped (``space``), as in the authors' public code
   is dotted with the target item embedding directly (the tower is not re-applied);
 - ``"raw"``: the raw user embedding table ``U`` is mapped and the target model's own
   user transform is applied afterwards (GMF: ``h * (U_s W)``; YouTube-DNN:
-  ``tower_t(U_s W)``, the variant this project ran before issue 13, kept as an option:
+  ``tower_t(U_s W)``, kept as an option, not the default:
   the nonlinear tower applied to a vector from outside its training range is what gave
   EMCDR-DNN an MAE of 0.98 on comedy2drama);
 - ``"auto"`` (default): ``"repr"`` for YouTube-DNN, ``"raw"`` for MF (where the two are

@@ -5,7 +5,7 @@ Rating Prediction" (CIKM'22): every user is a client that keeps its personal mod
 its own device; a server holds the shared item model and only ever receives model
 updates; the cross-domain knowledge transfer happens on the client, which holds the
 user's data of both domains. This module is a small, explicit version of that protocol
-(no code of the paper was read); what is adapted is listed in BUILD_NOTES.
+(no code of the paper was read); what is adapted is listed in BUILD_NOTES §5, baselines.
 
 Model (per domain ``D in {s, t}``, rank ``d``): a client ``u`` holds ``x_u = [p_u, b_u]``
 (``[d+1]``, embedding + user bias), the server holds ``y_j = [q_j, c_j]`` for every item

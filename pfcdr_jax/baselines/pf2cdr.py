@@ -4,7 +4,8 @@ After Chen et al.'s P2FCDR ("privacy-preserving federated framework for cross-do
 recommendation"): each domain (an organisation) keeps its own model and ratings; the
 domains exchange only user representations of the overlapping users, perturbed for
 privacy, and each domain fuses the received representation with its own through a
-gate. No code of the paper was read; what is adapted is listed in BUILD_NOTES.
+gate. No code of the paper was read; what is adapted is listed in BUILD_NOTES §5,
+baselines.
 
 Here, for the cold-start direction source -> target:
 

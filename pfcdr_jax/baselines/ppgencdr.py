@@ -58,8 +58,8 @@ Here (cold-start rating prediction, source -> target):
 What each party sends: source -> target: :class:`Release` only. Target -> source:
 nothing.
 
-Adapted / not determined (see also BUILD_NOTES): no critic, hence no GAN stabiliser
-(PID optimiser, replay regularisers) and no Sinkhorn term; the real vectors are
+Adapted / not determined (see also BUILD_NOTES §5, baselines): no critic, hence no GAN
+stabiliser (PID optimiser, replay regularisers) and no Sinkhorn term; the real vectors are
 normalised ratings on rated items (the code's are binary interactions); the noise is
 on the per-user parameter gradient (DP-SGD) rather than on the per-example gradient
 at the generated vector; full participation and GDP instead of subsampling and RDP;
@@ -69,7 +69,7 @@ losses (BCE / BPR on implicit targets) are replaced by squared error on ratings.
 Which (epsilon, delta) the paper's tables use could not be determined, nor how its
 single critic (trained on everyone's raw ratings) is covered by its guarantee.
 
-Measured (comedy2drama, beta 0.2, seed 0, MF; BUILD_NOTES): MAE 0.712 without noise
+Measured (comedy2drama, beta 0.2, seed 0, MF): MAE 0.712 without noise
 (PTUPCDR 0.711), 0.751 at epsilon = 10, 0.754 at epsilon = 1 (ItemMean 0.752): the
 per-user guarantee, not the generator, costs the utility.
 """

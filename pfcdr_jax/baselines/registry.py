@@ -42,7 +42,7 @@ CACHE_VERSION = 2
 # The Table 1 methods beyond those every run reports (config.MAIN_BASELINES).
 NAMES = ("LightGCN", "CMF", "SSCDR", "PTUPCDR",
          *(f"DP-EMCDR(eps={e:g})" for e in DP_EPSILONS), "PriCDR-S", "SourceUserMean",
-         # The paper's private baselines we could build (issue 14) and PFCDR's DP variant.
+         # The paper's private baselines we could build and PFCDR's DP variant.
          "FedCDR", "PF2CDR", "PPGenCDR", *(f"PFCDR-DP(eps={e:g})" for e in DP_EPSILONS),
          # PFCDR+ with its offset under per-rating Laplace DP (PlusConfig.rating_epsilon).
          *(f"PFCDR+(eps={e:g})" for e in DP_EPSILONS))
@@ -168,7 +168,7 @@ ENTRIES: dict[str, Entry] = {
     "BiasFloor": Entry(_run_bias_floor, tuple({"shrinkage": float(k)} for k in
                                               (0, 2, 5, 10, 25, 50, 100)),
                        {"clip": True}, "shrinkage=10"),
-    # Ours (issue 15): one grid point here; method_plus selects its settings itself.
+    # Ours: one grid point here; method_plus selects its settings itself.
     "PFCDR+": Entry(_run_pfcdr_plus, reads=("inversion", "bridge")),
     # Federated CDR simulated in rounds (baselines/fedcdr.py); no DP unless eps is given
     # ("FedCDR(eps=1,clip_norm=...)").

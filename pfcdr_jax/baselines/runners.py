@@ -127,8 +127,8 @@ def _run_pricdr(ctx, opts, pairs, key):
 def _run_fedcdr(ctx, opts, pairs, key):
   """FedCDR: trains its own federated factors (base model not used) of rank d.
 
-  With ``eps`` the per-person clip defaults to C = 1 (Adam makes the result nearly
-  C-invariant once every upload is clipped: measured in BUILD_NOTES).
+  With ``eps`` the per-person clip defaults to C = 1 (Adam is scale-invariant, so once
+  every upload is clipped the result hardly depends on C).
   """
   opts = dict(opts)
   if "eps" in opts:

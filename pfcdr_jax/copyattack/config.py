@@ -87,7 +87,7 @@ class PretendConfig:
   ``n_pretend`` real target users drawn once by seed (with at least
   ``min_len`` interactions), held out of every evaluation. ``"source"``:
   new accounts injected before any attack, each a random ``pretend_len``
-  window of a distinct source profile (the earlier choice).
+  window of a distinct source profile (an option).
 
   Attributes:
     n_pretend: accounts (paper: 50).

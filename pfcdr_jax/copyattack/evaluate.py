@@ -97,8 +97,8 @@ def catalogue_metrics(scorer, state, users: jnp.ndarray,
 
   ``percentile`` is the fraction of a user's other non-interacted items
   scored below v* (1 = top of the catalogue); its mean, standard deviation
-  and 10th / 90th percentiles over the users are the spread the issue asks
-  for. ``full_HR@k`` is the share of users with v* in their full-catalogue
+  and 10th / 90th percentiles over the users are reported as its spread.
+  ``full_HR@k`` is the share of users with v* in their full-catalogue
   top-k: the candidate set of ``eligible_users``, so before any attack it is
   0 by construction.
 

@@ -1,7 +1,7 @@
 """Headroom of an attack environment: random v*-profiles vs a greedy oracle.
 
-Before asking a policy to learn *which* profiles to copy (issue 12, section 1),
-measure how much choosing them can gain at all. For one target item v*:
+Before asking a policy to learn *which* profiles to copy, measure how much choosing
+them can gain at all. For one target item v*:
 
 * TargetAttack100 over many seeds: ``budget`` whole profiles drawn at random
   from the source profiles that contain v*;

@@ -14,7 +14,7 @@ An item's representation h_v is a function of *who* interacted with it only
 (``item_id="none"``, the default): the free item embedding E_v enters through
 the users' hop-1 vectors z_u, never directly into h_v, so a cold item's score
 cannot ignore its neighbours and copied profiles move v* differently for
-different real users (issue 12). ``item_id="concat"`` restores the earlier
+different real users. ``item_id="concat"`` is the option with a free item embedding,
 ``h_v = tanh(W_h [E_v (+) neighbours])``, where a cold item's own embedding
 dominated its score and every attack only moved its popularity.
 
@@ -33,7 +33,7 @@ Training (Section 5.1.3): BPR on 80% of the target interactions with one
 uniform negative, Gaussian(0, 0.1) init, e = 8, early stopping on validation
 HR@10 (100 sampled negatives); the batch's own positive edges are removed from
 the graph in each step so the model cannot read the label from the
-neighborhood. Two deviations, measured on ML-100K (issue 12): Adam lr 1e-2
+neighborhood. Two deviations, measured on ML-100K: Adam lr 1e-2
 instead of 1e-3 (at 1e-3 the model never leaves the popularity ranking: test
 HR@10 0.540 vs popularity 0.537; at 1e-2 0.653) and patience 20 instead of 5
 (training to convergence; patience 5 stopped at epoch 7-8 on a plateau).

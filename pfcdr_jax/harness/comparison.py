@@ -36,9 +36,9 @@ def use_seed_stack(mode: str) -> bool:
   """``--seed_stack``: "on", "off", or "auto" = on when JAX runs on an accelerator.
 
   On 2 CPU cores a stack of 3 comedy2drama seeds took 0.8x the speed of one seed after
-  another (``experiments/bench_seeds.py``, BUILD_NOTES): CPU pretraining is bound by
-  arithmetic, not by launches, so "auto" leaves CPU runs sequential. The parameters
-  came out bit-identical either way in that measurement.
+  another (``experiments/bench_seeds.py``; BUILD_NOTES §2, pretraining): CPU pretraining
+  is bound by arithmetic, not by launches, so "auto" leaves CPU runs sequential. The
+  parameters came out bit-identical either way in that measurement.
   """
   if mode not in SEED_STACK_MODES:
     raise ValueError(f"seed_stack must be one of {SEED_STACK_MODES}, got {mode!r}")

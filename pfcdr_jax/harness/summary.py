@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 FLOORS = sanity_lib.FLOOR_METHODS   # GlobalMean, ItemMean, SourceUserMean, BiasFloor
 METRICS = ("mae", "rmse")
 # Planned contrasts (a, b): tested over seeds in every row that has both methods, fixed
-# before the runs (issue 15: PFCDR+ against the strongest baseline and the floor; issue
-# 13: PFCDR against the same two), so no "best other" is picked after seeing the numbers.
+# before the runs (PFCDR+ and PFCDR each against the strongest baseline, PTUPCDR, and the
+# floor, BiasFloor), so no "best other" is picked after seeing the numbers.
 CONTRASTS = (("PFCDR+", "PTUPCDR"), ("PFCDR+", "BiasFloor"), ("PFCDR", "PTUPCDR"),
              ("PFCDR", "BiasFloor"),
              # PFCDR+ with per-rating DP scalars (fixed before its 10-seed runs).

@@ -16,7 +16,8 @@ bits become a uniform in [-1, 1) and ``z = sqrt(2) erfinv(u)`` as
 ``jax.random.normal`` does. Statistical checks (moments, Kolmogorov-Smirnov,
 lag-1 and cross-key correlation, byte uniformity) are in
 ``tests/infra/test_hash_random.py``; it is not a cryptographic generator and is meant
-for random initialisation only. Measured against threefry in BUILD_NOTES (issue 16).
+for random initialisation only. Measured against threefry in BUILD_NOTES §3, PFCDR
+kernels ("b0 draw").
 """
 from __future__ import annotations
 

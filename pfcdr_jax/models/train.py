@@ -75,7 +75,7 @@ class TrainConfig:
       differs from it only where a stalled lr would have improved again) or
       "selected" (only a gain of the best held-out MSE over all lrs counts: stops
       while a slow lr is still improving below the best, which on MovieLens is the lr
-      that wins later -- an option, BUILD_NOTES issue 16) or "per_lr_reach" (per_lr,
+      that wins later -- an option, not the default) or "per_lr_reach" (per_lr,
       and an lr also stops once it cannot reach the best held-out MSE of the grid
       even if it kept its largest per-epoch gain of the last ``patience`` epochs for
       every epoch left: :func:`early_stop.cannot_reach`).

@@ -57,8 +57,9 @@ class InversionConfig:
     first_order: closed form tracks the first-order wd/eps drift of ``pred``.
     b0_draw: how ``z`` of Eq. (5) is drawn from a user's key: "hash" (default;
       :mod:`hash_random`, a counter-based hash, 2.2x cheaper on CPU in bench.json)
-      or "threefry" (``jax.random.normal``, the draw of the tables committed before
-      issue 16's third part): the same distribution, other numbers (BUILD_NOTES).
+      or "threefry" (``jax.random.normal``, which some older committed tables need to
+      be reproduced): the same distribution, other numbers (BUILD_NOTES §3, PFCDR
+      kernels, "b0 draw").
   """
   target_rating: float = 5.0
   steps: int = 300

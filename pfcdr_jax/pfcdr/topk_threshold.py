@@ -106,7 +106,7 @@ def _threshold_rows(u, k):
   Returns int32[c, k], ascending index order; ties at the K-th value go to the
   lower index. For K <= T / 4 the set is read off the packed mask by gathers
   (:func:`_compact_words`, O(T / 32 + K) per row); above, by one permutation scatter
-  of the row (O(T)), which is as fast there (BUILD_NOTES, issue 16).
+  of the row (O(T)), which is as fast there.
   """
   T = u.shape[1]
   sel = _threshold_mask(u, k)

@@ -174,7 +174,7 @@ def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
     out.append(transfers.dp_emcdr_transfer(run, name, chosen, mae))
   mae, chosen = baseline("PriCDR-S")
   out.append(transfers.pricdr_transfer(run, "PriCDR-S", chosen, mae))
-  # The paper's private baselines (issue 14): their plain registry names.
+  # The paper's private baselines: their plain registry names.
   for name, build in (("FedCDR", transfers.fedcdr_transfer),
                       ("PF2CDR", transfers.pf2cdr_transfer),
                       ("PPGenCDR", transfers.ppgencdr_transfer)):
@@ -183,7 +183,7 @@ def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
   for name in (f"PFCDR-DP(eps={e:g})" for e in epsilons):
     mae, chosen = baseline(name)
     out.append(transfers.pfcdr_dp_transfer(run, name, protos, chosen, cfg.inversion, mae))
-  # PFCDR+ (issue 15): the prototypes plus two scalars, and the scalars on their own;
+  # PFCDR+: the prototypes plus two scalars, and the scalars on their own;
   # then its per-rating-DP variant at each budget (prototypes + noised sum + count).
   out += transfers.pfcdr_plus(run, protos, baseline("PFCDR+")[0])
   for e in epsilons:

@@ -7,7 +7,7 @@ released-user set that their registry runner used (``baselines.registry``: the r
 baseline key folded with the crc32 of the method's name), so the vectors attacked are
 the very ones whose cold-start MAE is reported.
 
-The private baselines of issue 14:
+The paper's private baselines:
 
 * PF2CDR: the source silo's release ``clip(U_i, C) + N(0, sigma^2)`` (``pf2cdr.release``).
 * PPGenCDR: the DP generator the source sends (``ppgencdr_generator.source_release``), per

@@ -223,7 +223,7 @@ def storage(name: str, run) -> tuple[list | None, list | None, str]:
 
 def _private_storage(base: str, opts: dict, run, d: int, n: int
                      ) -> tuple[list | None, list | None, str]:
-  """The storage rules of issue 14's private baselines, PFCDR-DP and PFCDR+."""
+  """The storage rules of the paper's private baselines, PFCDR-DP and PFCDR+."""
   data, key = run.data, jax.random.PRNGKey(0)
   n_src_items, n_tgt_items = data.source.n_items, data.target_train.n_items
   if base == "PFCDR-DP":

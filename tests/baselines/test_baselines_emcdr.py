@@ -1,4 +1,4 @@
-"""Tests of EMCDR: which embedding it maps (issue 13: the DNN's tower output)."""
+"""Tests of EMCDR: which embedding it maps (for YouTube-DNN, the tower output)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,7 +41,7 @@ def test_dnn_maps_the_user_tower_output(tower):
   want = np.sum(_np(tower_s)[tu] @ _np(W) * _np(pt["item"])[ti], axis=1)
   np.testing.assert_allclose(pred, want, rtol=1e-4, atol=1e-5)
   assert emcdr.resolve_space("auto", sc) == "repr"
-  # The old variant (map raw U, re-apply the target tower) is an option and differs.
+  # The raw variant (map raw U, re-apply the target tower) is an option and differs.
   raw = emcdr.fit_predict(sc, ps, pt, bu, tu, ti, key, space="raw", **FIT)
   W_raw = bridge.fit_linear_bridge(ps["user"][bu], pt["user"][bu], key, **FIT)
   mapped = ps["user"][jnp.asarray(tu)] @ W_raw

@@ -225,8 +225,8 @@ def test_comedy2drama_real_data(tmp_path):
   ratings, _, prov = ml.load_movielens("ml-100k", tmp_path)
   assert prov["n_duplicates_dropped"] == 307 and len(ratings) == 99693
   # CopyAttack's platforms from the same files: ML-100K target, ML-1M source,
-  # rating-5 interactions, items aligned on "Title (Year)" (issue text: ~1,539
-  # shared items, ~1,073 among rating-5 interactions).
+  # rating-5 interactions, items aligned on "Title (Year)" (1,539 shared items,
+  # 1,073 among rating-5 interactions).
   from pfcdr_jax.copyattack import data as ca_data  # pylint: disable=g-import-not-at-top
   ml1m, _, _ = ml.load_movielens("ml-1m", tmp_path)
   platforms = ca_data.align_platforms(ratings, ml1m)
