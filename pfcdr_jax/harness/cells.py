@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from pfcdr_jax.harness import cache as cache_lib
+from pfcdr_jax.harness import records
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.baselines import registry
 from pfcdr_jax.baselines import selection
@@ -57,21 +58,12 @@ def expected_methods(cfg: config_lib.PFCDRConfig) -> tuple[str, ...]:
   return ("PFCDR",) + tuple(cfg.baselines.names)
 
 
-def _decisions(cfg: config_lib.PFCDRConfig) -> dict:
-  """What a cell's numbers depend on: the config's content less the method list
-  (checked method by method) -- paths and execution-only knobs are not in it
-  (``config.EXECUTION_ONLY``: e.g. the exact top-k kernels give the same neighbor sets,
-  test_topk; the inversion chunk the same prototypes to 1e-5, test_inversion)."""
-  out = config_lib.content(cfg)
-  out.pop("baselines")
-  return cache_lib.jsonable(out)
-
-
 def is_finished(workdir: Path, cfg: config_lib.PFCDRConfig) -> bool:
   """True iff `workdir` holds a complete run of `cfg` with every requested method.
 
   Complete = results.json and predictions-test.npz exist, config.json decides what `cfg`
-  decides (:func:`_decisions`; a field added to the config after the cell ran takes its
+  decides (``records.decisions``: paths, execution-only knobs and the method list left
+  out; a field added to the config after the cell ran takes its
   default, the behaviour the cell ran with), and each method ran the registry's current
   selection grid.
   """
@@ -91,7 +83,7 @@ def is_finished(workdir: Path, cfg: config_lib.PFCDRConfig) -> bool:
     log.info("cell %s predates %s (it ran the behaviour that field replaced); rerunning",
              workdir.name, stale)
     return False
-  if _decisions(stored) != _decisions(cfg):
+  if records.decisions(stored) != records.decisions(cfg):
     log.info("cell %s: the configuration changed; rerunning", workdir.name)
     return False
   missing = set(expected_methods(cfg)) - set(results.get("methods", {}))

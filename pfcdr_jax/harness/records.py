@@ -1,4 +1,5 @@
-"""Resumable study cells: one JSON file per (study, base model, seed), like table1's cells.
+"""Resumable results: one JSON file per (study, base model, seed), and the decisions test
+that Table 1's cells share.
 
 A record holds the decisions of the config it was computed with
 (``config.content``, the method list left out); :func:`load` returns it only when they
@@ -22,7 +23,12 @@ from pfcdr_jax import config as config_lib
 
 
 def decisions(cfg: config_lib.PFCDRConfig) -> dict:
-  """What a cell's numbers depend on (paths, execution knobs and methods left out)."""
+  """What a result's numbers depend on: the config's content less the method list (Table 1
+  cells check their methods one by one) -- paths and execution-only knobs are not in it
+  (``config.EXECUTION_ONLY``: e.g. the exact top-k kernels give the same neighbour sets,
+  the inversion chunk the same prototypes to 1e-5). The one test of "made with this
+  config" for every resumable result: study records here, Table 1 cells
+  (``cells.is_finished``)."""
   out = cache_lib.jsonable(config_lib.content(cfg))
   out.pop("baselines", None)
   return out
