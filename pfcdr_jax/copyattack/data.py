@@ -13,6 +13,8 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from pfcdr_jax.infra import markdown
+
 
 @dataclasses.dataclass(frozen=True)
 class CrossDomain:
@@ -134,9 +136,8 @@ def table1_markdown(stats: dict, name: str = "(ML100K, ML1M)") -> str:
       ("", "# of Overlapping Items", stats["overlapping_items"]),
       ("", "# of Interactions", stats["source_interactions"]),
   ]
-  out = [f"| Datasets (Target, Source) | | {name} |", "|---|---|---|"]
-  out += [f"| {a} | {b} | {c:,} |" for a, b, c in rows]
-  return "\n".join(out)
+  return "\n".join(markdown.table(["Datasets (Target, Source)", "", name],
+                                  [(a, b, f"{c:,}") for a, b, c in rows]))
 
 
 def select_target_items(cd: CrossDomain, n: int, seed: int,

@@ -41,6 +41,7 @@ from pfcdr_jax.copyattack import target_model
 from pfcdr_jax.copyattack import tree as tree_lib
 from pfcdr_jax.data import download
 from pfcdr_jax.data import movielens
+from pfcdr_jax.infra import markdown
 
 log = logging.getLogger(__name__)
 
@@ -462,17 +463,16 @@ def table2_markdown(methods: dict, dataset: str = "ML100K-ML1M") -> str:
   """Table 2 of the paper for our run, each learned row after its untrained
   twin, with v*'s mean full-catalogue percentile and its 10-90 % spread."""
   cols = evaluate.metric_names()
-  head = ("| Dataset | Algorithms | " + " | ".join(cols)
-          + " | percentile (p10-p90) | # Average Items per User Profile |")
-  out = [head, "|" + "---|" * (len(cols) + 4)]
   order = []
   for n in TABLE2_ORDER:
     order += [n + runner.UNTRAINED, n]
+  body = []
   for i, name in enumerate(n for n in order if n in methods):
     m = methods[name]
-    vals = " | ".join(f"{m[c]:.4f}" for c in cols)
     pct = (f"{m['percentile']:.3f} ({m['percentile_p10']:.2f}-"
            f"{m['percentile_p90']:.2f})" if "percentile" in m else "")
-    out.append(f"| {dataset if i == 0 else ''} | {name} | {vals} | {pct} | "
-               f"{m['avg_items_per_profile']:.0f} |")
-  return "\n".join(out)
+    body.append([dataset if i == 0 else "", name] + [f"{m[c]:.4f}" for c in cols]
+                + [pct, f"{m['avg_items_per_profile']:.0f}"])
+  header = (["Dataset", "Algorithms"] + list(cols)
+            + ["percentile (p10-p90)", "# Average Items per User Profile"])
+  return "\n".join(markdown.table(header, body))

@@ -20,6 +20,7 @@ from pfcdr_jax.harness.summary import FLOORS
 from pfcdr_jax.harness.summary import GROUPS
 from pfcdr_jax.harness.summary import Row
 from pfcdr_jax.harness.summary import column_order
+from pfcdr_jax.infra import markdown
 
 SANITY_MARK = "⚠"
 
@@ -77,14 +78,10 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
            "", "Command:", "", f"    {command}", "",
            "Columns: " + "; ".join(
                f"{g} = {', '.join(m for m in methods if _group_of(m) == g)}"
-               for g, _ in GROUPS if any(_group_of(m) == g for m in methods)), "",
-           "| " + " | ".join(lead + methods) + " |",
-           "|" + "---|" * (len(lead) + len(methods))]
-  for r in rows:
-    key = f"{r.beta:.0%}" if row_label == "beta" else r.base_model
-    lines.append("| " + " | ".join([r.task, key, r.metric.upper()] +
-                                   [_cell_text(r, m) if m in r.mean else "—" for m in methods])
-                 + " |")
+               for g, _ in GROUPS if any(_group_of(m) == g for m in methods)), ""]
+  lines += markdown.table(lead + methods, (
+      [r.task, _row_key(r, row_label), r.metric.upper()]
+      + [_cell_text(r, m) if m in r.mean else "—" for m in methods] for r in rows))
   lines += _sanity_lines(rows)
   lines += _seed_test_lines(rows, lead[1], row_label)
   lines += _contrast_lines(rows, lead[1], row_label)
@@ -140,21 +137,20 @@ def _seed_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[st
            "(negative: PFCDR better); PFCDR better = seeds on which PFCDR's metric is lower. "
            "t-test: `scipy.stats.ttest_rel`; Wilcoxon: `scipy.stats.wilcoxon` (signed-rank, "
            "exact for small n: with n = 5 seeds or fewer no two-sided p can fall below "
-           "0.05). Two-sided p-values.", "",
-           f"| Task | {label} | Metric | vs | Δ | PFCDR better | seeds | t-test p | Wilcoxon p "
-           "| vs best non-floor | Δ | PFCDR better | t-test p | Wilcoxon p |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "0.05). Two-sided p-values.", ""]
+  body = []
   for r in rows:
     t, tn = r.seed_test, r.seed_test_nonfloor
     if t is None:
       continue
     nf = ([tn.method_b, f"{tn.mean_diff:+.4f}", f"{tn.n_a_better}/{tn.n_seeds}",
            _p(tn.p_ttest), _p(tn.p_wilcoxon)] if tn is not None else ["—"] * 5)
-    lines.append("| " + " | ".join([r.task, _row_key(r, row_label), r.metric.upper(),
-                                    t.method_b, f"{t.mean_diff:+.4f}",
-                                    f"{t.n_a_better}/{t.n_seeds}", str(t.n_seeds),
-                                    _p(t.p_ttest), _p(t.p_wilcoxon)] + nf) + " |")
-  return lines
+    body.append([r.task, _row_key(r, row_label), r.metric.upper(), t.method_b,
+                 f"{t.mean_diff:+.4f}", f"{t.n_a_better}/{t.n_seeds}", str(t.n_seeds),
+                 _p(t.p_ttest), _p(t.p_wilcoxon)] + nf)
+  header = ["Task", label, "Metric", "vs", "Δ", "PFCDR better", "seeds", "t-test p",
+            "Wilcoxon p", "vs best non-floor", "Δ", "PFCDR better", "t-test p", "Wilcoxon p"]
+  return lines + markdown.table(header, body)
 
 
 def _contrast_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str]:
@@ -165,17 +161,14 @@ def _contrast_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str
            "Fixed before the runs (not picked by the numbers): "
            + ", ".join(f"{a} vs {b}" for a, b in CONTRASTS) + ", wherever both ran. "
            "Δ = mean over seeds of a's metric − b's (negative: a better); a better = seeds "
-           "on which a's metric is lower; tests as above, two-sided.", "",
-           f"| Task | {label} | Metric | a | b | Δ | a better | t-test p | Wilcoxon p | "
-           "a better at p < 0.05 |", "|---|---|---|---|---|---|---|---|---|---|"]
-  for r in rows:
-    for t in r.contrasts:
-      won = "yes" if t.significant and t.mean_diff < 0 else "no"
-      lines.append("| " + " | ".join([
-          r.task, _row_key(r, row_label), r.metric.upper(), t.method_a, t.method_b,
-          f"{t.mean_diff:+.4f}", f"{t.n_a_better}/{t.n_seeds}", _p(t.p_ttest),
-          _p(t.p_wilcoxon), won]) + " |")
-  return lines
+           "on which a's metric is lower; tests as above, two-sided.", ""]
+  header = ["Task", label, "Metric", "a", "b", "Δ", "a better", "t-test p", "Wilcoxon p",
+            "a better at p < 0.05"]
+  return lines + markdown.table(header, (
+      [r.task, _row_key(r, row_label), r.metric.upper(), t.method_a, t.method_b,
+       f"{t.mean_diff:+.4f}", f"{t.n_a_better}/{t.n_seeds}", _p(t.p_ttest), _p(t.p_wilcoxon),
+       "yes" if t.significant and t.mean_diff < 0 else "no"]
+      for r in rows for t in r.contrasts))
 
 
 def _pooled_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str]:
@@ -190,21 +183,21 @@ def _pooled_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[
            "direction), PFCDR better = share of users on whom PFCDR's error is lower. The "
            "mean and the median can disagree: one method may win most users by a little "
            "and lose a few by a lot; and the per-user errors weight every user equally, the "
-           "table's MAE/RMSE every rating (heavy raters dominate). Two-sided p-values.", "",
-           f"| Task | {label} | Metric | vs | Δ | median Δ | PFCDR better | pairs | "
-           "t-test p | Wilcoxon p | vs best non-floor | Δ | median Δ | t-test p | Wilcoxon p |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+           "table's MAE/RMSE every rating (heavy raters dominate). Two-sided p-values.", ""]
+  body = []
   for r in rows:
     if r.test is None:
       continue
     t, tn = r.test, r.test_nonfloor
     nf = ([tn.method_b, f"{tn.mean_diff:+.4f}", f"{tn.median_diff:+.4f}", _p(tn.p_ttest),
            _p(tn.p_wilcoxon)] if tn is not None else ["—"] * 5)
-    lines.append("| " + " | ".join([r.task, _row_key(r, row_label), r.metric.upper(),
-                                    t.method_b, f"{t.mean_diff:+.4f}", f"{t.median_diff:+.4f}",
-                                    f"{t.share_a_better:.1%}", str(t.n_pairs), _p(t.p_ttest),
-                                    _p(t.p_wilcoxon)] + nf) + " |")
-  return lines
+    body.append([r.task, _row_key(r, row_label), r.metric.upper(), t.method_b,
+                 f"{t.mean_diff:+.4f}", f"{t.median_diff:+.4f}", f"{t.share_a_better:.1%}",
+                 str(t.n_pairs), _p(t.p_ttest), _p(t.p_wilcoxon)] + nf)
+  header = ["Task", label, "Metric", "vs", "Δ", "median Δ", "PFCDR better", "pairs",
+            "t-test p", "Wilcoxon p", "vs best non-floor", "Δ", "median Δ", "t-test p",
+            "Wilcoxon p"]
+  return lines + markdown.table(header, body)
 
 
 def render_csv(rows: Sequence[Row]) -> str:

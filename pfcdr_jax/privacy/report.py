@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pfcdr_jax.infra import figures
+from pfcdr_jax.infra import markdown as markdown_lib
 
 # (column header, path into a row's results); "-" where the attack does not apply.
 COLUMNS = (
@@ -50,13 +51,10 @@ def markdown(out: dict) -> str:
            f"Attacked: {u['attacked']} held-out cold-start users; attacker C's auxiliary "
            f"users: {u['aux']} bridge users; linkage pool: all {u['linkage_pool']} source "
            "users (chance link@1 = "
-           f"{1 / u['linkage_pool']:.4f}, link@10 = {10 / u['linkage_pool']:.4f}).", "",
-           "| method | dim | cold MAE | " + " | ".join(c for c, _ in COLUMNS) + " |",
-           "|---|---|---|" + "---|" * len(COLUMNS)]
-  for row in out["rows"]:
-    cells = [_fmt(_get(row, p)) for _, p in COLUMNS]
-    lines.append(f"| {row['method']} | {row['dim']} | {_fmt(row['mae'], 4)} | "
-                 + " | ".join(cells) + " |")
+           f"{1 / u['linkage_pool']:.4f}, link@10 = {10 / u['linkage_pool']:.4f}).", ""]
+  lines += markdown_lib.table(["method", "dim", "cold MAE"] + [c for c, _ in COLUMNS], (
+      [row["method"], row["dim"], _fmt(row["mae"], 4)] + [_fmt(_get(row, p)) for _, p in COLUMNS]
+      for row in out["rows"]))
   majority = [(_get(r, ("attributes", a, "majority"))) for r in out["rows"][:1]
               for a in ("age", "occupation")]
   lines += ["", "Columns: A = the transferred vector read directly as ``U_i``; B = with "

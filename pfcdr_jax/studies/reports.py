@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from pfcdr_jax.infra import markdown
 from pfcdr_jax.studies.plots import MODEL_NAMES
 
 
@@ -25,22 +26,22 @@ def figure3_markdown(result: dict) -> str:
               f"K chosen on validation per seed: {agg['k_selected_by_seed']} "
               f"(test MAE there: {at_sel}); "
               f"K with the lowest test MAE per seed (not used for anything): "
-              f"{agg['k_best_test_by_seed']}; candidates {agg['n_candidates_by_seed']}.", "",
-              "| K | validation MAE | test MAE |", "|---|---|---|"]
-    for i, k in enumerate(agg["k"]):
-      label = f"all (~{k:.0f})" if i == len(agg["k"]) - 1 else str(k)
-      lines.append(f"| {label} | {_pm(agg['val_mae'][i], agg['val_mae_std'][i], n)} | "
-                   f"{_pm(agg['test_mae'][i], agg['test_mae_std'][i], n)} |")
+              f"{agg['k_best_test_by_seed']}; candidates {agg['n_candidates_by_seed']}.", ""]
+    last = len(agg["k"]) - 1
+    lines += markdown.table(["K", "validation MAE", "test MAE"], (
+        [f"all (~{k:.0f})" if i == last else str(k),
+         _pm(agg["val_mae"][i], agg["val_mae_std"][i], n),
+         _pm(agg["test_mae"][i], agg["test_mae_std"][i], n)]
+        for i, k in enumerate(agg["k"])))
     lines.append("")
   if result.get("rating_sweep"):
-    lines += [f"## (d) MF: MAE against the inversion's target rating r", "",
-              "| r | K chosen on validation (per seed) | validation MAE | test MAE | test RMSE |",
-              "|---|---|---|---|---|"]
-    for row in result["rating_sweep"]:
-      lines.append(f"| {row['r']:g} | {row['k_by_seed']} | "
-                   f"{_pm(row['val_mae'], row['val_mae_std'], n)} | "
-                   f"{_pm(row['test_mae'], row['test_mae_std'], n)} | "
-                   f"{_pm(row['test_rmse'], row['test_rmse_std'], n)} |")
+    lines += [f"## (d) MF: MAE against the inversion's target rating r", ""]
+    lines += markdown.table(
+        ["r", "K chosen on validation (per seed)", "validation MAE", "test MAE", "test RMSE"],
+        ([f"{row['r']:g}", row["k_by_seed"], _pm(row["val_mae"], row["val_mae_std"], n),
+          _pm(row["test_mae"], row["test_mae_std"], n),
+          _pm(row["test_rmse"], row["test_rmse_std"], n)]
+         for row in result["rating_sweep"]))
     lines.append("")
   lines += list(result.get("notes", []))
   return "\n".join(lines) + "\n"
@@ -68,13 +69,12 @@ def figure4_markdown(result: dict) -> str:
            "(a reference: no personalisation). The picture is seed 0's.", "",
            "Spread of the ground truth: "
            f"{_pm(*result['summary']['PFCDR']['spread_truth'], n)}.", "",
-           "Command:", "", f"    {result['command']}", "",
-           "| method | " + " | ".join(label for _, label in FIG4_KEYS) + " |",
-           "|---|" + "---|" * len(FIG4_KEYS)]
+           "Command:", "", f"    {result['command']}", ""]
   order = sorted(result["summary"], key=lambda m: (m.startswith("Mean"), m))
-  for method in order:
-    s = result["summary"][method]
-    lines.append(f"| {method} | " + " | ".join(_pm(*s[k], n) for k, _ in FIG4_KEYS) + " |")
+  lines += markdown.table(
+      ["method"] + [label for _, label in FIG4_KEYS],
+      ([method] + [_pm(*result["summary"][method][k], n) for k, _ in FIG4_KEYS]
+       for method in order))
   lines += [""] + list(result.get("notes", []))
   return "\n".join(lines) + "\n"
 
@@ -113,24 +113,23 @@ def table3_markdown(result: dict) -> str:
     lines += [f"Shared pretraining (every method on the base models needs it; TGT's whole "
               f"training): source {pre['source']:.1f} s, target {pre['target']:.1f} s.", ""]
   names = [r["method"] for r in rows]
-  lines += ["| Metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names),
-            "| Training time (s) | " + " | ".join(_sec(r["train_s"]) for r in rows) + " |",
-            "| Testing time (s) | " + " | ".join(_sec(r["test_s"]) for r in rows) + " |",
-            "| Storage (MB) | " + " | ".join(_mb(r["sent_bytes"], r["kept_bytes"])
-                                            for r in rows) + " |", "",
-            "Testing of the registry methods (every column but PFCDR and EMCDR) = the "
+  lines += markdown.table(["Metric"] + names, [
+      ["Training time (s)"] + [_sec(r["train_s"]) for r in rows],
+      ["Testing time (s)"] + [_sec(r["test_s"]) for r in rows],
+      ["Storage (MB)"] + [_mb(r["sent_bytes"], r["kept_bytes"]) for r in rows]])
+  lines += ["", "Testing of the registry methods (every column but PFCDR and EMCDR) = the "
             "prediction step of the setting validation chose, timed inside the method "
             "(`pfcdr_jax/infra/phase_timer.py`); it predicts the validation and the test pairs "
             "together (column `test pairs`), so it bounds the test users' time from above; "
             "training = the rest of the call, the whole selection grid included. "
             "— = not separable (no matching prediction step), or, for TGT's training, the "
             "shared target pretraining above. The first method to use a kernel pays its "
-            "compilation (e.g. the first DP-EMCDR budget).", "",
-            "| method | training s | testing s | test pairs | sent bytes | kept bytes | "
-            "test MAE | what |", "|---|---|---|---|---|---|---|---|"]
-  for r in rows:
-    lines.append(f"| {r['method']} | {_sec(r['train_s'])} | {_sec(r['test_s'])} | "
-                 f"{_bytes(r.get('test_pairs'))} | {_bytes(r['sent_bytes'])} | "
-                 f"{_bytes(r['kept_bytes'])} | {r['mae']:.4f} | {r['what']} |")
+            "compilation (e.g. the first DP-EMCDR budget).", ""]
+  lines += markdown.table(
+      ["method", "training s", "testing s", "test pairs", "sent bytes", "kept bytes",
+       "test MAE", "what"],
+      ([r["method"], _sec(r["train_s"]), _sec(r["test_s"]), _bytes(r.get("test_pairs")),
+        _bytes(r["sent_bytes"]), _bytes(r["kept_bytes"]), f"{r['mae']:.4f}", r["what"]]
+       for r in rows))
   lines += [""] + list(result.get("notes", []))
   return "\n".join(lines) + "\n"
