@@ -8,16 +8,14 @@ grid back together at the end.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from pfcdr_jax.models.train_epoch import _State
-
-if TYPE_CHECKING:
-  from pfcdr_jax.models.train import TrainConfig
+from pfcdr_jax.models.train_config import TrainConfig
 
 
 def epochs_without_gain(best_mse, best_epoch, epochs_done: int, rule: str) -> int:

@@ -7,7 +7,6 @@ trained model must beat.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -15,9 +14,7 @@ import numpy as np
 
 from pfcdr_jax.infra import chunking
 from pfcdr_jax.models.scorers import Scorer
-
-if TYPE_CHECKING:
-  from pfcdr_jax.models.train import TrainConfig
+from pfcdr_jax.models.train_config import TrainConfig
 
 
 def heldout_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

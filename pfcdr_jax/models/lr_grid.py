@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-  from pfcdr_jax.models.train import TrainConfig, TrainResult
+from pfcdr_jax.models.train_config import TrainConfig
+from pfcdr_jax.models.train_config import TrainResult
+
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ carries from epoch to epoch; :func:`host_order` is the host-drawn visiting order
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,9 +19,7 @@ from pfcdr_jax.models import lazy_adam
 from pfcdr_jax.models import minibatch
 from pfcdr_jax.models.heldout import _heldout_mse
 from pfcdr_jax.models.scorers import Scorer
-
-if TYPE_CHECKING:
-  from pfcdr_jax.models.train import TrainConfig
+from pfcdr_jax.models.train_config import TrainConfig
 
 
 class _State(NamedTuple):
