@@ -2,11 +2,16 @@
 
 Reproduces Table 1 / Table 2 of Fan et al., "Attacking Black-box
 Recommendations via Copying Cross-domain User Profiles", and with
-``--analysis=depth|popularity|budget`` the data and plots of Figures 3-5.
+``--analysis=depth|popularity|budget`` the data and plots of Figures 3-5;
+``--analysis=detection`` measures how well a platform's detectors find the
+copied profiles next to generated fake profiles (``detection.json`` / ``.md``
+/ ``.png``).
 
   python experiments/copyattack.py --num_target_items=5     # < 10 min, 2 CPUs
   python experiments/copyattack.py                          # full 50-item table
   python experiments/copyattack.py --analysis=budget
+  python experiments/copyattack.py --synthetic --analysis=detection \
+      --num_target_items=2 --n_seeds=1 --episodes=32 --workdir=/tmp/det
 
 Writes ``config.json``, ``metrics.jsonl`` (one line per target item),
 ``results.json``, ``table1.md``, ``table2.md`` (and ``<analysis>.json`` /
@@ -28,6 +33,7 @@ from absl import flags
 from configs import copyattack as presets
 from pfcdr_jax.infra import progress
 from pfcdr_jax.copyattack import config as ca_config
+from pfcdr_jax.copyattack import detection_study
 from pfcdr_jax.copyattack import pipeline
 from pfcdr_jax.data.errors import DataError
 
@@ -76,13 +82,17 @@ flags.DEFINE_enum("target_item_id", D.target.item_id, ["none", "concat"],
                   "Free item embedding in h_v of the target model.")
 flags.DEFINE_float("target_lr", D.target.lr, "Target-model Adam lr (paper 1e-3).")
 flags.DEFINE_enum("analysis", "", list(ca_config.ANALYSES),
-                  "Model analysis of Figures 3-5 instead of Table 2.")
+                  "Analysis of Figures 3-5 or the detection study instead "
+                  "of Table 2.")
 flags.DEFINE_list("depths", [str(d) for d in D.analysis.depths],
                   "Depths for --analysis=depth.")
 flags.DEFINE_list("budgets", [str(b) for b in D.analysis.budgets],
                   "Budgets for --analysis=budget.")
 flags.DEFINE_integer("items_per_group", D.analysis.items_per_group,
                      "Items per popularity decile (--analysis=popularity).")
+flags.DEFINE_integer("detection_train_items", D.analysis.train_items,
+                     "Other items whose fake profiles train the supervised "
+                     "detector (--analysis=detection).")
 flags.DEFINE_integer("target_max_epochs", D.target.max_epochs,
                      "Target-model epoch cap.")
 flags.DEFINE_enum("target_item_norm", D.target.item_norm, ["sqrt", "mean"],
@@ -100,6 +110,11 @@ def main(argv):
     results = pipeline.run_copyattack(cfg, FLAGS.workdir)
   except (DataError, ValueError) as e:
     sys.exit(f"error: {e}")
+  if cfg.analysis.kind == "detection":
+    print(detection_study.detection_markdown(results["result"],
+                                             dataset=cfg.data.label))
+    print(f"detection.json, detection.md, detection.png in {FLAGS.workdir}")
+    return
   if cfg.analysis.kind:
     kind = cfg.analysis.kind
     print(f"{kind}: {len(results['rows'])} rows in {FLAGS.workdir}/{kind}.json"

@@ -2,7 +2,8 @@
 which config field each flag of ``experiments/copyattack.py`` sets.
 
 Precedence: library defaults (the paper's values, ``DEFAULT``) < flags <
-``SYNTHETIC`` (when ``--synthetic``), then the synthetic reward-k cap.
+``SYNTHETIC`` (when ``--synthetic``), then the synthetic caps on the reward's
+k and on the pretend accounts.
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from pfcdr_jax.copyattack import config as ca_config
 DEFAULT = ca_config.CopyAttackConfig()
 
 # --synthetic: tiny platforms (no download), a cheaper target model and
-# evaluation; the reward's top-k is capped because the catalogue has 63 items.
+# evaluation; the reward's top-k is capped because the catalogue has 63 items,
+# the pretend accounts because fewer than 50 of the 80 target users have the
+# 5 training interactions an account is drawn from.
 SYNTHETIC = {
     "data.synthetic": True,
     "target.n_neg": 20,
@@ -24,6 +27,7 @@ SYNTHETIC = {
     "evaluation.n_neg": 20,
 }
 SYNTHETIC_MAX_REWARD_K = 10
+SYNTHETIC_MAX_PRETEND = 20
 
 # Flag name -> the config path(s) it sets. The master seed also seeds the
 # target model's and the source MF's configs.
@@ -60,6 +64,7 @@ FLAG_PATHS = {
     "depths": ("analysis.depths",),
     "budgets": ("analysis.budgets",),
     "items_per_group": ("analysis.items_per_group",),
+    "detection_train_items": ("analysis.train_items",),
 }
 
 _INT_LISTS = ("depths", "budgets")
@@ -89,6 +94,7 @@ BOUNDS = {
     "n_seeds": (1, "an integer >= 1"),
     "attack_workers": (0, "an integer >= 0 (0: one per core)"),
     "items_per_group": (1, "an integer >= 1"),
+    "detection_train_items": (1, "an integer >= 1"),
     "gamma": (0.0, "a number in [0, 1]"), "lr": (0.0, "a number > 0"),
     "target_lr": (0.0, "a number > 0"), "goal_hr": (0.0, "a number in (0, 1]"),
 }
@@ -125,6 +131,8 @@ def get_config(flag_values: Optional[Mapping[str, Any]] = None
   cfg = config_util.override(DEFAULT, overrides)
   if cfg.data.synthetic:
     cfg = config_util.override(cfg, SYNTHETIC)
-    cfg = config_util.override(cfg, {"attack.reward_k": min(
-        cfg.attack.reward_k, SYNTHETIC_MAX_REWARD_K)})
+    cfg = config_util.override(cfg, {
+        "attack.reward_k": min(cfg.attack.reward_k, SYNTHETIC_MAX_REWARD_K),
+        "pretend.n_pretend": min(cfg.pretend.n_pretend,
+                                 SYNTHETIC_MAX_PRETEND)})
   return cfg

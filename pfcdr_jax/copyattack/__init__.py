@@ -19,7 +19,10 @@ Modules (paper section in brackets):
   evaluate      promotion metrics over real target users           [5.1.2]
   config        nested frozen run config (CopyAttackConfig)
   pipeline      run_copyattack: Table 2 / Figures 3-5 experiment   [5]
-  plots         Figures 3-5
+  plots         Figures 3-5, the detection study's figure
+  fake_profiles generated fake-profile attacks (random, bandwagon, ...)
+  detection     shilling detectors over implicit profiles, AUC / recall
+  detection_study  promotion vs detection of copied and fake profiles
 """
 from pfcdr_jax.copyattack.attack import make_attack_fn
 from pfcdr_jax.copyattack.attack import train_and_attack

@@ -11,7 +11,7 @@
   attack      the base attack: budget, queries, policy and REINFORCE
               hyper-parameters; the Table 2 rows are variants of it [4.2-4.5]
   evaluation  promotion metrics over real target users              [5.1.2]
-  analysis    Figures 3-5 instead of Table 2                        [5.3]
+  analysis    Figures 3-5 or the detection study instead of Table 2 [5.3]
 
 ``attack`` stays one flat ``methods.AttackConfig``: a Table 2 method *is* one
 such config (``methods.table2_methods`` derives the rows from it with
@@ -30,7 +30,7 @@ from pfcdr_jax.copyattack import methods as methods_lib
 from pfcdr_jax.copyattack import source_mf
 from pfcdr_jax.copyattack import target_model
 
-ANALYSES = ("", "depth", "popularity", "budget")
+ANALYSES = ("", "depth", "popularity", "budget", "detection")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,19 +120,27 @@ class EvalConfig:
 
 @dataclasses.dataclass(frozen=True)
 class AnalysisConfig:
-  """Model analyses of Figures 3-5.
+  """Model analyses of Figures 3-5 and the detection study.
 
   Attributes:
-    kind: "" (Table 2), "depth", "popularity" or "budget".
+    kind: "" (Table 2), "depth", "popularity", "budget" or "detection"
+      (``detection_study``: copied vs generated fake profiles).
     depths: tree depths of ``kind="depth"``.
     budgets: budgets of ``kind="budget"``.
     items_per_group: target items per popularity decile (``kind="popularity"``).
+    train_items: other items whose generated fake profiles train the
+      supervised detector (``kind="detection"``), per target item and seed.
+    neighbours: k of the DegSim detector.
+    components: principal components of the PCA detector.
   """
 
   kind: str = ""
   depths: tuple[int, ...] = (2, 3, 4, 5)
   budgets: tuple[int, ...] = (5, 10, 15, 20, 25, 30)
   items_per_group: int = 5
+  train_items: int = 2
+  neighbours: int = 10
+  components: int = 3
 
   def __post_init__(self):
     if self.kind not in ANALYSES:

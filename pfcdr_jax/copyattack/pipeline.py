@@ -6,12 +6,13 @@ once (the trained-and-frozen target model behind the black box, source MF,
 pretend accounts), builds the clustering tree, attacks each target item with each
 method through ``run_methods`` and evaluates the promotion over real target
 users (Section 5); with ``cfg.analysis.kind`` it runs the depth / popularity /
-budget study of Figures 3-5 instead of Table 2.
+budget study of Figures 3-5 or the detection study (``detection_study``)
+instead of Table 2.
 
 Files under ``workdir`` (each written atomically): ``config.json``,
 ``metrics.jsonl`` (one line per target item and study point), ``table1.md``,
 and ``results.json`` + ``table2.md`` (Table 2) or ``<analysis>.json`` +
-``<analysis>.png`` (Figures 3-5).
+``<analysis>.png`` (Figures 3-5; the detection study adds ``detection.md``).
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from pfcdr_jax.copyattack import attacker_data
 from pfcdr_jax.copyattack import blackbox
 from pfcdr_jax.copyattack import config as config_lib
 from pfcdr_jax.copyattack import data as data_lib
+from pfcdr_jax.copyattack import detection_study
 from pfcdr_jax.copyattack import evaluate
 from pfcdr_jax.copyattack import methods as methods_lib
 from pfcdr_jax.copyattack import runner
@@ -70,6 +72,7 @@ class Setup:
   eval_key: jax.Array
   timings: dict
   eval_users: np.ndarray = None  # int32[B] real users evaluated (no pretend)
+  train_pairs: np.ndarray = None  # int32[R, 2] the platform's interactions
 
 
 class MetricsLog:
@@ -107,7 +110,8 @@ def run_copyattack(cfg: config_lib.CopyAttackConfig,
     HR@10), "table1", "target_items", "tree", "n_seeds", "seed_means_HR@20",
     "wilcoxon_vs_CopyAttack", "training_curves", "window_distribution",
     "pretend_reward_vs_HR@20", "n_eval_users", "timings_s"). An analysis: {"analysis": kind,
-    "rows": the ``<kind>.json`` rows}.
+    "rows": the ``<kind>.json`` rows}; the detection study: {"analysis":
+    "detection", "result": the ``detection.json`` dict}.
 
   Raises:
     ValueError: an unknown method, an analysis without the methods it needs,
@@ -134,6 +138,12 @@ def run_copyattack(cfg: config_lib.CopyAttackConfig,
   setup = prepare(cfg, cd, max_budget=largest_budget(cfg), timings=timings)
   if not kind:
     return _table2(cfg, setup, methods, items, workdir, metrics)
+  if kind == "detection":
+    tr, data, _ = _attacker(setup, cfg)
+    result = detection_study.run_detection(cfg, setup, methods, items, tr,
+                                           data, metrics)
+    detection_study.write_files(result, workdir, cfg.data.label)
+    return {"analysis": kind, "result": result}
   rows = _ANALYSES[kind](cfg, setup, methods, items, metrics)
   # matplotlib only loads for the figures.
   from pfcdr_jax.copyattack import plots  # pylint: disable=g-import-not-at-top
@@ -145,7 +155,8 @@ def run_copyattack(cfg: config_lib.CopyAttackConfig,
 
 def select_methods(cfg: config_lib.CopyAttackConfig
                    ) -> dict[str, methods_lib.AttackConfig]:
-  """The Table 2 methods ``cfg`` asks for, name -> AttackConfig.
+  """The Table 2 methods ``cfg`` asks for, name -> AttackConfig (by default
+  all, or ``detection_study.DETECTION_METHODS`` for the detection study).
 
   Raises:
     ValueError: on an unknown name, or a depth / popularity analysis without
@@ -158,6 +169,8 @@ def select_methods(cfg: config_lib.CopyAttackConfig
       raise ValueError(f"unknown methods {unknown}; choose from "
                        f"{list(methods)}")
     methods = {k: methods[k] for k in cfg.methods}
+  elif cfg.analysis.kind == "detection":
+    methods = {k: methods[k] for k in detection_study.DETECTION_METHODS}
   if cfg.analysis.kind in ("depth", "popularity") and (
       "CopyAttack" not in methods):
     raise ValueError(f"--analysis={cfg.analysis.kind} attacks with "
@@ -253,7 +266,8 @@ def prepare(cfg: config_lib.CopyAttackConfig, cd: data_lib.CrossDomain,
                q=q, pretend_profiles=pretend,
                pretend_users=np.asarray(pretend_users),
                interacted=jnp.asarray(interacted), eval_key=k_eval,
-               timings=timings, eval_users=eval_users)
+               timings=timings, eval_users=eval_users,
+               train_pairs=split.train)
 
 
 def held_out_pretend_users(train_pairs: np.ndarray, n_users: int, n: int,

@@ -1,4 +1,5 @@
-"""PNG plots of the model analyses (Figures 3-5 of the paper).
+"""PNG plots of the model analyses (Figures 3-5 of the paper) and the detection
+study.
 
 Each figure is written to a temporary file beside ``path`` and renamed onto
 it, so a reader never sees a half-written PNG.
@@ -108,4 +109,43 @@ def plot_training_curves(curves: dict, path: Path,
   ax.set_ylabel("mean episode reward (pretend score gain)")
   ax.legend(fontsize=7)
   fig.suptitle(f"CopyAttack training curves ({dataset})")
+  figures.save_png(fig, path)
+
+
+def plot_detection(result: dict, path: Path,
+                   dataset: str = "ML100K-ML1M") -> None:
+  """Detection study: each detector's AUC per attack beside its HR@20.
+
+  Args:
+    result: ``detection_study.run_detection``'s dict.
+    path: output PNG.
+    dataset: name in the title.
+  """
+  names = list(result["attacks"])
+  dets = result["detectors"]
+  auc = [[result["attacks"][n]["detection"][d]["auc"] for d in dets]
+         for n in names]
+  fig, (ax_auc, ax_hr) = plt.subplots(
+      1, 2, figsize=(11, 0.45 * len(names) + 1.8),
+      gridspec_kw={"width_ratios": (3, 1)})
+  im = ax_auc.imshow(auc, vmin=0.0, vmax=1.0, cmap="RdYlGn_r", aspect="auto")
+  for i, row in enumerate(auc):
+    for j, v in enumerate(row):
+      ax_auc.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+  ax_auc.set_xticks(range(len(dets)))
+  ax_auc.set_xticklabels(dets, rotation=30)
+  ax_auc.set_yticks(range(len(names)))
+  ax_auc.set_yticklabels(names, fontsize=8)
+  ax_auc.set_title("detection ROC AUC (injected vs genuine)", fontsize=9)
+  fig.colorbar(im, ax=ax_auc, fraction=0.03)
+  ax_hr.barh(range(len(names)), [result["attacks"][n]["hr20"] for n in names])
+  ax_hr.axvline(result["without_attack_hr20"], color="k", ls="--", lw=1,
+                label="without attack")
+  ax_hr.set_yticks(range(len(names)))
+  ax_hr.set_yticklabels([])
+  ax_hr.set_ylim(len(names) - 0.5, -0.5)
+  ax_hr.set_xlabel("HR@20")
+  ax_hr.legend(fontsize=7)
+  fig.suptitle(f"Promotion vs detection of copied and fake profiles "
+               f"({dataset})")
   figures.save_png(fig, path)

@@ -11,6 +11,10 @@ seed and each method:
   table shows what learning adds;
 * a baseline attacks each item once.
 
+With ``injected`` given, the profiles each attack injected (rebuilt from its
+trajectory: the chosen source profiles clipped at the chosen levels, as the
+episode clipped them) are stored there per (seed, row, item).
+
 Rows are means over seeds per item, then over items. The per-item rows give
 the paired Wilcoxon tests of CopyAttack against every other row
 (``paired_tests``).
@@ -30,6 +34,7 @@ from scipy import stats
 
 from pfcdr_jax.infra import progress
 from pfcdr_jax.copyattack import attack as attack_lib
+from pfcdr_jax.copyattack import crafting
 from pfcdr_jax.copyattack import evaluate
 from pfcdr_jax.copyattack import methods as methods_lib
 from pfcdr_jax.copyattack import policy
@@ -85,6 +90,25 @@ def attack_row(setup, ev: ItemEval, state, traj, dt: float) -> dict:
   return m
 
 
+_clip_steps = jax.jit(jax.vmap(crafting.clip_profile, in_axes=(0, 0, None, 0)))
+
+
+def injected_profiles(data, traj, item) -> list[np.ndarray]:
+  """The profiles one attack injected, in order. [int32[n_items of step]].
+
+  Args:
+    data: the attacker data the attack read.
+    traj: its ``episodes.Trajectory``.
+    item: v*.
+  """
+  leaf = jnp.asarray(traj.leaf)
+  items, n = _clip_steps(data.leaf_profiles[leaf], data.leaf_len[leaf],
+                         jnp.asarray(item, jnp.int32),
+                         jnp.asarray(traj.level))
+  items, n = np.asarray(items), np.asarray(n)
+  return [items[t, :n[t]] for t in np.flatnonzero(np.asarray(traj.active))]
+
+
 def _timed(fn, *args):
   t0 = time.perf_counter()
   out = jax.block_until_ready(fn(*args))
@@ -108,8 +132,11 @@ def _method_runs(setup, methods: dict, tr) -> dict:
 
 
 def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
-                timing: dict):
+                timing: dict, injected: Optional[dict] = None):
   """Method `name` (index ``m_idx`` of the run's methods) on every item for one seed.
+
+  With ``injected``, each attack's profiles go to ``injected[(seed, row,
+  item)]``.
 
   Returns:
     ({item: {row name: metrics}} for the method and its "-untrained" twin,
@@ -142,11 +169,16 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
                                ev.item, key)
     timing.setdefault(f"{name}_attack_s", []).append(dt)
     rows[int(item)][name] = attack_row(setup, ev, state, traj, dt)
+    if injected is not None:
+      injected[(seed, name, int(item))] = injected_profiles(data, traj, item)
     if learns:
       (state, traj), dt = _timed(run.fns.attack, params0, data,
                                  setup.bb_state, ev.item, key)
       rows[int(item)][name + UNTRAINED] = attack_row(setup, ev, state,
                                                      traj, dt)
+      if injected is not None:
+        injected[(seed, name + UNTRAINED, int(item))] = injected_profiles(
+            data, traj, item)
   if per_item_curves:
     curve = np.mean(np.stack(per_item_curves), 0).tolist()
   return rows, curve
@@ -163,7 +195,8 @@ def mean_rows(rows: list[dict]) -> dict:
 
 
 def _run_units(setup, items, evs, runs: dict, data, seeds: range,
-               workers: int, timing: dict) -> tuple[list, dict]:
+               workers: int, timing: dict,
+               injected: Optional[dict] = None) -> tuple[list, dict]:
   """Every (seed, method) attack run, on threads.
 
   The units are independent: every key derives from the seed and the method's
@@ -183,7 +216,8 @@ def _run_units(setup, items, evs, runs: dict, data, seeds: range,
 
   def one(unit):
     s, m = unit
-    out = _one_method(setup, items, evs, names[m], fns[m], m, data, s, timing)
+    out = _one_method(setup, items, evs, names[m], fns[m], m, data, s, timing,
+                      injected)
     log.info("seed %d, %s done, %.0fs", s, names[m], time.perf_counter() - t0)
     return out
 
@@ -208,7 +242,8 @@ def _run_units(setup, items, evs, runs: dict, data, seeds: range,
 
 def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
                 seed: int, n_neg: int = 100, metrics=None,
-                n_seeds: int = 1, workers: int = 0) -> dict:
+                n_seeds: int = 1, workers: int = 0,
+                injected: Optional[dict] = None) -> dict:
   """Attacks every item with every method for each seed and evaluates.
 
   Args:
@@ -223,6 +258,8 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
     n_seeds: attack seeds ``seed .. seed + n_seeds - 1``.
     workers: threads running the (seed, method) runs side by side (0: one per
       core; 1: one after another). The results are the same.
+    injected: if given, receives {(seed, row, item): [int32 profile]} of
+      every attack (``injected_profiles``).
 
   Returns:
     {"methods": {row: mean metrics}, "per_item": [...], "training_curves":
@@ -236,7 +273,8 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
             for i in items}
   timing = {}
   per_seed, curves = _run_units(setup, items, evs, runs, data,
-                                range(seed, seed + n_seeds), workers, timing)
+                                range(seed, seed + n_seeds), workers, timing,
+                                injected)
   per_item = []
   for i in items:
     i = int(i)
