@@ -322,6 +322,14 @@ TARGETS: dict[str, Target] = {
               ("popularity.png", "copyattack_popularity.png")),
         (f"{RESULTS}/copyattack_popularity.json", f"{RESULTS}/copyattack_popularity.png"),
         "not recorded", False, "Figure 4: 5 items per popularity decile, 3 seeds"),
+    "copyattack_detection": Target(
+        ("python experiments/copyattack.py --analysis=detection --num_target_items=10 "
+         "--n_seeds=3 --workdir=runs/ca_detection",)
+        + _cp("runs/ca_detection", *((f"detection.{e}", f"copyattack_detection.{e}")
+                                     for e in ("json", "md", "png"))),
+        tuple(f"{RESULTS}/copyattack_detection.{e}" for e in ("json", "md", "png")),
+        "7 min, shared machine", False,
+        "detection of copied vs generated profiles (10 items, 3 seeds)"),
     "copyattack_depth": Target(
         ("python experiments/copyattack.py --analysis=depth --num_target_items=10 "
          "--workdir=runs/ca_depth",)
