@@ -35,6 +35,7 @@ from pfcdr_jax.infra import progress
 from pfcdr_jax.copyattack import config as ca_config
 from pfcdr_jax.copyattack import detection_study
 from pfcdr_jax.copyattack import pipeline
+from pfcdr_jax.copyattack import report
 from pfcdr_jax.data.errors import DataError
 
 D = presets.DEFAULT
@@ -120,7 +121,7 @@ def main(argv):
     print(f"{kind}: {len(results['rows'])} rows in {FLAGS.workdir}/{kind}.json"
           f", figure {FLAGS.workdir}/{kind}.png")
     return
-  print(pipeline.table2_markdown(results["methods"], dataset=cfg.data.label))
+  print(report.table2_markdown(results["methods"], dataset=cfg.data.label))
   print(f"results.json, table1.md, table2.md, metrics.jsonl, config.json in "
         f"{FLAGS.workdir}")
 

@@ -34,8 +34,8 @@ from pfcdr_jax.copyattack import blackbox
 from pfcdr_jax.copyattack import config as config_lib
 from pfcdr_jax.copyattack import data as data_lib
 from pfcdr_jax.copyattack import detection_study
-from pfcdr_jax.copyattack import evaluate
 from pfcdr_jax.copyattack import methods as methods_lib
+from pfcdr_jax.copyattack import report
 from pfcdr_jax.copyattack import runner
 from pfcdr_jax.copyattack import source_mf
 from pfcdr_jax.copyattack import synthetic
@@ -43,13 +43,9 @@ from pfcdr_jax.copyattack import target_model
 from pfcdr_jax.copyattack import tree as tree_lib
 from pfcdr_jax.data import download
 from pfcdr_jax.data import movielens
-from pfcdr_jax.infra import markdown
 
 log = logging.getLogger(__name__)
 
-TABLE2_ORDER = ("Without Attack", "RandomAttack", "TargetAttack40",
-                "TargetAttack70", "TargetAttack100", "PolicyNetwork",
-                "CopyAttack-Masking", "CopyAttack-Length", "CopyAttack")
 BUDGET_METHODS = ("RandomAttack", "TargetAttack40", "TargetAttack70",
                   "TargetAttack100", "CopyAttack")
 N_POPULARITY_GROUPS = 10
@@ -368,7 +364,7 @@ def _table2(cfg: config_lib.CopyAttackConfig, setup: Setup, methods: dict,
   }
   cache.atomic_write_text(workdir / "results.json",
                           json.dumps(results, indent=2))
-  table = table2_markdown(res["methods"], dataset=cfg.data.label)
+  table = report.table2_markdown(res["methods"], dataset=cfg.data.label)
   cache.atomic_write_text(workdir / "table2.md", table + "\n")
   if results["training_curves"]:
     from pfcdr_jax.copyattack import plots  # pylint: disable=g-import-not-at-top
@@ -471,22 +467,3 @@ def _copyattack_only(methods: dict) -> dict:
 
 
 run_methods = runner.run_methods
-
-
-def table2_markdown(methods: dict, dataset: str = "ML100K-ML1M") -> str:
-  """Table 2 of the paper for our run, each learned row after its untrained
-  twin, with v*'s mean full-catalogue percentile and its 10-90 % spread."""
-  cols = evaluate.metric_names()
-  order = []
-  for n in TABLE2_ORDER:
-    order += [n + runner.UNTRAINED, n]
-  body = []
-  for i, name in enumerate(n for n in order if n in methods):
-    m = methods[name]
-    pct = (f"{m['percentile']:.3f} ({m['percentile_p10']:.2f}-"
-           f"{m['percentile_p90']:.2f})" if "percentile" in m else "")
-    body.append([dataset if i == 0 else "", name] + [f"{m[c]:.4f}" for c in cols]
-                + [pct, f"{m['avg_items_per_profile']:.0f}"])
-  header = (["Dataset", "Algorithms"] + list(cols)
-            + ["percentile (p10-p90)", "# Average Items per User Profile"])
-  return "\n".join(markdown.table(header, body))

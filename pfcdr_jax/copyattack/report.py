@@ -1,0 +1,30 @@
+"""Table 2 of the paper as markdown: every method of the run, each learned row after its
+untrained twin, with v*'s full-catalogue percentile."""
+from __future__ import annotations
+
+from pfcdr_jax.copyattack import evaluate
+from pfcdr_jax.copyattack import runner
+from pfcdr_jax.infra import markdown
+
+TABLE2_ORDER = ("Without Attack", "RandomAttack", "TargetAttack40",
+                "TargetAttack70", "TargetAttack100", "PolicyNetwork",
+                "CopyAttack-Masking", "CopyAttack-Length", "CopyAttack")
+
+
+def table2_markdown(methods: dict, dataset: str = "ML100K-ML1M") -> str:
+  """Table 2 of the paper for our run, each learned row after its untrained
+  twin, with v*'s mean full-catalogue percentile and its 10-90 % spread."""
+  cols = evaluate.metric_names()
+  order = []
+  for n in TABLE2_ORDER:
+    order += [n + runner.UNTRAINED, n]
+  body = []
+  for i, name in enumerate(n for n in order if n in methods):
+    m = methods[name]
+    pct = (f"{m['percentile']:.3f} ({m['percentile_p10']:.2f}-"
+           f"{m['percentile_p90']:.2f})" if "percentile" in m else "")
+    body.append([dataset if i == 0 else "", name] + [f"{m[c]:.4f}" for c in cols]
+                + [pct, f"{m['avg_items_per_profile']:.0f}"])
+  header = (["Dataset", "Algorithms"] + list(cols)
+            + ["percentile (p10-p90)", "# Average Items per User Profile"])
+  return "\n".join(markdown.table(header, body))
