@@ -12,18 +12,25 @@ linkage pool (every source user).
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 from sklearn import linear_model
-from sklearn import metrics
 from sklearn import preprocessing
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-  """Area under the ROC curve of `scores` for ``labels == 1`` (ties count half;
-  scikit-learn's ``roc_auc_score``). Returns nan when a class is empty."""
+  """Area under the ROC curve of `scores` for ``labels == 1`` (ties count half).
+
+  The Mann-Whitney statistic ``(sum of positive ranks - n1 (n1 + 1) / 2) / (n1 n0)``
+  with average ranks: equal to scikit-learn's ``roc_auc_score`` (tested) and about 30x
+  cheaper per call, which matters in :func:`preference_auc`'s loop over users. Returns
+  nan when a class is empty.
+  """
   scores, labels = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
-  if labels.all() or not labels.any():
+  n1, n0 = int(labels.sum()), int((~labels).sum())
+  if n1 == 0 or n0 == 0:
     return float("nan")
-  return float(metrics.roc_auc_score(labels, scores))
+  ranks = stats.rankdata(scores)
+  return float((ranks[labels].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
 def _row_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
