@@ -1,7 +1,9 @@
 """Query-only interface to the frozen target recommender (Sections 3 and 4.5).
 
 The attacker may (i) inject a user profile, (ii) ask for the top-k list of given
-users, and (iii) read how many queries it made -- nothing else. Attack code
+users -- or, what the whole-catalogue list says about one item, that item's
+position in each list (``position``, one query as well) --, and (iii) read how
+many queries it made -- nothing else. Attack code
 imports only this module (a test parses the imports).
 
 Injections write into fixed-capacity buffers: an interaction list of ``C``
@@ -13,7 +15,7 @@ slack so the write is never clamped.
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import flax.struct
 import jax
@@ -52,6 +54,12 @@ class BlackBox(NamedTuple):
     n_items: N.
     max_profile_len: L_max accepted by ``inject``.
     user_capacity: U_cap, users that fit in the buffers.
+    position: ``(state, users int32[B], item int32[]) -> (int32[B], state)``,
+      the 0-based position of ``item`` in each user's whole-catalogue list
+      (the list ``topk`` gives with k = N, interacted items last): exactly
+      ``argmax(topk(state, users, N) == item)``, read without sorting the
+      catalogue; one query, counted as ``topk``'s. None: the attacker reads
+      it from ``topk`` (``item_position``).
   """
 
   inject: Callable
@@ -59,6 +67,7 @@ class BlackBox(NamedTuple):
   n_items: int
   max_profile_len: int
   user_capacity: int
+  position: Optional[Callable] = None
 
 
 def _inject(state: BlackBoxState, items: jnp.ndarray, length: jnp.ndarray):
@@ -87,7 +96,40 @@ def _scores(model, params, state: BlackBoxState, users: jnp.ndarray):
   return f[users] @ h.T
 
 
-def _topk(model, params, state: BlackBoxState, users: jnp.ndarray, k: int):
+def item_position(bb: BlackBox, state, users: jnp.ndarray, item: jnp.ndarray):
+  """One query: ``item``'s 0-based position in each user's whole list.
+
+  ``bb.position`` when the platform offers it, else read off ``bb.topk`` with
+  k = N (the same number, at the cost of a sort).
+
+  Returns:
+    (int32[B] positions, state after the query).
+  """
+  if bb.position is not None:
+    return bb.position(state, users, item)
+  top, state = bb.topk(state, users, bb.n_items)
+  return jnp.argmax(top == item, -1).astype(jnp.int32), state
+
+
+def position_in_ranking(scores: jnp.ndarray, item: jnp.ndarray) -> jnp.ndarray:
+  """0-based position of ``item`` in each row's descending ranking. int32[B].
+
+  The ranking ``lax.top_k`` gives over the whole row (equal scores: the lower
+  index first), so ``position_in_ranking(s, v) == argmax(top_k(s, N)[1] == v)``
+  row by row; one pass over the row instead of a sort.
+
+  Args:
+    scores: float[B, N] (excluded items at -inf).
+    item: int32[] the item.
+  """
+  s_v = scores[:, item][:, None]
+  lower_index = (jnp.arange(scores.shape[1]) < item)[None, :]
+  before = (scores > s_v) | ((scores == s_v) & lower_index)
+  return before.sum(-1).astype(jnp.int32)
+
+
+def _masked_scores(model, params, state: BlackBoxState, users: jnp.ndarray):
+  """Scores of ``users`` with their interacted items at -inf. [B, N]."""
   scores = _scores(model, params, state, users)
   # Row of each interaction's user within this query (B = not queried).
   n_q = users.shape[0]
@@ -97,10 +139,20 @@ def _topk(model, params, state: BlackBoxState, users: jnp.ndarray, k: int):
   rows = jnp.where(live & (state.inter_item >= 0),
                    row_of[jnp.clip(state.inter_user, 0, model.n_users - 1)],
                    n_q)
-  scores = scores.at[rows, jnp.maximum(state.inter_item, 0)].set(
+  return scores.at[rows, jnp.maximum(state.inter_item, 0)].set(
       -jnp.inf, mode="drop")
+
+
+def _topk(model, params, state: BlackBoxState, users: jnp.ndarray, k: int):
+  scores = _masked_scores(model, params, state, users)
   top = jax.lax.top_k(scores, k)[1].astype(jnp.int32)
   return top, state.replace(n_queries=state.n_queries + 1)
+
+
+def _position(model, params, state: BlackBoxState, users: jnp.ndarray,
+              item: jnp.ndarray):
+  pos = position_in_ranking(_masked_scores(model, params, state, users), item)
+  return pos, state.replace(n_queries=state.n_queries + 1)
 
 
 @flax.struct.dataclass
@@ -172,6 +224,13 @@ def _inc_topk(inc: _Incremental, state: IncrementalState, users: jnp.ndarray,
   return top.astype(jnp.int32), state.replace(n_queries=state.n_queries + 1)
 
 
+def _inc_position(inc: _Incremental, state: IncrementalState,
+                  users: jnp.ndarray, item: jnp.ndarray):
+  scores, rows = _inc_scores(inc, state, users)
+  pos = position_in_ranking(jnp.where(rows > 0, -jnp.inf, scores), item)
+  return pos, state.replace(n_queries=state.n_queries + 1)
+
+
 def _make_incremental(model, params, base_pairs: np.ndarray,
                       n_base_users: int, extra_users: int,
                       max_profile_len: int):
@@ -197,7 +256,9 @@ def _make_incremental(model, params, base_pairs: np.ndarray,
       n_users=jnp.asarray(n_base_users, jnp.int32),
       n_queries=jnp.zeros((), jnp.int32))
   bb = BlackBox(inject=functools.partial(_inc_inject, inc),
-                topk=functools.partial(_inc_topk, inc), n_items=n_items,
+                topk=functools.partial(_inc_topk, inc),
+                position=functools.partial(_inc_position, inc),
+                n_items=n_items,
                 max_profile_len=max_profile_len,
                 user_capacity=n_base_users + extra_users)
   scorer = lambda st, users: _inc_scores(inc, st, users)[0]
@@ -245,6 +306,7 @@ def make_blackbox(model, params, base_pairs: np.ndarray, n_base_users: int,
   bb = BlackBox(
       inject=_inject,
       topk=functools.partial(_topk, frozen, params),
+      position=functools.partial(_position, frozen, params),
       n_items=model.n_items,
       max_profile_len=max_profile_len,
       user_capacity=cap_users)

@@ -189,13 +189,14 @@ def pretend_score(bb: blackbox.BlackBox, state, ep: _Episode,
     query).
   """
   k = cfg.reward_k or bb.n_items
-  top, state = bb.topk(state, ep.data.pretend_users, k)
-  hit = top == ep.item
-  found = hit.any(-1)
+  # v*'s position in the whole list says all a top-k list says about v*.
+  pos, state = blackbox.item_position(bb, state, ep.data.pretend_users,
+                                      ep.item)
+  found = pos < k
   if cfg.reward == "hr":
     per_user = found.astype(jnp.float32)
   else:
-    per_user = jnp.where(found, 1.0 - jnp.argmax(hit, -1) / k, 0.0)
+    per_user = jnp.where(found, 1.0 - pos / k, 0.0)
   score = jnp.where(ep.eligible, per_user, 0.0).sum() / ep.n_eligible
   return score.astype(jnp.float32), state
 
