@@ -98,6 +98,29 @@ flags.DEFINE_integer("target_max_epochs", D.target.max_epochs,
                      "Target-model epoch cap.")
 flags.DEFINE_enum("target_item_norm", D.target.item_norm, ["sqrt", "mean"],
                   "Item-side neighbor aggregation of the target model.")
+flags.DEFINE_integer("query_budget", D.attack.query_budget,
+                     "Queries of the black box per target item, training and "
+                     "final attack together (0: no cap); training stops "
+                     "before it would exceed them.")
+flags.DEFINE_enum("credit", D.attack.credit, ["last", "spread"],
+                  "A query's reward: to its group's last injection, or "
+                  "shared by the group's injections.")
+flags.DEFINE_enum("baseline", D.attack.baseline, ["ema", "loo"],
+                  "REINFORCE baseline: moving average, or leave-one-out "
+                  "mean of the update's other episodes of the item.")
+flags.DEFINE_integer("episodes_per_item", D.attack.episodes_per_item,
+                     "Episodes of each drawn item in one update.")
+flags.DEFINE_integer("checkpoints", D.attack.checkpoints,
+                     "Policies kept along training: points of the "
+                     "HR@20-against-queries curve.")
+flags.DEFINE_bool("final_greedy", D.attack.final_greedy,
+                  "Final attack takes the policy's most probable actions.")
+flags.DEFINE_integer("num_validation_items", D.data.num_validation_items,
+                     "Qualifying items set aside for choosing attack "
+                     "settings, disjoint from the scored ones.")
+flags.DEFINE_enum("item_set", D.data.item_set, ["test", "validation"],
+                  "Score the test items (Table 2) or the validation items "
+                  "(settings search).")
 flags.DEFINE_bool("synthetic", False,
                   "Use tiny synthetic platforms (smoke test, no download).")
 

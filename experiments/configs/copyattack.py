@@ -65,6 +65,14 @@ FLAG_PATHS = {
     "budgets": ("analysis.budgets",),
     "items_per_group": ("analysis.items_per_group",),
     "detection_train_items": ("analysis.train_items",),
+    "query_budget": ("attack.query_budget",),
+    "credit": ("attack.credit",),
+    "baseline": ("attack.baseline",),
+    "episodes_per_item": ("attack.episodes_per_item",),
+    "checkpoints": ("attack.checkpoints",),
+    "final_greedy": ("attack.final_greedy",),
+    "num_validation_items": ("data.num_validation_items",),
+    "item_set": ("data.item_set",),
 }
 
 _INT_LISTS = ("depths", "budgets")
@@ -95,6 +103,10 @@ BOUNDS = {
     "attack_workers": (0, "an integer >= 0 (0: one per core)"),
     "items_per_group": (1, "an integer >= 1"),
     "detection_train_items": (1, "an integer >= 1"),
+    "query_budget": (0, "an integer >= 0 (0: no cap)"),
+    "episodes_per_item": (1, "an integer >= 1"),
+    "checkpoints": (1, "an integer >= 1"),
+    "num_validation_items": (0, "an integer >= 0"),
     "gamma": (0.0, "a number in [0, 1]"), "lr": (0.0, "a number > 0"),
     "target_lr": (0.0, "a number > 0"), "goal_hr": (0.0, "a number in (0, 1]"),
 }

@@ -71,7 +71,7 @@ def train_and_attack(data: AttackerData, bb_state, item: jnp.ndarray,
   params = policy.init_policy(k_init, pcfg)
   curve = jnp.zeros((0,))
   train_queries = jnp.zeros((), jnp.int32)
-  if n_updates(cfg) > 0:
+  if n_updates(cfg, 1) > 0:
     res = train_policy(params, data, bb_state, item[None], k_train, bb=bb,
                        cfg=cfg, pcfg=pcfg)
     params, curve, train_queries = res.params, res.curve, res.queries
@@ -89,17 +89,64 @@ def make_attack_fn(bb: blackbox.BlackBox, cfg: AttackConfig,
                                    pcfg=pcfg))
 
 
+class Trials(flax.struct.PyTreeNode):
+  """The trial attacks of a ``best_of`` baseline on one item.
+
+  Attributes:
+    keys: the trial keys (the attack with ``keys[j]`` replays trial j).
+    score: float32[n] the pretend users' score after each trial.
+    queries: int32[n] queries each trial made.
+    injections: int32[n] profiles each trial injected (undone after it).
+  """
+
+  keys: jax.Array
+  score: jnp.ndarray
+  queries: jnp.ndarray
+  injections: jnp.ndarray
+
+
+def play_trials(params, data: AttackerData, bb_state, item: jnp.ndarray,
+                key: jax.Array, *, bb: blackbox.BlackBox, cfg: AttackConfig,
+                pcfg: policy.PolicyConfig) -> Trials:
+  """``cfg.trials()`` attacks on copies of the untouched platform, vmapped.
+
+  A baseline that buys information with queries: the attacker plays random
+  attacks against a copy of the platform (as the learned methods' training
+  episodes do), reads each one's pretend score, and then injects the best
+  for real (``best_trial``, replayed with its key).
+  """
+  keys = jax.random.split(key, cfg.trials())
+  play = jax.vmap(functools.partial(rollout, bb=bb, cfg=cfg, pcfg=pcfg),
+                  in_axes=(None, None, None, None, 0))
+  _, trajs = play(params, data, bb_state, item, keys)
+  return Trials(keys=keys, score=trajs.final_score, queries=trajs.n_queries,
+                injections=trajs.active.sum(-1))
+
+
+def best_trial(trials: Trials, n: int):
+  """(key, queries, injections) of the best of the first ``n`` trials (the
+  first of equal scores); ``n`` = 0 is no trial (None key)."""
+  if n == 0:
+    return None, 0, 0
+  best = int(jnp.argmax(trials.score[:n]))
+  return (trials.keys[best], int(trials.queries[:n].sum()),
+          int(trials.injections[:n].sum()))
+
+
 class MethodFns(NamedTuple):
   """Jitted pieces of one method, for the shared-policy pipeline.
 
   init: ``key -> params``; train: ``(params, data, bb_state, items, key) ->
   TrainResult``; attack: ``(params, data, bb_state, item, key) -> (state,
-  Trajectory)`` (greedy per ``cfg.final_greedy`` for learning methods).
+  Trajectory)`` (greedy per ``cfg.final_greedy`` for learning methods);
+  trials: ``(params, data, bb_state, item, key) -> Trials`` (``best_of``
+  baselines).
   """
 
   init: object
   train: object
   attack: object
+  trials: object = None
 
 
 def zero_policy(key: jax.Array, pcfg: policy.PolicyConfig) -> dict:
@@ -126,4 +173,6 @@ def make_method_fns(bb: blackbox.BlackBox, cfg: AttackConfig,
                                       pcfg=pcfg)),
       attack=jax.jit(functools.partial(
           rollout, bb=bb, cfg=cfg, pcfg=pcfg,
-          greedy=cfg.final_greedy and cfg.learns)))
+          greedy=cfg.final_greedy and cfg.learns)),
+      trials=jax.jit(functools.partial(play_trials, bb=bb, cfg=cfg,
+                                       pcfg=pcfg)) if cfg.trials() else None)

@@ -127,3 +127,27 @@ def register_pretend_users(bb: blackbox.BlackBox, state, profiles: np.ndarray):
   state, uids = jax.jit(lambda s, a, b: jax.lax.scan(body, s, (a, b)))(
       state, jnp.asarray(padded), jnp.asarray(lengths))
   return state, uids
+
+
+def held_out_pretend_users(train_pairs: np.ndarray, n_users: int, n: int,
+                           min_len: int, seed: int):
+  """Pretend accounts that behave like target users (Section 4.2).
+
+  ``n`` real target users with at least ``min_len`` training interactions,
+  drawn once by seed; the caller removes them from evaluation.
+
+  Returns:
+    (user ids int32[n] sorted, their training profiles int32[n, L], -1
+    padded; used to exclude pretend users who already have v*).
+  """
+  counts = np.bincount(train_pairs[:, 0], minlength=n_users)
+  pool = np.flatnonzero(counts >= min_len)
+  if len(pool) < n:
+    raise ValueError(f"only {len(pool)} target users have >= {min_len} "
+                     f"interactions for {n} pretend accounts")
+  users = np.sort(np.random.default_rng(seed).choice(pool, n, replace=False))
+  profiles = np.full((n, int(counts[users].max())), -1, np.int32)
+  for r, u in enumerate(users):
+    items = train_pairs[train_pairs[:, 0] == u, 1]
+    profiles[r, :len(items)] = items
+  return users.astype(np.int32), profiles

@@ -45,9 +45,14 @@ class DataConfig:
     synthetic_target_users: users of the synthetic target platform.
     synthetic_source_users: users of the synthetic source platform.
     synthetic_items: shared items of the synthetic platforms.
-    num_target_items: target items v* (paper: 50).
+    num_target_items: target items v* scored (paper: 50).
     max_target_interactions: v* has fewer target interactions (paper: 10).
     min_source_profiles: v* is in at least this many source profiles.
+    num_validation_items: qualifying items set aside, disjoint from the
+      scored ones, on which attack settings are chosen
+      (``data.split_target_items``); 0: no split (every draw may be scored).
+    item_set: "test" (Table 2) or "validation" (the settings search): which
+      side of the split the run attacks and scores.
   """
 
   synthetic: bool = False
@@ -58,6 +63,16 @@ class DataConfig:
   num_target_items: int = 50
   max_target_interactions: int = 10
   min_source_profiles: int = 30
+  num_validation_items: int = 20
+  item_set: str = "test"
+
+  def __post_init__(self):
+    if self.item_set not in ("test", "validation"):
+      raise ValueError(f"data.item_set must be 'test' or 'validation', got "
+                       f"{self.item_set!r}")
+    if self.item_set == "validation" and self.num_validation_items < 1:
+      raise ValueError("data.item_set='validation' needs "
+                       "num_validation_items >= 1")
 
   @property
   def label(self) -> str:

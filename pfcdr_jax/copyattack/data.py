@@ -170,6 +170,37 @@ def select_target_items(cd: CrossDomain, n: int, seed: int,
   return np.sort(rng.choice(pool, size=n, replace=False)).astype(np.int32)
 
 
+def split_target_items(cd: CrossDomain, n_test: int, n_validation: int,
+                       seed: int, max_target_interactions: int = 10,
+                       min_source_profiles: int = 1
+                       ) -> tuple[np.ndarray, np.ndarray]:
+  """Disjoint validation and test target items (Section 5.1.3 plus a split).
+
+  The qualifying items (as ``select_target_items``) are shuffled once by
+  ``seed``: the first ``n_validation`` are the validation items, on which
+  attack settings are chosen, the next ``n_test`` the test items Table 2
+  scores. So a run with fewer test items scores a prefix of the longer run's
+  test items, and the validation items do not depend on ``n_test``.
+
+  Returns:
+    (validation int32[n_validation], test int32[n_test]), each sorted.
+
+  Raises:
+    ValueError: if fewer than ``n_test + n_validation`` items qualify.
+  """
+  ok = ((cd.target_counts() < max_target_interactions)
+        & (cd.source_counts() >= min_source_profiles))
+  pool = np.flatnonzero(ok)
+  if len(pool) < n_test + n_validation:
+    raise ValueError(
+        f"only {len(pool)} items qualify as targets, asked {n_test} test + "
+        f"{n_validation} validation items")
+  perm = np.random.default_rng(seed).permutation(pool)
+  val = np.sort(perm[:n_validation]).astype(np.int32)
+  test = np.sort(perm[n_validation:n_validation + n_test]).astype(np.int32)
+  return val, test
+
+
 def popularity_groups(cd: CrossDomain, n_groups: int = 10) -> np.ndarray:
   """Popularity decile of each target item (Section 5.3.2); 0 = most popular.
 

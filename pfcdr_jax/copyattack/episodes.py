@@ -46,8 +46,9 @@ class Trajectory:
     policy_sel: bool[T] the selection came from the policy (not the random
       first pick or a random baseline).
     n_items: int32[T] items in the injected profile.
-    reward: float32[T] the reward at query steps (credited to the group's
-      last injection), else 0.
+    reward: float32[T] each query's reward, credited to its group's last
+      injection (``credit="last"``) or shared by the group's injections
+      ("spread"); 0 elsewhere.
     n_queries: int32[] queries made in the episode.
     final_score: float32[] the pretend score at the episode's last query.
   """
@@ -215,8 +216,11 @@ def _group_step(carry: _StepCarry, g: jnp.ndarray, *, ep: _Episode,
                        after.state)
   gain = score - carry.score if cfg.increments else score
   reward = jnp.where(any_injected, gain, 0.0)
-  # The reward is credited to the group's last injection.
-  rewards = jnp.zeros((qe,)).at[-1].set(reward)
+  if cfg.credit == "spread":  # shared by the group's injections
+    share = recs.active.astype(jnp.float32)
+    rewards = reward * share / jnp.maximum(share.sum(), 1.0)
+  else:  # credited to the group's last injection
+    rewards = jnp.zeros((qe,)).at[-1].set(reward)
   done = any_injected & (score >= cfg.goal_hr)
   carry = after._replace(state=state, active=after.active & ~done,
                          score=jnp.where(any_injected, score, carry.score))

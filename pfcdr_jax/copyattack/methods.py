@@ -50,6 +50,29 @@ class AttackConfig:
       stayed 0 in training (common for hard items) the policy is still its
       random init, and its argmax is one arbitrary crafting level / cluster
       for all 30 picks.
+    query_budget: queries of the black box one target item's attack may
+      spend, training and final attack together (0: no cap). A shared policy
+      trains on ``n_items * (query_budget - episode_queries)`` queries, a
+      per-item one on ``query_budget - episode_queries``; training stops
+      before the first update that could exceed it (``training.n_updates``).
+      A baseline with ``best_of`` spends it on trial attacks.
+    credit: "last": a query's reward goes to the last injection of its
+      group (earlier ones see it discounted); "spread": shared equally by the
+      group's injections.
+    baseline: "ema": a per-item, per-step moving average of past returns
+      (starts at 0); "loo": the mean return of the *other* episodes of the
+      same item in the update (leave-one-out, so it does not depend on the
+      episode's own actions and the estimator stays unbiased), the moving
+      average where an item has one episode.
+    episodes_per_item: episodes of each drawn item in one update (a shared
+      policy draws ``batch_episodes // episodes_per_item`` items); >= 2 gives
+      "loo" its other episodes.
+    checkpoints: the training is cut into this many equal chunks and the
+      policy after each is kept (``training.TrainResult.checkpoints``): the
+      points of the HR@20-against-queries curve.
+    best_of: a baseline's final attack is the best (by the pretend users'
+      score) of the trial attacks ``query_budget`` pays for, replayed; the
+      best-baseline-at-the-same-spend comparator of the learned methods.
   """
 
   selector: str = "tree"
@@ -71,22 +94,59 @@ class AttackConfig:
   hidden: int = 16
   baseline_decay: float = 0.9
   final_greedy: bool = False
+  query_budget: int = 0
+  credit: str = "last"
+  baseline: str = "ema"
+  episodes_per_item: int = 1
+  checkpoints: int = 1
+  best_of: bool = False
 
   def __post_init__(self):
     if self.reward not in ("rank", "hr"):
       raise ValueError(f"reward must be 'rank' or 'hr', got {self.reward!r}")
     if self.reward == "hr" and self.reward_k <= 0:
       raise ValueError("reward='hr' needs reward_k > 0 (HR@k)")
+    if self.credit not in ("last", "spread"):
+      raise ValueError(f"credit must be 'last' or 'spread', got "
+                       f"{self.credit!r}")
+    if self.baseline not in ("ema", "loo"):
+      raise ValueError(f"baseline must be 'ema' or 'loo', got "
+                       f"{self.baseline!r}")
+    if self.episodes_per_item < 1 or (
+        self.batch_episodes % self.episodes_per_item):
+      raise ValueError(f"episodes_per_item ({self.episodes_per_item}) must "
+                       f"divide batch_episodes ({self.batch_episodes})")
+    if self.checkpoints < 1:
+      raise ValueError(f"checkpoints must be >= 1, got {self.checkpoints}")
+    if self.query_budget < 0 or (
+        0 < self.query_budget < self.episode_queries):
+      raise ValueError(
+          f"query_budget={self.query_budget}: expected 0 (no cap) or at "
+          f"least the {self.episode_queries} queries of one attack")
 
   @property
   def learns(self) -> bool:
     return self.selector != "random" or self.craft == 0
 
+  @property
+  def episode_queries(self) -> int:
+    """Most queries one attack episode makes: one per group of
+    ``query_every`` injections, plus the first query of the untouched
+    platform with ``increments``."""
+    return -(-self.budget // self.query_every) + int(self.increments)
+
+  def trials(self) -> int:
+    """Trial attacks of a ``best_of`` baseline: what ``query_budget`` pays
+    for besides the final attack (0 without ``best_of``)."""
+    if not self.best_of or not self.query_budget:
+      return 0
+    return (self.query_budget - self.episode_queries) // self.episode_queries
+
 
 def table2_methods(base: AttackConfig) -> dict[str, AttackConfig]:
   """The attack rows of Table 2 (Section 5.1.4) built on ``base``."""
   r = functools.partial(dataclasses.replace, base)
-  return {
+  rows = {
       "RandomAttack": r(selector="random", masking=False, craft=10, episodes=0),
       "TargetAttack40": r(selector="random", masking=True, craft=4, episodes=0),
       "TargetAttack70": r(selector="random", masking=True, craft=7, episodes=0),
@@ -97,3 +157,8 @@ def table2_methods(base: AttackConfig) -> dict[str, AttackConfig]:
       "CopyAttack-Length": r(selector="tree", masking=True, craft=10),
       "CopyAttack": r(selector="tree", masking=True, craft=0),
   }
+  if base.query_budget:
+    # The best baseline at the learned methods' query spend.
+    rows["TargetAttack100-BestOf"] = r(selector="random", masking=True,
+                                       craft=10, episodes=0, best_of=True)
+  return rows

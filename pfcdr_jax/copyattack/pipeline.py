@@ -40,6 +40,7 @@ from pfcdr_jax.copyattack import runner
 from pfcdr_jax.copyattack import source_mf
 from pfcdr_jax.copyattack import synthetic
 from pfcdr_jax.copyattack import target_model
+from pfcdr_jax.copyattack import training
 from pfcdr_jax.copyattack import tree as tree_lib
 from pfcdr_jax.data import download
 from pfcdr_jax.data import movielens
@@ -103,7 +104,8 @@ def run_copyattack(cfg: config_lib.CopyAttackConfig,
   Returns:
     Table 2: the ``results.json`` dict ("methods" with the
     "<method>-untrained" rows, "target_model" (test / popularity / untrained
-    HR@10), "table1", "target_items", "tree", "n_seeds", "seed_means_HR@20",
+    HR@10), "table1", "target_items", "item_split", "query_budget", "tree", "n_seeds",
+    "seed_means_HR@20",
     "wilcoxon_vs_CopyAttack", "training_curves", "window_distribution",
     "pretend_reward_vs_HR@20", "n_eval_users", "timings_s"). An analysis: {"analysis": kind,
     "rows": the ``<kind>.json`` rows}; the detection study: {"analysis":
@@ -248,7 +250,7 @@ def prepare(cfg: config_lib.CopyAttackConfig, cd: data_lib.CrossDomain,
                                 pretend_len, max_budget or cfg.attack.budget)
   eval_users = np.arange(cd.n_target_users, dtype=np.int32)
   if cfg.pretend.source == "target":
-    pretend_users, pretend = held_out_pretend_users(
+    pretend_users, pretend = attacker_data.held_out_pretend_users(
         split.train, cd.n_target_users, cfg.pretend.n_pretend,
         cfg.pretend.min_len, seed=cfg.seed + 1)
     eval_users = np.setdiff1d(eval_users, pretend_users).astype(np.int32)
@@ -266,30 +268,6 @@ def prepare(cfg: config_lib.CopyAttackConfig, cd: data_lib.CrossDomain,
                train_pairs=split.train)
 
 
-def held_out_pretend_users(train_pairs: np.ndarray, n_users: int, n: int,
-                           min_len: int, seed: int):
-  """Pretend accounts that behave like target users (Section 4.2).
-
-  ``n`` real target users with at least ``min_len`` training interactions,
-  drawn once by seed; the caller removes them from evaluation.
-
-  Returns:
-    (user ids int32[n] sorted, their training profiles int32[n, L], -1
-    padded; used to exclude pretend users who already have v*).
-  """
-  counts = np.bincount(train_pairs[:, 0], minlength=n_users)
-  pool = np.flatnonzero(counts >= min_len)
-  if len(pool) < n:
-    raise ValueError(f"only {len(pool)} target users have >= {min_len} "
-                     f"interactions for {n} pretend accounts")
-  users = np.sort(np.random.default_rng(seed).choice(pool, n, replace=False))
-  profiles = np.full((n, int(counts[users].max())), -1, np.int32)
-  for r, u in enumerate(users):
-    items = train_pairs[train_pairs[:, 0] == u, 1]
-    profiles[r, :len(items)] = items
-  return users.astype(np.int32), profiles
-
-
 def _platform(cd: data_lib.CrossDomain, tgt: target_model.TrainedTarget,
               train_pairs: np.ndarray, n_pretend: int, pretend_len: int,
               budget: int):
@@ -304,14 +282,29 @@ def _platform(cd: data_lib.CrossDomain, tgt: target_model.TrainedTarget,
 
 def target_items(cd: data_lib.CrossDomain, cfg: config_lib.DataConfig,
                  seed: int) -> np.ndarray:
-  """The run's target items v* (Section 5.1.3). int32[n].
+  """The run's scored target items v* (Section 5.1.3). int32[n].
+
+  With ``cfg.num_validation_items`` the side ``cfg.item_set`` of
+  ``item_split``: ``num_target_items`` test items, or the validation items.
 
   Raises:
-    ValueError: if fewer than ``cfg.num_target_items`` items qualify.
+    ValueError: if too few items qualify.
   """
-  return data_lib.select_target_items(
-      cd, cfg.num_target_items, seed, cfg.max_target_interactions,
-      cfg.min_source_profiles)
+  val, test = item_split(cd, cfg, seed)
+  return val if cfg.item_set == "validation" else test
+
+
+def item_split(cd: data_lib.CrossDomain, cfg: config_lib.DataConfig,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """(validation, test) target items (``data.split_target_items``); without
+  validation items, (empty, the paper's draw)."""
+  if not cfg.num_validation_items:
+    return np.zeros((0,), np.int32), data_lib.select_target_items(
+        cd, cfg.num_target_items, seed, cfg.max_target_interactions,
+        cfg.min_source_profiles)
+  return data_lib.split_target_items(
+      cd, cfg.num_target_items, cfg.num_validation_items, seed,
+      cfg.max_target_interactions, cfg.min_source_profiles)
 
 
 def build_attacker(setup: Setup, depth: int, seed: int,
@@ -353,9 +346,13 @@ def _table2(cfg: config_lib.CopyAttackConfig, setup: Setup, methods: dict,
       "tree": {"depth": tr.depth, "branching": tr.branching,
                "n_nonleaf": tr.n_nonleaf},
       "n_seeds": cfg.n_seeds,
+      "item_split": _item_split_record(setup.cd, cfg),
+      "query_budget": _budget_record(cfg, methods, len(items)),
       "seed_means_HR@20": res["seed_means"],
       "wilcoxon_vs_CopyAttack": runner.paired_tests(res["per_item"]),
       "training_curves": res["training_curves"],
+      "training_curves_per_seed": res["training_curves_per_seed"],
+      "spend_curves": res["spend_curves"],
       "window_distribution": runner.window_distribution(res["methods"]),
       "pretend_reward_vs_HR@20": runner.pretend_vs_evaluated(
           res["per_item"]),
@@ -372,6 +369,27 @@ def _table2(cfg: config_lib.CopyAttackConfig, setup: Setup, methods: dict,
                                workdir / "training_curves.png",
                                dataset=cfg.data.label)
   return results
+
+
+def _item_split_record(cd: data_lib.CrossDomain,
+                       cfg: config_lib.CopyAttackConfig) -> dict:
+  """Which items were set aside for validation and which are scored."""
+  val, test = item_split(cd, cfg.data, cfg.seed)
+  return {"scored": cfg.data.item_set, "seed": cfg.seed,
+          "validation": [cd.item_ids[i] for i in val],
+          "test": [cd.item_ids[i] for i in test]}
+
+
+def _budget_record(cfg: config_lib.CopyAttackConfig, methods: dict,
+                   n_items: int) -> dict:
+  """The query budget per item and what each method was allowed under it."""
+  return {"per_item": cfg.attack.query_budget,
+          "episode_queries": cfg.attack.episode_queries,
+          "updates": {n: training.n_updates(m, n_items if m.shared else 1)
+                      for n, m in methods.items() if m.learns},
+          "updates_asked": {n: m.episodes // m.batch_episodes
+                            for n, m in methods.items() if m.learns},
+          "trials": {n: m.trials() for n, m in methods.items() if m.best_of}}
 
 
 def target_model_summary(target: target_model.TrainedTarget) -> dict:

@@ -1,5 +1,6 @@
 """Table 2 of the paper as markdown: every method of the run, each learned row after its
-untrained twin, with v*'s full-catalogue percentile."""
+untrained twin, with v*'s full-catalogue percentile and the queries each
+attack spent."""
 from __future__ import annotations
 
 from pfcdr_jax.copyattack import evaluate
@@ -7,8 +8,18 @@ from pfcdr_jax.copyattack import runner
 from pfcdr_jax.infra import markdown
 
 TABLE2_ORDER = ("Without Attack", "RandomAttack", "TargetAttack40",
-                "TargetAttack70", "TargetAttack100", "PolicyNetwork",
+                "TargetAttack70", "TargetAttack100", "TargetAttack100-BestOf",
+                "PolicyNetwork",
                 "CopyAttack-Masking", "CopyAttack-Length", "CopyAttack")
+
+
+def _queries(m: dict) -> str:
+  """What an attack spent per target item: training (or trial) queries plus
+  the final attack's."""
+  if "queries_total" not in m:
+    return "0"
+  return (f"{m['queries_total']:.0f} ({m['queries_train']:.0f} + "
+          f"{m['queries_final']:.0f})")
 
 
 def table2_markdown(methods: dict, dataset: str = "ML100K-ML1M") -> str:
@@ -24,7 +35,8 @@ def table2_markdown(methods: dict, dataset: str = "ML100K-ML1M") -> str:
     pct = (f"{m['percentile']:.3f} ({m['percentile_p10']:.2f}-"
            f"{m['percentile_p90']:.2f})" if "percentile" in m else "")
     body.append([dataset if i == 0 else "", name] + [f"{m[c]:.4f}" for c in cols]
-                + [pct, f"{m['avg_items_per_profile']:.0f}"])
+                + [pct, f"{m['avg_items_per_profile']:.0f}", _queries(m)])
   header = (["Dataset", "Algorithms"] + list(cols)
-            + ["percentile (p10-p90)", "# Average Items per User Profile"])
+            + ["percentile (p10-p90)", "# Average Items per User Profile",
+               "queries / item (train + final)"])
   return "\n".join(markdown.table(header, body))

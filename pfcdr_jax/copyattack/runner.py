@@ -131,6 +131,27 @@ def _method_runs(setup, methods: dict, tr) -> dict:
   return out
 
 
+def _spend(row: dict, queries_train: float, injections_train: float) -> dict:
+  """Adds what an attack spent: training queries / injections per item
+  (a shared policy's divided by the run's items), the final attack's
+  queries, and their total."""
+  row["queries_train"] = float(queries_train)
+  row["injections_train"] = float(injections_train)
+  row["queries_final"] = float(row["attack_queries"])
+  row["queries_total"] = row["queries_train"] + row["queries_final"]
+  return row
+
+
+def _trial_counts(n: int) -> list[int]:
+  """Trial counts of a ``best_of`` baseline's spend curve: 0, 1, 3, 7, ...
+  and ``n``."""
+  out, j = [0], 1
+  while j < n:
+    out.append(j)
+    j = 2 * j + 1
+  return sorted(set(out + [n]))
+
+
 def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
                 timing: dict, injected: Optional[dict] = None):
   """Method `name` (index ``m_idx`` of the run's methods) on every item for one seed.
@@ -140,48 +161,82 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
 
   Returns:
     ({item: {row name: metrics}} for the method and its "-untrained" twin,
-    training curve list or None).
+    training curve list or None, spend curve: [{item: (queries spent on the
+    item, HR@20)}] per point -- the policy at each training checkpoint, or
+    the best of 0, 1, 3, ... trials of a ``best_of`` baseline).
   """
   rows = {int(i): {} for i in items}
   curve = None
   items_j = jnp.asarray(items, jnp.int32)
+  n_items = len(items)
   k_init, k_train, k_final = attack_lib.split_key(
       jax.random.fold_in(jax.random.key(seed), m_idx))
   params0 = run.fns.init(k_init)
-  learns = training.n_updates(run.cfg) > 0
+  learns = training.n_updates(run.cfg, n_items if run.cfg.shared else 1) > 0
   params = params0
+  shared = None
   if learns and run.cfg.shared:
-    res, dt = _timed(run.fns.train, params0, data, setup.bb_state, items_j,
-                     k_train)
+    shared, dt = _timed(run.fns.train, params0, data, setup.bb_state, items_j,
+                        k_train)
     timing.setdefault(f"{name}_train_s", []).append(dt)
-    params, curve = res.params, np.asarray(res.curve).tolist()
+    params, curve = shared.params, np.asarray(shared.curve).tolist()
   per_item_curves = []
+  n_points = run.cfg.checkpoints if learns else (
+      len(_trial_counts(run.cfg.trials())) if run.fns.trials else 0)
+  points = [dict() for _ in range(n_points)]
   for item in items:
     ev, key = evs[int(item)], jax.random.fold_in(k_final, int(item))
+    res, div = shared, n_items
     if learns and not run.cfg.shared:
       res, dt = _timed(run.fns.train, params0, data, setup.bb_state,
                        items_j[items_j == item][:1],
                        jax.random.fold_in(k_train, int(item)))
       timing.setdefault(f"{name}_train_s", []).append(dt)
-      params = res.params
+      params, div = res.params, 1
       per_item_curves.append(np.asarray(res.curve))
+    q_train = i_train = 0.0
+    if res is not None:
+      q_train, i_train = float(res.queries) / div, float(res.injections) / div
+    best = None
+    if run.fns.trials is not None:
+      trials, dt = _timed(run.fns.trials, params, data, setup.bb_state,
+                          ev.item, jax.random.fold_in(k_train, int(item)))
+      timing.setdefault(f"{name}_trials_s", []).append(dt)
+      for j, n in enumerate(_trial_counts(run.cfg.trials())):
+        k_n, q_n, i_n = attack_lib.best_trial(trials, n)
+        state, traj = run.fns.attack(params, data, setup.bb_state, ev.item,
+                                     key if k_n is None else k_n)
+        points[j][int(item)] = (q_n + int(traj.n_queries),
+                                promotion(setup, ev, state)["HR@20"])
+        best = (k_n, q_n, i_n)
+      key, q_train, i_train = best
+      key = jax.random.fold_in(k_final, int(item)) if key is None else key
     (state, traj), dt = _timed(run.fns.attack, params, data, setup.bb_state,
                                ev.item, key)
     timing.setdefault(f"{name}_attack_s", []).append(dt)
-    rows[int(item)][name] = attack_row(setup, ev, state, traj, dt)
+    rows[int(item)][name] = _spend(attack_row(setup, ev, state, traj, dt),
+                                   q_train, i_train)
     if injected is not None:
       injected[(seed, name, int(item))] = injected_profiles(data, traj, item)
     if learns:
+      for c in range(run.cfg.checkpoints - 1):
+        p_c = jax.tree.map(lambda a, c=c: a[c], res.checkpoints)
+        st_c, tr_c = run.fns.attack(p_c, data, setup.bb_state, ev.item, key)
+        points[c][int(item)] = (
+            float(res.checkpoint_queries[c]) / div + int(tr_c.n_queries),
+            promotion(setup, ev, st_c)["HR@20"])
+      points[-1][int(item)] = (rows[int(item)][name]["queries_total"],
+                               rows[int(item)][name]["HR@20"])
       (state, traj), dt = _timed(run.fns.attack, params0, data,
                                  setup.bb_state, ev.item, key)
-      rows[int(item)][name + UNTRAINED] = attack_row(setup, ev, state,
-                                                     traj, dt)
+      rows[int(item)][name + UNTRAINED] = _spend(
+          attack_row(setup, ev, state, traj, dt), 0.0, 0.0)
       if injected is not None:
         injected[(seed, name + UNTRAINED, int(item))] = injected_profiles(
             data, traj, item)
   if per_item_curves:
     curve = np.mean(np.stack(per_item_curves), 0).tolist()
-  return rows, curve
+  return rows, curve, points
 
 
 def mean_rows(rows: list[dict]) -> dict:
@@ -211,7 +266,8 @@ def _run_units(setup, items, evs, runs: dict, data, seeds: range,
   names, fns = list(runs), list(runs.values())
   n_units = len(seeds) * len(runs)
   workers = workers or min(n_units, os.cpu_count() or 1)
-  order = sorted(range(len(runs)), key=lambda m: -training.n_updates(fns[m].cfg))
+  order = sorted(range(len(runs)),
+                 key=lambda m: -training.n_updates(fns[m].cfg, len(items)))
   units = [(s, m) for s in seeds for m in order]
 
   def one(unit):
@@ -227,17 +283,49 @@ def _run_units(setup, items, evs, runs: dict, data, seeds: range,
     for unit, out in zip(units, pool.map(one, units)):
       done[unit] = out
       bar.update()
-  per_seed, curves = [], {}
+  per_seed, curves, spends = [], {}, {}
   for s in seeds:
     rows = {int(i): {} for i in items}
     for m, name in enumerate(names):
-      m_rows, curve = done[(s, m)]
+      m_rows, curve, points = done[(s, m)]
       for i in rows:
         rows[i].update(m_rows[i])
       if curve is not None:
         curves.setdefault(name, []).append(curve)
+      if points:
+        spends.setdefault(name, []).append(points)
     per_seed.append(rows)
-  return per_seed, curves
+  return per_seed, curves, spends
+
+
+def _interval(x) -> list[float]:
+  """Normal 95 % interval of the mean of ``x`` ([mean, mean] for one value)."""
+  x = np.asarray(x, float)
+  half = 1.96 * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else 0.0
+  return [float(x.mean() - half), float(x.mean() + half)]
+
+
+def spend_curve(points_per_seed: list, items) -> list[dict]:
+  """HR@20 against queries spent per item, one record per curve point.
+
+  Args:
+    points_per_seed: per seed, ``_one_method``'s points.
+    items: the run's items.
+
+  Returns:
+    [{"queries": mean queries per item, "HR@20": mean over items of the
+    seed-mean, "HR@20_ci95": interval over items, "per_item_HR@20",
+    "per_item_queries"}] in point order.
+  """
+  out = []
+  for j in range(len(points_per_seed[0])):
+    q = [np.mean([ps[j][int(i)][0] for ps in points_per_seed]) for i in items]
+    h = [np.mean([ps[j][int(i)][1] for ps in points_per_seed]) for i in items]
+    out.append({"queries": float(np.mean(q)), "HR@20": float(np.mean(h)),
+                "HR@20_ci95": _interval(h),
+                "per_item_HR@20": [float(x) for x in h],
+                "per_item_queries": [float(x) for x in q]})
+  return out
 
 
 def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
@@ -263,8 +351,11 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
 
   Returns:
     {"methods": {row: mean metrics}, "per_item": [...], "training_curves":
-    {method: mean reward per update, averaged over seeds}, "seed_means":
-    {row: [HR@20 mean of each seed]}, "timings_s": {...}}.
+    {method: mean reward per update, averaged over seeds},
+    "training_curves_per_seed": {method: [curve per seed]}, "spend_curves":
+    {method: ``spend_curve``} (learned methods' checkpoints, ``best_of``
+    baselines' trial counts), "seed_means": {row: [HR@20 mean of each
+    seed]}, "timings_s": {...}}.
   """
   runs = _method_runs(setup, methods, tr)
   t0 = time.perf_counter()
@@ -272,9 +363,9 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
   before = {int(i): promotion(setup, evs[int(i)], setup.bb_state)
             for i in items}
   timing = {}
-  per_seed, curves = _run_units(setup, items, evs, runs, data,
-                                range(seed, seed + n_seeds), workers, timing,
-                                injected)
+  per_seed, curves, spends = _run_units(setup, items, evs, runs, data,
+                                        range(seed, seed + n_seeds), workers,
+                                        timing, injected)
   per_item = []
   for i in items:
     i = int(i)
@@ -301,6 +392,9 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
   return {"methods": summary, "per_item": per_item,
           "training_curves": {n: np.mean(np.stack(c), 0).tolist()
                               for n, c in curves.items()},
+          "training_curves_per_seed": curves,
+          "spend_curves": {n: spend_curve(p, items)
+                           for n, p in spends.items()},
           "seed_means": seed_means, "timings_s": timings}
 
 

@@ -4,7 +4,10 @@
 ``batch_episodes`` vmapped episodes of target items drawn from the items it is
 given: one item (the paper's per-item policy) or every target item of the run
 (one policy shared across items, conditioned on q_v*; ``AttackConfig.shared``).
-Advantages are returns minus a per-item, per-step moving-average baseline.
+Advantages are returns minus a baseline: a per-item, per-step moving average
+(``baseline="ema"``) or the mean return of the update's other episodes of
+the same item (``"loo"``). The training spends at most what
+``AttackConfig.query_budget`` leaves after the final attacks (``n_updates``).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from pfcdr_jax.copyattack import policy
 from pfcdr_jax.copyattack.attacker_data import AttackerData
 from pfcdr_jax.copyattack.episodes import rollout
 from pfcdr_jax.copyattack.methods import AttackConfig
+from pfcdr_jax.copyattack.reinforce import discounted_returns
 from pfcdr_jax.copyattack.reinforce import reinforce_loss
 
 
@@ -33,12 +37,22 @@ class TrainResult(flax.struct.PyTreeNode):
       each update's episodes.
     score_curve: float32[n_updates] mean final pretend score of them.
     queries: int32[] queries the training episodes made.
+    injections: int32[] profiles the training episodes injected (each undone
+      with its episode: every episode starts from the untouched platform).
+    checkpoints: the params after each of ``cfg.checkpoints`` chunks of
+      training (leading axis C; the last is ``params``).
+    checkpoint_queries: int32[C] queries spent when each was taken.
+    checkpoint_injections: int32[C] injections made by then.
   """
 
   params: dict
   curve: jnp.ndarray
   score_curve: jnp.ndarray
   queries: jnp.ndarray
+  injections: jnp.ndarray
+  checkpoints: dict
+  checkpoint_queries: jnp.ndarray
+  checkpoint_injections: jnp.ndarray
 
 
 class _TrainCarry(NamedTuple):
@@ -59,9 +73,52 @@ def _update_baseline(baseline, idx, returns, decay):
   return jnp.where(count > 0, decay * baseline + (1 - decay) * mean, baseline)
 
 
-def n_updates(cfg: AttackConfig) -> int:
-  """REINFORCE updates a method makes (0 for the baselines)."""
-  return cfg.episodes // cfg.batch_episodes if cfg.learns else 0
+def leave_one_out_baseline(returns: jnp.ndarray, idx: jnp.ndarray,
+                           fallback: jnp.ndarray) -> jnp.ndarray:
+  """Per episode and step, the mean return of the batch's other episodes of
+  the same item; ``fallback`` where the item has no other episode.
+
+  Args:
+    returns: float[B, T] discounted returns.
+    idx: int32[B] item slot of each episode.
+    fallback: float[B, T].
+
+  Returns:
+    float[B, T]; independent of each episode's own actions.
+  """
+  other = ((idx[:, None] == idx[None, :])
+           & ~jnp.eye(idx.shape[0], dtype=bool)).astype(returns.dtype)
+  n_other = other.sum(-1)[:, None]
+  loo = (other @ returns) / jnp.maximum(n_other, 1.0)
+  return jnp.where(n_other > 0, loo, fallback)
+
+
+def train_budget(cfg: AttackConfig, n_items: int) -> int:
+  """Training queries ``cfg.query_budget`` leaves after the final attacks
+  (-1: no cap)."""
+  if not cfg.query_budget:
+    return -1
+  per_item = cfg.query_budget - cfg.episode_queries
+  return per_item * (n_items if cfg.shared else 1)
+
+
+def n_updates(cfg: AttackConfig, n_items: int = 1) -> int:
+  """REINFORCE updates a method makes on ``n_items`` items (0 for the
+  baselines): ``episodes // batch_episodes``, cut to the updates the query
+  budget pays for even if every episode made its most queries."""
+  if not cfg.learns:
+    return 0
+  n = cfg.episodes // cfg.batch_episodes
+  budget = train_budget(cfg, n_items)
+  if budget >= 0:
+    n = min(n, budget // (cfg.batch_episodes * cfg.episode_queries))
+  return n
+
+
+def _chunks(n: int, c: int) -> list[tuple[int, int]]:
+  """``c`` consecutive near-equal [start, end) ranges covering range(n)."""
+  bounds = [round(n * i / c) for i in range(c + 1)]
+  return list(zip(bounds[:-1], bounds[1:]))
 
 
 def train_policy(params, data: AttackerData, bb_state, items: jnp.ndarray,
@@ -69,10 +126,12 @@ def train_policy(params, data: AttackerData, bb_state, items: jnp.ndarray,
                  pcfg: policy.PolicyConfig) -> TrainResult:
   """REINFORCE over episodes of the given target items (Sections 4.3-4.5).
 
-  Each of ``n_updates(cfg)`` updates plays ``batch_episodes`` vmapped
-  episodes, each on an item drawn uniformly from ``items`` and starting from
-  ``bb_state`` (the attacker replays its attack on a copy of the platform;
-  the paper does not say otherwise).
+  Each of ``n_updates(cfg, M)`` updates plays ``batch_episodes`` vmapped
+  episodes, ``episodes_per_item`` of each of the items drawn uniformly from
+  ``items``, each starting from ``bb_state`` (the attacker replays its
+  attack on a copy of the platform; the paper does not say otherwise). The
+  updates run in ``cfg.checkpoints`` chunks; update u's randomness is
+  ``fold_in(key, u)`` whatever the chunking.
 
   Args:
     params: initial policy params.
@@ -93,26 +152,46 @@ def train_policy(params, data: AttackerData, bb_state, items: jnp.ndarray,
   play = jax.vmap(functools.partial(rollout, bb=bb, cfg=cfg, pcfg=pcfg),
                   in_axes=(None, None, None, 0, 0))
   t_pad = -(-cfg.budget // cfg.query_every) * cfg.query_every
+  epi = cfg.episodes_per_item
 
   def update(carry: _TrainCarry, u):
     k_items, k_play = jax.random.split(jax.random.fold_in(key, u))
-    idx = jax.random.randint(k_items, (cfg.batch_episodes,), 0,
+    idx = jax.random.randint(k_items, (cfg.batch_episodes // epi,), 0,
                              items.shape[0])
+    if epi > 1:
+      idx = jnp.repeat(idx, epi)
     keys = jax.random.split(k_play, cfg.batch_episodes)
     _, trajs = play(carry.params, data, bb_state, items[idx], keys)
-    grads, returns = grad_fn(carry.params, data, items[idx], trajs,
-                             carry.baseline[idx])
+    ema = carry.baseline[idx]
+    if cfg.baseline == "loo":
+      returns = jax.vmap(functools.partial(discounted_returns,
+                                           gamma=cfg.gamma))(trajs.reward)
+      base = leave_one_out_baseline(returns, idx, ema)
+    else:
+      base = ema
+    grads, returns = grad_fn(carry.params, data, items[idx], trajs, base)
     upd, opt_state = opt.update(grads, carry.opt_state, carry.params)
     new = _TrainCarry(
         params=optax.apply_updates(carry.params, upd), opt_state=opt_state,
         baseline=_update_baseline(carry.baseline, idx, returns,
                                   cfg.baseline_decay))
     return new, (trajs.reward.sum(-1).mean(), trajs.final_score.mean(),
-                 trajs.n_queries.sum())
+                 trajs.n_queries.sum(), trajs.active.sum())
 
-  init = _TrainCarry(params=params, opt_state=opt.init(params),
-                     baseline=jnp.zeros((items.shape[0], t_pad)))
-  final, (curve, score, queries) = jax.lax.scan(
-      update, init, jnp.arange(n_updates(cfg)))
-  return TrainResult(params=final.params, curve=curve, score_curve=score,
-                     queries=queries.sum())
+  carry = _TrainCarry(params=params, opt_state=opt.init(params),
+                      baseline=jnp.zeros((items.shape[0], t_pad)))
+  outs, snaps = [], []
+  for lo, hi in _chunks(n_updates(cfg, int(items.shape[0])), cfg.checkpoints):
+    carry, out = jax.lax.scan(update, carry, jnp.arange(lo, hi))
+    outs.append(out)
+    snaps.append(carry.params)
+  curve, score, queries, injected = (jnp.concatenate(x) for x in zip(*outs))
+  ends = jnp.asarray([hi for _, hi in _chunks(curve.shape[0],
+                                               cfg.checkpoints)])
+  cum_q = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(queries)])
+  cum_i = jnp.concatenate([jnp.zeros((1,), jnp.int32), jnp.cumsum(injected)])
+  return TrainResult(
+      params=carry.params, curve=curve, score_curve=score,
+      queries=queries.sum(), injections=injected.sum(),
+      checkpoints=jax.tree.map(lambda *x: jnp.stack(x), *snaps),
+      checkpoint_queries=cum_q[ends], checkpoint_injections=cum_i[ends])
