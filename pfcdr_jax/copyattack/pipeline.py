@@ -367,7 +367,12 @@ def _table2(cfg: config_lib.CopyAttackConfig, setup: Setup, methods: dict,
     from pfcdr_jax.copyattack import plots  # pylint: disable=g-import-not-at-top
     plots.plot_training_curves(results["training_curves"],
                                workdir / "training_curves.png",
-                               dataset=cfg.data.label)
+                               dataset=cfg.data.label,
+                               per_seed=results["training_curves_per_seed"])
+  if results["spend_curves"]:
+    from pfcdr_jax.copyattack import plots  # pylint: disable=g-import-not-at-top
+    plots.plot_spend_curves(results["spend_curves"],
+                            workdir / "queries.png", dataset=cfg.data.label)
   return results
 
 

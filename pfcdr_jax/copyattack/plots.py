@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from pfcdr_jax.infra import figures
 
 plt = figures.pyplot()
@@ -94,21 +96,62 @@ def plot_budget(rows: list[dict], path: Path, dataset: str = "ML100K-ML1M") -> N
 
 
 def plot_training_curves(curves: dict, path: Path,
-                         dataset: str = "ML100K-ML1M") -> None:
+                         dataset: str = "ML100K-ML1M",
+                         per_seed: dict | None = None,
+                         smooth: int = 8) -> None:
   """Mean reward per REINFORCE update of each learned method.
 
   Args:
     curves: method -> list of the mean episode reward of each update.
     path: output PNG.
     dataset: name in the title.
+    per_seed: method -> [curve per seed]; when given (and > 1 seed), a
+      moving average over ``smooth`` updates with a 95 % band over seeds.
+    smooth: moving-average window of the banded curves.
   """
   fig, ax = plt.subplots(figsize=(6, 3.5))
   for name, c in curves.items():
+    seeds = np.asarray((per_seed or {}).get(name, []), float)
+    if seeds.ndim == 2 and len(seeds) > 1 and seeds.shape[1] >= smooth:
+      kernel = np.ones(smooth) / smooth
+      sm = np.stack([np.convolve(x, kernel, mode="valid") for x in seeds])
+      mean = sm.mean(0)
+      half = 1.96 * sm.std(0, ddof=1) / np.sqrt(len(sm))
+      x = np.arange(smooth, seeds.shape[1] + 1)
+      ax.plot(x, mean, label=f"{name} ({len(sm)} seeds)", lw=1)
+      ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+      continue
     ax.plot(range(1, len(c) + 1), c, label=name, lw=1)
   ax.set_xlabel("REINFORCE update")
   ax.set_ylabel("mean episode reward (pretend score gain)")
   ax.legend(fontsize=7)
   fig.suptitle(f"CopyAttack training curves ({dataset})")
+  figures.save_png(fig, path)
+
+
+def plot_spend_curves(curves: dict, path: Path,
+                      dataset: str = "ML100K-ML1M") -> None:
+  """HR@20 against the queries spent per target item, with 95 % intervals
+  over items: each learned method at its training checkpoints and the
+  best-of-trials baseline at the same spends.
+
+  Args:
+    curves: ``runner.spend_curve`` records per method.
+    path: output PNG.
+    dataset: name in the title.
+  """
+  fig, ax = plt.subplots(figsize=(6, 3.8))
+  for name, pts in curves.items():
+    q = [p["queries"] for p in pts]
+    h = np.asarray([p["HR@20"] for p in pts])
+    lo, hi = (np.asarray([p["HR@20_ci95"][j] for p in pts]) for j in (0, 1))
+    ax.errorbar(q, h, yerr=[h - lo, hi - h], label=name, marker="o", ms=3,
+                lw=1, capsize=2)
+  ax.set_xscale("symlog", linthresh=20)
+  ax.set_xlabel("queries spent per target item (training + final attack)")
+  ax.set_ylabel("HR@20 (test items)")
+  ax.legend(fontsize=7)
+  fig.suptitle(f"Promotion against queries spent ({dataset})")
   figures.save_png(fig, path)
 
 
