@@ -29,6 +29,7 @@ import numpy as np
 
 from pfcdr_jax.harness import cache
 from pfcdr_jax import config as config_util
+from pfcdr_jax.copyattack import analysis_stats
 from pfcdr_jax.copyattack import attacker_data
 from pfcdr_jax.copyattack import blackbox
 from pfcdr_jax.copyattack import config as config_lib
@@ -148,7 +149,10 @@ def run_copyattack(cfg: config_lib.CopyAttackConfig,
   plot = getattr(plots, f"plot_{kind}")
   plot(rows, workdir / f"{kind}.png", dataset=cfg.data.label)
   cache.atomic_write_text(workdir / f"{kind}.json", json.dumps(rows, indent=2))
-  return {"analysis": kind, "rows": rows}
+  tests = analysis_stats.TESTS[kind](rows, cfg)
+  cache.atomic_write_text(workdir / f"{kind}_tests.json",
+                          json.dumps(tests, indent=2))
+  return {"analysis": kind, "rows": rows, "tests": tests}
 
 
 def select_methods(cfg: config_lib.CopyAttackConfig
@@ -418,7 +422,8 @@ def _depth_rows(cfg, setup: Setup, methods: dict, items: np.ndarray,
                       n_seeds=cfg.n_seeds, workers=cfg.attack_workers)
     for name in ("CopyAttack", "CopyAttack-untrained"):
       rows.append(dict(depth=d, branching=tr.branching, method=name,
-                       **res["methods"][name]))
+                       **res["methods"][name],
+                       **analysis_stats.per_item_values(res, name)))
   return rows
 
 
@@ -460,7 +465,10 @@ def _popularity_rows(cfg, setup: Setup, methods: dict, items: None,
       continue
     for name in ("CopyAttack", "CopyAttack-untrained", "Without Attack"):
       m = runner.mean_rows([by_item[int(i)][name] for i in chosen])
-      rows.append(dict(info[g], method=name, **m))
+      rows.append(dict(info[g], method=name, **m,
+                       items=[int(i) for i in chosen],
+                       per_item_HR20=[by_item[int(i)][name]["HR@20"]
+                                      for i in chosen]))
   return rows
 
 
@@ -477,7 +485,8 @@ def _budget_rows(cfg, setup: Setup, methods: dict, items: np.ndarray,
                       n_seeds=cfg.n_seeds, workers=cfg.attack_workers)
     for n, m in res["methods"].items():
       if n != "Without Attack":
-        rows.append(dict(budget=b, method=n, **m))
+        rows.append(dict(budget=b, method=n, **m,
+                         **analysis_stats.per_item_values(res, n)))
   return rows
 
 

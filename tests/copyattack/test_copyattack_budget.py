@@ -113,3 +113,13 @@ def test_results_name_the_split_and_score_the_test_side(budget_run):
   assert res["target_items"] == split["test"]
   assert not set(split["validation"]) & set(split["test"])
   assert len(split["validation"]) == cfg.data.num_validation_items
+
+
+def test_holm_adjusts_step_down_and_keeps_order():
+  from pfcdr_jax.copyattack import analysis_stats
+  tests = analysis_stats.holm([{"p": 0.01}, {"p": 0.04}, {"p": 0.03}])
+  # Sorted p 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(.., 0.04).
+  assert [t["p_holm"] for t in tests] == pytest.approx([0.03, 0.06, 0.06])
+  d = analysis_stats.paired([0.5, 0.4, 0.3, 0.9], [0.1, 0.1, 0.1, 0.1])
+  assert (d["wins"], d["losses"], d["n_items"]) == (4, 0, 4)
+  assert d["mean_diff"] == pytest.approx((0.4 + 0.3 + 0.2 + 0.8) / 4)

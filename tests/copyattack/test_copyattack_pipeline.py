@@ -151,6 +151,10 @@ def test_budget_analysis_writes_rows_and_figure(tmp_path):
   assert json.loads((tmp_path / "budget.json").read_text()) == out["rows"]
   assert (tmp_path / "budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
   assert not (tmp_path / "results.json").exists()
+  # Per-item values ride along; no CopyAttack row, so nothing to test.
+  assert all(len(r["per_item_HR20"]) == 1 for r in out["rows"])
+  tests = json.loads((tmp_path / "budget_tests.json").read_text())
+  assert tests["tests"] == []
 
 
 def test_bad_methods_raise_before_any_work(tmp_path):
