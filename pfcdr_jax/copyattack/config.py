@@ -45,6 +45,10 @@ class DataConfig:
     synthetic_target_users: users of the synthetic target platform.
     synthetic_source_users: users of the synthetic source platform.
     synthetic_items: shared items of the synthetic platforms.
+    synthetic_per_user: most interactions of a synthetic target user (a
+      source user: twice as many).
+    synthetic_popularity_exponent: long tail of the synthetic catalogue
+      (``synthetic.make_synthetic_platforms``); 0: flat.
     num_target_items: target items v* scored (paper: 50).
     max_target_interactions: v* has fewer target interactions (paper: 10).
     min_source_profiles: v* is in at least this many source profiles.
@@ -60,6 +64,8 @@ class DataConfig:
   synthetic_target_users: int = 80
   synthetic_source_users: int = 300
   synthetic_items: int = 60
+  synthetic_per_user: int = 10
+  synthetic_popularity_exponent: float = 0.0
   num_target_items: int = 50
   max_target_interactions: int = 10
   min_source_profiles: int = 30

@@ -197,7 +197,8 @@ def load_platforms(cfg: config_lib.DataConfig, seed: int):
     return synthetic.make_synthetic_platforms(
         seed, n_target_users=cfg.synthetic_target_users,
         n_source_users=cfg.synthetic_source_users,
-        n_items=cfg.synthetic_items)
+        n_items=cfg.synthetic_items, per_user=cfg.synthetic_per_user,
+        popularity_exponent=cfg.synthetic_popularity_exponent)
   data_dir = cfg.data_dir or str(download.default_data_dir())
   target, _ = movielens.load_ml100k(data_dir)
   source, _ = movielens.load_ml1m(data_dir)
