@@ -17,6 +17,7 @@ and ``results.json`` + ``table2.md`` (Table 2) or ``<analysis>.json`` +
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -29,6 +30,7 @@ import numpy as np
 
 from pfcdr_jax.harness import cache
 from pfcdr_jax import config as config_util
+from pfcdr_jax.copyattack import analyses
 from pfcdr_jax.copyattack import analysis_stats
 from pfcdr_jax.copyattack import attacker_data
 from pfcdr_jax.copyattack import blackbox
@@ -48,9 +50,8 @@ from pfcdr_jax.data import movielens
 
 log = logging.getLogger(__name__)
 
-BUDGET_METHODS = ("RandomAttack", "TargetAttack40", "TargetAttack70",
-                  "TargetAttack100", "CopyAttack")
-N_POPULARITY_GROUPS = 10
+BUDGET_METHODS = analyses.BUDGET_METHODS
+N_POPULARITY_GROUPS = analyses.N_POPULARITY_GROUPS
 
 
 @dataclasses.dataclass
@@ -143,7 +144,11 @@ def run_copyattack(cfg: config_lib.CopyAttackConfig,
                                            data, metrics)
     detection_study.write_files(result, workdir, cfg.data.label)
     return {"analysis": kind, "result": result}
-  rows = _ANALYSES[kind](cfg, setup, methods, items, metrics)
+  attacker = functools.partial(_attacker, setup, cfg)
+  if kind == "popularity":  # draws its own items, never the validation ones
+    items = item_split(cd, cfg.data, cfg.seed)[0]
+  rows = analyses.ANALYSES[kind](cfg, setup, methods, items, metrics,
+                                 attacker)
   # matplotlib only loads for the figures.
   from pfcdr_jax.copyattack import plots  # pylint: disable=g-import-not-at-top
   plot = getattr(plots, f"plot_{kind}")
@@ -410,93 +415,6 @@ def target_model_summary(target: target_model.TrainedTarget) -> dict:
           "untrained_HR@10": target.untrained_hr,
           "best_epoch": target.best_epoch,
           "epochs_run": len(target.val_curve)}
-
-
-def _depth_rows(cfg, setup: Setup, methods: dict, items: np.ndarray,
-                metrics: MetricsLog) -> list[dict]:
-  """Figure 3: CopyAttack with trees of each depth of ``cfg.analysis``."""
-  rows = []
-  for d in cfg.analysis.depths:
-    tr, data, _ = _attacker(setup, cfg, depth=d)
-    res = run_methods(setup, items, _copyattack_only(methods), tr, data,
-                      cfg.seed, cfg.evaluation.n_neg, metrics=metrics,
-                      n_seeds=cfg.n_seeds, workers=cfg.attack_workers)
-    for name in ("CopyAttack", "CopyAttack-untrained"):
-      rows.append(dict(depth=d, branching=tr.branching, method=name,
-                       **res["methods"][name],
-                       **analysis_stats.per_item_values(res, name)))
-  return rows
-
-
-def _popularity_rows(cfg, setup: Setup, methods: dict, items: None,
-                     metrics: MetricsLog) -> list[dict]:
-  """Figure 4: CopyAttack on items of each target-popularity decile.
-
-  Draws its own ``analysis.items_per_group`` items per decile (``items`` is
-  unused) among the items with at least one source profile (masking needs
-  one; the others cannot be attacked and are counted in ``n_excluded``);
-  items in fewer source profiles than the budget are kept and counted in
-  ``n_below_budget``. One run over all drawn items (one shared policy), then
-  the per-item rows are averaged per decile.
-  """
-  del items
-  groups = data_lib.popularity_groups(setup.cd, N_POPULARITY_GROUPS)
-  tr, data, _ = _attacker(setup, cfg)
-  rng = np.random.default_rng(cfg.seed)
-  src = setup.cd.source_counts()
-  drawn, info = [], {}
-  for g in range(N_POPULARITY_GROUPS):
-    pool = np.flatnonzero((groups == g) & (src >= 1))
-    n = min(cfg.analysis.items_per_group, len(pool))
-    chosen = np.sort(rng.choice(pool, n, replace=False))
-    drawn.append(chosen)
-    info[g] = dict(group=g, n_items=int(n), pool=int(len(pool)),
-                   n_excluded=int(((groups == g) & (src < 1)).sum()),
-                   n_below_budget=int((src[chosen] < cfg.attack.budget).sum()),
-                   mean_target_interactions=float(
-                       setup.cd.target_counts()[chosen].mean()) if n else 0.0)
-  all_items = np.concatenate(drawn).astype(np.int32)
-  res = run_methods(setup, all_items, _copyattack_only(methods), tr, data,
-                    cfg.seed, cfg.evaluation.n_neg, metrics=metrics,
-                    n_seeds=cfg.n_seeds, workers=cfg.attack_workers)
-  by_item = {r["item"]: r["methods"] for r in res["per_item"]}
-  rows = []
-  for g, chosen in enumerate(drawn):
-    if not len(chosen):
-      continue
-    for name in ("CopyAttack", "CopyAttack-untrained", "Without Attack"):
-      m = runner.mean_rows([by_item[int(i)][name] for i in chosen])
-      rows.append(dict(info[g], method=name, **m,
-                       items=[int(i) for i in chosen],
-                       per_item_HR20=[by_item[int(i)][name]["HR@20"]
-                                      for i in chosen]))
-  return rows
-
-
-def _budget_rows(cfg, setup: Setup, methods: dict, items: np.ndarray,
-                 metrics: MetricsLog) -> list[dict]:
-  """Figure 5: the baselines and CopyAttack at each budget of the study."""
-  tr, data, _ = _attacker(setup, cfg)
-  rows = []
-  for b in cfg.analysis.budgets:
-    sub = {n: dataclasses.replace(methods[n], budget=b)
-           for n in BUDGET_METHODS if n in methods}
-    res = run_methods(setup, items, sub, tr, data, cfg.seed,
-                      cfg.evaluation.n_neg, metrics=metrics,
-                      n_seeds=cfg.n_seeds, workers=cfg.attack_workers)
-    for n, m in res["methods"].items():
-      if n != "Without Attack":
-        rows.append(dict(budget=b, method=n, **m,
-                         **analysis_stats.per_item_values(res, n)))
-  return rows
-
-
-_ANALYSES = {"depth": _depth_rows, "popularity": _popularity_rows,
-             "budget": _budget_rows}
-
-
-def _copyattack_only(methods: dict) -> dict:
-  return {"CopyAttack": methods["CopyAttack"]}
 
 
 run_methods = runner.run_methods
