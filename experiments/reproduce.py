@@ -287,15 +287,22 @@ TARGETS: dict[str, Target] = {
         (f"{RESULTS}/bench_seeds_comedy2drama_cpu.json",), "5.5 min loaded", True,
         "committed numbers (made 2026-11-25) also need --shuffle=device --patience=0"),
     # ------------------------------------------------------------------- CopyAttack
+    "copyattack_select": Target(
+        ("python experiments/copyattack_select.py --workdir=runs/ca_select",)
+        + _cp("runs/ca_select", ("selection.json", "copyattack_selection.json")),
+        (f"{RESULTS}/copyattack_selection.json",), "TIME_SELECT", False,
+        "CopyAttack's training settings chosen on 20 validation items, 2 seeds"),
     "copyattack_table2": Target(
         ("python experiments/copyattack.py --workdir=runs/ca50",)
         + _cp("runs/ca50", ("results.json", "copyattack_results.json"),
               ("table1.md", "copyattack_table1.md"), ("table2.md", "copyattack_table2.md"),
               ("metrics.jsonl", "copyattack_metrics.jsonl"),
-              ("training_curves.png", "copyattack_training_curves.png")),
+              ("training_curves.png", "copyattack_training_curves.png"),
+              ("queries.png", "copyattack_queries.png")),
         tuple(f"{RESULTS}/copyattack_{n}" for n in (
-            "results.json", "table1.md", "table2.md", "metrics.jsonl", "training_curves.png")),
-        "47 min loaded, before the attacks ran on threads", False, "50 target items, 3 seeds"),
+            "results.json", "table1.md", "table2.md", "metrics.jsonl", "training_curves.png",
+            "queries.png")),
+        "TIME_TABLE2", False, "50 test items, 3 seeds, query budget 1000 per item"),
     "copyattack_table2_10items": Target(
         ("python experiments/copyattack.py --num_target_items=10 --workdir=runs/ca10",)
         + _cp("runs/ca10", ("results.json", "copyattack_results_10items.json"),
@@ -305,14 +312,13 @@ TARGETS: dict[str, Target] = {
         tuple(f"{RESULTS}/copyattack_{n}" for n in (
             "results_10items.json", "table2_10items.md", "metrics_10items.jsonl",
             "training_curves_10items.png")),
-        "10 min (shared machine, before threads)", False),
+        "TIME_TABLE10", False),
     "copyattack_table2_5items": Target(
-        ("python experiments/copyattack.py --num_target_items=5 --n_seeds=3 --episodes=512 "
-         "--batch_episodes=16 --workdir=runs/ca5",)
+        ("python experiments/copyattack.py --num_target_items=5 --workdir=runs/ca5",)
         + _cp("runs/ca5", ("results.json", "copyattack_results_5items.json"),
               ("table2.md", "copyattack_table2_5items.md")),
         (f"{RESULTS}/copyattack_results_5items.json", f"{RESULTS}/copyattack_table2_5items.md"),
-        "6.6 min from a fresh clone, quiet", False),
+        "TIME_TABLE5", False),
     "copyattack_headroom": Target(
         ("python experiments/copyattack_headroom.py --num_target_items=5 "
          "--workdir=runs/copyattack_headroom",
@@ -321,31 +327,35 @@ TARGETS: dict[str, Target] = {
     "copyattack_popularity": Target(
         ("python experiments/copyattack.py --analysis=popularity --workdir=runs/ca_pop",)
         + _cp("runs/ca_pop", ("popularity.json", "copyattack_popularity.json"),
-              ("popularity.png", "copyattack_popularity.png")),
-        (f"{RESULTS}/copyattack_popularity.json", f"{RESULTS}/copyattack_popularity.png"),
-        "not recorded", False, "Figure 4: 5 items per popularity decile, 3 seeds"),
+              ("popularity.png", "copyattack_popularity.png"),
+              ("popularity_tests.json", "copyattack_popularity_tests.json")),
+        tuple(f"{RESULTS}/copyattack_popularity{n}"
+              for n in (".json", ".png", "_tests.json")),
+        "TIME_POP", False, "Figure 4: 5 items per popularity decile, 3 seeds"),
     "copyattack_detection": Target(
         ("python experiments/copyattack.py --analysis=detection --num_target_items=10 "
          "--n_seeds=3 --workdir=runs/ca_detection",)
         + _cp("runs/ca_detection", *((f"detection.{e}", f"copyattack_detection.{e}")
                                      for e in ("json", "md", "png"))),
         tuple(f"{RESULTS}/copyattack_detection.{e}" for e in ("json", "md", "png")),
-        "7 min, shared machine", False,
-        "detection of copied vs generated profiles (10 items, 3 seeds)"),
+        "TIME_DET", False,
+        "detection of copied vs generated profiles (10 test items, 3 seeds)"),
     "copyattack_depth": Target(
         ("python experiments/copyattack.py --analysis=depth --num_target_items=10 "
          "--workdir=runs/ca_depth",)
         + _cp("runs/ca_depth", ("depth.json", "copyattack_depth.json"),
-              ("depth.png", "copyattack_depth.png")),
-        (f"{RESULTS}/copyattack_depth.json", f"{RESULTS}/copyattack_depth.png"),
-        "12 min, shared machine", False, "Figure 3"),
+              ("depth.png", "copyattack_depth.png"),
+              ("depth_tests.json", "copyattack_depth_tests.json")),
+        tuple(f"{RESULTS}/copyattack_depth{n}" for n in (".json", ".png", "_tests.json")),
+        "TIME_DEPTH", False, "Figure 3"),
     "copyattack_budget": Target(
         ("python experiments/copyattack.py --analysis=budget --num_target_items=10 "
          "--workdir=runs/ca_budget",)
         + _cp("runs/ca_budget", ("budget.json", "copyattack_budget.json"),
-              ("budget.png", "copyattack_budget.png")),
-        (f"{RESULTS}/copyattack_budget.json", f"{RESULTS}/copyattack_budget.png"),
-        "11 min, shared machine", False, "Figure 5"),
+              ("budget.png", "copyattack_budget.png"),
+              ("budget_tests.json", "copyattack_budget_tests.json")),
+        tuple(f"{RESULTS}/copyattack_budget{n}" for n in (".json", ".png", "_tests.json")),
+        "TIME_BUDGET", False, "Figure 5"),
 }
 
 NOT_REGENERABLE = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 
 from pfcdr_jax.copyattack import analysis_stats
@@ -26,6 +27,7 @@ def depth_rows(cfg, setup, methods: dict, items: np.ndarray, metrics,
   """Figure 3: CopyAttack with trees of each depth of ``cfg.analysis``."""
   rows = []
   for d in cfg.analysis.depths:
+    jax.clear_caches()  # one depth's executables at a time (memory mappings)
     tr, data, _ = attacker(depth=d)
     res = runner.run_methods(setup, items, _copyattack_only(methods), tr, data,
                       cfg.seed, cfg.evaluation.n_neg, metrics=metrics,
@@ -90,6 +92,7 @@ def budget_rows(cfg, setup, methods: dict, items: np.ndarray, metrics,
   tr, data, _ = attacker()
   rows = []
   for b in cfg.analysis.budgets:
+    jax.clear_caches()  # one budget's executables at a time (memory mappings)
     sub = {n: dataclasses.replace(methods[n], budget=b)
            for n in BUDGET_METHODS if n in methods}
     res = runner.run_methods(setup, items, sub, tr, data, cfg.seed,
