@@ -197,7 +197,7 @@ def _presets():
 def test_presets_apply_flags_then_the_synthetic_preset():
   presets = _presets()
   assert presets.get_config() == config_util.override(
-      ca_config.CopyAttackConfig(), presets.BUDGET)
+      ca_config.CopyAttackConfig(), {**presets.BUDGET, **presets.SELECTED})
   cfg = presets.get_config({"seed": 4, "synthetic": True, "methods": [],
                             "depths": ["2", "3"], "reward_k": 200})
   assert (cfg.seed, cfg.target.seed, cfg.mf.seed) == (4, 4, 4)
