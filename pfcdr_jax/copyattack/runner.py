@@ -162,7 +162,7 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
   Returns:
     ({item: {row name: metrics}} for the method and its "-untrained" twin,
     training curve list or None, spend curve: [{item: (queries spent on the
-    item, HR@20)}] per point -- the policy at each training checkpoint, or
+    item, HR@20)}] per point -- the untrained policy and the policy at each training checkpoint, or
     the best of 0, 1, 3, ... trials of a ``best_of`` baseline).
   """
   rows = {int(i): {} for i in items}
@@ -181,7 +181,9 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
     timing.setdefault(f"{name}_train_s", []).append(dt)
     params, curve = shared.params, np.asarray(shared.curve).tolist()
   per_item_curves = []
-  n_points = run.cfg.checkpoints if learns else (
+  # A learned method's points: its untrained policy (no training queries),
+  # then the policy at each checkpoint.
+  n_points = run.cfg.checkpoints + 1 if learns else (
       len(_trial_counts(run.cfg.trials())) if run.fns.trials else 0)
   points = [dict() for _ in range(n_points)]
   for item in items:
@@ -222,7 +224,7 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
       for c in range(run.cfg.checkpoints - 1):
         p_c = jax.tree.map(lambda a, c=c: a[c], res.checkpoints)
         st_c, tr_c = run.fns.attack(p_c, data, setup.bb_state, ev.item, key)
-        points[c][int(item)] = (
+        points[c + 1][int(item)] = (
             float(res.checkpoint_queries[c]) / div + int(tr_c.n_queries),
             promotion(setup, ev, st_c)["HR@20"])
       points[-1][int(item)] = (rows[int(item)][name]["queries_total"],
@@ -231,6 +233,8 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
                                  setup.bb_state, ev.item, key)
       rows[int(item)][name + UNTRAINED] = _spend(
           attack_row(setup, ev, state, traj, dt), 0.0, 0.0)
+      points[0][int(item)] = (rows[int(item)][name + UNTRAINED]["queries_total"],
+                              rows[int(item)][name + UNTRAINED]["HR@20"])
       if injected is not None:
         injected[(seed, name + UNTRAINED, int(item))] = injected_profiles(
             data, traj, item)

@@ -75,7 +75,9 @@ def test_spend_curves_have_a_point_per_checkpoint_and_trial_count(budget_run):
   _, out, res = budget_run
   on_disk = json.loads((out / "results.json").read_text())
   curves = on_disk["spend_curves"]
-  assert len(curves["CopyAttack"]) == 2  # two checkpoints
+  assert len(curves["CopyAttack"]) == 3  # untrained + two checkpoints
+  assert curves["CopyAttack"][0]["HR@20"] == pytest.approx(
+      res["methods"]["CopyAttack-untrained"]["HR@20"])
   assert [round(p["queries"]) for p in curves["TargetAttack100-BestOf"]] == [
       2, 4, 8, 12]  # 0, 1, 3, 5 trials + the final attack
   for pts in curves.values():
