@@ -162,8 +162,9 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
   Returns:
     ({item: {row name: metrics}} for the method and its "-untrained" twin,
     training curve list or None, spend curve: [{item: (queries spent on the
-    item, HR@20)}] per point -- the untrained policy and the policy at each training checkpoint, or
-    the best of 0, 1, 3, ... trials of a ``best_of`` baseline).
+    item, HR@20)}] per point -- the untrained policy, then the policy at each
+    training checkpoint; or the best of 0, 1, 3, ... trials of a ``best_of``
+    baseline).
   """
   rows = {int(i): {} for i in items}
   curve = None
