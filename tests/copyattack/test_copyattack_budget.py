@@ -67,6 +67,10 @@ def test_every_attack_stays_within_the_budget_and_says_what_it_spent(
   assert res["query_budget"]["updates_asked"]["CopyAttack"] == 6
   assert len(res["training_curves"]["CopyAttack"]) == 5
   assert ca["queries_train"] <= 10
+  # The planned contrasts: CopyAttack against the rows the run has.
+  assert [t["row"] for t in res["planned_contrasts"]] == [
+      "TargetAttack100", "TargetAttack100-BestOf"]
+  assert all(t["p_holm"] >= t["p"] for t in res["planned_contrasts"])
   table = (budget_run[1] / "table2.md").read_text()
   assert "queries / item (train + final)" in table
 

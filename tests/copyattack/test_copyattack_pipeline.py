@@ -31,7 +31,8 @@ RESULT_KEYS = {"methods", "target_model", "table1", "target_items", "tree",
                "wilcoxon_vs_CopyAttack", "training_curves",
                "window_distribution", "pretend_reward_vs_HR@20",
                "n_eval_users", "item_split", "query_budget",
-               "training_curves_per_seed", "spend_curves"}
+               "training_curves_per_seed", "spend_curves",
+               "planned_contrasts"}
 METHODS = ("RandomAttack", "CopyAttack")
 
 
