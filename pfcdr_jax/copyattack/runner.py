@@ -303,7 +303,7 @@ def _run_units(setup, items, evs, runs: dict, data, seeds: range,
   return per_seed, curves, spends
 
 
-def _interval(x) -> list[float]:
+def interval(x) -> list[float]:
   """Normal 95 % interval of the mean of ``x`` ([mean, mean] for one value)."""
   x = np.asarray(x, float)
   half = 1.96 * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else 0.0
@@ -327,7 +327,7 @@ def spend_curve(points_per_seed: list, items) -> list[dict]:
     q = [np.mean([ps[j][int(i)][0] for ps in points_per_seed]) for i in items]
     h = [np.mean([ps[j][int(i)][1] for ps in points_per_seed]) for i in items]
     out.append({"queries": float(np.mean(q)), "HR@20": float(np.mean(h)),
-                "HR@20_ci95": _interval(h),
+                "HR@20_ci95": interval(h),
                 "per_item_HR@20": [float(x) for x in h],
                 "per_item_queries": [float(x) for x in q]})
   return out

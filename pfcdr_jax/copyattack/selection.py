@@ -25,6 +25,7 @@ from pfcdr_jax.copyattack import config as config_lib
 from pfcdr_jax.copyattack import data as data_lib
 from pfcdr_jax.copyattack import methods as methods_lib
 from pfcdr_jax.copyattack import pipeline
+from pfcdr_jax.copyattack import runner
 from pfcdr_jax.harness import cache
 
 # Setting -> values tried. "estimator" bundles the REINFORCE baseline, the
@@ -109,7 +110,7 @@ def run_selection(cfg: config_lib.CopyAttackConfig, workdir) -> dict:
     name = setting_name(s)
     h = per_item(name)
     rows.append({"setting": s, "name": name, "HR@20": float(np.mean(h)),
-                 "ci95": _interval(h), "per_item_HR@20": h,
+                 "ci95": runner.interval(h), "per_item_HR@20": h,
                  "queries_total": summary(name)["queries_total"]})
   rows.sort(key=lambda r: -r["HR@20"])
   d = np.subtract(rows[0]["per_item_HR@20"], rows[1]["per_item_HR@20"])
@@ -134,9 +135,3 @@ def run_selection(cfg: config_lib.CopyAttackConfig, workdir) -> dict:
   cache.atomic_write_text(workdir / "selection.json",
                           json.dumps(out, indent=2))
   return out
-
-
-def _interval(x) -> list[float]:
-  x = np.asarray(x, float)
-  half = 1.96 * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else 0.0
-  return [float(x.mean() - half), float(x.mean() + half)]

@@ -38,16 +38,17 @@ def _one_step_traj(leaf, level, reward, n_slots):
       final_score=jnp.asarray(reward, jnp.float32))
 
 
-@pytest.mark.parametrize("kind", ["tree", "craft"])
-def test_reinforce_expectation_matches_analytic_gradient(kind):
-  # 4 users in a depth-2 binary tree; one-step episodes (a bandit).
-  tr = tree_lib.build_tree(np.random.default_rng(0).normal(size=(4, 2)), 2)
+def _bandit_tree():
+  return tree_lib.build_tree(np.random.default_rng(0).normal(size=(4, 2)), 2)
+
+
+def _bandit(selector: str = "random", n_actions: int = 10):
+  """A one-step bandit: a peaked policy over 4 users in a depth-2 binary tree
+  (``selector``) or over 10 crafting windows, and a reward per action."""
+  tr = _bandit_tree()
   e = 2
-  cfg = methods.AttackConfig(selector="tree" if kind == "tree" else "random",
-                             craft=10 if kind == "tree" else 0, budget=1,
-                             query_every=1, normalize_adv=False, entropy=0.0)
   pcfg = policy.PolicyConfig(emb_dim=e, hidden=4, branching=tr.branching,
-                             depth=tr.depth, selector=cfg.selector)
+                             depth=tr.depth, selector=selector)
   params = jax.jit(policy.init_policy, static_argnums=1)(jax.random.key(1),
                                                          pcfg)
   params = jax.tree.map(lambda a: a * 10.0, params)  # a peaked policy
@@ -60,10 +61,22 @@ def test_reinforce_expectation_matches_analytic_gradient(kind):
       q=jnp.asarray(rng.normal(size=(3, e)), jnp.float32),
       pretend_users=jnp.zeros((1,), jnp.int32),
       pretend_profiles=jnp.zeros((1, 1), jnp.int32))
+  rewards = jnp.asarray(rng.random(n_actions), jnp.float32)
+  return tr, pcfg, params, data, rewards
+
+
+@pytest.mark.parametrize("kind", ["tree", "craft"])
+def test_reinforce_expectation_matches_analytic_gradient(kind):
+  # 4 users in a depth-2 binary tree; one-step episodes (a bandit).
+  cfg = methods.AttackConfig(selector="tree" if kind == "tree" else "random",
+                             craft=10 if kind == "tree" else 0, budget=1,
+                             query_every=1, normalize_adv=False, entropy=0.0)
+  tr = _bandit_tree()
+  n_actions = tr.n_slots if kind == "tree" else 10
+  tr, pcfg, params, data, rewards = _bandit(cfg.selector, n_actions)
+  e = pcfg.emb_dim
   item = jnp.int32(1)
   q = data.q[item]
-  n_actions = tr.n_slots if kind == "tree" else 10
-  rewards = jnp.asarray(rng.random(n_actions), jnp.float32)
   all_masks = tree_lib.level_masks(jnp.ones((tr.n_slots,), bool),
                                    tr.branching, tr.depth)
   craft_leaf = 2
@@ -96,28 +109,6 @@ def test_reinforce_expectation_matches_analytic_gradient(kind):
     # The surrogate loss is minimised: its expected gradient is -grad E[r].
     for got, want in zip(jax.tree.leaves(expected), jax.tree.leaves(analytic)):
       np.testing.assert_allclose(got, -np.asarray(want), atol=1e-5)
-
-
-def _bandit(kind="craft"):
-  """A one-step crafting bandit: 10 windows, a reward per window."""
-  tr = tree_lib.build_tree(np.random.default_rng(0).normal(size=(4, 2)), 2)
-  e = 2
-  pcfg = policy.PolicyConfig(emb_dim=e, hidden=4, branching=tr.branching,
-                             depth=tr.depth, selector="random")
-  params = jax.jit(policy.init_policy, static_argnums=1)(jax.random.key(1),
-                                                         pcfg)
-  params = jax.tree.map(lambda a: a * 10.0, params)
-  rng = np.random.default_rng(0)
-  data = attacker_data.AttackerData(
-      leaf_profiles=jnp.zeros((tr.n_slots, 2), jnp.int32),
-      leaf_len=jnp.ones((tr.n_slots,), jnp.int32),
-      leaf_p=jnp.asarray(rng.normal(size=(tr.n_slots, e)), jnp.float32),
-      leaf_valid=jnp.ones((tr.n_slots,), bool),
-      q=jnp.asarray(rng.normal(size=(3, e)), jnp.float32),
-      pretend_users=jnp.zeros((1,), jnp.int32),
-      pretend_profiles=jnp.zeros((1, 1), jnp.int32))
-  rewards = jnp.asarray(rng.random(10), jnp.float32)
-  return tr, pcfg, params, data, rewards
 
 
 @pytest.mark.parametrize("normalize", [False, True])
