@@ -48,6 +48,9 @@ def _row(rows, **match):
 
 def depth_tests(rows: list[dict], cfg) -> dict:
   ref = cfg.tree.depth
+  if not any(r["depth"] == ref and r["method"] == "CopyAttack" for r in rows):
+    return {"metric": "HR@20", "tests": [],
+            "note": f"the run's depths leave out the reference depth {ref}"}
   base = _row(rows, depth=ref, method="CopyAttack")
   tests = [dict(depth=r["depth"], reference_depth=ref,
                 **paired(r["per_item_HR20"], base["per_item_HR20"]))

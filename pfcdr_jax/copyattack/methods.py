@@ -51,19 +51,22 @@ class AttackConfig:
       random init, and its argmax is one arbitrary crafting level / cluster
       for all 30 picks.
     query_budget: queries of the black box one target item's attack may
-      spend, training and final attack together (0: no cap). A shared policy
-      trains on ``n_items * (query_budget - episode_queries)`` queries, a
-      per-item one on ``query_budget - episode_queries``; training stops
-      before the first update that could exceed it (``training.n_updates``).
-      A baseline with ``best_of`` spends it on trial attacks.
+      spend, training and final attack together (0: no cap). A per-item
+      policy trains on ``query_budget - episode_queries`` queries; a shared
+      policy on ``n_items * (query_budget - episode_queries)``, so for it the
+      budget holds per item *on average* (items are drawn at random, some get
+      more episodes than others; the reported spend is the total over the
+      items). Training stops before the first update that could exceed it
+      (``training.n_updates``). A baseline with ``best_of`` spends it on
+      trial attacks.
     credit: "last": a query's reward goes to the last injection of its
       group (earlier ones see it discounted); "spread": shared equally by the
       group's injections.
     baseline: "ema": a per-item, per-step moving average of past returns
       (starts at 0); "loo": the mean return of the *other* episodes of the
-      same item in the update (leave-one-out, so it does not depend on the
-      episode's own actions and the estimator stays unbiased), the moving
-      average where an item has one episode.
+      same item in the update (leave-one-out: it does not depend on the
+      episode's own actions, so without ``normalize_adv`` the estimator is
+      unbiased), the moving average where an item has one episode.
     episodes_per_item: episodes of each drawn item in one update (a shared
       policy draws ``batch_episodes // episodes_per_item`` items); >= 2 gives
       "loo" its other episodes.
@@ -71,8 +74,10 @@ class AttackConfig:
       policy after each is kept (``training.TrainResult.checkpoints``): the
       points of the HR@20-against-queries curve.
     best_of: a baseline's final attack is the best (by the pretend users'
-      score) of the trial attacks ``query_budget`` pays for, replayed; the
-      best-baseline-at-the-same-spend comparator of the learned methods.
+      score) of the trial attacks ``query_budget`` pays for, replayed: the
+      comparator of the learned methods at their total spend (its curve has
+      points at 0, 1, 3, 7, ... trials, not at their checkpoints). Only for
+      methods that do not learn.
   """
 
   selector: str = "tree"
@@ -116,6 +121,9 @@ class AttackConfig:
         self.batch_episodes % self.episodes_per_item):
       raise ValueError(f"episodes_per_item ({self.episodes_per_item}) must "
                        f"divide batch_episodes ({self.batch_episodes})")
+    if self.best_of and self.learns:
+      raise ValueError("best_of is a baseline's way to spend queries; a "
+                       "learning method spends them on training")
     if self.checkpoints < 1:
       raise ValueError(f"checkpoints must be >= 1, got {self.checkpoints}")
     if self.query_budget < 0 or (

@@ -132,8 +132,8 @@ def plot_training_curves(curves: dict, path: Path,
 def plot_spend_curves(curves: dict, path: Path,
                       dataset: str = "ML100K-ML1M") -> None:
   """HR@20 against the queries spent per target item, with 95 % intervals
-  over items: each learned method at its training checkpoints and the
-  best-of-trials baseline at the same spends.
+  over items: each learned method untrained and at its training checkpoints,
+  and the best-of-trials baseline after 0, 1, 3, 7, ... trials.
 
   Args:
     curves: ``runner.spend_curve`` records per method.

@@ -256,7 +256,7 @@ def mean_rows(rows: list[dict]) -> dict:
 
 def _run_units(setup, items, evs, runs: dict, data, seeds: range,
                workers: int, timing: dict,
-               injected: Optional[dict] = None) -> tuple[list, dict]:
+               injected: Optional[dict] = None) -> tuple[list, dict, dict]:
   """Every (seed, method) attack run, on threads.
 
   The units are independent: every key derives from the seed and the method's
@@ -265,7 +265,8 @@ def _run_units(setup, items, evs, runs: dict, data, seeds: range,
   while it runs. The numbers do not depend on the order or the thread count.
 
   Returns:
-    ([{item: {row name: metrics}} per seed], {method: [training curve per seed]}).
+    ([{item: {row name: metrics}} per seed], {method: [training curve per
+    seed]}, {method: [spend-curve points per seed]} (``_one_method``)).
   """
   t0 = time.perf_counter()
   names, fns = list(runs), list(runs.values())

@@ -129,3 +129,15 @@ def test_holm_adjusts_step_down_and_keeps_order():
   d = analysis_stats.paired([0.5, 0.4, 0.3, 0.9], [0.1, 0.1, 0.1, 0.1])
   assert (d["wins"], d["losses"], d["n_items"]) == (4, 0, 4)
   assert d["mean_diff"] == pytest.approx((0.4 + 0.3 + 0.2 + 0.8) / 4)
+
+
+def test_best_of_is_only_for_baselines_and_depth_tests_need_the_reference():
+  with pytest.raises(ValueError, match="best_of"):
+    methods.AttackConfig(best_of=True, query_budget=100)  # a learning method
+  from pfcdr_jax.copyattack import analysis_stats
+  rows = [{"depth": 2, "method": "CopyAttack", "per_item_HR20": [0.1, 0.2]}]
+  out = analysis_stats.depth_tests(rows, _tiny_config())  # tree.depth = 2
+  assert out["tests"] == []
+  out = analysis_stats.depth_tests(
+      rows, config_util.override(_tiny_config(), {"tree.depth": 3}))
+  assert out["tests"] == [] and "reference depth 3" in out["note"]
