@@ -15,6 +15,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from pfcdr_jax.harness.sanity import MARGIN_SE
+
+UNTRAINED = "-untrained"
+
 
 def per_item_values(res: dict, name: str) -> dict:
   """{"items": [...], "per_item_HR20": [...]} of row ``name`` of a
@@ -91,3 +95,37 @@ def popularity_tests(rows: list[dict], cfg) -> dict:
 
 TESTS = {"depth": depth_tests, "budget": budget_tests,
          "popularity": popularity_tests}
+
+
+def _clearly_above(a, b, z: float = MARGIN_SE) -> tuple[bool, float]:
+  """(mean(a - b) - z standard errors > 0, that lower bound), over items."""
+  d = np.asarray(a, float) - np.asarray(b, float)
+  se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("inf")
+  low = float(d.mean() - z * se)
+  return bool(low > 0), low
+
+
+def sanity(per_item: list[dict], metric: str = "HR@20") -> dict:
+  """The gate every learned attack row must pass, as PFCDR's methods do
+  (``harness.sanity``): clearly above its own untrained policy ("learns") and
+  clearly above no attack at all ("beats_floor"), each as the mean per-item
+  difference minus ``MARGIN_SE`` standard errors > 0.
+
+  Returns:
+    {row: {"ok", "learns", "beats_floor", "low_vs_untrained",
+    "low_vs_floor"}} for every row with an untrained twin.
+  """
+  if not per_item:
+    return {}
+  names = per_item[0]["methods"]
+  val = lambda n: [r["methods"][n][metric] for r in per_item]
+  out = {}
+  for name in names:
+    if name.endswith(UNTRAINED) or name + UNTRAINED not in names:
+      continue
+    learns, low_u = _clearly_above(val(name), val(name + UNTRAINED))
+    beats, low_f = _clearly_above(val(name), val("Without Attack"))
+    out[name] = {"ok": learns and beats, "learns": learns,
+                 "beats_floor": beats, "low_vs_untrained": low_u,
+                 "low_vs_floor": low_f}
+  return out

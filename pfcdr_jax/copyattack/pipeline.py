@@ -107,7 +107,7 @@ def run_copyattack(cfg: config_lib.CopyAttackConfig,
     Table 2: the ``results.json`` dict ("methods" with the
     "<method>-untrained" rows, "target_model" (test / popularity / untrained
     HR@10), "table1", "target_items", "item_split", "query_budget", "tree", "n_seeds",
-    "seed_means_HR@20", "planned_contrasts",
+    "seed_means_HR@20", "planned_contrasts", "sanity",
     "wilcoxon_vs_CopyAttack", "training_curves", "window_distribution",
     "pretend_reward_vs_HR@20", "n_eval_users", "timings_s"). An analysis: {"analysis": kind,
     "rows": the ``<kind>.json`` rows}; the detection study: {"analysis":
@@ -361,6 +361,7 @@ def _table2(cfg: config_lib.CopyAttackConfig, setup: Setup, methods: dict,
       "seed_means_HR@20": res["seed_means"],
       "wilcoxon_vs_CopyAttack": runner.paired_tests(res["per_item"]),
       "planned_contrasts": planned_contrasts(res["per_item"]),
+      "sanity": analysis_stats.sanity(res["per_item"]),
       "training_curves": res["training_curves"],
       "training_curves_per_seed": res["training_curves_per_seed"],
       "spend_curves": res["spend_curves"],
@@ -372,7 +373,16 @@ def _table2(cfg: config_lib.CopyAttackConfig, setup: Setup, methods: dict,
   }
   cache.atomic_write_text(workdir / "results.json",
                           json.dumps(results, indent=2))
-  table = report.table2_markdown(res["methods"], dataset=cfg.data.label)
+  for name, rec in results["sanity"].items():
+    if not rec["ok"]:
+      log.warning(
+          "FAILED SANITY GATE: %s %s (HR@20 lower bound %+.4f vs its untrained "
+          "policy, %+.4f vs no attack)", name,
+          "does not clearly learn" if not rec["learns"]
+          else "does not clearly beat no attack", rec["low_vs_untrained"],
+          rec["low_vs_floor"])
+  table = report.table2_markdown(res["methods"], dataset=cfg.data.label,
+                                 sanity=results["sanity"])
   cache.atomic_write_text(workdir / "table2.md", table + "\n")
   if results["training_curves"]:
     from pfcdr_jax.copyattack import plots  # pylint: disable=g-import-not-at-top

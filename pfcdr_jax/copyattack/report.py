@@ -22,7 +22,8 @@ def _queries(m: dict) -> str:
           f"{m['queries_final']:.0f})")
 
 
-def table2_markdown(methods: dict, dataset: str = "ML100K-ML1M") -> str:
+def table2_markdown(methods: dict, dataset: str = "ML100K-ML1M",
+                    sanity: dict | None = None) -> str:
   """Table 2 of the paper for our run, each learned row after its untrained
   twin, with v*'s mean full-catalogue percentile and its 10-90 % spread."""
   cols = evaluate.metric_names()
@@ -34,9 +35,19 @@ def table2_markdown(methods: dict, dataset: str = "ML100K-ML1M") -> str:
     m = methods[name]
     pct = (f"{m['percentile']:.3f} ({m['percentile_p10']:.2f}-"
            f"{m['percentile_p90']:.2f})" if "percentile" in m else "")
-    body.append([dataset if i == 0 else "", name] + [f"{m[c]:.4f}" for c in cols]
+    label = name
+    if sanity and name in sanity and not sanity[name]["ok"]:
+      label = f"{name} ⚠"  # failed the gate (analysis_stats.sanity)
+    body.append([dataset if i == 0 else "", label]
+                + [f"{m[c]:.4f}" for c in cols]
                 + [pct, f"{m['avg_items_per_profile']:.0f}", _queries(m)])
   header = (["Dataset", "Algorithms"] + list(cols)
             + ["percentile (p10-p90)", "# Average Items per User Profile",
                "queries / item (train + final)"])
-  return "\n".join(markdown.table(header, body))
+  lines = markdown.table(header, body)
+  if sanity and any(not r["ok"] for r in sanity.values()):
+    lines.append("")
+    lines.append("⚠ failed the sanity gate: not clearly above its untrained "
+                 "policy or above no attack (mean per-item HR@20 difference "
+                 "minus 2 standard errors <= 0).")
+  return "\n".join(lines)

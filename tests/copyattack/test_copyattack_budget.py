@@ -141,3 +141,26 @@ def test_best_of_is_only_for_baselines_and_depth_tests_need_the_reference():
   out = analysis_stats.depth_tests(
       rows, config_util.override(_tiny_config(), {"tree.depth": 3}))
   assert out["tests"] == [] and "reference depth 3" in out["note"]
+
+
+def test_sanity_gate_flags_rows_that_do_not_learn_or_do_not_promote():
+  from pfcdr_jax.copyattack import analysis_stats
+  from pfcdr_jax.copyattack import report
+
+  def item(good, bad, untrained, without):
+    return {"methods": {
+        "Without Attack": {"HR@20": without},
+        "Good": {"HR@20": good}, "Good-untrained": {"HR@20": untrained},
+        "Bad": {"HR@20": bad}, "Bad-untrained": {"HR@20": untrained}}}
+  per_item = [item(0.5 + 0.01 * i, 0.05, 0.3 - 0.01 * i, 0.1)
+              for i in range(6)]
+  rec = analysis_stats.sanity(per_item)
+  assert rec["Good"]["ok"] and rec["Good"]["learns"]
+  assert not rec["Bad"]["ok"]
+  assert not rec["Bad"]["learns"] and not rec["Bad"]["beats_floor"]
+  row = {"HR@20": 0.1, "avg_items_per_profile": 1.0}
+  from pfcdr_jax.copyattack import evaluate
+  row.update({c: 0.1 for c in evaluate.metric_names()})
+  table = report.table2_markdown({"CopyAttack": row, "CopyAttack-untrained": row},
+                                 sanity={"CopyAttack": {"ok": False}})
+  assert "| CopyAttack ⚠ |" in table and "failed the sanity gate" in table

@@ -32,7 +32,7 @@ RESULT_KEYS = {"methods", "target_model", "table1", "target_items", "tree",
                "window_distribution", "pretend_reward_vs_HR@20",
                "n_eval_users", "item_split", "query_budget",
                "training_curves_per_seed", "spend_curves",
-               "planned_contrasts"}
+               "planned_contrasts", "sanity"}
 METHODS = ("RandomAttack", "CopyAttack")
 
 
