@@ -144,7 +144,8 @@ def main(argv):
     print(f"{kind}: {len(results['rows'])} rows in {FLAGS.workdir}/{kind}.json"
           f", figure {FLAGS.workdir}/{kind}.png")
     return
-  print(report.table2_markdown(results["methods"], dataset=cfg.data.label))
+  print(report.table2_markdown(results["methods"], dataset=cfg.data.label,
+                               sanity=results["sanity"]))
   print(f"results.json, table1.md, table2.md, metrics.jsonl, config.json in "
         f"{FLAGS.workdir}")
 
