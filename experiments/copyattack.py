@@ -113,6 +113,13 @@ flags.DEFINE_integer("episodes_per_item", D.attack.episodes_per_item,
 flags.DEFINE_integer("checkpoints", D.attack.checkpoints,
                      "Policies kept along training: points of the "
                      "HR@20-against-queries curve.")
+flags.DEFINE_enum("stop", D.attack.stop, ["budget", "plateau"],
+                  "Train until the query budget is spent, or stop earlier "
+                  "once the training return plateaus.")
+flags.DEFINE_integer("plateau_window", D.attack.plateau_window,
+                     "Updates per window of the plateau rule.")
+flags.DEFINE_integer("plateau_patience", D.attack.plateau_patience,
+                     "Windows without improvement that stop training.")
 flags.DEFINE_bool("final_greedy", D.attack.final_greedy,
                   "Final attack takes the policy's most probable actions.")
 flags.DEFINE_integer("num_validation_items", D.data.num_validation_items,

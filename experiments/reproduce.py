@@ -292,6 +292,11 @@ TARGETS: dict[str, Target] = {
         + _cp("runs/ca_select", ("selection.json", "copyattack_selection.json")),
         (f"{RESULTS}/copyattack_selection.json",), "23 min (the test suite ran beside it)", False,
         "CopyAttack's training settings chosen on 20 validation items, 2 seeds"),
+    "copyattack_select_stop": Target(
+        ("python experiments/copyattack_select.py --stage=stop --workdir=runs/ca_select",)
+        + _cp("runs/ca_select", ("selection_stop.json", "copyattack_selection_stop.json")),
+        (f"{RESULTS}/copyattack_selection_stop.json",), "3.2 min", False,
+        "when CopyAttack's training stops (budget or plateau), at stage 1's choice"),
     "copyattack_table2": Target(
         ("python experiments/copyattack.py --workdir=runs/ca50",)
         + _cp("runs/ca50", ("results.json", "copyattack_results.json"),

@@ -26,8 +26,10 @@ BUDGET = {
 }
 # The training settings chosen on the 20 validation items
 # (docs/results/copyattack_selection.json, experiments/copyattack_select.py;
-# a test holds these equal to the file's choice). They serve every learned row.
+# the stopping rule: copyattack_selection_stop.json, --stage=stop; a test holds
+# these equal to the files' choices). They serve every learned row.
 SELECTED = {
+    "attack.stop": "budget",
     "attack.shared": True,
     "attack.baseline": "ema",
     "attack.credit": "last",
@@ -93,6 +95,9 @@ FLAG_PATHS = {
     "episodes_per_item": ("attack.episodes_per_item",),
     "checkpoints": ("attack.checkpoints",),
     "final_greedy": ("attack.final_greedy",),
+    "stop": ("attack.stop",),
+    "plateau_window": ("attack.plateau_window",),
+    "plateau_patience": ("attack.plateau_patience",),
     "num_validation_items": ("data.num_validation_items",),
     "item_set": ("data.item_set",),
 }
@@ -128,6 +133,8 @@ BOUNDS = {
     "query_budget": (0, "an integer >= 0 (0: no cap)"),
     "episodes_per_item": (1, "an integer >= 1"),
     "checkpoints": (1, "an integer >= 1"),
+    "plateau_window": (2, "an integer >= 2"),
+    "plateau_patience": (1, "an integer >= 1"),
     "num_validation_items": (0, "an integer >= 0"),
     "gamma": (0.0, "a number in [0, 1]"), "lr": (0.0, "a number > 0"),
     "target_lr": (0.0, "a number > 0"), "goal_hr": (0.0, "a number in (0, 1]"),

@@ -78,6 +78,16 @@ class AttackConfig:
       comparator of the learned methods at their total spend (its curve has
       points at 0, 1, 3, 7, ... trials, not at their checkpoints). Only for
       methods that do not learn.
+    stop: "budget": train until the query budget (or ``episodes``) is
+      spent; "plateau": also stop once the mean return of the training
+      episodes stops improving (``training.Plateau``: ``plateau_patience``
+      windows of ``plateau_window`` updates in a row, none above the best
+      window by more than their combined standard errors). The return is
+      read off the training episodes themselves, fresh on-policy rollouts
+      of the pretend users, so the rule spends no extra query; the queries
+      it leaves unspent are not used elsewhere.
+    plateau_window: updates per window of the plateau rule.
+    plateau_patience: windows without improvement that stop the training.
   """
 
   selector: str = "tree"
@@ -105,6 +115,9 @@ class AttackConfig:
   episodes_per_item: int = 1
   checkpoints: int = 1
   best_of: bool = False
+  stop: str = "budget"
+  plateau_window: int = 20
+  plateau_patience: int = 3
 
   def __post_init__(self):
     if self.reward not in ("rank", "hr"):
@@ -124,6 +137,13 @@ class AttackConfig:
     if self.best_of and self.learns:
       raise ValueError("best_of is a baseline's way to spend queries; a "
                        "learning method spends them on training")
+    if self.stop not in ("budget", "plateau"):
+      raise ValueError(f"stop must be 'budget' or 'plateau', got "
+                       f"{self.stop!r}")
+    if self.plateau_window < 2 or self.plateau_patience < 1:
+      raise ValueError(
+          f"plateau_window ({self.plateau_window}) must be >= 2 and "
+          f"plateau_patience ({self.plateau_patience}) >= 1")
     if self.checkpoints < 1:
       raise ValueError(f"checkpoints must be >= 1, got {self.checkpoints}")
     if self.query_budget < 0 or (

@@ -111,14 +111,22 @@ def plot_training_curves(curves: dict, path: Path,
   """
   fig, ax = plt.subplots(figsize=(6, 3.5))
   for name, c in curves.items():
-    seeds = np.asarray((per_seed or {}).get(name, []), float)
-    if seeds.ndim == 2 and len(seeds) > 1 and seeds.shape[1] >= smooth:
+    runs = (per_seed or {}).get(name, [])
+    # Seeds stopped by the plateau rule end early: NaN past their end.
+    seeds = np.full((len(runs), max((len(r) for r in runs), default=0)),
+                    np.nan)
+    for j, r in enumerate(runs):
+      seeds[j, :len(r)] = r
+    if len(seeds) > 1 and seeds.shape[1] >= smooth:
       kernel = np.ones(smooth) / smooth
       sm = np.stack([np.convolve(x, kernel, mode="valid") for x in seeds])
-      mean = sm.mean(0)
-      half = 1.96 * sm.std(0, ddof=1) / np.sqrt(len(sm))
-      x = np.arange(smooth, seeds.shape[1] + 1)
-      ax.plot(x, mean, label=f"{name} ({len(sm)} seeds)", lw=1)
+      n = (~np.isnan(sm)).sum(0)
+      keep = n >= 2
+      sm, n = sm[:, keep], n[keep]
+      mean = np.nanmean(sm, 0)
+      half = 1.96 * np.nanstd(sm, 0, ddof=1) / np.sqrt(n)
+      x = np.arange(smooth, seeds.shape[1] + 1)[keep]
+      ax.plot(x, mean, label=f"{name} ({len(seeds)} seeds)", lw=1)
       ax.fill_between(x, mean - half, mean + half, alpha=0.2)
       continue
     ax.plot(range(1, len(c) + 1), c, label=name, lw=1)

@@ -142,6 +142,24 @@ def _spend(row: dict, queries_train: float, injections_train: float) -> dict:
   return row
 
 
+def _run_curve(curve) -> list:
+  """A training curve up to its last update run (a plateau stop leaves NaN
+  after it)."""
+  c = np.asarray(curve, float)
+  ran = np.flatnonzero(~np.isnan(c))
+  return c[:ran[-1] + 1 if ran.size else 0].tolist()
+
+
+def mean_curve(curves: list) -> list:
+  """Mean over curves of possibly different lengths, at each update over
+  the curves that reach it."""
+  n = max(len(c) for c in curves)
+  padded = np.full((len(curves), n), np.nan)
+  for j, c in enumerate(curves):
+    padded[j, :len(c)] = c
+  return np.nanmean(padded, 0).tolist()
+
+
 def _trial_counts(n: int) -> list[int]:
   """Trial counts of a ``best_of`` baseline's spend curve: 0, 1, 3, 7, ...
   and ``n``."""
@@ -180,7 +198,7 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
     shared, dt = _timed(run.fns.train, params0, data, setup.bb_state, items_j,
                         k_train)
     timing.setdefault(f"{name}_train_s", []).append(dt)
-    params, curve = shared.params, np.asarray(shared.curve).tolist()
+    params, curve = shared.params, _run_curve(shared.curve)
   per_item_curves = []
   # A learned method's points: its untrained policy (no training queries),
   # then the policy at each checkpoint.
@@ -196,7 +214,7 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
                        jax.random.fold_in(k_train, int(item)))
       timing.setdefault(f"{name}_train_s", []).append(dt)
       params, div = res.params, 1
-      per_item_curves.append(np.asarray(res.curve))
+      per_item_curves.append(_run_curve(res.curve))
     q_train = i_train = 0.0
     if res is not None:
       q_train, i_train = float(res.queries) / div, float(res.injections) / div
@@ -219,6 +237,8 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
     timing.setdefault(f"{name}_attack_s", []).append(dt)
     rows[int(item)][name] = _spend(attack_row(setup, ev, state, traj, dt),
                                    q_train, i_train)
+    if learns:
+      rows[int(item)][name]["updates_train"] = float(res.updates)
     if injected is not None:
       injected[(seed, name, int(item))] = injected_profiles(data, traj, item)
     if learns:
@@ -240,7 +260,7 @@ def _one_method(setup, items, evs, name: str, run, m_idx: int, data, seed: int,
         injected[(seed, name + UNTRAINED, int(item))] = injected_profiles(
             data, traj, item)
   if per_item_curves:
-    curve = np.mean(np.stack(per_item_curves), 0).tolist()
+    curve = mean_curve(per_item_curves)
   return rows, curve, points
 
 
@@ -396,8 +416,7 @@ def run_methods(setup, items: np.ndarray, methods: dict, tr, data,
                  "n": len(v)} for k, v in timing.items()}
   timings["attacks_total_s"] = time.perf_counter() - t0
   return {"methods": summary, "per_item": per_item,
-          "training_curves": {n: np.mean(np.stack(c), 0).tolist()
-                              for n, c in curves.items()},
+          "training_curves": {n: mean_curve(c) for n, c in curves.items()},
           "training_curves_per_seed": curves,
           "spend_curves": {n: spend_curve(p, items)
                            for n, p in spends.items()},

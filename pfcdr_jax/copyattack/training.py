@@ -7,7 +7,9 @@ given: one item (the paper's per-item policy) or every target item of the run
 Advantages are returns minus a baseline: a per-item, per-step moving average
 (``baseline="ema"``) or the mean return of the update's other episodes of
 the same item (``"loo"``). The training spends at most what
-``AttackConfig.query_budget`` leaves after the final attacks (``n_updates``).
+``AttackConfig.query_budget`` leaves after the final attacks (``n_updates``);
+with ``AttackConfig.stop="plateau"`` it stops earlier, once the return of
+its episodes stops improving (``_plateau_step``).
 """
 from __future__ import annotations
 
@@ -43,6 +45,9 @@ class TrainResult(flax.struct.PyTreeNode):
       training (leading axis C; the last is ``params``).
     checkpoint_queries: int32[C] queries spent when each was taken.
     checkpoint_injections: int32[C] injections made by then.
+    updates: int32[] updates made (``n_updates`` unless the plateau rule
+      stopped the training; the entries of ``curve`` and ``score_curve``
+      past it are NaN, and a checkpoint past it is the stopped policy).
   """
 
   params: dict
@@ -53,6 +58,54 @@ class TrainResult(flax.struct.PyTreeNode):
   checkpoints: dict
   checkpoint_queries: jnp.ndarray
   checkpoint_injections: jnp.ndarray
+  updates: jnp.ndarray
+
+
+class Plateau(NamedTuple):
+  """State of the plateau stopping rule (``AttackConfig.stop="plateau"``).
+
+  The updates are grouped in windows of ``plateau_window``; a window's
+  return is the mean of its updates' mean episode returns, with the
+  standard error of that mean over its updates. A window improves when its
+  return exceeds the best window's by more than the two standard errors
+  combined; ``plateau_patience`` windows in a row without improvement stop
+  the training.
+  """
+
+  total: jnp.ndarray  # float32[] sum of this window's update returns
+  total_sq: jnp.ndarray  # float32[] and of their squares
+  best: jnp.ndarray  # float32[] best window return so far
+  best_se: jnp.ndarray  # float32[] its standard error
+  wait: jnp.ndarray  # int32[] windows since the last improvement
+  stopped: jnp.ndarray  # bool[]
+
+  @classmethod
+  def init(cls) -> "Plateau":
+    z = jnp.zeros((), jnp.float32)
+    return cls(total=z, total_sq=z, best=jnp.full((), -jnp.inf), best_se=z,
+               wait=jnp.zeros((), jnp.int32),
+               stopped=jnp.zeros((), bool))
+
+
+def _plateau_step(state: Plateau, u: jnp.ndarray, ret: jnp.ndarray, *,
+                  window: int, patience: int) -> Plateau:
+  """Adds update ``u``'s mean return; closes a window after its last
+  update and sets ``stopped`` after ``patience`` windows without
+  improvement."""
+  total, total_sq = state.total + ret, state.total_sq + ret ** 2
+  mean = total / window
+  var = jnp.maximum(total_sq - window * mean ** 2, 0.0) / max(window - 1, 1)
+  se = jnp.sqrt(var / window)
+  improved = mean > state.best + jnp.sqrt(se ** 2 + state.best_se ** 2)
+  closes = (u + 1) % window == 0
+  wait = jnp.where(improved, 0, state.wait + 1)
+  closed = Plateau(
+      total=jnp.zeros_like(total), total_sq=jnp.zeros_like(total),
+      best=jnp.where(improved, mean, state.best),
+      best_se=jnp.where(improved, se, state.best_se), wait=wait,
+      stopped=wait >= patience)
+  open_ = state._replace(total=total, total_sq=total_sq)
+  return jax.tree.map(lambda a, b: jnp.where(closes, a, b), closed, open_)
 
 
 class _TrainCarry(NamedTuple):
@@ -61,6 +114,7 @@ class _TrainCarry(NamedTuple):
   params: dict  # policy params
   opt_state: optax.OptState  # Adam state
   baseline: jnp.ndarray  # float32[M, T] moving-average return per item, step
+  plateau: Plateau  # the stopping rule's state
 
 
 def _update_baseline(baseline, idx, returns, decay):
@@ -131,7 +185,8 @@ def train_policy(params, data: AttackerData, bb_state, items: jnp.ndarray,
   ``items``, each starting from ``bb_state`` (the attacker replays its
   attack on a copy of the platform; the paper does not say otherwise). The
   updates run in ``cfg.checkpoints`` chunks; update u's randomness is
-  ``fold_in(key, u)`` whatever the chunking.
+  ``fold_in(key, u)`` whatever the chunking. With ``cfg.stop="plateau"``
+  the updates after the rule fires are skipped (no episodes, no queries).
 
   Args:
     params: initial policy params.
@@ -154,7 +209,7 @@ def train_policy(params, data: AttackerData, bb_state, items: jnp.ndarray,
   t_pad = -(-cfg.budget // cfg.query_every) * cfg.query_every
   epi = cfg.episodes_per_item
 
-  def update(carry: _TrainCarry, u):
+  def update_step(carry: _TrainCarry, u):
     k_items, k_play = jax.random.split(jax.random.fold_in(key, u))
     idx = jax.random.randint(k_items, (cfg.batch_episodes // epi,), 0,
                              items.shape[0])
@@ -171,15 +226,34 @@ def train_policy(params, data: AttackerData, bb_state, items: jnp.ndarray,
       base = ema
     grads, returns = grad_fn(carry.params, data, items[idx], trajs, base)
     upd, opt_state = opt.update(grads, carry.opt_state, carry.params)
+    ret = trajs.reward.sum(-1).mean()
+    plateau = carry.plateau
+    if cfg.stop == "plateau":
+      plateau = _plateau_step(plateau, u, ret, window=cfg.plateau_window,
+                              patience=cfg.plateau_patience)
     new = _TrainCarry(
         params=optax.apply_updates(carry.params, upd), opt_state=opt_state,
         baseline=_update_baseline(carry.baseline, idx, returns,
-                                  cfg.baseline_decay))
-    return new, (trajs.reward.sum(-1).mean(), trajs.final_score.mean(),
-                 trajs.n_queries.sum(), trajs.active.sum())
+                                  cfg.baseline_decay),
+        plateau=plateau)
+    return new, (ret, trajs.final_score.mean(),
+                 trajs.n_queries.sum().astype(jnp.int32),
+                 trajs.active.sum().astype(jnp.int32))
+
+  def skip(carry: _TrainCarry, u):
+    del u
+    nan = jnp.full((), jnp.nan, jnp.float32)
+    zero = jnp.zeros((), jnp.int32)
+    return carry, (nan, nan, zero, zero)
+
+  def update(carry: _TrainCarry, u):
+    if cfg.stop != "plateau":
+      return update_step(carry, u)
+    return jax.lax.cond(carry.plateau.stopped, skip, update_step, carry, u)
 
   carry = _TrainCarry(params=params, opt_state=opt.init(params),
-                      baseline=jnp.zeros((items.shape[0], t_pad)))
+                      baseline=jnp.zeros((items.shape[0], t_pad)),
+                      plateau=Plateau.init())
   outs, snaps = [], []
   for lo, hi in _chunks(n_updates(cfg, int(items.shape[0])), cfg.checkpoints):
     carry, out = jax.lax.scan(update, carry, jnp.arange(lo, hi))
@@ -194,4 +268,5 @@ def train_policy(params, data: AttackerData, bb_state, items: jnp.ndarray,
       params=carry.params, curve=curve, score_curve=score,
       queries=queries.sum(), injections=injected.sum(),
       checkpoints=jax.tree.map(lambda *x: jnp.stack(x), *snaps),
-      checkpoint_queries=cum_q[ends], checkpoint_injections=cum_i[ends])
+      checkpoint_queries=cum_q[ends], checkpoint_injections=cum_i[ends],
+      updates=jnp.sum(~jnp.isnan(curve)).astype(jnp.int32))

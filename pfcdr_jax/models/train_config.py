@@ -25,8 +25,11 @@ class TrainConfig:
     dim: embedding dimension (paper: 10).
     heldout_batch: held-out ratings scored per scan step (bounds memory).
     optimizer: "adam" (dense ``optax.scale_by_adam``: every row of every table moves
-      at every step, the faithful choice) or "lazy_adam" (:mod:`lazy_adam`: only the
-      rows a minibatch touches; a step costs O(batch) instead of O(table)).
+      at every step, the faithful choice), "deferred_adam" (:mod:`deferred_adam`: the
+      same trajectory, with each idle row's decay and drift applied in closed form
+      when a minibatch next touches it; a step costs O(batch) instead of O(table)) or
+      "lazy_adam" (:mod:`lazy_adam`: only the rows a minibatch touches move, a
+      different optimiser).
     shuffle: "device" (``jax.random.permutation`` inside the jitted epoch) or "host"
       (numpy's permutation, seeded from ``fold_in(key, epoch)``; the same orders
       for the same key, ~50x cheaper on CPU than the device sort).
@@ -70,7 +73,7 @@ class TrainConfig:
       raise ValueError(f"grid_extend must be an integer >= 0, got {self.grid_extend!r}")
 
 
-OPTIMIZERS = ("adam", "lazy_adam")
+OPTIMIZERS = ("adam", "deferred_adam", "lazy_adam")
 SHUFFLES = ("device", "host")
 EARLY_STOPS = ("per_lr", "any_lr", "selected", "per_lr_reach")
 

@@ -2,8 +2,9 @@
 
 :func:`make_epoch_fn` builds ``epoch_fn``: Adam steps on the masked MSE (Eq. 7) over
 shuffled, padded minibatches (a ``lax.scan``), dense (``optax.scale_by_adam``: every
-table row moves) or lazy (:mod:`lazy_adam`: only the rows a minibatch touches),
-then the held-out MSE of every lr and the best params per lr. ``_State`` is what it
+table row moves), deferred (:mod:`deferred_adam`: dense Adam's result, computed on the
+rows a minibatch touches) or lazy (:mod:`lazy_adam`: only the rows a minibatch touches
+move), then the held-out MSE of every lr and the best params per lr. ``_State`` is what it
 carries from epoch to epoch; :func:`host_order` is the host-drawn visiting order.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from pfcdr_jax.models import deferred_adam
 from pfcdr_jax.models import lazy_adam
 from pfcdr_jax.models import minibatch
 from pfcdr_jax.models.heldout import _heldout_mse
@@ -100,6 +102,69 @@ def _lazy_epoch_fn(scorer: Scorer):
   return run
 
 
+# Per-row leaves of a scorer's params and the index array (0: users, 1: items) that
+# picks their rows: the embedding tables and the offsets scorers' bias vectors.
+_ROW_LEAVES = {"user": 0, "item": 1, "user_bias": 0, "item_bias": 1}
+
+
+def _deferred_epoch_fn(scorer: Scorer):
+  """``run(params, opt, lrs, train, idx, valid) -> (params, opt)``: one epoch of dense
+  Adam computed on the touched rows only (:mod:`deferred_adam`).
+
+  ``opt`` is ``optax.scale_by_adam``'s state, stacked over lrs, exactly as the dense
+  path carries it: at the end of the epoch every row is caught up, so the two paths
+  hand the same state to the next epoch (up to float rounding and the idle-step
+  ``eps`` of :mod:`deferred_adam`). The per-row leaves (``_ROW_LEAVES``) travel
+  row-major ([n, L, k]); the small dense leaves (GMF's ``h``, the DNN tower, ``mu``)
+  get ordinary Adam every step.
+  """
+
+  def loss_one(rows, dense, r, m):   # one lr: rows {leaf: [B, k]} gathered
+    ar = jnp.arange(r.shape[0])
+    full = dict(dense, **{k: (v[:, 0] if k.endswith("_bias") else v)
+                          for k, v in rows.items()})
+    return _masked_mse(scorer, full, ar, ar, r, m)
+
+  grad_stack = jax.vmap(jax.grad(loss_one, argnums=(0, 1)),
+                        in_axes=(1, 0, None, None), out_axes=(1, 0))
+  dense_stack = jax.vmap(lazy_adam.dense_step, in_axes=(0, 0, 0, 0, None, 0))
+  table = jnp.asarray(deferred_adam.idle_gain_table())
+
+  def run(params, opt, lrs, train, idx, valid):
+    users, items, ratings = train
+    leaves = [k for k in _ROW_LEAVES if k in params]
+    as3 = lambda x: x[..., None] if x.ndim == 2 else x     # bias [L, n] -> [L, n, 1]
+    count = opt.count[0]
+    tabs = {k: deferred_adam.to_rows(as3(params[k]), as3(opt.mu[k]), as3(opt.nu[k]),
+                                     count) for k in leaves}
+    n_rows = {k: params[k].shape[1] for k in leaves}
+    rest = lambda tree: {k: v for k, v in tree.items() if k not in leaves}
+
+    def step(carry, xs):
+      tabs, dense, dmu, dnu, count = carry
+      b, m = xs
+      ids = (users[b], items[b])
+      rows = {k: jnp.where(m > 0, ids[_ROW_LEAVES[k]], n_rows[k]) for k in leaves}
+      got = {k: deferred_adam.gather(tabs[k], rows[k], count, lrs, table) for k in leaves}
+      grads, gd = grad_stack({k: got[k][0] for k in leaves}, dense, ratings[b], m)
+      t = count + 1
+      tabs = {k: deferred_adam.rows_step(tabs[k], rows[k], got[k], grads[k], t, lrs)
+              for k in leaves}
+      dense, dmu, dnu = dense_stack(dense, gd, dmu, dnu, t.astype(jnp.float32), lrs)
+      return (tabs, dense, dmu, dnu, t), None
+
+    carry = (tabs, rest(params), rest(opt.mu), rest(opt.nu), count)
+    (tabs, dense, dmu, dnu, count), _ = jax.lax.scan(step, carry, (idx, valid))
+    params, mu, nu = dict(dense), dict(dmu), dict(dnu)
+    for k in leaves:
+      p, m_, v_ = deferred_adam.catch_up_all(tabs[k], count, lrs, table)
+      shape = opt.mu[k].shape
+      params[k], mu[k], nu[k] = (x.reshape(shape) for x in (p, m_, v_))
+    return params, opt._replace(count=jnp.full_like(opt.count, count), mu=mu, nu=nu)
+
+  return run
+
+
 def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
   """Builds the (un-jitted) epoch function for a training set of ``n_train`` ratings.
 
@@ -111,6 +176,7 @@ def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
   """
   stacked_update = jax.vmap(_dense_update_fn(scorer), in_axes=(0, 0, 0, None, None, None, None))
   lazy_epoch = _lazy_epoch_fn(scorer)
+  deferred_epoch = _deferred_epoch_fn(scorer)
   bs = min(cfg.batch_size, n_train)
 
   def epoch_fn(state: _State, lrs, train, held, order, epoch):
@@ -127,6 +193,8 @@ def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
     idx, valid = minibatch.padded_batches(perm, bs)
     if cfg.optimizer == "lazy_adam":
       params, opt = lazy_epoch(state.params, state.opt, lrs, train, idx, valid)
+    elif cfg.optimizer == "deferred_adam":
+      params, opt = deferred_epoch(state.params, state.opt, lrs, train, idx, valid)
     else:   # the lr stack shares each minibatch
       (params, opt), _ = minibatch.scan_batches(step, (state.params, state.opt), idx, valid)
     mse = jax.vmap(lambda p: _heldout_mse(scorer, p, held, cfg.heldout_batch))(params)
