@@ -48,8 +48,8 @@ def define_data_flags() -> None:
   flags.DEFINE_float("signal", 1.0, "--task=synthetic: weight of the planted shared "
                      "user-item interaction (0: none).")
   flags.DEFINE_float("bias_std", None, "--task=synthetic: std of planted user biases "
-                     "(shared by both domains) and item biases (default: the template's, 0.5 for "
-                     "sparse / longtail, 0 for the paper tasks).")
+                     "(shared by both domains) and item biases (default: the template's, 0.5; "
+                     "0 gives the paper tasks' data of before 2026-12-05).")
   flags.DEFINE_float("tail", 1.0, "--task=synthetic: multiplier of the log-normal sigma of "
                      "user activity and item popularity.")
   flags.DEFINE_float("density", 1.0, "--task=synthetic: multiplier of the number of "
@@ -75,7 +75,9 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
   flags.DEFINE_integer("epochs", None, "Max pretraining epochs (preset).", lower_bound=1)
   flags.DEFINE_integer("batch_size", None, "Pretraining batch (preset).", lower_bound=1)
   flags.DEFINE_list("lrs", None, "Pretraining lr grid (default: the paper's).")
-  flags.DEFINE_enum("optimizer", None, list(train.OPTIMIZERS), "adam (dense) or lazy_adam.")
+  flags.DEFINE_enum("optimizer", None, list(train.OPTIMIZERS), "auto (default: deferred_adam for large tables, else adam), adam "
+                    "(dense), deferred_adam (dense Adam's trajectory at row-sparse cost) "
+                    "or lazy_adam.")
   flags.DEFINE_enum("shuffle", None, list(train.SHUFFLES), "Epoch orders: numpy or jax.")
   flags.DEFINE_integer("patience", None, "Stop after N epochs, no held-out gain (0: never).",
                        lower_bound=0)

@@ -97,8 +97,11 @@ class PretrainConfig:
   epochs: int = 30
   batch_size: int = 1024
   heldout_fraction: float = 0.05
-  # How the grid trains (models/train.py): "adam" is the faithful dense Adam, "lazy_adam"
-  # updates only the rows a minibatch touches (an option; BUILD_NOTES, issue 16);
+  # How the grid trains (models/train.py): "adam" is the faithful dense Adam,
+  # "deferred_adam" the same trajectory computed on the rows a minibatch touches (idle
+  # rows caught up in closed form: cost linear in the ratings), "auto" the faster of the
+  # two for the tables' size, "lazy_adam" updates only the rows a minibatch touches (a
+  # different optimiser; an option; BUILD_NOTES, issue 16);
   # "host" draws each epoch's order with numpy;
   # patience: stop after that many epochs without a held-out gain (None: never);
   # early_stop: "per_lr_reach" (each lr stops at its own stall, or once even its steepest
@@ -106,7 +109,7 @@ class PretrainConfig:
   # stack), "per_lr" (the stall only), "any_lr" (the stack runs until no lr gains: the
   # rule before) or "selected" (gains of the best lr only); models/early_stop.py and
   # BUILD_NOTES (issue 16).
-  optimizer: str = "adam"
+  optimizer: str = "auto"
   shuffle: str = "host"
   patience: int | None = 5
   early_stop: str = "per_lr_reach"
@@ -322,8 +325,9 @@ def validate(cfg: PFCDRConfig) -> PFCDRConfig:
        isinstance(p.batch_size, int) and p.batch_size >= 1, "an integer >= 1"),
       ("pretrain.emb_dim", "--emb_dim", p.emb_dim, isinstance(p.emb_dim, int) and p.emb_dim >= 1,
        "an integer >= 1"),
-      ("pretrain.optimizer", "--optimizer", p.optimizer, p.optimizer in ("adam", "lazy_adam"),
-       "adam or lazy_adam"),
+      ("pretrain.optimizer", "--optimizer", p.optimizer,
+       p.optimizer in ("auto", "adam", "deferred_adam", "lazy_adam"),
+       "auto, adam, deferred_adam or lazy_adam"),
       ("pretrain.patience", "--patience", p.patience,
        p.patience is None or (isinstance(p.patience, int) and p.patience >= 1),
        "an integer >= 1 (0 on the command line: no early stopping)"),

@@ -34,8 +34,10 @@ FLAG_PATHS = {
 
 
 # Per-task pretraining (the Amazon tasks are 10-50x larger than ML-1M Comedy->Drama).
-# Every preset keeps dense Adam (--optimizer=lazy_adam: BUILD_NOTES §2, pretraining, "Not
-# adopted", for what row-sparse Adam gains per epoch and costs in epochs).
+# Every preset trains with Adam's dense trajectory; --optimizer=auto (the default) computes
+# it row-sparsely (deferred Adam) where the tables are large, as on the Amazon-size tasks
+# (BUILD_NOTES §2, pretraining; --optimizer=lazy_adam, a different optimiser, is "Not
+# adopted").
 TASK_PRESETS = {
     "comedy2drama": {"pretrain.epochs": 100, "pretrain.batch_size": 1024},
     "action2romance": {"pretrain.epochs": 100, "pretrain.batch_size": 1024},

@@ -97,30 +97,43 @@ class RowState(NamedTuple):
     m: [n, L, d] first moments as of ``last``.
     v: [n, L, d] second moments as of ``last``.
     last: int32[n] the step each row was last brought up to date at.
-    g: [n, L, d] gradient accumulator, zero between steps (sums a repeated row's
-      gradients).
   """
   p: jax.Array
   m: jax.Array
   v: jax.Array
   last: jax.Array
-  g: jax.Array
 
 
 def to_rows(p_stack, m_stack, v_stack, count) -> RowState:
   """[L, n, d] table and moments, up to date at step ``count`` -> :class:`RowState`."""
   swap = lambda x: jnp.swapaxes(x, 0, 1)
   return RowState(p=swap(p_stack), m=swap(m_stack), v=swap(v_stack),
-                  last=jnp.full((p_stack.shape[1],), count, jnp.int32),
-                  g=jnp.zeros_like(swap(p_stack)))
+                  last=jnp.full((p_stack.shape[1],), count, jnp.int32))
 
 
 def gather(tab: RowState, idx: jax.Array, now: jax.Array, lrs, table):
-  """The rows ``idx`` brought up to step ``now``: ``(p, m, v)``, each [B, L, d]
-  (zeros for the pad index ``n``)."""
+  """The rows ``idx`` brought up to step ``now``: ``(p, m, v, last)``, each [B, L, d]
+  (zeros for the pad index ``n``) and the int32[B] steps they were last updated at."""
   a = tab.last.at[idx].get(mode="fill", fill_value=0)
   return catch_up(gather_rows(tab.p, idx), gather_rows(tab.m, idx),
-                  gather_rows(tab.v, idx), a, jnp.maximum(now - a, 0), lrs, table)
+                  gather_rows(tab.v, idx), a, jnp.maximum(now - a, 0), lrs,
+                  table) + (a,)
+
+
+def sum_repeats(idx: jax.Array, grads: jax.Array) -> jax.Array:
+  """Per example, the sum of ``grads`` over the examples with the same row.
+
+  By a sort of the B indices and a segment sum, O(B log B): no buffer the size of the
+  table (a table-sized accumulator, scattered into and read back within one step, is
+  copied whole at every step by XLA on CPU).
+  """
+  b = idx.shape[0]
+  order = jnp.argsort(idx)
+  s = idx[order]
+  seg = jnp.cumsum(jnp.concatenate([jnp.zeros((1,), jnp.int32),
+                                    (s[1:] != s[:-1]).astype(jnp.int32)]))
+  sums = jax.ops.segment_sum(grads[order], seg, num_segments=b)
+  return sums[jnp.zeros((b,), jnp.int32).at[order].set(seg)]
 
 
 def rows_step(tab: RowState, idx: jax.Array, rows, grads: jax.Array, t: jax.Array,
@@ -131,18 +144,19 @@ def rows_step(tab: RowState, idx: jax.Array, rows, grads: jax.Array, t: jax.Arra
     tab: the table and its moments.
     idx: int[B] row of each example; ``n`` (out of range) touches no row. Rows may
       repeat.
-    rows: ``(p, m, v)`` of those rows caught up to step ``t - 1`` (:func:`gather`).
+    rows: ``(p, m, v, last)`` of those rows caught up to step ``t - 1``
+      (:func:`gather`).
     grads: [B, L, d] each example's gradient with respect to its row.
     t: int32[] the step count after this step.
     lrs: [L] learning rates.
 
   Returns:
-    The table after the step. A repeated row gets the sum of its examples' gradients;
-    every occurrence computes the same new row, so the writes agree.
+    The table after the step. A repeated row gets the sum of its examples' gradients
+    (:func:`sum_repeats`); every occurrence computes the same new row, so the writes
+    agree.
   """
-  p, m, v = rows
-  g_acc = tab.g.at[idx].add(grads, mode="drop")
-  g = gather_rows(g_acc, idx)
+  p, m, v, a = rows
+  g = sum_repeats(idx, grads)
   tf = t.astype(jnp.float32)
   m = B1 * m + (1.0 - B1) * g
   v = B2 * v + (1.0 - B2) * g * g
@@ -150,8 +164,9 @@ def rows_step(tab: RowState, idx: jax.Array, rows, grads: jax.Array, t: jax.Arra
   p = p - lrs[None, :, None] * d
   put = lambda x, y: x.at[idx].set(y, mode="drop")
   return RowState(p=put(tab.p, p), m=put(tab.m, m), v=put(tab.v, v),
-                  last=tab.last.at[idx].set(t, mode="drop"),
-                  g=put(g_acc, jnp.zeros_like(g)))
+                  # max(a, t) is t (a < t); written so, the write waits for the
+                  # read of ``last`` and XLA updates it in place, not a copy a step.
+                  last=tab.last.at[idx].set(jnp.maximum(a, t), mode="drop"))
 
 
 def catch_up_all(tab: RowState, now: jax.Array, lrs, table):

@@ -22,6 +22,7 @@ from pfcdr_jax.models import minibatch
 from pfcdr_jax.models.heldout import _heldout_mse
 from pfcdr_jax.models.scorers import Scorer
 from pfcdr_jax.models.train_config import TrainConfig
+from pfcdr_jax.models.train_config import resolve_optimizer
 
 
 class _State(NamedTuple):
@@ -191,9 +192,11 @@ def make_epoch_fn(scorer: Scorer, cfg: TrainConfig, n_train: int):
             else jax.random.permutation(jax.random.fold_in(order, epoch), n_train))
     # Pad slots gather row n-1 with weight 0: the params are unchanged.
     idx, valid = minibatch.padded_batches(perm, bs)
-    if cfg.optimizer == "lazy_adam":
+    n_rows = sum(state.params[k].shape[-2] for k in ("user", "item") if k in state.params)
+    optimizer = resolve_optimizer(cfg.optimizer, n_rows, bs)   # static: from shapes
+    if optimizer == "lazy_adam":
       params, opt = lazy_epoch(state.params, state.opt, lrs, train, idx, valid)
-    elif cfg.optimizer == "deferred_adam":
+    elif optimizer == "deferred_adam":
       params, opt = deferred_epoch(state.params, state.opt, lrs, train, idx, valid)
     else:   # the lr stack shares each minibatch
       (params, opt), _ = minibatch.scan_batches(step, (state.params, state.opt), idx, valid)

@@ -25,17 +25,22 @@ def _digest(df):
   return h.hexdigest()[:16]
 
 
-# Digests of the frames of the generator before the knobs existed.
+# Digests of the frames of the generator before the knobs existed (no planted bias:
+# the Table 2 templates' bias_std was 0 until 2026-12-05).
 @pytest.mark.parametrize("like, seed, scale, digests", [
     ("music2movie", 0, 0.002, ("612a5e1829cc46c6", "4adcd0cd62d56990")),
     ("book2music", 5, 0.001, ("ebb9cb940756e3ad", "4c6473743344f7c4")),
     ("music2movie", 1, 1e-6, ("c862bdfa82d6cfad", "9d67a814edf9aff1")),
 ])
 def test_default_knobs_give_the_frames_of_before(like, seed, scale, digests):
-  src, tgt, info = make_synthetic_cdr(seed, like=like, scale=scale)
+  src, tgt, info = make_synthetic_cdr(seed, like=like, scale=scale, bias_std=0.0)
   assert (_digest(src), _digest(tgt)) == digests
   assert info["mean_rating"] == 3.6 and info["signal"] == 1.0 and info["bias_std"] == 0.0
   assert info["tail"] == 1.0 and info["density"] == 1.0
+  # The default plants biases (same users and items, other ratings).
+  d_src, d_tgt, d_info = make_synthetic_cdr(seed, like=like, scale=scale)
+  assert d_info["bias_std"] == 0.5
+  pd.testing.assert_frame_equal(d_src[["user", "item"]], src[["user", "item"]])
 
 
 def test_rating_knobs_keep_users_and_items_and_are_recorded():

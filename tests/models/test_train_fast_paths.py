@@ -116,9 +116,9 @@ def test_deferred_adam_trains_as_dense_adam_on_minibatches(name, offsets):
                              jax.random.key(0))
   deferred = train.train_scorer(sc, dom, train.TrainConfig(optimizer="deferred_adam",
                                                            **base), jax.random.key(0))
-  # Float32 rounding differs between the two (the closed form sums an idle row's drift
-  # in one step); lr 0.05 amplifies it over the epochs, so the first epoch is held
-  # tighter than the rest.
+  # The two differ by float32 rounding (an idle row's drift is summed in one step) and
+  # the idle-step eps (deferred_adam's docstring); lr 0.05 amplifies that over the
+  # epochs, so the first epoch is held tighter than the rest.
   np.testing.assert_allclose(deferred.curve[:, 0], dense.curve[:, 0], rtol=5e-5)
   np.testing.assert_allclose(deferred.curve, dense.curve, rtol=1e-3)
   assert (deferred.lr, deferred.epoch) == (dense.lr, dense.epoch)
@@ -349,3 +349,20 @@ def test_bad_fast_path_settings():
     train.TrainConfig(patience=0)
   with pytest.raises(ValueError, match="early_stop"):
     train.TrainConfig(early_stop="never")
+
+
+def test_auto_optimizer_takes_deferred_adam_for_large_tables_only():
+  from pfcdr_jax.models.train_config import AUTO_DEFERRED_BATCHES, resolve_optimizer
+  bs = 4096
+  assert resolve_optimizer("auto", AUTO_DEFERRED_BATCHES * bs, bs) == "adam"
+  assert resolve_optimizer("auto", AUTO_DEFERRED_BATCHES * bs + 1, bs) == "deferred_adam"
+  assert resolve_optimizer("lazy_adam", 10, bs) == "lazy_adam"
+  assert resolve_optimizer("adam", 10**7, bs) == "adam"
+  # The planted test domain is small: "auto" trains it exactly as dense Adam.
+  dom = _planted()
+  base = dict(lrs=(0.01,), epochs=2, batch_size=16, heldout_fraction=0.1, shuffle="host")
+  sc = scorers.get_scorer("mf")
+  auto = train.train_scorer(sc, dom, train.TrainConfig(**base), jax.random.key(0))
+  dense = train.train_scorer(sc, dom, train.TrainConfig(optimizer="adam", **base),
+                             jax.random.key(0))
+  np.testing.assert_array_equal(auto.curve, dense.curve)
