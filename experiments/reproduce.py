@@ -271,6 +271,14 @@ TARGETS: dict[str, Target] = {
          f"{RESULTS}/table1_synthetic_music2movie_scale1_signal_seeds.json"),
         "13 min", False,
         "music2movie-size synthetic data with the planted biases: a signal to transfer"),
+    "pretrain_adam_vs_auto_music2movie": Target(
+        (f"{M2M1} --optimizer=adam --workdir=runs/table1/m2m_s1_signal_adam",
+         f"{M2M1} --workdir=runs/table1/m2m_s1_signal",
+         "python experiments/compare_pretrain.py --a=runs/table1/m2m_s1_signal_adam "
+         f"--b=runs/table1/m2m_s1_signal --out={RESULTS}/pretrain_adam_vs_auto_music2movie_scale1.json"),
+        (f"{RESULTS}/pretrain_adam_vs_auto_music2movie_scale1.json",),
+        "24 + 13 min (the second is table1_synthetic_music2movie_signal's run)", False,
+        "dense vs deferred Adam (auto) at music2movie size, 10 seeds paired"),
     "bench_pretrain": Target(
         ("python experiments/bench_pretrain.py --like=music2movie --scales=0.3,1,3 --epochs=2 "
          f"--out={RESULTS}/bench_pretrain_music2movie.json",
