@@ -279,6 +279,11 @@ TARGETS: dict[str, Target] = {
         (f"{RESULTS}/pretrain_adam_vs_auto_music2movie_scale1.json",),
         "24 + 13 min (the second is table1_synthetic_music2movie_signal's run)", False,
         "dense vs deferred Adam (auto) at music2movie size, 10 seeds paired"),
+    "bench_scaling": Target(
+        ("python experiments/bench_scaling.py --like=music2movie --scales=0.3,1,3 "
+         f"--also=book2movie:1 --out={RESULTS}/bench_scaling_music2movie.json",),
+        (f"{RESULTS}/bench_scaling_music2movie.json",), "16 min", False,
+        "the main job at 0.3 / 1 / 3 x music2movie and at book2movie size, cold XLA cache"),
     "bench_pretrain": Target(
         ("python experiments/bench_pretrain.py --like=music2movie --scales=0.3,1,3 --epochs=2 "
          f"--out={RESULTS}/bench_pretrain_music2movie.json",
