@@ -206,3 +206,25 @@ def test_topk_paths_script_times_three_paths_and_checks_bad_ks(tmp_path):
   bad = subprocess.run([sys.executable, script, "--ks=x", f"--out={out}"],
                        capture_output=True, text=True, timeout=300, env=env)
   assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: --ks")
+
+
+def test_bench_pretrain_writes_both_optimizers_on_one_trajectory(tmp_path):
+  # Tiny sizes (the dense path is faster there; no timing is asserted): the script runs
+  # end to end, and the two optimizers' held-out MSE after the timed epoch agree.
+  out = tmp_path / "bench_pretrain.json"
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "experiments" / "bench_pretrain.py"),
+       "--scales=0.003,0.01", "--epochs=1", f"--out={out}"],
+      cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  res = json.loads(out.read_text())
+  assert [r["scale"] for r in res["rows"]] == [0.003, 0.01]
+  for row in res["rows"]:
+    assert row["ratings"] > 0 and row["adam"]["epoch_s"] > 0
+    np.testing.assert_allclose(row["deferred_adam"]["heldout_mse"],
+                               row["adam"]["heldout_mse"], rtol=1e-3)
+  assert set(res["exponents"]["0.003->0.01"]) == {"adam", "deferred_adam"}
+  bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "bench_pretrain.py"),
+                        "--optimizers=sgd"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+  assert bad.returncode != 0 and "unknown ['sgd']" in bad.stderr
