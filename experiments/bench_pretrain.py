@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -40,7 +41,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("like", "music2movie", "Synthetic template of the sizes.")
 flags.DEFINE_list("scales", ["0.3", "1"], "Multipliers of the template's counts.")
 flags.DEFINE_list("optimizers", ["adam", "deferred_adam"], "Optimizers compared.")
-flags.DEFINE_string("model", "mf", "Base model (mf, gmf, dnn).")
+flags.DEFINE_enum("model", "mf", ["mf", "gmf", "dnn"], "Base model.")
 flags.DEFINE_integer("epochs", 1, "Timed epochs per optimizer (after one compile epoch).",
                      lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the data and the init.")
@@ -94,6 +95,10 @@ def main(argv):
     sys.exit(f"error: --scales must be numbers, got {FLAGS.scales}")
   if any(not s > 0 for s in scales):
     sys.exit(f"error: --scales must be > 0, got {FLAGS.scales}")
+  if FLAGS.like not in synthetic.TEMPLATES:
+    sys.exit(f"error: --like={FLAGS.like}: expected one of {sorted(synthetic.TEMPLATES)}")
+  if FLAGS.out and not os.path.isdir(os.path.dirname(os.path.abspath(FLAGS.out))):
+    sys.exit(f"error: --out={FLAGS.out}: its directory does not exist")
   unknown = set(FLAGS.optimizers) - set(train.OPTIMIZERS)
   if unknown:
     sys.exit(f"error: --optimizers: unknown {sorted(unknown)}; expected {train.OPTIMIZERS}")

@@ -22,6 +22,7 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
 from benchmarks import pipeline as benchmarks_pipeline  # pylint: disable=g-import-not-at-top
+from pfcdr_jax.data import synthetic  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("like", "music2movie", "Template of the scaled runs.")
@@ -39,6 +40,12 @@ def _parse() -> tuple[list[float], list[tuple[str, float]]]:
                      f"{FLAGS.scales} / {FLAGS.also}") from None
   if any(s <= 0 for s in scales + [s for _, s in also]):
     raise ValueError("every scale must be > 0")
+  for like in [FLAGS.like] + [like for like, _ in also]:
+    if like not in synthetic.TEMPLATES:
+      raise ValueError(f"unknown template {like!r}; expected one of "
+                       f"{sorted(synthetic.TEMPLATES)}")
+  if not os.path.isdir(os.path.dirname(os.path.abspath(FLAGS.out))):
+    raise ValueError(f"--out={FLAGS.out}: its directory does not exist")
   return scales, also
 
 

@@ -288,9 +288,12 @@ TARGETS: dict[str, Target] = {
         ("python experiments/bench_pretrain.py --like=music2movie --scales=0.3,1,3 --epochs=2 "
          f"--out={RESULTS}/bench_pretrain_music2movie.json",
          "python experiments/bench_pretrain.py --like=book2movie --scales=1 --epochs=1 "
-         f"--out={RESULTS}/bench_pretrain_book2movie.json"),
-        (f"{RESULTS}/bench_pretrain_music2movie.json", f"{RESULTS}/bench_pretrain_book2movie.json"),
-        "3 + 9 min", False, "one pretraining epoch, dense vs deferred Adam, side by side"),
+         f"--out={RESULTS}/bench_pretrain_book2movie.json",
+         "python experiments/bench_pretrain.py --like=music2movie --scales=0.3,0.5,0.7 "
+         f"--epochs=2 --out={RESULTS}/bench_pretrain_breakeven.json"),
+        (f"{RESULTS}/bench_pretrain_music2movie.json", f"{RESULTS}/bench_pretrain_book2movie.json",
+         f"{RESULTS}/bench_pretrain_breakeven.json"),
+        "3 + 9 + 1 min", False, "one pretraining epoch, dense vs deferred Adam, side by side"),
     "bench_music2movie": Target(
         ("python experiments/bench.py --like=music2movie --scale=1.0 --scaling=0.1,0.3,1 "
          "--out=runs/bench_scale1.json",

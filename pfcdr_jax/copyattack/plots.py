@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pfcdr_jax.copyattack import runner
 from pfcdr_jax.infra import figures
 
 plt = figures.pyplot()
@@ -111,12 +112,8 @@ def plot_training_curves(curves: dict, path: Path,
   """
   fig, ax = plt.subplots(figsize=(6, 3.5))
   for name, c in curves.items():
-    runs = (per_seed or {}).get(name, [])
     # Seeds stopped by the plateau rule end early: NaN past their end.
-    seeds = np.full((len(runs), max((len(r) for r in runs), default=0)),
-                    np.nan)
-    for j, r in enumerate(runs):
-      seeds[j, :len(r)] = r
+    seeds = runner.pad_curves((per_seed or {}).get(name, []))
     if len(seeds) > 1 and seeds.shape[1] >= smooth:
       kernel = np.ones(smooth) / smooth
       sm = np.stack([np.convolve(x, kernel, mode="valid") for x in seeds])

@@ -150,14 +150,20 @@ def _run_curve(curve) -> list:
   return c[:ran[-1] + 1 if ran.size else 0].tolist()
 
 
+def pad_curves(curves: list) -> np.ndarray:
+  """float[len(curves), longest]: curves of possibly different lengths (a
+  plateau stop ends one early), NaN past each one's end."""
+  padded = np.full((len(curves), max((len(c) for c in curves), default=0)),
+                   np.nan)
+  for j, c in enumerate(curves):
+    padded[j, :len(c)] = c
+  return padded
+
+
 def mean_curve(curves: list) -> list:
   """Mean over curves of possibly different lengths, at each update over
   the curves that reach it."""
-  n = max(len(c) for c in curves)
-  padded = np.full((len(curves), n), np.nan)
-  for j, c in enumerate(curves):
-    padded[j, :len(c)] = c
-  return np.nanmean(padded, 0).tolist()
+  return np.nanmean(pad_curves(curves), 0).tolist()
 
 
 def _trial_counts(n: int) -> list[int]:

@@ -107,8 +107,8 @@ def _counts(source: pd.DataFrame, target: pd.DataFrame) -> dict:
   counts = {label: {"users": int(df["user"].nunique()), "items": int(df["item"].nunique()),
                     "ratings": int(len(df))}
             for label, df in (("source", source), ("target", target))}
-  # Index intersection (a hash join): a Python set built by iterating the column cost
-  # ~2.5 s at music2movie size.
+  # Index intersection (a hash join), not a Python set built by iterating the column
+  # row by row.
   counts["n_overlap"] = len(pd.Index(source["user"].unique()).intersection(
       pd.Index(target["user"].unique())))
   return counts

@@ -78,9 +78,9 @@ class TrainConfig:
 
 OPTIMIZERS = ("auto", "adam", "deferred_adam", "lazy_adam")
 # "auto" picks deferred Adam above this many minibatches' worth of table rows: on 2 CPU
-# cores the two break even near 17 x 4096 rows (experiments/bench_pretrain.py, music2movie
-# sizes at scales 0.3 / 0.5 / 0.7: dense 0.28 / 0.72 / 1.37 s an epoch, deferred
-# 0.39 / 0.71 / 1.01).
+# cores the two break even between 42k and 70k rows, 10-17 x 4096
+# (docs/results/bench_pretrain_breakeven.json: music2movie sizes at scales 0.3 / 0.5 /
+# 0.7, dense 0.30 / 1.23 / 2.39 s an epoch, deferred 0.38 / 0.99 / 1.51).
 AUTO_DEFERRED_BATCHES = 16
 
 
