@@ -4,6 +4,7 @@ defined at import, :func:`pfcdr_config` (precedence, flag -> path: ``configs/pfc
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from typing import Any, Callable
@@ -13,6 +14,7 @@ from absl import app, flags
 from configs import flag_paths
 from configs import pfcdr as presets
 from pfcdr_jax.harness import comparison
+from pfcdr_jax.harness import contrasts as contrasts_lib
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.pfcdr import inversion_objective
 from pfcdr_jax.infra import progress
@@ -116,6 +118,22 @@ def define_sweep_flags(*, default_workdir: str) -> None:
   flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache shared by all cells.")
   flags.DEFINE_enum("seed_stack", "auto", list(comparison.SEED_STACK_MODES), "Pretrain "
                     "unfinished seeds as one vmapped stack (auto: on an accelerator only).")
+
+
+def define_contrast_flags() -> None:
+  """--contrasts: the file of planned contrasts the tables test and Holm-correct."""
+  flags.DEFINE_string("contrasts", str(presets.PLANNED_CONTRASTS), "JSON file of the "
+                      "planned contrasts (pairs of methods declared before the runs; "
+                      "default: experiments/configs/planned_contrasts.json).")
+
+
+def planned_contrasts() -> contrasts_lib.PlannedContrasts:
+  """The --contrasts file, read and checked (shown relative to the repository)."""
+  path = os.path.abspath(FLAGS.contrasts)
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  inside = os.path.commonpath([path, root]) == root
+  return contrasts_lib.load_contrasts(
+      path, shown_as=os.path.relpath(path, root) if inside else FLAGS.contrasts)
 
 
 def pfcdr_config(task: str | None = None, *, baselines: tuple[str, ...] = (),

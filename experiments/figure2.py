@@ -4,7 +4,8 @@ r"""Regenerates the paper's Figure 2: PFCDR and baselines on MF / GMF / YouTube-
   python experiments/figure2.py --quick                             # 1 seed, minutes
 
 One cell per base model x seed at --beta (cells and stage cache shared with
-table1.py). Writes <workdir>/figure2.md, figure2.csv and figure2.png.
+table1.py). Writes <workdir>/figure2.md, figure2.csv and figure2.png; the planned
+contrasts come from --contrasts, as in table1.py.
 """
 
 import os
@@ -26,6 +27,7 @@ cli.define_data_flags()
 cli.define_pretrain_flags(base_model=False)
 cli.define_method_flags()
 cli.define_sweep_flags(default_workdir="runs/figure2/<task>")
+cli.define_contrast_flags()
 flags.DEFINE_float("beta", 0.2, "Cold-start fraction (the paper uses 0.2).")
 flags.DEFINE_list("base_models", list(BASE_MODELS), "Base models to run (a subset of "
                   "mf,gmf,dnn; e.g. dnn alone to refresh its cells).")
@@ -34,6 +36,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
+  planned = cli.planned_contrasts()   # a bad file fails here, before any run
   task, quick, beta = FLAGS.task, FLAGS.quick, FLAGS.beta
   cfg = cli.pfcdr_config(baselines=EXTRA)
   num_seeds = 1 if quick and not FLAGS["num_seeds"].present else FLAGS.num_seeds
@@ -45,7 +48,7 @@ def main(argv):
   cells = cells_lib.make_cells((task,), (beta,), models, num_seeds)
   dirs = comparison.run_cells(cfg, cells, os.path.join(root, "cells"),
                               seed_stack=comparison.use_seed_stack(FLAGS.seed_stack))
-  rows = summary.summarize(dirs)
+  rows = summary.summarize(dirs, contrasts=planned.pairs)
   notes = ["All three scorers predict user_repr(u) . V[j], linear in the inversion weights "
            "b; PTUPCDR and PriCDR-S use the scorer's user representation "
            "(GMF: h * U, YouTube-DNN: tower output). EMCDR maps the YouTube-DNN "
@@ -58,7 +61,7 @@ def main(argv):
   md, csv = tables.write_table(
       rows, root, stem="figure2", command=cli.command_line(), row_label="base_model",
       title=f"Figure 2 (reproduction): base models at beta = {beta:g}",
-      selected=summary.selected_settings(dirs), notes=notes)
+      selected=summary.selected_settings(dirs), notes=notes, planned=planned)
   png = plots.plot_base_models(
       rows, os.path.join(root, "figure2.png"),
       methods=("PriCDR-S", "EMCDR", "PTUPCDR", "PFCDR")

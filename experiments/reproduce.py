@@ -57,6 +57,12 @@ def _seeds(workdir: str, out: str) -> str:
   return f"python experiments/reproduce.py --collect=seeds --src={workdir} --out={RESULTS}/{out}"
 
 
+def _long(stem: str) -> str:
+  """The long per-seed CSV (task,beta,method,seed,metric,value) of ``<stem>_seeds.json``."""
+  return (f"python experiments/long_csv.py --seeds={RESULTS}/{stem}_seeds.json "
+          f"--out={RESULTS}/{stem}_long.csv")
+
+
 C2D_B02 = "python experiments/table1.py --task=comedy2drama --betas=0.2 --num_seeds=10"
 M2M1 = ("python experiments/table1.py --task=synthetic --like=music2movie --scale=1.0 "
         "--betas=0.2 --num_seeds=10 --baselines=")
@@ -99,9 +105,10 @@ TARGETS: dict[str, Target] = {
         ("python experiments/table1.py --task=comedy2drama --num_seeds=10 --method=pfcdr_plus "
          "--cache_dir=runs/cache_c2d --workdir=runs/table1/comedy2drama",)
         + _table1_copy("runs/table1/comedy2drama", "table1_comedy2drama")
-        + (_seeds("runs/table1/comedy2drama", "table1_comedy2drama_seeds.json"),),
+        + (_seeds("runs/table1/comedy2drama", "table1_comedy2drama_seeds.json"),
+           _long("table1_comedy2drama")),
         (f"{RESULTS}/table1_comedy2drama.md", f"{RESULTS}/table1_comedy2drama.csv",
-         f"{RESULTS}/table1_comedy2drama_seeds.json"),
+         f"{RESULTS}/table1_comedy2drama_seeds.json", f"{RESULTS}/table1_comedy2drama_long.csv"),
         "about 40 min per beta (beta = 0.5 and 0.8 ran side by side in 53 min, loaded)", False,
         "every registry method, 3 betas x 10 seeds; the committed table joins the cells of "
         "table1_comedy2drama_b02 (beta = 0.2) with beta = 0.5 / 0.8 run in their own workdirs"),
@@ -109,9 +116,11 @@ TARGETS: dict[str, Target] = {
         (f"{C2D_B02} --method=pfcdr_plus --cache_dir=runs/cache_c2d "
          "--workdir=runs/table1/comedy2drama_b02",)
         + _table1_copy("runs/table1/comedy2drama_b02", "table1_comedy2drama_b0.2")
-        + (_seeds("runs/table1/comedy2drama_b02", "table1_comedy2drama_b0.2_seeds.json"),),
+        + (_seeds("runs/table1/comedy2drama_b02", "table1_comedy2drama_b0.2_seeds.json"),
+           _long("table1_comedy2drama_b0.2")),
         (f"{RESULTS}/table1_comedy2drama_b0.2.md", f"{RESULTS}/table1_comedy2drama_b0.2.csv",
-         f"{RESULTS}/table1_comedy2drama_b0.2_seeds.json"),
+         f"{RESULTS}/table1_comedy2drama_b0.2_seeds.json",
+         f"{RESULTS}/table1_comedy2drama_b0.2_long.csv"),
         "39 min", False, "every registry method at beta = 0.2 with the current defaults"),
     "offsets_bias_vs_none": Target(
         (f"{C2D_B02} --baselines=TGT,PTUPCDR --method=pfcdr_plus --offsets=bias --grid_extend=2 "
@@ -122,11 +131,13 @@ TARGETS: dict[str, Target] = {
         + _table1_copy("runs/table1/c2d_none", "table1_comedy2drama_b0.2_main_offsets_none")
         + (_seeds("runs/table1/c2d_bias", "table1_comedy2drama_b0.2_main_offsets_bias_seeds.json"),
            _seeds("runs/table1/c2d_none", "table1_comedy2drama_b0.2_main_offsets_none_seeds.json"),
+           _long("table1_comedy2drama_b0.2_main_offsets_bias"),
+           _long("table1_comedy2drama_b0.2_main_offsets_none"),
            "python experiments/reproduce.py --collect=by_method --a=runs/table1/c2d_none "
            f"--b=runs/table1/c2d_bias --methods={OFFSETS_METHODS} "
            f"--out={RESULTS}/offsets_bias_vs_none_comedy2drama.json"),
         tuple(f"{RESULTS}/table1_comedy2drama_b0.2_main_offsets_{o}{ext}"
-              for o in ("bias", "none") for ext in (".md", ".csv", "_seeds.json"))
+              for o in ("bias", "none") for ext in (".md", ".csv", "_seeds.json", "_long.csv"))
         + (f"{RESULTS}/offsets_bias_vs_none_comedy2drama.json",),
         "not recorded (pretraining 15-23 s a seed)", False,
         "the rating offsets against the paper's bare product, paired over 10 seeds"),
@@ -150,9 +161,11 @@ TARGETS: dict[str, Target] = {
          "--num_seeds=5 --method=pfcdr_plus --baselines=PTUPCDR,FedCDR "
          "--workdir=runs/table1/sparse --cache_dir=runs/cache_sparse",)
         + _table1_copy("runs/table1/sparse", "table1_synthetic_sparse")
-        + (_seeds("runs/table1/sparse", "table1_synthetic_sparse_seeds.json"),),
+        + (_seeds("runs/table1/sparse", "table1_synthetic_sparse_seeds.json"),
+           _long("table1_synthetic_sparse")),
         (f"{RESULTS}/table1_synthetic_sparse.md", f"{RESULTS}/table1_synthetic_sparse.csv",
-         f"{RESULTS}/table1_synthetic_sparse_seeds.json"),
+         f"{RESULTS}/table1_synthetic_sparse_seeds.json",
+         f"{RESULTS}/table1_synthetic_sparse_long.csv"),
         "not recorded", False, "the reported sparse pair's shape, synthetic, 5 seeds"),
     "checks_sparse_and_planted": Target(
         tuple(f"{cmd} --workdir=runs/checks/{name}" for name, cmd in CHECK_RUNS.items())
@@ -264,11 +277,13 @@ TARGETS: dict[str, Target] = {
     "table1_synthetic_music2movie_signal": Target(
         (f"{M2M1} --workdir=runs/table1/m2m_s1_signal",
          _seeds("runs/table1/m2m_s1_signal",
-                "table1_synthetic_music2movie_scale1_signal_seeds.json"))
+                "table1_synthetic_music2movie_scale1_signal_seeds.json"),
+         _long("table1_synthetic_music2movie_scale1_signal"))
         + _table1_copy("runs/table1/m2m_s1_signal", "table1_synthetic_music2movie_scale1_signal"),
         (f"{RESULTS}/table1_synthetic_music2movie_scale1_signal.md",
          f"{RESULTS}/table1_synthetic_music2movie_scale1_signal.csv",
-         f"{RESULTS}/table1_synthetic_music2movie_scale1_signal_seeds.json"),
+         f"{RESULTS}/table1_synthetic_music2movie_scale1_signal_seeds.json",
+         f"{RESULTS}/table1_synthetic_music2movie_scale1_signal_long.csv"),
         "13 min", False,
         "music2movie-size synthetic data with the planted biases: a signal to transfer"),
     "pretrain_adam_vs_auto_music2movie": Target(

@@ -6,6 +6,8 @@ presets, then the flags given on the command line (``experiments/cli.py``), so a
 that is set always wins and a preset beats a flag's default.
 """
 
+import pathlib
+
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.pfcdr import method
 from pfcdr_jax.baselines import registry
@@ -55,6 +57,10 @@ QUICK = {"pretrain.epochs": 10, "pretrain.lrs": (0.005, 0.01), "bridge.epochs": 
 
 # The tasks of `table1.py --all`: the paper's three Amazon tasks and comedy2drama.
 ALL_TASKS = ("book2movie", "book2music", "music2movie", "comedy2drama")
+
+# The planned contrasts of the tables (table1.py, figure2.py; --contrasts overrides it):
+# the method pairs tested over seeds, declared before the runs (contrasts.load_contrasts).
+PLANNED_CONTRASTS = pathlib.Path(__file__).resolve().with_name("planned_contrasts.json")
 
 
 def preset(task: str, quick: bool = False) -> dict:

@@ -25,7 +25,12 @@ rating-level, classic mechanism); :data:`NAMES` lists the default set,
 from __future__ import annotations
 
 import re
+import zlib
 from typing import Any, Callable, NamedTuple
+
+import jax
+
+from pfcdr_jax.privacy import mechanisms
 
 from pfcdr_jax.baselines.runners import (
     _run_bias_floor, _run_cmf, _run_dp_emcdr, _run_emcdr, _run_fedcdr, _run_global_mean,
@@ -38,6 +43,33 @@ DP_DELTA = 1e-5
 # Part of every baseline's stage-cache key (pipeline.run_pfcdr): bump it when a change
 # to a baseline's code changes its predictions, so cached predictions are not reused.
 CACHE_VERSION = 2
+
+# Per-method versions, for a change that moves one method's predictions only (keys of
+# the other methods stay as they were): (base name, option that must be present) -> v.
+# PFCDR+(eps) v1: fresh Laplace noise per epsilon (plus/release.epsilon_stream).
+# v1 of every name with a budget: fresh noise per epsilon (method_key; for PFCDR+ also
+# plus/release.epsilon_stream). Before it, one draw was rescaled across budgets.
+METHOD_VERSIONS = {(base, "eps"): 1 for base in
+                   ("PFCDR+", "DP-EMCDR", "PFCDR-DP", "PF2CDR", "PPGenCDR", "FedCDR",
+                    "PriCDR-S")}
+
+
+def method_key(key: jax.Array, base: str, options: dict) -> jax.Array:
+  """The PRNG key of method `base` with `options` under a run's baseline key.
+
+  ``fold_in(key, crc32(base))``, then, for a name with a budget ``eps``, folded with
+  ``mechanisms.epsilon_word(eps)``: fresh noise at every budget (issue 29).
+  """
+  k = jax.random.fold_in(key, zlib.crc32(base.encode()) & 0x7FFFFFFF)
+  if "eps" in options:
+    k = jax.random.fold_in(k, mechanisms.epsilon_word(float(options["eps"])))
+  return k
+
+
+def method_version(base: str, options: dict) -> int:
+  """The per-method cache version of a parsed name (0 when none applies)."""
+  return max((v for (b, opt), v in METHOD_VERSIONS.items()
+              if b == base and (opt is None or opt in options)), default=0)
 
 # The Table 1 methods beyond those every run reports (config.MAIN_BASELINES).
 NAMES = ("LightGCN", "CMF", "SSCDR", "PTUPCDR",
@@ -170,6 +202,10 @@ ENTRIES: dict[str, Entry] = {
                        {"clip": True}, "shrinkage=10"),
     # Ours: one grid point here; method_plus selects its settings itself.
     "PFCDR+": Entry(_run_pfcdr_plus, reads=("inversion", "bridge")),
+    # Ours, sending exactly what PFCDR sends (the prototypes, no user statistic): PFCDR+
+    # with its offset and crowd scalars off (issue 29's prototype-only method).
+    "PFCDR-Bilinear": Entry(_run_pfcdr_plus, defaults={"use_offset": False, "crowd": False},
+                            reads=("inversion", "bridge")),
     # Federated CDR simulated in rounds (baselines/fedcdr.py); no DP unless eps is given
     # ("FedCDR(eps=1,clip_norm=...)").
     "FedCDR": Entry(_run_fedcdr, ({"lr": 0.01}, {"lr": 0.02}, {"lr": 0.005}),

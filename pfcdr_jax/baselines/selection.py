@@ -14,21 +14,19 @@ on purpose: a Table-1 cell must stay at a few minutes on 2 CPU cores.
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import jax
 import numpy as np
 
 from pfcdr_jax.baselines.context import BaselineContext
-from pfcdr_jax.baselines.registry import ENTRIES, parse_name
+from pfcdr_jax.baselines.registry import ENTRIES, method_key, parse_name
 
 
-def _key_for(ctx: BaselineContext, base: str) -> jax.Array:
+def _key_for(ctx: BaselineContext, base: str, options: dict) -> jax.Array:
   if ENTRIES[base].key == "emcdr":
     return ctx.emcdr_key
-  # crc32, not hash(): Python's str hash is salted per process.
-  return jax.random.fold_in(ctx.key, zlib.crc32(base.encode()) & 0x7FFFFFFF)
+  return method_key(ctx.key, base, options)   # crc32 of the name, and of eps if any
 
 
 def selection_grid(name: str) -> tuple[dict[str, Any], ...]:
@@ -70,7 +68,7 @@ def fit_predict_val(name: str, ctx: BaselineContext
   Raises:
     ValueError: unknown name, or a grid of several points without validation ratings.
   """
-  base, _ = parse_name(name)
+  base, options = parse_name(name)
   grid = selection_grid(name)
   val, test = ctx.data.target_val, ctx.data.target_test
   if len(grid) > 1 and val.rating.size == 0:
@@ -79,7 +77,7 @@ def fit_predict_val(name: str, ctx: BaselineContext
   n_val = val.rating.size
   pairs = (np.concatenate([val.user, test.user]).astype(np.int32),
            np.concatenate([val.item, test.item]).astype(np.int32))
-  key = _key_for(ctx, base)
+  key = _key_for(ctx, base, options)
   runner = ENTRIES[base].runner
   best = None
   tried = []

@@ -28,11 +28,13 @@ def prototype_cache_key(cfg: PFCDRConfig, data_hash: str, name: str) -> str:
 
 
 def baseline_cache_key(cfg: PFCDRConfig, data_hash: str, name: str) -> str:
-  base, _ = registry.parse_name(name)
+  base, options = registry.parse_name(name)
   reads = {r: config_lib.content(getattr(cfg, r)) for r in registry.ENTRIES[base].reads}
-  return cache_lib.stable_hash(data_hash, "baseline", name, selection.selection_grid(name),
-                               registry.CACHE_VERSION, config_lib.content(cfg.pretrain),
-                               cfg.seed, reads)
+  parts = (data_hash, "baseline", name, selection.selection_grid(name),
+           registry.CACHE_VERSION, config_lib.content(cfg.pretrain), cfg.seed, reads)
+  version = registry.method_version(base, options)
+  return cache_lib.stable_hash(*parts, ("method_version", version)) if version else \
+      cache_lib.stable_hash(*parts)
 
 
 def stage_cache(cfg: PFCDRConfig, workdir: str | Path) -> cache_lib.StageCache:

@@ -14,6 +14,9 @@ their test ratings), pooling the (seed, user) pairs of all seeds as if independe
 Users of one seed share a split and models, so its p-values overstate the evidence
 (p = 1e-88 with 10 seeds); it is kept because it shows the per-user picture (median
 difference, share of users won).
+
+Multiplicity: :func:`holm` adjusts a family of p-values (Holm's step-down method); the
+tables apply it to all the planned contrasts they report (``contrasts.adjust``).
 """
 
 from __future__ import annotations
@@ -141,3 +144,34 @@ def seed_test(metric_a: Sequence[float], metric_b: Sequence[float], method_a: st
   w = stats.wilcoxon(a, b)
   return SeedTest(t_stat=float(t.statistic), p_ttest=float(t.pvalue),
                   p_wilcoxon=float(w.pvalue), **base)
+
+
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+  """Holm's step-down adjustment of a family of p-values (family-wise error control).
+
+  With the m non-nan p-values sorted ascending, p_(1) <= ... <= p_(m), the adjusted
+  value of p_(i) is ``min(1, max_{j <= i} (m - j + 1) p_(j))``: never below the raw
+  p-value and in the same order. Rejecting where the adjusted value is < alpha is
+  Holm's procedure at level alpha.
+
+  Args:
+    pvalues: float[m'] raw p-values; nan entries (no test) stay nan and are not part
+      of the family (m counts the others).
+
+  Returns:
+    float64[m'] the adjusted p-values, in the input's order.
+  """
+  p = np.asarray(pvalues, np.float64)
+  if p.ndim != 1:
+    raise ValueError(f"need a 1-D sequence of p-values, got shape {p.shape}")
+  if np.any((p < 0) | (p > 1)):
+    raise ValueError(f"p-values must lie in [0, 1], got {p[(p < 0) | (p > 1)]}")
+  out = np.full(p.shape, np.nan)
+  idx = np.flatnonzero(~np.isnan(p))
+  m = idx.size
+  if m == 0:
+    return out
+  order = idx[np.argsort(p[idx], kind="stable")]
+  scaled = (m - np.arange(m)) * p[order]
+  out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+  return out

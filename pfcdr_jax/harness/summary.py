@@ -3,7 +3,9 @@
 :func:`summarize` turns finished cells into one :class:`Row` per (task, beta, base
 model, metric): mean +- sample std (ddof=1) over seeds of each method's MAE / RMSE, the
 best and second-best method, and paired tests (``significance``) of PFCDR against the
-best other method (by mean) and of the planned :data:`CONTRASTS`.
+best other method (by mean) and of the planned contrasts passed in (declared in a
+committed file, ``contrasts.load_contrasts``). Each row keeps the per-seed values the
+mean and the tests were computed from (``Row.per_seed``).
 
 Floors (GlobalMean, ItemMean, SourceUserMean, BiasFloor) take part in the ranking and
 in "best other": a method that does not beat them transfers nothing.
@@ -41,20 +43,12 @@ log = logging.getLogger(__name__)
 
 FLOORS = sanity_lib.FLOOR_METHODS   # GlobalMean, ItemMean, SourceUserMean, BiasFloor
 METRICS = ("mae", "rmse")
-# Planned contrasts (a, b): tested over seeds in every row that has both methods, fixed
-# before the runs (PFCDR+ and PFCDR each against the strongest baseline, PTUPCDR, and the
-# floor, BiasFloor), so no "best other" is picked after seeing the numbers.
-CONTRASTS = (("PFCDR+", "PTUPCDR"), ("PFCDR+", "BiasFloor"), ("PFCDR", "PTUPCDR"),
-             ("PFCDR", "BiasFloor"),
-             # PFCDR+ with per-rating DP scalars (fixed before its 10-seed runs).
-             ("PFCDR+(eps=1)", "PTUPCDR"), ("PFCDR+(eps=1)", "BiasFloor"),
-             ("PFCDR+(eps=5)", "PTUPCDR"), ("PFCDR+(eps=5)", "BiasFloor"))
 # Column groups of the paper's Table 1 (display names; DP-EMCDR(eps=..) by prefix).
 GROUPS = (
     ("SDR", ("TGT", "LightGCN")),
     ("CDR with user-sensitive data", ("CMF", "EMCDR", "SSCDR", "PTUPCDR")),
     ("Privacy-preserving CDR", ("DP-EMCDR", "PriCDR-S", "FedCDR", "PF2CDR", "PPGenCDR",
-                                "PFCDR-DP", "PFCDR", "PFCDR+")),
+                                "PFCDR-DP", "PFCDR", "PFCDR+", "PFCDR-Bilinear")),
     ("Floors", FLOORS),
 )
 
@@ -108,8 +102,10 @@ class Row:
   test_nonfloor: PairedTest | None  # pooled per-user test, vs the best other non-floor method
   seed_test: SeedTest | None = None           # over seeds, PFCDR vs the best other method
   seed_test_nonfloor: SeedTest | None = None  # over seeds, vs the best other non-floor
-  contrasts: tuple[SeedTest, ...] = ()        # over seeds, the :data:`CONTRASTS` present
+  contrasts: tuple[SeedTest, ...] = ()        # over seeds, the planned pairs present
   sanity: SanitySummary = dataclasses.field(default_factory=SanitySummary)  # the ⚠ marks
+  # method -> float[n_seeds] its metric in each seed, in the order of ``seeds``
+  per_seed: dict[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
   @property
   def star(self) -> str | None:
@@ -139,9 +135,16 @@ def _eps_key(name: str) -> float:
   return registry.parse_name(name)[1].get("eps", -1.0) if "(" in name else -1.0
 
 
-def summarize(workdirs: Sequence[str | Path], *, metrics: Sequence[str] = METRICS
-              ) -> list[Row]:
-  """Aggregates finished cells into table rows (mean +- std, ranks, significance)."""
+def summarize(workdirs: Sequence[str | Path], *, metrics: Sequence[str] = METRICS,
+              contrasts: Sequence[tuple[str, str]] = ()) -> list[Row]:
+  """Aggregates finished cells into table rows (mean +- std, ranks, significance).
+
+  Args:
+    workdirs: finished cells (``cells.load_cell``).
+    metrics: the metrics of the rows.
+    contrasts: planned pairs (a, b), tested over seeds in every row that has both
+      methods, in this order (``contrasts.load_contrasts(...).pairs``).
+  """
   groups: dict[tuple, list[CellResult]] = {}
   for wd in workdirs:
     cr = load_cell(wd)
@@ -172,12 +175,13 @@ def summarize(workdirs: Sequence[str | Path], *, metrics: Sequence[str] = METRIC
           test_nf = test if same else _pooled_test(crs, "PFCDR", nonfloor[0], metric)
           seed_nf = seed if same else seed_test(vals["PFCDR"], vals[nonfloor[0]], "PFCDR",
                                                 nonfloor[0])
-      contrasts = tuple(seed_test(vals[a], vals[b], a, b) for a, b in CONTRASTS
-                        if a in vals and b in vals)
+      tests = tuple(seed_test(vals[a], vals[b], a, b) for a, b in contrasts
+                    if a in vals and b in vals)
       rows.append(Row(task, beta, base_model, metric, len(crs),
                       tuple(c.cell.seed for c in crs), mean, std, ranked[0],
                       ranked[1] if len(ranked) > 1 else None, test, test_nf, seed, seed_nf,
-                      contrasts, sanity))
+                      tests, sanity,
+                      {m: tuple(float(x) for x in v) for m, v in vals.items()}))
   return sorted(rows, key=lambda r: (r.task, r.beta, _model_rank(r.base_model),
                                       METRICS.index(r.metric)))
 

@@ -3,7 +3,8 @@
 Each row of :func:`summary.summarize` becomes one line: mean +- std per method, **bold**
 best, underlined second, ``*`` on the winner of a significant paired test over seeds,
 ``⚠`` on a method that failed its sanity gate; below the table, the significance tests,
-the planned contrasts and the settings chosen on the validation users.
+the planned contrasts (raw and Holm-adjusted p-values, ``contrasts.adjust``) and the
+settings chosen on the validation users.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Sequence
 
 from pfcdr_jax.harness import cache as cache_lib
+from pfcdr_jax.harness import contrasts as contrasts_lib
 from pfcdr_jax.harness.significance import ALPHA
 from pfcdr_jax.harness.significance import SeedTest
-from pfcdr_jax.harness.summary import CONTRASTS
 from pfcdr_jax.harness.summary import FLOORS
 from pfcdr_jax.harness.summary import GROUPS
 from pfcdr_jax.harness.summary import Row
@@ -48,7 +49,8 @@ def _p(x: float) -> str:
 
 def render_markdown(rows: Sequence[Row], *, title: str, command: str,
                     row_label: str = "beta", selected: dict | None = None,
-                    notes: Sequence[str] = ()) -> str:
+                    notes: Sequence[str] = (),
+                    planned: contrasts_lib.PlannedContrasts | None = None) -> str:
   """Markdown table laid out like the paper's Table 1 plus significance and selections.
 
   Args:
@@ -58,6 +60,8 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
     row_label: ``"beta"`` (Table 1: rows task x beta) or ``"base_model"`` (Figure 2).
     selected: from :func:`selected_settings`.
     notes: extra lines printed under the table.
+    planned: the declared contrasts the rows were summarised with (their file and
+      declaration are printed above the contrast table).
   """
   if not rows:
     raise ValueError("no rows to render")
@@ -84,7 +88,7 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
       + [_cell_text(r, m) if m in r.mean else "—" for m in methods] for r in rows))
   lines += _sanity_lines(rows)
   lines += _seed_test_lines(rows, lead[1], row_label)
-  lines += _contrast_lines(rows, lead[1], row_label)
+  lines += _contrast_lines(rows, lead[1], row_label, planned)
   lines += _pooled_test_lines(rows, lead[1], row_label)
   if selected:
     lines += ["", "## Settings chosen on the validation users (count over cells)", ""]
@@ -153,22 +157,44 @@ def _seed_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[st
   return lines + markdown.table(header, body)
 
 
-def _contrast_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str]:
-  """The planned contrasts (:data:`CONTRASTS`), paired over seeds; empty if none ran."""
-  if not any(r.contrasts for r in rows):
+def _contrast_lines(rows: Sequence[Row], label: str, row_label: str,
+                    planned: contrasts_lib.PlannedContrasts | None) -> list[str]:
+  """The planned contrasts, paired over seeds, raw and Holm p-values; empty if none ran."""
+  adjusted = contrasts_lib.adjust(rows)
+  if not adjusted:
     return []
+  n_t, n_w = contrasts_lib.family_size(adjusted)
+  pairs = planned.pairs if planned else _ran_pairs(rows)
+  declared = (f"Declared in `{planned.source}` ({planned.declared}): " if planned
+              else "Planned: ")
+  family = (f"the {n_t} contrast tests with a p-value in this table (every pair above "
+            f"that ran × task × {label.lower()} × metric)"
+            + (f"; the Wilcoxon p-values form a second family of {n_w}" if n_w != n_t
+               else "; the Wilcoxon p-values a second family of the same tests"))
+  holm = (f"Holm p = the p-value adjusted by Holm's step-down method (`significance.holm`) "
+          f"over the family of {family}. Holm p < {ALPHA} holds the family-wise error rate "
+          f"(the chance of one or more false rejections in the family) at {ALPHA}; the raw "
+          "p-values do not." if n_t else "No contrast has a p-value (one seed): nothing to "
+          "adjust.")
   lines = ["", "## Planned contrasts, paired over seeds", "",
-           "Fixed before the runs (not picked by the numbers): "
-           + ", ".join(f"{a} vs {b}" for a, b in CONTRASTS) + ", wherever both ran. "
-           "Δ = mean over seeds of a's metric − b's (negative: a better); a better = seeds "
-           "on which a's metric is lower; tests as above, two-sided.", ""]
-  header = ["Task", label, "Metric", "a", "b", "Δ", "a better", "t-test p", "Wilcoxon p",
-            "a better at p < 0.05"]
+           declared + ", ".join(f"{a} vs {b}" for a, b in pairs) + ", each tested wherever "
+           "both ran. Δ = mean over seeds of a's metric − b's (negative: a better); a better "
+           "= seeds on which a's metric is lower; tests as above, two-sided. " + holm, ""]
+  header = ["Task", label, "Metric", "a", "b", "Δ", "a better", "t-test p", "t-test Holm p",
+            "Wilcoxon p", "Wilcoxon Holm p", f"a better at p < {ALPHA}",
+            f"a better at Holm p < {ALPHA}"]
   return lines + markdown.table(header, (
-      [r.task, _row_key(r, row_label), r.metric.upper(), t.method_a, t.method_b,
-       f"{t.mean_diff:+.4f}", f"{t.n_a_better}/{t.n_seeds}", _p(t.p_ttest), _p(t.p_wilcoxon),
-       "yes" if t.significant and t.mean_diff < 0 else "no"]
-      for r in rows for t in r.contrasts))
+      [c.row.task, _row_key(c.row, row_label), c.row.metric.upper(), c.test.method_a,
+       c.test.method_b, f"{c.test.mean_diff:+.4f}", f"{c.test.n_a_better}/{c.test.n_seeds}",
+       _p(c.test.p_ttest), _p(c.p_ttest_holm), _p(c.test.p_wilcoxon), _p(c.p_wilcoxon_holm),
+       "yes" if c.test.significant and c.test.mean_diff < 0 else "no",
+       "yes" if c.a_better_holm else "no"]
+      for c in adjusted))
+
+
+def _ran_pairs(rows: Sequence[Row]) -> list[tuple[str, str]]:
+  """The contrast pairs of `rows`, in the order they first appear."""
+  return list(dict.fromkeys((t.method_a, t.method_b) for r in rows for t in r.contrasts))
 
 
 def _pooled_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[str]:
@@ -203,8 +229,9 @@ def _pooled_test_lines(rows: Sequence[Row], label: str, row_label: str) -> list[
 def render_csv(rows: Sequence[Row]) -> str:
   """Wide CSV: one line per row of the table, mean and std columns per method."""
   methods = column_order(dict.fromkeys(m for r in rows for m in r.mean))
-  contrasts = [(a, b) for a, b in CONTRASTS if any(
-      (t.method_a, t.method_b) == (a, b) for r in rows for t in r.contrasts)]
+  contrasts = _ran_pairs(rows)
+  holm = {(id(c.row), c.test.method_a, c.test.method_b): c
+          for c in contrasts_lib.adjust(rows)}
   learned = [m for m in methods if m not in FLOORS]
   head = (["task", "beta", "base_model", "metric", "n_seeds"] + methods +
           [f"{m} std" for m in methods] +
@@ -213,7 +240,8 @@ def render_csv(rows: Sequence[Row]) -> str:
           # follows; the pooled per-user columns above are secondary ("star_pooled").
           ["seed_mean_diff", "seed_n", "seed_n_pfcdr_better", "seed_p_ttest",
            "seed_p_wilcoxon", "star_pooled"] +
-          # Appended: the planned contrasts that ran (a minus b, over seeds).
+          # Appended: the planned contrasts that ran (a minus b, over seeds), with the
+          # Holm-adjusted p-values over all of them (contrasts.adjust).
           [f"{a} vs {b} {f}" for a, b in contrasts for f in _CONTRAST_FIELDS] +
           # Appended: the sanity gates (seeds with a ⚠ in the row / with a record), then
           # the seeds in which each learned method is marked.
@@ -228,7 +256,8 @@ def render_csv(rows: Sequence[Row]) -> str:
             ([t.method_b, f"{t.mean_diff:.6f}", str(t.n_pairs), f"{t.p_ttest:.6g}",
               f"{t.p_wilcoxon:.6g}"] if t is not None else [""] * 5) + [r.star or ""] +
             _seed_csv(r.seed_test) + [r.star_pooled or ""] +
-            [v for c in contrasts for v in _contrast_csv(r, c)] + _sanity_csv(r, learned))
+            [v for c in contrasts for v in _contrast_csv(holm.get((id(r), *c)))]
+            + _sanity_csv(r, learned))
     out.append(",".join(_csv(v) for v in vals))
   return "\n".join(out) + "\n"
 
@@ -246,14 +275,16 @@ def _sanity_csv(r: Row, learned: Sequence[str]) -> list[str]:
       str(s.marked.get(m, 0)) if m in r.mean else "" for m in learned]
 
 
-_CONTRAST_FIELDS = ("mean_diff", "n_a_better", "p_ttest", "p_wilcoxon")
+_CONTRAST_FIELDS = ("mean_diff", "n_a_better", "p_ttest", "p_ttest_holm", "p_wilcoxon",
+                    "p_wilcoxon_holm")
 
 
-def _contrast_csv(r: Row, pair: tuple[str, str]) -> list[str]:
-  t = next((t for t in r.contrasts if (t.method_a, t.method_b) == pair), None)
-  if t is None:
+def _contrast_csv(c: contrasts_lib.AdjustedContrast | None) -> list[str]:
+  if c is None:
     return [""] * len(_CONTRAST_FIELDS)
-  return [f"{t.mean_diff:.6f}", str(t.n_a_better), f"{t.p_ttest:.6g}", f"{t.p_wilcoxon:.6g}"]
+  t = c.test
+  return [f"{t.mean_diff:.6f}", str(t.n_a_better), f"{t.p_ttest:.6g}", f"{c.p_ttest_holm:.6g}",
+          f"{t.p_wilcoxon:.6g}", f"{c.p_wilcoxon_holm:.6g}"]
 
 
 def _csv(text: str) -> str:

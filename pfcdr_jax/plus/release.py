@@ -16,6 +16,18 @@ from pfcdr_jax.plus.features import SOURCE_ITEM_SHRINKAGE
 from pfcdr_jax.plus.features import source_offsets
 
 
+def epsilon_stream(epsilon: float) -> int:
+  """A seed word that differs for every budget: the bits of ``float64(epsilon)``.
+
+  Releases at two budgets then draw independent noise. With one draw scaled by
+  1 / epsilon (what this module did before), publishing two budgets reveals the
+  noise-free sums: ``(e1 x1 - e2 x2) / (e1 - e2)``.
+  """
+  if not epsilon > 0:   # also refuses nan
+    raise ValueError(f"epsilon must be > 0, got {epsilon}")
+  return int(np.float64(epsilon).view(np.int64))
+
+
 def gaussian_sigma(epsilon: float, delta: float, clip: float) -> float:
   """Classic Gaussian mechanism for one offset in [-clip, clip] (sensitivity 2 clip)."""
   return mechanisms.classic_gaussian_sigma(epsilon, delta, 2.0 * clip)
@@ -78,7 +90,7 @@ def rating_dp_release(source: tuple, n_users: int, *, epsilon: float,
   if np.any((sr < lo) | (sr > hi)):
     raise ValueError(f"PFCDR+ rating_epsilon: source ratings outside the public scale "
                      f"[{lo:g}, {hi:g}] (rating_scale); the sensitivity would not hold")
-  rng = np.random.default_rng([seed, 15])
+  rng = np.random.default_rng([seed, 15, epsilon_stream(epsilon)])   # fresh noise per eps
   e_item, e_sum, e_cross = (share * epsilon for share in RATING_DP_SHARES)
   x = sr - 0.5 * (lo + hi)
   n_items = int(np.max(si)) + 1
@@ -155,6 +167,7 @@ def sent_offsets(source: tuple, n_users: int, cfg: "PlusConfig", kappa: float) -
     o = source_offsets(su, sr, n, kappa)
   if cfg.offset_epsilon is None:
     return o
-  rng = np.random.default_rng([cfg.noise_seed, int(kappa * 1000)])
+  rng = np.random.default_rng([cfg.noise_seed, int(kappa * 1000),
+                               epsilon_stream(cfg.offset_epsilon)])
   return noise_offsets(o, rng, epsilon=cfg.offset_epsilon, delta=cfg.offset_delta,
                        clip=cfg.offset_clip)

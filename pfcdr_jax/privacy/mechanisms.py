@@ -9,6 +9,8 @@ scale of a bounded sum. Used by DP-EMCDR, PF2CDR, PriCDR-S, FedCDR, PFCDR-DP and
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 
 import chex
 import jax
@@ -130,6 +132,16 @@ def privatize(x: jax.Array, key: jax.Array, sigma: float, clip_norm: float) -> j
   """
   clipped = clip_rows(x, clip_norm)
   return clipped + sigma * jax.random.normal(key, clipped.shape, clipped.dtype)
+
+
+def epsilon_word(epsilon: float) -> int:
+  """A 31-bit word that differs for every budget (crc32 of ``float64(epsilon)``), for
+  ``jax.random.fold_in``: a method's releases at two budgets then draw independent
+  noise. One draw scaled by sigma(eps) would let anyone holding two releases solve for
+  the noise-free vectors: ``(s2 x1 - s1 x2) / (s2 - s1)``."""
+  if not epsilon > 0:   # also refuses nan
+    raise ValueError(f"epsilon must be > 0, got {epsilon}")
+  return zlib.crc32(struct.pack("<d", float(epsilon))) & 0x7FFFFFFF
 
 
 def _check_delta_sens(delta: float, sensitivity: float) -> None:

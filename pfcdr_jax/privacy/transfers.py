@@ -27,7 +27,6 @@ The paper's private baselines:
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from typing import NamedTuple
 
 import jax
@@ -39,6 +38,7 @@ from pfcdr_jax.pfcdr import method as method_lib
 from pfcdr_jax.plus import config as plus_config
 from pfcdr_jax.plus import release as plus_release
 from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.baselines import registry
 from pfcdr_jax.privacy import mechanisms
 from pfcdr_jax.baselines import fedcdr
 from pfcdr_jax.baselines import pf2cdr
@@ -73,9 +73,11 @@ class Transfer(NamedTuple):
   settings: dict
 
 
-def registry_key(run, base: str) -> jax.Array:
-  """The PRNG key the registry gives method `base` on this run."""
-  return jax.random.fold_in(run.keys.baselines, zlib.crc32(base.encode()) & 0x7FFFFFFF)
+def registry_key(run, name: str) -> jax.Array:
+  """The PRNG key the registry gives method `name` (``"DP-EMCDR(eps=1)"``) on this run
+  (``registry.method_key``: its base name, and its budget when the name has one)."""
+  base, options = registry.parse_name(name)
+  return registry.method_key(run.keys.baselines, base, options)
 
 
 def _source_reprs(run) -> tuple[np.ndarray, np.ndarray]:
@@ -171,7 +173,7 @@ def dp_emcdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transf
       cfg.epsilon, cfg.delta, mechanisms.sensitivity_of(cfg.clip_norm, cfg.neighboring),
       cfg.mechanism)
   users = np.union1d(np.asarray(run.data.train_users, np.int32), _cold_with_ratings(run.data))
-  x = mechanisms.privatize(W[users], registry_key(run, "DP-EMCDR"), sigma, cfg.clip_norm)
+  x = mechanisms.privatize(W[users], registry_key(run, name), sigma, cfg.clip_norm)
   return Transfer(name, users.astype(np.int32), np.asarray(x), True, V.T, mae,
                   {"clip_norm": cfg.clip_norm, "sigma": sigma, "epsilon": cfg.epsilon})
 
@@ -183,7 +185,7 @@ def pricdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer
     opts["epsilon"] = float(opts.pop("eps"))
   cfg = pricdr.PriCDRConfig(**_fields(pricdr.PriCDRConfig, opts))
   s = run.data.source
-  k_pub = jax.random.split(registry_key(run, "PriCDR-S"), 3)[0]
+  k_pub = jax.random.split(registry_key(run, name), 3)[0]
   y, sigma = pricdr.publish((s.user, s.item, s.rating), s.n_users, s.n_items, cfg, k_pub)
   phi = pricdr.sjlt(jax.random.split(k_pub)[0], s.n_items, cfg.proj_dim, cfg.sparsity)
   dense = np.asarray(pricdr.sjlt_dense(phi, cfg.proj_dim), np.float32)
@@ -201,7 +203,7 @@ def pfcdr_dp_transfer(run, name: str, protos: method_lib.Prototypes, chosen: dic
   cfg = dp_prototypes.DPPrototypeConfig(**_fields(dp_prototypes.DPPrototypeConfig, opts))
   rel = dp_prototypes.released_prototypes(run.scorer, run.params_s, run.params_t, run.data,
                                           run.keys, inversion, cfg,
-                                          registry_key(run, "PFCDR-DP"), protos)
+                                          registry_key(run, name), protos)
   return Transfer(name, method_lib.source_prototype_users(run.data), rel.source, True, V.T,
                   mae, {"clip_norm": cfg.clip_norm, "sigma": dp_prototypes.noise_scale(cfg),
                         "epsilon": cfg.epsilon})
@@ -227,21 +229,22 @@ def pf2cdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer
   """PF2CDR: ``clip(U_i, C) + N(0, sigma^2)`` as ``pf2cdr.fit_predict`` releases it."""
   W, V = _source_reprs(run)
   cfg = pf2cdr.PF2CDRConfig(**_fields(pf2cdr.PF2CDRConfig, _eps_options(chosen)))
-  k_rel = jax.random.split(registry_key(run, "PF2CDR"), 3)[0]
+  k_rel = jax.random.split(registry_key(run, name), 3)[0]
   rel = pf2cdr.release(W, _released_users(run), cfg, k_rel)
   return Transfer(name, rel.users.astype(np.int32), np.asarray(rel.vectors, np.float32), True,
                   V.T, mae, {"clip_norm": cfg.clip_norm, "sigma": rel.sigma,
                              "epsilon": cfg.epsilon})
 
 
-def ppgencdr_release(run, chosen: dict) -> ppgencdr_generator.Release:
+def ppgencdr_release(run, chosen: dict, name: str = "PPGenCDR"
+                     ) -> ppgencdr_generator.Release:
   """The :class:`ppgencdr_generator.Release` that ``ppgencdr.fit_predict`` made in the
   registry run."""
   cfg = ppgencdr_config.PPGenCDRConfig(gen_dim=_emb_dim(run),
                                        **_fields(ppgencdr_config.PPGenCDRConfig,
                                                  _eps_options(chosen)))
   s = run.data.source
-  k_src = jax.random.split(registry_key(run, "PPGenCDR"), 3)[0]
+  k_src = jax.random.split(registry_key(run, name), 3)[0]
   return ppgencdr_generator.source_release((s.user, s.item, s.rating), s.n_users, s.n_items,
                                            _released_users(run), cfg, k_src)
 
@@ -252,7 +255,7 @@ def ppgencdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transf
   generated vector, ``G(u) = sigmoid(x @ item_scores)``: the information of ``G(u)``
   (``[N_s]``) in ``H + 1`` coordinates (attacking the 948-wide ``G(u)`` itself took
   ~11 min of attribute classifiers on comedy2drama)."""
-  rel = ppgencdr_release(run, chosen)
+  rel = ppgencdr_release(run, chosen, name)
   gen = rel.generator
   h = np.asarray(ppgencdr_generator.hidden(gen, gen.codes), np.float32)
   x = np.concatenate([h, np.ones((h.shape[0], 1), np.float32)], axis=1)
@@ -281,7 +284,7 @@ class FedCDRState(NamedTuple):
   key: jax.Array
 
 
-def fedcdr_state(run, chosen: dict, rounds: int) -> FedCDRState:
+def fedcdr_state(run, chosen: dict, rounds: int, name: str = "FedCDR") -> FedCDRState:
   """FedCDR after ``rounds`` of its rounds, with the key split, lists and init of
   ``fedcdr.fit_predict`` under the registry runner's settings (``rounds`` = the
   config's: the model whose MAE is reported)."""
@@ -293,7 +296,7 @@ def fedcdr_state(run, chosen: dict, rounds: int) -> FedCDRState:
   sigma = 0.0
   if cfg.epsilon is not None:
     sigma = fedcdr.noise_multiplier(cfg.epsilon, cfg.delta, cfg.rounds) * cfg.clip_norm
-  k_s, k_t, k_init, k_noise = jax.random.split(registry_key(run, "FedCDR"), 4)
+  k_s, k_t, k_init, k_noise = jax.random.split(registry_key(run, name), 4)
   src = fedcdr.client_lists(s.user, s.item, s.rating.astype(np.float32), s.n_users, k_s)
   tgt = fedcdr.client_lists(t.user, t.item, t.rating.astype(np.float32), t.n_users, k_t)
   clients, server = fedcdr.init(k_init, s.n_users, s.n_items, t.n_users, t.n_items, cfg)
@@ -331,7 +334,7 @@ def fedcdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer
   if "epsilon" in opts or opts.get("clip_norm") is not None:
     raise ValueError(f"{name}: the upload is read exactly only without clipping (plain "
                      "FedCDR)")
-  st = fedcdr_state(run, chosen, rounds - 1)
+  st = fedcdr_state(run, chosen, rounds - 1, name)
   _, up, _ = fedcdr.client_uploads(st.clients, st.server, st.src, st.tgt, st.bridge,
                                    jnp.asarray(rounds - 1), st.cfg)
   x = fedcdr_upload_vectors(up, st.server, st.src.count, st.cfg.l2)

@@ -14,6 +14,8 @@ from scipy import stats
 from pfcdr_jax.harness import cache as cache_lib
 from pfcdr_jax.harness import cells as cells_lib
 from pfcdr_jax.harness import comparison
+from pfcdr_jax.harness import contrasts
+from pfcdr_jax.harness import long_format
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.harness import sanity
 from pfcdr_jax.harness import pipeline
@@ -106,7 +108,15 @@ def test_aggregation_is_mean_and_sample_std_over_seeds(tmp_path):
       v = [json.loads((d / "results.json").read_text())["methods"][m][r.metric] for d in dirs]
       np.testing.assert_allclose(r.mean[m], np.mean(v), rtol=1e-12)
       np.testing.assert_allclose(r.std[m], np.std(v, ddof=1), rtol=1e-12)
+      assert r.per_seed[m] == tuple(v)   # what the mean, the std and the tests used
     assert r.best == "PFCDR" and r.second == "EMCDR"
+  # The long CSV holds exactly those values: one row per method x seed x metric.
+  records = long_format.from_rows(rows)
+  assert len(records) == 5 * 3 * 2
+  for rec in records:
+    res = json.loads((dirs[rec.seed] / "results.json").read_text())
+    assert (rec.task, rec.beta) == ("synthetic", 0.2)
+    assert rec.value == res["methods"][rec.method][rec.metric]
 
 
 def test_clearly_better_method_gets_a_star_with_scipy_reference(tmp_path):
@@ -340,6 +350,19 @@ def test_table1_quick_end_to_end(tmp_path):
     assert f" {m} |" in header, m
   assert (out / "table1.csv").exists()
   assert "--quick" in md
+  # The per-seed values in long format: one row per method x seed x metric.
+  lines = (out / "table1_long.csv").read_text().splitlines()
+  assert lines[0] == "task,beta,method,seed,metric,value"
+  body = [l.split(",") for l in lines[1:]]
+  methods = {r[2] for r in body}
+  assert "PFCDR" in methods and "SourceUserMean" in methods
+  assert len(body) == len(methods) * 1 * 2   # 1 seed, mae and rmse
+  assert {(r[0], r[1], r[3]) for r in body} == {("synthetic", "0.2", "0")}
+  assert body == sorted(body, key=lambda r: (r[2], r[4]))
+  pfcdr_mae = next(float(r[5]) for r in body if r[2] == "PFCDR" and r[4] == "mae")
+  (cell,) = (out / "cells").iterdir()
+  assert pfcdr_mae == json.loads((cell / "results.json").read_text())["methods"]["PFCDR"][
+      "mae"]
   # Rerun: the finished cell is skipped (no new cell run).
   proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
@@ -413,9 +436,13 @@ def test_dnn_cell_from_before_the_tower_field_reruns_but_mf_does_not(tmp_path, m
   assert not cells_lib.is_finished(dirs[1], mlp)
 
 
-def test_planned_contrasts_are_per_seed_tests_of_the_fixed_pairs(tmp_path):
-  """PFCDR+ vs PTUPCDR / BiasFloor (and PFCDR vs both) are tested wherever both ran,
-  whatever ranks best; the numbers equal scipy on the per-seed metrics."""
+PLANNED = ROOT / "experiments" / "configs" / "planned_contrasts.json"
+
+
+def test_planned_contrasts_are_per_seed_tests_of_the_declared_pairs(tmp_path):
+  """The pairs of the committed file are tested wherever both ran, in its order, whatever
+  ranks best; the numbers equal scipy on the per-seed metrics; Holm p beside the raw."""
+  planned = contrasts.load_contrasts(PLANNED)
   dirs = []
   for seed in range(4):
     rng, user, rating = _data(seed)
@@ -423,34 +450,71 @@ def test_planned_contrasts_are_per_seed_tests_of_the_fixed_pairs(tmp_path):
              "PFCDR+": rating + 0.3 * rng.normal(size=rating.size),
              "PFCDR+(eps=1)": rating + 0.35 * rng.normal(size=rating.size),
              "PFCDR+(eps=5)": rating + 0.32 * rng.normal(size=rating.size),
+             "PFCDR-Bilinear": rating + 0.45 * rng.normal(size=rating.size),
+             "FedCDR": rating + 0.6 * rng.normal(size=rating.size),
              "PTUPCDR": rating + 0.4 * rng.normal(size=rating.size),
              "BiasFloor": np.full_like(rating, 3.0),
              "EMCDR": rating + 0.1 * rng.normal(size=rating.size)}  # ranks best, not planned
     d = tmp_path / f"s{seed}"
     _write_cell(d, _cfg(split__beta=0.2, seed=seed), user, rating, preds)
     dirs.append(d)
-  rows = summary.summarize(dirs)
+  rows = summary.summarize(dirs, contrasts=planned.pairs)
   per_seed = lambda m, metric: [json.loads((d / "results.json").read_text())["methods"][m][
       metric] for d in dirs]
   for r in rows:
-    assert [(t.method_a, t.method_b) for t in r.contrasts] == list(summary.CONTRASTS)
+    assert [(t.method_a, t.method_b) for t in r.contrasts] == list(planned.pairs)
     for t in r.contrasts:
       a, b = per_seed(t.method_a, r.metric), per_seed(t.method_b, r.metric)
       np.testing.assert_allclose(t.p_ttest, stats.ttest_rel(a, b).pvalue, rtol=1e-9)
       assert t.n_seeds == 4 and t.n_a_better == int(np.sum(np.array(a) < np.array(b)))
+  # Holm over the whole table: 14 pairs x 2 metrics, never below the raw p-value.
+  adjusted = contrasts.adjust(rows)
+  assert len(adjusted) == 2 * len(planned.pairs) == 28
+  np.testing.assert_allclose([c.p_ttest_holm for c in adjusted],
+                             significance.holm([c.test.p_ttest for c in adjusted]))
+  assert all(c.p_ttest_holm >= c.test.p_ttest and c.p_wilcoxon_holm >= c.test.p_wilcoxon
+             for c in adjusted)
   csv = tables.render_csv(rows).splitlines()
   head = csv[0].split(",")
   assert "PFCDR+ vs PTUPCDR p_ttest" in head and "PFCDR vs BiasFloor mean_diff" in head
+  assert "FedCDR vs PFCDR-Bilinear p_ttest_holm" in head
+  i = head.index("PFCDR+ vs PTUPCDR p_ttest")
+  assert head[i:i + 4] == ["PFCDR+ vs PTUPCDR p_ttest", "PFCDR+ vs PTUPCDR p_ttest_holm",
+                           "PFCDR+ vs PTUPCDR p_wilcoxon", "PFCDR+ vs PTUPCDR p_wilcoxon_holm"]
   assert all(len(line.split(",")) == len(head) for line in csv[1:])
   i = head.index("PFCDR+ vs BiasFloor n_a_better")
   assert csv[1].split(",")[i] == "4"   # the constant floor loses every seed
-  md = tables.render_markdown(rows, title="t", command="c")
+  j = head.index("PFCDR+ vs BiasFloor p_ttest_holm")
+  assert float(csv[1].split(",")[j]) == pytest.approx(adjusted[1].p_ttest_holm, rel=1e-5)
+  md = tables.render_markdown(rows, title="t", command="c", planned=planned)
   assert "## Planned contrasts, paired over seeds" in md
+  assert f"({planned.declared})" in md and "family of the 28 contrast tests" in md
   assert "| PFCDR+ | BiasFloor |" in md and "| PFCDR+(eps=1) | PTUPCDR |" in md
+  assert "| FedCDR | PFCDR-Bilinear |" in md and "t-test Holm p" in md
   # Without the methods, no section and no columns.
-  plain = summary.summarize(_cells(tmp_path / "plain", pfcdr_noise=0.3, other_noise=1.0))
+  plain = summary.summarize(_cells(tmp_path / "plain", pfcdr_noise=0.3, other_noise=1.0),
+                            contrasts=planned.pairs)
   assert all(r.contrasts == () for r in plain)
-  assert "Planned contrasts" not in tables.render_markdown(plain, title="t", command="c")
+  assert "Planned contrasts" not in tables.render_markdown(plain, title="t", command="c",
+                                                           planned=planned)
+
+
+def test_contrasts_come_from_the_file_given(tmp_path):
+  """Another file, other pairs: nothing is tested that the file does not declare."""
+  path = tmp_path / "c.json"
+  path.write_text(json.dumps({"declared": "today, before the runs",
+                              "contrasts": [["EMCDR", "TGT"]]}))
+  planned = contrasts.load_contrasts(path, shown_as="my/contrasts.json")
+  rows = summary.summarize(_cells(tmp_path / "c", pfcdr_noise=0.3, other_noise=1.0),
+                           contrasts=planned.pairs)
+  assert all([(t.method_a, t.method_b) for t in r.contrasts] == [("EMCDR", "TGT")]
+             for r in rows)
+  md = tables.render_markdown(rows, title="t", command="c", planned=planned)
+  assert "Declared in `my/contrasts.json` (today, before the runs): EMCDR vs TGT" in md
+  assert "family of the 2 contrast tests" in md
+  assert "PFCDR+ vs" not in md and "PFCDR+ vs" not in tables.render_csv(rows)
+  assert all(r.contrasts == () for r in summary.summarize(_cells(
+      tmp_path / "none", pfcdr_noise=0.3, other_noise=1.0)))   # no pairs given: none
 
 
 def _gate(ok, floor_name="GlobalMean"):
