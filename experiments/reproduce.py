@@ -214,6 +214,27 @@ TARGETS: dict[str, Target] = {
                                                for e in ("json", "md", "png"))),
         tuple(f"{RESULTS}/privacy_comedy2drama.{e}" for e in ("json", "md", "png")),
         "6.5 min from an empty cache (loaded); 1.6 min with Table 1's stages cached", True),
+    # ---------------------------------------------- privacy-utility frontier (issue 29)
+    **{f"frontier_{task}": Target(
+        (f"python experiments/frontier.py --task={task} --num_seeds={n} --method=pfcdr_plus "
+         f"--workdir=runs/frontier-{task} --cache_dir={cache}",)
+        + _cp(f"runs/frontier-{task}", *((f"frontier.{e}", f"frontier_{task}.{e}")
+                                          for e in ("json", "md", "png")),
+              ("frontier_long.csv", f"frontier_{task}_long.csv")),
+        tuple(f"{RESULTS}/frontier_{task}.{e}" for e in ("json", "md", "png"))
+        + (f"{RESULTS}/frontier_{task}_long.csv",),
+        time, False, "per-seed JSONs in <workdir>/seeds/ make it resumable")
+       for task, n, cache, time in (
+           ("comedy2drama", 10, "runs/cache_c2d",
+            "about 5 min a seed with Table 1's stages cached (loaded)"),
+           ("ml100k_comedy2drama", 5, "runs/cache_frontier", "not recorded"),
+           ("action2romance", 5, "runs/cache_frontier", "not recorded"))},
+    "ablate_plus_comedy2drama": Target(
+        ("python experiments/ablate_plus.py --task=comedy2drama --num_seeds=10 "
+         "--cache_dir=runs/cache_c2d --out=runs/ablate_plus/comedy2drama.json",
+         f"cp runs/ablate_plus/comedy2drama.json {RESULTS}/ablate_plus_comedy2drama.json"),
+        (f"{RESULTS}/ablate_plus_comedy2drama.json",), "not recorded", False,
+        "BUILD_NOTES section 4's ablation, per seed; reuses table1_comedy2drama_b02's cache"),
     "bridge_epochs": Target(
         ("python experiments/bridge_epochs.py --task=comedy2drama --seed=0 "
          "--out=runs/bridge_epochs.json",

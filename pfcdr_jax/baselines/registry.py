@@ -52,6 +52,7 @@ CACHE_VERSION = 2
 METHOD_VERSIONS = {(base, "eps"): 1 for base in
                    ("PFCDR+", "DP-EMCDR", "PFCDR-DP", "PF2CDR", "PPGenCDR", "FedCDR",
                     "PriCDR-S")}
+METHOD_VERSIONS[("PFCDR+", "offset_epsilon")] = 1   # its Gaussian draw also per epsilon
 
 
 def method_key(key: jax.Array, base: str, options: dict) -> jax.Array:

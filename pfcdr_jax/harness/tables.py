@@ -83,6 +83,7 @@ def render_markdown(rows: Sequence[Row], *, title: str, command: str,
            "Columns: " + "; ".join(
                f"{g} = {', '.join(m for m in methods if _group_of(m) == g)}"
                for g, _ in GROUPS if any(_group_of(m) == g for m in methods)), ""]
+  lines += _unit_lines(methods)
   lines += markdown.table(lead + methods, (
       [r.task, _row_key(r, row_label), r.metric.upper()]
       + [_cell_text(r, m) if m in r.mean else "—" for m in methods] for r in rows))
@@ -110,6 +111,30 @@ def _group_of(method: str) -> str:
 
 def _row_key(r: Row, row_label: str) -> str:
   return f"{r.beta:.0%}" if row_label == "beta" else r.base_model
+
+
+# The privacy unit of each private family (pfcdr_jax/privacy/units.py has the user-level
+# conversion; the frontier reports every method there).
+PRIVACY_UNITS = (
+    ("DP-EMCDR", "user-level (ε, δ = 1e-5): add/remove one user's released vector"),
+    ("PFCDR-DP", "user-level (ε, δ = 1e-5): add/remove one user's released prototype"),
+    ("PF2CDR", "user-level (ε = 1, δ = 1e-5) on the released vector"),
+    ("PPGenCDR", "user-level (ε = 1, δ = 1e-5) over the generator's DP-SGD training"),
+    ("PriCDR-S", "per rating (ε = 0.5, δ = 1e-5); at the user level far weaker "
+                 "(docs/results/frontier_<task>.md)"),
+    ("PFCDR+(eps", "per rating *value* (Laplace, δ = 0); counts and item sets are released "
+                   "exactly: no finite user-level ε"),
+    ("FedCDR", "no DP (plain FedCDR; the uploads are private only under secure "
+               "aggregation, which is assumed, not implemented)"),
+)
+
+
+def _unit_lines(methods) -> list[str]:
+  """One line naming the privacy unit of every private method in the table."""
+  parts = [f"{name.replace('(eps', '(ε)')}: {text}" for name, text in PRIVACY_UNITS
+           if any(m.startswith(name) for m in methods)]
+  return ["Privacy units (ε is not comparable across them): " + "; ".join(parts) + ".",
+          ""] if parts else []
 
 
 def _sanity_lines(rows: Sequence[Row]) -> list[str]:

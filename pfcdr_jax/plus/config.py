@@ -131,4 +131,6 @@ ABLATION: tuple[tuple[str, tuple[float, ...], PlusConfig], ...] = (
     ("PFCDR+ default (+ neighbours if validation says so)", (5.0,), PlusConfig()),
     ("default without prototypes (2 scalars only)", (5.0,),
      PlusConfig(use_prototype=False, **_NO_NB)),
+    ("default without user scalars (PFCDR-Bilinear: prototypes only)", (5.0,),
+     PlusConfig(use_offset=False, crowd=False)),
 )

@@ -8,8 +8,17 @@ the source items' own biases; ``offset_debias=False``: of ``r - mu_s``), and the
 *crowd agreement* ``a_u`` (:func:`crowd_agreement`: the shrunk slope of the user's
 centred source ratings on the source item biases, i.e. how strongly they follow the
 crowd). Bridge and validation users send them once per kappa of the grid, so that kappa
-can be chosen; test users only at the chosen kappa. Neither reveals which items the
-user rated. The offset can be noised by the Gaussian mechanism (:func:`noise_offsets`,
+can be chosen; test users only at the chosen kappa.
+
+Told plainly (issue 29): in practice PFCDR+ is a two-scalar bias model -- without the
+prototypes it is within 0.0005 MAE of the default (``docs/results/ablate_plus_*.json``)
+-- and what it sends is not private. The kappa grid gives each user's number of source
+ratings exactly, ``n_u = kappa / (o(0) / o(kappa) - 1)``, and the offset is the user's
+rating level (``privacy/leakage.py``: R² of the mean rating ~0.8 on comedy2drama). Its
+``rating_epsilon`` variant noises rating *values* only: n_u, sum_u b_i and sum_u b_i^2
+are released exactly, so it has no finite user-level epsilon (``privacy/units.py``).
+The registry's ``PFCDR-Bilinear`` is this model with both scalars off: it sends PFCDR's
+prototypes and nothing else. The offset can be noised by the Gaussian mechanism (:func:`noise_offsets`,
 clip to [-c, c], sensitivity 2c: user-level, offset only), or both scalars computed
 from a per-rating Laplace-DP release of the source (``rating_epsilon``,
 :func:`rating_dp_release`). In the target

@@ -25,10 +25,12 @@ Attacker families, each fitted on 80 % of the auxiliary users and scored on the 
   penalties, each a family member), ``mlp`` (one hidden layer of 64, early stopping),
   ``gbt`` (histogram gradient-boosted trees, one model per output);
 * classification (attributes): ``logistic``, ``mlp``, ``gbt``;
-* membership: ``ridge`` and ``mlp`` from ``x`` to the user's rated-item indicator
-  (multi-output; no trees: one model per source item would be thousands of fits),
-  plus ``direct`` (``x @ item_scores``, attacker B's score, no fitting) where the
-  transfer has an item map;
+* membership: ``ridge`` (penalties up to 1e6, where it *is* the popularity prior),
+  ``mlp`` (multi-output, unstandardised indicators) and ``knn`` (the mean indicator of
+  the 20 or 100 nearest auxiliary users) from ``x`` to the user's rated-item
+  indicator (no trees: one model per source item would be thousands of fits), plus
+  ``direct`` / ``direct_abs`` (``x @ item_scores`` and its magnitude, attacker B's
+  scores, no fitting) where the transfer has an item map;
 * ``kappa_ratio`` (n_ratings, PFCDR+'s release only): the exact inversion of its
   kappa grid, ``n_u = kappa / (o(0) / o(kappa) - 1)`` (no fitting).
 
@@ -39,9 +41,13 @@ among the auxiliary users (a user's rated items are popular ones whoever the use
 *Advantage* puts every score on [0, 1]: ``max(0, (score - chance) / (1 - chance))``,
 which is ``max(R², 0)`` for R², ``2 (AUC - 0.5)`` for a binary AUC and
 ``(acc - chance) / (1 - chance)`` for accuracy. A transfer's leakage is its largest
-advantage over the quantities. Each quantity is also attacked on a control (the same
-chosen attacker on a derangement of the rows: each user gets another user's vector),
-reported beside it: it should sit at chance.
+advantage over the quantities (a quantity that cannot be scored -- an attribute with
+fewer than two classes of 20+ auxiliary users -- is listed in ``not_scored``). Each
+quantity is also attacked on a control (the chosen attacker on a derangement of the
+rows: each user gets another user's vector), reported raw beside it: a fitted attacker
+lands near chance, a fixed one (``kappa_ratio``, ``direct``) can land far below it. The
+floor of the whole pipeline (selection, clipping at 0, the maximum over quantities) is
+measured by attacking pure noise (``frontier_study``'s ItemMean row).
 """
 
 from __future__ import annotations
@@ -65,6 +71,10 @@ from pfcdr_jax.privacy import controls
 
 REGRESSION = ("embedding", "n_ratings", "mean_rating")
 RIDGE_PENALTIES = (1e-2, 1.0, 100.0)
+# Membership: up to penalties where the ridge is the popularity prior itself (so the
+# family never sits below chance by construction), and k-nearest auxiliary users.
+MEMBERSHIP_PENALTIES = (1.0, 100.0, 1e4, 1e6)
+KNN_K = (20, 100)
 HOLDOUT_SHARE = 0.2
 MLP_HIDDEN = (64,)
 GBT_ITERS = 50
@@ -153,10 +163,28 @@ def _ridge(x, y, penalty):
   return lambda z: ((z - mx) / sd) @ w + my
 
 
+def _knn(x, y, k):
+  """Mean target of the k nearest fitting users (standardised Euclidean distance)."""
+  mx, sd = x.mean(0), x.std(0) + 1e-12
+  xs = (x - mx) / sd
+  k = min(k, len(x))
+
+  def predict(z):
+    zs = (z - mx) / sd
+    out = np.empty((len(z), y.shape[1]), np.float64)
+    for s in range(0, len(z), 512):
+      d = (np.sum(zs[s:s + 512] ** 2, 1)[:, None] - 2 * zs[s:s + 512] @ xs.T
+           + np.sum(xs ** 2, 1)[None, :])
+      nn = np.argpartition(d, k - 1, axis=1)[:, :k]
+      out[s:s + 512] = y[nn].mean(1)
+    return out
+  return predict
+
+
 @_quiet
-def _mlp_regress(x, y, seed):
+def _mlp_regress(x, y, seed, standardize_y: bool = True):
   scaler = preprocessing.StandardScaler().fit(x)
-  ys = y.std(0) + 1e-12
+  ys = (y.std(0) + 1e-12) if standardize_y else np.ones(y.shape[1:])
   my = y.mean(0)
   net = neural_network.MLPRegressor(hidden_layer_sizes=MLP_HIDDEN, alpha=1e-3,
                                     early_stopping=True, max_iter=300, random_state=seed)
@@ -198,6 +226,7 @@ def _classify(kind, x, y, seed):
 
 
 CLASSIFIERS = ("logistic", "mlp", "gbt")
+MIN_CLASS_COUNT = 20   # a class needs this many auxiliary users (stratified splits)
 
 
 def _class_score(classes, proba, y_true) -> float:
@@ -259,7 +288,14 @@ def attack_regression(x_aux, y_aux, x_eval, y_eval, seed: int,
 
 def attack_attribute(x_aux, y_aux, x_eval, y_eval, seed: int) -> dict:
   """The strongest classifier of one attribute (codes < 0 = unknown, dropped)."""
-  ka, ke = y_aux >= 0, y_eval >= 0
+  values, counts = np.unique(y_aux[y_aux >= 0], return_counts=True)
+  common = values[counts >= MIN_CLASS_COUNT]   # rarer classes: dropped, as unknown codes
+  ka, ke = np.isin(y_aux, common), np.isin(y_eval, common)
+  if len(common) < 2 or ke.sum() == 0:
+    return {"attacker": None, "score": float("nan"), "chance": float("nan"),
+            "metric": None, "advantage": float("nan"), "holdout": {},
+            "control": float("nan"), "dropped": "fewer than 2 classes with "
+            f"{MIN_CLASS_COUNT}+ auxiliary users"}
   x_aux, y_aux, x_eval, y_eval = x_aux[ka], y_aux[ka], x_eval[ke], y_eval[ke]
   fit, hold = _split(len(x_aux), seed)
   values, counts = np.unique(y_aux, return_counts=True)
@@ -284,11 +320,14 @@ def attack_membership(x_aux, m_aux: sparse.csr_matrix, x_eval, m_eval: sparse.cs
   """
   fit, hold = _split(len(x_aux), seed)
   y_aux = np.asarray(m_aux.todense(), np.float32)
-  fams = {f"ridge={p:g}": (lambda x, y, p=p: _ridge(x, y, p)) for p in RIDGE_PENALTIES}
-  fams["mlp"] = lambda x, y: _mlp_regress(x, y, seed)
+  fams = {f"ridge={p:g}": (lambda x, y, p=p: _ridge(x, y, p)) for p in MEMBERSHIP_PENALTIES}
+  fams["mlp"] = lambda x, y: _mlp_regress(x, y, seed, standardize_y=False)
+  for k in KNN_K:
+    fams[f"knn={k}"] = lambda x, y, k=k: _knn(x, y, k)
   fitted = {name: f(x_aux[fit], y_aux[fit]) for name, f in fams.items()}
   if item_scores is not None:
     fitted["direct"] = lambda x: x @ item_scores
+    fitted["direct_abs"] = lambda x: np.abs(x @ item_scores)
   best, holdout = _choose(fitted, lambda m: membership_auc(m(x_aux[hold]), m_aux[hold]))
   popularity = np.broadcast_to(y_aux[fit].mean(0), (x_eval.shape[0], y_aux.shape[1]))
   chance = membership_auc(popularity, m_eval)
@@ -382,4 +421,4 @@ def _attack_transfer(x_aux, x_eval, aux_users, eval_users, truth, seed, item_sco
   adv = {q: r["advantage"] for q, r in out.items() if np.isfinite(r["advantage"])}
   best = max(adv, key=adv.get) if adv else None
   return {"quantities": out, "leakage_max": adv[best] if best else float("nan"),
-          "leakage_argmax": best}
+          "leakage_argmax": best, "not_scored": sorted(set(out) - set(adv))}

@@ -82,6 +82,22 @@ def analytic_gaussian_sigma(epsilon: float, delta: float, sensitivity: float) ->
   return float(math.exp(log_s))
 
 
+def gaussian_epsilon(sigma: float, delta: float, sensitivity: float) -> float:
+  """The smallest epsilon at which ``N(0, sigma^2)`` noise on an L2-`sensitivity`
+  release is (epsilon, delta)-DP (analytic Gaussian, the inverse of
+  :func:`analytic_gaussian_sigma` in epsilon); inf for sigma = 0."""
+  _check_delta_sens(delta, sensitivity)
+  if not sigma > 0:
+    return math.inf
+  f = lambda log_e: analytic_gaussian_delta(sigma, math.exp(log_e), sensitivity) - delta
+  lo, hi = math.log(1e-8), math.log(1e8)
+  if f(lo) <= 0:
+    return 0.0
+  if f(hi) > 0:
+    return math.inf
+  return float(math.exp(optimize.brentq(f, lo, hi, xtol=1e-12, rtol=1e-10, maxiter=500)))
+
+
 def gaussian_sigma(epsilon: float, delta: float, sensitivity: float,
                    mechanism: str = "classic") -> float:
   """Dispatches to :func:`classic_gaussian_sigma` or :func:`analytic_gaussian_sigma`."""

@@ -34,7 +34,7 @@ from pfcdr_jax.privacy import transfers
 
 log = logging.getLogger(__name__)
 
-ATTRIBUTE_TASKS = ("comedy2drama",)   # tasks built from ML-1M, whose users.dat has them
+ATTRIBUTE_TASKS = ("comedy2drama", "action2romance")   # ML-1M tasks: users.dat has them
 
 
 class Truth(NamedTuple):

@@ -140,7 +140,9 @@ def pfcdr_plus(run, protos: method_lib.Prototypes, mae: float | None,
                       axis=1).astype(np.float32)
   full = np.concatenate([np.asarray(protos.source, np.float32), sc], axis=1)
   scores = np.concatenate([V.T, np.zeros((sc.shape[1], V.shape[0]), np.float32)], axis=0)
-  settings = {"kappas": list(kappas)}
+  d = int(np.asarray(protos.source).shape[1])
+  # Where the offsets o_u(kappa) sit in the full vector (leakage's kappa_ratio attack).
+  settings = {"kappas": list(kappas), "offset_columns": [d + 2 * j for j in range(len(kappas))]}
   if cfg.rating_epsilon is not None:
     settings.update(epsilon=cfg.rating_epsilon, per="rating",
                     laplace_scale=mechanisms.laplace_scale(cfg.rating_epsilon,
@@ -189,9 +191,14 @@ def pricdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer
   y, sigma = pricdr.publish((s.user, s.item, s.rating), s.n_users, s.n_items, cfg, k_pub)
   phi = pricdr.sjlt(jax.random.split(k_pub)[0], s.n_items, cfg.proj_dim, cfg.sparsity)
   dense = np.asarray(pricdr.sjlt_dense(phi, cfg.proj_dim), np.float32)
+  n_u = np.bincount(np.asarray(s.user), minlength=s.n_users)
   return Transfer(name, np.arange(s.n_users, dtype=np.int32), np.asarray(y, np.float32),
                   False, dense.T, mae, {"proj_dim": cfg.proj_dim, "sigma": sigma,
-                                        "epsilon": cfg.epsilon, "unit": cfg.unit})
+                                        "epsilon": cfg.epsilon, "unit": cfg.unit,
+                                        "delta": cfg.delta, "max_ratings": int(n_u.max()),
+                                        "n_items": int(s.n_items),
+                                        "phi_norm": float(pricdr.sjlt_spectral_norm(
+                                            phi, cfg.proj_dim))})
 
 
 def pfcdr_dp_transfer(run, name: str, protos: method_lib.Prototypes, chosen: dict,

@@ -69,6 +69,28 @@ def test_a_revealing_transfer_leaks_and_its_control_sits_at_chance():
     assert leakage.advantage(v["control"], v["chance"]) < 0.08, (name, v)
 
 
+def test_rare_classes_are_dropped_and_one_class_is_not_scored():
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=(600, 3))
+  y = np.where(rng.random(600) < 0.5, 0, 1)
+  y[:5] = 2                                    # a class of 5 users: dropped
+  res = leakage.attack_attribute(x[:400], y[:400], x[400:], y[400:], seed=0)
+  assert res["metric"] == "auc" and np.isfinite(res["score"])
+  res = leakage.attack_attribute(x[:400], np.zeros(400, int), x[400:], np.zeros(200, int),
+                                 seed=0)
+  assert np.isnan(res["advantage"]) and "dropped" in res
+
+
+def test_membership_attacker_family_contains_the_popularity_prior():
+  """On noise the chosen membership attacker does not fall below popularity."""
+  _, _, _, truth = _planted()
+  aux, ev = np.arange(1000), np.arange(1000, 1500)
+  x = np.random.default_rng(4).normal(size=(1500, 4))
+  res = leakage.attack_membership(x[aux], truth.membership[aux], x[ev],
+                                  truth.membership[ev], seed=0)
+  assert res["score"] > res["chance"] - 0.003, res
+
+
 def test_noise_leaks_nothing():
   _, _, _, truth = _planted()
   aux, ev = np.arange(1000), np.arange(1000, 1500)

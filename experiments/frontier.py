@@ -1,0 +1,170 @@
+r"""The privacy-utility frontier of one task: every method x budget a point (cold-start
+MAE, leakage under the strongest attacker), seeds as the unit, Pareto points marked.
+
+  python experiments/frontier.py --task=comedy2drama --num_seeds=10   # committed
+  python experiments/frontier.py --task=comedy2drama --quick --workdir=/tmp/f  # smoke
+
+Per seed (``pfcdr_jax/privacy/frontier_study.py``): the run's transfers (PFCDR,
+PFCDR-Bilinear, EMCDR, DP-EMCDR(eps), PriCDR-S, FedCDR, PF2CDR, PPGenCDR,
+PFCDR-DP(eps), PFCDR+, PFCDR+(eps), ItemMean), their MAEs (stage cache shared with
+Table 1 via --cache_dir), user-level units (``privacy/units.py``) and leakage
+(``privacy/leakage.py``); one JSON per seed in <workdir>/seeds/, skipped when present,
+so a killed run resumes where it stopped. Then ``privacy/frontier.py`` aggregates:
+<workdir>/frontier.json ({"points": [...], "claims": [...], ...}), frontier.md,
+frontier.png, and frontier_long.csv (task, beta, method, seed, metric, value).
+"""
+
+import json
+from pathlib import Path
+
+from absl import flags
+import numpy as np
+
+import cli
+from pfcdr_jax import config as config_lib
+from pfcdr_jax.harness import cache as cache_lib
+from pfcdr_jax.privacy import frontier
+from pfcdr_jax.privacy import frontier_study
+
+cli.define_data_flags()
+cli.define_pretrain_flags()
+cli.define_method_flags()
+flags.DEFINE_float("beta", 0.2, "Fraction of overlap users made cold-start (test).")
+flags.DEFINE_integer("num_seeds", 10, "Seeds 0..n-1 (each: split, models, noise, attacker).",
+                     lower_bound=1)
+flags.DEFINE_list("epsilons", ["0.5", "1", "5", "10", "100"],
+                  "Budgets of DP-EMCDR, PFCDR-DP and PFCDR+(eps) (each method's native "
+                  "unit; the table converts to user level).")
+flags.DEFINE_bool("quick", False, "Short pretraining, quick baselines, one budget, two "
+                  "seeds (smoke run).")
+flags.DEFINE_string("workdir", None, "Output directory (default runs/frontier-<task>).")
+flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache (shared with Table 1).")
+FLAGS = flags.FLAGS
+
+
+def _claims(points: list[dict], refs: dict[str, list[float]]) -> list[dict]:
+  """The acceptance contrasts of issue 29, computed (not asserted)."""
+  by = {p["name"]: p for p in points}
+  out = []
+  ours, pf = by.get(frontier_study.OURS), by.get("PFCDR")
+  if ours and pf:
+    seeds = [s for s in ours["seeds"] if s in pf["seeds"]]
+    a = [ours["mae"]["per_seed"][ours["seeds"].index(s)] for s in seeds]
+    b = [pf["mae"]["per_seed"][pf["seeds"].index(s)] for s in seeds]
+    t = frontier.paired(a, b)
+    ci = lambda p: p["leakage_max_ci95"] if np.isfinite(p["leakage_max_ci95"]) else 0.0
+    above = ours["leakage_max"] - ci(ours) > pf["leakage_max"] + ci(pf)
+    out.append({"id": "ours_vs_pfcdr", **t, "ours": ours["name"], "pareto": ours["pareto"],
+                "leakage_ours": ours["leakage_max"], "leakage_pfcdr": pf["leakage_max"],
+                "leakage_interval_above_pfcdr": bool(above),
+                "text": (f"{ours['name']} vs PFCDR over {t['n']} seeds: MAE Δ = "
+                         f"{t['diff']:+.4f} ± {t['ci95']:.4f} (lower on {t['a_lower']}/"
+                         f"{t['n']}; paired t p = {t['p_ttest']:.2g}, Wilcoxon p = "
+                         f"{t['p_wilcoxon']:.2g}); leakage {ours['leakage_max']:.3f} vs "
+                         f"PFCDR's {pf['leakage_max']:.3f} (the same vectors); Pareto-"
+                         f"optimal: {'yes' if ours['pareto'] else 'no'}"
+                         + (f" (dominated by {', '.join(ours['dominated_by'])})"
+                            if ours["dominated_by"] else "") + ".")})
+  if pf and refs.get("PTUPCDR"):
+    pt = float(np.mean(refs["PTUPCDR"]))
+    level = pf["leakage_max"] + pf["leakage_max_ci95"] if np.isfinite(
+        pf["leakage_max_ci95"]) else pf["leakage_max"]
+    within = [p for p in points if p["leakage_max"] <= level]
+    best = min(within, key=lambda p: p["mae"]["mean"]) if within else None
+    reaches = best is not None and best["mae"]["mean"] <= pt
+    private = [p for p in within if np.isfinite(p["epsilon"]) and p["epsilon"] > 0]
+    best_dp = min(private, key=lambda p: p["mae"]["mean"]) if private else None
+    out.append({"id": "ptupcdr_reference", "ptupcdr_mae": pt, "pfcdr_leakage_upper": level,
+                "best_at_that_leakage": best and best["name"], "reaches": bool(reaches),
+                "best_user_dp": best_dp and best_dp["name"],
+                "text": (f"PTUPCDR (non-private, reads the source embeddings; no leakage "
+                         f"point) MAE {pt:.4f}. Best point with leakage ≤ PFCDR's upper "
+                         f"bound ({level:.3f}): "
+                         + (f"{best['name']} at {best['mae']['mean']:.4f}" if best else "none")
+                         + (" — reaches PTUPCDR's MAE." if reaches else
+                            " — does not reach PTUPCDR's MAE.")
+                         + (f" Best with a finite user-level ε: {best_dp['name']} at "
+                            f"{best_dp['mae']['mean']:.4f} (user ε = {best_dp['epsilon']:.3g})."
+                            if best_dp else " No point with a finite user-level ε is there."))})
+  return out
+
+
+def long_rows(records: list[dict]) -> list[str]:
+  """``task,beta,method,seed,metric,value`` rows of every per-seed number."""
+  lines = []
+  for rec in records:
+    for row in rec["rows"]:
+      vals = {"mae": row["mae"], "leakage_max": row["leakage"]["leakage_max"]}
+      for q, v in row["leakage"]["quantities"].items():
+        vals[f"advantage_{q}"] = v["advantage"]
+        vals[f"score_{q}"] = v["score"]
+        vals[f"chance_{q}"] = v["chance"]
+        vals[f"control_{q}"] = v["control"]
+      for m, v in sorted(vals.items()):
+        lines.append(f"{rec['task']},{rec['beta']:g},\"{row['name']}\",{rec['seed']},{m},{v!r}")
+    for name, v in sorted(rec["references"].items()):
+      lines.append(f"{rec['task']},{rec['beta']:g},{name},{rec['seed']},mae,{v!r}")
+  return sorted(lines)
+
+
+def main(argv):
+  del argv
+  try:
+    epsilons = tuple(float(e) for e in FLAGS.epsilons)
+  except ValueError:
+    raise ValueError(f"--epsilons={','.join(FLAGS.epsilons)}: expected numbers") from None
+  if not epsilons or min(epsilons) <= 0:
+    raise ValueError(f"--epsilons={','.join(FLAGS.epsilons)}: budgets must be > 0")
+  if FLAGS.quick and not FLAGS["epsilons"].present:
+    epsilons = (1.0,)
+  num_seeds = 2 if FLAGS.quick and not FLAGS["num_seeds"].present else FLAGS.num_seeds
+  base = cli.pfcdr_config()
+  base = config_lib.override(base, {"split.beta": FLAGS.beta})
+  task = base.data.task
+  workdir = Path(FLAGS.workdir or f"runs/frontier-{task}")
+  (workdir / "seeds").mkdir(parents=True, exist_ok=True)
+  # What a seed file must have been made with to be reused (everything but the seed).
+  run_key = cache_lib.stable_hash(config_lib.override(base, {"seed": 0}), list(epsilons),
+                                  FLAGS.quick, "frontier-v1")
+  records = []
+  for seed in range(num_seeds):
+    path = workdir / "seeds" / f"seed{seed}.json"
+    if path.exists():
+      rec = json.loads(path.read_text())
+      if rec.get("run_key") != run_key:
+        raise ValueError(f"{path}: made with other settings (epsilons, beta, quick or "
+                         "the run's config differ); use another --workdir or delete it")
+      records.append(rec)
+      continue
+    cfg = config_lib.override(base, {"seed": seed})
+    rec = frontier_study.seed_record(cfg, workdir, epsilons, quick=FLAGS.quick)
+    rec["run_key"] = run_key
+    cache_lib.atomic_write_text(path, json.dumps(cache_lib.jsonable(rec), indent=1))
+    print(f"seed {seed}: {rec['timings_s']['total']} s")
+    records.append(rec)
+  points = frontier.aggregate(records)
+  refs = {}
+  for rec in records:
+    for k, v in rec["references"].items():
+      refs.setdefault(k, []).append(v)
+  out = {"task": task, "beta": FLAGS.beta, "base_model": base.pretrain.base_model,
+         "seeds": [r["seed"] for r in records], "epsilons": list(epsilons),
+         "command": cli.command_line(), "quick": FLAGS.quick,
+         "users": {k: float(np.mean([r["users"][k] for r in records])) for k in ("aux", "attacked")},
+         "points": points, "references": {k: {"mean": float(np.mean(v)),
+                                               "ci95": frontier.ci95(v), "per_seed": v}
+                                           for k, v in refs.items()}}
+  out["claims"] = _claims(points, refs)
+  cache_lib.atomic_write_text(workdir / "frontier.json",
+                              json.dumps(cache_lib.jsonable(out), indent=1))
+  cache_lib.atomic_write_text(workdir / "frontier.md", frontier.markdown(out))
+  cache_lib.atomic_write_text(workdir / "frontier_long.csv",
+                              "task,beta,method,seed,metric,value\n"
+                              + "\n".join(long_rows(records)) + "\n")
+  frontier.plot(out, workdir / "frontier.png")
+  print((workdir / "frontier.md").read_text())
+  print(f"outputs: {workdir}/ (frontier.json, frontier.md, frontier.png, frontier_long.csv)")
+
+
+if __name__ == "__main__":
+  cli.run(main)

@@ -1,0 +1,116 @@
+"""One seed of the privacy-utility frontier: every method's transfer, its MAE, its unit
+and its leakage under the strongest attacker.
+
+:func:`seed_record` prepares the run of ``cfg`` (stage cache shared with Table 1 and
+``privacy.py``), rebuilds what each method sends (``study.method_transfers``: the DP
+releases with the registry's keys, so the vectors attacked are those whose MAE is
+reported), adds
+
+* ``PFCDR-Bilinear`` (ours): PFCDR+ without user statistics; its runner inverts the
+  same prototypes with the same stage keys as PFCDR (``plus.inputs``, BUILD_NOTES §4),
+  so its transfer is PFCDR's array and so is its leakage;
+* ``ItemMean (no transfer)``: nothing crosses. It is attacked on pure noise with the
+  per-coordinate mean and std of PFCDR's prototypes (``controls.pure_noise``): the
+  floor of the whole leakage pipeline (attacker selection, clipping at 0, the maximum
+  over quantities) when no user information is present,
+
+and attacks each one with ``leakage.attack_transfer``. Rows that are part of another
+row's transfer (PFCDR+'s scalars alone) are left out. ``references`` holds MAEs of
+methods without a leakage point (PTUPCDR: non-private, it reads the source
+embeddings; BiasFloor; GlobalMean).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from pfcdr_jax.baselines import registry
+from pfcdr_jax.harness import cache_keys
+from pfcdr_jax.harness import stages
+from pfcdr_jax.models import metrics as metrics_lib
+from pfcdr_jax.privacy import controls
+from pfcdr_jax.privacy import leakage
+from pfcdr_jax.privacy import study
+from pfcdr_jax.privacy import transfers
+from pfcdr_jax.privacy import units
+
+log = logging.getLogger(__name__)
+
+OURS = "PFCDR-Bilinear"
+NO_TRANSFER = "ItemMean (no transfer)"
+REFERENCES = ("PTUPCDR", "BiasFloor", "GlobalMean")
+
+
+def _baseline_mae(run, cfg, workdir, name, rec) -> tuple[float, dict]:
+  cache = cache_keys.stage_cache(cfg, workdir)
+  with rec.stage(f"baseline_{name}") as r:
+    pred, chosen, _ = stages.run_baseline(run, cfg, cache, name, r)
+  return float(metrics_lib.mae(pred, run.data.target_test.rating)), chosen
+
+
+def frontier_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
+                       ) -> list[transfers.Transfer]:
+  """Every frontier row's transfer with its MAE (module docstring)."""
+  rows = [t for t in study.method_transfers(run, cfg, workdir, epsilons, rec, quick)
+          if t.mae is not None]
+  pf = rows[0]
+  assert pf.name == "PFCDR", pf.name
+  mae, _ = _baseline_mae(run, cfg, workdir, OURS, rec)
+  rows.insert(1, pf._replace(name=OURS, mae=mae))
+  mae, _ = _baseline_mae(run, cfg, workdir, "ItemMean", rec)
+  noise = controls.pure_noise(pf.vectors, cfg.seed + 7).astype(np.float32)
+  rows.append(transfers.Transfer(NO_TRANSFER, pf.users, noise, False, None, mae,
+                                 {"attacked": "pure noise shaped like PFCDR's prototypes"}))
+  return rows
+
+
+def _unit(tr: transfers.Transfer) -> dict:
+  if tr.name == NO_TRANSFER:
+    return units.Unit("none", None, None, 0.0, None, "nothing crosses domains",
+                      "nothing")._asdict()
+  s = tr.settings
+  return units.unit_of(tr.name, s, n_items=s.get("n_items"),
+                       max_ratings=s.get("max_ratings"), phi_norm=s.get("phi_norm"))._asdict()
+
+
+def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = False,
+                quantities=leakage.QUANTITIES) -> dict:
+  """The frontier rows of one seed (``cfg.seed``): name, MAE, unit, leakage."""
+  t0 = time.perf_counter()
+  rec = stages.Recorder(None)
+  run = stages.prepare(cfg, workdir, rec)
+  rows = frontier_transfers(run, cfg, workdir, epsilons, rec, quick)
+  truth = study.load_truth(run, cfg.data.task, cfg.data.data_dir)
+  tg = leakage.targets(truth.U, truth.ratings, truth.V.shape[0], truth.attributes)
+  aux, ev = truth.aux_users, truth.eval_users
+  done: dict[int, dict] = {}
+  out = []
+  for tr in rows:
+    t = time.perf_counter()
+    key = id(tr.vectors)
+    if key not in done:   # PFCDR-Bilinear's transfer is PFCDR's very array
+      layout = None
+      if "offset_columns" in tr.settings:
+        layout = (tr.settings["offset_columns"], tr.settings["kappas"])
+      x = np.asarray(tr.vectors, np.float64)
+      done[key] = leakage.attack_transfer(
+          x[study._rows(tr.users, aux)], x[study._rows(tr.users, ev)], aux, ev, tg,
+          seed=cfg.seed, item_scores=tr.item_scores, kappa_layout=layout,
+          quantities=quantities)
+    log.info("frontier seed %d: %-24s MAE %.4f leakage %.3f (%s) %5.1fs", cfg.seed,
+             tr.name, tr.mae, done[key]["leakage_max"], done[key]["leakage_argmax"],
+             time.perf_counter() - t)
+    out.append({"name": tr.name, "mae": tr.mae, "dim": int(tr.vectors.shape[1]),
+                "unit": _unit(tr), "settings": tr.settings, "leakage": done[key]})
+  refs = {}
+  for name in REFERENCES:
+    asked = registry.quick_names((name,))[0] if quick else name
+    refs[name] = _baseline_mae(run, cfg, workdir, asked, rec)[0]
+  return {"seed": cfg.seed, "task": cfg.data.task, "beta": cfg.split.beta,
+          "base_model": cfg.pretrain.base_model,
+          "users": {"aux": int(len(aux)), "attacked": int(len(ev))},
+          "rows": out, "references": refs,
+          "timings_s": {**rec.timings, "total": round(time.perf_counter() - t0, 1)}}
