@@ -396,7 +396,7 @@ def attack_transfer(x_aux: np.ndarray, x_eval: np.ndarray, aux_users: np.ndarray
     ``{"quantities": {quantity: the attack_* result}, "leakage_max": the largest
     advantage, "leakage_argmax": its quantity}``.
   """
-  with threadpool_limits(1):   # OpenMP trees on 2 busy cores: 50x slower unthreaded
+  with threadpool_limits(1):   # OpenMP trees oversubscribe busy cores: far slower threaded
     return _attack_transfer(np.asarray(x_aux, np.float64), np.asarray(x_eval, np.float64),
                             aux_users, eval_users, truth, seed, item_scores, kappa_layout,
                             quantities)
