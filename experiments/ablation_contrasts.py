@@ -8,13 +8,14 @@ val_mae, test_mae, test_rmse) and prints, per step, the mean difference to --aga
 paired t-test p-value (two-sided; no multiplicity correction: these are descriptive).
 """
 
-import json
 import sys
 
 from absl import app
 from absl import flags
 import numpy as np
 from scipy import stats
+
+from pfcdr_jax.harness import cache as cache_lib
 
 flags.DEFINE_string("file", None, "An ablate_plus JSON (committed under docs/results/).")
 flags.DEFINE_string("against", "PFCDR+ default (+ neighbours if validation says so)",
@@ -31,11 +32,12 @@ def _paired(x, y):
 def main(argv):
   del argv
   try:
-    with open(FLAGS.file) as f:
-      data = json.load(f)
-    rows = data["rows"]
-  except (OSError, TypeError, ValueError, KeyError) as e:
-    sys.exit(f"error: --file={FLAGS.file}: expected an ablate_plus JSON with 'rows' ({e})")
+    data = cache_lib.read_json(FLAGS.file, "--file=")
+  except ValueError as e:
+    sys.exit(f"error: {e}")
+  rows = data.get("rows") if isinstance(data, dict) else None
+  if not isinstance(rows, list):
+    sys.exit(f"error: --file={FLAGS.file}: expected an ablate_plus JSON with 'rows'")
   by: dict[str, dict[int, dict]] = {}
   for r in rows:
     by.setdefault(r["step"], {})[r["seed"]] = r

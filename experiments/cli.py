@@ -148,6 +148,18 @@ def pfcdr_config(task: str | None = None, *, baselines: tuple[str, ...] = (),
       overrides=overrides)
 
 
+def epsilons(values: list[str]) -> tuple[float, ...]:
+  """A ``--epsilons`` list flag as positive numbers (ValueError naming the flag)."""
+  text = ",".join(values)
+  try:
+    out = tuple(float(e) for e in values)
+  except ValueError:
+    raise ValueError(f"--epsilons={text}: expected numbers") from None
+  if not out or not min(out) > 0:
+    raise ValueError(f"--epsilons={text}: budgets must be > 0")
+  return out
+
+
 def command_line() -> str:
   """The command as typed (the tables' "Command:" line)."""
   return "python " + " ".join(shlex.quote(a) for a in sys.argv)

@@ -109,12 +109,7 @@ def long_rows(records: list[dict]) -> list[str]:
 
 def main(argv):
   del argv
-  try:
-    epsilons = tuple(float(e) for e in FLAGS.epsilons)
-  except ValueError:
-    raise ValueError(f"--epsilons={','.join(FLAGS.epsilons)}: expected numbers") from None
-  if not epsilons or min(epsilons) <= 0:
-    raise ValueError(f"--epsilons={','.join(FLAGS.epsilons)}: budgets must be > 0")
+  epsilons = cli.epsilons(FLAGS.epsilons)
   if FLAGS.quick and not FLAGS["epsilons"].present:
     epsilons = (1.0,)
   num_seeds = 2 if FLAGS.quick and not FLAGS["num_seeds"].present else FLAGS.num_seeds

@@ -36,12 +36,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  try:
-    epsilons = tuple(float(e) for e in FLAGS.epsilons)
-  except ValueError:
-    raise ValueError(f"--epsilons={','.join(FLAGS.epsilons)}: expected numbers") from None
-  if not epsilons or min(epsilons) <= 0:
-    raise ValueError(f"--epsilons={','.join(FLAGS.epsilons)}: budgets must be > 0")
+  epsilons = cli.epsilons(FLAGS.epsilons)
   if FLAGS.quick and not FLAGS["epsilons"].present:
     epsilons = (1.0, 10.0)
   cfg = cli.pfcdr_config()

@@ -51,6 +51,17 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
   return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def read_json(path: str | Path, label: str = "") -> Any:
+  """The JSON in `path`; ValueError ``"<label><path>: <why>"`` when unreadable or not
+  JSON (one line for the scripts' ``error:``)."""
+  try:
+    return json.loads(Path(path).read_text())
+  except OSError as e:
+    raise ValueError(f"{label}{path}: {e.strerror or e}") from None
+  except ValueError as e:
+    raise ValueError(f"{label}{path}: not JSON ({e})") from None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
   """Writes `text` to `path` through a same-directory temp file and a rename."""
   path = Path(path)

@@ -16,11 +16,11 @@ of the same tests.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+from pfcdr_jax.harness import cache as cache_lib
 from pfcdr_jax.harness.cells import display_name
 from pfcdr_jax.harness.significance import ALPHA
 from pfcdr_jax.harness.significance import SeedTest
@@ -50,12 +50,7 @@ def load_contrasts(path: str | Path, *, shown_as: str | None = None) -> PlannedC
       name is not a method's table name (``cells.display_name``); the message names
       the file.
   """
-  try:
-    data = json.loads(Path(path).read_text())
-  except OSError as e:
-    raise ValueError(f"planned contrasts {path}: {e.strerror or e}") from None
-  except ValueError as e:
-    raise ValueError(f"planned contrasts {path}: not JSON ({e})") from None
+  data = cache_lib.read_json(path, "planned contrasts ")
   if not isinstance(data, dict):
     raise ValueError(f"planned contrasts {path}: expected a JSON object")
   declared, raw = data.get("declared"), data.get("contrasts")

@@ -15,7 +15,6 @@ Values are written with ``repr`` (they read back as the same floats); rows are s
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -64,13 +63,7 @@ def read_seeds(path: str | Path) -> list[Record]:
     ValueError: unreadable file, not JSON, or not the Table 1 cell structure; the
       message names the file (and the cell).
   """
-  try:
-    data = json.loads(Path(path).read_text())
-  except OSError as e:
-    raise ValueError(f"{path}: {e.strerror or e}") from None
-  except ValueError as e:
-    raise ValueError(f"{path}: not JSON ({e})") from None
-  return from_seeds(data, source=str(path))
+  return from_seeds(cache_lib.read_json(path), source=str(path))
 
 
 def from_seeds(data: Any, *, source: str = "<seeds>") -> list[Record]:

@@ -28,9 +28,7 @@ import time
 import numpy as np
 
 from pfcdr_jax.baselines import registry
-from pfcdr_jax.harness import cache_keys
 from pfcdr_jax.harness import stages
-from pfcdr_jax.models import metrics as metrics_lib
 from pfcdr_jax.privacy import controls
 from pfcdr_jax.privacy import leakage
 from pfcdr_jax.privacy import study
@@ -44,13 +42,6 @@ NO_TRANSFER = "ItemMean (no transfer)"
 REFERENCES = ("PTUPCDR", "BiasFloor", "GlobalMean")
 
 
-def _baseline_mae(run, cfg, workdir, name, rec) -> tuple[float, dict]:
-  cache = cache_keys.stage_cache(cfg, workdir)
-  with rec.stage(f"baseline_{name}") as r:
-    pred, chosen, _ = stages.run_baseline(run, cfg, cache, name, r)
-  return float(metrics_lib.mae(pred, run.data.target_test.rating)), chosen
-
-
 def frontier_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
                        ) -> list[transfers.Transfer]:
   """Every frontier row's transfer with its MAE (module docstring)."""
@@ -58,9 +49,9 @@ def frontier_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
           if t.mae is not None]
   pf = rows[0]
   assert pf.name == "PFCDR", pf.name
-  mae, _ = _baseline_mae(run, cfg, workdir, OURS, rec)
+  mae, _ = study.baseline_mae(run, cfg, workdir, OURS, rec, quick)
   rows.insert(1, pf._replace(name=OURS, mae=mae))
-  mae, _ = _baseline_mae(run, cfg, workdir, "ItemMean", rec)
+  mae, _ = study.baseline_mae(run, cfg, workdir, "ItemMean", rec, quick)
   noise = controls.pure_noise(pf.vectors, cfg.seed + 7).astype(np.float32)
   rows.append(transfers.Transfer(NO_TRANSFER, pf.users, noise, False, None, mae,
                                  {"attacked": "pure noise shaped like PFCDR's prototypes"}))
@@ -105,10 +96,8 @@ def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = Fa
              time.perf_counter() - t)
     out.append({"name": tr.name, "mae": tr.mae, "dim": int(tr.vectors.shape[1]),
                 "unit": _unit(tr), "settings": tr.settings, "leakage": done[key]})
-  refs = {}
-  for name in REFERENCES:
-    asked = registry.quick_names((name,))[0] if quick else name
-    refs[name] = _baseline_mae(run, cfg, workdir, asked, rec)[0]
+  refs = {name: study.baseline_mae(run, cfg, workdir, name, rec, quick)[0]
+          for name in REFERENCES}
   return {"seed": cfg.seed, "task": cfg.data.task, "beta": cfg.split.beta,
           "base_model": cfg.pretrain.base_model,
           "users": {"aux": int(len(aux)), "attacked": int(len(ev))},

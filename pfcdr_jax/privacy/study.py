@@ -142,6 +142,17 @@ def load_truth(run, task: str, data_dir=None) -> Truth:
                (s.user, s.item, s.rating), attributes)
 
 
+def baseline_mae(run, cfg, workdir, shown: str, rec, quick: bool = False
+                 ) -> tuple[float, dict]:
+  """A registry method's cold-start test MAE and chosen settings on a prepared run
+  (stage cache; ``quick``: the registry's quick variant of `shown`)."""
+  asked = registry.quick_names((shown,))[0] if quick else shown
+  with rec.stage(f"baseline_{asked}") as r:
+    pred, chosen, _ = stages.run_baseline(run, cfg, cache_keys.stage_cache(cfg, workdir),
+                                          asked, r)
+  return float(metrics_lib.mae(pred, run.data.target_test.rating)), chosen
+
+
 def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
                      ) -> list[transfers.Transfer]:
   """PFCDR, EMCDR, DP-EMCDR(eps), PriCDR-S, FedCDR, PF2CDR, PPGenCDR, PFCDR-DP(eps),
@@ -160,13 +171,7 @@ def method_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
                                  protos=protos)
     r["k"] = fit.k
   out = [transfers.pfcdr(run, protos, float(metrics_lib.mae(fit.pred, test.rating)))]
-  cache = cache_keys.stage_cache(cfg, workdir)
-
-  def baseline(shown):
-    asked = registry.quick_names((shown,))[0] if quick else shown
-    with rec.stage(f"baseline_{asked}") as r:
-      pred, chosen, _ = stages.run_baseline(run, cfg, cache, asked, r)
-    return float(metrics_lib.mae(pred, test.rating)), chosen
+  baseline = lambda shown: baseline_mae(run, cfg, workdir, shown, rec, quick)
 
   out.append(transfers.emcdr(run, baseline("EMCDR")[0]))
   for name in (f"DP-EMCDR(eps={e:g})" for e in epsilons):
