@@ -89,6 +89,9 @@ def define_pretrain_flags(*, base_model: bool = True) -> None:
                     "mu + b_u + c_j (bias, default), mu (global) or none (the paper's).")
   flags.DEFINE_integer("grid_extend", None, "Extra lrs tried beyond an edge of --lrs while "
                        "the best lr sits on it (default 2; 0: never).", lower_bound=0)
+  flags.DEFINE_bool("shard_tables", None, "Shard the pretraining tables by rows over every "
+                    "device (of every process with --coordinator_address): same result, "
+                    "memory split (models/sharded_tables.py).")
   flags.DEFINE_bool("strict", False, "A learned stage that fails its sanity gate (held-out "
                     "MSE / validation MAE not below its floor) ends the run with exit 1.")
 
@@ -165,9 +168,40 @@ def command_line() -> str:
   return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
+# Several hosts: every process runs the same command with its own --process_id.
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0: start "
+                    "jax.distributed with --num_processes and --process_id (several hosts; "
+                    "process 0 writes the outputs).")
+flags.DEFINE_integer("num_processes", None, "Processes of a jax.distributed run.",
+                     lower_bound=1)
+flags.DEFINE_integer("process_id", None, "This process's index in 0..num_processes-1.",
+                     lower_bound=0)
+
+
+def _start_distributed() -> None:
+  """``jax.distributed.initialize`` from the three flags (all or none must be given)."""
+  given = [FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id]
+  if all(v is None for v in given):
+    return
+  if any(v is None for v in given):
+    raise ValueError("--coordinator_address, --num_processes and --process_id go together")
+  if FLAGS.process_id >= FLAGS.num_processes:
+    raise ValueError(f"--process_id={FLAGS.process_id}: expected 0..{FLAGS.num_processes - 1}")
+  import jax  # pylint: disable=import-outside-toplevel
+  # Collectives between CPU processes (no effect on accelerator backends); set before
+  # anything starts a backend.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                             num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
+
+
 def run(main: Callable[[list[str]], None]) -> None:
   """``app.run(main)`` with the output set up and bad input as one ``error:`` line."""
   def wrapped(argv):
+    try:
+      _start_distributed()
+    except ValueError as e:
+      sys.exit(f"error: {e}")
     progress.configure_output(FLAGS.verbosity)
     xla_cache.enable()   # compiled kernels kept on disk between runs ($PFCDR_XLA_CACHE=0: off)
     try:

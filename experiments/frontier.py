@@ -23,6 +23,7 @@ import numpy as np
 import cli
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.harness import cache as cache_lib
+from pfcdr_jax.harness import significance
 from pfcdr_jax.privacy import frontier
 from pfcdr_jax.privacy import frontier_study
 
@@ -32,39 +33,70 @@ cli.define_method_flags()
 flags.DEFINE_float("beta", 0.2, "Fraction of overlap users made cold-start (test).")
 flags.DEFINE_integer("num_seeds", 10, "Seeds 0..n-1 (each: split, models, noise, attacker).",
                      lower_bound=1)
-flags.DEFINE_list("epsilons", ["0.5", "1", "5", "10", "100"],
-                  "Budgets of DP-EMCDR, PFCDR-DP and PFCDR+(eps) (each method's native "
-                  "unit; the table converts to user level).")
+flags.DEFINE_list("epsilons", ["0.5", "1", "5", "10", "20", "50", "100"],
+                  "Budgets of DP-EMCDR, PFCDR-DP, PFCDR-Bilinear-DP and PFCDR+(eps) (each "
+                  "method's native unit; the table converts to user level).")
 flags.DEFINE_bool("quick", False, "Short pretraining, quick baselines, one budget, two "
                   "seeds (smoke run).")
 flags.DEFINE_string("workdir", None, "Output directory (default runs/frontier-<task>).")
 flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache (shared with Table 1).")
+flags.DEFINE_list("only_seeds", [], "Worker mode: compute only these seeds' files (in "
+                  "this order, skipping those present) and write no aggregate; a later "
+                  "run without the flag aggregates. Workers may share a --workdir.")
 FLAGS = flags.FLAGS
 
 
+def ours_names(points: list[dict]) -> list[str]:
+  """Our frontier points: PFCDR-Bilinear and PFCDR-Bilinear-DP at each budget."""
+  return [p["name"] for p in points if p["name"] == frontier_study.OURS
+          or p["name"].startswith(frontier_study.OURS_DP + "(")]
+
+
 def _claims(points: list[dict], refs: dict[str, list[float]]) -> list[dict]:
-  """The acceptance contrasts of issue 29, computed (not asserted)."""
+  """The acceptance contrasts of issue 29, computed (not asserted).
+
+  One paired contrast against PFCDR per point of ours (:func:`ours_names`), Holm-
+  corrected over that family; then whether one of them meets the acceptance (Pareto-
+  optimal, leakage interval not above PFCDR's, lower MAE at Holm p < 0.05).
+  """
   by = {p["name"]: p for p in points}
   out = []
-  ours, pf = by.get(frontier_study.OURS), by.get("PFCDR")
-  if ours and pf:
+  pf = by.get("PFCDR")
+  ci = lambda p: p["leakage_max_ci95"] if np.isfinite(p["leakage_max_ci95"]) else 0.0
+  mine = []
+  for name in (ours_names(points) if pf else []):
+    ours = by[name]
     seeds = [s for s in ours["seeds"] if s in pf["seeds"]]
     a = [ours["mae"]["per_seed"][ours["seeds"].index(s)] for s in seeds]
     b = [pf["mae"]["per_seed"][pf["seeds"].index(s)] for s in seeds]
     t = frontier.paired(a, b)
-    ci = lambda p: p["leakage_max_ci95"] if np.isfinite(p["leakage_max_ci95"]) else 0.0
     above = ours["leakage_max"] - ci(ours) > pf["leakage_max"] + ci(pf)
-    out.append({"id": "ours_vs_pfcdr", **t, "ours": ours["name"], "pareto": ours["pareto"],
-                "leakage_ours": ours["leakage_max"], "leakage_pfcdr": pf["leakage_max"],
-                "leakage_interval_above_pfcdr": bool(above),
-                "text": (f"{ours['name']} vs PFCDR over {t['n']} seeds: MAE Δ = "
-                         f"{t['diff']:+.4f} ± {t['ci95']:.4f} (lower on {t['a_lower']}/"
-                         f"{t['n']}; paired t p = {t['p_ttest']:.2g}, Wilcoxon p = "
-                         f"{t['p_wilcoxon']:.2g}); leakage {ours['leakage_max']:.3f} vs "
-                         f"PFCDR's {pf['leakage_max']:.3f} (the same vectors); Pareto-"
-                         f"optimal: {'yes' if ours['pareto'] else 'no'}"
-                         + (f" (dominated by {', '.join(ours['dominated_by'])})"
-                            if ours["dominated_by"] else "") + ".")})
+    mine.append({"id": "ours_vs_pfcdr" if name == frontier_study.OURS
+                 else f"ours_vs_pfcdr:{name}", **t, "ours": name, "pareto": ours["pareto"],
+                 "dominated_by": list(ours["dominated_by"]),
+                 "leakage_ours": ours["leakage_max"], "leakage_ours_ci95": ci(ours),
+                 "leakage_pfcdr": pf["leakage_max"],
+                 "leakage_interval_above_pfcdr": bool(above)})
+  adjusted = significance.holm([c["p_ttest"] for c in mine]) if mine else []
+  for c, p_holm in zip(mine, adjusted):
+    c["p_holm"] = float(p_holm)
+    c["family"] = len(mine)
+    c["text"] = (f"{c['ours']} vs PFCDR over {c['n']} seeds: MAE Δ = {c['diff']:+.4f} ± "
+                 f"{c['ci95']:.4f} (lower on {c['a_lower']}/{c['n']}; paired t p = "
+                 f"{c['p_ttest']:.2g}, Holm over {len(mine)} = {c['p_holm']:.2g}, "
+                 f"Wilcoxon p = {c['p_wilcoxon']:.2g}); leakage {c['leakage_ours']:.3f} ± "
+                 f"{c['leakage_ours_ci95']:.3f} vs PFCDR's {c['leakage_pfcdr']:.3f}; "
+                 f"Pareto-optimal: {'yes' if c['pareto'] else 'no'}"
+                 + (f" (dominated by {', '.join(c['dominated_by'])})"
+                    if c["dominated_by"] else "") + ".")
+    out.append(c)
+  if mine:
+    meets = [c["ours"] for c in mine if c["pareto"] and not c["leakage_interval_above_pfcdr"]
+             and c["diff"] < 0 and c["p_holm"] < 0.05]
+    out.append({"id": "acceptance_pareto_and_better", "meets": meets,
+                "text": ("Points of ours that are Pareto-optimal, with leakage not above "
+                         "PFCDR's and lower MAE than PFCDR at Holm p < 0.05: "
+                         + (", ".join(meets) if meets else "none") + ".")})
   if pf and refs.get("PTUPCDR"):
     pt = float(np.mean(refs["PTUPCDR"]))
     level = pf["leakage_max"] + pf["leakage_max_ci95"] if np.isfinite(
@@ -121,8 +153,14 @@ def main(argv):
   # What a seed file must have been made with to be reused (everything but the seed).
   run_key = cache_lib.stable_hash(config_lib.override(base, {"seed": 0}), list(epsilons),
                                   FLAGS.quick, "frontier-v1")
+  try:
+    only = [int(x) for x in FLAGS.only_seeds]
+  except ValueError:
+    raise ValueError(f"--only_seeds={','.join(FLAGS.only_seeds)}: expected integers") from None
+  if any(not 0 <= x < num_seeds for x in only):
+    raise ValueError(f"--only_seeds: every seed must be in 0..{num_seeds - 1}")
   records = []
-  for seed in range(num_seeds):
+  for seed in only or range(num_seeds):
     path = workdir / "seeds" / f"seed{seed}.json"
     if path.exists():
       rec = json.loads(path.read_text())
@@ -137,6 +175,10 @@ def main(argv):
     cache_lib.atomic_write_text(path, json.dumps(cache_lib.jsonable(rec), indent=1))
     print(f"seed {seed}: {rec['timings_s']['total']} s")
     records.append(rec)
+  if only:
+    print(f"worker: seeds {only} done in {workdir}/seeds; run without --only_seeds to "
+          "aggregate")
+    return
   points = frontier.aggregate(records)
   refs = {}
   for rec in records:

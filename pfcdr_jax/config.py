@@ -122,6 +122,9 @@ class PretrainConfig:
   # Further lrs tried beyond an edge of the grid while the selected lr sits on it
   # (models/lr_grid.py, extend_grid); 0: never (the run still reports the edge).
   grid_extend: int = dataclasses.field(default=2, metadata=ABSENT_IS_STALE)
+  # Shard the embedding tables by rows over every device (models/sharded_tables.py):
+  # how, not what (the trajectory is the single-device one up to float reassociation).
+  shard_tables: bool = dataclasses.field(default=False, metadata=EXECUTION_ONLY)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,7 +265,7 @@ def train_config(cfg: PFCDRConfig):
                                heldout_fraction=p.heldout_fraction, seed=cfg.seed,
                                dim=p.emb_dim, optimizer=p.optimizer, shuffle=p.shuffle,
                                patience=p.patience, early_stop=p.early_stop,
-                               grid_extend=p.grid_extend)
+                               grid_extend=p.grid_extend, shard_tables=p.shard_tables)
 
 
 def _early_stops() -> tuple[str, ...]:

@@ -34,7 +34,8 @@ from pfcdr_jax.privacy import mechanisms
 
 from pfcdr_jax.baselines.runners import (
     _run_bias_floor, _run_cmf, _run_dp_emcdr, _run_emcdr, _run_fedcdr, _run_global_mean,
-    _run_item_mean, _run_lightgcn, _run_pf2cdr, _run_pfcdr_dp, _run_pfcdr_plus,
+    _run_item_mean, _run_lightgcn, _run_pf2cdr, _run_pfcdr_bilinear_dp, _run_pfcdr_dp,
+    _run_pfcdr_plus,
     _run_ppgencdr, _run_pricdr, _run_ptupcdr, _run_source_user_mean, _run_sscdr, _run_tgt)
 
 DP_EPSILONS = (0.5, 1.0, 5.0, 10.0)
@@ -51,7 +52,7 @@ CACHE_VERSION = 2
 # plus/release.epsilon_stream). Before it, one draw was rescaled across budgets.
 METHOD_VERSIONS = {(base, "eps"): 1 for base in
                    ("PFCDR+", "DP-EMCDR", "PFCDR-DP", "PF2CDR", "PPGenCDR", "FedCDR",
-                    "PriCDR-S")}
+                    "PriCDR-S", "PFCDR-Bilinear-DP")}
 METHOD_VERSIONS[("PFCDR+", "offset_epsilon")] = 1   # its Gaussian draw also per epsilon
 
 
@@ -207,6 +208,16 @@ ENTRIES: dict[str, Entry] = {
     # with its offset and crowd scalars off (issue 29's prototype-only method).
     "PFCDR-Bilinear": Entry(_run_pfcdr_plus, defaults={"use_offset": False, "crowd": False},
                             reads=("inversion", "bridge")),
+    # PFCDR-Bilinear on prototypes released through PFCDR-DP's Gaussian mechanism
+    # (user-level, add/remove; C chosen on validation): ours with a finite user-level
+    # epsilon (issue 29). Plain "PFCDR-Bilinear-DP" clips without noise.
+    "PFCDR-Bilinear-DP": Entry(_run_pfcdr_bilinear_dp, ({"clip_norm": 1.0},
+                                                        {"clip_norm": 0.5},
+                                                        {"clip_norm": 0.25},
+                                                        {"clip_norm": 2.0}),
+                               {"mechanism": "analytic", "delta": DP_DELTA,
+                                "use_offset": False, "crowd": False}, "clip_norm=1",
+                               reads=("inversion", "bridge")),
     # Federated CDR simulated in rounds (baselines/fedcdr.py); no DP unless eps is given
     # ("FedCDR(eps=1,clip_norm=...)").
     "FedCDR": Entry(_run_fedcdr, ({"lr": 0.01}, {"lr": 0.02}, {"lr": 0.005}),

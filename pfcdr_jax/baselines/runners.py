@@ -22,6 +22,7 @@ train their own factors (base model not used); SourceUserMean is a floor.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import jax.numpy as jnp
@@ -216,12 +217,38 @@ def _run_pfcdr_plus(ctx, opts, pairs, key):
   inp = plus_inputs(ctx.scorer, ctx.params_s, ctx.params_t, ctx.data,
                     method_lib.StageKeys.from_seed(ctx.seed), ctx.bridge,
                     ctx.inversion, rs)
+  return _fit_plus(ctx, inp, pairs, opts, "PFCDR+")
+
+
+def _fit_plus(ctx, inp, pairs, opts: dict, shown: str) -> np.ndarray:
   val = ctx.data.target_val
   fit = fit_predict_plus(inp, (val.user, val.item, val.rating),
                          Pairs(*pairs), PlusConfig(**opts))
-  logging.getLogger(__name__).info("PFCDR+: chosen on validation %s; validation MAE by "
-                                   "step %s", fit.chosen, fit.val_mae)
+  logging.getLogger(__name__).info("%s: chosen on validation %s; validation MAE by "
+                                   "step %s", shown, fit.chosen, fit.val_mae)
   return fit.pred
+
+
+def _run_pfcdr_bilinear_dp(ctx, opts, pairs, key):
+  """PFCDR-Bilinear on prototypes released through PFCDR-DP's Gaussian mechanism.
+
+  Every source prototype that leaves the source (bridge and cold users, at PFCDR's
+  target rating) is released once as ``c + clip(P - c, C) + N(0, sigma^2 I)``
+  (``privacy.dp_prototypes.release``, `key`); the bilinear fit, the bridge and the
+  neighbours then see the released vectors only. ``eps``: the user-level budget
+  (add/remove, delta = 1e-5); the clip C comes from the registry's grid.
+  """
+  opts = dict(opts)
+  dp_names = {f.name for f in dataclasses.fields(dp_prototypes.DPPrototypeConfig)}
+  dp_opts = {k: opts.pop(k) for k in list(opts) if k in dp_names}
+  dp_opts["epsilon"] = float(opts.pop("eps")) if "eps" in opts else None
+  dp_cfg = dp_prototypes.DPPrototypeConfig(**dp_opts)
+  center = dp_prototypes.public_center(ctx.scorer.item_matrix(ctx.params_s), dp_cfg)
+  inp = plus_inputs(ctx.scorer, ctx.params_s, ctx.params_t, ctx.data,
+                    method_lib.StageKeys.from_seed(ctx.seed), ctx.bridge, ctx.inversion,
+                    (float(ctx.inversion.target_rating),),
+                    source_release=lambda P: dp_prototypes.release(P, center, key, dp_cfg))
+  return _fit_plus(ctx, inp, pairs, opts, "PFCDR-Bilinear-DP")
 
 
 def _run_tgt(ctx, opts, pairs, key):

@@ -48,7 +48,8 @@ GROUPS = (
     ("SDR", ("TGT", "LightGCN")),
     ("CDR with user-sensitive data", ("CMF", "EMCDR", "SSCDR", "PTUPCDR")),
     ("Privacy-preserving CDR", ("DP-EMCDR", "PriCDR-S", "FedCDR", "PF2CDR", "PPGenCDR",
-                                "PFCDR-DP", "PFCDR", "PFCDR+", "PFCDR-Bilinear")),
+                                "PFCDR-DP", "PFCDR", "PFCDR+", "PFCDR-Bilinear",
+                                "PFCDR-Bilinear-DP")),
     ("Floors", FLOORS),
 )
 

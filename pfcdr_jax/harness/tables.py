@@ -118,6 +118,7 @@ def _row_key(r: Row, row_label: str) -> str:
 PRIVACY_UNITS = (
     ("DP-EMCDR", "user-level (ε, δ = 1e-5): add/remove one user's released vector"),
     ("PFCDR-DP", "user-level (ε, δ = 1e-5): add/remove one user's released prototype"),
+    ("PFCDR-Bilinear-DP", "user-level (ε, δ = 1e-5): PFCDR-DP's released prototype"),
     ("PF2CDR", "user-level (ε = 1, δ = 1e-5) on the released vector"),
     ("PPGenCDR", "user-level (ε = 1, δ = 1e-5) over the generator's DP-SGD training"),
     ("PriCDR-S", "per rating (ε = 0.5, δ = 1e-5); at the user level far weaker "

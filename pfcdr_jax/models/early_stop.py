@@ -68,7 +68,9 @@ class _Stack(NamedTuple):
 
 def _take_lrs(tree, idx, axis: int):
   """``tree`` at lr index (or indices) ``idx`` of the lr axis ``axis``."""
-  return jax.tree_util.tree_map(lambda x: jnp.take(x, jnp.asarray(idx), axis=axis), tree)
+  # A host index: a constant of the take, so it also applies to arrays sharded over
+  # the devices of several processes (models/sharded_tables.py).
+  return jax.tree_util.tree_map(lambda x: jnp.take(x, np.asarray(idx), axis=axis), tree)
 
 
 def _shrink(state: _State, stack: _Stack, keep: np.ndarray, done: dict) -> tuple[_State, _Stack]:

@@ -38,6 +38,7 @@ import optax
 
 from pfcdr_jax.infra import progress
 from pfcdr_jax.models import lazy_adam
+from pfcdr_jax.models import sharded_tables
 from pfcdr_jax.models.early_stop import _Stack, _full_best, _stop_check
 from pfcdr_jax.models.heldout import _split_domain, mean_predictor_mse
 from pfcdr_jax.models.lr_grid import extend_grid, lr_edge
@@ -96,18 +97,21 @@ def _epoch_order(k_shuffle: jax.Array, epoch: int, n: int, cfg: TrainConfig, n_s
 
 
 def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, label: str,
-                n: int, n_seeds: int | None = None):
+                n: int, n_seeds: int | None = None, put=lambda x: x,
+                place=lambda state: state):
   """Calls the jitted ``epoch_fn`` once per epoch, stopping early as ``cfg.patience`` and
   ``cfg.early_stop`` say.
 
   Returns ``(best, curve, n_shapes)``: a ``_State`` with the best params, MSE and epoch
   of every grid lr (lr axis in grid order), the held-out MSE of every epoch run ([L],
   or [S, L]; NaN for an lr no longer trained), and how many stack sizes ran (each
-  compiles ``epoch_fn`` once).
+  compiles ``epoch_fn`` once). ``put`` places each epoch's small inputs (the lrs, the
+  order, the epoch) beside the state (:func:`sharded_tables.replicate` on a mesh), and
+  ``place`` lays the state out again after early stopping has touched it.
   """
   n_lrs = len(cfg.lrs)
   stack = _Stack(axis=0 if n_seeds is None else 1, cols=np.arange(n_lrs))
-  state = state._replace(active=jnp.ones(state.best_mse.shape, bool))
+  state = state._replace(active=put(jnp.ones(state.best_mse.shape, bool)))
   done, curve, sizes = {}, [], set()
   t0 = time.perf_counter()
   with progress.bar(cfg.epochs, f"pretrain {label}", unit="epoch") as bar:
@@ -115,8 +119,8 @@ def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, la
       order = _epoch_order(k_shuffle, epoch, n, cfg, n_seeds)
       sizes.add(len(stack.cols))
       was_active = np.asarray(state.active)
-      state, mse = epoch_fn(state, lrs[stack.cols], *data_args, order,
-                            jnp.asarray(epoch, jnp.int32))
+      state, mse = epoch_fn(state, put(lrs[stack.cols]), *data_args, put(order),
+                            put(jnp.asarray(epoch, jnp.int32)))
       row = np.full(state.best_mse.shape[:-1] + (n_lrs,), np.nan, np.float32)
       row[..., stack.cols] = np.where(was_active, np.asarray(mse), np.nan)
       curve.append(row)
@@ -127,6 +131,7 @@ def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, la
         log.debug("%s epoch %d/%d heldout mse %s (%.1fs)", label, epoch + 1, cfg.epochs,
                   np.round(row, 4).tolist(), time.perf_counter() - t0)
       stop, state, stack = _stop_check(state, stack, curve, cfg, done)
+      state = place(state)
       if stop:
         log.debug("%s: early stop after epoch %d (%s, patience %d)", label, epoch + 1,
                   cfg.early_stop, cfg.patience)
@@ -134,15 +139,20 @@ def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, la
   return _full_best(state, stack, done, n_lrs), curve, len(sizes)
 
 
-def _jit_counted(fn):
-  """``jax.jit`` of ``fn`` (state donated) plus a trace counter (``counter[0]``)."""
+def _jit_counted(fn, out_shardings=None):
+  """``jax.jit`` of ``fn`` (state donated) plus a trace counter (``counter[0]``).
+
+  ``out_shardings``: where the outputs live (sharded tables: the state's own layout, so
+  that the next epoch's input has the same shardings and nothing retraces)."""
   counter = [0]
 
   def counted(*args):
     counter[0] += 1  # runs at trace time only
     return fn(*args)
 
-  return jax.jit(counted, donate_argnums=(0,)), counter
+  if out_shardings is None:
+    return jax.jit(counted, donate_argnums=(0,)), counter
+  return jax.jit(counted, donate_argnums=(0,), out_shardings=out_shardings), counter
 
 
 def train_scorer(scorer: Scorer, domain, cfg: TrainConfig = TrainConfig(),
@@ -172,14 +182,27 @@ def train_scorer(scorer: Scorer, domain, cfg: TrainConfig = TrainConfig(),
 def _train_grid(scorer: Scorer, domain, cfg: TrainConfig, key: jax.Array) -> TrainResult:
   """:func:`train_scorer` over ``cfg.lrs`` only (no grid extension)."""
   train_np, held_np = _split_domain(domain, cfg)
-  train = tuple(jnp.asarray(x) for x in train_np)
-  held = tuple(jnp.asarray(x) for x in held_np)
+  mesh = sharded_tables.table_mesh() if cfg.shard_tables else None
+  put = (lambda x: x) if mesh is None else (lambda x: sharded_tables.replicate(x, mesh))
+  train = tuple(put(jnp.asarray(x)) for x in train_np)
+  held = tuple(put(jnp.asarray(x)) for x in held_np)
   lrs = jnp.asarray(cfg.lrs, jnp.float32)
   k_init, k_shuffle = jax.random.split(key)
   state = _init_state(scorer, domain, cfg, k_init, float(np.mean(train_np[2])))
-  epoch_fn, n_traces = _jit_counted(make_epoch_fn(scorer, cfg, train_np[2].size))
+  out_shardings = None
+  if mesh is not None:   # tables sharded by rows (models/sharded_tables.py)
+    state = sharded_tables.place(
+        state._replace(active=jnp.ones(state.best_mse.shape, bool)), mesh)
+    out_shardings = (jax.tree_util.tree_map(lambda x: x.sharding, state),
+                     sharded_tables.replicated(mesh))
+  epoch_fn, n_traces = _jit_counted(make_epoch_fn(scorer, cfg, train_np[2].size),
+                                    out_shardings)
   state, curve, n_shapes = _run_epochs(epoch_fn, state, lrs, (train, held), k_shuffle, cfg,
-                                       scorer.name, train_np[2].size)
+                                       scorer.name, train_np[2].size, put=put,
+                                       place=((lambda st: st) if mesh is None else
+                                              (lambda st: sharded_tables.place(st, mesh))))
+  if mesh is not None:
+    state = sharded_tables.unplace(state, {"user": domain.n_users, "item": domain.n_items})
   if n_traces[0] > n_shapes:
     raise RuntimeError(f"epoch function traced {n_traces[0]} times for {n_shapes} stack sizes")
   curve = np.stack(curve, axis=1) if curve else np.zeros((len(cfg.lrs), 0))

@@ -49,6 +49,9 @@ class TrainConfig:
       and an lr also stops once it cannot reach the best held-out MSE of the grid
       even if it kept its largest per-epoch gain of the last ``patience`` epochs for
       every epoch left: :func:`early_stop.cannot_reach`).
+    shard_tables: shard the user and item tables (and their Adam moments) by rows over
+      every device (:mod:`sharded_tables`; with ``jax.distributed``, of every process);
+      the same trajectory up to float reassociation.
   """
   lrs: tuple[float, ...] = (0.001, 0.005, 0.01, 0.02, 0.1)
   epochs: int = 20
@@ -62,6 +65,7 @@ class TrainConfig:
   patience: int | None = None
   early_stop: str = "per_lr"
   grid_extend: int = 0
+  shard_tables: bool = False
 
   def __post_init__(self):
     if self.optimizer not in OPTIMIZERS:

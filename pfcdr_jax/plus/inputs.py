@@ -5,7 +5,7 @@ to predict."""
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -49,16 +49,29 @@ class PlusInputs(NamedTuple):
 
 
 def plus_inputs(scorer, params_s, params_t, data, keys, bridge_cfg, inversion_cfg,
-                rs: tuple[float, ...] = (5.0,)) -> PlusInputs:
+                rs: tuple[float, ...] = (5.0,),
+                source_release: Callable[[np.ndarray], np.ndarray] | None = None
+                ) -> PlusInputs:
   """:class:`PlusInputs` of a split and its pretrained scorers.
 
   The prototypes at ``rs[-1]`` and the bridge are PFCDR's own (``method.invert_run``
   and ``method.fit_bridge`` with the run's stage keys), so ``P_hat`` is what PFCDR
   matches with; the other r only add source prototypes (same keys, other target).
+
+  Args:
+    source_release: what the source applies to its prototypes (float[B + C, d], bridge
+      users then cold users) before they leave it, e.g. a Gaussian mechanism
+      (``privacy.dp_prototypes.release``); the bridge and every feature then use the
+      released vectors only. One release per user: only with a single ``rs``.
   """
   rs = tuple(float(r) for r in rs)
+  if source_release is not None and len(rs) != 1:
+    raise ValueError(f"a source release spends its budget once per user: one inversion "
+                     f"target rating, got rs={rs}")
   main = method_lib.invert_run(scorer, params_s, params_t, data, keys,
                                dataclasses.replace(inversion_cfg, target_rating=rs[-1]))
+  if source_release is not None:
+    main = main._replace(source=np.asarray(source_release(np.asarray(main.source))))
   n_b = len(method_lib.bridge_users(data))
   W_map, _ = method_lib.fit_bridge(main.source[:n_b], main.target, keys.bridge, bridge_cfg)
   protos = []

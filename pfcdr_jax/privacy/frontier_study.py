@@ -9,6 +9,9 @@ reported), adds
 * ``PFCDR-Bilinear`` (ours): PFCDR+ without user statistics; its runner inverts the
   same prototypes with the same stage keys as PFCDR (``plus.inputs``, BUILD_NOTES §4),
   so its transfer is PFCDR's array and so is its leakage;
+* ``PFCDR-Bilinear-DP(eps)`` (ours, user-level DP): the same model fitted on prototypes
+  released through PFCDR-DP's Gaussian mechanism with its own registry key; the release
+  attacked is rebuilt with that key and the clip chosen on validation;
 * ``ItemMean (no transfer)``: nothing crosses. It is attacked on pure noise with the
   per-coordinate mean and std of PFCDR's prototypes (``controls.pure_noise``): the
   floor of the whole leakage pipeline (attacker selection, clipping at 0, the maximum
@@ -38,6 +41,7 @@ from pfcdr_jax.privacy import units
 log = logging.getLogger(__name__)
 
 OURS = "PFCDR-Bilinear"
+OURS_DP = "PFCDR-Bilinear-DP"
 NO_TRANSFER = "ItemMean (no transfer)"
 REFERENCES = ("PTUPCDR", "BiasFloor", "GlobalMean")
 
@@ -51,6 +55,11 @@ def frontier_transfers(run, cfg, workdir, epsilons, rec, quick: bool = False
   assert pf.name == "PFCDR", pf.name
   mae, _ = study.baseline_mae(run, cfg, workdir, OURS, rec, quick)
   rows.insert(1, pf._replace(name=OURS, mae=mae))
+  protos = stages.run_prototypes(run, cfg, workdir, rec)
+  for e in epsilons:   # ours with a user-level budget: PFCDR-DP's release, bilinear fit
+    name = f"{OURS_DP}(eps={e:g})"
+    mae, chosen = study.baseline_mae(run, cfg, workdir, name, rec, quick)
+    rows.append(transfers.pfcdr_dp_transfer(run, name, protos, chosen, cfg.inversion, mae))
   mae, _ = study.baseline_mae(run, cfg, workdir, "ItemMean", rec, quick)
   noise = controls.pure_noise(pf.vectors, cfg.seed + 7).astype(np.float32)
   rows.append(transfers.Transfer(NO_TRANSFER, pf.users, noise, False, None, mae,

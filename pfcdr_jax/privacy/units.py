@@ -74,6 +74,8 @@ SENDS = {
               "(o(0) / o(kappa) - 1) exactly, and the user's mean rating level. The "
               "frontier attacks every user's grid: for test users, who send one kappa, "
               "its n_ratings figure is an upper bound (its mean_rating one is not)",
+    "PFCDR-Bilinear-DP": "PFCDR-DP's release: c + clip(P_u - c, C) + Gaussian noise, once "
+                         "per bridge, validation and cold user; nothing else",
     "EMCDR": "the source user representation U_i",
     "FedCDR": "each client's item-row gradient uploads (readable by the server without "
               "secure aggregation; they give the client's embedding exactly)",
@@ -121,7 +123,7 @@ def unit_of(name: str, settings: dict, *, n_items: int | None = None,
   eps = settings.get("epsilon", options.get("eps"))
   eps = None if eps is None else float(eps)
   delta = settings.get("delta", registry.DP_DELTA)
-  if base in ("DP-EMCDR", "PFCDR-DP", "PF2CDR"):
+  if base in ("DP-EMCDR", "PFCDR-DP", "PF2CDR", "PFCDR-Bilinear-DP"):
     return Unit("user", eps, delta, eps, delta,
                 "add/remove one user's clipped vector (Gaussian, analytic)",
                 "nothing beyond the noised vector (clip norm chosen on validation)")

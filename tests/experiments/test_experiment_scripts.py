@@ -72,3 +72,19 @@ def test_long_csv_bad_input_is_one_error_line(tmp_path):
         proc.stderr
     assert says in lines[0]
   assert not (tmp_path / "bad_long.csv").exists()
+
+
+def test_multi_host_flags_bad_input_is_one_error_line(tmp_path):
+  for args, says in (
+      (("--coordinator_address=127.0.0.1:1",), "go together"),
+      (("--coordinator_address=127.0.0.1:1", "--num_processes=2", "--process_id=2"),
+       "--process_id=2: expected 0..1"),
+      (("--only_seeds=x",), "--only_seeds=x: expected integers")):
+    script = "frontier.py" if "only_seeds" in args[0] else "pfcdr.py"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / script),
+                           "--task=synthetic", "--scale=0.002", f"--workdir={tmp_path}",
+                           *args], capture_output=True, text=True, timeout=120, env=ENV)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:"), \
+        proc.stderr
+    assert says in lines[0]

@@ -1,7 +1,8 @@
 """Two JAX processes on 127.0.0.1 (``jax.distributed``, CPU, gloo) give one process's results.
 
 Each process has 2 CPU devices (4 in all). Both run the sharded inversion and top-k on
-the same inputs, and ``run_pfcdr`` on a tiny synthetic task; process 0 writes the
+the same inputs, and ``run_pfcdr`` on a tiny synthetic task with its pretraining tables
+sharded by rows over the 4 devices (``pretrain.shard_tables``); process 0 writes the
 outputs. The test compares them with the single-device kernels and a one-process run.
 """
 
@@ -25,7 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 _CFG = {"data.task": "synthetic", "data.like": "music2movie", "data.scale": 0.004,
         "split.beta": 0.2, "seed": 0, "pretrain.epochs": 2, "pretrain.batch_size": 256,
-        "pretrain.lrs": [0.02], "inversion.steps": 20, "bridge.epochs": 10, "topk.k": "7"}
+        "pretrain.lrs": [0.02], "inversion.steps": 20, "bridge.epochs": 10, "topk.k": "7",
+        # Tables sharded by rows over the 4 devices of both processes (one device here).
+        "pretrain.shard_tables": True}
 
 _SCRIPT = textwrap.dedent("""
     import json, sys

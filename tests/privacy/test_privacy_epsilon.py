@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pfcdr_jax.baselines import dp_emcdr
+from pfcdr_jax.baselines import registry
 from pfcdr_jax.baselines import runners
 from pfcdr_jax.baselines import selection
 from pfcdr_jax.baselines.context import BaselineContext
@@ -23,6 +24,9 @@ from pfcdr_jax.models import train as train_lib
 from pfcdr_jax.models.train_config import TrainConfig
 from pfcdr_jax.pfcdr import method
 from pfcdr_jax.plus.config import PlusConfig
+from pfcdr_jax.plus.inputs import Pairs
+from pfcdr_jax.plus.inputs import plus_inputs
+from pfcdr_jax.plus.method import fit_predict_plus
 from pfcdr_jax.plus.release import epsilon_stream
 from pfcdr_jax.plus.release import gaussian_sigma
 from pfcdr_jax.plus.release import rating_dp_release
@@ -259,6 +263,32 @@ def _pfcdr_dp_case(ctx):
       clip_tol=0.03)
 
 
+def _bilinear_mae(ctx, shuffle):
+  """PFCDR-Bilinear (prototypes as they are), or on its source prototypes with the
+  users shuffled (no information), through ``plus_inputs``' source release."""
+  rows = None
+  def shuffled(P):
+    nonlocal rows
+    rows = np.random.default_rng(0).permutation(len(P))
+    return P[rows]
+  inp = plus_inputs(ctx.scorer, ctx.params_s, ctx.params_t, ctx.data,
+                    method.StageKeys.from_seed(ctx.seed), ctx.bridge, ctx.inversion,
+                    (float(ctx.inversion.target_rating),),
+                    source_release=shuffled if shuffle else None)
+  val = ctx.data.target_val
+  fit = fit_predict_plus(inp, (val.user, val.item, val.rating), Pairs(*_test_pairs(ctx)),
+                         PlusConfig(use_offset=False, crowd=False))
+  return _mae(fit.pred, ctx)
+
+
+def _bilinear_dp_case(ctx):
+  return _frontier(ctx, "PFCDR-Bilinear-DP"), dict(
+      non_private=_bilinear_mae(ctx, False),
+      no_noise=_registry_mae("PFCDR-Bilinear-DP", ctx),
+      floor=_registry_mae("ItemMean", ctx), shuffled=_bilinear_mae(ctx, True),
+      clip_tol=0.03)   # clipping around the centre, as PFCDR-DP
+
+
 def test_dp_emcdr_mae_moves_with_epsilon(planted):
   mae, refs = _dp_emcdr_case(planted)
   _assert_frontier(mae, **refs)
@@ -269,7 +299,38 @@ def test_pfcdr_dp_mae_moves_with_epsilon(planted):
   _assert_frontier(mae, **refs)
 
 
-@pytest.mark.parametrize("case", [_dp_emcdr_case, _pfcdr_dp_case])
+def test_pfcdr_bilinear_dp_mae_moves_with_epsilon(planted):
+  mae, refs = _bilinear_dp_case(planted)
+  _assert_frontier(mae, **refs)
+
+
+def test_pfcdr_bilinear_dp_releases_what_the_frontier_attacks(planted, monkeypatch):
+  """The registry run releases, with its own key and the chosen clip, exactly the
+  vectors ``transfers.pfcdr_dp_transfer`` rebuilds for the frontier's attacks."""
+  seen = []
+  real = dpp.release
+  def spy(P, center, key, cfg):
+    out = real(P, center, key, cfg)
+    seen.append((cfg.clip_norm, out))
+    return out
+  monkeypatch.setattr(dpp, "release", spy)
+  name = "PFCDR-Bilinear-DP(eps=1)"
+  _, chosen = selection.fit_predict(name, planted)
+  monkeypatch.setattr(dpp, "release", real)
+  released = [out for clip, out in seen if clip == chosen["clip_norm"]]
+  assert released, (chosen, [c for c, _ in seen])
+  keys = method.StageKeys.from_seed(planted.seed)
+  protos = method.invert_run(planted.scorer, planted.params_s, planted.params_t,
+                             planted.data, keys, planted.inversion)
+  cfg = dpp.DPPrototypeConfig(epsilon=1.0, clip_norm=chosen["clip_norm"])
+  key = registry.method_key(planted.key, "PFCDR-Bilinear-DP", {"eps": 1.0})
+  again = dpp.released_prototypes(planted.scorer, planted.params_s, planted.params_t,
+                                  planted.data, keys, planted.inversion, cfg, key, protos)
+  np.testing.assert_allclose(released[-1], again.source, rtol=0, atol=1e-6)
+  assert not np.allclose(again.source, protos.source, atol=1e-2)   # noise was added
+
+
+@pytest.mark.parametrize("case", [_dp_emcdr_case, _pfcdr_dp_case, _bilinear_dp_case])
 def test_frontier_check_fails_when_the_noise_is_dropped(planted, monkeypatch, case):
   """A mechanism that ignores its sigma (noise 0 at every budget) fails the check."""
   monkeypatch.setattr(mechanisms, "gaussian_sigma", lambda *args, **kwargs: 0.0)
