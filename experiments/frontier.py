@@ -40,6 +40,9 @@ flags.DEFINE_bool("quick", False, "Short pretraining, quick baselines, one budge
                   "seeds (smoke run).")
 flags.DEFINE_string("workdir", None, "Output directory (default runs/frontier-<task>).")
 flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache (shared with Table 1).")
+flags.DEFINE_string("reuse_leakage", None, "Directory of earlier seed files (same task, "
+                    "beta and seeds): rows with a bit-identical MAE take their leakage "
+                    "from there instead of attacking again (marked leakage_reused).")
 flags.DEFINE_list("only_seeds", [], "Worker mode: compute only these seeds' files (in "
                   "this order, skipping those present) and write no aggregate; a later "
                   "run without the flag aggregates. Workers may share a --workdir.")
@@ -170,7 +173,15 @@ def main(argv):
       records.append(rec)
       continue
     cfg = config_lib.override(base, {"seed": seed})
-    rec = frontier_study.seed_record(cfg, workdir, epsilons, quick=FLAGS.quick)
+    reuse = None
+    if FLAGS.reuse_leakage:
+      old = Path(FLAGS.reuse_leakage) / f"seed{seed}.json"
+      if old.exists():
+        prev = cache_lib.read_json(old)
+        if (prev.get("task"), prev.get("beta"), prev.get("seed")) != (task, FLAGS.beta, seed):
+          raise ValueError(f"{old}: another task, beta or seed; not reused")
+        reuse = {r["name"]: r for r in prev["rows"]}
+    rec = frontier_study.seed_record(cfg, workdir, epsilons, quick=FLAGS.quick, reuse=reuse)
     rec["run_key"] = run_key
     cache_lib.atomic_write_text(path, json.dumps(cache_lib.jsonable(rec), indent=1))
     print(f"seed {seed}: {rec['timings_s']['total']} s")

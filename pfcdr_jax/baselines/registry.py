@@ -54,6 +54,9 @@ METHOD_VERSIONS = {(base, "eps"): 1 for base in
                    ("PFCDR+", "DP-EMCDR", "PFCDR-DP", "PF2CDR", "PPGenCDR", "FedCDR",
                     "PriCDR-S", "PFCDR-Bilinear-DP")}
 METHOD_VERSIONS[("PFCDR+", "offset_epsilon")] = 1   # its Gaussian draw also per epsilon
+# v2: the prototypes are clipped around a released centre (their DP mean, 5 % of the
+# budget; privacy/dp_prototypes.py), not around the mean item embedding.
+METHOD_VERSIONS[("PFCDR-DP", None)] = 2
 
 
 def method_key(key: jax.Array, base: str, options: dict) -> jax.Array:

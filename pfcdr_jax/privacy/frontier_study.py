@@ -77,8 +77,15 @@ def _unit(tr: transfers.Transfer) -> dict:
 
 
 def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = False,
-                quantities=leakage.QUANTITIES) -> dict:
-  """The frontier rows of one seed (``cfg.seed``): name, MAE, unit, leakage."""
+                quantities=leakage.QUANTITIES, reuse: dict | None = None) -> dict:
+  """The frontier rows of one seed (``cfg.seed``): name, MAE, unit, leakage.
+
+  Args:
+    reuse: {name: row} of an earlier seed file of the same seed and settings. A row
+      whose name is there with a bit-identical MAE and the same vector width takes its
+      leakage from it (its predictions came from the same stage-cache entry, so its
+      transfer is the same array); its row says ``"leakage_reused": true``.
+  """
   t0 = time.perf_counter()
   rec = stages.Recorder(None)
   run = stages.prepare(cfg, workdir, rec)
@@ -91,6 +98,11 @@ def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = Fa
   for tr in rows:
     t = time.perf_counter()
     key = id(tr.vectors)
+    old = (reuse or {}).get(tr.name)
+    reused = bool(old and old["mae"] == tr.mae and old["dim"] == int(tr.vectors.shape[1])
+                  and key not in done)
+    if reused:
+      done[key] = old["leakage"]
     if key not in done:   # PFCDR-Bilinear's transfer is PFCDR's very array
       layout = None
       if "offset_columns" in tr.settings:
@@ -104,7 +116,8 @@ def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = Fa
              tr.name, tr.mae, done[key]["leakage_max"], done[key]["leakage_argmax"],
              time.perf_counter() - t)
     out.append({"name": tr.name, "mae": tr.mae, "dim": int(tr.vectors.shape[1]),
-                "unit": _unit(tr), "settings": tr.settings, "leakage": done[key]})
+                "unit": _unit(tr), "settings": tr.settings, "leakage": done[key],
+                **({"leakage_reused": True} if reused else {})})
   refs = {name: study.baseline_mae(run, cfg, workdir, name, rec, quick)[0]
           for name in REFERENCES}
   return {"seed": cfg.seed, "task": cfg.data.task, "beta": cfg.split.beta,

@@ -213,7 +213,8 @@ def pfcdr_dp_transfer(run, name: str, protos: method_lib.Prototypes, chosen: dic
                                           registry_key(run, name), protos)
   return Transfer(name, method_lib.source_prototype_users(run.data), rel.source, True, V.T,
                   mae, {"clip_norm": cfg.clip_norm, "sigma": dp_prototypes.noise_scale(cfg),
-                        "epsilon": cfg.epsilon})
+                        "epsilon": cfg.epsilon, "center_share": cfg.center_share,
+                        "center_sigma": dp_prototypes.center_noise_scale(cfg)})
 
 
 def _emb_dim(run) -> int:

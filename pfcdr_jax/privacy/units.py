@@ -123,6 +123,14 @@ def unit_of(name: str, settings: dict, *, n_items: int | None = None,
   eps = settings.get("epsilon", options.get("eps"))
   eps = None if eps is None else float(eps)
   delta = settings.get("delta", registry.DP_DELTA)
+  if base in ("PFCDR-DP", "PFCDR-Bilinear-DP") and settings.get("center_share"):
+    share = float(settings["center_share"])
+    return Unit("user", eps, delta, eps, delta,
+                f"add/remove one user's clipped prototype (Gaussian, analytic) at "
+                f"{1 - share:.0%} of (eps, delta), and its clipped share of the released "
+                f"centre at {share:.0%} (basic composition)",
+                "nothing beyond the noised vectors and the noised centre (clip norm "
+                "chosen on validation)")
   if base in ("DP-EMCDR", "PFCDR-DP", "PF2CDR", "PFCDR-Bilinear-DP"):
     return Unit("user", eps, delta, eps, delta,
                 "add/remove one user's clipped vector (Gaussian, analytic)",

@@ -113,7 +113,8 @@ def test_quick_run_writes_the_frontier_and_resumes(tmp_path):
   out = json.loads((tmp_path / "f" / "frontier.json").read_text())
   names = [p["name"] for p in out["points"]]
   assert {"PFCDR", "PFCDR-Bilinear", "EMCDR", "DP-EMCDR(eps=1)", "PFCDR-DP(eps=1)",
-          "PFCDR+", "PFCDR+(eps=1)", "ItemMean (no transfer)"} <= set(names)
+          "PFCDR+", "PFCDR+(eps=1)", "PFCDR-Bilinear-DP(eps=1)",
+          "ItemMean (no transfer)"} <= set(names)
   for p in out["points"]:
     assert {"method", "epsilon", "unit", "mae", "leakage", "leakage_max", "pareto",
             "dominated_by"} <= set(p)
@@ -127,7 +128,13 @@ def test_quick_run_writes_the_frontier_and_resumes(tmp_path):
   assert by["PFCDR+"]["leakage"]["n_ratings"]["attacker"] == "kappa_ratio"
   assert by["ItemMean (no transfer)"]["leakage_max"] < 0.2   # noise, end to end
   assert by["PFCDR+"]["leakage"]["n_ratings"]["advantage"] > 0.95
-  assert [c["id"] for c in out["claims"]][:1] == ["ours_vs_pfcdr"]
+  ids = [c["id"] for c in out["claims"]]
+  assert ids[:3] == ["ours_vs_pfcdr", "ours_vs_pfcdr:PFCDR-Bilinear-DP(eps=1)",
+                     "acceptance_pareto_and_better"]
+  ours = [c for c in out["claims"] if c["id"].startswith("ours_vs_pfcdr")]
+  assert all(c["family"] == 2 and c["p_holm"] >= c["p_ttest"] for c in ours)
+  bdp = by["PFCDR-Bilinear-DP(eps=1)"]
+  assert bdp["unit"] == "user" and bdp["epsilon"] == 1.0
   assert (tmp_path / "f" / "frontier.png").stat().st_size > 0
   long = (tmp_path / "f" / "frontier_long.csv").read_text().splitlines()
   assert long[0] == "task,beta,method,seed,metric,value" and len(long) > 50
@@ -137,6 +144,18 @@ def test_quick_run_writes_the_frontier_and_resumes(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   after = json.loads((tmp_path / "f" / "frontier.json").read_text())
   assert after["points"] == json.loads(before)["points"]
+  # A worker on seed 1 only, reusing the leakage of the first run's seed files: it
+  # attacks nothing again (bit-identical MAEs) and writes no aggregate.
+  proc = _run(*args[:-2], f"--workdir={tmp_path / 'g'}", f"--cache_dir={tmp_path / 'c'}",
+              f"--reuse_leakage={tmp_path / 'f' / 'seeds'}", "--only_seeds=1")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert sorted(p.name for p in (tmp_path / "g" / "seeds").iterdir()) == ["seed1.json"]
+  assert not (tmp_path / "g" / "frontier.json").exists()
+  new = json.loads((tmp_path / "g" / "seeds" / "seed1.json").read_text())["rows"]
+  old = json.loads((tmp_path / "f" / "seeds" / "seed1.json").read_text())["rows"]
+  assert [r["name"] for r in new] == [r["name"] for r in old]
+  assert all(r.get("leakage_reused") for r in new if r["name"] != "PFCDR-Bilinear")
+  assert [r["leakage"] for r in new] == [r["leakage"] for r in old]
 
 
 def test_bad_epsilons_end_in_one_error_line(tmp_path):
