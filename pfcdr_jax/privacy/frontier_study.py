@@ -25,12 +25,14 @@ embeddings; BiasFloor; GlobalMean).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
 import numpy as np
 
 from pfcdr_jax.baselines import registry
+from pfcdr_jax.harness import cache as cache_lib
 from pfcdr_jax.harness import stages
 from pfcdr_jax.privacy import controls
 from pfcdr_jax.privacy import leakage
@@ -82,9 +84,10 @@ def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = Fa
 
   Args:
     reuse: {name: row} of an earlier seed file of the same seed and settings. A row
-      whose name is there with a bit-identical MAE and the same vector width takes its
-      leakage from it (its predictions came from the same stage-cache entry, so its
-      transfer is the same array); its row says ``"leakage_reused": true``.
+      whose name is there with a bit-identical MAE, the same vector width and the same
+      release settings -- and, where both rows have it, the same ``vectors_sha256`` --
+      takes its leakage from it; its row says ``"leakage_reused": true``. (The MAE
+      alone is not enough: a noise-level release predicts the same at any noise.)
   """
   t0 = time.perf_counter()
   rec = stages.Recorder(None)
@@ -98,9 +101,12 @@ def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = Fa
   for tr in rows:
     t = time.perf_counter()
     key = id(tr.vectors)
+    sha = hashlib.sha256(np.ascontiguousarray(tr.vectors, np.float32).tobytes()).hexdigest()
     old = (reuse or {}).get(tr.name)
-    reused = bool(old and old["mae"] == tr.mae and old["dim"] == int(tr.vectors.shape[1])
-                  and key not in done)
+    reused = bool(old and key not in done and old["mae"] == tr.mae
+                  and old["dim"] == int(tr.vectors.shape[1])
+                  and old.get("settings") == cache_lib.jsonable(tr.settings)
+                  and old.get("vectors_sha256", sha) == sha)
     if reused:
       done[key] = old["leakage"]
     if key not in done:   # PFCDR-Bilinear's transfer is PFCDR's very array
@@ -117,6 +123,7 @@ def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = Fa
              time.perf_counter() - t)
     out.append({"name": tr.name, "mae": tr.mae, "dim": int(tr.vectors.shape[1]),
                 "unit": _unit(tr), "settings": tr.settings, "leakage": done[key],
+                "vectors_sha256": sha,
                 **({"leakage_reused": True} if reused else {})})
   refs = {name: study.baseline_mae(run, cfg, workdir, name, rec, quick)[0]
           for name in REFERENCES}
