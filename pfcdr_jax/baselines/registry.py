@@ -57,6 +57,7 @@ METHOD_VERSIONS[("PFCDR+", "offset_epsilon")] = 1   # its Gaussian draw also per
 # v2: the prototypes are clipped around a released centre (their DP mean, 5 % of the
 # budget; privacy/dp_prototypes.py), not around the mean item embedding.
 METHOD_VERSIONS[("PFCDR-DP", None)] = 2
+METHOD_VERSIONS[("PFCDR-Bilinear-DP", None)] = 2   # the same release as PFCDR-DP v2
 
 
 def method_key(key: jax.Array, base: str, options: dict) -> jax.Array:
