@@ -129,10 +129,13 @@ def test_quick_run_writes_the_frontier_and_resumes(tmp_path):
   assert by["ItemMean (no transfer)"]["leakage_max"] < 0.2   # noise, end to end
   assert by["PFCDR+"]["leakage"]["n_ratings"]["advantage"] > 0.95
   ids = [c["id"] for c in out["claims"]]
-  assert ids[:3] == ["ours_vs_pfcdr", "ours_vs_pfcdr:PFCDR-Bilinear-DP(eps=1)",
+  assert ids[:4] == ["ours_vs_pfcdr", "ours_vs_pfcdr:PFCDR-Bilinear-DP(eps=1)",
+                     "ours_dp_vs_itemmean:PFCDR-Bilinear-DP(eps=1)",
                      "acceptance_pareto_and_better"]
   ours = [c for c in out["claims"] if c["id"].startswith("ours_vs_pfcdr")]
   assert all(c["family"] == 2 and c["p_holm"] >= c["p_ttest"] for c in ours)
+  floor = [c for c in out["claims"] if c["id"].startswith("ours_dp_vs_itemmean")]
+  assert len(floor) == 1 and floor[0]["family"] == 1 and "ItemMean" in floor[0]["text"]
   bdp = by["PFCDR-Bilinear-DP(eps=1)"]
   assert bdp["unit"] == "user" and bdp["epsilon"] == 1.0
   assert (tmp_path / "f" / "frontier.png").stat().st_size > 0
