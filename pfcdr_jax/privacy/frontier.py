@@ -205,14 +205,15 @@ def plot(out: dict, path: str | Path) -> None:
   families: dict[str, list] = {}
   for p in out["points"]:
     families.setdefault(p["method"], []).append(p)
-  for fam, pts in families.items():
+  palette = plt.get_cmap("tab20").colors   # 20 distinct colours: no family shares one
+  for n, (fam, pts) in enumerate(families.items()):
     pts = sorted(pts, key=lambda p: p["leakage_max"])
     xs = [p["leakage_max"] for p in pts]
     ys = [p["mae"]["mean"] for p in pts]
     xe = [0 if not np.isfinite(p["leakage_max_ci95"]) else p["leakage_max_ci95"] for p in pts]
     ye = [0 if not np.isfinite(p["mae"]["ci95"]) else p["mae"]["ci95"] for p in pts]
     line = ax.errorbar(xs, ys, xerr=xe, yerr=ye, fmt="o-" if len(pts) > 1 else "o", ms=4,
-                       capsize=2, lw=1, label=fam)
+                       capsize=2, lw=1, label=fam, color=palette[(2 * n) % 20 + (n // 10) % 2])
     color = line[0].get_color()
     for p in pts:
       if p["epsilon_native"] is not None:
