@@ -184,6 +184,8 @@ def main(argv):
     raise ValueError(f"--only_seeds={','.join(FLAGS.only_seeds)}: expected integers") from None
   if any(not 0 <= x < num_seeds for x in only):
     raise ValueError(f"--only_seeds: every seed must be in 0..{num_seeds - 1}")
+  if FLAGS.reuse_leakage and not Path(FLAGS.reuse_leakage).is_dir():
+    raise ValueError(f"--reuse_leakage={FLAGS.reuse_leakage}: no such directory")
   records = []
   for seed in only or range(num_seeds):
     path = workdir / "seeds" / f"seed{seed}.json"

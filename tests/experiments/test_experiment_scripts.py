@@ -79,8 +79,9 @@ def test_multi_host_flags_bad_input_is_one_error_line(tmp_path):
       (("--coordinator_address=127.0.0.1:1",), "go together"),
       (("--coordinator_address=127.0.0.1:1", "--num_processes=2", "--process_id=2"),
        "--process_id=2: expected 0..1"),
-      (("--only_seeds=x",), "--only_seeds=x: expected integers")):
-    script = "frontier.py" if "only_seeds" in args[0] else "pfcdr.py"
+      (("--only_seeds=x",), "--only_seeds=x: expected integers"),
+      (("--reuse_leakage=/no/such/dir",), "--reuse_leakage=/no/such/dir: no such directory")):
+    script = "frontier.py" if "seeds" in args[0] or "reuse" in args[0] else "pfcdr.py"
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / script),
                            "--task=synthetic", "--scale=0.002", f"--workdir={tmp_path}",
                            *args], capture_output=True, text=True, timeout=120, env=ENV)
