@@ -41,7 +41,7 @@ from pfcdr_jax.data import download as dl
 from pfcdr_jax.data.checksums import check_gzip, verify_recorded_checksum
 from pfcdr_jax.data.delimited import parse_delimited
 from pfcdr_jax.data.errors import DataError, DownloadError, MissingFile, PathLike
-from pfcdr_jax.data.interactions import STAR_RANGE, make_frame
+from pfcdr_jax.data.interactions import STAR_RANGE, categorical_ids, make_frame
 
 AMAZON_TASKS = {
     "book2movie": ("Books", "Movies_and_TV"),
@@ -199,7 +199,7 @@ def read_reviews_json_gz(path: PathLike) -> pd.DataFrame:
     raise DataError(path, "no reviews in file (empty domain)")
   logging.info("%s: parsed %d reviews (%d block(s) needed the slow JSON path)", path,
                len(users), reviews.n_slow_blocks)
-  return make_frame(users, items, rating, stamp)
+  return make_frame(categorical_ids(users), categorical_ids(items), rating, stamp)
 
 
 def _whole_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
@@ -335,7 +335,8 @@ def read_ratings_csv(path: PathLike) -> pd.DataFrame:
   if len(df) == 0:
     raise DataError(path, "no ratings in file (empty domain)")
   logging.info("%s: parsed %d ratings", path, len(df))
-  return make_frame(df["user"], df["item"], df["rating"], df["timestamp"])
+  return make_frame(categorical_ids(df["user"]), categorical_ids(df["item"]), df["rating"],
+                    df["timestamp"])
 
 
 def _candidates(category: str, data_dir: Path) -> list[Path]:

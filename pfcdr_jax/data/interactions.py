@@ -2,7 +2,10 @@
 
 Universal raw format (every loader returns it): a ``pandas.DataFrame`` with
 columns ``user`` (str), ``item`` (str), ``rating`` (float32) and ``timestamp``
-(int64, -1 when unknown), in file order.
+(int64, -1 when unknown), in file order. An id column may also be a ``category`` whose
+categories are distinct strings (the synthetic generator's frames): every
+factorisation of such a column runs on its integer codes, linear in the rows, where a
+string column hashes every row's string.
 
 Duplicate policy (:func:`deduplicate`): for each (user, item) pair keep the
 rating with the latest timestamp; among equal timestamps (including unknown
@@ -32,8 +35,9 @@ def make_frame(user, item, rating, timestamp=None) -> pd.DataFrame:
   """Builds a universal interaction frame with the canonical dtypes.
 
   Args:
-    user: Sequence of user ids (converted to str).
-    item: Sequence of item ids (converted to str).
+    user: Sequence of user ids (converted to str; a ``pd.Categorical`` with string
+      categories is kept as it is).
+    item: Sequence of item ids (likewise).
     rating: Sequence of ratings (converted to float32).
     timestamp: Sequence of integer timestamps, or None for unknown (-1).
 
@@ -46,11 +50,26 @@ def make_frame(user, item, rating, timestamp=None) -> pd.DataFrame:
   else:
     timestamp = np.asarray(timestamp, dtype=np.int64)
   return pd.DataFrame({
-      "user": pd.Series(user, dtype=str).reset_index(drop=True),
-      "item": pd.Series(item, dtype=str).reset_index(drop=True),
+      "user": _id_column(user),
+      "item": _id_column(item),
       "rating": rating,
       "timestamp": timestamp,
   })
+
+
+def categorical_ids(ids) -> pd.Categorical:
+  """Ids as a categorical of their distinct strings, sorted: one hashing pass over the
+  rows, after which every factorisation of the column works on integer codes."""
+  return pd.Categorical(pd.Series(ids, dtype=str))
+
+
+def _id_column(ids) -> pd.Series:
+  """An id column: strings, or a categorical of distinct string categories kept as is."""
+  if isinstance(getattr(ids, "dtype", None), pd.CategoricalDtype):
+    cats = ids.cat.categories if isinstance(ids, pd.Series) else ids.categories
+    if pd.api.types.is_string_dtype(cats.dtype) and cats.is_unique:
+      return pd.Series(ids).reset_index(drop=True)
+  return pd.Series(ids, dtype=str).reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------

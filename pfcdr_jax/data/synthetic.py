@@ -133,6 +133,11 @@ def synthetic_sizes(like: str, scale: float, density: float = 1.0) -> dict:
           "ratings": tuple(ratings)}
 
 
+def _padded(prefix: str, n: int, width: int) -> np.ndarray:
+  """``prefix`` + the zero-padded numbers 0..n-1 (width ``width``), as strings."""
+  return np.char.add(prefix, np.char.zfill(np.arange(n).astype(str), width))
+
+
 def _counts_per_user(rng: np.random.Generator, n_users: int, n_ratings: int,
                      n_items: int, sigma: float = 1.0) -> np.ndarray:
   """Heavy-tailed per-user counts: >= 1 each, <= n_items each, summing to n_ratings.
@@ -301,7 +306,10 @@ def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0
   # simply the smallest ids.
   width = len(str(n_global))
   id_numbers = rng.permutation(n_global)
-  user_ids = np.array([f"u{k:0{width}d}" for k in id_numbers], dtype=object)
+  # Zero-padded, so the sorted categories are the numbers' order: a row's id is the
+  # category at code id_numbers[user] (frames hold categorical ids, see make_frame).
+  sorted_ids = pd.Index(_padded("u", n_global, width), dtype=str)
+  user_ids = sorted_ids.take(id_numbers).to_numpy(dtype=object)
   sigma = dim ** -0.25
   user_f = (sigma * rng.standard_normal((n_global, dim))).astype(np.float32)
   user_b, item_bs = _biases(seed, bias_std, n_global, (ns, nt))
@@ -320,9 +328,11 @@ def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0
     bias = user_b[global_users] + item_b[local_items] if bias_std > 0 else None
     rating = _ratings(rng, user_f, item_f, global_users, local_items, noise, signal=signal,
                       offset=offset, bias=bias)
-    item_width = len(str(n_items))
-    item_ids = np.array([f"{prefix}{k:0{item_width}d}" for k in range(n_items)], dtype=object)
-    frames.append(make_frame(user_ids[global_users], item_ids[local_items], rating))
+    item_cats = pd.Index(_padded(prefix, n_items, len(str(n_items))), dtype=str)
+    item_ids = item_cats.to_numpy(dtype=object)
+    frames.append(make_frame(
+        pd.Categorical.from_codes(id_numbers[global_users], categories=sorted_ids),
+        pd.Categorical.from_codes(local_items, categories=item_cats), rating))
     truth[label] = {"item_ids": item_ids, "item_factors": item_f, "item_bias": item_b}
     logging.info("synthetic-%s %s: %d users, %d items, %d ratings", like, label,
                  len(members), n_items, n_ratings)

@@ -13,6 +13,7 @@ import pytest
 from pfcdr_jax import config as config_lib
 from pfcdr_jax.harness import run_inputs
 from pfcdr_jax.data import DataError, load_task, make_synthetic_cdr
+from pfcdr_jax.data import splits as splits_lib
 from pfcdr_jax.data import synthetic, tasks
 from pfcdr_jax.data.interactions import make_frame
 
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _digest(df):
-  h = hashlib.sha256("\n".join(df["user"] + " " + df["item"]).encode())
+  h = hashlib.sha256("\n".join(df["user"].astype(str) + " " + df["item"].astype(str)).encode())
   h.update(df["rating"].to_numpy().tobytes())
   return h.hexdigest()[:16]
 
@@ -282,3 +283,25 @@ def test_misalign_shuffles_only_the_overlapping_users_source_profiles():
   again, _, _ = tasks_lib.load_task("synthetic", seed=2, like="sparse", scale=0.05,
                                     misalign=True)
   assert again.equals(mis)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(thin=0.5, thin_tail=1.0), dict(misalign=True)])
+def test_categorical_ids_give_the_split_of_string_ids(kw):
+  """The generator's categorical id columns are an execution detail: the same frames
+  as strings give the same thinning, misalignment and split, manifest and all."""
+  src, tgt, _ = make_synthetic_cdr(2, like="music2movie", scale=0.003)
+  assert isinstance(src["user"].dtype, pd.CategoricalDtype)
+  as_str = [df.astype({"user": str, "item": str}) for df in (src, tgt)]
+  assert not isinstance(as_str[0]["user"].dtype, pd.CategoricalDtype)
+  splits = []
+  for s, t in ((src, tgt), as_str):
+    if kw.get("misalign"):
+      s, _ = tasks.misalign_overlap(s, t, seed=4)
+    if "thin" in kw:
+      s, t = tasks.thin_frames(s, t, thin=kw["thin"], thin_tail=kw["thin_tail"], seed=4)
+    splits.append(splits_lib.make_cdr_split(s, t, beta=0.2, seed=4, name="x"))
+  a, b = splits
+  assert a.manifest == b.manifest
+  np.testing.assert_array_equal(a.source.user, b.source.user)
+  np.testing.assert_array_equal(a.target_test.rating, b.target_test.rating)
+  assert a.source_user_ids == b.source_user_ids
