@@ -31,6 +31,11 @@ def enabled() -> bool:
   return _STATE["enabled"] and sys.stderr is not None
 
 
+def interactive() -> bool:
+  """Bars are on and stderr is a terminal (someone is watching the run)."""
+  return enabled() and bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
 @contextlib.contextmanager
 def bar(total: int | None, desc: str, unit: str = "it") -> Iterator[tqdm.tqdm]:
   """A ``tqdm`` bar over ``total`` steps (``update(n)``, ``set_postfix_str``); silent,

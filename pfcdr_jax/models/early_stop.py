@@ -31,7 +31,13 @@ def epochs_without_gain(best_mse, best_epoch, epochs_done: int, rule: str) -> in
   return epochs_done - int(np.max(sel))
 
 
-def cannot_reach(curve: np.ndarray, epochs: int, window: int) -> np.ndarray:
+# The slowest decay the geometric projection assumes (gains shrinking by at most 5 %
+# an epoch); caps the ratio a noisy or restarting curve would otherwise push to 1.
+MAX_GAIN_RATIO = 0.95
+
+
+def cannot_reach(curve: np.ndarray, epochs: int, window: int,
+                 geometric: bool = False) -> np.ndarray:
   """Which lrs cannot reach the grid's best held-out MSE in the epochs left.
 
   An lr's reach is its best MSE so far minus (epochs left) x (its largest per-epoch
@@ -40,11 +46,20 @@ def cannot_reach(curve: np.ndarray, epochs: int, window: int) -> np.ndarray:
   when that is still above the best MSE of any lr (of its seed). Nothing is decided
   before ``window + 1`` epochs have run.
 
+  With ``geometric`` (the ``"per_lr_reach_geometric"`` rule) the projection is the
+  smaller of that line and a geometric series: the larger of the last two gains,
+  shrinking each epoch by the slowest ratio of consecutive gains seen in the window
+  (at most ``MAX_GAIN_RATIO``). Gains that have been shrinking stop an lr whose line
+  would still reach (on synthetic music2movie a diverged lr = 0.1 recovering from MSE
+  9 towards 3.6 ran 4 epochs more under the line alone); an lr gaining as fast as
+  before keeps the line's reach.
+
   Args:
     curve: [E, ..., L] held-out MSE after each of the E epochs run (NaN where an lr
       was not trained); ``...`` is a seed axis or nothing.
     epochs: the run's epoch budget.
     window: how many recent gains the rate is taken over (the patience).
+    geometric: also bound the projection by the geometric series.
 
   Returns:
     bool[..., L].
@@ -54,8 +69,17 @@ def cannot_reach(curve: np.ndarray, epochs: int, window: int) -> np.ndarray:
     return np.zeros(curve.shape[1:], bool)
   best = np.fmin.accumulate(curve, axis=0)          # NaN (untrained) epochs keep the best
   recent = best[-(window + 1):]
-  gain = np.max(recent[:-1] - recent[1:], axis=0)
-  reach = best[-1] - gain * (epochs - curve.shape[0])
+  gains = recent[:-1] - recent[1:]                  # [window, ..., L], >= 0 (or NaN)
+  left = epochs - curve.shape[0]
+  projected = np.max(gains, axis=0) * left
+  if geometric:
+    with np.errstate(divide="ignore", invalid="ignore"):
+      ratios = np.where(gains[1:] > 0, gains[1:] / gains[:-1], 0.0)   # x/0 -> inf
+    rho = np.minimum(np.nan_to_num(np.max(ratios, axis=0), nan=0.0), MAX_GAIN_RATIO)
+    g = np.max(gains[-2:], axis=0)
+    series = g * rho * (1.0 - rho ** left) / (1.0 - rho)
+    projected = np.minimum(projected, series)
+  reach = best[-1] - projected
   with np.errstate(invalid="ignore"):
     return reach > np.nanmin(best[-1], axis=-1, keepdims=True)
 
@@ -66,11 +90,37 @@ class _Stack(NamedTuple):
   cols: np.ndarray     # int[L_now]: grid index of each lr still in the stack
 
 
+def on_one_device(x) -> bool:
+  """True for an array on one device: its lr bookkeeping runs in numpy.
+
+  Each eager ``jnp`` op compiles once per shape, and the lr stack changes shape every
+  time lrs stop (about a hundred small compiles per run, seconds on a CPU); a copy
+  through the host placed with ``jax.device_put`` (``jnp.asarray`` of a numpy array
+  compiles a copy too) compiles nothing and gives the same values. Arrays laid over
+  several devices (models/sharded_tables.py) stay in jax.
+  """
+  return not isinstance(x, jax.Array) or len(x.sharding.device_set) == 1
+
+
 def _take_lrs(tree, idx, axis: int):
   """``tree`` at lr index (or indices) ``idx`` of the lr axis ``axis``."""
   # A host index: a constant of the take, so it also applies to arrays sharded over
   # the devices of several processes (models/sharded_tables.py).
-  return jax.tree_util.tree_map(lambda x: jnp.take(x, np.asarray(idx), axis=axis), tree)
+  idx = np.asarray(idx)
+
+  def take(x):
+    if on_one_device(x):
+      return jax.device_put(np.take(np.asarray(x), idx, axis=axis))
+    return jnp.take(x, idx, axis=axis)
+
+  return jax.tree_util.tree_map(take, tree)
+
+
+def stack_lrs(xs, axis: int):
+  """``jnp.stack(xs, axis)``, through the host where every part is on one device."""
+  if all(on_one_device(x) for x in xs):
+    return jax.device_put(np.stack([np.asarray(x) for x in xs], axis=axis))
+  return jnp.stack(xs, axis=axis)
 
 
 def _shrink(state: _State, stack: _Stack, keep: np.ndarray, done: dict) -> tuple[_State, _Stack]:
@@ -87,7 +137,7 @@ def _shrink(state: _State, stack: _Stack, keep: np.ndarray, done: dict) -> tuple
 def _full_best(state: _State, stack: _Stack, done: dict, n_lrs: int) -> _State:
   """The best (params, mse, epoch) of every grid lr, stacked in grid order."""
   _shrink(state, stack, np.zeros(len(stack.cols), bool), done)   # the rest into ``done``
-  best = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=stack.axis),
+  best = jax.tree_util.tree_map(lambda *xs: stack_lrs(xs, stack.axis),
                                 *(done[li] for li in range(n_lrs)))
   return _State(params=None, opt=None, best_params=best[0], best_mse=best[1],
                 best_epoch=best[2])
@@ -102,15 +152,17 @@ def _stop_check(state: _State, stack: _Stack, curve: list, cfg: TrainConfig,
   epochs_done = len(curve)
   if cfg.patience is None:
     return False, state, stack
-  if cfg.early_stop not in ("per_lr", "per_lr_reach"):
+  if cfg.early_stop not in ("per_lr", "per_lr_reach", "per_lr_reach_geometric"):
     stalled = epochs_without_gain(state.best_mse, state.best_epoch, epochs_done, cfg.early_stop)
     return stalled >= cfg.patience, state, stack
   active = np.asarray(state.active) & (epochs_done - np.asarray(state.best_epoch) < cfg.patience)
-  if cfg.early_stop == "per_lr_reach":
-    active &= ~cannot_reach(np.stack(curve), cfg.epochs, cfg.patience)[..., stack.cols]
+  if cfg.early_stop in ("per_lr_reach", "per_lr_reach_geometric"):
+    active &= ~cannot_reach(np.stack(curve), cfg.epochs, cfg.patience,
+                            geometric=cfg.early_stop == "per_lr_reach_geometric"
+                            )[..., stack.cols]
   if not active.any():
     return True, state, stack
-  state = state._replace(active=jnp.asarray(active))
+  state = state._replace(active=jax.device_put(active))
   keep = active.any(axis=0) if stack.axis == 1 else active
   if not keep.all():
     state, stack = _shrink(state, stack, keep, done)

@@ -39,7 +39,7 @@ import optax
 from pfcdr_jax.infra import progress
 from pfcdr_jax.models import lazy_adam
 from pfcdr_jax.models import sharded_tables
-from pfcdr_jax.models.early_stop import _Stack, _full_best, _stop_check
+from pfcdr_jax.models.early_stop import _Stack, _full_best, _stop_check, _take_lrs, stack_lrs
 from pfcdr_jax.models.heldout import _split_domain, mean_predictor_mse
 from pfcdr_jax.models.lr_grid import extend_grid, lr_edge
 from pfcdr_jax.models.scorers import Scorer
@@ -61,14 +61,24 @@ def _init_state(scorer: Scorer, domain, cfg: TrainConfig, k_init: jax.Array,
   params0 = scorer.init(k_init, domain.n_users, domain.n_items, cfg.dim)
   if "mu" in params0:
     params0["mu"] = jnp.asarray(mean, jnp.float32)
-  stack = lambda x: jnp.broadcast_to(x, (n_lrs,) + x.shape)
-  params = jax.tree_util.tree_map(lambda x: jnp.array(stack(x)), params0)
+  # Built in numpy and placed once: eager jnp ops would compile once per leaf shape
+  # (early_stop.on_one_device); the values are the same.
+  host = jax.tree_util.tree_map(
+      lambda x: np.ascontiguousarray(np.broadcast_to(np.asarray(x), (n_lrs,) + x.shape)),
+      params0)
   opt_init = lazy_adam.init if cfg.optimizer == "lazy_adam" else optax.scale_by_adam().init
-  opt = jax.vmap(opt_init)(params)
-  return _State(params=params, opt=opt,
-                best_params=jax.tree_util.tree_map(jnp.copy, params),
-                best_mse=jnp.full((n_lrs,), jnp.inf, jnp.float32),
-                best_epoch=jnp.zeros((n_lrs,), jnp.int32))
+  opt = zero_opt_state(opt_init, host)
+  return _State(params=jax.device_put(host), opt=opt,
+                best_params=jax.device_put(host),
+                best_mse=jax.device_put(np.full((n_lrs,), np.inf, np.float32)),
+                best_epoch=jax.device_put(np.zeros((n_lrs,), np.int32)))
+
+
+def zero_opt_state(opt_init, params):
+  """``jax.vmap(opt_init)(params)`` for an optimiser whose state starts at zero (Adam,
+  lazy Adam: the count and both moments), built in numpy (tests check the two agree)."""
+  shapes = jax.eval_shape(jax.vmap(opt_init), params)
+  return jax.tree_util.tree_map(lambda s: jax.device_put(np.zeros(s.shape, s.dtype)), shapes)
 
 
 def _result(state: _State, curve: np.ndarray, cfg: TrainConfig,
@@ -76,7 +86,7 @@ def _result(state: _State, curve: np.ndarray, cfg: TrainConfig,
   """Picks the best (lr, epoch) of one lr-stacked state (``best_*`` of every grid lr)."""
   best_mse = np.asarray(state.best_mse)
   li = int(np.argmin(best_mse))
-  best = jax.tree_util.tree_map(lambda x: x[li], state.best_params)
+  best = _take_lrs(state.best_params, li, 0)
   epoch, epochs_run = int(state.best_epoch[li]), int(curve.shape[-1])
   cap_reached = epochs_run >= cfg.epochs and (
       cfg.patience is None or epochs_run - epoch < cfg.patience)
@@ -92,8 +102,8 @@ def _epoch_order(k_shuffle: jax.Array, epoch: int, n: int, cfg: TrainConfig, n_s
   if cfg.shuffle == "device":
     return k_shuffle
   if n_seeds is None:
-    return jnp.asarray(host_order(k_shuffle, epoch, n))
-  return jnp.asarray(np.stack([host_order(k_shuffle[s], epoch, n) for s in range(n_seeds)]))
+    return jax.device_put(host_order(k_shuffle, epoch, n))
+  return jax.device_put(np.stack([host_order(k_shuffle[s], epoch, n) for s in range(n_seeds)]))
 
 
 def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, label: str,
@@ -111,7 +121,7 @@ def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, la
   """
   n_lrs = len(cfg.lrs)
   stack = _Stack(axis=0 if n_seeds is None else 1, cols=np.arange(n_lrs))
-  state = state._replace(active=put(jnp.ones(state.best_mse.shape, bool)))
+  state = state._replace(active=put(jax.device_put(np.ones(state.best_mse.shape, bool))))
   done, curve, sizes = {}, [], set()
   t0 = time.perf_counter()
   with progress.bar(cfg.epochs, f"pretrain {label}", unit="epoch") as bar:
@@ -119,8 +129,8 @@ def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, la
       order = _epoch_order(k_shuffle, epoch, n, cfg, n_seeds)
       sizes.add(len(stack.cols))
       was_active = np.asarray(state.active)
-      state, mse = epoch_fn(state, put(lrs[stack.cols]), *data_args, put(order),
-                            put(jnp.asarray(epoch, jnp.int32)))
+      state, mse = epoch_fn(state, put(jax.device_put(np.asarray(lrs)[stack.cols])),
+                            *data_args, put(order), put(jax.device_put(np.int32(epoch))))
       row = np.full(state.best_mse.shape[:-1] + (n_lrs,), np.nan, np.float32)
       row[..., stack.cols] = np.where(was_active, np.asarray(mse), np.nan)
       curve.append(row)
@@ -253,7 +263,7 @@ def train_scorer_seeds(scorer: Scorer, domains, cfgs, keys) -> list[TrainResult]
   k_init, k_shuffle = jax.vmap(jax.random.split, out_axes=1)(jnp.stack(keys))
   states = [_init_state(scorer, d, cfg, k, float(np.mean(sp[0][2])))
             for d, k, sp in zip(domains, k_init, splits)]
-  state = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *states)
+  state = jax.tree_util.tree_map(lambda *xs: stack_lrs(xs, 0), *states)
   del states
   per_seed = jax.vmap(make_epoch_fn(scorer, cfg, train[2].shape[1]),
                       in_axes=(0, None, 0, 0, 0, None))
@@ -265,7 +275,7 @@ def train_scorer_seeds(scorer: Scorer, domains, cfgs, keys) -> list[TrainResult]
     raise RuntimeError(f"epoch function traced {n_traces[0]} times for {n_shapes} stack sizes")
   curve = (np.stack(curve, axis=2) if curve
            else np.zeros((len(keys), len(cfg.lrs), 0)))   # [S, L, epochs]
-  results = [_result(jax.tree_util.tree_map(lambda x: x[s], state), curve[s], cfg,
+  results = [_result(_take_lrs(state, s, 0), curve[s], cfg,
                      mean_predictor_mse(splits[s][0][2], splits[s][1][2]))
              for s in range(len(keys))]
   return [extend_grid(lambda c, s=s: _train_grid(scorer, domains[s], c, keys[s]), r, cfgs[s])

@@ -48,7 +48,9 @@ class TrainConfig:
       that wins later -- an option, not the default) or "per_lr_reach" (per_lr,
       and an lr also stops once it cannot reach the best held-out MSE of the grid
       even if it kept its largest per-epoch gain of the last ``patience`` epochs for
-      every epoch left: :func:`early_stop.cannot_reach`).
+      every epoch left: :func:`early_stop.cannot_reach`) or
+      "per_lr_reach_geometric" (per_lr_reach with the gain projected as a geometric
+      series where the gains have been shrinking, never beyond per_lr_reach's line).
     shard_tables: shard the user and item tables (and their Adam moments) by rows over
       every device (:mod:`sharded_tables`; with ``jax.distributed``, of every process);
       the same trajectory up to float reassociation.
@@ -94,7 +96,7 @@ def resolve_optimizer(optimizer: str, n_rows: int, batch_size: int) -> str:
     return optimizer
   return "deferred_adam" if n_rows > AUTO_DEFERRED_BATCHES * batch_size else "adam"
 SHUFFLES = ("device", "host")
-EARLY_STOPS = ("per_lr", "any_lr", "selected", "per_lr_reach")
+EARLY_STOPS = ("per_lr", "any_lr", "selected", "per_lr_reach", "per_lr_reach_geometric")
 
 
 class TrainResult(NamedTuple):

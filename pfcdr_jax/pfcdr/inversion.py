@@ -184,6 +184,18 @@ def _log_progress(label, n_chunks, ci, _):
     _PROGRESS_BARS.pop(label, None)
 
 
+# A kernel with a host callback is never stored in JAX's persistent compilation cache
+# (infra/xla_cache.py), so the per-chunk progress callback costs a full compile on
+# every run: it is attached only where someone watches (a terminal, or DEBUG logs)
+# a run long enough to need it.
+PROGRESS_MIN_CHUNKS = 16
+
+
+def _wants_progress(n_chunks: int) -> bool:
+  return n_chunks >= PROGRESS_MIN_CHUNKS and (progress.interactive()
+                                              or log.isEnabledFor(logging.DEBUG))
+
+
 def invert_users(w: jax.Array, V: jax.Array, key: jax.Array,
                  cfg: InversionConfig = InversionConfig(), *, linear_in_b: bool = True,
                  user_index: jax.Array | None = None,
@@ -215,6 +227,8 @@ def invert_users(w: jax.Array, V: jax.Array, key: jax.Array,
     user_index = jnp.arange(B, dtype=jnp.int32)
   cs = chunk_size_for(cfg, method, V.shape[0])
   cs = int(min(cs, max(B, 1)))
+  if progress is not None and not _wants_progress(-(-B // cs)):
+    progress = None
   res = _invert_chunks(jnp.asarray(w, jnp.float32), jnp.asarray(V, jnp.float32), key,
                        jnp.asarray(user_index, jnp.int32), cfg=cfg, method=method,
                        chunk_size=cs, progress=progress)

@@ -210,11 +210,12 @@ def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None
   chex.assert_equal_shape_suffix([P_hat, W_tgt], 1)
   T = W_tgt.shape[0]
   if valid is None or include_untrained:
-    valid = jnp.ones((T,), bool)
-  valid = jnp.asarray(valid, bool)
+    valid = np.ones((T,), bool)
+  valid = jax.device_put(np.asarray(valid, bool)) if isinstance(valid, np.ndarray) else \
+      jnp.asarray(valid, bool)
   chex.assert_shape(valid, (T,))
   for name, x in (("P_hat", P_hat), ("W_tgt", W_tgt)):
-    bad = int(jnp.sum(~jnp.all(jnp.isfinite(jnp.asarray(x)), axis=1)))   # one scalar back
+    bad = int(_nonfinite_rows(jnp.asarray(x)))   # one scalar back
     if bad:
       raise ValueError(f"select_neighbors: {bad} of {x.shape[0]} rows of {name} have NaN or "
                        "infinite entries (a diverged inversion or pretraining?)")
@@ -232,6 +233,12 @@ def select_neighbors(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array | None
                           valid, jnp.asarray(r, jnp.float32), k=k, chunk_size=cs,
                           target_chunk_size=tcs, method=method,
                           sorted=bool(sorted))
+
+
+@jax.jit
+def _nonfinite_rows(x: jax.Array) -> jax.Array:
+  """How many rows of ``x`` hold a NaN or an infinity (one compile per shape)."""
+  return jnp.sum(~jnp.all(jnp.isfinite(x), axis=1))
 
 
 def neighbor_mean(idx: jax.Array, W_tgt: jax.Array, *, chunk_size: int = 64) -> jax.Array:

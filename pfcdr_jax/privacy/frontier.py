@@ -51,7 +51,8 @@ def point(name: str, rows: list[dict]) -> dict:
     "unit_how", "unnoised", "seeds", "mae": {"mean", "ci95", "per_seed"},
     "leakage": {quantity: {"attacker", "score", "chance", "advantage", "ci95",
     "control", "per_seed"}}, "leakage_max", "leakage_max_ci95",
-    "leakage_max_per_seed", "leakage_argmax"}``.
+    "leakage_max_per_seed", "leakage_argmax", "leakage_reused_seeds"}``; the last lists
+    the seeds whose leakage was taken from an earlier run's file (``--reuse_leakage``).
   """
   base = name.partition("(")[0].strip()
   # The weakest guarantee over the seeds (PriCDR-S's depends on the seed's projection).
@@ -77,7 +78,8 @@ def point(name: str, rows: list[dict]) -> dict:
           "mae": {"mean": _mean(maes), "ci95": ci95(maes), "per_seed": maes},
           "leakage": leak, "leakage_max": _mean(per_seed_max),
           "leakage_max_ci95": ci95(per_seed_max), "leakage_max_per_seed": per_seed_max,
-          "leakage_argmax": max(means, key=means.get) if means else None}
+          "leakage_argmax": max(means, key=means.get) if means else None,
+          "leakage_reused_seeds": [r["seed"] for r in rows if r.get("leakage_reused")]}
 
 
 def mark_pareto(points: list[dict]) -> list[dict]:
@@ -167,6 +169,12 @@ def markdown(out: dict) -> str:
             "mechanism, or per-rating DP that releases the counts exactly). Pareto on the "
             "means: a point is dominated when another has MAE and leakage no higher, one "
             "lower.", ""]
+  reused = [p for p in pts if p.get("leakage_reused_seeds")]
+  if reused:
+    lines += ["Leakage taken from an earlier run's seed files (``--reuse_leakage``: the same "
+              "MAE bit for bit, the same release settings and vectors), not attacked "
+              "again: " + "; ".join(f"{p['name']} (seeds {p['leakage_reused_seeds']})"
+                                     for p in reused) + ".", ""]
   lines += ["## Controls (chance, measured)", "",
             "Per quantity, the chosen attacker on a derangement of the rows (each user gets "
             "another user's vector): (control − chance) / (1 − chance), mean over seeds, "

@@ -179,3 +179,20 @@ def test_grid_is_extended_beyond_an_edge_and_reported():
   none = train.train_scorer(scorers.get_scorer("mf", offsets="bias"), dom,
                             dataclasses.replace(cfg, grid_extend=0), jax.random.PRNGKey(0))
   assert none.lrs_tried == (1e-5, 1e-4) and none.lr_at_edge == "high"
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lazy_adam"])
+def test_zero_opt_state_is_the_optimizers_own_init(optimizer):
+  """The lr stack's optimiser state is built in numpy: it must equal the optimiser's
+  own (vmapped) init, leaf for leaf, dtype included."""
+  import optax
+  from pfcdr_jax.models import lazy_adam
+  opt_init = lazy_adam.init if optimizer == "lazy_adam" else optax.scale_by_adam().init
+  params = {"user": jnp.ones((3, 7, 4)), "item": jnp.full((3, 5, 4), 2.0),
+            "mu": jnp.ones((3,))}
+  ours = train.zero_opt_state(opt_init, params)
+  theirs = jax.vmap(opt_init)(params)
+  assert jax.tree_util.tree_structure(ours) == jax.tree_util.tree_structure(theirs)
+  for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(theirs)):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -321,6 +321,47 @@ def test_cannot_reach_extrapolates_the_steepest_recent_gain():
                                 [[False, True], [True, False]])
 
 
+# Held-out MSE per epoch of lr = 0.001 and lr = 0.1 beside the best lr (0.01: 1.0500
+# at epoch 1, then worse) on synthetic music2movie, seed 0 (the run of 2026-12-05).
+_M2M_SLOW = [1.2376, 1.1980, 1.1649, 1.1375, 1.1156, 1.0984, 1.0861, 1.0786, 1.0754,
+             1.0764, 1.0813, 1.0894, 1.1003]
+_M2M_DIVERGED = [8.6491, 9.0699, 7.6407, 5.7497, 4.5665, 3.8442, 3.5734, 3.7310, 4.8226,
+                 9.9013, 25.767]
+_M2M_BEST = [1.0500] + [1.1147 + 0.1 * e for e in range(12)]
+
+
+def _first_stop(curves, geometric, epochs=20, window=5):
+  """Per lr, the first epoch count at which cannot_reach says stop (None: never)."""
+  n = max(len(c) for c in curves)
+  curve = np.array([list(c) + [np.nan] * (n - len(c)) for c in curves]).T   # NaN: stopped
+  out = []
+  for j in range(curve.shape[1]):
+    stops = [e for e in range(1, n + 1)
+             if early_stop.cannot_reach(curve[:e], epochs, window, geometric=geometric)[j]]
+    out.append(stops[0] if stops else None)
+  return out
+
+
+def test_geometric_reach_stops_shrinking_gains_the_line_keeps():
+  line = _first_stop([_M2M_BEST, _M2M_SLOW, _M2M_DIVERGED], geometric=False)
+  geo = _first_stop([_M2M_BEST, _M2M_SLOW, _M2M_DIVERGED], geometric=True)
+  assert line[0] is None and geo[0] is None        # the grid's best never stops by reach
+  assert line[1] == 13 and geo[1] == 10            # lr 0.001: shrinking gains, best 1.0754
+  assert line[2] == 11 and geo[2] == 8             # lr 0.1: recovering, then worse
+  # Never beyond the line: whatever the line stops, the geometric rule stops too.
+  fast = [1.0, 0.8, 0.7, 0.65, 0.62, 0.60]
+  slow = [3.0, 2.9, 2.8, 2.7, 2.6, 2.5]
+  curve = np.array([fast, slow]).T
+  for epochs in (10, 30, 60):
+    line_stop = early_stop.cannot_reach(curve, epochs, 5)
+    assert np.all(early_stop.cannot_reach(curve, epochs, 5, geometric=True) >= line_stop)
+  # The price: gains that do not shrink are projected at ratio 0.95, so 0.1 per epoch
+  # for 20 epochs left reaches 0.1 x 0.95 (1 - 0.95^20) / 0.05 = 1.22, not the line's
+  # 2.0: with 26 epochs the line keeps the slow lr (2.5 - 2.0 < 0.60), this rule drops it.
+  assert not early_stop.cannot_reach(curve, 26, 5)[1]
+  assert early_stop.cannot_reach(curve, 26, 5, geometric=True)[1]
+
+
 def test_per_lr_reach_drops_a_slow_lr_that_cannot_catch_up():
   dom = _planted(seed=4)
   base = dict(lrs=(0.0005, 0.05), epochs=25, batch_size=64, heldout_fraction=0.1,

@@ -1,5 +1,6 @@
 """The PFCDR method (pfcdr_jax.pfcdr.method) against a plain numpy pipeline on tiny data."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -106,3 +107,18 @@ def test_neighbor_representations_masked_path_equals_the_selected_set(include_un
       P, jnp.asarray(W), jnp.asarray(valid), k,
       config_lib.TopKConfig(include_untrained=include_untrained, method="threshold"), 5.0))
   np.testing.assert_allclose(got, sel, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, tower", [("mf", "linear"), ("gmf", "linear"),
+                                         ("dnn", "linear"), ("dnn", "mlp")])
+@pytest.mark.parametrize("offsets", ["none", "global", "bias"])
+def test_jitted_representations_are_bit_identical_to_eager(name, tower, offsets):
+  """``method.representations`` is jitted to save compiles; every cached stage keyed
+  before that holds eager values, so the two must agree bit for bit."""
+  from pfcdr_jax.models import scorers
+  s = scorers.get_scorer(name, dnn_tower=tower, offsets=offsets)
+  p = s.init(jax.random.PRNGKey(1), 37, 29, 10)
+  p = jax.tree_util.tree_map(
+      lambda x: x + 0.37 * jax.random.normal(jax.random.PRNGKey(2), x.shape), p)
+  for a, b in zip(method.representations_eager(s, p, 37), method.representations(s, p, 37)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -165,3 +165,12 @@ def test_bad_epsilons_end_in_one_error_line(tmp_path):
   proc = _run("--epsilons=0", f"--workdir={tmp_path}")
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1] == "error: --epsilons=0: budgets must be > 0"
+
+
+def test_points_say_which_seeds_reused_an_earlier_leakage():
+  reused = dict(_row("PFCDR", 0.73, 0.1, 0.3), leakage_reused=True)
+  recs = [{"seed": 0, "rows": [reused, _row("EMCDR", 0.75, 1.0, 0.2)]},
+          {"seed": 1, "rows": [_row("PFCDR", 0.72, 0.4, 0.35), _row("EMCDR", 0.74, 1.0, 0.1)]}]
+  pts = {p["name"]: p for p in frontier.aggregate(recs)}
+  assert pts["PFCDR"]["leakage_reused_seeds"] == [0]
+  assert pts["EMCDR"]["leakage_reused_seeds"] == []
