@@ -270,6 +270,20 @@ TARGETS: dict[str, Target] = {
         (f"{RESULTS}/pretrain_paths_anylr_vs_reach_comedy2drama.json",
          f"{RESULTS}/b0_threefry_vs_hash_comedy2drama.json"),
         "not recorded (pretraining 21-27 s a seed)", True),
+    "early_stop_geometric": Target(
+        tuple(f"{base} --early_stop={rule} --workdir=runs/es_{t}_{rule} "
+              f"--cache_dir=runs/es_{t}_{rule}/cache"
+              for t, base in (("c2d", f"{C2D_B02} --baselines="), ("m2m", M2M1))
+              for rule in ("per_lr_reach", "per_lr_reach_geometric"))
+        + tuple(f"python experiments/compare_pretrain.py --a=runs/es_{t}_per_lr_reach "
+                f"--b=runs/es_{t}_per_lr_reach_geometric "
+                f"--out={RESULTS}/pretrain_reach_vs_geometric_{name}.json"
+                for t, name in (("c2d", "comedy2drama"), ("m2m", "music2movie_scale1"))),
+        (f"{RESULTS}/pretrain_reach_vs_geometric_comedy2drama.json",
+         f"{RESULTS}/pretrain_reach_vs_geometric_music2movie_scale1.json"),
+        "comedy2drama 3 + 3 min, music2movie 30 + 30 min (the two music2movie arms side by "
+        "side on the 2 cores)", False,
+        "each arm its own stage cache, so every pretraining is timed"),
     "music2movie_scale03": Target(
         (f"{M2M03} --early_stop=any_lr --b0_draw=threefry --workdir=runs/m2m03_old "
          "--cache_dir=runs/m2m03cache",
