@@ -260,9 +260,10 @@ TARGETS: dict[str, Target] = {
     "early_stop_and_b0_comedy2drama": Target(
         (f"{C2D_B02} --baselines= --early_stop=any_lr --b0_draw=threefry "
          "--workdir=runs/t1_anylr --cache_dir=runs/t1cache",
-         f"{C2D_B02} --baselines= --b0_draw=threefry --workdir=runs/t1_reach "
-         "--cache_dir=runs/t1cache",
-         f"{C2D_B02} --baselines= --b0_draw=hash --workdir=runs/t1_hash --cache_dir=runs/t1cache",
+         f"{C2D_B02} --baselines= --early_stop=per_lr_reach --b0_draw=threefry "
+         "--workdir=runs/t1_reach --cache_dir=runs/t1cache",
+         f"{C2D_B02} --baselines= --early_stop=per_lr_reach --b0_draw=hash "
+         "--workdir=runs/t1_hash --cache_dir=runs/t1cache",
          "python experiments/compare_pretrain.py --a=runs/t1_anylr --b=runs/t1_reach "
          f"--out={RESULTS}/pretrain_paths_anylr_vs_reach_comedy2drama.json",
          "python experiments/compare_pretrain.py --a=runs/t1_reach --b=runs/t1_hash "
