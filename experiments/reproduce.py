@@ -68,6 +68,11 @@ M2M1 = ("python experiments/table1.py --task=synthetic --like=music2movie --scal
         "--betas=0.2 --num_seeds=10 --baselines=")
 M2M03 = ("python experiments/table1.py --task=synthetic --like=music2movie --scale=0.3 "
          "--betas=0.2 --num_seeds=10 --baselines=")
+# The early-stop comparison (early_stop_geometric): workdir tag, table1 command.
+_ES_ARMS = (("c2d", f"{C2D_B02} --baselines="), ("m2m", M2M1),
+            *((t, f"python experiments/table1.py --task={t} --betas=0.2 --num_seeds=10 "
+                  "--baselines=") for t in ("action2romance", "ml100k_comedy2drama")))
+_ES_NAMES = ("comedy2drama", "music2movie_scale1", "action2romance", "ml100k_comedy2drama")
 OFFSETS_METHODS = "PFCDR,EMCDR,PTUPCDR,PFCDR+,TGT"
 OFFSETS_COMMAND = (
     "python experiments/compare_pretrain.py --a=runs/table1/c2d_none --b=runs/table1/c2d_bias "
@@ -274,16 +279,14 @@ TARGETS: dict[str, Target] = {
     "early_stop_geometric": Target(
         tuple(f"{base} --early_stop={rule} --workdir=runs/es_{t}_{rule} "
               f"--cache_dir=runs/es_{t}_{rule}/cache"
-              for t, base in (("c2d", f"{C2D_B02} --baselines="), ("m2m", M2M1))
-              for rule in ("per_lr_reach", "per_lr_reach_geometric"))
+              for t, base in _ES_ARMS for rule in ("per_lr_reach", "per_lr_reach_geometric"))
         + tuple(f"python experiments/compare_pretrain.py --a=runs/es_{t}_per_lr_reach "
                 f"--b=runs/es_{t}_per_lr_reach_geometric "
                 f"--out={RESULTS}/pretrain_reach_vs_geometric_{name}.json"
-                for t, name in (("c2d", "comedy2drama"), ("m2m", "music2movie_scale1"))),
-        (f"{RESULTS}/pretrain_reach_vs_geometric_comedy2drama.json",
-         f"{RESULTS}/pretrain_reach_vs_geometric_music2movie_scale1.json"),
-        "comedy2drama 3 + 3 min, music2movie 30 + 30 min (the two music2movie arms side by "
-        "side on the 2 cores)", False,
+                for (t, _), name in zip(_ES_ARMS, _ES_NAMES)),
+        tuple(f"{RESULTS}/pretrain_reach_vs_geometric_{name}.json" for name in _ES_NAMES),
+        "comedy2drama / action2romance 3 + 3 min, ml100k 1 + 1 min, music2movie 30 + 30 min "
+        "(its two arms side by side on the 2 cores)", False,
         "each arm its own stage cache, so every pretraining is timed"),
     "music2movie_scale03": Target(
         (f"{M2M03} --early_stop=any_lr --b0_draw=threefry --workdir=runs/m2m03_old "
