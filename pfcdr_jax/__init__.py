@@ -47,12 +47,9 @@ from pfcdr_jax.models.scorers import get_scorer
 from pfcdr_jax.models.train import train_scorer
 from pfcdr_jax.harness.pipeline import run_pfcdr
 from pfcdr_jax.privacy.dp_prototypes import DPPrototypeConfig
-from pfcdr_jax.privacy.study import run_privacy
 from pfcdr_jax.pfcdr.topk import neighbor_mean
 from pfcdr_jax.pfcdr.topk import predict_from_neighbors
 from pfcdr_jax.pfcdr.topk import select_neighbors
-from pfcdr_jax.copyattack.config import CopyAttackConfig
-from pfcdr_jax.copyattack.pipeline import run_copyattack
 
 from pfcdr_jax.infra import aliases as _aliases
 
@@ -87,3 +84,18 @@ __all__ = [
     "neighbor_mean", "predict_from_neighbors", "select_neighbors",
     "CopyAttackConfig", "run_copyattack",
 ]
+
+# Imported on first use (PEP 562): the privacy study pulls in scikit-learn and the
+# CopyAttack runner its own stack, about a second of start-up the main job never needs.
+_LAZY = {"run_privacy": "pfcdr_jax.privacy.study",
+         "CopyAttackConfig": "pfcdr_jax.copyattack.config",
+         "run_copyattack": "pfcdr_jax.copyattack.pipeline"}
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    import importlib  # pylint: disable=g-import-not-at-top
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+  raise AttributeError(f"module 'pfcdr_jax' has no attribute {name!r}")

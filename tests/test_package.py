@@ -68,3 +68,18 @@ def test_the_package_imports_no_script_or_benchmark(forbidden):
                else [])
       bad += [f"{p.relative_to(PKG)}: {n}" for n in names if n.split(".")[0] == forbidden]
   assert not bad, bad
+
+
+def test_the_package_import_leaves_the_heavy_runners_for_first_use():
+  """``import pfcdr_jax`` (every main job's start-up) must not pull in scikit-learn or
+  the CopyAttack runner; the lazily exported names still resolve to the real objects."""
+  import subprocess
+  import sys
+  code = ("import sys, pfcdr_jax; "
+          "assert 'sklearn' not in sys.modules and "
+          "'pfcdr_jax.copyattack.pipeline' not in sys.modules, 'eager'; "
+          "from pfcdr_jax import run_privacy, run_copyattack, CopyAttackConfig; "
+          "from pfcdr_jax.privacy.study import run_privacy as rp; "
+          "assert run_privacy is rp and CopyAttackConfig.__module__.endswith('config')")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  assert out.returncode == 0, out.stderr
