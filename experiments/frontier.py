@@ -55,6 +55,20 @@ def ours_names(points: list[dict]) -> list[str]:
           or p["name"].startswith(frontier_study.OURS_DP + "(")]
 
 
+def _paired_on_common_seeds(ours: dict, ref: dict) -> dict:
+  """``frontier.paired`` of two points' MAEs over the seeds both ran (ours minus ref)."""
+  seeds = [s for s in ours["seeds"] if s in ref["seeds"]]
+  mae = lambda p: [p["mae"]["per_seed"][p["seeds"].index(s)] for s in seeds]
+  return frontier.paired(mae(ours), mae(ref))
+
+
+def _holm(family: list[dict]) -> None:
+  """Sets ``p_holm`` and ``family`` (its size) on each contrast of one Holm family."""
+  for c, p_holm in zip(family, significance.holm([c["p_ttest"] for c in family])
+                       if family else []):
+    c["p_holm"], c["family"] = float(p_holm), len(family)
+
+
 def _claims(points: list[dict], refs: dict[str, list[float]]) -> list[dict]:
   """The acceptance contrasts of issue 29, computed (not asserted).
 
@@ -71,10 +85,7 @@ def _claims(points: list[dict], refs: dict[str, list[float]]) -> list[dict]:
   mine = []
   for name in (ours_names(points) if pf else []):
     ours = by[name]
-    seeds = [s for s in ours["seeds"] if s in pf["seeds"]]
-    a = [ours["mae"]["per_seed"][ours["seeds"].index(s)] for s in seeds]
-    b = [pf["mae"]["per_seed"][pf["seeds"].index(s)] for s in seeds]
-    t = frontier.paired(a, b)
+    t = _paired_on_common_seeds(ours, pf)
     above = ours["leakage_max"] - ci(ours) > pf["leakage_max"] + ci(pf)
     mine.append({"id": "ours_vs_pfcdr" if name == frontier_study.OURS
                  else f"ours_vs_pfcdr:{name}", **t, "ours": name, "pareto": ours["pareto"],
@@ -82,10 +93,8 @@ def _claims(points: list[dict], refs: dict[str, list[float]]) -> list[dict]:
                  "leakage_ours": ours["leakage_max"], "leakage_ours_ci95": ci(ours),
                  "leakage_pfcdr": pf["leakage_max"],
                  "leakage_interval_above_pfcdr": bool(above)})
-  adjusted = significance.holm([c["p_ttest"] for c in mine]) if mine else []
-  for c, p_holm in zip(mine, adjusted):
-    c["p_holm"] = float(p_holm)
-    c["family"] = len(mine)
+  _holm(mine)
+  for c in mine:
     c["text"] = (f"{c['ours']} vs PFCDR over {c['n']} seeds: MAE Δ = {c['diff']:+.4f} ± "
                  f"{c['ci95']:.4f} (lower on {c['a_lower']}/{c['n']}; paired t p = "
                  f"{c['p_ttest']:.2g}, Holm over {len(mine)} = {c['p_holm']:.2g}, "
@@ -100,15 +109,11 @@ def _claims(points: list[dict], refs: dict[str, list[float]]) -> list[dict]:
   vs_floor = []
   for name in (dp if floor else []):
     ours = by[name]
-    seeds = [s for s in ours["seeds"] if s in floor["seeds"]]
-    a = [ours["mae"]["per_seed"][ours["seeds"].index(s)] for s in seeds]
-    b = [floor["mae"]["per_seed"][floor["seeds"].index(s)] for s in seeds]
     vs_floor.append({"id": f"ours_dp_vs_itemmean:{name}", "ours": name,
-                     **frontier.paired(a, b), "leakage_ours": ours["leakage_max"],
-                     "pareto": ours["pareto"]})
-  for c, p_holm in zip(vs_floor, significance.holm([c["p_ttest"] for c in vs_floor])
-                       if vs_floor else []):
-    c["p_holm"], c["family"] = float(p_holm), len(vs_floor)
+                     **_paired_on_common_seeds(ours, floor),
+                     "leakage_ours": ours["leakage_max"], "pareto": ours["pareto"]})
+  _holm(vs_floor)
+  for c in vs_floor:
     c["text"] = (f"{c['ours']} vs ItemMean (no transfer) over {c['n']} seeds: MAE Δ = "
                  f"{c['diff']:+.4f} ± {c['ci95']:.4f} (lower on {c['a_lower']}/{c['n']}; "
                  f"paired t p = {c['p_ttest']:.2g}, Holm over {len(vs_floor)} = "

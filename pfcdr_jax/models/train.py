@@ -123,13 +123,14 @@ def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, la
   stack = _Stack(axis=0 if n_seeds is None else 1, cols=np.arange(n_lrs))
   state = state._replace(active=put(jax.device_put(np.ones(state.best_mse.shape, bool))))
   done, curve, sizes = {}, [], set()
+  lrs_host = np.asarray(lrs)
   t0 = time.perf_counter()
   with progress.bar(cfg.epochs, f"pretrain {label}", unit="epoch") as bar:
     for epoch in range(cfg.epochs):
       order = _epoch_order(k_shuffle, epoch, n, cfg, n_seeds)
       sizes.add(len(stack.cols))
       was_active = np.asarray(state.active)
-      state, mse = epoch_fn(state, put(jax.device_put(np.asarray(lrs)[stack.cols])),
+      state, mse = epoch_fn(state, put(jax.device_put(lrs_host[stack.cols])),
                             *data_args, put(order), put(jax.device_put(np.int32(epoch))))
       row = np.full(state.best_mse.shape[:-1] + (n_lrs,), np.nan, np.float32)
       row[..., stack.cols] = np.where(was_active, np.asarray(mse), np.nan)
