@@ -34,3 +34,28 @@ def test_unwritable_location_is_not_an_error(tmp_path, monkeypatch, restore_jax_
   blocker.write_text("not a directory")
   monkeypatch.setenv("PFCDR_XLA_CACHE", str(blocker / "xla"))
   assert xla_cache.enable() is None
+
+
+def test_every_program_is_stored():
+  assert xla_cache.MIN_COMPILE_S == 0.0
+
+
+def test_prune_removes_the_oldest_entries_down_to_the_trim_size(tmp_path):
+  import os
+  for i in range(10):   # ten 100-byte entries, entry 0 the oldest
+    f = tmp_path / f"entry{i}-cache"
+    f.write_bytes(b"x" * 100)
+    os.utime(f, (1000 + i, 1000 + i))
+  assert xla_cache.prune(tmp_path, max_bytes=1000) == 0       # at the limit: kept
+  assert xla_cache.prune(tmp_path, max_bytes=900, trim_to=0.5) == 6
+  assert sorted(p.name for p in tmp_path.iterdir()) == [f"entry{i}-cache" for i in range(6, 10)]
+
+
+def test_enable_prunes_an_oversized_directory(tmp_path, monkeypatch, restore_jax_cache_dir):
+  d = tmp_path / "xla"
+  d.mkdir()
+  (d / "old-cache").write_bytes(b"x" * 64)
+  monkeypatch.setattr(xla_cache, "MAX_BYTES", 10)
+  monkeypatch.setenv("PFCDR_XLA_CACHE", str(d))
+  assert xla_cache.enable() == d
+  assert not (d / "old-cache").exists()
