@@ -138,3 +138,22 @@ def test_offsets_add_mu_and_biases_as_columns_of_the_same_product(name, offsets)
 def test_get_scorer_rejects_unknown_offsets():
   with pytest.raises(ValueError, match="offsets"):
     scorers.get_scorer("mf", offsets="centered")
+
+
+@pytest.mark.parametrize("n_rows,dim", [(6040, 10), (3706, 10), (1, 1), (123, 7), (0, 10),
+                                        (70_000, 10)])
+def test_normal_table_is_the_table_drawn_in_its_own_shape(n_rows, dim):
+  # The shared power-of-two draw must give the tables of the eager draw bit for bit:
+  # every committed result starts from them.
+  for key in (jax.random.PRNGKey(0), jax.random.PRNGKey(7), jax.random.key(3)):
+    got = scorers.normal_table(key, n_rows, dim)
+    want = scorers.EMB_STD * jax.random.normal(key, (n_rows, dim), jnp.float32)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
+def test_normal_table_under_a_trace_is_the_traced_draw():
+  key = jax.random.PRNGKey(1)
+  got = jax.jit(lambda k: scorers.normal_table(k, 50, 10))(key)
+  want = jax.jit(lambda k: scorers.EMB_STD * jax.random.normal(k, (50, 10)))(key)
+  np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
