@@ -141,7 +141,8 @@ def _run_epochs(epoch_fn, state, lrs, data_args, k_shuffle, cfg: TrainConfig, la
         bar.update()
         log.debug("%s epoch %d/%d heldout mse %s (%.1fs)", label, epoch + 1, cfg.epochs,
                   np.round(row, 4).tolist(), time.perf_counter() - t0)
-      stop, state, stack = _stop_check(state, stack, curve, cfg, done)
+      stop, state, stack = _stop_check(state, stack, curve, cfg, done,
+                                       n * (1 if n_seeds is None else n_seeds))
       state = place(state)
       if stop:
         log.debug("%s: early stop after epoch %d (%s, patience %d)", label, epoch + 1,

@@ -6,6 +6,7 @@ is touched and against a numpy lazy-Adam step with repeated rows; the host order
 seeded permutation; early stopping is a prefix of the full run that ends where the
 patience rule says.
 """
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -407,3 +408,34 @@ def test_auto_optimizer_takes_deferred_adam_for_large_tables_only():
   dense = train.train_scorer(sc, dom, train.TrainConfig(optimizer="adam", **base),
                              jax.random.key(0))
   np.testing.assert_array_equal(auto.curve, dense.curve)
+
+
+@pytest.mark.parametrize("name", ["mf", "gmf", "dnn"])
+def test_stopped_lrs_kept_in_the_stack_change_no_number(name, monkeypatch):
+  # Whether stopped lrs leave the stack at once (SHRINK_MIN_WORK 0) or stay in it,
+  # masked, until one lr is left (a huge SHRINK_MIN_WORK) is a matter of speed only.
+  dom = _planted(seed=5)
+  cfg = train.TrainConfig(lrs=(0.0005, 0.005, 0.02, 0.05, 0.2), epochs=25, batch_size=64,
+                          heldout_fraction=0.1, patience=3,
+                          early_stop="per_lr_reach_geometric")
+  sc = scorers.get_scorer(name)
+  runs = []
+  for work in (0, 10**12):
+    monkeypatch.setattr(early_stop, "SHRINK_MIN_WORK", work)
+    runs.append(train.train_scorer(sc, dom, cfg, jax.random.key(4)))
+  shrunk, kept = runs
+  n_run = np.sum(~np.isnan(shrunk.curve), axis=1)
+  assert len(set(n_run.tolist())) > 2          # lrs stopped at several different epochs
+  np.testing.assert_array_equal(shrunk.curve, kept.curve)
+  assert (shrunk.lr, shrunk.epoch, shrunk.heldout_mse) == (kept.lr, kept.epoch,
+                                                           kept.heldout_mse)
+  chex.assert_trees_all_equal(shrunk.params, kept.params)
+
+
+def test_worth_shrinking():
+  keep = np.array([True, True, False])
+  assert early_stop.worth_shrinking(keep, None)
+  assert not early_stop.worth_shrinking(keep, early_stop.SHRINK_MIN_WORK - 1)
+  assert early_stop.worth_shrinking(keep, early_stop.SHRINK_MIN_WORK)
+  assert early_stop.worth_shrinking(np.array([True, False, False]), 1)   # one lr left
+  assert not early_stop.worth_shrinking(np.ones(3, bool), 10**12)       # nothing stopped
