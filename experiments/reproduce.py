@@ -338,6 +338,12 @@ TARGETS: dict[str, Target] = {
          f"--also=book2movie:1 --out={RESULTS}/bench_scaling_music2movie.json",),
         (f"{RESULTS}/bench_scaling_music2movie.json",), "16 min", False,
         "the main job at 0.3 / 1 / 3 x music2movie and at book2movie size, cold XLA cache"),
+    "bench_data_stage": Target(
+        ("python experiments/bench_data_stage.py --like=music2movie --scales=1,3 --reps=3 "
+         f"--out={RESULTS}/bench_data_stage_music2movie.json",),
+        (f"{RESULTS}/bench_data_stage_music2movie.json",), "2 min", False,
+        "the data stage's growth 1 -> 3 x music2movie (medians of interleaved runs) beside "
+        "the machine's own growth for single numpy passes of the same sizes"),
     "bench_pretrain": Target(
         ("python experiments/bench_pretrain.py --like=music2movie --scales=0.3,1,3 --epochs=2 "
          f"--out={RESULTS}/bench_pretrain_music2movie.json",

@@ -228,3 +228,26 @@ def test_bench_pretrain_writes_both_optimizers_on_one_trajectory(tmp_path):
                         "--optimizers=sgd"], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
   assert bad.returncode != 0 and "unknown ['sgd']" in bad.stderr
+
+
+def test_data_stage_bench_writes_medians_and_exponents(tmp_path):
+  out = tmp_path / "data.json"
+  script = str(ROOT / "experiments" / "bench_data_stage.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--scales=0.002,0.006", "--reps=2",
+                         f"--out={out}"], capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  small, large = res["runs"]
+  assert len(small["data_stage_s"]) == len(large["data_stage_s"]) == 2
+  med = [float(np.median(r["data_stage_s"])) for r in (small, large)]
+  assert small["data_stage_median_s"] == pytest.approx(med[0], abs=6e-4)
+  assert large["ratings"] > small["ratings"]
+  want = np.log(med[1] / med[0]) / np.log(large["ratings"] / small["ratings"])
+  assert res["data_stage_exponent"] == pytest.approx(want, abs=2e-3)
+  assert set(res["passes_exponent"]) == set(res["passes_s"]["0.002"]) == {
+      "astype_float64", "bincount_sorted_users", "bincount_random_items",
+      "argsort_grouped_keys", "argsort_random_keys", "choice_by_popularity"}
+  bad = subprocess.run([sys.executable, script, "--scales=1", f"--out={out}"],
+                       capture_output=True, text=True, timeout=300, env=env)
+  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: --scales")

@@ -1,0 +1,134 @@
+r"""Benchmark: the data stage's growth between two sizes, against plain memory passes.
+
+  python experiments/bench_data_stage.py --like=music2movie --scales=1,3 --reps=3 \
+      --out=docs/results/bench_data_stage_music2movie.json
+
+The main job's data stage (``run_inputs.load_split``: the synthetic generator, then
+``splits.make_cdr_split``) is timed ``--reps`` times per scale, the scales interleaved
+(1, 3, 1, 3, ...) so that both see the same machine, and its growth exponent between
+the first and the last scale is ``log(t_b / t_a) / log(ratings_b / ratings_a)`` of the
+median seconds. ``bench_scaling.py`` takes one run of each scale, inside a main job.
+
+Beside it, the same exponent of single numpy passes that any linear data stage must
+make, on arrays of the two sizes (random data, for timing only): a float32 -> float64
+copy, a ``bincount`` over sorted user ids and one over random item ids, a stable argsort
+of keys grouped by user (the generator's order) and of random keys, and a draw of
+items by popularity (``Generator.choice`` with ``p``). Each is the minimum of 5 calls.
+These are the machine's own growth for work that is linear in the rows: when the
+arrays outgrow the caches, a pass over 3x the rows costs more than 3x the time, and no
+linear algorithm grows slower than its passes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+from absl import flags
+import numpy as np
+
+import cli
+from pfcdr_jax.config import DataConfig, PFCDRConfig
+from pfcdr_jax.harness import run_inputs
+
+flags.DEFINE_string("like", "music2movie", "Paper task the synthetic data mimics.")
+flags.DEFINE_list("scales", ["1", "3"], "Two or more scales (the exponent uses the "
+                  "first and the last).")
+flags.DEFINE_integer("reps", 3, "Timed data stages per scale.", lower_bound=1)
+flags.DEFINE_string("out", "bench_data_stage.json", "Output JSON path.")
+FLAGS = flags.FLAGS
+
+
+def _data_stage(scale: float) -> tuple[float, int, int, int]:
+  """(seconds, ratings of both domains, users of both, items of both) of one stage."""
+  cfg = PFCDRConfig(data=DataConfig(task="synthetic", like=FLAGS.like, scale=scale))
+  t0 = time.perf_counter()
+  data, _, _ = run_inputs.load_split(cfg)
+  seconds = time.perf_counter() - t0
+  m = data.manifest["counts"]
+  return (seconds, m["source"]["ratings"] + m["target"]["ratings"],
+          m["source"]["users"] + m["target"]["users"],
+          m["source"]["items"] + m["target"]["items"])
+
+
+def _min_time(fn, calls: int = 5) -> float:
+  best = math.inf
+  for _ in range(calls):
+    t0 = time.perf_counter()
+    fn()
+    best = min(best, time.perf_counter() - t0)
+  return best
+
+
+def _passes(ratings: int, users: int, items: int) -> dict[str, float]:
+  """Seconds of single numpy passes over arrays of a data stage's size."""
+  rng = np.random.default_rng(0)
+  user = np.sort(rng.integers(0, users, ratings)).astype(np.int32)
+  item = rng.integers(0, items, ratings).astype(np.int32)
+  rating = rng.integers(1, 6, ratings).astype(np.float32)
+  grouped = user.astype(np.int64) * items + item
+  shuffled = rng.permutation(grouped)
+  pop = rng.lognormal(0.0, 1.0, items)
+  pop /= pop.sum()
+  return {
+      "astype_float64": _min_time(lambda: rating.astype(np.float64)),
+      "bincount_sorted_users": _min_time(
+          lambda: np.bincount(user, weights=rating, minlength=users)),
+      "bincount_random_items": _min_time(
+          lambda: np.bincount(item, weights=rating, minlength=items)),
+      "argsort_grouped_keys": _min_time(lambda: np.argsort(grouped, kind="stable")),
+      "argsort_random_keys": _min_time(lambda: np.argsort(shuffled, kind="stable")),
+      "choice_by_popularity": _min_time(
+          lambda: np.random.default_rng(1).choice(items, size=ratings, p=pop), calls=3),
+  }
+
+
+def _exponent(t_a: float, t_b: float, n_a: int, n_b: int) -> float:
+  return round(math.log(t_b / t_a) / math.log(n_b / n_a), 3)
+
+
+def main(argv):
+  del argv
+  scales = [float(s) for s in FLAGS.scales]
+  if len(scales) < 2:
+    raise ValueError("--scales needs at least two scales")
+  times = {s: [] for s in scales}
+  sizes = {}
+  for _ in range(FLAGS.reps):
+    for s in scales:
+      seconds, ratings, users, items = _data_stage(s)
+      times[s].append(round(seconds, 3))
+      sizes[s] = (ratings, users, items)
+      print(f"scale {s:g}: data stage {seconds:.2f} s ({ratings:,} ratings)", flush=True)
+  median = {s: float(np.median(times[s])) for s in scales}
+  a, b = scales[0], scales[-1]
+  passes = {s: _passes(*sizes[s]) for s in (a, b)}
+  res = {
+      "command": cli.command_line(),
+      "like": FLAGS.like,
+      "reps": FLAGS.reps,
+      "runs": [{"scale": s, "ratings": sizes[s][0], "users": sizes[s][1],
+                "items": sizes[s][2], "data_stage_s": times[s],
+                "data_stage_median_s": round(median[s], 3)} for s in scales],
+      "data_stage_exponent": _exponent(median[a], median[b], sizes[a][0], sizes[b][0]),
+      "passes_s": {f"{s:g}": {k: round(v, 4) for k, v in passes[s].items()} for s in (a, b)},
+      "passes_exponent": {k: _exponent(passes[a][k], passes[b][k], sizes[a][0], sizes[b][0])
+                          for k in passes[a]},
+      "note": "exponent = log(t_b / t_a) / log(ratings_b / ratings_a) between the first "
+              "and the last scale; data stage: medians of interleaved runs; passes: "
+              "minimum of repeated calls on random arrays of the same sizes",
+  }
+  print(f"data stage exponent {a:g} -> {b:g}: {res['data_stage_exponent']}")
+  for k, e in res["passes_exponent"].items():
+    print(f"  {k}: {passes[a][k]:.4f} -> {passes[b][k]:.4f} s, exponent {e}")
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+  tmp = FLAGS.out + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(res, f, indent=2)
+  os.replace(tmp, FLAGS.out)
+  print(f"wrote {FLAGS.out}")
+
+
+if __name__ == "__main__":
+  cli.run(main)
