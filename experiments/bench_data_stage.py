@@ -23,14 +23,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 
 from absl import flags
 import numpy as np
 
 import cli
-from pfcdr_jax.config import DataConfig, PFCDRConfig
-from pfcdr_jax.harness import run_inputs
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
+from benchmarks import pipeline as benchmarks_pipeline  # pylint: disable=g-import-not-at-top
+from pfcdr_jax.config import DataConfig, PFCDRConfig  # pylint: disable=g-import-not-at-top
+from pfcdr_jax.harness import run_inputs  # pylint: disable=g-import-not-at-top
 
 flags.DEFINE_string("like", "music2movie", "Paper task the synthetic data mimics.")
 flags.DEFINE_list("scales", ["1", "3"], "Two or more scales (the exponent uses the "
@@ -84,15 +87,15 @@ def _passes(ratings: int, users: int, items: int) -> dict[str, float]:
   }
 
 
-def _exponent(t_a: float, t_b: float, n_a: int, n_b: int) -> float:
-  return round(math.log(t_b / t_a) / math.log(n_b / n_a), 3)
-
-
 def main(argv):
   del argv
-  scales = [float(s) for s in FLAGS.scales]
-  if len(scales) < 2:
-    raise ValueError("--scales needs at least two scales")
+  try:
+    scales = [float(s) for s in FLAGS.scales]
+  except ValueError:
+    raise ValueError(f"--scales={','.join(FLAGS.scales)}: expected numbers") from None
+  if len(scales) < 2 or scales[0] == scales[-1]:
+    raise ValueError(f"--scales={','.join(FLAGS.scales)}: expected at least two scales, "
+                     "the first and the last different")
   times = {s: [] for s in scales}
   sizes = {}
   for _ in range(FLAGS.reps):
@@ -104,6 +107,11 @@ def main(argv):
   median = {s: float(np.median(times[s])) for s in scales}
   a, b = scales[0], scales[-1]
   passes = {s: _passes(*sizes[s]) for s in (a, b)}
+  # benchmarks.pipeline's growth exponents (log-log slope on the ratings) of the two ends.
+  exps = benchmarks_pipeline.growth_exponents(
+      [{"ratings": sizes[s][0], "users": sizes[s][1], "items": sizes[s][2], "cold_users": 1,
+        "stages": {"data": median[s], **passes[s]}} for s in (a, b)])
+  exponent = {k: v["vs_ratings"] for k, v in exps.items()}
   res = {
       "command": cli.command_line(),
       "like": FLAGS.like,
@@ -111,10 +119,9 @@ def main(argv):
       "runs": [{"scale": s, "ratings": sizes[s][0], "users": sizes[s][1],
                 "items": sizes[s][2], "data_stage_s": times[s],
                 "data_stage_median_s": round(median[s], 3)} for s in scales],
-      "data_stage_exponent": _exponent(median[a], median[b], sizes[a][0], sizes[b][0]),
+      "data_stage_exponent": exponent["data"],
       "passes_s": {f"{s:g}": {k: round(v, 4) for k, v in passes[s].items()} for s in (a, b)},
-      "passes_exponent": {k: _exponent(passes[a][k], passes[b][k], sizes[a][0], sizes[b][0])
-                          for k in passes[a]},
+      "passes_exponent": {k: exponent[k] for k in passes[a]},
       "note": "exponent = log(t_b / t_a) / log(ratings_b / ratings_a) between the first "
               "and the last scale; data stage: medians of interleaved runs; passes: "
               "minimum of repeated calls on random arrays of the same sizes",

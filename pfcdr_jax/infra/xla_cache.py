@@ -21,6 +21,7 @@ install).
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import jax
@@ -76,7 +77,7 @@ def prune(path: Path, max_bytes: int | None = None, trim_to: float = TRIM_TO) ->
       st = f.stat()
     except OSError:
       continue
-    if f.is_file():
+    if stat.S_ISREG(st.st_mode):
       files.append((st.st_mtime, st.st_size, f))
   total = sum(size for _, size, _ in files)
   if total <= max_bytes:

@@ -248,6 +248,8 @@ def test_data_stage_bench_writes_medians_and_exponents(tmp_path):
   assert set(res["passes_exponent"]) == set(res["passes_s"]["0.002"]) == {
       "astype_float64", "bincount_sorted_users", "bincount_random_items",
       "argsort_grouped_keys", "argsort_random_keys", "choice_by_popularity"}
-  bad = subprocess.run([sys.executable, script, "--scales=1", f"--out={out}"],
-                       capture_output=True, text=True, timeout=300, env=env)
-  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: --scales")
+  for scales in ("1", "x,1", "1,1"):
+    bad = subprocess.run([sys.executable, script, f"--scales={scales}", f"--out={out}"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines()[-1].startswith(f"error: --scales={scales}")
