@@ -253,3 +253,21 @@ def test_data_stage_bench_writes_medians_and_exponents(tmp_path):
                          capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines()[-1].startswith(f"error: --scales={scales}")
+
+
+def test_compile_probe_counts_a_scripts_compiles(tmp_path):
+  script = tmp_path / "two_kernels.py"
+  script.write_text("import jax, jax.numpy as jnp\n"
+                    "jax.jit(lambda x: x + 1)(jnp.ones(3)).block_until_ready()\n"
+                    "jax.jit(lambda x: x * 2)(jnp.ones(5)).block_until_ready()\n")
+  out = tmp_path / "compiles.txt"
+  probe = str(ROOT / "experiments" / "compile_probe.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PFCDR_XLA_CACHE": "0"}
+  proc = subprocess.run([sys.executable, probe, f"--out={out}", str(script)],
+                        capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  first = out.read_text().splitlines()[0]
+  assert first.startswith("total ") and int(first.split(", ")[1].split()[0]) >= 2
+  bad = subprocess.run([sys.executable, probe, f"--out={out}", str(tmp_path / "none.py")],
+                       capture_output=True, text=True, timeout=300, env=env)
+  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error:")
