@@ -58,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from scipy import sparse
 
 from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.privacy import mechanisms
@@ -192,6 +193,25 @@ def round_batch(dom: Domain, r: jax.Array, batch: int) -> tuple[jax.Array, ...]:
   mask = k[None, :] < dom.count[:, None]
   take = lambda a: jnp.take_along_axis(a, pos, axis=1)
   return take(dom.items), take(dom.ratings), mask
+
+
+def observed_items(dom: Domain, rounds: int, batch: int, n_items: int
+                   ) -> sparse.csr_matrix:
+  """bool csr[U, n_items]: the items each client names in its uploads over ``rounds``.
+
+  Round ``r`` uses list positions ``(r B + k) mod n_u``, ``k < min(B, n_u)``
+  (:func:`round_batch`), so rounds ``0..T-1`` together name the first
+  ``min(n_u, T B)`` items of the client's list: all of them once ``T B >= n_u``.
+  The server needs these ids to send the rows and to apply the gradients, so it sees
+  them with or without secure aggregation of the gradient values.
+  """
+  items, count = np.asarray(dom.items), np.asarray(dom.count)
+  seen = np.arange(items.shape[1])[None, :] < np.minimum(count, rounds * batch)[:, None]
+  rows = np.broadcast_to(np.arange(items.shape[0])[:, None], items.shape)
+  out = sparse.csr_matrix((np.ones(int(seen.sum()), bool), (rows[seen], items[seen])),
+                          shape=(items.shape[0], n_items))
+  out.sum_duplicates()
+  return out
 
 
 def predict_one(x: jax.Array, y: jax.Array, mu: jax.Array) -> jax.Array:

@@ -114,10 +114,11 @@ def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = Fa
       if "offset_columns" in tr.settings:
         layout = (tr.settings["offset_columns"], tr.settings["kappas"])
       x = np.asarray(tr.vectors, np.float64)
+      ra, re = study._rows(tr.users, aux), study._rows(tr.users, ev)
+      observed = None if tr.observed is None else (tr.observed[ra], tr.observed[re])
       done[key] = leakage.attack_transfer(
-          x[study._rows(tr.users, aux)], x[study._rows(tr.users, ev)], aux, ev, tg,
-          seed=cfg.seed, item_scores=tr.item_scores, kappa_layout=layout,
-          quantities=quantities)
+          x[ra], x[re], aux, ev, tg, seed=cfg.seed, item_scores=tr.item_scores,
+          kappa_layout=layout, quantities=quantities, observed=observed)
     log.info("frontier seed %d: %-24s MAE %.4f leakage %.3f (%s) %5.1fs", cfg.seed,
              tr.name, tr.mae, done[key]["leakage_max"], done[key]["leakage_argmax"],
              time.perf_counter() - t)

@@ -32,7 +32,12 @@ Attacker families, each fitted on 80 % of the auxiliary users and scored on the 
   ``direct`` / ``direct_abs`` (``x @ item_scores`` and its magnitude, attacker B's
   scores, no fitting) where the transfer has an item map;
 * ``kappa_ratio`` (n_ratings, PFCDR+'s release only): the exact inversion of its
-  kappa grid, ``n_u = kappa / (o(0) / o(kappa) - 1)`` (no fitting).
+  kappa grid, ``n_u = kappa / (o(0) / o(kappa) - 1)`` (no fitting);
+* ``observed_items`` (membership) and ``observed_count`` (n_ratings), where the
+  receiver also reads item ids in the user's messages (``observed``; FedCDR's uploads
+  name the items of every round's local batch): the named items ranked first, the rest
+  by popularity among the auxiliary users, and ``log(1 + number of items named)`` (no
+  fitting).
 
 Chance is a property of the quantity, computed by the best attacker that sees no user
 information: R² 0 (the auxiliary mean), the majority class's accuracy, AUC 0.5 for a
@@ -245,16 +250,26 @@ def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
   return perm[k:], perm[:k]
 
 
-def _choose(fitted: dict, score_on: Callable) -> tuple[str, dict]:
-  """The fitted attacker with the best held-out score (ties: the first)."""
+def _choose(fitted: dict, score_on: Callable, side: dict | None = None
+            ) -> tuple[str, dict]:
+  """The fitted attacker with the best held-out score (ties: the first); ``side``:
+  held-out scores of attackers that read something besides ``x``."""
   scores = {name: score_on(model) for name, model in fitted.items()}
+  scores.update(side or {})
   finite = {k: v for k, v in scores.items() if np.isfinite(v)}
   best = max(finite, key=finite.get) if finite else next(iter(scores))
   return best, scores
 
 
+def _control_rows(n: int, seed: int) -> np.ndarray:
+  """The derangement ``controls.random_users(x, seed)`` applies to ``n`` rows."""
+  return controls.derangement(n, np.random.default_rng(seed))
+
+
 def attack_regression(x_aux, y_aux, x_eval, y_eval, seed: int,
-                      fixed: dict[str, Callable] | None = None) -> dict:
+                      fixed: dict[str, Callable] | None = None,
+                      side: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+                      ) -> dict:
   """The strongest regression attacker of one quantity (module docstring).
 
   Args:
@@ -263,6 +278,10 @@ def attack_regression(x_aux, y_aux, x_eval, y_eval, seed: int,
     x_eval, y_eval: the attacked users'.
     seed: the holdout split and the models' initialisation.
     fixed: name -> ``x -> prediction`` attackers without fitting (e.g. kappa_ratio).
+    side: name -> (predictions of the auxiliary users, of the attacked users) of
+      attackers without fitting that read something besides ``x`` (e.g.
+      observed_count); their control takes the attacked users' predictions in the
+      order of the control's derangement.
 
   Returns:
     ``{"attacker", "score" (R² on the attacked users), "chance": 0.0, "advantage",
@@ -274,13 +293,20 @@ def attack_regression(x_aux, y_aux, x_eval, y_eval, seed: int,
   center = y_aux[fit].mean(0)
   fitted = {name: f(x_aux[fit], y_aux[fit]) for name, f in fams.items()}
   fitted.update(fixed or {})
-  best, holdout = _choose(fitted, lambda m: r2(m(x_aux[hold]), y_aux[hold], center))
+  side = side or {}
+  best, holdout = _choose(fitted, lambda m: r2(m(x_aux[hold]), y_aux[hold], center),
+                          {k: r2(a[hold], y_aux[hold], center) for k, (a, _) in side.items()})
   shuffled = controls.random_users(x_eval, seed + 1)
-  if best in fams:   # the control refits the chosen family on deranged rows
+  if best in side:
+    pred = side[best][1]
+    ctrl = pred[_control_rows(len(x_eval), seed + 1)]
+  elif best in fams:   # the control refits the chosen family on deranged rows
+    pred = fitted[best](x_eval)
     ctrl = fams[best](controls.random_users(x_aux[fit], seed + 2), y_aux[fit])(shuffled)
   else:
+    pred = fitted[best](x_eval)
     ctrl = fitted[best](shuffled)
-  score = r2(fitted[best](x_eval), y_eval, center)
+  score = r2(pred, y_eval, center)
   return {"attacker": best, "score": score, "chance": 0.0,
           "advantage": advantage(score, 0.0), "holdout": holdout,
           "control": r2(ctrl, y_eval, center)}
@@ -312,11 +338,24 @@ def attack_attribute(x_aux, y_aux, x_eval, y_eval, seed: int) -> dict:
           "advantage": advantage(score, chance), "holdout": holdout, "control": control}
 
 
+def named_item_scores(named: sparse.csr_matrix, popularity: np.ndarray) -> np.ndarray:
+  """float64[n, N]: items named in a user's messages first, the rest by popularity.
+
+  ``named + 1e-3 popularity`` (popularity in [0, 1]): every named item outranks every
+  other, and ties within each group are broken by how many auxiliary users rated it.
+  """
+  return np.asarray(named.todense(), np.float64) + 1e-3 * np.asarray(popularity)[None, :]
+
+
 def attack_membership(x_aux, m_aux: sparse.csr_matrix, x_eval, m_eval: sparse.csr_matrix,
-                      seed: int, item_scores: np.ndarray | None = None) -> dict:
+                      seed: int, item_scores: np.ndarray | None = None,
+                      observed: tuple[sparse.csr_matrix, sparse.csr_matrix] | None = None
+                      ) -> dict:
   """The strongest attacker of which items each user rated (AUC per user, averaged).
 
-  Chance: ranking items by their popularity among the auxiliary users.
+  Chance: ranking items by their popularity among the auxiliary users. ``observed``:
+  bool csr of the items the receiver sees named in each user's messages (auxiliary
+  rows, attacked rows), which adds the ``observed_items`` attacker.
   """
   fit, hold = _split(len(x_aux), seed)
   y_aux = np.asarray(m_aux.todense(), np.float32)
@@ -328,15 +367,27 @@ def attack_membership(x_aux, m_aux: sparse.csr_matrix, x_eval, m_eval: sparse.cs
   if item_scores is not None:
     fitted["direct"] = lambda x: x @ item_scores
     fitted["direct_abs"] = lambda x: np.abs(x @ item_scores)
-  best, holdout = _choose(fitted, lambda m: membership_auc(m(x_aux[hold]), m_aux[hold]))
+  side = {}
+  if observed is not None:
+    o_aux, o_eval = (sparse.csr_matrix(o) for o in observed)
+    pop = y_aux[fit].mean(0)
+    side["observed_items"] = (named_item_scores(o_aux[hold], pop),
+                              named_item_scores(o_eval, pop))
+  best, holdout = _choose(fitted, lambda m: membership_auc(m(x_aux[hold]), m_aux[hold]),
+                          {k: membership_auc(a, m_aux[hold]) for k, (a, _) in side.items()})
   popularity = np.broadcast_to(y_aux[fit].mean(0), (x_eval.shape[0], y_aux.shape[1]))
   chance = membership_auc(popularity, m_eval)
   shuffled = controls.random_users(x_eval, seed + 1)
-  if best in fams:
+  if best in side:
+    pred = side[best][1]
+    ctrl = pred[_control_rows(len(x_eval), seed + 1)]
+  elif best in fams:
+    pred = fitted[best](x_eval)
     ctrl = fams[best](controls.random_users(x_aux[fit], seed + 2), y_aux[fit])(shuffled)
   else:
+    pred = fitted[best](x_eval)
     ctrl = fitted[best](shuffled)
-  score = membership_auc(fitted[best](x_eval), m_eval)
+  score = membership_auc(pred, m_eval)
   return {"attacker": best, "score": score, "chance": chance,
           "advantage": advantage(score, chance), "holdout": holdout,
           "control": membership_auc(ctrl, m_eval)}
@@ -378,7 +429,9 @@ def attack_transfer(x_aux: np.ndarray, x_eval: np.ndarray, aux_users: np.ndarray
                     eval_users: np.ndarray, truth: Targets, *, seed: int,
                     item_scores: np.ndarray | None = None,
                     kappa_layout: tuple[list[int], list[float]] | None = None,
-                    quantities: tuple[str, ...] = QUANTITIES) -> dict:
+                    quantities: tuple[str, ...] = QUANTITIES,
+                    observed: tuple[sparse.csr_matrix, sparse.csr_matrix] | None = None
+                    ) -> dict:
   """Every quantity's strongest attacker on one transfer.
 
   Args:
@@ -391,6 +444,10 @@ def attack_transfer(x_aux: np.ndarray, x_eval: np.ndarray, aux_users: np.ndarray
     kappa_layout: (offset columns, their kappas) of a PFCDR+ release: adds the
       ``kappa_ratio`` attacker of n_ratings.
     quantities: which of :data:`QUANTITIES` to attack (attributes always, if any).
+    observed: (auxiliary rows, attacked rows) bool csr[n, N_s] of the source items
+      the receiver sees named in each user's messages besides ``x`` (FedCDR's upload
+      ids): adds the ``observed_items`` (membership) and ``observed_count``
+      (n_ratings) attackers.
 
   Returns:
     ``{"quantities": {quantity: the attack_* result}, "leakage_max": the largest
@@ -399,23 +456,27 @@ def attack_transfer(x_aux: np.ndarray, x_eval: np.ndarray, aux_users: np.ndarray
   with threadpool_limits(1):   # OpenMP trees oversubscribe busy cores: far slower threaded
     return _attack_transfer(np.asarray(x_aux, np.float64), np.asarray(x_eval, np.float64),
                             aux_users, eval_users, truth, seed, item_scores, kappa_layout,
-                            quantities)
+                            quantities, observed)
 
 
 def _attack_transfer(x_aux, x_eval, aux_users, eval_users, truth, seed, item_scores,
-                     kappa_layout, quantities):
+                     kappa_layout, quantities, observed=None):
   out = {}
   for q in quantities:
     if q == "membership":
       out[q] = attack_membership(x_aux, truth.membership[aux_users], x_eval,
-                                 truth.membership[eval_users], seed, item_scores)
+                                 truth.membership[eval_users], seed, item_scores, observed)
       continue
     y = getattr(truth, q)
-    fixed = None
+    fixed, side = None, None
     if q == "n_ratings" and kappa_layout is not None:
       cols, kappas = kappa_layout
       fixed = {"kappa_ratio": lambda x: kappa_ratio_counts(x, cols, kappas)}
-    out[q] = attack_regression(x_aux, y[aux_users], x_eval, y[eval_users], seed, fixed)
+    if q == "n_ratings" and observed is not None:
+      side = {"observed_count": tuple(np.log1p(sparse.csr_matrix(o).getnnz(axis=1))
+                                      .astype(np.float64) for o in observed)}
+    out[q] = attack_regression(x_aux, y[aux_users], x_eval, y[eval_users], seed, fixed,
+                               side)
   for name, codes in truth.attributes.items():
     out[name] = attack_attribute(x_aux, codes[aux_users], x_eval, codes[eval_users], seed)
   adv = {q: r["advantage"] for q, r in out.items() if np.isfinite(r["advantage"])}

@@ -21,7 +21,12 @@ The paper's private baselines:
   since the server knows its own ``y_j``. The row is the client's final-round upload,
   read this way (:func:`fedcdr_upload_vectors`): ``[p_u, 1]``, in FedCDR's own factor
   space, scored by attacker B (the server) with its source item table
-  ``p_u . q_j + c_j``.
+  ``p_u . q_j + c_j``. The uploads also name their items: over its rounds a client
+  names the first ``min(n_u, T B)`` items of its list, all of them at the default
+  T = 100, B = 64 (``fedcdr.observed_items``), and the server needs those ids (to
+  send the rows, to apply the gradients) even under secure aggregation of the values.
+  They are the transfer's ``observed`` rows: the membership and n_ratings attackers
+  read them (``leakage.attack_transfer``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
+from scipy import sparse
 
 import jax.numpy as jnp
 
@@ -63,6 +69,8 @@ class Transfer(NamedTuple):
       source item (``V^T``; ``Phi^T`` for PriCDR-S), or None.
     mae: cold-start test MAE of the method (None for controls).
     settings: the release's settings (chosen on validation where there was a grid).
+    observed: bool csr[n, N_s] source items the receiver sees named in each user's
+      messages besides ``vectors`` (FedCDR's upload ids), or None.
   """
   name: str
   users: np.ndarray
@@ -71,6 +79,7 @@ class Transfer(NamedTuple):
   item_scores: np.ndarray | None
   mae: float | None
   settings: dict
+  observed: sparse.csr_matrix | None = None
 
 
 def registry_key(run, name: str) -> jax.Array:
@@ -349,6 +358,10 @@ def fedcdr_transfer(run, name: str, chosen: dict, mae: float | None) -> Transfer
   users = np.nonzero(np.asarray(st.src.count) > 0)[0].astype(np.int32)
   y_s = np.asarray(st.server.y_s, np.float32)
   scores = np.concatenate([y_s[:, :-1].T, y_s[None, :, -1]], axis=0)   # p.q_j + c_j
+  named = fedcdr.observed_items(st.src, rounds, st.cfg.local_batch,
+                                run.data.source.n_items)
   return Transfer(name, users, x[users], False, scores, mae,
-                  {"view": "final-round source upload, no secure aggregation",
-                   "rounds": rounds, "lr": st.cfg.lr})
+                  {"view": "final-round source upload, no secure aggregation; the item "
+                           "ids of every round's uploads",
+                   "rounds": rounds, "lr": st.cfg.lr,
+                   "local_batch": st.cfg.local_batch}, named[users])

@@ -69,6 +69,36 @@ def test_a_revealing_transfer_leaks_and_its_control_sits_at_chance():
     assert leakage.advantage(v["control"], v["chance"]) < 0.08, (name, v)
 
 
+def test_named_items_give_membership_and_the_count_and_their_control_does_not():
+  """The observed attackers (FedCDR's upload ids) against vectors that carry nothing."""
+  _, _, _, truth = _planted()
+  aux, ev = np.arange(1000), np.arange(1000, 1500)
+  x = np.random.default_rng(2).normal(size=(1500, 4))
+  res = leakage.attack_transfer(x[aux], x[ev], aux, ev, truth, seed=0,
+                                observed=(truth.membership[aux], truth.membership[ev]))
+  q = res["quantities"]
+  assert q["membership"]["attacker"] == "observed_items"
+  assert q["membership"]["advantage"] == pytest.approx(1.0)
+  assert q["n_ratings"]["attacker"] == "observed_count"
+  assert q["n_ratings"]["score"] == pytest.approx(1.0)
+  assert res["leakage_max"] == pytest.approx(1.0)
+  # Another user's ids: membership falls to (below) the popularity prior, and the count
+  # carries nothing.
+  assert q["membership"]["control"] < q["membership"]["chance"] + 0.02
+  assert q["n_ratings"]["control"] < 0.05
+  # Half of each user's items named: still far above chance, below perfect.
+  m = truth.membership.tocoo()
+  keep = np.random.default_rng(4).random(m.nnz) < 0.5
+  half = sparse.csr_matrix((m.data[keep], (m.row[keep], m.col[keep])), shape=m.shape)
+  res = leakage.attack_transfer(x[aux], x[ev], aux, ev, truth, seed=0,
+                                observed=(half[aux], half[ev]))
+  assert 0.5 < res["quantities"]["membership"]["advantage"] < 0.99
+  # Without ids the same vectors leak nothing through these two quantities.
+  res = leakage.attack_transfer(x[aux], x[ev], aux, ev, truth, seed=0)
+  assert res["quantities"]["membership"]["advantage"] < 0.05
+  assert res["quantities"]["n_ratings"]["advantage"] < 0.05
+
+
 def test_rare_classes_are_dropped_and_one_class_is_not_scored():
   rng = np.random.default_rng(3)
   x = rng.normal(size=(600, 3))

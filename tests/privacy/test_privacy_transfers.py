@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import sparse
 
 from pfcdr_jax.baselines import fedcdr, pf2cdr, ppgencdr, ppgencdr_generator, registry, selection
 from pfcdr_jax.baselines.context import BaselineContext
@@ -94,6 +95,31 @@ def test_fedcdr_state_replays_the_runners_training(run_and_ctx, monkeypatch):
   np.testing.assert_allclose(tr.vectors @ tr.item_scores, want, rtol=1e-5, atol=1e-5)
   with pytest.raises(ValueError, match="without clipping"):
     transfers.fedcdr_transfer(run, "FedCDR(eps=1)", {**chosen, "eps": 1.0}, 1.0)
+  # The upload ids the server sees over the rounds: here every rated source item.
+  s = run.data.source
+  rated = sparse.csr_matrix((np.ones(s.user.size, bool), (s.user, s.item)),
+                            shape=(s.n_users, s.n_items))[tr.users]
+  assert tr.observed.shape == rated.shape
+  assert (tr.observed != rated.astype(bool)).nnz == 0
+  assert chosen["rounds"] * st.cfg.local_batch >= np.bincount(s.user).max()
+
+
+def test_fedcdr_observed_items_are_the_union_of_the_round_batches():
+  rng = np.random.default_rng(3)
+  n_users, n_items = 7, 50
+  user = np.repeat(np.arange(n_users), [0, 1, 3, 5, 9, 20, 40])
+  item = np.concatenate([rng.choice(n_items, c, replace=False)
+                         for c in np.bincount(user, minlength=n_users)])
+  dom = fedcdr.client_lists(user, item, np.ones(user.size, np.float32), n_users,
+                            jax.random.PRNGKey(0))
+  for rounds, batch in ((1, 4), (3, 4), (2, 16), (5, 8)):
+    want = np.zeros((n_users, n_items), bool)
+    for r in range(rounds):
+      it, _, mask = (np.asarray(a) for a in fedcdr.round_batch(dom, jnp.asarray(r), batch))
+      for u in range(n_users):
+        want[u, it[u][mask[u]]] = True
+    got = fedcdr.observed_items(dom, rounds, batch, n_items)
+    np.testing.assert_array_equal(got.toarray(), want, err_msg=f"{rounds} x {batch}")
 
 
 def test_fedcdr_upload_reading_matches_numpy():
