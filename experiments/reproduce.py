@@ -73,6 +73,14 @@ _ES_ARMS = (("c2d", f"{C2D_B02} --baselines="), ("m2m", M2M1),
             *((t, f"python experiments/table1.py --task={t} --betas=0.2 --num_seeds=10 "
                   "--baselines=") for t in ("action2romance", "ml100k_comedy2drama")))
 _ES_NAMES = ("comedy2drama", "music2movie_scale1", "action2romance", "ml100k_comedy2drama")
+_ES_REPLAY = (("--task=comedy2drama --num_seeds=10", "comedy2drama"),
+              ("--task=synthetic --like=music2movie --scale=1.0 --num_seeds=10",
+               "music2movie_scale1"),
+              ("--task=action2romance --num_seeds=10", "action2romance"),
+              ("--task=ml100k_comedy2drama --num_seeds=10", "ml100k_comedy2drama"),
+              ("--task=synthetic --like=sparse --scale=0.1 --num_seeds=5", "sparse_scale0.1"),
+              ("--task=comedy2drama --thin=0.05 --thin_tail=1.0 --num_seeds=5",
+               "comedy2drama_thin0.05"))
 OFFSETS_METHODS = "PFCDR,EMCDR,PTUPCDR,PFCDR+,TGT"
 OFFSETS_COMMAND = (
     "python experiments/compare_pretrain.py --a=runs/table1/c2d_none --b=runs/table1/c2d_bias "
@@ -338,6 +346,17 @@ TARGETS: dict[str, Target] = {
          f"--also=book2movie:1 --out={RESULTS}/bench_scaling_music2movie.json",),
         (f"{RESULTS}/bench_scaling_music2movie.json",), "16 min", False,
         "the main job at 0.3 / 1 / 3 x music2movie and at book2movie size, cold XLA cache"),
+    # The early-stop rule of 2026-12-06: each rule replayed on one recorded pretraining
+    # per seed and domain (experiments/early_stop_replay.py).
+    "early_stop_rise": Target(
+        tuple(f"python experiments/early_stop_replay.py {args} "
+              f"--out={RESULTS}/early_stop_replay_{name}.json"
+              for args, name in _ES_REPLAY),
+        tuple(f"{RESULTS}/early_stop_replay_{name}.json" for _, name in _ES_REPLAY),
+        "comedy2drama / action2romance 3 min, ml100k 1 min, music2movie 10 min, the two "
+        "other shapes 2 min", False,
+        "per seed and domain the (lr, epoch) and lr-epochs of per_lr_reach_geometric and "
+        "per_lr_reach_rise, replayed on one per_lr_reach_geometric run"),
     "bench_data_stage": Target(
         ("python experiments/bench_data_stage.py --like=music2movie --scales=1,3 --reps=3 "
          f"--out={RESULTS}/bench_data_stage_music2movie.json",),

@@ -104,17 +104,18 @@ class PretrainConfig:
   # different optimiser; an option; BUILD_NOTES, issue 16);
   # "host" draws each epoch's order with numpy;
   # patience: stop after that many epochs without a held-out gain (None: never);
-  # early_stop: "per_lr_reach_geometric" (each lr stops at its own stall, or once its
-  # projected gain -- the smaller of its steepest recent gain kept up to the last epoch
-  # and a geometric series of its shrinking gains -- cannot reach the grid's best, and
-  # leaves the stack), "per_lr_reach" (the line only: the default until 2026-12-05),
-  # "per_lr" (the stall only), "any_lr" (the stack runs until no lr gains: the rule
-  # before) or "selected" (gains of the best lr only); models/early_stop.py and
-  # BUILD_NOTES (issues 16, 31).
+  # early_stop: "per_lr_reach_rise" (each lr stops at its own stall, once its held-out
+  # MSE has risen two epochs running, or once its projected gain -- the smaller of its
+  # steepest recent gain kept up to the last epoch and a geometric series of its
+  # shrinking gains -- cannot reach the grid's best, and leaves the stack),
+  # "per_lr_reach_geometric" (the same without the rise: the default until 2026-12-06),
+  # "per_lr_reach" (the line only: until 2026-12-05), "per_lr" (the stall only),
+  # "any_lr" (the stack runs until no lr gains: the rule before) or "selected" (gains of
+  # the best lr only); models/early_stop.py and BUILD_NOTES (issues 16, 31).
   optimizer: str = "auto"
   shuffle: str = "host"
   patience: int | None = 5
-  early_stop: str = "per_lr_reach_geometric"
+  early_stop: str = "per_lr_reach_rise"
   # YouTube-DNN's user tower: "linear" (one Linear d -> d, the public code's) or "mlp".
   dnn_tower: str = dataclasses.field(default="linear", metadata=DNN_ONLY)
   # Rating offsets of the scorer (models/scorers.py): "bias" adds mu + b_u + c_j (mu

@@ -84,6 +84,76 @@ def cannot_reach(curve: np.ndarray, epochs: int, window: int,
     return reach > np.nanmin(best[-1], axis=-1, keepdims=True)
 
 
+# "per_lr_reach_rise": an lr also stops once it is overfitting, its held-out MSE having
+# risen in each of its last RISE_EPOCHS epochs (its best is then at least that old).
+# (A "diverged" stop -- still above twice the grid's best two epochs in -- was tried and
+# dropped: on a planted task it stopped slow lrs that went on to win.)
+RISE_EPOCHS = 2
+
+
+def rising(curve: np.ndarray, epochs: int = RISE_EPOCHS) -> np.ndarray:
+  """Which lrs' held-out MSE rose in each of the last ``epochs`` epochs: bool[..., L].
+
+  ``curve``: [E, ..., L] (NaN where an lr was not trained; a NaN never rises). False
+  before ``epochs + 1`` epochs have run.
+  """
+  curve = np.asarray(curve, np.float64)
+  if curve.shape[0] <= epochs:
+    return np.zeros(curve.shape[1:], bool)
+  last = curve[-(epochs + 1):]
+  with np.errstate(invalid="ignore"):
+    return np.all(last[1:] > last[:-1], axis=0)
+
+
+def replay(curve: np.ndarray, rule: str, patience: int, epochs: int
+           ) -> tuple[np.ndarray, int]:
+  """What a stop rule would have trained, read off a fuller run's curves.
+
+  Every lr's held-out curve is the same whichever others are still trained (the
+  stacked lrs do not interact; masking others at other epochs may round the last
+  float32 bit differently: tested), so a rule that stops each lr no later than the
+  rule that made ``curve`` can be replayed on it. Whether it does is only known on
+  the way: a rule that stops an lr that would have become the grid's best can keep
+  another lr longer (its reach is measured against a worse best); then this raises.
+
+  Args:
+    curve: [E, L] held-out MSE per epoch (NaN after an lr stopped) of one grid run.
+    rule: a per-lr rule of ``EARLY_STOPS`` ("per_lr", "per_lr_reach",
+      "per_lr_reach_geometric", "per_lr_reach_rise").
+    patience, epochs: the run's settings.
+
+  Returns:
+    (``curve`` with NaN where ``rule`` would not have trained, epochs it would run).
+
+  Raises:
+    ValueError: the rule would train an lr at an epoch ``curve`` did not (it stops
+      later than the rule that made ``curve``): not replayable.
+  """
+  curve = np.asarray(curve, np.float64)
+  out = np.full_like(curve, np.nan)
+  active = np.ones(curve.shape[1], bool)
+  best_epoch = np.zeros(curve.shape[1], int)
+  best = np.full(curve.shape[1], np.inf)
+  for e in range(curve.shape[0]):
+    row = np.where(active, curve[e], np.nan)
+    if np.any(active & np.isnan(curve[e])):
+      raise ValueError(f"{rule} trains an lr at epoch {e + 1} that the recorded run did not")
+    out[e] = row
+    gain = active & (row < best)
+    best = np.where(gain, row, best)
+    best_epoch = np.where(gain, e + 1, best_epoch)
+    active = active & (e + 1 - best_epoch < patience)
+    done = out[:e + 1]
+    if rule != "per_lr":
+      active &= ~cannot_reach(done, epochs, patience,
+                              geometric=rule in ("per_lr_reach_geometric", "per_lr_reach_rise"))
+    if rule == "per_lr_reach_rise":
+      active &= ~rising(done)
+    if not active.any():
+      return out[:e + 1], e + 1
+  return out, curve.shape[0]
+
+
 class _Stack(NamedTuple):
   """Where the lr axis is (0, or 1 behind a seed axis) and which lrs are still trained."""
   axis: int
@@ -160,6 +230,9 @@ def worth_shrinking(keep: np.ndarray, work_per_lr: int | None) -> bool:
                          or n_out * work_per_lr >= SHRINK_MIN_WORK))
 
 
+PER_LR = ("per_lr", "per_lr_reach", "per_lr_reach_geometric", "per_lr_reach_rise")
+
+
 def _stop_check(state: _State, stack: _Stack, curve: list, cfg: TrainConfig,
                 done: dict, work_per_lr: int | None = None) -> tuple[bool, _State, _Stack]:
   """After an epoch (``curve``: one full-grid row per epoch run): (stop?, state, stack).
@@ -170,14 +243,17 @@ def _stop_check(state: _State, stack: _Stack, curve: list, cfg: TrainConfig,
   epochs_done = len(curve)
   if cfg.patience is None:
     return False, state, stack
-  if cfg.early_stop not in ("per_lr", "per_lr_reach", "per_lr_reach_geometric"):
+  if cfg.early_stop not in PER_LR:
     stalled = epochs_without_gain(state.best_mse, state.best_epoch, epochs_done, cfg.early_stop)
     return stalled >= cfg.patience, state, stack
   active = np.asarray(state.active) & (epochs_done - np.asarray(state.best_epoch) < cfg.patience)
-  if cfg.early_stop in ("per_lr_reach", "per_lr_reach_geometric"):
+  if cfg.early_stop != "per_lr":
     active &= ~cannot_reach(np.stack(curve), cfg.epochs, cfg.patience,
-                            geometric=cfg.early_stop == "per_lr_reach_geometric"
+                            geometric=cfg.early_stop in ("per_lr_reach_geometric",
+                                                         "per_lr_reach_rise")
                             )[..., stack.cols]
+  if cfg.early_stop == "per_lr_reach_rise":
+    active &= ~rising(np.stack(curve))[..., stack.cols]
   if not active.any():
     return True, state, stack
   state = state._replace(active=jax.device_put(active))

@@ -50,7 +50,9 @@ class TrainConfig:
       even if it kept its largest per-epoch gain of the last ``patience`` epochs for
       every epoch left: :func:`early_stop.cannot_reach`) or
       "per_lr_reach_geometric" (per_lr_reach with the gain projected as a geometric
-      series where the gains have been shrinking, never beyond per_lr_reach's line).
+      series where the gains have been shrinking, never beyond per_lr_reach's line) or
+      "per_lr_reach_rise" (per_lr_reach_geometric, and an lr also stops once its
+      held-out MSE rose in each of its last 2 epochs: :func:`early_stop.rising`).
     shard_tables: shard the user and item tables (and their Adam moments) by rows over
       every device (:mod:`sharded_tables`; with ``jax.distributed``, of every process);
       the same trajectory up to float reassociation.
@@ -96,7 +98,8 @@ def resolve_optimizer(optimizer: str, n_rows: int, batch_size: int) -> str:
     return optimizer
   return "deferred_adam" if n_rows > AUTO_DEFERRED_BATCHES * batch_size else "adam"
 SHUFFLES = ("device", "host")
-EARLY_STOPS = ("per_lr", "any_lr", "selected", "per_lr_reach", "per_lr_reach_geometric")
+EARLY_STOPS = ("per_lr", "any_lr", "selected", "per_lr_reach", "per_lr_reach_geometric",
+               "per_lr_reach_rise")
 
 
 class TrainResult(NamedTuple):

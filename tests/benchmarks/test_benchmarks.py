@@ -271,3 +271,29 @@ def test_compile_probe_counts_a_scripts_compiles(tmp_path):
   bad = subprocess.run([sys.executable, probe, f"--out={out}", str(tmp_path / "none.py")],
                        capture_output=True, text=True, timeout=300, env=env)
   assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_early_stop_replay_writes_each_rules_selection(tmp_path):
+  out = tmp_path / "replay.json"
+  script = str(ROOT / "experiments" / "early_stop_replay.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--task=synthetic", "--scale=0.005",
+                         "--num_seeds=1", "--epochs=8", f"--out={out}"],
+                        capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  assert [r["domain"] for r in res["records"]] == ["source", "target"]
+  for r in res["records"]:
+    ref, rise = r["rules"]["per_lr_reach_geometric"], r["rules"]["per_lr_reach_rise"]
+    # The recorded rule replayed on its own curve is the recorded run.
+    assert (ref["lr"], ref["epoch"]) == (r["recorded"]["lr"], r["recorded"]["epoch"])
+    assert ref["lr_epochs"] == int(np.sum(np.isfinite(np.asarray(r["curve"], float))))
+    if "not_replayable" not in rise:
+      assert rise["lr_epochs"] <= ref["lr_epochs"]
+  s = res["summary"]["per_lr_reach_geometric"]
+  assert s["same_selection"] == "2/2" and s["rating_visits_vs_recorded"] == 1.0
+  bad = subprocess.run([sys.executable, script, "--task=synthetic", "--scale=0.005",
+                        "--rules=any_lr", f"--out={out}"],
+                       capture_output=True, text=True, timeout=300, env=env)
+  assert bad.returncode != 0
+  assert "not a per-lr rule" in bad.stderr.strip().splitlines()[-1]

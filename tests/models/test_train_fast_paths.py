@@ -439,3 +439,46 @@ def test_worth_shrinking():
   assert early_stop.worth_shrinking(keep, early_stop.SHRINK_MIN_WORK)
   assert early_stop.worth_shrinking(np.array([True, False, False]), 1)   # one lr left
   assert not early_stop.worth_shrinking(np.ones(3, bool), 10**12)       # nothing stopped
+
+
+def test_rising():
+  nan = np.nan
+  curve = np.array([[1.00, 1.20, 9.0, 1.5],
+                    [1.10, 1.10, 9.5, 1.4],
+                    [1.20, 1.05, 9.6, nan]])      # [E, L]
+  np.testing.assert_array_equal(early_stop.rising(curve), [True, False, True, False])
+  np.testing.assert_array_equal(early_stop.rising(curve[:2]), [False] * 4)   # too short
+  np.testing.assert_array_equal(early_stop.rising(curve, 1), [True, False, True, False])
+  np.testing.assert_array_equal(early_stop.rising(curve[:, None, :])[0],
+                                [True, False, True, False])          # a seed axis
+
+
+@pytest.mark.parametrize("name", ["mf", "gmf"])
+def test_replay_on_a_recorded_curve_is_the_run_under_that_rule(name):
+  """early_stop.replay of per_lr_reach_rise on a per_lr_reach_geometric run's curves
+  gives the curves (to float32 rounding), the selection and the epochs of a real
+  per_lr_reach_rise run."""
+  dom = _planted(seed=5, density=0.3)
+  base = dict(lrs=(0.0005, 0.005, 0.02, 0.05, 0.5), epochs=25, batch_size=64,
+              heldout_fraction=0.1, patience=6)
+  sc = scorers.get_scorer(name)
+  rec = train.train_scorer(sc, dom, train.TrainConfig(early_stop="per_lr_reach_geometric",
+                                                      **base), jax.random.key(4))
+  real = train.train_scorer(sc, dom, train.TrainConfig(early_stop="per_lr_reach_rise",
+                                                       **base), jax.random.key(4))
+  # The itself-replay is the identity; the rise rule stops some lr earlier here.
+  same, n_same = early_stop.replay(rec.curve.T, "per_lr_reach_geometric", 6, 25)
+  np.testing.assert_array_equal(same, rec.curve.T)
+  assert n_same == rec.curve.shape[1]
+  got, n = early_stop.replay(rec.curve.T, "per_lr_reach_rise", 6, 25)
+  assert np.sum(~np.isnan(got)) < np.sum(~np.isnan(rec.curve))
+  assert n == real.curve.shape[1]
+  # The same epochs trained; the values equal up to float32 rounding (a stack whose
+  # other lrs are masked at other epochs may round the last bit differently).
+  np.testing.assert_array_equal(np.isnan(got), np.isnan(real.curve.T))
+  np.testing.assert_allclose(got, real.curve.T, rtol=1e-6)
+  li = int(np.nanargmin(np.nanmin(got, axis=0)))
+  assert (real.lr, real.epoch) == (base["lrs"][li], int(np.nanargmin(got[:, li])) + 1)
+  # A rule that would train beyond the recording is refused.
+  with pytest.raises(ValueError, match="that the recorded run did not"):
+    early_stop.replay(got, "per_lr_reach_geometric", 6, 25)
