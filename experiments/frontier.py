@@ -14,6 +14,7 @@ so a killed run resumes where it stopped. Then ``privacy/frontier.py`` aggregate
 frontier.png, and frontier_long.csv (task, beta, method, seed, metric, value).
 """
 
+import csv
 import json
 from pathlib import Path
 
@@ -43,6 +44,12 @@ flags.DEFINE_string("cache_dir", "runs/cache", "Stage cache (shared with Table 1
 flags.DEFINE_string("reuse_leakage", None, "Directory of earlier seed files (same task, "
                     "beta and seeds): rows with a bit-identical MAE take their leakage "
                     "from there instead of attacking again (marked leakage_reused).")
+flags.DEFINE_string("carry", None, "A committed frontier JSON (its _long.csv beside it) "
+                    "of the same task, beta and seeds: every row but --rows is carried from "
+                    "its per-seed values; the --rows are computed afresh per seed (under "
+                    "<workdir>/rows/). A full seed file in <workdir>/seeds is used as it "
+                    "is, and its carried rows must equal it exactly (checked).")
+flags.DEFINE_list("rows", [], "With --carry: the rows computed afresh (e.g. FedCDR).")
 flags.DEFINE_list("only_seeds", [], "Worker mode: compute only these seeds' files (in "
                   "this order, skipping those present) and write no aggregate; a later "
                   "run without the flag aggregates. Workers may share a --workdir.")
@@ -151,6 +158,100 @@ def _claims(points: list[dict], refs: dict[str, list[float]]) -> list[dict]:
   return out
 
 
+def _carried_rows(path: Path, seeds: list[int], fresh: set[str]
+                  ) -> tuple[dict, dict[int, list[dict]]]:
+  """(the carried JSON, {seed: its rows but ``fresh``, rebuilt from the _long.csv})."""
+  old = cache_lib.read_json(path)
+  csv_path = path.with_name(path.stem + "_long.csv")
+  vals: dict = {}
+  with open(csv_path, newline="") as f:
+    for r in csv.DictReader(f):
+      vals.setdefault((r["method"], int(r["seed"])), {})[r["metric"]] = float(r["value"])
+  if old["seeds"] != seeds:
+    raise ValueError(f"--carry={path}: seeds {old['seeds']}, this run {seeds}")
+  rows = {s: [] for s in seeds}
+  for p in old["points"]:
+    for s in seeds:
+      if p["name"] in fresh:
+        rows[s].append({"name": p["name"], "fresh": True})   # filled in by the caller
+        continue
+      v = vals[(p["name"], s)]
+      q = {k: {"attacker": p["leakage"][k]["attacker"], "score": v[f"score_{k}"],
+               "chance": v[f"chance_{k}"], "advantage": v[f"advantage_{k}"],
+               "control": v[f"control_{k}"]} for k in p["leakage"]}
+      adv = {k: x["advantage"] for k, x in q.items() if np.isfinite(x["advantage"])}
+      unit = {"native": p["unit_native"], "epsilon": p["epsilon_native"],
+              "delta": p["delta"], "user_epsilon": p["epsilon"], "user_delta": p["delta"],
+              "how": p["unit_how"], "unnoised": p["unnoised"]}
+      rows[s].append({"name": p["name"], "mae": v["mae"], "unit": unit, "carried": True,
+                      "leakage_reused": s in p["leakage_reused_seeds"],
+                      "leakage": {"quantities": q, "leakage_max": v["leakage_max"],
+                                  "leakage_argmax": max(adv, key=adv.get) if adv else None}})
+  return old, rows
+
+
+def _same_row(full: dict, carried: dict) -> bool:
+  """A full run's row equals a carried one: MAE, leakage and every quantity's numbers."""
+  a, b = full["leakage"]["quantities"], carried["leakage"]["quantities"]
+  return (full["mae"] == carried["mae"]
+          and full["leakage"]["leakage_max"] == carried["leakage"]["leakage_max"]
+          and set(a) == set(b)
+          and all(a[k][m] == b[k][m] or (np.isnan(a[k][m]) and np.isnan(b[k][m]))
+                  for k in a for m in ("score", "chance", "advantage", "control")))
+
+
+def carry_records(workdir: Path, base, seeds: list[int], run_key: str) -> tuple[list, dict]:
+  """Per-seed records of a --carry run and what was carried, checked and recomputed."""
+  fresh = set(FLAGS.rows)
+  if not fresh:
+    raise ValueError("--carry needs --rows (the rows to compute afresh)")
+  if fresh - set(frontier_study.ALONE):
+    raise ValueError(f"--rows: {sorted(fresh - set(frontier_study.ALONE))} cannot be "
+                     f"computed alone (only {sorted(frontier_study.ALONE)})")
+  old, carried = _carried_rows(Path(FLAGS.carry), seeds, fresh)
+  records, full_seeds = [], []
+  for seed in seeds:
+    full_path = workdir / "seeds" / f"seed{seed}.json"
+    if full_path.exists():
+      rec = json.loads(full_path.read_text())
+      if rec.get("run_key") != run_key:
+        raise ValueError(f"{full_path}: made with other settings")
+      by_name = {r["name"]: r for r in rec["rows"]}
+      for r in carried[seed]:
+        if not r.get("fresh") and not _same_row(by_name[r["name"]], r):
+          raise ValueError(f"seed {seed}: the full run's {r['name']} differs from the "
+                           f"carried one ({FLAGS.carry})")
+      records.append(rec)
+      full_seeds.append(seed)
+      continue
+    path = workdir / "rows" / f"seed{seed}.json"
+    if path.exists():
+      part = json.loads(path.read_text())
+    else:
+      cfg = config_lib.override(base, {"seed": seed})
+      part = frontier_study.named_rows(cfg, workdir, tuple(FLAGS.rows), FLAGS.quick)
+      part["run_key"] = run_key
+      path.parent.mkdir(parents=True, exist_ok=True)
+      cache_lib.atomic_write_text(path, json.dumps(cache_lib.jsonable(part), indent=1))
+    if part.get("run_key") != run_key:
+      raise ValueError(f"{path}: made with other settings")
+    new = {r["name"]: r for r in part["rows"]}
+    rows = [new[r["name"]] if r.get("fresh") else r for r in carried[seed]]
+    refs = {k: v["per_seed"][old["seeds"].index(seed)] for k, v in old["references"].items()}
+    records.append({"seed": seed, "task": old["task"], "beta": old["beta"], "rows": rows,
+                    "references": refs, "users": part["users"]})
+    print(f"seed {seed}: rows {sorted(fresh)} computed, the rest carried")
+  info = {"from": str(FLAGS.carry), "command_of_carried": old["command"],
+          "rows_computed": sorted(fresh), "seeds_run_in_full": full_seeds,
+          "text": (f"Rows {', '.join(sorted(fresh))} computed afresh for every seed; every "
+                   f"other row carried from {FLAGS.carry} (its per-seed values, made by "
+                   f"`{old['command']}`). Seeds run in full with this code: "
+                   f"{full_seeds or 'none'}; there every carried row equals the full run's "
+                   "(MAE, leakage and each quantity's score, chance, advantage and "
+                   "control; checked).")}
+  return records, info
+
+
 def long_rows(records: list[dict]) -> list[str]:
   """``task,beta,method,seed,metric,value`` rows of every per-seed number."""
   lines = []
@@ -192,7 +293,12 @@ def main(argv):
   if FLAGS.reuse_leakage and not Path(FLAGS.reuse_leakage).is_dir():
     raise ValueError(f"--reuse_leakage={FLAGS.reuse_leakage}: no such directory")
   records = []
-  for seed in only or range(num_seeds):
+  carried = None
+  if FLAGS.carry:
+    if only:
+      raise ValueError("--carry and --only_seeds do not go together")
+    records, carried = carry_records(workdir, base, list(range(num_seeds)), run_key)
+  for seed in ([] if FLAGS.carry else (only or range(num_seeds))):
     path = workdir / "seeds" / f"seed{seed}.json"
     if path.exists():
       rec = json.loads(path.read_text())
@@ -232,9 +338,14 @@ def main(argv):
                                                "ci95": frontier.ci95(v), "per_seed": v}
                                            for k, v in refs.items()}}
   out["claims"] = _claims(points, refs)
+  if carried:
+    out["carried"] = carried
   cache_lib.atomic_write_text(workdir / "frontier.json",
                               json.dumps(cache_lib.jsonable(out), indent=1))
-  cache_lib.atomic_write_text(workdir / "frontier.md", frontier.markdown(out))
+  md = frontier.markdown(out)
+  if carried:
+    md += "\n" + carried["text"] + "\n"
+  cache_lib.atomic_write_text(workdir / "frontier.md", md)
   cache_lib.atomic_write_text(workdir / "frontier_long.csv",
                               "task,beta,method,seed,metric,value\n"
                               + "\n".join(long_rows(records)) + "\n")

@@ -78,6 +78,52 @@ def _unit(tr: transfers.Transfer) -> dict:
                        max_ratings=s.get("max_ratings"), phi_norm=s.get("phi_norm"))._asdict()
 
 
+# Rows :func:`named_rows` can compute on their own (a committed frontier's other rows are
+# carried: experiments/frontier.py --carry).
+ALONE = {"FedCDR": transfers.fedcdr_transfer}
+
+
+def attack_row(tr: transfers.Transfer, cfg, tg, aux, ev,
+               quantities=leakage.QUANTITIES) -> dict:
+  """One frontier row: a transfer's MAE, unit and leakage (every quantity attacked)."""
+  sha = hashlib.sha256(np.ascontiguousarray(tr.vectors, np.float32).tobytes()).hexdigest()
+  layout = None
+  if "offset_columns" in tr.settings:
+    layout = (tr.settings["offset_columns"], tr.settings["kappas"])
+  x = np.asarray(tr.vectors, np.float64)
+  ra, re = study._rows(tr.users, aux), study._rows(tr.users, ev)
+  observed = None if tr.observed is None else (tr.observed[ra], tr.observed[re])
+  leak = leakage.attack_transfer(x[ra], x[re], aux, ev, tg, seed=cfg.seed,
+                                 item_scores=tr.item_scores, kappa_layout=layout,
+                                 quantities=quantities, observed=observed)
+  return {"name": tr.name, "mae": tr.mae, "dim": int(tr.vectors.shape[1]), "unit": _unit(tr),
+          "settings": tr.settings, "leakage": leak, "vectors_sha256": sha}
+
+
+def named_rows(cfg, workdir, names: tuple[str, ...], quick: bool = False) -> dict:
+  """The rows ``names`` of one seed (each in :data:`ALONE`), computed as
+  :func:`seed_record` computes them, and the seed's references."""
+  unknown = [n for n in names if n not in ALONE]
+  if unknown:
+    raise ValueError(f"--rows: {unknown} cannot be computed alone (only {sorted(ALONE)})")
+  t0 = time.perf_counter()
+  rec = stages.Recorder(None)
+  run = stages.prepare(cfg, workdir, rec)
+  truth = study.load_truth(run, cfg.data.task, cfg.data.data_dir)
+  tg = leakage.targets(truth.U, truth.ratings, truth.V.shape[0], truth.attributes)
+  rows = []
+  for name in names:
+    mae, chosen = study.baseline_mae(run, cfg, workdir, name, rec, quick)
+    rows.append(attack_row(ALONE[name](run, name, chosen, mae), cfg, tg, truth.aux_users,
+                           truth.eval_users))
+    log.info("frontier seed %d: %-24s MAE %.4f leakage %.3f (%s)", cfg.seed, name,
+             rows[-1]["mae"], rows[-1]["leakage"]["leakage_max"],
+             rows[-1]["leakage"]["leakage_argmax"])
+  return {"seed": cfg.seed, "rows": rows,
+          "users": {"aux": int(len(truth.aux_users)), "attacked": int(len(truth.eval_users))},
+          "timings_s": {**rec.timings, "total": round(time.perf_counter() - t0, 1)}}
+
+
 def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = False,
                 quantities=leakage.QUANTITIES, reuse: dict | None = None) -> dict:
   """The frontier rows of one seed (``cfg.seed``): name, MAE, unit, leakage.
@@ -110,15 +156,7 @@ def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = Fa
     if reused:
       done[key] = old["leakage"]
     if key not in done:   # PFCDR-Bilinear's transfer is PFCDR's very array
-      layout = None
-      if "offset_columns" in tr.settings:
-        layout = (tr.settings["offset_columns"], tr.settings["kappas"])
-      x = np.asarray(tr.vectors, np.float64)
-      ra, re = study._rows(tr.users, aux), study._rows(tr.users, ev)
-      observed = None if tr.observed is None else (tr.observed[ra], tr.observed[re])
-      done[key] = leakage.attack_transfer(
-          x[ra], x[re], aux, ev, tg, seed=cfg.seed, item_scores=tr.item_scores,
-          kappa_layout=layout, quantities=quantities, observed=observed)
+      done[key] = attack_row(tr, cfg, tg, aux, ev, quantities)["leakage"]
     log.info("frontier seed %d: %-24s MAE %.4f leakage %.3f (%s) %5.1fs", cfg.seed,
              tr.name, tr.mae, done[key]["leakage_max"], done[key]["leakage_argmax"],
              time.perf_counter() - t)

@@ -161,6 +161,46 @@ def test_quick_run_writes_the_frontier_and_resumes(tmp_path):
   assert [r["leakage"] for r in new] == [r["leakage"] for r in old]
 
 
+def test_carry_recomputes_the_named_rows_and_reproduces_the_full_run(tmp_path):
+  """--carry --rows=FedCDR: FedCDR computed afresh per seed, the other rows rebuilt from
+  a committed frontier's _long.csv; a full seed file present is checked against them.
+  Both ways the points equal the full run's."""
+  args = ("--task=synthetic", "--scale=0.002", "--epochs=1", "--quick",
+          f"--cache_dir={tmp_path / 'c'}")
+  proc = _run(*args, f"--workdir={tmp_path / 'f'}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  committed = tmp_path / "docs"
+  committed.mkdir()
+  for a, b in (("frontier.json", "frontier_x.json"), ("frontier_long.csv", "frontier_x_long.csv")):
+    (committed / b).write_text((tmp_path / "f" / a).read_text())
+  full = json.loads((tmp_path / "f" / "frontier.json").read_text())
+  (tmp_path / "h" / "seeds").mkdir(parents=True)
+  (tmp_path / "h" / "seeds" / "seed0.json").write_text(
+      (tmp_path / "f" / "seeds" / "seed0.json").read_text())
+  proc = _run(*args, f"--workdir={tmp_path / 'h'}",
+              f"--carry={committed / 'frontier_x.json'}", "--rows=FedCDR")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads((tmp_path / "h" / "frontier.json").read_text())
+  assert out["points"] == full["points"] and out["claims"] == full["claims"]
+  assert out["carried"]["seeds_run_in_full"] == [0]
+  assert (tmp_path / "h" / "rows" / "seed1.json").exists()
+  assert not (tmp_path / "h" / "rows" / "seed0.json").exists()
+  # A carried row that a full seed file contradicts is refused.
+  long = committed / "frontier_x_long.csv"
+  lines = long.read_text().splitlines()
+  i = next(k for k, l in enumerate(lines) if ',"EMCDR",0,mae,' in l)
+  lines[i] = lines[i].rsplit(",", 1)[0] + ",0.5"
+  long.write_text("\n".join(lines) + "\n")
+  proc = _run(*args, f"--workdir={tmp_path / 'h'}",
+              f"--carry={committed / 'frontier_x.json'}", "--rows=FedCDR")
+  assert proc.returncode == 1
+  assert "EMCDR differs from the carried one" in proc.stderr.strip().splitlines()[-1]
+  proc = _run(*args, f"--workdir={tmp_path / 'h'}",
+              f"--carry={committed / 'frontier_x.json'}", "--rows=PFCDR")
+  assert proc.returncode == 1
+  assert "cannot be computed alone" in proc.stderr.strip().splitlines()[-1]
+
+
 def test_bad_epsilons_end_in_one_error_line(tmp_path):
   proc = _run("--epsilons=0", f"--workdir={tmp_path}")
   assert proc.returncode == 1
