@@ -61,9 +61,11 @@ def selection(curve: np.ndarray, lrs) -> dict:
 
 def main(argv):
   del argv
-  for r in FLAGS.rules:
-    if r not in early_stop.PER_LR:
-      raise ValueError(f"--rules: {r!r} is not a per-lr rule ({', '.join(early_stop.PER_LR)})")
+  for flag, names in (("rules", FLAGS.rules), ("record_rule", [FLAGS.record_rule])):
+    for r in names:
+      if r not in early_stop.PER_LR:
+        raise ValueError(f"--{flag}: {r!r} is not a per-lr rule "
+                         f"({', '.join(early_stop.PER_LR)})")
   base = cli.pfcdr_config()
   base = config_lib.override(base, {"split.beta": FLAGS.beta,
                                     "pretrain.early_stop": FLAGS.record_rule,

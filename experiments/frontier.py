@@ -290,6 +290,14 @@ def main(argv):
     raise ValueError(f"--only_seeds={','.join(FLAGS.only_seeds)}: expected integers") from None
   if any(not 0 <= x < num_seeds for x in only):
     raise ValueError(f"--only_seeds: every seed must be in 0..{num_seeds - 1}")
+  if FLAGS.carry:
+    carry = Path(FLAGS.carry)
+    long = carry.with_name(carry.stem + "_long.csv")
+    for f in (carry, long):
+      if not f.is_file():
+        raise ValueError(f"--carry={FLAGS.carry}: no such file {f}")
+  elif FLAGS.rows:
+    raise ValueError("--rows needs --carry (the frontier whose other rows are carried)")
   if FLAGS.reuse_leakage and not Path(FLAGS.reuse_leakage).is_dir():
     raise ValueError(f"--reuse_leakage={FLAGS.reuse_leakage}: no such directory")
   records = []

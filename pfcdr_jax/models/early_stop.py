@@ -247,13 +247,14 @@ def _stop_check(state: _State, stack: _Stack, curve: list, cfg: TrainConfig,
     stalled = epochs_without_gain(state.best_mse, state.best_epoch, epochs_done, cfg.early_stop)
     return stalled >= cfg.patience, state, stack
   active = np.asarray(state.active) & (epochs_done - np.asarray(state.best_epoch) < cfg.patience)
+  full = np.stack(curve)
   if cfg.early_stop != "per_lr":
-    active &= ~cannot_reach(np.stack(curve), cfg.epochs, cfg.patience,
+    active &= ~cannot_reach(full, cfg.epochs, cfg.patience,
                             geometric=cfg.early_stop in ("per_lr_reach_geometric",
                                                          "per_lr_reach_rise")
                             )[..., stack.cols]
   if cfg.early_stop == "per_lr_reach_rise":
-    active &= ~rising(np.stack(curve))[..., stack.cols]
+    active &= ~rising(full)[..., stack.cols]
   if not active.any():
     return True, state, stack
   state = state._replace(active=jax.device_put(active))

@@ -83,10 +83,14 @@ def _unit(tr: transfers.Transfer) -> dict:
 ALONE = {"FedCDR": transfers.fedcdr_transfer}
 
 
+def vectors_sha256(tr: transfers.Transfer) -> str:
+  """The sha256 of a transfer's vectors as float32 (what ``--reuse_leakage`` compares)."""
+  return hashlib.sha256(np.ascontiguousarray(tr.vectors, np.float32).tobytes()).hexdigest()
+
+
 def attack_row(tr: transfers.Transfer, cfg, tg, aux, ev,
                quantities=leakage.QUANTITIES) -> dict:
   """One frontier row: a transfer's MAE, unit and leakage (every quantity attacked)."""
-  sha = hashlib.sha256(np.ascontiguousarray(tr.vectors, np.float32).tobytes()).hexdigest()
   layout = None
   if "offset_columns" in tr.settings:
     layout = (tr.settings["offset_columns"], tr.settings["kappas"])
@@ -97,7 +101,7 @@ def attack_row(tr: transfers.Transfer, cfg, tg, aux, ev,
                                  item_scores=tr.item_scores, kappa_layout=layout,
                                  quantities=quantities, observed=observed)
   return {"name": tr.name, "mae": tr.mae, "dim": int(tr.vectors.shape[1]), "unit": _unit(tr),
-          "settings": tr.settings, "leakage": leak, "vectors_sha256": sha}
+          "settings": tr.settings, "leakage": leak, "vectors_sha256": vectors_sha256(tr)}
 
 
 def named_rows(cfg, workdir, names: tuple[str, ...], quick: bool = False) -> dict:
@@ -147,7 +151,7 @@ def seed_record(cfg, workdir, epsilons=registry.DP_EPSILONS, *, quick: bool = Fa
   for tr in rows:
     t = time.perf_counter()
     key = id(tr.vectors)
-    sha = hashlib.sha256(np.ascontiguousarray(tr.vectors, np.float32).tobytes()).hexdigest()
+    sha = vectors_sha256(tr)
     old = (reuse or {}).get(tr.name)
     reused = bool(old and key not in done and old["mae"] == tr.mae
                   and old["dim"] == int(tr.vectors.shape[1])

@@ -297,3 +297,8 @@ def test_early_stop_replay_writes_each_rules_selection(tmp_path):
                        capture_output=True, text=True, timeout=300, env=env)
   assert bad.returncode != 0
   assert "not a per-lr rule" in bad.stderr.strip().splitlines()[-1]
+  bad = subprocess.run([sys.executable, script, "--task=synthetic", "--scale=0.005",
+                        "--record_rule=any_lr", f"--out={out}"],
+                       capture_output=True, text=True, timeout=300, env=env)
+  assert bad.returncode != 0
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: --record_rule: 'any_lr'")

@@ -207,6 +207,16 @@ def test_bad_epsilons_end_in_one_error_line(tmp_path):
   assert proc.stderr.strip().splitlines()[-1] == "error: --epsilons=0: budgets must be > 0"
 
 
+def test_bad_carry_flags_end_in_one_error_line(tmp_path):
+  proc = _run(f"--carry={tmp_path / 'none.json'}", "--rows=FedCDR", f"--workdir={tmp_path}")
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1] == (
+      f"error: --carry={tmp_path / 'none.json'}: no such file {tmp_path / 'none.json'}")
+  proc = _run("--rows=FedCDR", f"--workdir={tmp_path}")
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1].startswith("error: --rows needs --carry")
+
+
 def test_points_say_which_seeds_reused_an_earlier_leakage():
   reused = dict(_row("PFCDR", 0.73, 0.1, 0.3), leakage_reused=True)
   recs = [{"seed": 0, "rows": [reused, _row("EMCDR", 0.75, 1.0, 0.2)]},
