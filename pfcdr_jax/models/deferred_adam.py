@@ -118,24 +118,48 @@ def gather(tab: RowState, idx: jax.Array, now: jax.Array, lrs, table):
                   table) + (a,)
 
 
-def sum_repeats(idx: jax.Array, grads: jax.Array) -> jax.Array:
+def repeat_groups(idx: jax.Array, n_rows: int | None = None
+                  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """How :func:`sum_repeats` groups the B examples of ``idx`` by row.
+
+  Returns ``(order, seg, pos)``: the stable sort of ``idx``, each sorted example's
+  group (0, 1, ... in sorted order) and each example's group. Leaves indexed by the
+  same rows (a table and its bias vector) share one sort.
+
+  With ``n_rows`` (static; every index in ``[0, n_rows]``) and ``(n_rows + 1) B <
+  2^32``, the sort is of one uint32 key per example, ``row * B + position``, which
+  orders as the stable argsort does (ties by position) and on CPU is ~4x faster than
+  sorting (index, position) pairs; otherwise ``jnp.argsort``.
+  """
+  b = idx.shape[0]
+  if n_rows is not None and (n_rows + 1) * b < 2 ** 32:
+    key = jnp.sort(idx.astype(jnp.uint32) * jnp.uint32(b) + jnp.arange(b, dtype=jnp.uint32))
+    order = (key % jnp.uint32(b)).astype(jnp.int32)
+    s = key // jnp.uint32(b)
+  else:
+    order = jnp.argsort(idx)
+    s = idx[order]
+  seg = jnp.cumsum(jnp.concatenate([jnp.zeros((1,), jnp.int32),
+                                    (s[1:] != s[:-1]).astype(jnp.int32)]))
+  return order, seg, jnp.zeros((b,), jnp.int32).at[order].set(seg)
+
+
+def sum_repeats(idx: jax.Array, grads: jax.Array, groups=None) -> jax.Array:
   """Per example, the sum of ``grads`` over the examples with the same row.
 
   By a sort of the B indices and a segment sum, O(B log B): no buffer the size of the
   table (a table-sized accumulator, scattered into and read back within one step, is
-  copied whole at every step by XLA on CPU).
+  copied whole at every step by XLA on CPU). ``groups``: :func:`repeat_groups` of
+  ``idx`` when the caller already has it.
   """
-  b = idx.shape[0]
-  order = jnp.argsort(idx)
-  s = idx[order]
-  seg = jnp.cumsum(jnp.concatenate([jnp.zeros((1,), jnp.int32),
-                                    (s[1:] != s[:-1]).astype(jnp.int32)]))
-  sums = jax.ops.segment_sum(grads[order], seg, num_segments=b)
-  return sums[jnp.zeros((b,), jnp.int32).at[order].set(seg)]
+  order, seg, pos = repeat_groups(idx) if groups is None else groups
+  sums = jax.ops.segment_sum(grads[order], seg, num_segments=idx.shape[0],
+                             indices_are_sorted=True)
+  return sums[pos]
 
 
 def rows_step(tab: RowState, idx: jax.Array, rows, grads: jax.Array, t: jax.Array,
-              lrs: jax.Array) -> RowState:
+              lrs: jax.Array, groups=None) -> RowState:
   """The Adam step ``t`` on the rows one minibatch touches.
 
   Args:
@@ -147,6 +171,7 @@ def rows_step(tab: RowState, idx: jax.Array, rows, grads: jax.Array, t: jax.Arra
     grads: [B, L, d] each example's gradient with respect to its row.
     t: int32[] the step count after this step.
     lrs: [L] learning rates.
+    groups: :func:`repeat_groups` of ``idx``, when the caller already has it.
 
   Returns:
     The table after the step. A repeated row gets the sum of its examples' gradients
@@ -154,7 +179,7 @@ def rows_step(tab: RowState, idx: jax.Array, rows, grads: jax.Array, t: jax.Arra
     agree.
   """
   p, m, v, a = rows
-  g = sum_repeats(idx, grads)
+  g = sum_repeats(idx, grads, groups)
   tf = t.astype(jnp.float32)
   m = B1 * m + (1.0 - B1) * g
   v = B2 * v + (1.0 - B2) * g * g

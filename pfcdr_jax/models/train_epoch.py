@@ -120,14 +120,21 @@ def _deferred_epoch_fn(scorer: Scorer):
   get ordinary Adam every step.
   """
 
-  def loss_one(rows, dense, r, m):   # one lr: rows {leaf: [B, k]} gathered
+  def split(rows, layout):   # {group: [..., W]} -> {leaf: [..., k]} (a bias: [...])
+    out = {}
+    for j, parts in layout.items():
+      at = 0
+      for k, w in parts:
+        out[k] = rows[j][..., at] if k.endswith("_bias") else rows[j][..., at:at + w]
+        at += w
+    return out
+
+  def loss_one(rows, dense, r, m, layout):   # one lr: rows {group: [B, W]} gathered
     ar = jnp.arange(r.shape[0])
-    full = dict(dense, **{k: (v[:, 0] if k.endswith("_bias") else v)
-                          for k, v in rows.items()})
-    return _masked_mse(scorer, full, ar, ar, r, m)
+    return _masked_mse(scorer, dict(dense, **split(rows, layout)), ar, ar, r, m)
 
   grad_stack = jax.vmap(jax.grad(loss_one, argnums=(0, 1)),
-                        in_axes=(1, 0, None, None), out_axes=(1, 0))
+                        in_axes=(1, 0, None, None, None), out_axes=(1, 0))
   dense_stack = jax.vmap(lazy_adam.dense_step, in_axes=(0, 0, 0, 0, None, 0))
   table = jnp.asarray(deferred_adam.idle_gain_table())
 
@@ -135,32 +142,41 @@ def _deferred_epoch_fn(scorer: Scorer):
     users, items, ratings = train
     leaves = [k for k in _ROW_LEAVES if k in params]
     as3 = lambda x: x[..., None] if x.ndim == 2 else x     # bias [L, n] -> [L, n, 1]
+    # The leaves a row index picks (a table and its bias) travel as one [n, L, d + 1]
+    # table: one gather, sort, step and write a minibatch for both (Adam is
+    # elementwise, so the values are the same as leaf by leaf).
+    layout = {}
+    for k in leaves:
+      layout.setdefault(_ROW_LEAVES[k], []).append((k, as3(params[k]).shape[-1]))
+    join = lambda tree, j: jnp.concatenate([as3(tree[k]) for k, _ in layout[j]], axis=-1)
     count = opt.count[0]
-    tabs = {k: deferred_adam.to_rows(as3(params[k]), as3(opt.mu[k]), as3(opt.nu[k]),
-                                     count) for k in leaves}
-    n_rows = {k: params[k].shape[1] for k in leaves}
+    tabs = {j: deferred_adam.to_rows(join(params, j), join(opt.mu, j), join(opt.nu, j),
+                                     count) for j in layout}
+    n_rows = {j: params[layout[j][0][0]].shape[1] for j in layout}
     rest = lambda tree: {k: v for k, v in tree.items() if k not in leaves}
 
     def step(carry, xs):
       tabs, dense, dmu, dnu, count = carry
       b, m = xs
       ids = (users[b], items[b])
-      rows = {k: jnp.where(m > 0, ids[_ROW_LEAVES[k]], n_rows[k]) for k in leaves}
-      got = {k: deferred_adam.gather(tabs[k], rows[k], count, lrs, table) for k in leaves}
-      grads, gd = grad_stack({k: got[k][0] for k in leaves}, dense, ratings[b], m)
+      rows = {j: jnp.where(m > 0, ids[j], n_rows[j]) for j in layout}
+      got = {j: deferred_adam.gather(tabs[j], rows[j], count, lrs, table) for j in layout}
+      grads, gd = grad_stack({j: got[j][0] for j in layout}, dense, ratings[b], m, layout)
       t = count + 1
-      tabs = {k: deferred_adam.rows_step(tabs[k], rows[k], got[k], grads[k], t, lrs)
-              for k in leaves}
+      tabs = {j: deferred_adam.rows_step(tabs[j], rows[j], got[j], grads[j], t, lrs,
+                                         deferred_adam.repeat_groups(rows[j], n_rows[j]))
+              for j in layout}
       dense, dmu, dnu = dense_stack(dense, gd, dmu, dnu, t.astype(jnp.float32), lrs)
       return (tabs, dense, dmu, dnu, t), None
 
     carry = (tabs, rest(params), rest(opt.mu), rest(opt.nu), count)
     (tabs, dense, dmu, dnu, count), _ = jax.lax.scan(step, carry, (idx, valid))
     params, mu, nu = dict(dense), dict(dmu), dict(dnu)
-    for k in leaves:
-      p, m_, v_ = deferred_adam.catch_up_all(tabs[k], count, lrs, table)
-      shape = opt.mu[k].shape
-      params[k], mu[k], nu[k] = (x.reshape(shape) for x in (p, m_, v_))
+    for j in layout:
+      caught = deferred_adam.catch_up_all(tabs[j], count, lrs, table)
+      for out, x in zip((params, mu, nu), caught):
+        for k, v in split({j: x}, {j: layout[j]}).items():
+          out[k] = v.reshape(opt.mu[k].shape)
     return params, opt._replace(count=jnp.full_like(opt.count, count), mu=mu, nu=nu)
 
   return run
