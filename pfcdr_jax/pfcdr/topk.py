@@ -48,8 +48,8 @@ import numpy as np
 from pfcdr_jax.infra import chunking
 from pfcdr_jax.pfcdr.topk_distances import match_scores
 from pfcdr_jax.pfcdr.topk_partition import _partition_topk
-from pfcdr_jax.pfcdr.topk_threshold import (_distance_bits, _sorted_sample, _threshold_mask,
-                                            _threshold_topk)
+from pfcdr_jax.pfcdr.topk_threshold import (_distance_bits, _mask_at, _sorted_sample,
+                                            _threshold_mask, _threshold_topk)
 
 
 def resolve_k(k: int | float, n_valid: int) -> int:
@@ -269,20 +269,28 @@ def _neighbor_mean(idx, W_tgt, *, chunk_size):
 
 
 def neighbor_means_grid(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array, *, r: float,
-                        ks: tuple[int, ...], chunk_size: int = 16) -> jax.Array:
+                        ks: tuple[int, ...], chunk_size: int = 16,
+                        host_sort: bool | None = None) -> jax.Array:
   """Eq. (14)'s neighbor mean for several K at once: [C, d] -> [C, G, d].
 
   Equals ``neighbor_mean(select_neighbors(P_hat, W_tgt, valid, r=r, k=K))`` for every
   ``K`` in ``ks`` (same sets, ties to the lower index; sums in another order), but
   shares the work a K grid would repeat: each chunk's distance row is computed once,
-  each K costs one threshold search (``_threshold_mask``: bracket + bisection, no
-  compaction) and one ``mask @ W`` product instead of a gather of K rows.
+  the Ks below ``AUTO_THRESHOLD_MIN_K`` are prefixes of one ``lax.top_k``, and each
+  larger K costs one masked ``mask @ W`` product instead of a gather of K rows. Its
+  mask needs the row's K-th smallest distance: on the CPU backend (``host_sort`` None
+  or True) numpy sorts each chunk's rows once for every K (a vectorised sort: ~8 ms
+  for 16 rows of 124k, where XLA's CPU sort takes ~400 ms and a threshold search
+  ~15 ms per K); elsewhere (or ``host_sort=False``) the threshold search finds it on
+  the device (``_threshold_mask``: bracket + interpolation / bisection passes).
 
   Args:
     P_hat: [C, d] transferred prototypes; W_tgt: [T, d] target representations.
     valid: bool[T] candidate neighbors; r: the inversion's target rating.
     ks: G neighbor counts, each in ``[1, #valid]``.
-    chunk_size: cold users per step.
+    chunk_size: cold users per step of the device search (the host sort takes
+      ``HOST_SORT_CHUNK``).
+    host_sort: find the K-th distances by a numpy sort (None: on the CPU backend).
 
   Returns:
     float32[C, G, d].
@@ -295,43 +303,114 @@ def neighbor_means_grid(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array, *,
   C = P_hat.shape[0]
   if C == 0:
     return jnp.zeros((0, len(ks), W_tgt.shape[1]), jnp.float32)
-  return _grid_means(jnp.asarray(P_hat, jnp.float32), jnp.asarray(W_tgt, jnp.float32),
-                     jnp.asarray(valid, bool), jnp.asarray(r, jnp.float32), ks=ks,
-                     chunk_size=int(min(chunk_size, C)))
+  args = (jnp.asarray(P_hat, jnp.float32), jnp.asarray(W_tgt, jnp.float32),
+          jnp.asarray(valid, bool), jnp.asarray(r, jnp.float32))
+  if host_sort is None:
+    host_sort = jax.default_backend() == "cpu"
+  small = tuple(k for k in ks if k < AUTO_THRESHOLD_MIN_K)
+  large = tuple(k for k in ks if k >= AUTO_THRESHOLD_MIN_K)
+  if not (host_sort and large):
+    return _grid_means(*args, ks=ks, chunk_size=int(min(chunk_size, C)))
+  # With the rows sorted anyway, every K's set is read off its K-th distance (one
+  # masked product a K: cheaper there than the top_k the device path uses for small Ks).
+  return _grid_means_host_sort(*args, small=(), large=ks, ks=ks,
+                               chunk_size=int(min(HOST_SORT_CHUNK, C)))
+
+
+# Cold users per host sort (a chunk's distances: HOST_SORT_CHUNK x T float32).
+HOST_SORT_CHUNK = 64
+
+
+def _small_means(u, W_tgt, small):
+  """[c, len(small), d]: the Ks below AUTO_THRESHOLD_MIN_K from one lax.top_k of the
+  largest of them. Its list is sorted by (distance, index), so each smaller K's set is
+  a prefix (one top_k of K = 1240 costs less than one threshold search there)."""
+  # The largest negated distances (invalid users: -inf); lax.top_k puts the lower
+  # index first among equals. (On the uint32 bits themselves XLA's CPU top_k takes a
+  # generic path ~30x slower.)
+  _, idx = jax.lax.top_k(-jax.lax.bitcast_convert_type(u, jnp.float32), max(small))
+  sums = jnp.cumsum(W_tgt[idx], axis=1)                                  # [c, K, d]
+  at = jnp.asarray(small, jnp.int32)
+  return sums[:, at - 1, :] / at.astype(jnp.float32)[None, :, None]
+
+
+def _in_order(ks, small, means_small, large, means_large):
+  parts = {k: means_small[:, g] for g, k in enumerate(small)}
+  parts.update({k: means_large[:, g] for g, k in enumerate(large)})
+  return jnp.stack([parts[k] for k in ks], axis=1)                        # [c, G, d]
 
 
 @functools.partial(jax.jit, static_argnames=("ks", "chunk_size"))
 def _grid_means(P_hat, W_tgt, valid, r, *, ks, chunk_size):
-  # The Ks below AUTO_THRESHOLD_MIN_K come from one lax.top_k of the largest of them:
-  # its list is sorted by (distance, index), so each smaller K's set is a prefix, and
-  # one top_k costs less than the search of one K there (music2movie's grid: 7 ms
-  # against ~35 ms a chunk of 16 users for K = 1240). The larger Ks are searched.
   small = tuple(k for k in ks if k < AUTO_THRESHOLD_MIN_K)
   large = tuple(k for k in ks if k >= AUTO_THRESHOLD_MIN_K)
   k_large = jnp.asarray(large, jnp.int32)
 
   def one_chunk(P):
     u = _distance_bits(P, W_tgt, valid, r)
-    parts = {}
-    if small:
-      # The largest negated distances (invalid users: -inf); lax.top_k puts the lower
-      # index first among equals. (On the uint32 bits themselves XLA's CPU top_k takes
-      # a generic path ~30x slower.)
-      _, idx = jax.lax.top_k(-jax.lax.bitcast_convert_type(u, jnp.float32), max(small))
-      sums = jnp.cumsum(W_tgt[idx], axis=1)                              # [c, K, d]
-      at = jnp.asarray(small, jnp.int32)
-      means = sums[:, at - 1, :] / at.astype(jnp.float32)[None, :, None]
-      parts.update({k: means[:, g] for g, k in enumerate(small)})
+    none = jnp.zeros((P.shape[0], 0, W_tgt.shape[1]), jnp.float32)
+    means_small = _small_means(u, W_tgt, small) if small else none
+    means_large = none
     if large:
       samp = _sorted_sample(u)      # one sort of the bracket sample for the whole grid
       # One compiled body for every K (K traced), so the grid's size does not grow the
       # compile time.
-      per_k = jax.lax.map(
-          lambda k: (_threshold_mask(u, k, samp).astype(jnp.float32) @ W_tgt) / k, k_large)
-      parts.update({k: per_k[g] for g, k in enumerate(large)})
-    return jnp.stack([parts[k] for k in ks], axis=1)                    # [c, G, d]
+      means_large = jnp.swapaxes(jax.lax.map(
+          lambda k: (_threshold_mask(u, k, samp).astype(jnp.float32) @ W_tgt) / k,
+          k_large), 0, 1)
+    return _in_order(ks, small, means_small, large, means_large)
 
   return chunking.chunked_map(one_chunk, P_hat, chunk_size)
+
+
+@functools.partial(jax.jit, static_argnames=("small",))
+def _host_sort_first(P, W_tgt, valid, r, *, small):
+  """One chunk's distance bits [c, T] and its small-K means."""
+  u = _distance_bits(P, W_tgt, valid, r)
+  if not small:
+    return u, jnp.zeros((P.shape[0], 0, W_tgt.shape[1]), jnp.float32)
+  return u, _small_means(u, W_tgt, small)
+
+
+@functools.partial(jax.jit, static_argnames=("n",))
+def _host_sort_sums(u, W_tgt, taus, *, n):
+  """[c, n, d]: ``(u <= taus[:, g]) @ W`` for each of the n columns of ``taus`` [c, n]
+  (unrolled: a lax.map over them costs ~3x here on CPU)."""
+  return jnp.stack([(u <= taus[:, g, None]).astype(jnp.float32) @ W_tgt for g in range(n)],
+                   axis=1)
+
+
+def _grid_means_host_sort(P_hat, W_tgt, valid, r, *, small, large, ks, chunk_size):
+  C, T = P_hat.shape[0], W_tgt.shape[0]
+  chunks = chunking.split_chunks(P_hat, chunk_size)            # [n_chunks, c, d]
+  W_host = np.asarray(W_tgt)
+  k_large = np.asarray(large, np.int64)
+  at = k_large - 1
+  first = lambda i: _host_sort_first(chunks[i], W_tgt, valid, r, small=small)
+  out, nxt = [], first(0)
+  for i in range(chunks.shape[0]):
+    u, means_small = nxt
+    if i + 1 < chunks.shape[0]:
+      nxt = first(i + 1)            # the device computes the next chunk meanwhile
+    # Each row's K-th smallest distance for every K at once (the bits of non-negative
+    # floats and +inf sort as their values).
+    u_host = np.asarray(u)
+    srt = np.sort(u_host, axis=1)
+    taus = srt[:, at]
+    sums = _host_sort_sums(u, W_tgt, jnp.asarray(taus), n=len(large))
+    # ``u <= tau`` holds more than K entries where later entries tie with the K-th:
+    # the ties past the first ``K - #(u < tau)`` by index leave the set (the set
+    # lax.top_k returns). Rows of the zero padding are skipped.
+    n_real = min(chunk_size, C - i * chunk_size)
+    excess = np.zeros(sums.shape, np.float32)
+    tied = (srt[:, np.minimum(at + 1, T - 1)] == taus) & (at + 1 < T)[None, :]
+    for row, g in np.argwhere(tied[:n_real]):
+      ties = np.flatnonzero(u_host[row] == taus[row, g])
+      keep = k_large[g] - np.searchsorted(srt[row], taus[row, g], side="left")
+      excess[row, g] = W_host[ties[keep:]].sum(axis=0)
+    means_large = (sums - excess) / k_large.astype(np.float32)[None, :, None]
+    out.append(_in_order(ks, small, means_small, large, means_large))
+  return chunking.merge_chunks(jnp.stack(out), C)
 
 
 def predict_from_neighbors(mean_w: jax.Array, V: jax.Array, items: jax.Array) -> jax.Array:

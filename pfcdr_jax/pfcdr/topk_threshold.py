@@ -102,8 +102,13 @@ def _threshold_mask(u, k, samp=None):
             jnp.where(go_up, cnt, c_lo), jnp.where(go_down, cnt, c_hi), it + 1)
 
   lo, hi, _, c_hi, _ = jax.lax.while_loop(not_done, step, (lo, hi, c_lo, c_hi, jnp.int32(0)))
-  exact = c_hi == k
-  tau = jnp.where(exact, hi, lo)
+  return _mask_at(u, k, jnp.where(c_hi == k, hi, lo))
+
+
+def _mask_at(u, k, tau):
+  """The K smallest of each row of ``u`` [c, T] given ``tau`` uint32[c]: each row's
+  K-th smallest value, or a value that exactly K entries lie below. Ties at ``tau``
+  go to the lower index."""
   less = u < tau[:, None]
   need = k - jnp.sum(less, axis=1, dtype=jnp.int32)      # 0 where exact
   eq = (u == tau[:, None]) & (need > 0)[:, None]

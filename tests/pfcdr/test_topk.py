@@ -169,12 +169,15 @@ def test_threshold_set_is_the_same_by_either_compaction():
     np.testing.assert_array_equal(got, np.sort(want, axis=1))
 
 
+@pytest.mark.parametrize("host_sort", [None, False])
 @pytest.mark.parametrize("data", ["continuous", "tied", "continuous_large", "tied_large"])
-def test_grid_means_equal_one_k_at_a_time(data):
+def test_grid_means_equal_one_k_at_a_time(data, host_sort):
   """neighbor_means_grid == numpy: the mean of each row's K smallest distances (ties
   to the lower index), for every K of the grid, including K = all valid users. The
   large rows put Ks on both sides of AUTO_THRESHOLD_MIN_K (the top_k prefixes below,
-  the threshold search from it on)."""
+  the threshold search from it on). ``host_sort=None`` on the CPU backend sorts each
+  chunk's rows in numpy for the larger Ks' K-th distances (with the ties past K
+  taken out); ``False`` searches for them on the device."""
   T = 300 if not data.endswith("_large") else 3 * topk.AUTO_THRESHOLD_MIN_K
   P, W, valid = (_data(C=13, T=T, seed=5) if data.startswith("continuous")
                  else _tied_data(T=T))
@@ -182,7 +185,8 @@ def test_grid_means_equal_one_k_at_a_time(data):
   ks = (1, 2, 7, 64, n_valid // 2, n_valid)
   if data.endswith("_large"):
     ks = (1, 7, 300, topk.AUTO_THRESHOLD_MIN_K - 1, topk.AUTO_THRESHOLD_MIN_K, n_valid)
-  got = np.asarray(topk.neighbor_means_grid(P, W, valid, r=4.0, ks=ks, chunk_size=4))
+  got = np.asarray(topk.neighbor_means_grid(P, W, valid, r=4.0, ks=ks, chunk_size=4,
+                                            host_sort=host_sort))
   assert got.shape == (P.shape[0], len(ks), W.shape[1])
   for c in range(P.shape[0]):   # float32 distances as the kernel sees them; stable = by index
     order = np.argsort(np.asarray(topk_distances.match_distances(P[c:c + 1], W, 4.0))[0]
