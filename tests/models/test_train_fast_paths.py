@@ -482,3 +482,26 @@ def test_replay_on_a_recorded_curve_is_the_run_under_that_rule(name):
   # A rule that would train beyond the recording is refused.
   with pytest.raises(ValueError, match="that the recorded run did not"):
     early_stop.replay(got, "per_lr_reach_geometric", 6, 25)
+
+
+@pytest.mark.parametrize("n_rows", [None, 30, 2 ** 20])
+def test_repeat_groups_packed_key_equals_stable_argsort(n_rows):
+  """The packed uint32 key (row * B + position) sorts as the stable argsort does, so
+  every path groups the same examples and sums them in the same order. 2^20 rows with
+  B = 4096 overflow 32 bits and take the argsort (the key is then not packed)."""
+  rng = np.random.default_rng(3)
+  B, n = 4096, 30
+  idx = jnp.asarray(rng.integers(0, n + 1, size=B), jnp.int32)     # n: a padded slot
+  order, seg, pos = (np.asarray(x) for x in deferred_adam.repeat_groups(idx, n_rows))
+  want = np.argsort(np.asarray(idx), kind="stable")
+  np.testing.assert_array_equal(order, want)
+  s = np.asarray(idx)[want]
+  np.testing.assert_array_equal(seg, np.concatenate([[0], np.cumsum(s[1:] != s[:-1])]))
+  # pos: each example's group, the group of its row in sorted order.
+  np.testing.assert_array_equal(s[np.searchsorted(seg, pos)], np.asarray(idx))
+  grads = jnp.asarray(rng.normal(size=(B, 2, 3)), jnp.float32)
+  got = np.asarray(deferred_adam.sum_repeats(idx, grads, deferred_adam.repeat_groups(idx, n_rows)))
+  g = np.asarray(grads)
+  for b in rng.integers(0, B, size=50):
+    np.testing.assert_allclose(got[b], g[np.asarray(idx) == np.asarray(idx)[b]].sum(0),
+                               rtol=1e-5, atol=1e-5)
