@@ -373,6 +373,11 @@ TARGETS: dict[str, Target] = {
         (f"{RESULTS}/bench_pretrain_music2movie.json", f"{RESULTS}/bench_pretrain_book2movie.json",
          f"{RESULTS}/bench_pretrain_breakeven.json"),
         "3 + 9 + 1 min", False, "one pretraining epoch, dense vs deferred Adam, side by side"),
+    "bench_cmf": Target(
+        ("python experiments/bench_cmf.py --like=music2movie --scales=0.1,0.3,1 --epochs=2 "
+         f"--out={RESULTS}/bench_cmf_music2movie.json",),
+        (f"{RESULTS}/bench_cmf_music2movie.json",), "not recorded", False,
+        "one CMF training epoch, dense vs deferred Adam, side by side"),
     "bench_music2movie": Target(
         ("python experiments/bench.py --like=music2movie --scale=1.0 --scaling=0.1,0.3,1 "
          "--out=runs/bench_scale1.json",

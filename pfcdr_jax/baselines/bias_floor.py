@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import NamedTuple
+
 import numpy as np
 
 from pfcdr_jax.infra import phase_timer
@@ -74,10 +76,77 @@ def user_offsets(user: np.ndarray, rating: np.ndarray, n_users: int,
   return item_biases(user, rating, n_users, float(np.mean(rating)), shrinkage)
 
 
+class BiasStats(NamedTuple):
+  """What BiasFloor's predictions read, for every item shrinkage ``lambda`` at once.
+
+  Attributes:
+    mu_t: mean target training rating.
+    item_resid: float64[N_t] ``sum_{r in R_j} (r - mu_t)``; item_count: int[N_t] ``n_j``.
+    offsets: float64[U_s] the users' source offsets ``o_u`` (their ``user_shrinkage``).
+    src_count: int[U_s] source ratings per user.
+    lo, hi: range of the target training ratings (the clip).
+  """
+  mu_t: float
+  item_resid: np.ndarray
+  item_count: np.ndarray
+  offsets: np.ndarray
+  src_count: np.ndarray
+  lo: float
+  hi: float
+
+
+def fit(source: tuple[np.ndarray, np.ndarray, np.ndarray],
+        target_train: tuple[np.ndarray, np.ndarray, np.ndarray], *, n_users_src: int,
+        n_items_tgt: int, user_shrinkage: float = 0.0) -> BiasStats:
+  """One pass of sums and counts over each domain's ratings (:class:`BiasStats`)."""
+  s_user, _, s_rating = (np.asarray(a) for a in source)
+  _, t_item, t_rating = (np.asarray(a) for a in target_train)
+  if t_rating.size == 0 or s_rating.size == 0:
+    raise ValueError("BiasFloor: needs source and target training ratings")
+  if user_shrinkage < 0:
+    raise ValueError(f"user_shrinkage must be >= 0, got {user_shrinkage}")
+  t_rating = t_rating.astype(np.float64)
+  mu_t = float(np.mean(t_rating))
+  s_rating = s_rating.astype(np.float64)
+  src_count = np.bincount(s_user, minlength=n_users_src)
+  resid = np.bincount(s_user, weights=s_rating - np.mean(s_rating), minlength=n_users_src)
+  denom = src_count + user_shrinkage
+  offsets = np.where(denom > 0, resid / np.maximum(denom, 1e-12), 0.0)
+  return BiasStats(mu_t=mu_t,
+                   item_resid=np.bincount(t_item, weights=t_rating - mu_t,
+                                          minlength=n_items_tgt),
+                   item_count=np.bincount(t_item, minlength=n_items_tgt),
+                   offsets=offsets, src_count=src_count,
+                   lo=float(t_rating.min()), hi=float(t_rating.max()))
+
+
+def predict(stats: BiasStats, test: tuple[np.ndarray, np.ndarray], *, shrinkage: float,
+            clip: bool = True) -> np.ndarray:
+  """``float32[T]``: ``mu_t + b_j + o_u`` (clipped) for the test pairs, with the item
+  biases shrunk by ``shrinkage`` (:func:`item_biases` from the sums)."""
+  if shrinkage < 0:
+    raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
+  test_user, test_item = (np.asarray(a) for a in test)
+  if test_user.size and (test_user.min() < 0 or test_user.max() >= stats.offsets.size):
+    raise ValueError("BiasFloor: test users must be source (overlap) user indices")
+  denom = stats.item_count + shrinkage
+  b = np.where(denom > 0, stats.item_resid / np.maximum(denom, 1e-12), 0.0)
+  n_no_source = int(np.sum(stats.src_count[test_user] == 0))
+  if n_no_source:
+    log.info("BiasFloor: %d of %d ratings to predict belong to users without source "
+             "ratings; their offset is 0", n_no_source, test_user.size)
+  with phase_timer.predicting(test_user.size):
+    pred = stats.mu_t + b[test_item] + stats.offsets[test_user]
+    if clip:
+      pred = np.clip(pred, stats.lo, stats.hi)
+    return pred.astype(np.float32)
+
+
 def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
                 target_train: tuple[np.ndarray, np.ndarray, np.ndarray],
                 test: tuple[np.ndarray, np.ndarray], *, n_users_src: int, n_items_tgt: int,
-                cfg: BiasFloorConfig = BiasFloorConfig(), key=None) -> np.ndarray:
+                cfg: BiasFloorConfig = BiasFloorConfig(), key=None,
+                stats: BiasStats | None = None) -> np.ndarray:
   """BiasFloor predictions for the test pairs.
 
   Args:
@@ -89,28 +158,14 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
     n_users_src: ``U_s``; n_items_tgt: ``N_t``.
     cfg: the shrinkages and the clip.
     key: not used (the floor is deterministic); kept for the registry's signature.
+    stats: :func:`fit` of these ratings with ``cfg.user_shrinkage``, when the caller
+      has it (a grid over ``shrinkage`` shares one).
 
   Returns:
     ``float32[T]``: one prediction per test pair.
   """
   del key
-  s_user, _, s_rating = (np.asarray(a) for a in source)
-  _, t_item, t_rating = (np.asarray(a) for a in target_train)
-  test_user, test_item = (np.asarray(a) for a in test)
-  if t_rating.size == 0 or s_rating.size == 0:
-    raise ValueError("BiasFloor: needs source and target training ratings")
-  if test_user.size and (test_user.min() < 0 or test_user.max() >= n_users_src):
-    raise ValueError("BiasFloor: test users must be source (overlap) user indices")
-  mu_t = float(np.mean(t_rating.astype(np.float64)))
-  b = item_biases(t_item, t_rating.astype(np.float64), n_items_tgt, mu_t, cfg.shrinkage)
-  o = user_offsets(s_user, s_rating.astype(np.float64), n_users_src, cfg.user_shrinkage)
-  n_no_source = int(np.sum(np.bincount(s_user, minlength=n_users_src)[test_user] == 0))
-  if n_no_source:
-    log.info("BiasFloor: %d of %d ratings to predict belong to users without source "
-             "ratings; their offset is 0", n_no_source, test_user.size)
-  lo, hi = float(t_rating.min()), float(t_rating.max())
-  with phase_timer.predicting(test_user.size):
-    pred = mu_t + b[test_item] + o[test_user]
-    if cfg.clip:
-      pred = np.clip(pred, lo, hi)
-    return pred.astype(np.float32)
+  if stats is None:
+    stats = fit(source, target_train, n_users_src=n_users_src, n_items_tgt=n_items_tgt,
+                user_shrinkage=cfg.user_shrinkage)
+  return predict(stats, test, shrinkage=cfg.shrinkage, clip=cfg.clip)

@@ -34,7 +34,9 @@ import optax
 
 from pfcdr_jax.infra import phase_timer
 from pfcdr_jax.infra.checks import check_index
+from pfcdr_jax.models import deferred_minibatch
 from pfcdr_jax.models import minibatch
+from pfcdr_jax.models.train_config import resolve_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,11 @@ class CMFConfig:
     epochs: passes over the union of the two rating lists.
     batch_size: ratings per step.
     init_std: std of the N(0, init_std^2) initialisation.
+    optimizer: "adam" (``optax.adam``: every factor row moves at every step),
+      "deferred_adam" (the same trajectory computed on the rows a minibatch touches,
+      :mod:`models.deferred_minibatch`: an epoch costs ratings x d, not steps x rows x
+      d) or "auto" (deferred above ``AUTO_DEFERRED_BATCHES`` minibatches' worth of
+      rows, as pretraining chooses; dense on the MovieLens tasks).
   """
   dim: int = 10
   alpha: float = 0.5
@@ -57,6 +64,7 @@ class CMFConfig:
   epochs: int = 30
   batch_size: int = 1024
   init_std: float = 0.1
+  optimizer: str = "auto"
 
 
 class CMFParams(NamedTuple):
@@ -166,8 +174,38 @@ def train(params: CMFParams, rows: jax.Array, item: jax.Array, rating: jax.Array
     w = jnp.where(valid > 0, weight[j] * (n / j.shape[0]), 0.0)
     return grad_fn(p, rows[j], item[j], rating[j], is_src[j], w)
 
-  return minibatch.optimize_epochs(loss_and_grad, params, optax.adam(cfg.lr), n=n,
-                                   batch_size=cfg.batch_size, epochs=cfg.epochs, key=key)
+  n_rows = sum(x.shape[0] for x in params)
+  if resolve_optimizer(cfg.optimizer, n_rows, min(cfg.batch_size, n)) == "adam":
+    return minibatch.optimize_epochs(loss_and_grad, params, optax.adam(cfg.lr), n=n,
+                                     batch_size=cfg.batch_size, epochs=cfg.epochs, key=key)
+  return _train_deferred(params, rows, item, rating, is_src, weight, key, cfg)
+
+
+def _train_deferred(params, rows, item, rating, is_src, weight, key, cfg):
+  """:func:`train` with deferred Adam: the loss of :func:`loss_fn` on gathered rows
+  (a source rating reads no target item row and vice versa)."""
+  n = rows.shape[0]
+  n_src, n_tgt = params.item_src.shape[0], params.item_tgt.shape[0]
+
+  def rows_of(j, valid):
+    real = valid > 0
+    return {"user": jnp.where(real, rows[j], params.user.shape[0]),
+            "item_src": jnp.where(real & is_src[j], item[j], n_src),
+            "item_tgt": jnp.where(real & ~is_src[j], item[j], n_tgt)}
+
+  def loss_rows(got, j, valid):
+    w = jnp.where(valid > 0, weight[j] * (n / j.shape[0]), 0.0)
+    u = got["user"]
+    v = jnp.where(is_src[j][:, None], got["item_src"], got["item_tgt"])
+    err = jnp.sum(u * v, axis=-1) - rating[j]
+    l2 = jnp.sum(u ** 2, -1) + jnp.sum(v ** 2, -1)
+    return jnp.sum(w * err ** 2) + cfg.reg * jnp.sum((w > 0) * l2) / jnp.maximum(
+        (w > 0).sum(), 1)
+
+  tables, curve = deferred_minibatch.optimize_epochs(
+      loss_rows, params._asdict(), rows_of, cfg.lr, n=n, batch_size=cfg.batch_size,
+      epochs=cfg.epochs, key=key)
+  return CMFParams(**tables), curve
 
 
 def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -191,6 +229,9 @@ def fit_predict(source: tuple[np.ndarray, np.ndarray, np.ndarray],
   """
   if not 0.0 <= cfg.alpha < 1.0:
     raise ValueError(f"alpha must lie in [0, 1), got {cfg.alpha}")
+  if cfg.optimizer not in ("auto", "adam", "deferred_adam"):
+    raise ValueError(f"CMF optimizer must be auto, adam or deferred_adam, got "
+                     f"{cfg.optimizer!r}")
   su, si, sr = (np.asarray(a) for a in source)
   tu, ti, tr = (np.asarray(a) for a in target_train)
   test_user, test_item = (np.asarray(a) for a in test)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import weakref
 
 import jax.numpy as jnp
 import numpy as np
@@ -174,11 +175,23 @@ def _run_source_user_mean(ctx, opts, pairs, key):
                                       key=key)
 
 
+# BiasFloor's sums and counts per run (context) and user shrinkage: its grid over the
+# item shrinkage reads them all from one pass over the ratings.
+_BIAS_STATS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _run_bias_floor(ctx, opts, pairs, key):
   cfg = bias_floor.BiasFloorConfig(**opts)
+  per_ctx = _BIAS_STATS.setdefault(ctx, {})
+  if cfg.user_shrinkage not in per_ctx:
+    per_ctx[cfg.user_shrinkage] = bias_floor.fit(
+        _tuples(ctx.data.source), _tuples(ctx.data.target_train),
+        n_users_src=ctx.data.source.n_users, n_items_tgt=ctx.data.target_train.n_items,
+        user_shrinkage=cfg.user_shrinkage)
   return bias_floor.fit_predict(_tuples(ctx.data.source), _tuples(ctx.data.target_train), pairs,
                                 n_users_src=ctx.data.source.n_users,
-                                n_items_tgt=ctx.data.target_train.n_items, cfg=cfg, key=key)
+                                n_items_tgt=ctx.data.target_train.n_items, cfg=cfg, key=key,
+                                stats=per_ctx[cfg.user_shrinkage])
 
 
 def _run_pfcdr_dp(ctx, opts, pairs, key):

@@ -50,3 +50,28 @@ def test_beats_global_mean_on_cold_users():
                          key=jax.random.PRNGKey(0))
   assert pred.shape == data.test_rating.shape
   assert mae(pred, data.test_rating) < 0.8 * global_mean_mae(data)
+
+
+def test_deferred_adam_follows_dense_adam(monkeypatch):
+  """optimizer="deferred_adam" (rows a minibatch touches, caught up in closed form)
+  lands where dense optax.adam does: same factors to float32 rounding plus the
+  idle-step eps, so the same predictions; "auto" keeps dense Adam at this size."""
+  data = make_planted(0)
+  kw = dict(n_users_src=data.n_users_src, n_items_src=data.n_items_src,
+            n_users_tgt=data.n_users_tgt, n_items_tgt=data.n_items_tgt,
+            n_overlap=data.n_overlap, key=jax.random.PRNGKey(1))
+  cfg = cmf.CMFConfig(dim=6, epochs=5, batch_size=256, lr=0.02)
+  fit = lambda opt: cmf.fit_predict(data.source, data.target_train, data.test,
+                                    cfg=cmf.CMFConfig(**{**cfg.__dict__, "optimizer": opt}),
+                                    **kw)
+  dense, auto = fit("adam"), fit("auto")
+  def no_dense(*a, **k):
+    raise AssertionError("the deferred path ran dense Adam")
+  monkeypatch.setattr(cmf.minibatch, "optimize_epochs", no_dense)
+  deferred = fit("deferred_adam")
+  np.testing.assert_array_equal(auto, dense)
+  np.testing.assert_allclose(deferred, dense, atol=2e-3)
+  assert mae(deferred, data.test_rating) == pytest.approx(mae(dense, data.test_rating),
+                                                          abs=5e-4)
+  with pytest.raises(ValueError, match="CMF optimizer"):
+    fit("lazy_adam")
