@@ -275,14 +275,15 @@ def neighbor_means_grid(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array, *,
 
   Equals ``neighbor_mean(select_neighbors(P_hat, W_tgt, valid, r=r, k=K))`` for every
   ``K`` in ``ks`` (same sets, ties to the lower index; sums in another order), but
-  shares the work a K grid would repeat: each chunk's distance row is computed once,
-  the Ks below ``AUTO_THRESHOLD_MIN_K`` are prefixes of one ``lax.top_k``, and each
-  larger K costs one masked ``mask @ W`` product instead of a gather of K rows. Its
-  mask needs the row's K-th smallest distance: on the CPU backend (``host_sort`` None
-  or True) numpy sorts each chunk's rows once for every K (a vectorised sort: ~8 ms
-  for 16 rows of 124k, where XLA's CPU sort takes ~400 ms and a threshold search
-  ~15 ms per K); elsewhere (or ``host_sort=False``) the threshold search finds it on
-  the device (``_threshold_mask``: bracket + interpolation / bisection passes).
+  shares the work a K grid would repeat: each chunk's distance row is computed once and
+  each K costs one masked ``mask @ W`` product instead of a gather of K rows. The mask
+  needs the row's K-th smallest distance. On the CPU backend (``host_sort`` None or
+  True; when some K reaches ``AUTO_THRESHOLD_MIN_K``) numpy sorts each chunk's rows
+  once for every K (a vectorised sort: ~8 ms for 16 rows of 124k, where XLA's CPU sort
+  takes ~400 ms and a threshold search ~15 ms per K). Elsewhere (or
+  ``host_sort=False``) the Ks below ``AUTO_THRESHOLD_MIN_K`` are prefixes of one
+  ``lax.top_k`` and the larger ones are searched on the device (``_threshold_mask``:
+  bracket + interpolation / bisection passes).
 
   Args:
     P_hat: [C, d] transferred prototypes; W_tgt: [T, d] target representations.
@@ -307,14 +308,11 @@ def neighbor_means_grid(P_hat: jax.Array, W_tgt: jax.Array, valid: jax.Array, *,
           jnp.asarray(valid, bool), jnp.asarray(r, jnp.float32))
   if host_sort is None:
     host_sort = jax.default_backend() == "cpu"
-  small = tuple(k for k in ks if k < AUTO_THRESHOLD_MIN_K)
-  large = tuple(k for k in ks if k >= AUTO_THRESHOLD_MIN_K)
-  if not (host_sort and large):
+  if not (host_sort and max(ks) >= AUTO_THRESHOLD_MIN_K):
     return _grid_means(*args, ks=ks, chunk_size=int(min(chunk_size, C)))
   # With the rows sorted anyway, every K's set is read off its K-th distance (one
   # masked product a K: cheaper there than the top_k the device path uses for small Ks).
-  return _grid_means_host_sort(*args, small=(), large=ks, ks=ks,
-                               chunk_size=int(min(HOST_SORT_CHUNK, C)))
+  return _grid_means_host_sort(*args, ks=ks, chunk_size=int(min(HOST_SORT_CHUNK, C)))
 
 
 # Cold users per host sort (a chunk's distances: HOST_SORT_CHUNK x T float32).
@@ -363,13 +361,7 @@ def _grid_means(P_hat, W_tgt, valid, r, *, ks, chunk_size):
   return chunking.chunked_map(one_chunk, P_hat, chunk_size)
 
 
-@functools.partial(jax.jit, static_argnames=("small",))
-def _host_sort_first(P, W_tgt, valid, r, *, small):
-  """One chunk's distance bits [c, T] and its small-K means."""
-  u = _distance_bits(P, W_tgt, valid, r)
-  if not small:
-    return u, jnp.zeros((P.shape[0], 0, W_tgt.shape[1]), jnp.float32)
-  return u, _small_means(u, W_tgt, small)
+_distances = jax.jit(_distance_bits)
 
 
 @functools.partial(jax.jit, static_argnames=("n",))
@@ -380,16 +372,16 @@ def _host_sort_sums(u, W_tgt, taus, *, n):
                    axis=1)
 
 
-def _grid_means_host_sort(P_hat, W_tgt, valid, r, *, small, large, ks, chunk_size):
+def _grid_means_host_sort(P_hat, W_tgt, valid, r, *, ks, chunk_size):
   C, T = P_hat.shape[0], W_tgt.shape[0]
   chunks = chunking.split_chunks(P_hat, chunk_size)            # [n_chunks, c, d]
   W_host = np.asarray(W_tgt)
-  k_large = np.asarray(large, np.int64)
-  at = k_large - 1
-  first = lambda i: _host_sort_first(chunks[i], W_tgt, valid, r, small=small)
+  k_all = np.asarray(ks, np.int64)
+  at = k_all - 1
+  first = lambda i: _distances(chunks[i], W_tgt, valid, r)
   out, nxt = [], first(0)
   for i in range(chunks.shape[0]):
-    u, means_small = nxt
+    u = nxt
     if i + 1 < chunks.shape[0]:
       nxt = first(i + 1)            # the device computes the next chunk meanwhile
     # Each row's K-th smallest distance for every K at once (the bits of non-negative
@@ -397,7 +389,7 @@ def _grid_means_host_sort(P_hat, W_tgt, valid, r, *, small, large, ks, chunk_siz
     u_host = np.asarray(u)
     srt = np.sort(u_host, axis=1)
     taus = srt[:, at]
-    sums = _host_sort_sums(u, W_tgt, jnp.asarray(taus), n=len(large))
+    sums = _host_sort_sums(u, W_tgt, jnp.asarray(taus), n=len(ks))
     # ``u <= tau`` holds more than K entries where later entries tie with the K-th:
     # the ties past the first ``K - #(u < tau)`` by index leave the set (the set
     # lax.top_k returns). Rows of the zero padding are skipped.
@@ -406,10 +398,9 @@ def _grid_means_host_sort(P_hat, W_tgt, valid, r, *, small, large, ks, chunk_siz
     tied = (srt[:, np.minimum(at + 1, T - 1)] == taus) & (at + 1 < T)[None, :]
     for row, g in np.argwhere(tied[:n_real]):
       ties = np.flatnonzero(u_host[row] == taus[row, g])
-      keep = k_large[g] - np.searchsorted(srt[row], taus[row, g], side="left")
+      keep = k_all[g] - np.searchsorted(srt[row], taus[row, g], side="left")
       excess[row, g] = W_host[ties[keep:]].sum(axis=0)
-    means_large = (sums - excess) / k_large.astype(np.float32)[None, :, None]
-    out.append(_in_order(ks, small, means_small, large, means_large))
+    out.append((sums - excess) / k_all.astype(np.float32)[None, :, None])
   return chunking.merge_chunks(jnp.stack(out), C)
 
 
