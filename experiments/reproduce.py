@@ -373,6 +373,15 @@ TARGETS: dict[str, Target] = {
         (f"{RESULTS}/bench_pretrain_music2movie.json", f"{RESULTS}/bench_pretrain_book2movie.json",
          f"{RESULTS}/bench_pretrain_breakeven.json"),
         "3 + 9 + 1 min", False, "one pretraining epoch, dense vs deferred Adam, side by side"),
+    "compare_a5c7f8a": Target(
+        ("python experiments/compare_commits.py --old=a5c7f8a --task=comedy2drama "
+         f"--num_seeds=10 --workdir=runs/cmp_c2d --out={RESULTS}/compare_a5c7f8a_comedy2drama.json",
+         "python experiments/compare_commits.py --old=a5c7f8a --task=synthetic "
+         "--args=like=music2movie,scale=1.0 --num_seeds=10 --workdir=runs/cmp_m2m "
+         f"--out={RESULTS}/compare_a5c7f8a_music2movie_scale1.json"),
+        (f"{RESULTS}/compare_a5c7f8a_comedy2drama.json",
+         f"{RESULTS}/compare_a5c7f8a_music2movie_scale1.json"), "4 + 19 min", False,
+        "main job at the 2026-12-06 session's start vs now, 10 seeds: same results?"),
     "bench_cmf": Target(
         ("python experiments/bench_cmf.py --like=music2movie --scales=0.1,0.3,1 --epochs=2 "
          f"--out={RESULTS}/bench_cmf_music2movie.json",),
