@@ -66,7 +66,8 @@ def main(argv):
       subprocess.run(["git", "worktree", "add", "--detach", old_dir, old_sha], cwd=ROOT,
                      check=True, capture_output=True, text=True)
   except subprocess.CalledProcessError as e:
-    sys.exit(f"error: git: {(e.stderr or '').strip() or e}")
+    first = ((e.stderr or "").strip().splitlines() or [str(e)])[0]
+    sys.exit(f"error: git: {first} (--old={FLAGS.old})")
   env_new = dict(os.environ)
   env_old = dict(os.environ, PYTHONPATH=old_dir,
                  PFCDR_XLA_CACHE=os.path.join(os.path.abspath(FLAGS.workdir), "xla_old"))

@@ -302,3 +302,53 @@ def test_early_stop_replay_writes_each_rules_selection(tmp_path):
                        capture_output=True, text=True, timeout=300, env=env)
   assert bad.returncode != 0
   assert bad.stderr.strip().splitlines()[-1].startswith("error: --record_rule: 'any_lr'")
+
+
+def test_bench_cmf_writes_both_optimizers_and_refuses_bad_scales(tmp_path):
+  # Tiny sizes, no timing asserted: both optimizers ran one epoch from the same start
+  # and their predictions are close (the deferred trajectory is dense Adam's).
+  out = tmp_path / "bench_cmf.json"
+  script = str(ROOT / "experiments" / "bench_cmf.py")
+  proc = subprocess.run([sys.executable, script, "--scales=0.003,0.01", "--epochs=1",
+                         f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  res = json.loads(out.read_text())
+  assert [r["scale"] for r in res["rows"]] == [0.003, 0.01]
+  for row in res["rows"]:
+    assert row["adam"]["epoch_s"] > 0 and row["deferred_adam"]["epoch_s"] > 0
+    assert row["max_abs_pred_diff"] < 0.05
+  assert set(res["rows"][1]["exponent_vs_ratings"]) == {"adam", "deferred_adam"}
+  bad = subprocess.run([sys.executable, script, "--scales=-1"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith(
+      "error: --scales")
+
+
+def test_compare_commits_reads_existing_runs_and_reports_identity(tmp_path):
+  # Both arms' results.json already in the workdir (a resumed run): nothing is rerun;
+  # one method differs in one seed, and the report says so.
+  for arm, mae in (("old", 0.70), ("new", 0.71)):
+    for s in range(2):
+      d = tmp_path / "w" / arm / f"s{s}"
+      d.mkdir(parents=True)
+      m = mae if s == 1 else 0.70
+      (d / "results.json").write_text(json.dumps({
+          "methods": {"PFCDR": {"mae": m, "rmse": 0.9}, "ItemMean": {"mae": 0.8, "rmse": 1.0}},
+          "selected": {"topk": 5}, "timings_s": {"total": 1.0}}))
+  out = tmp_path / "cmp.json"
+  proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "compare_commits.py"),
+                         "--old=HEAD", "--num_seeds=2", f"--workdir={tmp_path / 'w'}",
+                         f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  res = json.loads(out.read_text())
+  assert res["methods"]["ItemMean"]["mae"]["identical"] == 2
+  assert res["methods"]["PFCDR"]["mae"]["identical"] == 1
+  assert res["methods"]["PFCDR"]["mae"]["max_abs_diff"] == pytest.approx(0.01)
+  assert res["selected_identical"] == 2
+  bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "compare_commits.py"),
+                        "--old=no-such-commit", f"--workdir={tmp_path / 'w2'}",
+                        f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: git")
