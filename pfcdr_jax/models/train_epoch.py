@@ -9,6 +9,7 @@ carries from epoch to epoch; :func:`host_order` is the host-drawn visiting order
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -129,12 +130,14 @@ def _deferred_epoch_fn(scorer: Scorer):
         at += w
     return out
 
-  def loss_one(rows, dense, r, m, layout):   # one lr: rows {group: [B, W]} gathered
+  def loss_one(rows, dense, r, m, *, layout):   # one lr: rows {group: [B, W]} gathered
     ar = jnp.arange(r.shape[0])
     return _masked_mse(scorer, dict(dense, **split(rows, layout)), ar, ar, r, m)
 
-  grad_stack = jax.vmap(jax.grad(loss_one, argnums=(0, 1)),
-                        in_axes=(1, 0, None, None, None), out_axes=(1, 0))
+  def grad_stack(layout):   # the layout is static: bound, not traced
+    return jax.vmap(jax.grad(functools.partial(loss_one, layout=layout), argnums=(0, 1)),
+                    in_axes=(1, 0, None, None), out_axes=(1, 0))
+
   dense_stack = jax.vmap(lazy_adam.dense_step, in_axes=(0, 0, 0, 0, None, 0))
   table = jnp.asarray(deferred_adam.idle_gain_table())
 
@@ -154,6 +157,7 @@ def _deferred_epoch_fn(scorer: Scorer):
                                      count) for j in layout}
     n_rows = {j: params[layout[j][0][0]].shape[1] for j in layout}
     rest = lambda tree: {k: v for k, v in tree.items() if k not in leaves}
+    grads_of = grad_stack(layout)
 
     def step(carry, xs):
       tabs, dense, dmu, dnu, count = carry
@@ -161,7 +165,7 @@ def _deferred_epoch_fn(scorer: Scorer):
       ids = (users[b], items[b])
       rows = {j: jnp.where(m > 0, ids[j], n_rows[j]) for j in layout}
       got = {j: deferred_adam.gather(tabs[j], rows[j], count, lrs, table) for j in layout}
-      grads, gd = grad_stack({j: got[j][0] for j in layout}, dense, ratings[b], m, layout)
+      grads, gd = grads_of({j: got[j][0] for j in layout}, dense, ratings[b], m)
       t = count + 1
       tabs = {j: deferred_adam.rows_step(tabs[j], rows[j], got[j], grads[j], t, lrs,
                                          deferred_adam.repeat_groups(rows[j], n_rows[j]))
