@@ -43,10 +43,15 @@ STAGE_WORK = {
 def main_job_command(like: str, scale: float, workdir: str,
                      extra: Sequence[str] = ()) -> list[str]:
   """The argv of the synthetic main job at ``scale`` of the ``like`` Table 2 counts."""
+  return job_command(["--task=synthetic", f"--like={like}", f"--scale={scale}", *extra],
+                     workdir)
+
+
+def job_command(args: Sequence[str], workdir: str) -> list[str]:
+  """The argv of ``experiments/pfcdr.py <args> --no_cache --workdir=<workdir>``."""
   script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                         "experiments", "pfcdr.py")
-  return [sys.executable, script, "--task=synthetic", f"--like={like}", f"--scale={scale}",
-          "--no_cache", f"--workdir={workdir}", *extra]
+  return [sys.executable, script, *args, "--no_cache", f"--workdir={workdir}"]
 
 
 def vm_hwm_gb(pid: int) -> float | None:
@@ -87,18 +92,26 @@ class _PeakPoller:
 
 def run_main_job(like: str, scale: float, extra: Sequence[str] = (),
                  xla_cache: bool = False) -> dict:
-  """One main job in a child process: wall seconds, its stages, peak memory, sizes.
+  """One synthetic main job in a child process: wall seconds, its stages, peak memory,
+  sizes (:func:`run_job`; ``xla_cache=False``, the default, times it cold)."""
+  return dict(run_job(["--task=synthetic", f"--like={like}", f"--scale={scale}", *extra],
+                      xla_cache=None if xla_cache else "0"), scale=scale)
 
-  ``xla_cache=False`` (default) times it cold: the persistent compilation cache
-  (``pfcdr_jax.infra.xla_cache``) is turned off for the child, so compilation is included.
+
+def run_job(args: Sequence[str], xla_cache: str | None = "0") -> dict:
+  """``experiments/pfcdr.py <args>`` in a child process, timed.
+
+  ``xla_cache``: the child's ``$PFCDR_XLA_CACHE`` ("0": JAX's persistent compilation
+  cache off, so every compile counts; a directory: that cache, empty for a fresh
+  machine's first run or filled by an earlier run; None: the environment's).
 
   Raises:
     RuntimeError: the job failed (its last output lines in the message).
   """
   with tempfile.TemporaryDirectory(prefix="pfcdr_bench_") as workdir:
-    argv = main_job_command(like, scale, os.path.join(workdir, "run"), extra)
+    argv = job_command(args, os.path.join(workdir, "run"))
     t0 = time.perf_counter()
-    env = dict(os.environ) if xla_cache else {**os.environ, "PFCDR_XLA_CACHE": "0"}
+    env = dict(os.environ) if xla_cache is None else {**os.environ, "PFCDR_XLA_CACHE": xla_cache}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     poller = _PeakPoller(proc.pid)
     out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
@@ -107,15 +120,15 @@ def run_main_job(like: str, scale: float, extra: Sequence[str] = (),
     hwm = poller.stop()
     if os.waitstatus_to_exitcode(status) != 0:
       tail = " | ".join(out.strip().splitlines()[-3:])
-      raise RuntimeError(f"main job at scale {scale} failed: {tail}")
+      raise RuntimeError(f"main job {' '.join(args)} failed: {tail}")
     with open(os.path.join(workdir, "run", "results.json")) as f:
       res = json.load(f)
   ds = res["dataset"]
   ratings = ds["source"]["ratings"] + ds["target"]["ratings"]
   users = ds["source"]["users"] + ds["target"]["users"]
   return {
-      "scale": scale, "command": " ".join(argv[1:]).replace(workdir, "<tmp>"),
-      "xla_cache": xla_cache,
+      "command": " ".join(argv[1:]).replace(workdir, "<tmp>"),
+      "xla_cache": xla_cache != "0",
       "wall_s": round(wall, 2), "total_s": res["timings_s"]["total"],
       "stages": {k: v for k, v in res["timings_s"].items() if k != "total"},
       "peak_rss_gb": round(hwm if hwm is not None else usage.ru_maxrss * 1024 / 1e9, 3),

@@ -17,8 +17,6 @@ ratings x d plus one pass over the tables.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
 import time
@@ -29,8 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from pfcdr_jax.baselines import cmf
-from pfcdr_jax.data import synthetic
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
+from benchmarks import common  # pylint: disable=g-import-not-at-top
+from pfcdr_jax.baselines import cmf  # pylint: disable=g-import-not-at-top
+from pfcdr_jax.data import synthetic  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("like", "music2movie", "Synthetic template of the sizes.")
@@ -48,11 +48,7 @@ def joint_list(like: str, scale: float, seed: int):
   (us, ut), (ns, nt), (rs, rt) = sizes["users"], sizes["items"], sizes["ratings"]
   src_rows, tgt_rows, n_all = cmf.joint_user_index(us, ut, sizes["overlap"])
   rng = np.random.default_rng(seed)
-
-  def draw(k, n):
-    w = rng.lognormal(0.0, 1.0, k)
-    return rng.choice(k, size=n, p=w / w.sum()).astype(np.int32)
-
+  draw = lambda k, n: common.popular_ids(rng, k, n)
   rows = np.concatenate([src_rows[draw(us, rs)], tgt_rows[draw(ut, rt)]])
   item = np.concatenate([draw(ns, rs), draw(nt, rt)])
   rating = rng.integers(1, 6, rs + rt).astype(np.float32)
@@ -80,15 +76,11 @@ def time_optimizer(data, optimizer: str, epochs: int, seed: int) -> tuple[dict, 
 def main(argv):
   del argv
   try:
-    scales = [float(s) for s in FLAGS.scales]
-  except ValueError:
-    sys.exit(f"error: --scales must be numbers, got {FLAGS.scales}")
-  if any(not s > 0 for s in scales):
-    sys.exit(f"error: --scales must be > 0, got {FLAGS.scales}")
-  if FLAGS.like not in synthetic.TEMPLATES:
-    sys.exit(f"error: --like={FLAGS.like}: expected one of {sorted(synthetic.TEMPLATES)}")
-  if FLAGS.out and not os.path.isdir(os.path.dirname(os.path.abspath(FLAGS.out))):
-    sys.exit(f"error: --out={FLAGS.out}: its directory does not exist")
+    scales = common.parse_scales(FLAGS.scales)
+    common.check_like(FLAGS.like)
+    common.check_out(FLAGS.out)
+  except ValueError as e:
+    sys.exit(f"error: {e}")
   rows_out = []
   print(f"CMF on {FLAGS.like}'s two domains, batch {cmf.CMFConfig.batch_size}, "
         f"{jax.devices()[0].platform}")
@@ -110,15 +102,13 @@ def main(argv):
           f"{row['max_abs_pred_diff']:.1e}")
   for a, b in zip(rows_out, rows_out[1:]):
     for opt in ("adam", "deferred_adam"):
-      b.setdefault("exponent_vs_ratings", {})[opt] = round(
-          math.log(b[opt]["epoch_s"] / a[opt]["epoch_s"]) / math.log(b["ratings"] / a["ratings"]),
-          3)
+      b.setdefault("exponent_vs_ratings", {})[opt] = round(common.growth_exponent(
+          a[opt]["epoch_s"], b[opt]["epoch_s"], a["ratings"], b["ratings"]), 3)
     print(f"exponent {a['scale']:g} -> {b['scale']:g}: {b['exponent_vs_ratings']}")
   if FLAGS.out:
-    with open(FLAGS.out + ".tmp", "w") as f:
-      json.dump({"command": "python experiments/bench_cmf.py " + " ".join(sys.argv[1:]),
-                 "rows": rows_out}, f, indent=1)
-    os.replace(FLAGS.out + ".tmp", FLAGS.out)
+    common.write_json(FLAGS.out, {
+        "command": "python experiments/bench_cmf.py " + " ".join(sys.argv[1:]),
+        "rows": rows_out})
 
 
 if __name__ == "__main__":

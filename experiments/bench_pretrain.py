@@ -17,8 +17,6 @@ task's size. Deferred Adam's costs ratings x d plus one pass over the tables.
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import resource
 import sys
@@ -30,12 +28,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
+# pylint: disable=g-import-not-at-top
+from benchmarks import common
 from pfcdr_jax.data import synthetic
 from pfcdr_jax.data.splits import DomainData
 from pfcdr_jax.models import scorers
 from pfcdr_jax.models import train
 from pfcdr_jax.models import train_epoch
 from pfcdr_jax.models.heldout import _split_domain
+# pylint: enable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("like", "music2movie", "Synthetic template of the sizes.")
@@ -53,10 +55,7 @@ def source_domain(like: str, scale: float, seed: int) -> DomainData:
   sizes = synthetic.synthetic_sizes(like, scale)
   n_users, n_items, n = sizes["users"][0], sizes["items"][0], sizes["ratings"][0]
   rng = np.random.default_rng(seed)
-
-  def draw(k):
-    w = rng.lognormal(0.0, 1.0, k)
-    return rng.choice(k, size=n, p=w / w.sum()).astype(np.int32)
+  draw = lambda k: common.popular_ids(rng, k, n)
 
   return DomainData(user=draw(n_users), item=draw(n_items),
                     rating=rng.integers(1, 6, n).astype(np.float32),
@@ -90,15 +89,11 @@ def time_optimizer(domain: DomainData, optimizer: str, model: str, epochs: int,
 def main(argv):
   del argv
   try:
-    scales = [float(s) for s in FLAGS.scales]
-  except ValueError:
-    sys.exit(f"error: --scales must be numbers, got {FLAGS.scales}")
-  if any(not s > 0 for s in scales):
-    sys.exit(f"error: --scales must be > 0, got {FLAGS.scales}")
-  if FLAGS.like not in synthetic.TEMPLATES:
-    sys.exit(f"error: --like={FLAGS.like}: expected one of {sorted(synthetic.TEMPLATES)}")
-  if FLAGS.out and not os.path.isdir(os.path.dirname(os.path.abspath(FLAGS.out))):
-    sys.exit(f"error: --out={FLAGS.out}: its directory does not exist")
+    scales = common.parse_scales(FLAGS.scales)
+    common.check_like(FLAGS.like)
+    common.check_out(FLAGS.out)
+  except ValueError as e:
+    sys.exit(f"error: {e}")
   unknown = set(FLAGS.optimizers) - set(train.OPTIMIZERS)
   if unknown:
     sys.exit(f"error: --optimizers: unknown {sorted(unknown)}; expected {train.OPTIMIZERS}")
@@ -127,19 +122,20 @@ def main(argv):
   exponents = {}
   for lo, hi in zip(rows, rows[1:]):
     key = f"{lo['scale']:g}->{hi['scale']:g}"
-    exponents[key] = {o: math.log(hi[o]["epoch_s"] / lo[o]["epoch_s"])
-                      / math.log(hi["ratings"] / lo["ratings"]) for o in FLAGS.optimizers}
+    exponents[key] = {o: common.growth_exponent(lo[o]["epoch_s"], hi[o]["epoch_s"],
+                                                lo["ratings"], hi["ratings"])
+                      for o in FLAGS.optimizers}
     print(f"growth exponent vs ratings {key}: " + ", ".join(
         f"{o} {v:.2f}" for o, v in exponents[key].items()))
   peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   print(f"peak resident memory of this process: {peak_gb:.2f} GB")
   if FLAGS.out:
-    with open(FLAGS.out, "w", encoding="utf-8") as f:
-      json.dump({"like": FLAGS.like, "model": FLAGS.model, "epochs_timed": FLAGS.epochs,
-                 "rows": rows, "exponents": exponents, "peak_rss_gb": peak_gb,
-                 "device": jax.devices()[0].platform,
-                 "command": " ".join(["python experiments/bench_pretrain.py"] + sys.argv[1:])},
-                f, indent=2)
+    common.write_json(FLAGS.out, {
+        "like": FLAGS.like, "model": FLAGS.model, "epochs_timed": FLAGS.epochs,
+        "rows": rows, "exponents": exponents, "peak_rss_gb": peak_gb,
+        "device": jax.devices()[0].platform,
+        "command": " ".join(["python experiments/bench_pretrain.py"] + sys.argv[1:])},
+        indent=2)
 
 
 if __name__ == "__main__":

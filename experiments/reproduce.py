@@ -387,6 +387,34 @@ TARGETS: dict[str, Target] = {
          f"--out={RESULTS}/bench_cmf_music2movie.json",),
         (f"{RESULTS}/bench_cmf_music2movie.json",), "not recorded", False,
         "one CMF training epoch, dense vs deferred Adam, side by side"),
+    "bench_main_jobs": Target(
+        ("python experiments/bench_main_jobs.py --jobs=comedy2drama,synthetic:music2movie:1 "
+         f"--repeats=3 --out={RESULTS}/bench_main_jobs.json",),
+        (f"{RESULTS}/bench_main_jobs.json",), "12 min", False,
+        "the main jobs' wall time, cold (an empty XLA cache) and warm, 3 interleaved runs "
+        "each; needs an otherwise idle machine"),
+    "bench_concurrent_pretraining": Target(
+        ("python experiments/bench_concurrent_pretraining.py --task=synthetic "
+         "--like=music2movie --scale=1 --reps=3 "
+         f"--out={RESULTS}/bench_concurrent_pretraining_music2movie.json",),
+        (f"{RESULTS}/bench_concurrent_pretraining_music2movie.json",), "3 min", False,
+        "both domains' pretraining one after the other vs at the same time, cold, 3 rounds"),
+    "bench_floors": Target(
+        ("python experiments/bench_floors.py --like=music2movie --scales=1,3 --reps=7 "
+         f"--out={RESULTS}/bench_floors_music2movie.json",),
+        (f"{RESULTS}/bench_floors_music2movie.json",), "1 min", False,
+        "the floors' growth 1 -> 3 x music2movie: medians of 7 interleaved runs, and the "
+        "range of the per-round exponents"),
+    "bench_k_grid": Target(
+        (f"python experiments/bench_k_grid.py --out={RESULTS}/bench_k_grid_music2movie.json",),
+        (f"{RESULTS}/bench_k_grid_music2movie.json",), "1 min", False,
+        "the K grid's neighbour means, host sort vs device search, random arrays of the "
+        "main job's validation shape"),
+    "cmf_optimizers": Target(
+        ("python experiments/cmf_optimizers.py --task=comedy2drama --num_seeds=5 "
+         f"--out={RESULTS}/cmf_optimizers_comedy2drama.json",),
+        (f"{RESULTS}/cmf_optimizers_comedy2drama.json",), "not recorded", False,
+        "CMF's cold-start MAE under dense and deferred Adam, 5 seeds paired"),
     "bench_music2movie": Target(
         ("python experiments/bench.py --like=music2movie --scale=1.0 --scaling=0.1,0.3,1 "
          "--out=runs/bench_scale1.json",

@@ -32,6 +32,28 @@ def global_mean_predict(train_rating: np.ndarray, n_test: int) -> np.ndarray:
     return np.full(n_test, mean, dtype=np.float32)
 
 
+def grouped_sums(idx: np.ndarray, values: np.ndarray, n: int,
+                 center: float) -> tuple[np.ndarray, np.ndarray]:
+  """``(count int64[n], sum float64[n])`` of ``values - center`` per index (ItemMean's
+  sums with ``center`` 0, BiasFloor's residuals).
+
+  In chunks of ``max(2^18, n)`` ratings, so the float64 temporaries of a chunk stay in
+  cache: on 2 CPU cores two ``bincount``s over random items of music2movie's target
+  shape grow 1.60 from 1x to 3x whole and 1.14 in chunks (and take half the time at 3x).
+  The sums are added chunk by chunk in float64: for ratings that are multiples of 1/2
+  (every rating scale here) each partial sum is exact, so the result is one
+  ``bincount``'s bit for bit; for others the order changes only the last bits.
+  """
+  chunk = max(1 << 18, n)
+  count, total = np.zeros(n, np.int64), np.zeros(n, np.float64)
+  for lo in range(0, len(idx), chunk):
+    part = idx[lo:lo + chunk]
+    count += np.bincount(part, minlength=n)
+    total += np.bincount(part, weights=values[lo:lo + chunk].astype(np.float64) - center,
+                         minlength=n)
+  return count, total
+
+
 def item_mean_predict(train_item: np.ndarray, train_rating: np.ndarray,
                       test_item: np.ndarray, n_items: int) -> np.ndarray:
   """Predicts each test item's mean target training rating.
@@ -48,8 +70,7 @@ def item_mean_predict(train_item: np.ndarray, train_rating: np.ndarray,
   Returns:
     float32[T] predictions.
   """
-  sums = np.bincount(train_item, weights=train_rating, minlength=n_items)
-  counts = np.bincount(train_item, minlength=n_items)
+  counts, sums = grouped_sums(train_item, train_rating, n_items, 0.0)
   global_mean = float(np.mean(train_rating))
   means = np.where(counts > 0, sums / np.maximum(counts, 1), global_mean)
   n_fallback = int(np.sum(counts[test_item] == 0))

@@ -352,3 +352,132 @@ def test_compare_commits_reads_existing_runs_and_reports_identity(tmp_path):
                         f"--out={out}"], cwd=ROOT, capture_output=True, text=True,
                        timeout=120)
   assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error: git")
+
+
+def test_bench_common_checks_and_exponent(tmp_path):
+  from benchmarks import common
+  assert common.parse_scales(["1", "3"], at_least=2) == [1.0, 3.0]
+  for bad, match in ((["x"], "must be numbers"), (["0"], "must be > 0"),
+                     (["1", "1"], "at least 2 different")):
+    with pytest.raises(ValueError, match=match):
+      common.parse_scales(bad, at_least=2)
+  with pytest.raises(ValueError, match="--like=nowhere"):
+    common.check_like("nowhere")
+  with pytest.raises(ValueError, match="its directory does not exist"):
+    common.check_out(str(tmp_path / "none" / "x.json"))
+  assert common.growth_exponent(1.0, 9.0, 10, 30) == pytest.approx(2.0)
+  ids = common.popular_ids(np.random.default_rng(0), 50, 1000)
+  assert ids.dtype == np.int32 and ids.min() >= 0 and ids.max() < 50
+  calls = []
+  times = common.interleaved_times({"a": lambda: calls.append("a"),
+                                    "b": lambda: calls.append("b")}, reps=3)
+  assert calls == ["a", "b"] * 3 and all(len(v) == 3 for v in times.values())
+  assert common.spread([3.0, 1.0, 2.0]) == {"median_s": 2.0, "min_s": 1.0, "max_s": 3.0}
+  out = tmp_path / "x.json"
+  common.write_json(str(out), {"k": 1})
+  assert json.loads(out.read_text()) == {"k": 1} and not (tmp_path / "x.json.tmp").exists()
+
+
+def test_bench_floors_writes_medians_and_exponents(tmp_path):
+  out = tmp_path / "floors.json"
+  script = str(ROOT / "experiments" / "bench_floors.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--scales=0.003,0.009", "--reps=3",
+                         f"--out={out}"], capture_output=True, text=True, timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  assert set(res["floors"]) == {"GlobalMean", "ItemMean", "BiasFloor"}
+  r = res["ratings"]
+  for entry in res["floors"].values():
+    small, large = entry["runs"]["0.003"], entry["runs"]["0.009"]
+    assert len(small["seconds"]) == len(large["seconds"]) == 3
+    assert small["median_s"] == pytest.approx(float(np.median(small["seconds"])), abs=1e-4)
+    want = np.log(large["median_s"] / small["median_s"]) / np.log(r["0.009"] / r["0.003"])
+    assert entry["exponent_of_medians"] == pytest.approx(want, abs=0.05)
+    lo, mid, hi = (entry["exponent_per_round"][k] for k in ("min", "median", "max"))
+    assert lo <= mid <= hi
+  bad = subprocess.run([sys.executable, script, "--scales=1", f"--out={out}"],
+                       capture_output=True, text=True, timeout=300, env=env)
+  assert bad.returncode != 0
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: --scales needs at least 2")
+
+
+def test_bench_k_grid_times_both_paths_and_they_agree(tmp_path):
+  out = tmp_path / "k_grid.json"
+  script = str(ROOT / "experiments" / "bench_k_grid.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--cold_users=40", "--targets=3000",
+                         "--reps=2", f"--out={out}"], capture_output=True, text=True,
+                        timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  assert set(res["paths"]) == {"host_sort", "device"}
+  assert all(len(p["seconds"]) == 2 for p in res["paths"].values())
+  assert len(res["ks"]) > 3 and max(res["ks"]) <= res["shape"]["valid"]
+  assert res["max_abs_diff"] < 2e-6 and res["same_means_tied"] is True
+  bad = subprocess.run([sys.executable, script, f"--out={tmp_path}/none/x.json"],
+                       capture_output=True, text=True, timeout=300, env=env)
+  assert bad.returncode != 0
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: --out=")
+
+
+def test_cmf_optimizers_pairs_the_two_over_seeds(tmp_path):
+  out = tmp_path / "cmf.json"
+  script = str(ROOT / "experiments" / "cmf_optimizers.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--task=synthetic", "--scale=0.002",
+                         "--num_seeds=2", f"--out={out}"], capture_output=True, text=True,
+                        timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  assert [r["seed"] for r in res["per_seed"]] == [0, 1] and res["synthetic"] is True
+  mae = res["summary"]["mae"]
+  diffs = [r["deferred_adam"]["mae"] - r["adam"]["mae"] for r in res["per_seed"]]
+  assert mae["deferred_minus_adam"]["mean_diff"] == pytest.approx(np.mean(diffs), abs=1e-9)
+  lo, hi = mae["deferred_minus_adam"]["ci95"]
+  assert lo <= mae["deferred_minus_adam"]["mean_diff"] <= hi
+  assert abs(mae["deferred_minus_adam"]["mean_diff"]) < 1e-3
+  bad = subprocess.run([sys.executable, script, "--task=synthetic", "--like=nowhere",
+                        f"--out={out}"], capture_output=True, text=True, timeout=300, env=env)
+  assert bad.returncode != 0
+  assert bad.stderr.strip().splitlines()[-1].startswith("error: --like=nowhere")
+
+
+def test_bench_main_jobs_times_cold_and_warm_runs(tmp_path):
+  out = tmp_path / "jobs.json"
+  script = str(ROOT / "experiments" / "bench_main_jobs.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--jobs=synthetic:music2movie:0.003",
+                         "--repeats=1", f"--out={out}"], capture_output=True, text=True,
+                        timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  job = res["jobs"]["synthetic:music2movie:0.003"]
+  assert set(job) == {"cold", "warm"}
+  for cond in job.values():
+    assert len(cond["wall_s"]) == 1 and cond["wall"]["median_s"] == cond["wall_s"][0]
+    assert "--scale=0.003" in cond["command"] and "pretrain_source" in cond["stages_median_s"]
+  # The cache holds the same executables: the runs' results are the same.
+  assert job["cold"]["pfcdr_mae"] == job["warm"]["pfcdr_mae"]
+  for jobs, says in (("nowhere", "error: --jobs: 'nowhere'"),
+                     ("synthetic:music2movie", "error: --jobs: 'synthetic:music2movie'")):
+    bad = subprocess.run([sys.executable, script, f"--jobs={jobs}", f"--out={out}"],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith(says)
+
+
+def test_bench_concurrent_pretraining_gives_the_same_params_both_ways(tmp_path):
+  out = tmp_path / "conc.json"
+  script = str(ROOT / "experiments" / "bench_concurrent_pretraining.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--task=synthetic", "--scale=0.003",
+                         "--epochs=3", "--reps=2", f"--out={out}"], capture_output=True,
+                        text=True, timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  assert set(res["ways"]) == {"sequential", "concurrent"}
+  assert all(len(w["seconds"]) == 2 for w in res["ways"].values())
+  assert res["same_params"] is True and res["task"] == "synthetic"
+  med = {w: float(np.median(v["seconds"])) for w, v in res["ways"].items()}
+  assert res["concurrent_over_sequential"] == pytest.approx(
+      med["concurrent"] / med["sequential"], abs=2e-3)

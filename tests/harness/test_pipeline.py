@@ -76,6 +76,52 @@ def test_pipeline_same_seed_same_results_without_cache(tmp_path):
   assert not (tmp_path / "a" / "cache").exists()
 
 
+def test_concurrent_pretraining_changes_no_number(tmp_path, monkeypatch):
+  # The two domains pretrain at the same time on one device (stages.pretrain_concurrently)
+  # or one after the other: the same results, the stages recorded in the same order,
+  # and the total is the run's wall span (less than the stages' sum when they overlap).
+  from pfcdr_jax.harness import stages
+  cfg = _small_cfg(cache__enabled=False, topk__k="0.1")
+  runs = {}
+  for concurrent in (True, False):
+    monkeypatch.setattr(stages, "CONCURRENT_PRETRAINING", concurrent)
+    assert stages.pretrain_concurrently() is concurrent
+    runs[concurrent] = pipeline.run_pfcdr(cfg, tmp_path / str(concurrent))
+  assert runs[True]["methods"] == runs[False]["methods"]
+  assert runs[True]["selected"] == runs[False]["selected"]
+  for res in runs.values():
+    t = res["timings_s"]
+    assert list(t)[:3] == ["data", "pretrain_source", "pretrain_target"]
+    assert 0 < t["total"] <= sum(v for k, v in t.items() if k != "total") + 1.0
+  seq = runs[False]["timings_s"]
+  assert seq["total"] >= sum(v for k, v in seq.items() if k != "total") - 1e-2
+
+
+def test_in_threads_returns_in_order_and_raises_the_callers_errors():
+  from pfcdr_jax.harness import stages
+  assert stages._in_threads({"a": lambda: 1, "b": lambda: 2}) == {"a": 1, "b": 2}
+  finished = []
+
+  def slow_ok():
+    import time
+    time.sleep(0.2)
+    finished.append("b")
+    return 2
+
+  def boom():
+    raise ValueError("a failed")
+
+  with pytest.raises(ValueError, match="a failed"):
+    stages._in_threads({"a": boom, "b": slow_ok})
+  assert finished == ["b"]          # the other call finished before the error surfaced
+
+  def boom_b():
+    raise RuntimeError("b failed")
+
+  with pytest.raises(RuntimeError, match="b failed"):
+    stages._in_threads({"a": lambda: 1, "b": boom_b})
+
+
 def _write_custom_tsv(tmp_path, target_counts=None):
   """60 users x 30 items per domain, a planted shared user factor; each user rates 8
   source items and ``target_counts[u]`` (default 8) target items."""
