@@ -36,7 +36,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _run(arm: str, code_dir: str, seed: int, env: dict) -> dict:
-  out = os.path.join(FLAGS.workdir, arm, f"s{seed}")
+  # Absolute: the old arm runs in its worktree, not here.
+  out = os.path.join(os.path.abspath(FLAGS.workdir), arm, f"s{seed}")
   results = os.path.join(out, "results.json")
   if not os.path.exists(results):
     cmd = [sys.executable, "experiments/pfcdr.py", f"--task={FLAGS.task}",
@@ -47,6 +48,8 @@ def _run(arm: str, code_dir: str, seed: int, env: dict) -> dict:
     if proc.returncode != 0:
       tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
       raise RuntimeError(f"{arm} seed {seed} failed ({proc.returncode}): {tail}")
+  if not os.path.exists(results):
+    raise RuntimeError(f"{arm} seed {seed} wrote no {results}")
   with open(results) as f:
     return json.load(f)
 

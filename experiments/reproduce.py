@@ -382,6 +382,17 @@ TARGETS: dict[str, Target] = {
         (f"{RESULTS}/compare_a5c7f8a_comedy2drama.json",
          f"{RESULTS}/compare_a5c7f8a_music2movie_scale1.json"), "4 + 19 min", False,
         "main job at the 2026-12-06 session's start vs now, 10 seeds: same results?"),
+    "compare_10eb0b8": Target(
+        ("python experiments/compare_commits.py --old=10eb0b8 --task=comedy2drama "
+         "--num_seeds=10 --workdir=runs/cmp10_c2d "
+         f"--out={RESULTS}/compare_10eb0b8_comedy2drama.json",
+         "python experiments/compare_commits.py --old=10eb0b8 --task=synthetic "
+         "--args=like=music2movie,scale=1.0 --num_seeds=3 --workdir=runs/cmp10_m2m "
+         f"--out={RESULTS}/compare_10eb0b8_music2movie_scale1.json"),
+        (f"{RESULTS}/compare_10eb0b8_comedy2drama.json",
+         f"{RESULTS}/compare_10eb0b8_music2movie_scale1.json"), "4 + 6 min", False,
+        "main job at the fourth 2026-12-06 session's start vs now (concurrent pretraining, "
+        "ItemMean's chunked sums): same results?"),
     "bench_cmf": Target(
         ("python experiments/bench_cmf.py --like=music2movie --scales=0.1,0.3,1 --epochs=2 "
          f"--out={RESULTS}/bench_cmf_music2movie.json",),
