@@ -404,12 +404,13 @@ TARGETS: dict[str, Target] = {
         (f"{RESULTS}/bench_main_jobs.json",), "12 min", False,
         "the main jobs' wall time, cold (an empty XLA cache) and warm, 3 interleaved runs "
         "each; needs an otherwise idle machine"),
-    "bench_concurrent_pretraining": Target(
-        ("python experiments/bench_concurrent_pretraining.py --task=synthetic "
+    "bench_concurrent_domains": Target(
+        ("python experiments/bench_concurrent_domains.py --task=synthetic "
          "--like=music2movie --scale=1 --reps=3 "
-         f"--out={RESULTS}/bench_concurrent_pretraining_music2movie.json",),
-        (f"{RESULTS}/bench_concurrent_pretraining_music2movie.json",), "3 min", False,
-        "both domains' pretraining one after the other vs at the same time, cold, 3 rounds"),
+         f"--out={RESULTS}/bench_concurrent_domains_music2movie.json",),
+        (f"{RESULTS}/bench_concurrent_domains_music2movie.json",), "5 min", False,
+        "both domains' pretraining, then inversion, one after the other vs at the same "
+        "time, cold, 3 rounds"),
     "bench_floors": Target(
         ("python experiments/bench_floors.py --like=music2movie --scales=1,3 --reps=7 "
          f"--out={RESULTS}/bench_floors_music2movie.json",),

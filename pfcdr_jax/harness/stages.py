@@ -57,7 +57,7 @@ class Recorder:
   def wall_s(self) -> float:
     """Seconds from the first stage's start to the last one's end: the stages' sum
     when they run one after another (plus the work between them), less when some
-    overlap (the two pretrainings, :func:`pretrain_concurrently`)."""
+    overlap (the two domains' pretrainings and inversions, :func:`domains_concurrently`)."""
     return self._span[1] - self._span[0] if len(self._span) == 2 else 0.0
 
   @contextlib.contextmanager
@@ -158,7 +158,7 @@ def prepare(cfg: PFCDRConfig, workdir: str | Path, rec: Recorder | None = None,
 
   jobs = {"source": (data.source, keys.pretrain_source),
           "target": (data.target_train, keys.pretrain_target)}
-  if pretrain_concurrently():
+  if domains_concurrently():
     done = _in_threads({name: functools.partial(pretrain_stage, name, *job)
                         for name, job in jobs.items()})
     for name in jobs:   # the stages' records in their usual order
@@ -172,20 +172,22 @@ def prepare(cfg: PFCDRConfig, workdir: str | Path, rec: Recorder | None = None,
                    profile)
 
 
-# The two domains' pretrainings are independent until the prototypes: on one device
-# they run at the same time, one in a second thread. XLA's CPU kernels leave part of
-# the cores idle (a scan of small steps) and each compile uses one core, so on 2 CPU
-# cores music2movie's two pretrainings took 21.9 s together against 27.4 s one after
-# the other, cold (BUILD_NOTES § 9), with the same parameters bit for bit. Each stage's
-# seconds are then its own wall time, overlapping the other's. Several devices or
-# processes keep the order (their collectives must be issued in the same order
-# everywhere).
-CONCURRENT_PRETRAINING = True
+# The two domains' pretrainings are independent, and so are their inversions: on one
+# device each pair runs at the same time, the target's in a second thread. XLA's CPU
+# kernels leave part of the cores idle (a scan of small steps) and each compile uses
+# one core, so on 2 CPU cores music2movie's two pretrainings took 25.8 s together
+# against 29.7 s one after the other, and its two inversions 8.5 s against 9.8 s, cold
+# (experiments/bench_concurrent_domains.py, BUILD_NOTES § 9), with the same parameters
+# and prototypes bit for bit. Each stage's seconds are then
+# its own wall time, overlapping the other's. Several devices or processes keep the
+# order (their collectives must be issued in the same order everywhere).
+CONCURRENT_DOMAINS = True
 
 
-def pretrain_concurrently() -> bool:
-  """Whether :func:`prepare` pretrains the two domains at the same time."""
-  return CONCURRENT_PRETRAINING and jax.process_count() == 1 and jax.device_count() == 1
+def domains_concurrently() -> bool:
+  """Whether :func:`prepare` pretrains, and :func:`run_prototypes` inverts, the two
+  domains at the same time."""
+  return CONCURRENT_DOMAINS and jax.process_count() == 1 and jax.device_count() == 1
 
 
 def _in_threads(calls: dict[str, Any]) -> dict[str, Any]:
@@ -226,10 +228,18 @@ def run_prototypes(run: RunInputs, cfg: PFCDRConfig, workdir: str | Path,
   """Both domains' prototypes of a prepared run (cached)."""
   rec = rec or Recorder(None)
   cache = stage_cache(cfg, workdir)
-  out = {}
-  for name in ("source", "target"):
+
+  def inversion_stage(name):
     with rec.stage(f"inversion_{name}") as r:
-      out[name] = _prototype_stage(run, cfg, cache, name, r)
+      return _prototype_stage(run, cfg, cache, name, r)
+
+  calls = {name: functools.partial(inversion_stage, name) for name in ("source", "target")}
+  if domains_concurrently():
+    out = _in_threads(calls)
+    for name in calls:   # the stages' records in their usual order
+      rec.timings[f"inversion_{name}"] = rec.timings.pop(f"inversion_{name}")
+  else:
+    out = {name: call() for name, call in calls.items()}
   return method_lib.Prototypes(out["source"], out["target"])
 
 

@@ -76,22 +76,24 @@ def test_pipeline_same_seed_same_results_without_cache(tmp_path):
   assert not (tmp_path / "a" / "cache").exists()
 
 
-def test_concurrent_pretraining_changes_no_number(tmp_path, monkeypatch):
-  # The two domains pretrain at the same time on one device (stages.pretrain_concurrently)
-  # or one after the other: the same results, the stages recorded in the same order,
-  # and the total is the run's wall span (less than the stages' sum when they overlap).
+def test_concurrent_domains_change_no_number(tmp_path, monkeypatch):
+  # The two domains pretrain, and then invert, at the same time on one device
+  # (stages.domains_concurrently) or one after the other: the same results, the stages
+  # recorded in the same order, and the total is the run's wall span (less than the
+  # stages' sum when they overlap).
   from pfcdr_jax.harness import stages
   cfg = _small_cfg(cache__enabled=False, topk__k="0.1")
   runs = {}
   for concurrent in (True, False):
-    monkeypatch.setattr(stages, "CONCURRENT_PRETRAINING", concurrent)
-    assert stages.pretrain_concurrently() is concurrent
+    monkeypatch.setattr(stages, "CONCURRENT_DOMAINS", concurrent)
+    assert stages.domains_concurrently() is concurrent
     runs[concurrent] = pipeline.run_pfcdr(cfg, tmp_path / str(concurrent))
   assert runs[True]["methods"] == runs[False]["methods"]
   assert runs[True]["selected"] == runs[False]["selected"]
   for res in runs.values():
     t = res["timings_s"]
-    assert list(t)[:3] == ["data", "pretrain_source", "pretrain_target"]
+    assert list(t)[:5] == ["data", "pretrain_source", "pretrain_target", "inversion_source",
+                           "inversion_target"]
     assert 0 < t["total"] <= sum(v for k, v in t.items() if k != "total") + 1.0
   seq = runs[False]["timings_s"]
   assert seq["total"] >= sum(v for k, v in seq.items() if k != "total") - 1e-2
