@@ -161,15 +161,39 @@ def growth_exponents(rows: list[dict]) -> dict:
   return out
 
 
+def median_run(rows: list[dict]) -> dict:
+  """One row standing for repeated runs of one job: the median wall, total and stage
+  seconds, the highest peak, and every run's wall seconds (``wall_s_runs``)."""
+  out = dict(rows[0])
+  med = lambda xs: round(float(np.median(xs)), 3)
+  out["wall_s"] = med([r["wall_s"] for r in rows])
+  out["total_s"] = med([r["total_s"] for r in rows])
+  out["stages"] = {k: med([r["stages"][k] for r in rows]) for k in rows[0]["stages"]}
+  out["peak_rss_gb"] = max(r["peak_rss_gb"] for r in rows)
+  out["repeats"] = len(rows)
+  out["wall_s_runs"] = [r["wall_s"] for r in rows]
+  return out
+
+
 def scaling(like: str, scales: Sequence[float], extra: Sequence[str] = (),
-            log: Callable[[str], None] | None = None) -> dict:
-  """``bench.json["scaling"]``: the main job at each scale, and the growth exponents."""
-  rows = []
-  for s in scales:
-    rows.append(run_main_job(like, s, extra))
-    if log is not None:
-      log(f"scaling: scale {s}: {rows[-1]['total_s']:.1f}s, peak {rows[-1]['peak_rss_gb']} GB")
-  return {"like": like, "runs": rows, "growth_exponents": growth_exponents(rows)}
+            log: Callable[[str], None] | None = None, repeats: int = 1) -> dict:
+  """``bench.json["scaling"]``: the main job at each scale, and the growth exponents.
+
+  With ``repeats`` > 1 every scale runs that many times, the rounds interleaved over
+  the scales (0.3, 1, 3, 0.3, 1, 3, ...), and each row holds the medians
+  (:func:`median_run`): a stage of a tenth of a second moves by tens of percent from
+  one run to the next, and so would its exponent from a single run.
+  """
+  runs: dict[float, list[dict]] = {s: [] for s in scales}
+  for _ in range(repeats):
+    for s in scales:
+      runs[s].append(run_main_job(like, s, extra))
+      if log is not None:
+        log(f"scaling: scale {s}: {runs[s][-1]['total_s']:.1f}s, "
+            f"peak {runs[s][-1]['peak_rss_gb']} GB")
+  rows = [median_run(runs[s]) if repeats > 1 else runs[s][0] for s in scales]
+  return {"like": like, "repeats": repeats, "runs": rows,
+          "growth_exponents": growth_exponents(rows)}
 
 
 def compare_cell_dirs(dir_a: str, dir_b: str, method: str = "PFCDR") -> dict:

@@ -8,8 +8,10 @@ full protocol) once per scale, each in its own process with XLA's persistent cac
 (``benchmarks.pipeline.run_main_job``: stage seconds from its ``results.json``, peak
 memory its own ``VmHWM``), and fits each stage's growth exponent against the work it
 must touch over all scales and between each consecutive pair (the pair 1 -> 3 is where
-start-up no longer dominates). ``--also=<like>:<scale>`` adds single runs of other
-templates (e.g. the paper's largest task). Writes ``{"scaling": ..., "also": [...]}``.
+start-up no longer dominates). ``--repeats=R`` runs each scale R times, interleaved, and
+fits the exponents on the medians (the sub-second stages move by tens of percent
+between single runs). ``--also=<like>:<scale>`` adds single runs of other templates
+(e.g. the paper's largest task). Writes ``{"scaling": ..., "also": [...]}``.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("like", "music2movie", "Template of the scaled runs.")
 flags.DEFINE_list("scales", ["0.3", "1", "3"], "Scales of the template.")
 flags.DEFINE_list("also", [], "Extra single runs, <like>:<scale> each.")
+flags.DEFINE_integer("repeats", 1, "Runs of each scale (interleaved); the rows hold the "
+                     "medians.", lower_bound=1)
 flags.DEFINE_string("out", None, "Output JSON.", required=True)
 
 
@@ -55,7 +59,7 @@ def main(argv):
     scales, also = _parse()
   except ValueError as e:
     sys.exit(f"error: {e}")
-  res = benchmarks_pipeline.scaling(FLAGS.like, scales, log=print)
+  res = benchmarks_pipeline.scaling(FLAGS.like, scales, log=print, repeats=FLAGS.repeats)
   runs = res["runs"]
   res["pairwise_exponents"] = {
       f"{a['scale']:g}->{b['scale']:g}": benchmarks_pipeline.growth_exponents([a, b])

@@ -187,17 +187,26 @@ def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int,
     anchor[rows] = True
   else:
     logging.warning("synthetic: too few ratings to cover all %d items", n_items)
+  # Rows to check: all of them first, then only the rows of users that had a row
+  # redrawn (no other user's rows changed). Kept in row order, the stable sort of a
+  # subset of whole users lists its repeats exactly as the sort of all rows would, so
+  # the redraws, and the data, are the same as checking every row every time (the
+  # later passes were ~80 % of the generator's time at 3x music2movie).
+  rows = np.arange(len(users))
   for it in range(200):
-    key = users * n_items + items
+    key = users[rows] * n_items + items[rows]
     # Sorted by key, anchors first within a key, so only non-anchors repeat.
-    order = np.lexsort((~anchor, key))
+    order = np.lexsort((~anchor[rows], key))
     sorted_key = key[order]
-    dup = order[1:][sorted_key[1:] == sorted_key[:-1]]
+    dup = rows[order[1:][sorted_key[1:] == sorted_key[:-1]]]
     if len(dup) == 0:
       return items
     # Drift towards uniform so users with many popular items converge.
     mix = min(1.0, it / 10)
     items[dup] = rng.choice(n_items, size=len(dup), p=(1 - mix) * pop + mix * uniform)
+    redrawn = np.zeros(len(counts), dtype=bool)
+    redrawn[users[dup]] = True
+    rows = np.flatnonzero(redrawn[users])
   raise RuntimeError("could not draw distinct items per user")
 
 

@@ -484,3 +484,23 @@ def test_bench_concurrent_domains_gives_the_same_outputs_both_ways(tmp_path):
     med = {w: float(np.median(v["seconds"])) for w, v in entry["ways"].items()}
     assert entry["concurrent_over_sequential"] == pytest.approx(
         med["concurrent"] / med["sequential"], abs=2e-3)
+
+
+def test_scaling_repeats_interleave_and_report_medians(monkeypatch):
+  calls = []
+
+  def fake_job(like, scale, extra=()):
+    calls.append(scale)
+    k = sum(1 for c in calls if c == scale)          # this scale's k-th run
+    secs = scale * (1.0 + 0.1 * k)
+    return {"scale": scale, "wall_s": secs + 1, "total_s": secs, "peak_rss_gb": k,
+            "stages": {"data": secs}, "ratings": int(scale * 1000), "users": 10,
+            "items": 10, "cold_users": 1}
+
+  monkeypatch.setattr(benchmark_pipeline, "run_main_job", fake_job)
+  res = benchmark_pipeline.scaling("music2movie", [1.0, 3.0], repeats=3)
+  assert calls == [1.0, 3.0] * 3
+  lo, hi = res["runs"]
+  assert lo["repeats"] == 3 and lo["stages"]["data"] == pytest.approx(1.2)
+  assert hi["wall_s_runs"] == pytest.approx([4.3, 4.6, 4.9]) and hi["peak_rss_gb"] == 3
+  assert res["growth_exponents"]["data"]["vs_ratings"] == pytest.approx(1.0, abs=1e-3)
