@@ -81,7 +81,7 @@ def main(argv):
          "ratings": {n: int(jobs[n][0].rating.size) for n in jobs}, "reps": FLAGS.reps}
   for stage, one in (("pretraining", train_one), ("inversion", invert_one)):
     ways = {"sequential": lambda one=one: {n: one(n) for n in jobs},
-            "concurrent": lambda one=one: stages._in_threads(  # pylint: disable=protected-access
+            "concurrent": lambda one=one: stages.in_threads(
                 {n: functools.partial(one, n) for n in jobs})}
     times = {w: [] for w in ways}
     digests = {w: set() for w in ways}

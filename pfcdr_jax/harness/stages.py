@@ -51,27 +51,27 @@ class Recorder:
     self.workdir = None if workdir is None else Path(workdir)
     self.path = None if workdir is None else self.workdir / "metrics.jsonl"
     self.timings: dict[str, float] = {}
-    self._span: list[float] = []     # the first stage's start, the last one's end
+    self._start: float | None = None   # the first stage's start
+    self._end: float | None = None     # the last stage's end
 
   @property
   def wall_s(self) -> float:
     """Seconds from the first stage's start to the last one's end: the stages' sum
     when they run one after another (plus the work between them), less when some
     overlap (the two domains' pretrainings and inversions, :func:`domains_concurrently`)."""
-    return self._span[1] - self._span[0] if len(self._span) == 2 else 0.0
+    return 0.0 if self._end is None else self._end - self._start
 
   @contextlib.contextmanager
   def stage(self, name: str) -> Iterator[dict[str, Any]]:
     """``with rec.stage("bridge") as r: r["train_mse"] = ...``; written on success."""
     log.debug("stage %s ...", name)
     t0 = time.perf_counter()
-    if not self._span:
-      self._span.append(t0)
+    self._start = t0 if self._start is None else self._start
     record: dict[str, Any] = {}
     yield record
     t1 = time.perf_counter()
     dt = t1 - t0
-    self._span[1:] = [max(t1, self._span[1]) if len(self._span) == 2 else t1]
+    self._end = t1 if self._end is None else max(self._end, t1)
     self.timings[name] = round(dt, 3)
     if self.path is None:
       return
@@ -150,21 +150,15 @@ def prepare(cfg: PFCDRConfig, workdir: str | Path, rec: Recorder | None = None,
     log.warning("data profile: %s", line)
   scorer = scorer_of(cfg)
 
-  def pretrain_stage(name, domain, key):
-    with rec.stage(f"pretrain_{name}") as r:
-      out = pretrain(scorer, domain, cfg, key, cache,
-                     pretrain_cache_key(cfg, data_hash, name), name, r)
-    return out, r
-
   jobs = {"source": (data.source, keys.pretrain_source),
           "target": (data.target_train, keys.pretrain_target)}
-  if domains_concurrently():
-    done = _in_threads({name: functools.partial(pretrain_stage, name, *job)
-                        for name, job in jobs.items()})
-    for name in jobs:   # the stages' records in their usual order
-      rec.timings[f"pretrain_{name}"] = rec.timings.pop(f"pretrain_{name}")
-  else:
-    done = {name: pretrain_stage(name, *job) for name, job in jobs.items()}
+
+  def pretrain_stage(name, r):
+    domain, key = jobs[name]
+    return pretrain(scorer, domain, cfg, key, cache,
+                    pretrain_cache_key(cfg, data_hash, name), name, r), r
+
+  done = _each_domain(rec, "pretrain", pretrain_stage)
   for name, (_, r) in done.items():
     stage = f"pretrain_{name}"
     _gate({stage: sanity_lib.pretrain_record(r)}, (stage,), cfg, {stage: r})
@@ -178,9 +172,9 @@ def prepare(cfg: PFCDRConfig, workdir: str | Path, rec: Recorder | None = None,
 # one core, so on 2 CPU cores music2movie's two pretrainings took 25.8 s together
 # against 29.7 s one after the other, and its two inversions 8.5 s against 9.8 s, cold
 # (experiments/bench_concurrent_domains.py, BUILD_NOTES § 9), with the same parameters
-# and prototypes bit for bit. Each stage's seconds are then
-# its own wall time, overlapping the other's. Several devices or processes keep the
-# order (their collectives must be issued in the same order everywhere).
+# and prototypes bit for bit. Each stage's seconds are then its own wall time,
+# overlapping the other's. Several devices or processes keep the order (their
+# collectives must be issued in the same order everywhere).
 CONCURRENT_DOMAINS = True
 
 
@@ -190,7 +184,24 @@ def domains_concurrently() -> bool:
   return CONCURRENT_DOMAINS and jax.process_count() == 1 and jax.device_count() == 1
 
 
-def _in_threads(calls: dict[str, Any]) -> dict[str, Any]:
+def _each_domain(rec: Recorder, stage: str, fn) -> dict[str, Any]:
+  """``{name: fn(name, record)}`` for the source and the target domain, each inside its
+  ``<stage>_<name>`` record: at the same time where :func:`domains_concurrently`, the
+  records then put back in their usual order (source first)."""
+  def one(name):
+    with rec.stage(f"{stage}_{name}") as r:
+      return fn(name, r)
+
+  names = ("source", "target")
+  if not domains_concurrently():
+    return {name: one(name) for name in names}
+  out = in_threads({name: functools.partial(one, name) for name in names})
+  for name in names:
+    rec.timings[f"{stage}_{name}"] = rec.timings.pop(f"{stage}_{name}")
+  return out
+
+
+def in_threads(calls: dict[str, Any]) -> dict[str, Any]:
   """``{name: call()}``: the first call in this thread, the others each in a daemon
   thread. An exception of the first call is raised once the others have finished (an
   interrupt at once: daemon threads do not hold a killed run); else the first
@@ -229,17 +240,8 @@ def run_prototypes(run: RunInputs, cfg: PFCDRConfig, workdir: str | Path,
   rec = rec or Recorder(None)
   cache = stage_cache(cfg, workdir)
 
-  def inversion_stage(name):
-    with rec.stage(f"inversion_{name}") as r:
-      return _prototype_stage(run, cfg, cache, name, r)
-
-  calls = {name: functools.partial(inversion_stage, name) for name in ("source", "target")}
-  if domains_concurrently():
-    out = _in_threads(calls)
-    for name in calls:   # the stages' records in their usual order
-      rec.timings[f"inversion_{name}"] = rec.timings.pop(f"inversion_{name}")
-  else:
-    out = {name: call() for name, call in calls.items()}
+  out = _each_domain(rec, "inversion",
+                     lambda name, r: _prototype_stage(run, cfg, cache, name, r))
   return method_lib.Prototypes(out["source"], out["target"])
 
 

@@ -101,7 +101,7 @@ def test_concurrent_domains_change_no_number(tmp_path, monkeypatch):
 
 def test_in_threads_returns_in_order_and_raises_the_callers_errors():
   from pfcdr_jax.harness import stages
-  assert stages._in_threads({"a": lambda: 1, "b": lambda: 2}) == {"a": 1, "b": 2}
+  assert stages.in_threads({"a": lambda: 1, "b": lambda: 2}) == {"a": 1, "b": 2}
   finished = []
 
   def slow_ok():
@@ -114,14 +114,14 @@ def test_in_threads_returns_in_order_and_raises_the_callers_errors():
     raise ValueError("a failed")
 
   with pytest.raises(ValueError, match="a failed"):
-    stages._in_threads({"a": boom, "b": slow_ok})
+    stages.in_threads({"a": boom, "b": slow_ok})
   assert finished == ["b"]          # the other call finished before the error surfaced
 
   def boom_b():
     raise RuntimeError("b failed")
 
   with pytest.raises(RuntimeError, match="b failed"):
-    stages._in_threads({"a": lambda: 1, "b": boom_b})
+    stages.in_threads({"a": lambda: 1, "b": boom_b})
 
 
 def _write_custom_tsv(tmp_path, target_counts=None):
