@@ -90,9 +90,18 @@ def duplicate_losers(keys: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     bool[R], True for rows to drop.
   """
   n = len(keys)
-  order = np.lexsort((np.arange(n), timestamps, keys))
-  k = keys[order]
   loser = np.zeros(n, dtype=bool)
+  # Only rows whose key repeats can lose; one value sort finds them (none, in most
+  # data), and the three-key sort runs on those rows alone. A row's fate depends only
+  # on the rows of its key, so the mask is the one of sorting every row.
+  sorted_keys = np.sort(keys)
+  repeated = np.unique(sorted_keys[1:][sorted_keys[1:] == sorted_keys[:-1]])
+  if len(repeated) == 0:
+    return loser
+  at = np.minimum(np.searchsorted(repeated, keys), len(repeated) - 1)
+  rows = np.flatnonzero(repeated[at] == keys)
+  order = rows[np.lexsort((rows, timestamps[rows], keys[rows]))]
+  k = keys[order]
   # In sorted order the survivor is the last row of its key group.
   loser[order[:-1][k[:-1] == k[1:]]] = True
   return loser

@@ -104,11 +104,8 @@ class CDRData:
 
 
 def _sha256_strings(ids) -> str:
-  h = hashlib.sha256()
-  for s in ids:
-    h.update(s.encode("utf-8"))
-    h.update(b"\n")
-  return h.hexdigest()
+  """sha256 of the ids, each followed by a newline (one joined buffer, same bytes)."""
+  return hashlib.sha256("".join(f"{s}\n" for s in ids).encode("utf-8")).hexdigest()
 
 
 def _sha256_array(a: np.ndarray) -> str:
@@ -151,9 +148,38 @@ def _index(ucodes, uniq_u, icodes, uniq_i, rating, user_ids: list, item_ids: lis
            ) -> DomainData:
   user = pd.Index(user_ids).get_indexer(uniq_u).astype(np.int32)[ucodes]
   item = pd.Index(item_ids).get_indexer(uniq_i).astype(np.int32)[icodes]
-  order = np.argsort(user.astype(np.int64) * len(item_ids) + item, kind="stable")
-  return DomainData(_readonly(user[order]), _readonly(item[order]),
+  n_items = len(item_ids)
+  key = user.astype(np.int64)
+  key *= n_items
+  key += item
+  del user, item
+  order, key = _sort_distinct(key)
+  # The sorted keys give the users and items back without two gathers by ``order``.
+  return DomainData(_readonly((key // n_items).astype(np.int32)),
+                    _readonly((key % n_items).astype(np.int32)),
                     _readonly(rating[order]), len(user_ids), len(item_ids))
+
+
+def _sort_distinct(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """``(order, key[order])`` for distinct non-negative int64 ``key`` (overwritten).
+
+  The (user, item) pairs are distinct here (``_prepare`` dropped the repeats), so
+  every sort gives this one order. When key and row number fit in 63 bits they are
+  packed into one value and sorted as values, a vectorised sort about twice the speed
+  of a stable argsort; otherwise numpy's stable argsort.
+  """
+  n = len(key)
+  row_bits = max(n - 1, 1).bit_length()
+  if n == 0 or int(key.max()).bit_length() + row_bits > 63:
+    order = np.argsort(key, kind="stable")
+    return order, key[order]
+  packed = key
+  packed <<= row_bits
+  packed |= np.arange(n)
+  packed.sort()
+  order = packed & ((1 << row_bits) - 1)
+  packed >>= row_bits
+  return order, packed
 
 
 def _subset(d: DomainData, mask: np.ndarray) -> DomainData:

@@ -46,3 +46,50 @@ def test_rechecking_redrawn_users_only_changes_nothing(n_users, n_items, mean):
   assert a.random() == b.random()           # the same draws were consumed
   users = np.repeat(np.arange(n_users), counts)
   assert len(np.unique(users * n_items + got)) == len(got)   # no repeats within a user
+
+
+@pytest.mark.parametrize("n,size,sigma", [(1, 10, 1.0), (7, 1000, 0.0), (5000, 200_000, 1.0),
+                                          (3000, 100_000, 3.0), (20_000, 70_000, 6.0)])
+def test_popularity_draw_is_numpys_choice(n, size, sigma):
+  """Same items and generator state as ``Generator.choice(p=...)``, on uniform, skewed
+  and very skewed popularity (crowded guide buckets take the binary-search fallback)."""
+  p = np.random.default_rng(1).lognormal(0.0, sigma, n)
+  p /= p.sum()
+  a, b = np.random.default_rng(5), np.random.default_rng(5)
+  got = synthetic._popularity_draw(a, p, size)
+  np.testing.assert_array_equal(got, b.choice(n, size=size, p=p))
+  assert got.dtype == np.int64
+  assert a.random() == b.random()
+
+
+def test_search_right_is_searchsorted_at_ties_and_edges():
+  """Flat stretches of the cdf (zero-popularity items), queries exactly at its entries,
+  at 0 and just below 1, and chunk boundaries."""
+  cdf = np.array([0.0, 0.0, 0.25, 0.25, 0.25, 0.5, 0.75, 1.0, 1.0])
+  u = np.concatenate([cdf[cdf < 1], [0.0, np.nextafter(1.0, 0.0), 0.1, 0.3, 0.6]])
+  u = np.tile(u, 5)
+  for chunk in (1, 3, 1 << 16):
+    np.testing.assert_array_equal(synthetic._search_right(cdf, u, chunk=chunk),
+                                  cdf.searchsorted(u, side="right"))
+  u = np.random.default_rng(0).random(50_000)
+  cdf = np.cumsum(np.random.default_rng(1).lognormal(0.0, 2.0, 999))
+  cdf /= cdf[-1]
+  np.testing.assert_array_equal(synthetic._search_right(cdf, u, chunk=4096),
+                                cdf.searchsorted(u, side="right"))
+
+
+def test_repeated_rows_packed_and_lexsort_paths_agree():
+  """The packed value sort (in place: ``key`` is overwritten) lists the same rows, in the
+  same order, as the lexsort (the path taken when key, flag and row do not fit in 63
+  bits)."""
+  rng = np.random.default_rng(2)
+  rows = np.sort(rng.choice(100_000, size=20_000, replace=False))
+  key = rng.integers(0, 3000, size=len(rows))
+  first = rng.random(len(rows)) < 0.1
+  order = np.lexsort((~first, key))
+  sorted_key = key[order]
+  want = rows[order[1:][sorted_key[1:] == sorted_key[:-1]]]
+  np.testing.assert_array_equal(synthetic._repeated_rows(key.copy(), first, rows), want)
+  wide = key + (1 << 45)   # 46 + 1 + 17 bits > 63: the lexsort path
+  np.testing.assert_array_equal(synthetic._repeated_rows(wide, first, rows), want)
+  assert len(synthetic._repeated_rows(key[:0], first[:0], rows[:0])) == 0
