@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -91,19 +91,22 @@ class _PeakPoller:
 
 
 def run_main_job(like: str, scale: float, extra: Sequence[str] = (),
-                 xla_cache: bool = False) -> dict:
+                 xla_cache: bool = False, env: Mapping[str, str | None] | None = None
+                 ) -> dict:
   """One synthetic main job in a child process: wall seconds, its stages, peak memory,
   sizes (:func:`run_job`; ``xla_cache=False``, the default, times it cold)."""
   return dict(run_job(["--task=synthetic", f"--like={like}", f"--scale={scale}", *extra],
-                      xla_cache=None if xla_cache else "0"), scale=scale)
+                      xla_cache=None if xla_cache else "0", env=env), scale=scale)
 
 
-def run_job(args: Sequence[str], xla_cache: str | None = "0") -> dict:
+def run_job(args: Sequence[str], xla_cache: str | None = "0",
+            env: Mapping[str, str | None] | None = None) -> dict:
   """``experiments/pfcdr.py <args>`` in a child process, timed.
 
   ``xla_cache``: the child's ``$PFCDR_XLA_CACHE`` ("0": JAX's persistent compilation
   cache off, so every compile counts; a directory: that cache, empty for a fresh
   machine's first run or filled by an earlier run; None: the environment's).
+  ``env``: changes to the child's environment (a value of None removes the variable).
 
   Raises:
     RuntimeError: the job failed (its last output lines in the message).
@@ -111,8 +114,12 @@ def run_job(args: Sequence[str], xla_cache: str | None = "0") -> dict:
   with tempfile.TemporaryDirectory(prefix="pfcdr_bench_") as workdir:
     argv = job_command(args, os.path.join(workdir, "run"))
     t0 = time.perf_counter()
-    env = dict(os.environ) if xla_cache is None else {**os.environ, "PFCDR_XLA_CACHE": xla_cache}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    child_env = {**os.environ, **(env or {})}
+    child_env = {k: v for k, v in child_env.items() if v is not None}
+    if xla_cache is not None:
+      child_env["PFCDR_XLA_CACHE"] = xla_cache
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=child_env)
     poller = _PeakPoller(proc.pid)
     out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
     _, status, usage = os.wait4(proc.pid, 0)

@@ -405,6 +405,12 @@ TARGETS: dict[str, Target] = {
         (f"{RESULTS}/bench_main_jobs.json",), "12 min", False,
         "the main jobs' wall time, cold (an empty XLA cache) and warm, 3 interleaved runs "
         "each; needs an otherwise idle machine"),
+    "bench_hugepages": Target(
+        ("python experiments/bench_hugepages.py --like=music2movie --scales=1,3 --repeats=3 "
+         f"--out={RESULTS}/bench_hugepages_music2movie.json",),
+        (f"{RESULTS}/bench_hugepages_music2movie.json",), "22 min", False,
+        "numpy's huge-page advice on and off: fresh 32 MB fills, and the main job at 1 and "
+        "3 x music2movie, 3 interleaved rounds; needs an otherwise idle machine"),
     "bench_concurrent_domains": Target(
         ("python experiments/bench_concurrent_domains.py --task=synthetic "
          "--like=music2movie --scale=1 --reps=3 "

@@ -18,6 +18,7 @@ from pfcdr_jax.config import PFCDRConfig
 from pfcdr_jax.data import splits as splits_lib
 from pfcdr_jax.data.errors import DataError
 from pfcdr_jax.data import tasks as tasks_lib
+from pfcdr_jax.infra import hugepages
 
 
 class RunInputs(NamedTuple):
@@ -35,11 +36,13 @@ class RunInputs(NamedTuple):
 def load_frames(cfg: PFCDRConfig):
   """(source frame, target frame, info) of the run's task (``tasks.load_task``)."""
   d = cfg.data
-  return tasks_lib.load_task(
-      d.task, data_dir=d.data_dir, seed=cfg.seed, scale=d.scale, like=d.like,
-      source_file=d.source_file, target_file=d.target_file, rating_range=d.rating_range,
-      signal=d.signal, bias_std=d.bias_std, tail=d.tail, density=d.density,
-      mean_rating=d.mean_rating, thin=d.thin, thin_tail=d.thin_tail, misalign=d.misalign)
+  with hugepages.advice_off():
+    return tasks_lib.load_task(
+        d.task, data_dir=d.data_dir, seed=cfg.seed, scale=d.scale, like=d.like,
+        source_file=d.source_file, target_file=d.target_file,
+        rating_range=d.rating_range, signal=d.signal, bias_std=d.bias_std, tail=d.tail,
+        density=d.density, mean_rating=d.mean_rating, thin=d.thin, thin_tail=d.thin_tail,
+        misalign=d.misalign)
 
 
 def frames_key(cfg: PFCDRConfig) -> str:
@@ -51,8 +54,10 @@ def frames_key(cfg: PFCDRConfig) -> str:
 def load_split(cfg: PFCDRConfig, frames=None) -> tuple[splits_lib.CDRData, dict, str]:
   """(CDRData, task info, data hash); ``frames``: a :func:`load_frames` result."""
   src_df, tgt_df, info = frames if frames is not None else load_frames(cfg)
-  data = splits_lib.make_cdr_split(src_df, tgt_df, beta=cfg.split.beta, seed=cfg.seed,
-                                   val_fraction=cfg.split.val_fraction, name=cfg.data.task)
+  with hugepages.advice_off():
+    data = splits_lib.make_cdr_split(src_df, tgt_df, beta=cfg.split.beta, seed=cfg.seed,
+                                     val_fraction=cfg.split.val_fraction,
+                                     name=cfg.data.task)
   return data, info, cache_lib.stable_hash(data.manifest)
 
 
