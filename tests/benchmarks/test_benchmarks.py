@@ -247,7 +247,8 @@ def test_data_stage_bench_writes_medians_and_exponents(tmp_path):
   assert res["data_stage_exponent"] == pytest.approx(want, abs=2e-3)
   assert set(res["passes_exponent"]) == set(res["passes_s"]["0.002"]) == {
       "astype_float64", "bincount_sorted_users", "bincount_random_items",
-      "argsort_grouped_keys", "argsort_random_keys", "choice_by_popularity"}
+      "argsort_grouped_keys", "argsort_random_keys", "choice_by_popularity",
+      "guide_table_draw"}
   for scales in ("1", "x,1", "1,1"):
     bad = subprocess.run([sys.executable, script, f"--scales={scales}", f"--out={out}"],
                          capture_output=True, text=True, timeout=300, env=env)
@@ -504,3 +505,21 @@ def test_scaling_repeats_interleave_and_report_medians(monkeypatch):
   assert lo["repeats"] == 3 and lo["stages"]["data"] == pytest.approx(1.2)
   assert hi["wall_s_runs"] == pytest.approx([4.3, 4.6, 4.9]) and hi["peak_rss_gb"] == 3
   assert res["growth_exponents"]["data"]["vs_ratings"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_hugepages_bench_probes_both_settings_and_checks_its_flags(tmp_path):
+  """The allocation probe alone (no main job: ``--scales=``), then bad flags."""
+  out = tmp_path / "hp.json"
+  script = str(ROOT / "experiments" / "bench_hugepages.py")
+  proc = subprocess.run([sys.executable, script, "--scales=", "--arrays=3", "--array_mb=1",
+                         f"--out={out}"], capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  res = json.loads(out.read_text())
+  assert set(res["allocations"]) == {"on", "off"} and res["jobs"] == {}
+  for probe in res["allocations"].values():
+    assert len(probe["ms"]) == 3 and all(ms > 0 for ms in probe["ms"])
+    assert probe["last_median_ms"] == pytest.approx(float(np.median(probe["ms"][-1:])))
+  for flag in ("--settings=on,sometimes", "--settings=on,on", "--scales=x"):
+    bad = subprocess.run([sys.executable, script, flag, f"--out={out}"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "error:" in bad.stderr, bad.stderr[-500:]
