@@ -106,7 +106,8 @@ def run_job(args: Sequence[str], xla_cache: str | None = "0",
   ``xla_cache``: the child's ``$PFCDR_XLA_CACHE`` ("0": JAX's persistent compilation
   cache off, so every compile counts; a directory: that cache, empty for a fresh
   machine's first run or filled by an earlier run; None: the environment's).
-  ``env``: changes to the child's environment (a value of None removes the variable).
+  ``env``: changes to the child's environment (a value of None removes the variable);
+  ``xla_cache``, when not None, sets ``PFCDR_XLA_CACHE`` over it.
 
   Raises:
     RuntimeError: the job failed (its last output lines in the message).

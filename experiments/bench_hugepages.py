@@ -94,6 +94,8 @@ def main(argv):
   common.check_out(FLAGS.out)
   common.check_like(FLAGS.like)
   scales = common.parse_scales(FLAGS.scales) if FLAGS.scales else []
+  if len(set(scales)) < len(scales):
+    raise ValueError(f"--scales={','.join(FLAGS.scales)}: expected distinct scales")
   head, tail = max(1, FLAGS.arrays // 6), max(1, FLAGS.arrays // 2)
   settings = list(FLAGS.settings)
   if not settings or set(settings) - set(SETTINGS) or len(set(settings)) < len(settings):

@@ -168,6 +168,8 @@ def _sort_distinct(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   packed into one value and sorted as values, a vectorised sort about twice the speed
   of a stable argsort; otherwise numpy's stable argsort.
   """
+  if key.dtype != np.int64:
+    raise TypeError(f"expected int64 keys, got {key.dtype}")
   n = len(key)
   row_bits = max(n - 1, 1).bit_length()
   if n == 0 or int(key.max()).bit_length() + row_bits > 63:

@@ -200,6 +200,8 @@ def _popularity_draw(rng: np.random.Generator, p: np.ndarray, size: int) -> np.n
   """``rng.choice(len(p), size=size, p=p)``: the same items, the generator left in the
   same state (numpy draws ``rng.random(size)`` and searches the normalised cumulative
   sum; tested against it), with :func:`_search_right` in place of the binary search."""
+  if not (np.isfinite(p).all() and (p >= 0).all() and p.sum() > 0):
+    raise ValueError("popularity must be finite, non-negative and not all zero")
   cdf = np.cumsum(p, dtype=np.float64)
   cdf /= cdf[-1]
   return _search_right(cdf, rng.random(size))
@@ -219,6 +221,8 @@ def _repeated_rows(key: np.ndarray, first: np.ndarray, rows: np.ndarray) -> np.n
     sorted as values (a vectorised sort, ~2x ``lexsort``'s speed, and two fewer arrays
     of the rows' size); the order is the same.
   """
+  if key.dtype != np.int64 or first.dtype != bool:
+    raise TypeError(f"expected int64 keys and bool flags, got {key.dtype}, {first.dtype}")
   if len(rows) == 0:
     return rows
   row_bits = int(rows[-1]).bit_length()

@@ -519,7 +519,7 @@ def test_hugepages_bench_probes_both_settings_and_checks_its_flags(tmp_path):
   for probe in res["allocations"].values():
     assert len(probe["ms"]) == 3 and all(ms > 0 for ms in probe["ms"])
     assert probe["last_median_ms"] == pytest.approx(float(np.median(probe["ms"][-1:])))
-  for flag in ("--settings=on,sometimes", "--settings=on,on", "--scales=x"):
+  for flag in ("--settings=on,sometimes", "--settings=on,on", "--scales=x", "--scales=1,1.0"):
     bad = subprocess.run([sys.executable, script, flag, f"--out={out}"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "error:" in bad.stderr, bad.stderr[-500:]

@@ -53,3 +53,8 @@ def test_sort_distinct_is_the_argsort_of_distinct_keys(offset):
   np.testing.assert_array_equal(sorted_keys, np.sort(keys))
   empty_order, empty_keys = splits._sort_distinct(np.zeros(0, dtype=np.int64))
   assert len(empty_order) == len(empty_keys) == 0
+
+
+def test_sort_distinct_refuses_narrow_keys():
+  with pytest.raises(TypeError):
+    splits._sort_distinct(np.arange(10, dtype=np.int32))

@@ -93,3 +93,11 @@ def test_repeated_rows_packed_and_lexsort_paths_agree():
   wide = key + (1 << 45)   # 46 + 1 + 17 bits > 63: the lexsort path
   np.testing.assert_array_equal(synthetic._repeated_rows(wide, first, rows), want)
   assert len(synthetic._repeated_rows(key[:0], first[:0], rows[:0])) == 0
+
+
+def test_popularity_draw_refuses_what_choice_refuses():
+  for p in (np.array([0.5, np.nan, 0.5]), np.array([1.5, -0.5]), np.zeros(3)):
+    with pytest.raises(ValueError, match="popularity"):
+      synthetic._popularity_draw(np.random.default_rng(0), p, 10)
+  with pytest.raises(TypeError):
+    synthetic._repeated_rows(np.arange(4, dtype=np.int32), np.zeros(4, bool), np.arange(4))
