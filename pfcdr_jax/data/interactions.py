@@ -76,6 +76,33 @@ def _id_column(ids) -> pd.Series:
 # Dedup and validation.
 
 
+def stable_order(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """``(order, key[order])`` of a stable sort of int64 ``key`` (overwritten).
+
+  Where the keys are non-negative and the largest one fits in 63 bits with the row
+  numbers, each key is packed with its row into one value and the values are sorted
+  (numpy's vectorised sort, about twice a stable argsort's speed; the row breaks ties,
+  so the order is the stable one). Otherwise a stable argsort.
+
+  Raises:
+    TypeError: ``key`` is not int64 (narrower keys would overflow when packed).
+  """
+  if key.dtype != np.int64:
+    raise TypeError(f"expected int64 keys, got {key.dtype}")
+  n = len(key)
+  row_bits = max(n - 1, 1).bit_length()
+  if n == 0 or key.min() < 0 or int(key.max()).bit_length() + row_bits > 63:
+    order = np.argsort(key, kind="stable")
+    return order, key[order]
+  packed = key
+  packed <<= row_bits
+  packed |= np.arange(n)
+  packed.sort()
+  order = packed & ((1 << row_bits) - 1)
+  packed >>= row_bits
+  return order, packed
+
+
 def duplicate_losers(keys: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
   """Boolean mask of the rows the duplicate policy drops.
 

@@ -27,6 +27,7 @@ import pandas as pd
 from pfcdr_jax.data.checksums import write_json_atomic
 from pfcdr_jax.data.errors import DataError, PathLike
 from pfcdr_jax.data.interactions import (check_ids, duplicate_losers, pair_keys,
+                                         stable_order,
                                          validate_frame_shape, validate_values)
 
 
@@ -153,35 +154,13 @@ def _index(ucodes, uniq_u, icodes, uniq_i, rating, user_ids: list, item_ids: lis
   key *= n_items
   key += item
   del user, item
-  order, key = _sort_distinct(key)
-  # The sorted keys give the users and items back without two gathers by ``order``.
+  # The (user, item) pairs are distinct here (``_prepare`` dropped the repeats), so any
+  # sort gives this one order; the sorted keys give the users and items back without
+  # two gathers by ``order``.
+  order, key = stable_order(key)
   return DomainData(_readonly((key // n_items).astype(np.int32)),
                     _readonly((key % n_items).astype(np.int32)),
                     _readonly(rating[order]), len(user_ids), len(item_ids))
-
-
-def _sort_distinct(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """``(order, key[order])`` for distinct non-negative int64 ``key`` (overwritten).
-
-  The (user, item) pairs are distinct here (``_prepare`` dropped the repeats), so
-  every sort gives this one order. When key and row number fit in 63 bits they are
-  packed into one value and sorted as values, a vectorised sort about twice the speed
-  of a stable argsort; otherwise numpy's stable argsort.
-  """
-  if key.dtype != np.int64:
-    raise TypeError(f"expected int64 keys, got {key.dtype}")
-  n = len(key)
-  row_bits = max(n - 1, 1).bit_length()
-  if n == 0 or int(key.max()).bit_length() + row_bits > 63:
-    order = np.argsort(key, kind="stable")
-    return order, key[order]
-  packed = key
-  packed <<= row_bits
-  packed |= np.arange(n)
-  packed.sort()
-  order = packed & ((1 << row_bits) - 1)
-  packed >>= row_bits
-  return order, packed
 
 
 def _subset(d: DomainData, mask: np.ndarray) -> DomainData:

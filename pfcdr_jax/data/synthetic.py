@@ -35,7 +35,7 @@ from absl import logging
 import numpy as np
 import pandas as pd
 
-from pfcdr_jax.data.interactions import make_frame
+from pfcdr_jax.data.interactions import make_frame, stable_order
 
 # Table 2 of the PFCDR paper: (source, target) items, users, ratings; overlap users.
 TABLE2 = {
@@ -211,35 +211,25 @@ def _repeated_rows(key: np.ndarray, first: np.ndarray, rows: np.ndarray) -> np.n
   """Rows whose key repeats: all but the first of each key in (key, first-flag, row) order.
 
   Args:
-    key: int64 >= 0 per row of ``rows``; overwritten.
+    key: int64 >= 0 (below 2**62) per row of ``rows``; overwritten.
     first: bool per row of ``rows``; True sorts first within a key (anchors).
     rows: Increasing int64 row numbers.
 
   Returns:
-    The repeating rows, in that sort order (``lexsort((~first, key))``'s, ties by row).
-    When key, flag and row fit in 63 bits they are packed into ``key`` in place and
-    sorted as values (a vectorised sort, ~2x ``lexsort``'s speed, and two fewer arrays
-    of the rows' size); the order is the same.
+    The repeating rows, in that sort order (``lexsort((~first, key))``'s, ties by row):
+    the flag joins the key as its lowest bit, and :func:`interactions.stable_order`
+    sorts the two as one value.
+
+  Raises:
+    TypeError: ``key`` not int64 or ``first`` not bool.
   """
-  if key.dtype != np.int64 or first.dtype != bool:
-    raise TypeError(f"expected int64 keys and bool flags, got {key.dtype}, {first.dtype}")
-  if len(rows) == 0:
-    return rows
-  row_bits = int(rows[-1]).bit_length()
-  if int(key.max()).bit_length() + 1 + row_bits > 63:
-    order = np.lexsort((~first, key))
-    sorted_key = key[order]
-    return rows[order[1:][sorted_key[1:] == sorted_key[:-1]]]
-  packed = key
-  packed <<= 1
-  np.bitwise_or(packed, ~first, out=packed)
-  packed <<= row_bits
-  packed |= rows
-  packed.sort()
-  sorted_key = packed >> (row_bits + 1)
-  repeat = sorted_key[1:] == sorted_key[:-1]
-  del sorted_key
-  return packed[1:][repeat] & ((1 << row_bits) - 1)
+  if first.dtype != bool:
+    raise TypeError(f"expected bool flags, got {first.dtype}")
+  key <<= 1
+  np.bitwise_or(key, ~first, out=key)
+  order, key = stable_order(key)
+  key >>= 1
+  return rows[order[1:][key[1:] == key[:-1]]]
 
 
 def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int,

@@ -1,6 +1,6 @@
 """The duplicate policy's loser mask: sorting only the rows whose key repeats gives the
 mask of sorting every row (the earlier form, kept here as the oracle); the split's
-value sort of distinct keys and its id hash against their plain forms."""
+value sort (``interactions.stable_order``) and its id hash against their plain forms."""
 import hashlib
 
 import numpy as np
@@ -46,15 +46,22 @@ def test_sha256_strings_hashes_each_id_and_newline():
 
 
 @pytest.mark.parametrize("offset", [0, 1 << 50])   # 1 << 50: too wide to pack, argsort
-def test_sort_distinct_is_the_argsort_of_distinct_keys(offset):
+def test_stable_order_is_the_stable_argsort(offset):
   keys = np.random.default_rng(4).choice(10**9, size=30_000, replace=False) + offset
-  order, sorted_keys = splits._sort_distinct(keys.astype(np.int64))
+  order, sorted_keys = interactions.stable_order(keys.astype(np.int64))
   np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
   np.testing.assert_array_equal(sorted_keys, np.sort(keys))
-  empty_order, empty_keys = splits._sort_distinct(np.zeros(0, dtype=np.int64))
+  empty_order, empty_keys = interactions.stable_order(np.zeros(0, dtype=np.int64))
   assert len(empty_order) == len(empty_keys) == 0
 
 
-def test_sort_distinct_refuses_narrow_keys():
+def test_stable_order_refuses_narrow_keys():
   with pytest.raises(TypeError):
-    splits._sort_distinct(np.arange(10, dtype=np.int32))
+    interactions.stable_order(np.arange(10, dtype=np.int32))
+
+
+def test_stable_order_breaks_ties_by_row():
+  keys = np.random.default_rng(5).integers(0, 50, size=5000)
+  order, sorted_keys = interactions.stable_order(keys.astype(np.int64))
+  np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
+  np.testing.assert_array_equal(sorted_keys, np.sort(keys))
