@@ -81,7 +81,7 @@ def stable_order(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
   Where the keys are non-negative and the largest one fits in 63 bits with the row
   numbers, each key is packed with its row into one value and the values are sorted
-  (numpy's vectorised sort, about twice a stable argsort's speed; the row breaks ties,
+  (numpy's vectorised sort, faster than a stable argsort; the row breaks ties,
   so the order is the stable one). Otherwise a stable argsort.
 
   Raises:

@@ -165,10 +165,9 @@ def _search_right(cdf: np.ndarray, u: np.ndarray, chunk: int = 1 << 16) -> np.nd
   The same indices, found through a guide table (the index of the first entry above
   each of ``len(cdf)`` equally spaced points) instead of a binary search per query: a
   binary search makes ~log2(len(cdf)) dependent reads of a table that outgrows the
-  caches at the Table 2 sizes, the guide table one read, then a few steps forward
-  (1.5 on average for the generator's popularity). The queries go ``chunk`` at a time,
-  so that the steps' index arrays stay in the core's cache: over all 4.2M queries of
-  3x music2movie at once, the same search took 2.5x longer.
+  caches at the Table 2 sizes, the guide table one read, then a few steps forward.
+  The queries go ``chunk`` at a time, so that the steps' index arrays stay in the core's
+  cache (``bench_data_stage`` times it beside numpy's search).
 
   Exact: the start ``g[floor(u * B) - 1]`` counts only entries <= a point below ``u``
   (the 1/B margin dwarfs rounding), and the steps move on while ``cdf[i] <= u``.

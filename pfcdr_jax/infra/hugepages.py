@@ -4,16 +4,16 @@ On Linux numpy asks the kernel (``madvise(MADV_HUGEPAGE)``) to back every array 
 4 MB or more with 2 MB pages. Where fresh 2 MB pages are expensive to hand out, that
 advice makes each new large array slow. On the project's 2-core machine (a virtual
 machine, ``transparent_hugepage=madvise``), a child process filling fresh 32 MB arrays
-one after another took ~6 ms a fill while the kernel had free huge pages at hand and
-~85 ms a fill after them, against ~11-12 ms throughout without the advice
-(``experiments/bench_hugepages.py``, ``docs/results/bench_hugepages_music2movie.json``).
+one after another took ~75 ms a fill with the advice and ~12 ms without
+(``experiments/bench_hugepages.py``, ``docs/results/bench_hugepages_music2movie.json``;
+how much depends on how many free huge pages the kernel has at hand).
 
 The data stage (``harness/run_inputs``: loading or generating a task, then the split)
 allocates arrays of tens of MB by the dozen (4-5M int64 rows per domain at 3x
-music2movie) and is the part hit: the bench's main jobs spent ~10 % less in it without
-the advice at 3x, while the whole job, the advice off throughout, was not faster (the
-jax stages keep their data in XLA's buffers; numpy's later arrays are few and reused).
-So :func:`advice_off` turns the advice off around that stage only and restores it.
+music2movie) and is the part hit: in the same bench's main jobs it took 6.18 s advised
+and 4.36 s with the advice off around it (medians, 3x), while the whole job moved within
+its run-to-run spread. So :func:`advice_off` turns the advice off around that stage only
+and restores it.
 
 ``NUMPY_MADVISE_HUGEPAGE`` (numpy's own switch, read when numpy is imported) wins when it
 is set: then nothing here changes it. The setter is the one numpy's switch uses
