@@ -19,6 +19,13 @@ minimum of 5 calls (3 for the draws).
 These are the machine's own growth for work that is linear in the rows: when the
 arrays outgrow the caches, a pass over 3x the rows costs more than 3x the time, and no
 linear algorithm grows slower than its passes.
+
+The main job's data stage runs inside ``infra/heap.reuse_freed_memory`` (glibc serves
+its large arrays from the heap and reuses freed ones). ``--heap=reuse,default`` times
+the stage both ways, interleaved: ``default`` sets ``$PFCDR_HEAP_REUSE=0``, so the
+allocator keeps the thresholds it has after a stage (glibc's adaptive values once a 32 MB
+array was freed: arrays above 32 MB are fresh mappings). The passes are timed both ways
+too (``passes_s``: after-stage thresholds; ``passes_s_heap_reuse``: inside the context).
 """
 from __future__ import annotations
 
@@ -37,21 +44,36 @@ from benchmarks import pipeline as benchmarks_pipeline  # pylint: disable=g-impo
 from pfcdr_jax.config import DataConfig, PFCDRConfig  # pylint: disable=g-import-not-at-top
 from pfcdr_jax.data import synthetic  # pylint: disable=g-import-not-at-top
 from pfcdr_jax.harness import run_inputs  # pylint: disable=g-import-not-at-top
+from pfcdr_jax.infra import heap  # pylint: disable=g-import-not-at-top
 
 flags.DEFINE_string("like", "music2movie", "Paper task the synthetic data mimics.")
 flags.DEFINE_list("scales", ["1", "3"], "Two or more scales (the exponent uses the "
                   "first and the last).")
 flags.DEFINE_integer("reps", 3, "Timed data stages per scale.", lower_bound=1)
+flags.DEFINE_list("heap", ["reuse", "default"], "Allocator settings of the timed stage: "
+                  "reuse (the main job's, infra/heap) and/or default "
+                  "($PFCDR_HEAP_REUSE=0); the first is the one of data_stage_s.")
 flags.DEFINE_string("out", "bench_data_stage.json", "Output JSON path.")
 FLAGS = flags.FLAGS
 
 
-def _data_stage(scale: float) -> tuple[float, int, int, int]:
+HEAP_SETTINGS = ("reuse", "default")
+
+
+def _data_stage(scale: float, setting: str) -> tuple[float, int, int, int]:
   """(seconds, ratings of both domains, users of both, items of both) of one stage."""
   cfg = PFCDRConfig(data=DataConfig(task="synthetic", like=FLAGS.like, scale=scale))
-  t0 = time.perf_counter()
-  data, _, _ = run_inputs.load_split(cfg)
-  seconds = time.perf_counter() - t0
+  before = os.environ.pop(heap.ENV, None)
+  if setting == "default":
+    os.environ[heap.ENV] = "0"
+  try:
+    t0 = time.perf_counter()
+    data, _, _ = run_inputs.load_split(cfg)
+    seconds = time.perf_counter() - t0
+  finally:
+    os.environ.pop(heap.ENV, None)
+    if before is not None:
+      os.environ[heap.ENV] = before
   m = data.manifest["counts"]
   return (seconds, m["source"]["ratings"] + m["target"]["ratings"],
           m["source"]["users"] + m["target"]["users"],
@@ -104,39 +126,67 @@ def main(argv):
   if len(scales) < 2 or scales[0] == scales[-1]:
     raise ValueError(f"--scales={','.join(FLAGS.scales)}: expected at least two scales, "
                      "the first and the last different")
-  times = {s: [] for s in scales}
+  settings = list(FLAGS.heap)
+  bad = [h for h in settings if h not in HEAP_SETTINGS]
+  if not settings or bad or len(set(settings)) != len(settings):
+    raise ValueError(f"--heap={','.join(settings)}: expected distinct settings of "
+                     f"{list(HEAP_SETTINGS)}")
+  times = {(h, s): [] for h in settings for s in scales}
   sizes = {}
   for _ in range(FLAGS.reps):
     for s in scales:
-      seconds, ratings, users, items = _data_stage(s)
-      times[s].append(round(seconds, 3))
-      sizes[s] = (ratings, users, items)
-      print(f"scale {s:g}: data stage {seconds:.2f} s ({ratings:,} ratings)", flush=True)
-  median = {s: float(np.median(times[s])) for s in scales}
+      for h in settings:
+        seconds, ratings, users, items = _data_stage(s, h)
+        times[h, s].append(round(seconds, 3))
+        sizes[s] = (ratings, users, items)
+        print(f"scale {s:g}, heap {h}: data stage {seconds:.2f} s ({ratings:,} ratings)",
+              flush=True)
+  median = {k: float(np.median(v)) for k, v in times.items()}
   a, b = scales[0], scales[-1]
   passes = {s: _passes(*sizes[s]) for s in (a, b)}
-  # benchmarks.pipeline's growth exponents (log-log slope on the ratings) of the two ends.
-  exps = benchmarks_pipeline.growth_exponents(
-      [{"ratings": sizes[s][0], "users": sizes[s][1], "items": sizes[s][2], "cold_users": 1,
-        "stages": {"data": median[s], **passes[s]}} for s in (a, b)])
-  exponent = {k: v["vs_ratings"] for k, v in exps.items()}
+  with heap.reuse_freed_memory():
+    passes_reuse = {s: _passes(*sizes[s]) for s in (a, b)}
+
+  def exponents(stages: dict) -> dict:
+    # benchmarks.pipeline's growth exponents (log-log slope on the ratings) of the ends.
+    exps = benchmarks_pipeline.growth_exponents(
+        [{"ratings": sizes[s][0], "users": sizes[s][1], "items": sizes[s][2],
+          "cold_users": 1, "stages": stages[s]} for s in (a, b)])
+    return {k: v["vs_ratings"] for k, v in exps.items()}
+
+  stage_exp = exponents({s: {h: median[h, s] for h in settings} for s in (a, b)})
+  pass_exp = exponents(passes)
+  pass_exp_reuse = exponents(passes_reuse)
+  main = settings[0]
   res = {
       "command": cli.command_line(),
       "like": FLAGS.like,
       "reps": FLAGS.reps,
+      "heap": main,
       "runs": [{"scale": s, "ratings": sizes[s][0], "users": sizes[s][1],
-                "items": sizes[s][2], "data_stage_s": times[s],
-                "data_stage_median_s": round(median[s], 3)} for s in scales],
-      "data_stage_exponent": exponent["data"],
+                "items": sizes[s][2], "data_stage_s": times[main, s],
+                "data_stage_median_s": round(median[main, s], 3),
+                **{f"heap_{h}": {"data_stage_s": times[h, s],
+                                 "data_stage_median_s": round(median[h, s], 3)}
+                   for h in settings}} for s in scales],
+      "data_stage_exponent": stage_exp[main],
+      "data_stage_exponent_by_heap": {h: stage_exp[h] for h in settings},
       "passes_s": {f"{s:g}": {k: round(v, 4) for k, v in passes[s].items()} for s in (a, b)},
-      "passes_exponent": {k: exponent[k] for k in passes[a]},
+      "passes_exponent": {k: pass_exp[k] for k in passes[a]},
+      "passes_s_heap_reuse": {f"{s:g}": {k: round(v, 4) for k, v in passes_reuse[s].items()}
+                              for s in (a, b)},
+      "passes_exponent_heap_reuse": {k: pass_exp_reuse[k] for k in passes_reuse[a]},
       "note": "exponent = log(t_b / t_a) / log(ratings_b / ratings_a) between the first "
-              "and the last scale; data stage: medians of interleaved runs; passes: "
-              "minimum of repeated calls on random arrays of the same sizes",
+              "and the last scale; data stage: medians of interleaved runs (scales and "
+              "heap settings interleaved), data_stage_s: the first --heap setting; "
+              "passes: minimum of repeated calls on random arrays of the same sizes",
   }
-  print(f"data stage exponent {a:g} -> {b:g}: {res['data_stage_exponent']}")
+  for h in settings:
+    print(f"data stage exponent {a:g} -> {b:g}, heap {h}: {stage_exp[h]}")
   for k, e in res["passes_exponent"].items():
-    print(f"  {k}: {passes[a][k]:.4f} -> {passes[b][k]:.4f} s, exponent {e}")
+    print(f"  {k}: {passes[a][k]:.4f} -> {passes[b][k]:.4f} s, exponent {e}; inside the "
+          f"heap context {passes_reuse[a][k]:.4f} -> {passes_reuse[b][k]:.4f} s, "
+          f"exponent {pass_exp_reuse[k]}")
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
   tmp = FLAGS.out + ".tmp"
   with open(tmp, "w") as f:

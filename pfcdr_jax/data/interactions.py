@@ -143,10 +143,37 @@ def pair_keys(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.Index, np.nd
   Returns:
     ``(keys, user_codes, user_uniques, item_codes, item_uniques)``.
   """
-  ucodes, uniq_u = pd.factorize(df["user"])
-  icodes, uniq_i = pd.factorize(df["item"])
-  keys = ucodes.astype(np.int64) * max(len(uniq_i), 1) + icodes
-  return keys, ucodes, pd.Index(uniq_u), icodes, pd.Index(uniq_i)
+  ucodes, uniq_u = factorize_ids(df["user"])
+  icodes, uniq_i = factorize_ids(df["item"])
+  keys = ucodes * max(len(uniq_i), 1) + icodes
+  return keys, ucodes, uniq_u, icodes, uniq_i
+
+
+def factorize_ids(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+  """int64 codes of an id column and its distinct values (``codes[r]`` indexes them).
+
+  A categorical column without missing values is factorised from its integer codes:
+  the distinct values are the categories in use, in category order (sorted, for the
+  frames of this package's loaders), found with one ``bincount``; no string is
+  hashed. Any other column goes through ``pd.factorize`` (order of first
+  appearance, -1 for a missing value). Callers use only the equality of codes, never
+  their order.
+
+  Args:
+    column: A ``user`` or ``item`` column of a universal frame.
+
+  Returns:
+    ``(codes, uniques)``.
+  """
+  if isinstance(column.dtype, pd.CategoricalDtype):
+    codes = column.cat.codes.to_numpy()
+    if len(codes) and codes.min() >= 0:
+      cats = column.cat.categories
+      used = np.bincount(codes, minlength=len(cats)).astype(bool)
+      renumber = np.cumsum(used) - 1
+      return renumber[codes], cats[used]
+  codes, uniques = pd.factorize(column)
+  return codes.astype(np.int64, copy=False), pd.Index(uniques)
 
 
 def deduplicate(df: pd.DataFrame, *, name: str) -> tuple[pd.DataFrame, int]:
@@ -193,7 +220,7 @@ def validate(df: pd.DataFrame, *, name: str,
   """
   validate_frame_shape(df, name=name)
   for col in ("user", "item"):
-    check_ids(*pd.factorize(df[col]), name=name, field=col)
+    check_ids(*factorize_ids(df[col]), name=name, field=col)
   validate_values(df, name=name, rating_range=rating_range)
 
 
@@ -219,11 +246,11 @@ def validate_frame_shape(df: pd.DataFrame, *, name: str) -> None:
 def check_ids(codes: np.ndarray, uniques, *, name: str, field: str) -> None:
   """Checks factorised ids: no missing values, only non-empty strings.
 
-  Working on ``pd.factorize`` output makes the string checks run over the
+  Working on :func:`factorize_ids` output makes the string checks run over the
   distinct ids only.
 
   Args:
-    codes: Codes from ``pd.factorize`` (-1 = missing).
+    codes: Codes from :func:`factorize_ids` (-1 = missing).
     uniques: The distinct values.
     name: Data set name for messages.
     field: Column name for messages.
@@ -234,7 +261,11 @@ def check_ids(codes: np.ndarray, uniques, *, name: str, field: str) -> None:
   if (codes < 0).any():
     raise DataError(name, f"missing id in row {int(np.flatnonzero(codes < 0)[0])}",
                     field=field)
-  empty = np.array([not isinstance(u, str) or u == "" for u in uniques], dtype=bool)
+  if isinstance(getattr(uniques, "dtype", None), pd.StringDtype):
+    # Every value is a str or missing: one vectorised comparison, no Python loop.
+    empty = np.asarray(uniques.isna() | (uniques == ""), dtype=bool)
+  else:
+    empty = np.array([not isinstance(u, str) or u == "" for u in uniques], dtype=bool)
   if empty.any():
     bad_code = int(np.flatnonzero(empty)[0])
     row = int(np.flatnonzero(codes == bad_code)[0])

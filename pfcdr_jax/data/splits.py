@@ -104,9 +104,9 @@ class CDRData:
   manifest: dict
 
 
-def _sha256_strings(ids) -> str:
-  """sha256 of the ids, each followed by a newline (one joined buffer, same bytes)."""
-  return hashlib.sha256("".join(f"{s}\n" for s in ids).encode("utf-8")).hexdigest()
+def _sha256_strings(ids: list) -> str:
+  """sha256 of the string ids, each followed by a newline (one joined buffer)."""
+  return hashlib.sha256(("\n".join(ids) + "\n" if ids else "").encode("utf-8")).hexdigest()
 
 
 def _sha256_array(a: np.ndarray) -> str:
@@ -141,26 +141,29 @@ def _prepare(df: pd.DataFrame, name: str, rating_range) -> tuple:
   keep = ~drop
   rating = df["rating"].to_numpy(dtype=np.float32)[keep]
   # Dropping losers never removes a user or item entirely (the survivor stays).
-  return ucodes[keep], [str(u) for u in uniq_u], icodes[keep], [str(i) for i in uniq_i], \
-      rating, n_dup
+  return ucodes[keep], _strings(uniq_u), icodes[keep], _strings(uniq_i), rating, n_dup
 
 
-def _index(ucodes, uniq_u, icodes, uniq_i, rating, user_ids: list, item_ids: list
+def _strings(uniques: pd.Index) -> list:
+  """The checked distinct ids as a list of str."""
+  if isinstance(uniques.dtype, pd.StringDtype):
+    return uniques.tolist()  # already str (check_ids refused missing values)
+  return [str(u) for u in uniques]
+
+
+def _index(ucodes, user_pos, icodes, item_pos, rating, n_users: int, n_items: int
            ) -> DomainData:
-  user = pd.Index(user_ids).get_indexer(uniq_u).astype(np.int32)[ucodes]
-  item = pd.Index(item_ids).get_indexer(uniq_i).astype(np.int32)[icodes]
-  n_items = len(item_ids)
-  key = user.astype(np.int64)
+  """Indexes one domain: ``*_pos[code]`` is the index of the code's id (:class:`_IdOrder`)."""
+  key = user_pos[ucodes]
   key *= n_items
-  key += item
-  del user, item
+  key += item_pos[icodes]
   # The (user, item) pairs are distinct here (``_prepare`` dropped the repeats), so any
   # sort gives this one order; the sorted keys give the users and items back without
   # two gathers by ``order``.
   order, key = stable_order(key)
   return DomainData(_readonly((key // n_items).astype(np.int32)),
                     _readonly((key % n_items).astype(np.int32)),
-                    _readonly(rating[order]), len(user_ids), len(item_ids))
+                    _readonly(rating[order]), n_users, n_items)
 
 
 def _subset(d: DomainData, mask: np.ndarray) -> DomainData:
@@ -200,8 +203,10 @@ def make_cdr_split(source_df: pd.DataFrame, target_df: pd.DataFrame, *, beta: fl
   src = _prepare(source_df, f"{name} (source)", rating_range)
   tgt = _prepare(target_df, f"{name} (target)", rating_range)
   ids = _id_order(src[1], tgt[1], src[3], tgt[3], name=name)
-  source = _index(*src[:5], ids.source_user_ids, ids.source_item_ids)
-  target = _index(*tgt[:5], ids.target_user_ids, ids.target_item_ids)
+  source = _index(src[0], ids.source_user_pos, src[2], ids.source_item_pos, src[4],
+                  len(ids.source_user_ids), len(ids.source_item_ids))
+  target = _index(tgt[0], ids.target_user_pos, tgt[2], ids.target_item_pos, tgt[4],
+                  len(ids.target_user_ids), len(ids.target_item_ids))
   train_users, val_users, test_users = _draw_users(ids.n_overlap, beta=beta, seed=seed,
                                                    val_fraction=val_fraction, name=name)
   target_train, target_val, target_test, trained = _split_target(target, val_users,
@@ -241,17 +246,31 @@ class _IdOrder(NamedTuple):
     target_user_ids: Overlap users sorted, then target-only users sorted.
     source_item_ids: Source items sorted.
     target_item_ids: Target items sorted.
+    source_user_pos: int64, the index of each distinct source user as given to
+      :func:`_id_order` (``source_user_ids[source_user_pos[k]] == src_users[k]``);
+      likewise the three others.
+    target_user_pos: See ``source_user_pos``.
+    source_item_pos: See ``source_user_pos``.
+    target_item_pos: See ``source_user_pos``.
   """
   n_overlap: int
   source_user_ids: list
   target_user_ids: list
   source_item_ids: list
   target_item_ids: list
+  source_user_pos: np.ndarray
+  target_user_pos: np.ndarray
+  source_item_pos: np.ndarray
+  target_item_pos: np.ndarray
 
 
 def _id_order(src_users: list, tgt_users: list, src_items: list, tgt_items: list, *,
               name: str) -> _IdOrder:
   """Orders the distinct string ids of both domains: shared users first.
+
+  Each list is sorted by positions (``sorted(range(n), key=ids.__getitem__)``): timsort
+  finds ids that come sorted (the categories of a categorical column) in one linear
+  pass, and no hash table maps ids back to indices.
 
   Args:
     src_users: Distinct source user ids.
@@ -266,18 +285,32 @@ def _id_order(src_users: list, tgt_users: list, src_items: list, tgt_items: list
   Raises:
     DataError: no user is in both domains.
   """
-  overlap = sorted(set(src_users).intersection(tgt_users))
-  if not overlap:
+  src_set, tgt_set = set(src_users), set(tgt_users)
+  in_tgt = np.fromiter((u in tgt_set for u in src_users), dtype=bool, count=len(src_users))
+  in_src = np.fromiter((u in src_set for u in tgt_users), dtype=bool, count=len(tgt_users))
+  n_overlap = int(in_tgt.sum())
+  if not n_overlap:
     raise DataError(name, f"zero overlapping users between the source ({len(src_users)} "
                     f"users) and the target ({len(tgt_users)} users) domain; check that "
                     "both files use the same user ids")
-  overlap_set = set(overlap)
-  return _IdOrder(
-      n_overlap=len(overlap),
-      source_user_ids=overlap + sorted(u for u in src_users if u not in overlap_set),
-      target_user_ids=overlap + sorted(u for u in tgt_users if u not in overlap_set),
-      source_item_ids=sorted(src_items),
-      target_item_ids=sorted(tgt_items))
+  source_user_ids, source_user_pos = _place(src_users, in_tgt)
+  target_user_ids, target_user_pos = _place(tgt_users, in_src)
+  source_item_ids, source_item_pos = _place(src_items, np.zeros(len(src_items), bool))
+  target_item_ids, target_item_pos = _place(tgt_items, np.zeros(len(tgt_items), bool))
+  return _IdOrder(n_overlap, source_user_ids, target_user_ids, source_item_ids,
+                  target_item_ids, source_user_pos, target_user_pos, source_item_pos,
+                  target_item_pos)
+
+
+def _place(ids: list, first: np.ndarray) -> tuple[list, np.ndarray]:
+  """``(ordered ids, index of each id)``: the ids where ``first`` sorted, then the rest
+  sorted."""
+  order = np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
+  in_first = first[order]
+  placed = np.concatenate([order[in_first], order[~in_first]])
+  pos = np.empty(len(ids), dtype=np.int64)
+  pos[placed] = np.arange(len(ids))
+  return [ids[k] for k in placed.tolist()], pos
 
 
 def _draw_users(n_overlap: int, *, beta: float, seed: int, val_fraction: float,

@@ -18,6 +18,7 @@ from pfcdr_jax.config import PFCDRConfig
 from pfcdr_jax.data import splits as splits_lib
 from pfcdr_jax.data.errors import DataError
 from pfcdr_jax.data import tasks as tasks_lib
+from pfcdr_jax.infra import heap
 from pfcdr_jax.infra import hugepages
 
 
@@ -36,7 +37,7 @@ class RunInputs(NamedTuple):
 def load_frames(cfg: PFCDRConfig):
   """(source frame, target frame, info) of the run's task (``tasks.load_task``)."""
   d = cfg.data
-  with hugepages.advice_off():
+  with hugepages.advice_off(), heap.reuse_freed_memory():
     return tasks_lib.load_task(
         d.task, data_dir=d.data_dir, seed=cfg.seed, scale=d.scale, like=d.like,
         source_file=d.source_file, target_file=d.target_file,
@@ -54,7 +55,7 @@ def frames_key(cfg: PFCDRConfig) -> str:
 def load_split(cfg: PFCDRConfig, frames=None) -> tuple[splits_lib.CDRData, dict, str]:
   """(CDRData, task info, data hash); ``frames``: a :func:`load_frames` result."""
   src_df, tgt_df, info = frames if frames is not None else load_frames(cfg)
-  with hugepages.advice_off():
+  with hugepages.advice_off(), heap.reuse_freed_memory():
     data = splits_lib.make_cdr_split(src_df, tgt_df, beta=cfg.split.beta, seed=cfg.seed,
                                      val_fraction=cfg.split.val_fraction,
                                      name=cfg.data.task)

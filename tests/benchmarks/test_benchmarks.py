@@ -249,11 +249,22 @@ def test_data_stage_bench_writes_medians_and_exponents(tmp_path):
       "astype_float64", "bincount_sorted_users", "bincount_random_items",
       "argsort_grouped_keys", "argsort_random_keys", "choice_by_popularity",
       "guide_table_draw"}
-  for scales in ("1", "x,1", "1,1"):
-    bad = subprocess.run([sys.executable, script, f"--scales={scales}", f"--out={out}"],
+  # Both heap settings, interleaved; data_stage_s is the main job's (reuse).
+  assert res["heap"] == "reuse"
+  for r in res["runs"]:
+    assert r["heap_reuse"]["data_stage_s"] == r["data_stage_s"]
+    assert len(r["heap_default"]["data_stage_s"]) == 2
+  assert res["data_stage_exponent_by_heap"]["reuse"] == res["data_stage_exponent"]
+  slow = [float(np.median(r["heap_default"]["data_stage_s"])) for r in (small, large)]
+  want = np.log(slow[1] / slow[0]) / np.log(large["ratings"] / small["ratings"])
+  assert res["data_stage_exponent_by_heap"]["default"] == pytest.approx(want, abs=2e-3)
+  assert set(res["passes_exponent_heap_reuse"]) == set(res["passes_exponent"])
+  for flag in ("--scales=1", "--scales=x,1", "--scales=1,1", "--heap=reuse,reuse",
+               "--heap=fast"):
+    bad = subprocess.run([sys.executable, script, flag, f"--out={out}"],
                          capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode != 0
-    assert bad.stderr.strip().splitlines()[-1].startswith(f"error: --scales={scales}")
+    assert bad.stderr.strip().splitlines()[-1].startswith(f"error: {flag}")
 
 
 def test_compile_probe_counts_a_scripts_compiles(tmp_path):

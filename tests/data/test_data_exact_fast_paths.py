@@ -1,9 +1,11 @@
 """The duplicate policy's loser mask: sorting only the rows whose key repeats gives the
 mask of sorting every row (the earlier form, kept here as the oracle); the split's
-value sort (``interactions.stable_order``) and its id hash against their plain forms."""
+value sort (``interactions.stable_order``), its id hash, its id order and the
+factorisation of categorical ids against their plain forms."""
 import hashlib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from pfcdr_jax.data import interactions
@@ -65,3 +67,64 @@ def test_stable_order_breaks_ties_by_row():
   order, sorted_keys = interactions.stable_order(keys.astype(np.int64))
   np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
   np.testing.assert_array_equal(sorted_keys, np.sort(keys))
+
+
+def _plain_id_order(src_users, tgt_users, src_items, tgt_items):
+  """The split's earlier id order: sets, sorted(), and a hash lookup of each id."""
+  overlap = sorted(set(src_users) & set(tgt_users))
+  shared = set(overlap)
+  lists = [overlap + sorted(u for u in src_users if u not in shared),
+           overlap + sorted(u for u in tgt_users if u not in shared),
+           sorted(src_items), sorted(tgt_items)]
+  given = (src_users, tgt_users, src_items, tgt_items)
+  return len(overlap), lists, [pd.Index(ids).get_indexer(g) for ids, g in zip(lists, given)]
+
+
+@pytest.mark.parametrize("presorted", [False, True])
+def test_id_order_matches_sets_and_lookups(presorted):
+  rng = np.random.default_rng(7)
+  names = [f"u{n}" for n in rng.choice(10**6, size=3000, replace=False)]
+  src_users = [names[k] for k in rng.choice(2000, size=1500, replace=False)]
+  tgt_users = [names[k] for k in 1000 + rng.choice(2000, size=1800, replace=False)]
+  src_items = [f"s{n}" for n in rng.permutation(700)]
+  tgt_items = [f"t{n}" for n in rng.permutation(400)]
+  given = [src_users, tgt_users, src_items, tgt_items]
+  if presorted:                             # as a categorical column's categories come
+    given = [sorted(g) for g in given]
+  n_overlap, lists, positions = _plain_id_order(*given)
+  got = splits._id_order(*given, name="t")
+  assert got.n_overlap == n_overlap > 0
+  assert [got.source_user_ids, got.target_user_ids, got.source_item_ids,
+          got.target_item_ids] == lists
+  for want, pos in zip(positions, (got.source_user_pos, got.target_user_pos,
+                                   got.source_item_pos, got.target_item_pos)):
+    np.testing.assert_array_equal(pos, want)
+
+
+def test_factorize_ids_of_a_categorical_uses_its_codes():
+  rng = np.random.default_rng(3)
+  values = np.array([f"i{n:03d}" for n in rng.integers(0, 300, 5000)], dtype=object)
+  column = pd.Series(interactions.categorical_ids(values))
+  codes, uniques = interactions.factorize_ids(column)
+  assert codes.dtype == np.int64
+  np.testing.assert_array_equal(uniques.to_numpy(dtype=object)[codes], values)
+  # The categories in use, in category order (sorted), once each.
+  assert list(uniques) == sorted(set(values))
+  plain_codes, plain_uniques = pd.factorize(pd.Series(values))
+  # The same partition of the rows as pd.factorize (codes are only compared).
+  np.testing.assert_array_equal(plain_uniques[plain_codes], uniques[codes])
+  # A missing value keeps pd.factorize's -1 (check_ids names its row).
+  holed = column.copy()
+  holed.iloc[17] = np.nan
+  codes, _ = interactions.factorize_ids(holed)
+  assert codes[17] == -1 and (np.delete(codes, 17) >= 0).all()
+
+
+def test_check_ids_of_string_uniques_names_the_empty_ids_row():
+  values = pd.Series(["a", "b", "", "b"], dtype=str)
+  codes, uniques = interactions.factorize_ids(pd.Series(interactions.categorical_ids(values)))
+  assert isinstance(uniques.dtype, pd.StringDtype)
+  with pytest.raises(interactions.DataError, match="row 2"):
+    interactions.check_ids(codes, uniques, name="t", field="user")
+  interactions.check_ids(*interactions.factorize_ids(pd.Series(["a", "b"], dtype=str)),
+                         name="t", field="user")

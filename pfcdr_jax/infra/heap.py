@@ -1,0 +1,91 @@
+"""glibc's heap keeps freed large arrays while the data stage runs.
+
+glibc's ``malloc`` serves a request above its mmap threshold with a fresh ``mmap`` and
+gives it back to the kernel on ``free``. The threshold adapts to the largest block freed
+so far, but never above 32 MB (``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit). So an array
+up to 32 MB, once freed, is reused by the next one of its size from memory that is
+already mapped, while every array above 32 MB is a fresh mapping whose pages the kernel
+faults in and zeroes one by one, each time.
+
+The data stage makes dozens of temporaries of one column's size (int64 keys, codes,
+orders, gathers). At music2movie size (4-5M rows a domain at 3x) those cross 32 MB
+between 1x and 3x, and from there on each one pays its page faults: on the project's
+2-core machine a copy of a 48 MB array took ~9x the time of a 16 MB one, against ~3x
+with this module's setting (``experiments/bench_data_stage.py`` times the stage both
+ways, ``docs/results/bench_data_stage_music2movie.json``). The stage's growth between
+1x and 3x is then a step of the allocator, not of the work.
+
+:func:`reuse_freed_memory` raises the mmap threshold (and the top-of-heap trim
+threshold) for the stage, so its large arrays come from the heap and freed ones are
+reused; on exit it sets the thresholds to the values the adaptive rule reaches in a
+process that has freed arrays of 32 MB (32 MB, and 64 MB for trimming) and hands the
+heap's free memory back to the kernel (``malloc_trim``). No result depends on it, only
+where memory comes from. Where the C library is not glibc (no ``mallopt`` /
+``malloc_trim``), or ``$PFCDR_HEAP_REUSE`` is ``0``, nothing changes.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import functools
+import os
+from typing import Iterator, Optional
+
+ENV = "PFCDR_HEAP_REUSE"   # "0": leave the allocator's settings alone
+
+# mallopt parameters (<malloc.h>).
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+# Inside the stage: no array of the paper's tasks reaches 1 GiB a column.
+STAGE_MMAP_THRESHOLD = 1 << 30
+STAGE_TRIM_THRESHOLD = (1 << 31) - 1
+# After it: glibc's adaptive values once a 32 MB array has been freed.
+AFTER_MMAP_THRESHOLD = 32 << 20
+AFTER_TRIM_THRESHOLD = 64 << 20
+
+
+@functools.lru_cache(maxsize=None)
+def _glibc() -> Optional[ctypes.CDLL]:
+  """The process's C library when it has ``mallopt`` and ``malloc_trim``, else None."""
+  name = ctypes.util.find_library("c")
+  try:
+    libc = ctypes.CDLL(name)
+  except OSError:
+    return None
+  if not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
+    return None
+  libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+  libc.mallopt.restype = ctypes.c_int
+  libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+  libc.malloc_trim.restype = ctypes.c_int
+  return libc
+
+
+def available() -> bool:
+  """True where :func:`reuse_freed_memory` changes something (glibc)."""
+  return _glibc() is not None
+
+
+@contextlib.contextmanager
+def reuse_freed_memory() -> Iterator[None]:
+  """Large arrays allocated inside come from the heap, and freed ones are reused.
+
+  Process-wide while it lasts: not for use while other threads allocate. On exit the
+  thresholds are set to :data:`AFTER_MMAP_THRESHOLD` / :data:`AFTER_TRIM_THRESHOLD`
+  and the heap's free memory goes back to the kernel. Does nothing when
+  ``$PFCDR_HEAP_REUSE`` is ``0`` or the C library is not glibc.
+  """
+  libc = None if os.environ.get(ENV, "").strip() == "0" else _glibc()
+  if libc is None:
+    yield
+    return
+  libc.mallopt(M_MMAP_THRESHOLD, STAGE_MMAP_THRESHOLD)
+  libc.mallopt(M_TRIM_THRESHOLD, STAGE_TRIM_THRESHOLD)
+  try:
+    yield
+  finally:
+    libc.mallopt(M_MMAP_THRESHOLD, AFTER_MMAP_THRESHOLD)
+    libc.mallopt(M_TRIM_THRESHOLD, AFTER_TRIM_THRESHOLD)
+    libc.malloc_trim(0)
