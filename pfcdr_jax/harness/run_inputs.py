@@ -59,6 +59,9 @@ def load_split(cfg: PFCDRConfig, frames=None) -> tuple[splits_lib.CDRData, dict,
     data = splits_lib.make_cdr_split(src_df, tgt_df, beta=cfg.split.beta, seed=cfg.seed,
                                      val_fraction=cfg.split.val_fraction,
                                      name=cfg.data.task)
+  # Frames loaded here die now; what the heap kept of them goes back to the kernel.
+  del src_df, tgt_df, frames
+  heap.release_free_memory()
   return data, info, cache_lib.stable_hash(data.manifest)
 
 

@@ -9,11 +9,12 @@ faults in and zeroes one by one, each time.
 
 The data stage makes dozens of temporaries of one column's size (int64 keys, codes,
 orders, gathers). At music2movie size (4-5M rows a domain at 3x) those cross 32 MB
-between 1x and 3x, and from there on each one pays its page faults: on the project's
-2-core machine a copy of a 48 MB array took ~9x the time of a 16 MB one, against ~3x
-with this module's setting (``experiments/bench_data_stage.py`` times the stage both
-ways, ``docs/results/bench_data_stage_music2movie.json``). The stage's growth between
-1x and 3x is then a step of the allocator, not of the work.
+between 1x and 3x, and from there on each one pays its page faults, so the stage's
+growth between 1x and 3x was partly a step of the allocator, not of the work. On the
+project's 2-core machine (``python experiments/bench_data_stage.py --like=music2movie
+--scales=1,3 --reps=3``, ``docs/results/bench_data_stage_music2movie.json``, medians
+of 3 interleaved runs) the stage took 0.99 s at 1x both ways and 3.28 s at 3x with this
+module's setting against 3.73 s without: growth exponents 1.09 and 1.21.
 
 :func:`reuse_freed_memory` raises the mmap threshold (and the top-of-heap trim
 threshold) for the stage, so its large arrays come from the heap and freed ones are
@@ -68,6 +69,22 @@ def available() -> bool:
   return _glibc() is not None
 
 
+def _enabled_glibc() -> Optional[ctypes.CDLL]:
+  return None if os.environ.get(ENV, "").strip() == "0" else _glibc()
+
+
+def release_free_memory() -> None:
+  """Hands the heap's free memory back to the kernel (``malloc_trim(0)``).
+
+  For after the data stage, once its input frames are dropped: blocks freed in the
+  middle of the heap stay mapped otherwise. Does nothing where
+  :func:`reuse_freed_memory` does nothing.
+  """
+  libc = _enabled_glibc()
+  if libc is not None:
+    libc.malloc_trim(0)
+
+
 @contextlib.contextmanager
 def reuse_freed_memory() -> Iterator[None]:
   """Large arrays allocated inside come from the heap, and freed ones are reused.
@@ -77,7 +94,7 @@ def reuse_freed_memory() -> Iterator[None]:
   and the heap's free memory goes back to the kernel. Does nothing when
   ``$PFCDR_HEAP_REUSE`` is ``0`` or the C library is not glibc.
   """
-  libc = None if os.environ.get(ENV, "").strip() == "0" else _glibc()
+  libc = _enabled_glibc()
   if libc is None:
     yield
     return

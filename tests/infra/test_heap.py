@@ -65,3 +65,20 @@ def test_nothing_changes_without_glibc(monkeypatch):
   assert not heap.available()
   with heap.reuse_freed_memory():
     assert np.ones(1 << 20).sum() == 1 << 20
+
+
+def _resident_bytes() -> int:
+  with open("/proc/self/statm") as f:
+    return int(f.read().split()[1]) * 4096
+
+
+def test_release_hands_back_arrays_freed_after_the_stage(monkeypatch, mapped_bytes):
+  monkeypatch.delenv(heap.ENV, raising=False)
+  with heap.reuse_freed_memory():
+    frame = np.ones(48 * _MB // 8)          # a frame the stage made, from the heap
+    kept = np.ones(1024)                    # ... below the heap's top
+  del frame                                 # dropped after the stage: the heap keeps it
+  before = _resident_bytes()
+  heap.release_free_memory()
+  assert before - _resident_bytes() >= 40 * _MB
+  del kept
