@@ -13,8 +13,10 @@ between 1x and 3x, and from there on each one pays its page faults, so the stage
 growth between 1x and 3x was partly a step of the allocator, not of the work. On the
 project's 2-core machine (``python experiments/bench_data_stage.py --like=music2movie
 --scales=1,3 --reps=3``, ``docs/results/bench_data_stage_music2movie.json``, medians
-of 3 interleaved runs) the stage took 0.99 s at 1x both ways and 3.28 s at 3x with this
-module's setting against 3.73 s without: growth exponents 1.09 and 1.21.
+of 3 interleaved runs) the stage took 1.03 s at 1x with this module's setting and 1.00 s
+without, 3.40 s at 3x against 3.58 s: growth exponents 1.09 and 1.16 (1.09 and 1.21 in
+the run before the trim after the split, ``git show
+495b4e8:docs/results/bench_data_stage_music2movie.json``).
 
 :func:`reuse_freed_memory` raises the mmap threshold (and the top-of-heap trim
 threshold) for the stage, so its large arrays come from the heap and freed ones are
