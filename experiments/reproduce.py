@@ -362,8 +362,15 @@ TARGETS: dict[str, Target] = {
         ("python experiments/bench_data_stage.py --like=music2movie --scales=1,3 --reps=3 "
          f"--out={RESULTS}/bench_data_stage_music2movie.json",),
         (f"{RESULTS}/bench_data_stage_music2movie.json",), "2 min", False,
-        "the data stage's growth 1 -> 3 x music2movie (medians of interleaved runs) beside "
-        "the machine's own growth for single numpy passes of the same sizes"),
+        "the data stage's growth 1 -> 3 x music2movie (medians of interleaved runs, with "
+        "and without glibc's heap reuse) beside the machine's own growth for single numpy "
+        "passes of the same sizes"),
+    "bench_heap": Target(
+        ("python experiments/bench_heap.py --like=book2movie --scales=1 --repeats=3 "
+         f"--out={RESULTS}/bench_heap_book2movie.json",),
+        (f"{RESULTS}/bench_heap_book2movie.json",), "20 min", False,
+        "book2movie's main job with and without glibc's heap reuse in the data stage: "
+        "wall, data stage, peak memory, paired ratios, equal MAEs"),
     "bench_pretrain": Target(
         ("python experiments/bench_pretrain.py --like=music2movie --scales=0.3,1,3 --epochs=2 "
          f"--out={RESULTS}/bench_pretrain_music2movie.json",

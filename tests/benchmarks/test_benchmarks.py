@@ -249,17 +249,17 @@ def test_data_stage_bench_writes_medians_and_exponents(tmp_path):
       "astype_float64", "bincount_sorted_users", "bincount_random_items",
       "argsort_grouped_keys", "argsort_random_keys", "choice_by_popularity",
       "guide_table_draw"}
-  # Both heap settings, interleaved; data_stage_s is the main job's (reuse).
-  assert res["heap"] == "reuse"
+  # Both heap settings, interleaved; data_stage_s is the main job's (default).
+  assert res["heap"] == "default"
   for r in res["runs"]:
-    assert r["heap_reuse"]["data_stage_s"] == r["data_stage_s"]
-    assert len(r["heap_default"]["data_stage_s"]) == 2
-  assert res["data_stage_exponent_by_heap"]["reuse"] == res["data_stage_exponent"]
-  slow = [float(np.median(r["heap_default"]["data_stage_s"])) for r in (small, large)]
-  want = np.log(slow[1] / slow[0]) / np.log(large["ratings"] / small["ratings"])
-  assert res["data_stage_exponent_by_heap"]["default"] == pytest.approx(want, abs=2e-3)
+    assert r["heap_default"]["data_stage_s"] == r["data_stage_s"]
+    assert len(r["heap_reuse"]["data_stage_s"]) == 2
+  assert res["data_stage_exponent_by_heap"]["default"] == res["data_stage_exponent"]
+  other = [float(np.median(r["heap_reuse"]["data_stage_s"])) for r in (small, large)]
+  want = np.log(other[1] / other[0]) / np.log(large["ratings"] / small["ratings"])
+  assert res["data_stage_exponent_by_heap"]["reuse"] == pytest.approx(want, abs=2e-3)
   assert set(res["passes_exponent_heap_reuse"]) == set(res["passes_exponent"])
-  for flag in ("--scales=1", "--scales=x,1", "--scales=1,1", "--heap=reuse,reuse",
+  for flag in ("--scales=1", "--scales=x,1", "--scales=1,1", "--heap=default,default",
                "--heap=fast"):
     bad = subprocess.run([sys.executable, script, flag, f"--out={out}"],
                          capture_output=True, text=True, timeout=300, env=env)
@@ -531,6 +531,26 @@ def test_hugepages_bench_probes_both_settings_and_checks_its_flags(tmp_path):
     assert len(probe["ms"]) == 3 and all(ms > 0 for ms in probe["ms"])
     assert probe["last_median_ms"] == pytest.approx(float(np.median(probe["ms"][-1:])))
   for flag in ("--settings=on,sometimes", "--settings=on,on", "--scales=x", "--scales=1,1.0"):
+    bad = subprocess.run([sys.executable, script, flag, f"--out={out}"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "error:" in bad.stderr, bad.stderr[-500:]
+
+
+def test_heap_bench_pairs_both_settings_with_equal_maes(tmp_path):
+  out = tmp_path / "heap.json"
+  script = str(ROOT / "experiments" / "bench_heap.py")
+  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+  proc = subprocess.run([sys.executable, script, "--like=music2movie", "--scales=0.002",
+                         "--repeats=1", f"--out={out}"], capture_output=True, text=True,
+                        timeout=600, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  cell = json.loads(out.read_text())["jobs"]["0.002"]
+  assert cell["same_mae"] and cell["default"]["pfcdr_mae"] == cell["reuse"]["pfcdr_mae"]
+  for setting in ("default", "reuse"):
+    assert len(cell[setting]["wall_s"]) == 1 and cell[setting]["peak_median_gb"] > 0
+  want = cell["reuse"]["data_s"][0] / cell["default"]["data_s"][0]
+  assert cell["reuse_vs_default"]["data_ratio"] == [pytest.approx(want, abs=1e-3)]
+  for flag in ("--scales=x", "--scales=1,1.0", "--like=nope"):
     bad = subprocess.run([sys.executable, script, flag, f"--out={out}"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "error:" in bad.stderr, bad.stderr[-500:]
