@@ -22,11 +22,12 @@ machine:
 
 * the stage alone (``python experiments/bench_data_stage.py --like=music2movie
   --scales=1,3 --reps=3``, ``docs/results/bench_data_stage_music2movie.json``, medians of
-  interleaved runs) grows 1->3x with an exponent of DS_REUSE with the reuse against
-  DS_DEFAULT without;
+  interleaved runs) grows 1->3x with an exponent of 1.07 with the reuse against
+  1.17 without (3x: 3.44 against 3.90 s; 1x: 1.06 against 1.08 s);
 * book2movie's main job (``python experiments/bench_heap.py --like=book2movie --scales=1
-  --repeats=3``, ``docs/results/bench_heap_book2movie.json``): data stage HEAP_DATA,
-  peak memory HEAP_PEAK, wall HEAP_WALL (medians, default -> reuse). The peak is in
+  --repeats=3``, ``docs/results/bench_heap_book2movie.json``): data stage 5.47 -> 4.44 s,
+  peak memory 3.15 -> 3.48 GB (+10-11 % in each of 3 paired rounds), wall 182.1 ->
+  186.3 s (paired ratios 0.98-1.03) (medians, default -> reuse). The peak is in
   pretraining, after the stage; why the heap's layout costs memory there was not found.
 
 :func:`release_free_memory` (``malloc_trim(0)``), called after the split once the input
