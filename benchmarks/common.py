@@ -3,7 +3,8 @@
 Checks of their flags (each raises ``ValueError`` with the one line the script prints
 after ``error:``), ids drawn by log-normal popularity (the synthetic sizes' row-access
 pattern), timing of several calls interleaved so that each sees the same machine, the
-growth exponent between two sizes, and JSON written whole (a temporary file renamed).
+growth exponent between two sizes, the summary of repeated main jobs, and JSON written
+whole (a temporary file renamed).
 """
 from __future__ import annotations
 
@@ -74,6 +75,18 @@ def spread(seconds: Sequence[float]) -> dict[str, float]:
   s = np.asarray(seconds, float)
   return {"median_s": round(float(np.median(s)), 6), "min_s": round(float(s.min()), 6),
           "max_s": round(float(s.max()), 6)}
+
+
+def job_summary(rows: Sequence[Mapping[str, Any]]) -> dict:
+  """Runs and medians of repeated main jobs of one setting (``pipeline.run_job`` rows):
+  wall seconds and their spread, peak memory, median stage seconds, PFCDR's MAEs."""
+  return {"wall": spread([r["wall_s"] for r in rows]),
+          "wall_s": [r["wall_s"] for r in rows],
+          "peak_rss_gb": [r["peak_rss_gb"] for r in rows],
+          "stages_median_s": {k: round(float(np.median([r["stages"][k] for r in rows])), 3)
+                              for k in rows[0]["stages"]},
+          "pfcdr_mae": sorted({r["pfcdr_mae"] for r in rows}),
+          "command": rows[0]["command"]}
 
 
 def write_json(path: str, obj: Any, indent: int = 1) -> None:

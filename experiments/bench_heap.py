@@ -45,18 +45,13 @@ SETTINGS = {"default": None, "reuse": "1"}   # $PFCDR_HEAP_REUSE
 
 
 def _summary(rows: list[dict]) -> dict:
-  """Runs and medians of one scale and setting."""
+  """:func:`benchmarks.common.job_summary` with the medians this bench compares."""
   med = lambda xs: round(float(np.median(xs)), 3)
-  return {"wall_s": [r["wall_s"] for r in rows],
+  return {**common.job_summary(rows),
           "wall_median_s": med([r["wall_s"] for r in rows]),
           "data_s": [r["stages"]["data"] for r in rows],
           "data_median_s": med([r["stages"]["data"] for r in rows]),
-          "peak_rss_gb": [r["peak_rss_gb"] for r in rows],
-          "peak_median_gb": med([r["peak_rss_gb"] for r in rows]),
-          "stages_median_s": {k: med([r["stages"][k] for r in rows])
-                              for k in rows[0]["stages"]},
-          "pfcdr_mae": sorted({r["pfcdr_mae"] for r in rows}),
-          "command": rows[0]["command"]}
+          "peak_median_gb": med([r["peak_rss_gb"] for r in rows])}
 
 
 def main(argv):

@@ -78,17 +78,6 @@ def _probe(setting: str) -> list[float]:
   return json.loads(out)
 
 
-def _summary(rows: list[dict]) -> dict:
-  """Spread, runs, medians and MAEs of one scale and setting."""
-  return {"wall": common.spread([r["wall_s"] for r in rows]),
-          "wall_s": [r["wall_s"] for r in rows],
-          "peak_rss_gb": [r["peak_rss_gb"] for r in rows],
-          "stages_median_s": {k: round(float(np.median([r["stages"][k] for r in rows])), 3)
-                              for k in rows[0]["stages"]},
-          "pfcdr_mae": sorted({r["pfcdr_mae"] for r in rows}),
-          "command": rows[0]["command"]}
-
-
 def main(argv):
   del argv
   common.check_out(FLAGS.out)
@@ -123,7 +112,7 @@ def main(argv):
               f"MAE {row['pfcdr_mae']:.6f}", flush=True)
   jobs = {}
   for s in scales:
-    cell = {setting: _summary(runs[(s, setting)]) for setting in settings}
+    cell = {setting: common.job_summary(runs[(s, setting)]) for setting in settings}
     cell["same_mae"] = len({x["pfcdr_mae"] for st in settings for x in runs[(s, st)]}) == 1
     for setting in settings:
       if setting == "on" or "on" not in settings:
