@@ -27,8 +27,8 @@ machine:
 * book2movie's main job (``python experiments/bench_heap.py --like=book2movie --scales=1
   --repeats=3``, ``docs/results/bench_heap_book2movie.json``): data stage 5.47 -> 4.44 s,
   peak memory 3.15 -> 3.48 GB (+10-11 % in each of 3 paired rounds), wall 182.1 ->
-  186.3 s (paired ratios 0.98-1.03) (medians, default -> reuse). The peak is in
-  pretraining, after the stage; why the heap's layout costs memory there was not found.
+  186.3 s (paired ratios 0.98-1.03) (medians, default -> reuse). Where the extra
+  memory sits (pretraining, in an uncommitted trace) and why was not established.
 
 :func:`release_free_memory` (``malloc_trim(0)``), called after the split once the input
 frames are dropped, is on in both settings. No result depends on either, only where
