@@ -14,7 +14,7 @@ make, on arrays of the two sizes (random data, for timing only): a float32 -> fl
 copy, a ``bincount`` over sorted user ids and one over random item ids, a stable argsort
 of keys grouped by user (the generator's order) and of random keys, and a draw of
 items by popularity (``Generator.choice`` with ``p``, and the generator's replica of it
-through a guide table in cache-sized chunks, ``synthetic._popularity_draw``). Each is the
+through a guide table in cache-sized chunks, ``sampling.popularity_draw``). Each is the
 minimum of 5 calls (3 for the draws).
 These are the machine's own growth for work that is linear in the rows: when the
 arrays outgrow the caches, a pass over 3x the rows costs more than 3x the time, and no
@@ -45,7 +45,7 @@ import cli
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
 from benchmarks import pipeline as benchmarks_pipeline  # pylint: disable=g-import-not-at-top
 from pfcdr_jax.config import DataConfig, PFCDRConfig  # pylint: disable=g-import-not-at-top
-from pfcdr_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+from pfcdr_jax.data import sampling  # pylint: disable=g-import-not-at-top
 from pfcdr_jax.harness import run_inputs  # pylint: disable=g-import-not-at-top
 from pfcdr_jax.infra import heap  # pylint: disable=g-import-not-at-top
 
@@ -121,7 +121,7 @@ def _passes(ratings: int, users: int, items: int) -> dict[str, float]:
       # The generator's replica of the line above (the same items): a guide table, the
       # queries in cache-sized chunks.
       "guide_table_draw": _min_time(
-          lambda: synthetic._popularity_draw(np.random.default_rng(1), pop, ratings),  # pylint: disable=protected-access
+          lambda: sampling.popularity_draw(np.random.default_rng(1), pop, ratings),
           calls=3),
   }
 

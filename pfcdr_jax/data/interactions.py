@@ -31,7 +31,7 @@ RatingRange = Optional[tuple[float, float]]
 STAR_RANGE = (1.0, 5.0)
 
 
-def make_frame(user, item, rating, timestamp=None) -> pd.DataFrame:
+def make_frame(user, item, rating, timestamp=None, *, copy: bool = True) -> pd.DataFrame:
   """Builds a universal interaction frame with the canonical dtypes.
 
   Args:
@@ -40,6 +40,8 @@ def make_frame(user, item, rating, timestamp=None) -> pd.DataFrame:
     item: Sequence of item ids (likewise).
     rating: Sequence of ratings (converted to float32).
     timestamp: Sequence of integer timestamps, or None for unknown (-1).
+    copy: False hands the arrays over: the frame may share their memory (no copy of
+      each column), so the caller must not change them afterwards.
 
   Returns:
     DataFrame with columns ``user, item, rating, timestamp``.
@@ -54,7 +56,7 @@ def make_frame(user, item, rating, timestamp=None) -> pd.DataFrame:
       "item": _id_column(item),
       "rating": rating,
       "timestamp": timestamp,
-  })
+  }, copy=copy)
 
 
 def categorical_ids(ids) -> pd.Categorical:
@@ -82,7 +84,9 @@ def stable_order(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   Where the keys are non-negative and the largest one fits in 63 bits with the row
   numbers, each key is packed with its row into one value and the values are sorted
   (numpy's vectorised sort, faster than a stable argsort; the row breaks ties,
-  so the order is the stable one). Otherwise a stable argsort.
+  so the order is the stable one); ``order`` is then int32 where the row numbers fit
+  (half the bytes; numpy gathers by int32 indices as fast). Otherwise a stable argsort
+  (``order`` in numpy's index dtype).
 
   Raises:
     TypeError: ``key`` is not int64 (narrower keys would overflow when packed).
@@ -96,11 +100,49 @@ def stable_order(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, key[order]
   packed = key
   packed <<= row_bits
-  packed |= np.arange(n)
+  # The row numbers go in a slice at a time: no row-sized arange beside the keys.
+  for lo in range(0, n, _ROWS_CHUNK):
+    packed[lo:lo + _ROWS_CHUNK] |= np.arange(lo, min(lo + _ROWS_CHUNK, n))
   packed.sort()
-  order = packed & ((1 << row_bits) - 1)
+  order = np.empty(n, dtype=np.int32 if n <= np.iinfo(np.int32).max else np.int64)
+  np.bitwise_and(packed, (1 << row_bits) - 1, out=order, casting="unsafe")
   packed >>= row_bits
   return order, packed
+
+
+_ROWS_CHUNK = 1 << 16
+
+
+def sorted_duplicate_losers(sorted_keys: np.ndarray, order: np.ndarray,
+                            timestamps: np.ndarray) -> np.ndarray:
+  """:func:`duplicate_losers` of rows already sorted by key (the policy's own mask).
+
+  Args:
+    sorted_keys: int64[R] pair keys in stable sorted order (:func:`stable_order`).
+    order: int[R] the row of each sorted position.
+    timestamps: int64[R] per row (file order, not sorted).
+
+  Returns:
+    bool[R] over the sorted positions, True where that row is dropped: the same rows
+    as ``duplicate_losers(keys, timestamps)[order]``. Equal keys sit next to each
+    other, so finding that none repeats is one comparison of neighbours.
+  """
+  n = len(sorted_keys)
+  loser = np.zeros(n, dtype=bool)
+  same = sorted_keys[1:] == sorted_keys[:-1]
+  if not same.any():
+    return loser
+  in_group = np.zeros(n, dtype=bool)
+  in_group[1:] |= same
+  in_group[:-1] |= same
+  at = np.flatnonzero(in_group)               # sorted positions of repeated keys
+  rows = order[at]
+  k = sorted_keys[at]
+  # Within a key: by timestamp, then by row; the survivor is the last of its key.
+  by = np.lexsort((rows, timestamps[rows], k))
+  k = k[by]
+  loser[at[by[:-1][k[:-1] == k[1:]]]] = True
+  return loser
 
 
 def duplicate_losers(keys: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
@@ -145,32 +187,38 @@ def pair_keys(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.Index, np.nd
   """
   ucodes, uniq_u = factorize_ids(df["user"])
   icodes, uniq_i = factorize_ids(df["item"])
-  keys = ucodes * max(len(uniq_i), 1) + icodes
+  keys = ucodes.astype(np.int64)
+  keys *= max(len(uniq_i), 1)
+  keys += icodes
   return keys, ucodes, uniq_u, icodes, uniq_i
 
 
 def factorize_ids(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
-  """int64 codes of an id column and its distinct values (``codes[r]`` indexes them).
+  """Integer codes of an id column and its distinct values (``codes[r]`` indexes them).
 
   A categorical column without missing values is factorised from its integer codes:
   the distinct values are the categories in use, in category order (sorted, for the
   frames of this package's loaders), found with one ``bincount``; no string is
-  hashed. Any other column goes through ``pd.factorize`` (order of first
-  appearance, -1 for a missing value). Callers use only the equality of codes, never
-  their order.
+  hashed, and where every category is in use the codes are the column's own (no
+  copy). Any other column goes through ``pd.factorize`` (order of first appearance,
+  -1 for a missing value). Callers use only the equality of codes, never their order.
 
   Args:
     column: A ``user`` or ``item`` column of a universal frame.
 
   Returns:
-    ``(codes, uniques)``.
+    ``(codes, uniques)``: ``codes`` a signed integer array (a categorical's own code
+    dtype, int8 to int32; int64 from ``pd.factorize``; read-only where it is the
+    column's), never to be written to.
   """
   if isinstance(column.dtype, pd.CategoricalDtype):
-    codes = column.cat.codes.to_numpy()
+    codes = column.array.codes   # a read-only view (``.cat.codes`` copies)
     if len(codes) and codes.min() >= 0:
       cats = column.cat.categories
       used = np.bincount(codes, minlength=len(cats)).astype(bool)
-      renumber = np.cumsum(used) - 1
+      if used.all():
+        return codes, cats
+      renumber = np.cumsum(used, dtype=codes.dtype) - 1
       return renumber[codes], cats[used]
   codes, uniques = pd.factorize(column)
   return codes.astype(np.int64, copy=False), pd.Index(uniques)

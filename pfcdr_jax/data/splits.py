@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import NamedTuple, Optional
+from typing import Optional
 
 from absl import logging
 import numpy as np
@@ -26,9 +26,10 @@ import pandas as pd
 
 from pfcdr_jax.data.checksums import write_json_atomic
 from pfcdr_jax.data.errors import DataError, PathLike
-from pfcdr_jax.data.interactions import (check_ids, duplicate_losers, pair_keys,
-                                         stable_order,
-                                         validate_frame_shape, validate_values)
+from pfcdr_jax.data.id_order import IdOrder, id_order
+from pfcdr_jax.data.interactions import (check_ids, factorize_ids, sorted_duplicate_losers,
+                                         stable_order, validate_frame_shape,
+                                         validate_values)
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -110,7 +111,7 @@ def _sha256_strings(ids: list) -> str:
 
 
 def _sha256_array(a: np.ndarray) -> str:
-  return hashlib.sha256(np.ascontiguousarray(a, dtype="<i4").tobytes()).hexdigest()
+  return hashlib.sha256(np.ascontiguousarray(a, dtype="<i4")).hexdigest()
 
 
 def _sha256_ratings(d: "DomainData") -> str:
@@ -120,28 +121,26 @@ def _sha256_ratings(d: "DomainData") -> str:
   same pairs) changes it, so nothing trained on the old ratings is served again.
   """
   h = hashlib.sha256()
-  h.update(np.ascontiguousarray(d.user, dtype="<i4").tobytes())
-  h.update(np.ascontiguousarray(d.item, dtype="<i4").tobytes())
-  h.update(np.ascontiguousarray(d.rating, dtype="<f4").tobytes())
+  # The arrays' own buffers where they are little-endian and contiguous already (no
+  # bytes copy of each): the same bytes as ``.tobytes()`` of the converted array.
+  h.update(np.ascontiguousarray(d.user, dtype="<i4"))
+  h.update(np.ascontiguousarray(d.item, dtype="<i4"))
+  h.update(np.ascontiguousarray(d.rating, dtype="<f4"))
   return h.hexdigest()
 
 
 def _prepare(df: pd.DataFrame, name: str, rating_range) -> tuple:
-  """Validates, deduplicates (documented policy) and factorises one domain."""
+  """Validates and factorises one domain: ``(user codes, user ids, item codes, item ids,
+  ratings, timestamps)``. Repeated (user, item) pairs are dropped later, by
+  :func:`_index`, in the sort that orders the ratings anyway."""
   validate_frame_shape(df, name=name)
-  keys, ucodes, uniq_u, icodes, uniq_i = pair_keys(df)
+  ucodes, uniq_u = factorize_ids(df["user"])
+  icodes, uniq_i = factorize_ids(df["item"])
   check_ids(ucodes, uniq_u, name=name, field="user")
   check_ids(icodes, uniq_i, name=name, field="item")
   validate_values(df, name=name, rating_range=rating_range)
-  drop = duplicate_losers(keys, df["timestamp"].to_numpy(dtype=np.int64))
-  n_dup = int(drop.sum())
-  if n_dup:
-    logging.warning("%s: dropped %d duplicate (user, item) rows (kept the latest timestamp, "
-                    "ties: last in file order)", name, n_dup)
-  keep = ~drop
-  rating = df["rating"].to_numpy(dtype=np.float32)[keep]
-  # Dropping losers never removes a user or item entirely (the survivor stays).
-  return ucodes[keep], _strings(uniq_u), icodes[keep], _strings(uniq_i), rating, n_dup
+  return (ucodes, _strings(uniq_u), icodes, _strings(uniq_i),
+          df["rating"].to_numpy(dtype=np.float32), df["timestamp"].to_numpy(dtype=np.int64))
 
 
 def _strings(uniques: pd.Index) -> list:
@@ -151,19 +150,33 @@ def _strings(uniques: pd.Index) -> list:
   return [str(u) for u in uniques]
 
 
-def _index(ucodes, user_pos, icodes, item_pos, rating, n_users: int, n_items: int
-           ) -> DomainData:
-  """Indexes one domain: ``*_pos[code]`` is the index of the code's id (:class:`_IdOrder`)."""
+def _index(ucodes, user_pos, icodes, item_pos, rating, timestamp, n_users: int,
+           n_items: int, name: str) -> tuple[DomainData, int]:
+  """Indexes one domain and drops its repeated (user, item) pairs (documented policy).
+
+  ``*_pos[code]`` is the index of the code's id (:class:`id_order.IdOrder`). Returns the
+  :class:`DomainData` (ratings sorted by (user, item)) and the number of rows dropped.
+  """
   key = user_pos[ucodes]
   key *= n_items
   key += item_pos[icodes]
-  # The (user, item) pairs are distinct here (``_prepare`` dropped the repeats), so any
-  # sort gives this one order; the sorted keys give the users and items back without
-  # two gathers by ``order``.
+  # One sort orders the ratings and puts repeated pairs side by side; dropping a
+  # loser never removes a user or item entirely (its key's survivor stays).
   order, key = stable_order(key)
-  return DomainData(_readonly((key // n_items).astype(np.int32)),
-                    _readonly((key % n_items).astype(np.int32)),
-                    _readonly(rating[order]), n_users, n_items)
+  drop = sorted_duplicate_losers(key, order, timestamp)
+  n_dup = int(drop.sum())
+  if n_dup:
+    logging.warning("%s: dropped %d duplicate (user, item) rows (kept the latest timestamp, "
+                    "ties: last in file order)", name, n_dup)
+    keep = ~drop
+    key, order = key[keep], order[keep]
+  # The users and items come back from the sorted keys, straight into int32.
+  user = np.empty(len(key), dtype=np.int32)
+  item = np.empty(len(key), dtype=np.int32)
+  np.floor_divide(key, n_items, out=user, casting="unsafe")
+  np.remainder(key, n_items, out=item, casting="unsafe")
+  return DomainData(_readonly(user), _readonly(item), _readonly(rating[order]), n_users,
+                    n_items), n_dup
 
 
 def _subset(d: DomainData, mask: np.ndarray) -> DomainData:
@@ -202,11 +215,13 @@ def make_cdr_split(source_df: pd.DataFrame, target_df: pd.DataFrame, *, beta: fl
   _check_fractions(beta, val_fraction)
   src = _prepare(source_df, f"{name} (source)", rating_range)
   tgt = _prepare(target_df, f"{name} (target)", rating_range)
-  ids = _id_order(src[1], tgt[1], src[3], tgt[3], name=name)
-  source = _index(src[0], ids.source_user_pos, src[2], ids.source_item_pos, src[4],
-                  len(ids.source_user_ids), len(ids.source_item_ids))
-  target = _index(tgt[0], ids.target_user_pos, tgt[2], ids.target_item_pos, tgt[4],
-                  len(ids.target_user_ids), len(ids.target_item_ids))
+  ids = id_order(src[1], tgt[1], src[3], tgt[3], name=name)
+  source, dup_s = _index(src[0], ids.source_user_pos, src[2], ids.source_item_pos, src[4],
+                         src[5], len(ids.source_user_ids), len(ids.source_item_ids),
+                         f"{name} (source)")
+  target, dup_t = _index(tgt[0], ids.target_user_pos, tgt[2], ids.target_item_pos, tgt[4],
+                         tgt[5], len(ids.target_user_ids), len(ids.target_item_ids),
+                         f"{name} (target)")
   train_users, val_users, test_users = _draw_users(ids.n_overlap, beta=beta, seed=seed,
                                                    val_fraction=val_fraction, name=name)
   target_train, target_val, target_test, trained = _split_target(target, val_users,
@@ -215,7 +230,7 @@ def make_cdr_split(source_df: pd.DataFrame, target_df: pd.DataFrame, *, beta: fl
       name=name, beta=beta, seed=seed, val_fraction=val_fraction, ids=ids, source=source,
       target=target, target_train=target_train, target_val=target_val,
       target_test=target_test, train_users=train_users, val_users=val_users,
-      test_users=test_users, trained=trained, duplicates=(src[-1], tgt[-1]))
+      test_users=test_users, trained=trained, duplicates=(dup_s, dup_t))
   logging.info("%s split: %d overlap users (%d test, %d val, %d train); target ratings "
                "%d train / %d val / %d test", name, ids.n_overlap, len(test_users),
                len(val_users), len(train_users), len(target_train), len(target_val),
@@ -235,83 +250,6 @@ def _check_fractions(beta: float, val_fraction: float) -> None:
     raise ValueError(f"beta must be in [0, 1), got {beta}")
   if not 0.0 <= val_fraction < 1.0:
     raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-
-
-class _IdOrder(NamedTuple):
-  """The index order of users and items in both domains (see the module docstring).
-
-  Attributes:
-    n_overlap: Number of users in both domains (indices ``0..n_overlap-1``).
-    source_user_ids: Overlap users sorted, then source-only users sorted.
-    target_user_ids: Overlap users sorted, then target-only users sorted.
-    source_item_ids: Source items sorted.
-    target_item_ids: Target items sorted.
-    source_user_pos: int64, the index of each distinct source user as given to
-      :func:`_id_order` (``source_user_ids[source_user_pos[k]] == src_users[k]``);
-      likewise the three others.
-    target_user_pos: See ``source_user_pos``.
-    source_item_pos: See ``source_user_pos``.
-    target_item_pos: See ``source_user_pos``.
-  """
-  n_overlap: int
-  source_user_ids: list
-  target_user_ids: list
-  source_item_ids: list
-  target_item_ids: list
-  source_user_pos: np.ndarray
-  target_user_pos: np.ndarray
-  source_item_pos: np.ndarray
-  target_item_pos: np.ndarray
-
-
-def _id_order(src_users: list, tgt_users: list, src_items: list, tgt_items: list, *,
-              name: str) -> _IdOrder:
-  """Orders the distinct string ids of both domains: shared users first.
-
-  Each list is sorted by positions (``sorted(range(n), key=ids.__getitem__)``): timsort
-  finds ids that come sorted (the categories of a categorical column) in one linear
-  pass, and the sort itself gives each id's index (no lookup of every id). The shared
-  users are found with one set a domain.
-
-  Args:
-    src_users: Distinct source user ids.
-    tgt_users: Distinct target user ids.
-    src_items: Distinct source item ids.
-    tgt_items: Distinct target item ids.
-    name: Task name for messages.
-
-  Returns:
-    The :class:`_IdOrder`.
-
-  Raises:
-    DataError: no user is in both domains.
-  """
-  src_set, tgt_set = set(src_users), set(tgt_users)
-  in_tgt = np.fromiter((u in tgt_set for u in src_users), dtype=bool, count=len(src_users))
-  in_src = np.fromiter((u in src_set for u in tgt_users), dtype=bool, count=len(tgt_users))
-  n_overlap = int(in_tgt.sum())
-  if not n_overlap:
-    raise DataError(name, f"zero overlapping users between the source ({len(src_users)} "
-                    f"users) and the target ({len(tgt_users)} users) domain; check that "
-                    "both files use the same user ids")
-  source_user_ids, source_user_pos = _place(src_users, in_tgt)
-  target_user_ids, target_user_pos = _place(tgt_users, in_src)
-  source_item_ids, source_item_pos = _place(src_items, np.zeros(len(src_items), bool))
-  target_item_ids, target_item_pos = _place(tgt_items, np.zeros(len(tgt_items), bool))
-  return _IdOrder(n_overlap, source_user_ids, target_user_ids, source_item_ids,
-                  target_item_ids, source_user_pos, target_user_pos, source_item_pos,
-                  target_item_pos)
-
-
-def _place(ids: list, first: np.ndarray) -> tuple[list, np.ndarray]:
-  """``(ordered ids, index of each id)``: the ids where ``first`` sorted, then the rest
-  sorted."""
-  order = np.array(sorted(range(len(ids)), key=ids.__getitem__), dtype=np.int64)
-  in_first = first[order]
-  placed = np.concatenate([order[in_first], order[~in_first]])
-  pos = np.empty(len(ids), dtype=np.int64)
-  pos[placed] = np.arange(len(ids))
-  return [ids[k] for k in placed.tolist()], pos
 
 
 def _draw_users(n_overlap: int, *, beta: float, seed: int, val_fraction: float,
@@ -371,7 +309,7 @@ def _split_target(target: DomainData, val_users: np.ndarray, test_users: np.ndar
   return target_train, target_val, target_test, trained
 
 
-def _manifest(*, name: str, beta: float, seed: int, val_fraction: float, ids: _IdOrder,
+def _manifest(*, name: str, beta: float, seed: int, val_fraction: float, ids: IdOrder,
               source: DomainData, target: DomainData, target_train: DomainData,
               target_val: DomainData, target_test: DomainData, train_users: np.ndarray,
               val_users: np.ndarray, test_users: np.ndarray, trained: np.ndarray,

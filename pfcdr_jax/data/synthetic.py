@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from pfcdr_jax.data.interactions import make_frame, stable_order
+from pfcdr_jax.data.sampling import popularity_draw
 
 # Table 2 of the PFCDR paper: (source, target) items, users, ratings; overlap users.
 TABLE2 = {
@@ -88,7 +89,10 @@ TEMPLATES = {**{name: dict(t, mean_rating=_MEAN_RATING, user_tail=1.0, item_tail
 
 _MIN_ITEMS = 20
 _MIN_OVERLAP = 10
-_CHUNK = 1 << 20
+# Rows per chunk of the rating pass: its gathered factor blocks (chunk x dim float32)
+# stay far below glibc's 32 MB mmap threshold, so each chunk reuses the last one's
+# memory instead of faulting in a fresh mapping (1 << 20 rows made 40 MB blocks).
+_CHUNK = 1 << 16
 # Entropy tag of the biases' random stream (next to the seed).
 _BIAS_STREAM = 0xB1A5
 
@@ -133,6 +137,11 @@ def synthetic_sizes(like: str, scale: float, density: float = 1.0) -> dict:
           "ratings": tuple(ratings)}
 
 
+def _index_dtype(n: int):
+  """int32 when ``0..n-1`` fits in it, else int64."""
+  return np.int32 if n <= np.iinfo(np.int32).max else np.int64
+
+
 def _padded(prefix: str, n: int, width: int) -> np.ndarray:
   """``prefix`` + the zero-padded numbers 0..n-1 (width ``width``), as strings."""
   return np.char.add(prefix, np.char.zfill(np.arange(n).astype(str), width))
@@ -159,60 +168,14 @@ def _counts_per_user(rng: np.random.Generator, n_users: int, n_ratings: int,
   return counts
 
 
-def _search_right(cdf: np.ndarray, u: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
-  """``cdf.searchsorted(u, side="right")`` for a non-decreasing ``cdf`` and ``u`` in [0, 1).
-
-  The same indices, found through a guide table (the index of the first entry above
-  each of ``len(cdf)`` equally spaced points) instead of a binary search per query: a
-  binary search makes ~log2(len(cdf)) dependent reads of a table that outgrows the
-  caches at the Table 2 sizes, the guide table one read, then a few steps forward.
-  The queries go ``chunk`` at a time, so that the steps' index arrays stay in the core's
-  cache (``bench_data_stage`` times it beside numpy's search).
-
-  Exact: the start ``g[floor(u * B) - 1]`` counts only entries <= a point below ``u``
-  (the 1/B margin dwarfs rounding), and the steps move on while ``cdf[i] <= u``.
-  """
-  n = len(cdf)
-  if n == 0 or len(u) == 0:
-    return cdf.searchsorted(u, side="right")
-  guide = cdf.searchsorted(np.arange(n, dtype=np.float64) / n, side="right")
-  out = np.empty(len(u), dtype=np.int64)
-  for lo in range(0, len(u), chunk):
-    q = u[lo:lo + chunk]
-    idx = np.maximum((q * n).astype(np.int64) - 1, 0)
-    idx = guide[idx]
-    active = np.flatnonzero(idx < n)
-    active = active[cdf[idx[active]] <= q[active]]
-    for _ in range(64):
-      if len(active) == 0:
-        break
-      idx[active] += 1
-      active = active[idx[active] < n]
-      active = active[cdf[idx[active]] <= q[active]]
-    else:  # Crowded buckets (a very skewed cdf): the rest by binary search.
-      idx[active] = cdf.searchsorted(q[active], side="right")
-    out[lo:lo + chunk] = idx
-  return out
-
-
-def _popularity_draw(rng: np.random.Generator, p: np.ndarray, size: int) -> np.ndarray:
-  """``rng.choice(len(p), size=size, p=p)``: the same items, the generator left in the
-  same state (numpy draws ``rng.random(size)`` and searches the normalised cumulative
-  sum; tested against it), with :func:`_search_right` in place of the binary search."""
-  if not (np.isfinite(p).all() and (p >= 0).all() and p.sum() > 0):
-    raise ValueError("popularity must be finite, non-negative and not all zero")
-  cdf = np.cumsum(p, dtype=np.float64)
-  cdf /= cdf[-1]
-  return _search_right(cdf, rng.random(size))
-
-
-def _repeated_rows(key: np.ndarray, first: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def _repeated_rows(key: np.ndarray, first: np.ndarray,
+                   rows: np.ndarray | None = None) -> np.ndarray:
   """Rows whose key repeats: all but the first of each key in (key, first-flag, row) order.
 
   Args:
     key: int64 >= 0 (below 2**62) per row of ``rows``; overwritten.
     first: bool per row of ``rows``; True sorts first within a key (anchors).
-    rows: Increasing int64 row numbers.
+    rows: Increasing int64 row numbers; None: ``0..len(key)-1`` (no array made).
 
   Returns:
     The repeating rows, in that sort order (``lexsort((~first, key))``'s, ties by row):
@@ -228,7 +191,8 @@ def _repeated_rows(key: np.ndarray, first: np.ndarray, rows: np.ndarray) -> np.n
   np.bitwise_or(key, ~first, out=key)
   order, key = stable_order(key)
   key >>= 1
-  return rows[order[1:][key[1:] == key[:-1]]]
+  repeats = order[1:][key[1:] == key[:-1]]
+  return repeats if rows is None else rows[repeats]
 
 
 def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int,
@@ -241,8 +205,10 @@ def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int,
   pop = rng.lognormal(0.0, sigma, n_items)
   pop /= pop.sum()
   uniform = np.full(n_items, 1.0 / n_items)
-  users = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-  items = _popularity_draw(rng, pop, len(users))
+  # int32 rows (half the bytes of int64; the keys below widen them): at 3x music2movie
+  # an int64 row array of the target is 41 MB, a fresh mapping each time it is made.
+  users = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+  items = popularity_draw(rng, pop, len(users), dtype=np.int32)
   # Dense users (more than half of all items) draw a random subset directly;
   # rejection sampling would crawl for them.
   dense = counts > n_items // 2
@@ -252,9 +218,13 @@ def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int,
   # Anchors: one row per item (on non-dense users) so that no item is left
   # without ratings, as in a 5-core data set. Anchors never get resampled.
   anchor = np.zeros(len(users), dtype=bool)
-  free_rows = np.flatnonzero(~dense[users])
-  if len(free_rows) >= n_items:
-    rows = rng.choice(free_rows, size=n_items, replace=False)
+  # Without dense users every row is free: the draw from ``len(users)`` picks what the
+  # draw from the array of those rows would (``Generator.choice`` draws positions).
+  free_rows = np.flatnonzero(~dense[users]) if dense.any() else None
+  n_free = len(users) if free_rows is None else len(free_rows)
+  if n_free >= n_items:
+    rows = rng.choice(len(users) if free_rows is None else free_rows, size=n_items,
+                      replace=False)
     items[rows] = rng.permutation(n_items)
     anchor[rows] = True
   else:
@@ -264,9 +234,10 @@ def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int,
   # whole users lists its repeats exactly as the sort of all rows would, so the
   # redraws, and the data, are the same as checking every row every time (the later
   # passes were ~80 % of the generator's time at 3x music2movie).
-  key = users * n_items
+  key = users.astype(np.int64)
+  key *= n_items
   key += items
-  dup = _repeated_rows(key, anchor, np.arange(len(users)))
+  dup = _repeated_rows(key, anchor)
   del key
   for it in range(200):
     if len(dup) == 0:
@@ -277,7 +248,10 @@ def _unique_items(rng: np.random.Generator, counts: np.ndarray, n_items: int,
     redrawn = np.zeros(len(counts), dtype=bool)
     redrawn[users[dup]] = True
     rows = np.flatnonzero(redrawn[users])
-    dup = _repeated_rows(users[rows] * n_items + items[rows], anchor[rows], rows)
+    key = users[rows].astype(np.int64)
+    key *= n_items
+    key += items[rows]
+    dup = _repeated_rows(key, anchor[rows], rows)
   raise RuntimeError("could not draw distinct items per user")
 
 
@@ -385,20 +359,24 @@ def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0
   # Their string ids are a random permutation so that overlap users are not
   # simply the smallest ids.
   width = len(str(n_global))
-  id_numbers = rng.permutation(n_global)
+  id_numbers = rng.permutation(n_global).astype(_index_dtype(n_global))
   # Zero-padded, so the sorted categories are the numbers' order: a row's id is the
   # category at code id_numbers[user] (frames hold categorical ids, see make_frame).
   sorted_ids = pd.Index(_padded("u", n_global, width), dtype=str)
-  user_ids = sorted_ids.take(id_numbers).to_numpy(dtype=object)
   sigma = dim ** -0.25
   user_f = (sigma * rng.standard_normal((n_global, dim))).astype(np.float32)
   user_b, item_bs = _biases(seed, bias_std, n_global, (ns, nt))
 
   frames = []
-  truth = {"offset": offset, "signal": float(signal), "user_ids": user_ids,
-           "user_factors": user_f, "user_bias": user_b}
-  domains = (("source", np.arange(0, us), ns, rs, "s"),
-             ("target", np.concatenate([np.arange(0, n_overlap), np.arange(us, n_global)]),
+  truth = {"offset": offset, "signal": float(signal), "user_factors": user_f,
+           "user_bias": user_b}
+  if return_truth:
+    truth["user_ids"] = sorted_ids.take(id_numbers).to_numpy(dtype=object)
+  # Row-sized index arrays in int32 where the users fit (half the bytes of int64).
+  dt = _index_dtype(n_global)
+  domains = (("source", np.arange(0, us, dtype=dt), ns, rs, "s"),
+             ("target", np.concatenate([np.arange(0, n_overlap, dtype=dt),
+                                        np.arange(us, n_global, dtype=dt)]),
               nt, rt, "t"))
   for (label, members, n_items, n_ratings, prefix), item_b in zip(domains, item_bs):
     item_f = (sigma * rng.standard_normal((n_items, dim))).astype(np.float32)
@@ -409,11 +387,11 @@ def make_synthetic_cdr(seed: int, *, like: str = "music2movie", scale: float = 0
     rating = _ratings(rng, user_f, item_f, global_users, local_items, noise, signal=signal,
                       offset=offset, bias=bias)
     item_cats = pd.Index(_padded(prefix, n_items, len(str(n_items))), dtype=str)
-    item_ids = item_cats.to_numpy(dtype=object)
     frames.append(make_frame(
         pd.Categorical.from_codes(id_numbers[global_users], categories=sorted_ids),
-        pd.Categorical.from_codes(local_items, categories=item_cats), rating))
-    truth[label] = {"item_ids": item_ids, "item_factors": item_f, "item_bias": item_b}
+        pd.Categorical.from_codes(local_items, categories=item_cats), rating, copy=False))
+    truth[label] = {"item_ids": item_cats.to_numpy(dtype=object) if return_truth else None,
+                    "item_factors": item_f, "item_bias": item_b}
     logging.info("synthetic-%s %s: %d users, %d items, %d ratings", like, label,
                  len(members), n_items, n_ratings)
   info = {

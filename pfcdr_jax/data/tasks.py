@@ -104,14 +104,44 @@ def thin_frames(source: pd.DataFrame, target: pd.DataFrame, *, thin: float,
 
 
 def _counts(source: pd.DataFrame, target: pd.DataFrame) -> dict:
-  counts = {label: {"users": int(df["user"].nunique()), "items": int(df["item"].nunique()),
+  counts = {label: {"users": len(_distinct(df["user"])), "items": len(_distinct(df["item"])),
                     "ratings": int(len(df))}
             for label, df in (("source", source), ("target", target))}
-  # Index intersection (a hash join), not a Python set built by iterating the column
-  # row by row.
-  counts["n_overlap"] = len(pd.Index(source["user"].unique()).intersection(
-      pd.Index(target["user"].unique())))
+  counts["n_overlap"] = _n_shared(source["user"], target["user"])
   return counts
+
+
+def _used_categories(column: pd.Series) -> Optional[np.ndarray]:
+  """bool per category, True where a row uses it; None unless ``column`` is a
+  categorical without missing values."""
+  if not isinstance(column.dtype, pd.CategoricalDtype):
+    return None
+  codes = column.array.codes
+  if len(codes) and codes.min() < 0:
+    return None
+  return np.bincount(codes, minlength=len(column.array.categories)).astype(bool)
+
+
+def _distinct(column: pd.Series) -> pd.Index:
+  """The distinct non-missing ids of a column (of a categorical: from its codes)."""
+  used = _used_categories(column)
+  if used is not None:
+    return column.array.categories[used]
+  return pd.Index(column.dropna().unique())
+
+
+def _n_shared(a: pd.Series, b: pd.Series) -> int:
+  """Number of distinct ids in both columns.
+
+  Two categoricals over the very same categories (the generator's two domains) are
+  compared by the categories in use, without a string; otherwise an Index intersection
+  (a hash join, not a Python set built by iterating the column row by row).
+  """
+  used_a, used_b = _used_categories(a), _used_categories(b)
+  if (used_a is not None and used_b is not None
+      and a.array.categories is b.array.categories):
+    return int(np.count_nonzero(used_a & used_b))
+  return len(_distinct(a).intersection(_distinct(b)))
 
 
 def _finish(task: str, source: pd.DataFrame, target: pd.DataFrame, info: dict, *,

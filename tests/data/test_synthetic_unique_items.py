@@ -4,6 +4,7 @@ re-checking every row."""
 import numpy as np
 import pytest
 
+from pfcdr_jax.data import sampling
 from pfcdr_jax.data import synthetic
 
 
@@ -56,9 +57,21 @@ def test_popularity_draw_is_numpys_choice(n, size, sigma):
   p = np.random.default_rng(1).lognormal(0.0, sigma, n)
   p /= p.sum()
   a, b = np.random.default_rng(5), np.random.default_rng(5)
-  got = synthetic._popularity_draw(a, p, size)
+  got = sampling.popularity_draw(a, p, size)
   np.testing.assert_array_equal(got, b.choice(n, size=size, p=p))
   assert got.dtype == np.int64
+  assert a.random() == b.random()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 1000, 1 << 20])
+def test_popularity_draw_in_any_chunking_is_numpys_choice(chunk):
+  """The uniforms drawn a chunk at a time are the stream of one draw of all of them."""
+  p = np.random.default_rng(2).lognormal(0.0, 1.0, 300)
+  p /= p.sum()
+  a, b = np.random.default_rng(9), np.random.default_rng(9)
+  got = sampling.popularity_draw(a, p, 5000, chunk=chunk, dtype=np.int32)
+  np.testing.assert_array_equal(got, b.choice(300, size=5000, p=p))
+  assert got.dtype == np.int32
   assert a.random() == b.random()
 
 
@@ -69,12 +82,12 @@ def test_search_right_is_searchsorted_at_ties_and_edges():
   u = np.concatenate([cdf[cdf < 1], [0.0, np.nextafter(1.0, 0.0), 0.1, 0.3, 0.6]])
   u = np.tile(u, 5)
   for chunk in (1, 3, 1 << 16):
-    np.testing.assert_array_equal(synthetic._search_right(cdf, u, chunk=chunk),
+    np.testing.assert_array_equal(sampling.search_right(cdf, u, chunk=chunk),
                                   cdf.searchsorted(u, side="right"))
   u = np.random.default_rng(0).random(50_000)
   cdf = np.cumsum(np.random.default_rng(1).lognormal(0.0, 2.0, 999))
   cdf /= cdf[-1]
-  np.testing.assert_array_equal(synthetic._search_right(cdf, u, chunk=4096),
+  np.testing.assert_array_equal(sampling.search_right(cdf, u, chunk=4096),
                                 cdf.searchsorted(u, side="right"))
 
 
@@ -98,6 +111,6 @@ def test_repeated_rows_packed_and_lexsort_paths_agree():
 def test_popularity_draw_refuses_what_choice_refuses():
   for p in (np.array([0.5, np.nan, 0.5]), np.array([1.5, -0.5]), np.zeros(3)):
     with pytest.raises(ValueError, match="popularity"):
-      synthetic._popularity_draw(np.random.default_rng(0), p, 10)
+      sampling.popularity_draw(np.random.default_rng(0), p, 10)
   with pytest.raises(TypeError):
     synthetic._repeated_rows(np.arange(4, dtype=np.int32), np.zeros(4, bool), np.arange(4))
