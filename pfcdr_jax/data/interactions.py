@@ -198,7 +198,7 @@ def factorize_ids(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
   A categorical column without missing values is factorised from its integer codes:
   the distinct values are the categories in use, in category order (sorted, for the
-  frames of this package's loaders), found with one ``bincount``; no string is
+  frames of this package's loaders), found with one pass (:func:`used_codes`); no string is
   hashed, and where every category is in use the codes are the column's own (no
   copy). Any other column goes through ``pd.factorize`` (order of first appearance,
   -1 for a missing value). Callers use only the equality of codes, never their order.
@@ -215,13 +215,25 @@ def factorize_ids(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
     codes = column.array.codes   # a read-only view (``.cat.codes`` copies)
     if len(codes) and codes.min() >= 0:
       cats = column.cat.categories
-      used = np.bincount(codes, minlength=len(cats)).astype(bool)
+      used = used_codes(codes, len(cats))
       if used.all():
         return codes, cats
       renumber = np.cumsum(used, dtype=codes.dtype) - 1
       return renumber[codes], cats[used]
   codes, uniques = pd.factorize(column)
   return codes.astype(np.int64, copy=False), pd.Index(uniques)
+
+
+def used_codes(codes: np.ndarray, n: int) -> np.ndarray:
+  """bool[n], True at every code in ``codes`` (all in ``0..n-1``).
+
+  One byte per code, set by a scatter: where ``bincount`` adds into 8-byte counters
+  (8x the table, out of the caches sooner as ``n`` grows), the flags of 600k users
+  fit in the core's cache.
+  """
+  used = np.zeros(n, dtype=bool)
+  used[codes] = True
+  return used
 
 
 def deduplicate(df: pd.DataFrame, *, name: str) -> tuple[pd.DataFrame, int]:

@@ -24,7 +24,7 @@ from pfcdr_jax.data import synthetic
 from pfcdr_jax.data.checksums import sha256_file
 from pfcdr_jax.data.custom_tables import read_interaction_table
 from pfcdr_jax.data.errors import DataError, PathLike
-from pfcdr_jax.data.interactions import STAR_RANGE, deduplicate
+from pfcdr_jax.data.interactions import STAR_RANGE, deduplicate, used_codes
 
 TASK_NAMES = ("comedy2drama", "book2movie", "book2music", "music2movie", "custom", "synthetic",
               "action2romance", "ml100k_comedy2drama")
@@ -104,52 +104,60 @@ def thin_frames(source: pd.DataFrame, target: pd.DataFrame, *, thin: float,
 
 
 def _counts(source: pd.DataFrame, target: pd.DataFrame) -> dict:
-  counts = {label: {"users": len(_distinct(df["user"])), "items": len(_distinct(df["item"])),
-                    "ratings": int(len(df))}
+  users = {label: _IdColumn(df["user"]) for label, df in (("source", source),
+                                                          ("target", target))}
+  counts = {label: {"users": users[label].n_distinct(),
+                    "items": _IdColumn(df["item"]).n_distinct(), "ratings": int(len(df))}
             for label, df in (("source", source), ("target", target))}
-  counts["n_overlap"] = _n_shared(source["user"], target["user"])
+  counts["n_overlap"] = users["source"].n_shared(users["target"])
   return counts
 
 
-def _used_categories(column: pd.Series) -> Optional[np.ndarray]:
-  """bool per category, True where a row uses it; None unless ``column`` is a
-  categorical without missing values."""
-  if not isinstance(column.dtype, pd.CategoricalDtype):
-    return None
-  codes = column.array.codes
-  if len(codes) and codes.min() < 0:
-    return None
-  return np.bincount(codes, minlength=len(column.array.categories)).astype(bool)
+class _IdColumn:
+  """An id column's distinct ids; of a categorical without missing values, from its
+  codes (:func:`interactions.used_codes`, no string hashed)."""
 
+  def __init__(self, column: pd.Series):
+    self.column = column
+    self.used = None
+    if isinstance(column.dtype, pd.CategoricalDtype):
+      codes = column.array.codes
+      if not len(codes) or codes.min() >= 0:
+        self.used = used_codes(codes, len(column.array.categories))
 
-def _distinct(column: pd.Series) -> pd.Index:
-  """The distinct non-missing ids of a column (of a categorical: from its codes)."""
-  used = _used_categories(column)
-  if used is not None:
-    return column.array.categories[used]
-  return pd.Index(column.dropna().unique())
+  def n_distinct(self) -> int:
+    if self.used is not None:
+      return int(np.count_nonzero(self.used))
+    return int(self.column.nunique())
 
+  def distinct(self) -> pd.Index:
+    if self.used is not None:
+      return self.column.array.categories[self.used]
+    return pd.Index(self.column.dropna().unique())
 
-def _n_shared(a: pd.Series, b: pd.Series) -> int:
-  """Number of distinct ids in both columns.
-
-  Two categoricals over the very same categories (the generator's two domains) are
-  compared by the categories in use, without a string; otherwise an Index intersection
-  (a hash join, not a Python set built by iterating the column row by row).
-  """
-  used_a, used_b = _used_categories(a), _used_categories(b)
-  if (used_a is not None and used_b is not None
-      and a.array.categories is b.array.categories):
-    return int(np.count_nonzero(used_a & used_b))
-  return len(_distinct(a).intersection(_distinct(b)))
+  def n_shared(self, other: "_IdColumn") -> int:
+    """Distinct ids in both columns: by the categories in use where both are
+    categoricals over the very same categories (the generator's two domains), else an
+    Index intersection (a hash join, not a Python set built row by row)."""
+    if (self.used is not None and other.used is not None
+        and self.column.array.categories is other.column.array.categories):
+      return int(np.count_nonzero(self.used & other.used))
+    return len(self.distinct().intersection(other.distinct()))
 
 
 def _finish(task: str, source: pd.DataFrame, target: pd.DataFrame, info: dict, *,
-            thin: Optional[float] = None, thin_tail: float = 0.0, seed: int = 0
-            ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-  """Deduplicates, checks for empty domains, thins and fills the common info fields."""
-  source, dup_s = deduplicate(source, name=f"{task} source ({info['source_name']})")
-  target, dup_t = deduplicate(target, name=f"{task} target ({info['target_name']})")
+            thin: Optional[float] = None, thin_tail: float = 0.0, seed: int = 0,
+            distinct_pairs: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+  """Deduplicates, checks for empty domains, thins and fills the common info fields.
+
+  ``distinct_pairs``: the frames hold each (user, item) pair once by construction (the
+  synthetic generator draws distinct items per user; tested), so the deduplication pass
+  is skipped. The split still finds and drops any repeat, with a warning.
+  """
+  dup_s = dup_t = 0
+  if not distinct_pairs:
+    source, dup_s = deduplicate(source, name=f"{task} source ({info['source_name']})")
+    target, dup_t = deduplicate(target, name=f"{task} target ({info['target_name']})")
   for label, df in (("source", source), ("target", target)):
     if len(df) == 0:
       raise DataError(info.get(f"{label}_name", task), f"empty {label} domain: no ratings")
@@ -282,7 +290,8 @@ def load_task(task: str, *, data_dir: Optional[PathLike] = None, seed: int = 0,
   else:
     frames = _read_task(task, data_dir, source_file=source_file, target_file=target_file,
                         download=download, rating_range=rating_range)
-  source, target, info = _finish(task, *frames, thin=thin, thin_tail=thin_tail, seed=seed)
+  source, target, info = _finish(task, *frames, thin=thin, thin_tail=thin_tail, seed=seed,
+                                 distinct_pairs=task == "synthetic")
   info["misaligned"] = None
   if misalign:
     source, info["misaligned"] = misalign_overlap(source, target, seed)
