@@ -21,10 +21,12 @@ It is off by default, because it costs memory later in the job. On the project's
 machine:
 
 * the stage alone (``python experiments/bench_data_stage.py --like=music2movie
-  --scales=1,3 --reps=3``, ``docs/results/bench_data_stage_music2movie.json``, medians of
-  interleaved runs) grows 1->3x with an exponent of 1.07 with the reuse against
-  1.17 without (3x: 3.44 against 3.90 s; 1x: 1.06 against 1.08 s);
-* book2movie's main job (``python experiments/bench_heap.py --like=book2movie --scales=1
+  --scales=1,3 --reps=3``, medians of interleaved runs) grew 1->3x with an exponent of
+  1.07 with the reuse against 1.17 without (3x: 3.44 against 3.90 s; 1x: 1.06 against
+  1.08 s; ``git show 516e12b:docs/results/bench_data_stage_music2movie.json``). Since
+  the stage makes few row-sized temporaries (2026-12-06, seventh session), the step is
+  gone without it: the committed file has 1.102 without and 1.103 with the reuse;
+* book2movie's main job (before that change) (``python experiments/bench_heap.py --like=book2movie --scales=1
   --repeats=3``, ``docs/results/bench_heap_book2movie.json``): data stage 5.47 -> 4.44 s,
   peak memory 3.15 -> 3.48 GB (+10-11 % in each of 3 paired rounds), wall 182.1 ->
   186.3 s (paired ratios 0.98-1.03) (medians, default -> reuse). Where the extra
