@@ -183,14 +183,38 @@ def median_run(rows: list[dict]) -> dict:
   return out
 
 
+def parse_also(items: Sequence[str], flag: str = "--also") -> list[tuple[str, float]]:
+  """``["book2movie:1", ...]`` as ``[("book2movie", 1.0), ...]``; ValueError naming
+  ``flag`` for a malformed item, a scale <= 0 or an unknown template."""
+  from pfcdr_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+  out = []
+  for item in items:
+    like, _, scale = item.partition(":")
+    try:
+      value = float(scale)
+    except ValueError:
+      raise ValueError(f"{flag}={item}: expected <like>:<scale>") from None
+    if not value > 0:
+      raise ValueError(f"{flag}={item}: the scale must be > 0")
+    if like not in synthetic.TEMPLATES:
+      raise ValueError(f"{flag}={item}: unknown template {like!r}; expected one of "
+                       f"{sorted(synthetic.TEMPLATES)}")
+    out.append((like, value))
+  return out
+
+
 def scaling(like: str, scales: Sequence[float], extra: Sequence[str] = (),
-            log: Callable[[str], None] | None = None, repeats: int = 1) -> dict:
+            log: Callable[[str], None] | None = None, repeats: int = 1,
+            also: Sequence[tuple[str, float]] = ()) -> dict:
   """``bench.json["scaling"]``: the main job at each scale, and the growth exponents.
 
   With ``repeats`` > 1 every scale runs that many times, the rounds interleaved over
   the scales (0.3, 1, 3, 0.3, 1, 3, ...), and each row holds the medians
   (:func:`median_run`): a stage of a tenth of a second moves by tens of percent from
   one run to the next, and so would its exponent from a single run.
+  ``pairwise_exponents``: the exponents between each two consecutive scales (between
+  1 and 3 start-up no longer dominates). ``also``: single runs of other templates
+  (``(like, scale)``, e.g. the paper's largest task), under the key ``also``.
   """
   runs: dict[float, list[dict]] = {s: [] for s in scales}
   for _ in range(repeats):
@@ -200,8 +224,18 @@ def scaling(like: str, scales: Sequence[float], extra: Sequence[str] = (),
         log(f"scaling: scale {s}: {runs[s][-1]['total_s']:.1f}s, "
             f"peak {runs[s][-1]['peak_rss_gb']} GB")
   rows = [median_run(runs[s]) if repeats > 1 else runs[s][0] for s in scales]
-  return {"like": like, "repeats": repeats, "runs": rows,
-          "growth_exponents": growth_exponents(rows)}
+  out = {"like": like, "repeats": repeats, "runs": rows,
+         "growth_exponents": growth_exponents(rows),
+         "pairwise_exponents": {f"{a['scale']:g}->{b['scale']:g}": growth_exponents([a, b])
+                                for a, b in zip(rows, rows[1:])}}
+  if also:
+    out["also"] = []
+    for other, s in also:
+      out["also"].append(dict(run_main_job(other, s, extra), like=other))
+      if log is not None:
+        log(f"scaling: {other} scale {s}: {out['also'][-1]['total_s']:.1f}s, "
+            f"peak {out['also'][-1]['peak_rss_gb']} GB")
+  return out
 
 
 def compare_cell_dirs(dir_a: str, dir_b: str, method: str = "PFCDR") -> dict:

@@ -72,6 +72,9 @@ class BenchConfig:
   topk_reps: int = 5               # repetitions of the set timings (median and spread)
   full_job: bool = True            # pipeline_full: the real main job at `scale`
   scaling_scales: tuple[float, ...] = ()   # scaling: the real main job at these scales
+  scaling_repeats: int = 1         # runs of each scaling scale, interleaved (medians)
+  scaling_also: tuple[tuple[str, float], ...] = ()   # scaling's single runs of other
+                                                     # templates, (like, scale) each
   job_flags: tuple[str, ...] = ()  # extra flags of those main jobs (e.g. "--epochs=2")
 
   def train(self) -> train_lib.TrainConfig:
@@ -472,7 +475,8 @@ def run(cfg: BenchConfig, command: str,
   out["peak_rss_gb"] = round(peak_rss_gb(), 3)
   if cfg.scaling_scales:
     out["scaling"] = benchmarks_pipeline.scaling(cfg.like, cfg.scaling_scales, cfg.job_flags,
-                                                 log=log)
+                                                 log=log, repeats=cfg.scaling_repeats,
+                                                 also=cfg.scaling_also)
   if cfg.full_job:   # the scaling run at --scale is that very job: not run twice
     same = [r for r in out.get("scaling", {}).get("runs", []) if r["scale"] == cfg.scale]
     out["pipeline_full"] = (same[0] if same else
@@ -522,12 +526,17 @@ def format_table(out: dict) -> str:
   jobs = out.get("scaling", {}).get("runs", [])
   if "pipeline_full" in out and out["pipeline_full"] not in jobs:
     jobs = jobs + [out["pipeline_full"]]
+  jobs = jobs + out.get("scaling", {}).get("also", [])
   for job in jobs:
-    lines.append(f"main job, scale {job['scale']}: {job['total_s']:.1f}s, peak "
+    lines.append(f"main job, {job.get('like', out['like'])} scale {job['scale']}: "
+                 f"{job['total_s']:.1f}s, peak "
                  f"{job['peak_rss_gb']:.2f} GB, {job['ratings']:,} ratings, PFCDR MAE "
                  f"{job['pfcdr_mae']:.4f}; " + ", ".join(f"{k} {v:.1f}s"
                                                    for k, v in job["stages"].items()))
   for stage, g in out.get("scaling", {}).get("growth_exponents", {}).items():
     lines.append(f"  growth {stage:<18} {g['vs_ratings']:>6.2f} vs ratings, "
                  f"{g['vs_work']:>6.2f} vs {g['work']}")
+  for pair, exps in out.get("scaling", {}).get("pairwise_exponents", {}).items():
+    lines.append(f"  growth {pair}: " + ", ".join(
+        f"{k} {g['vs_work']:.2f}" for k, g in exps.items()))
   return "\n".join(lines)

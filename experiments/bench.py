@@ -13,8 +13,9 @@ count); what each part measures is documented in ``benchmarks/suite.py``:
 * peak resident memory of the process;
 * pipeline_full: the real main job (``experiments/pfcdr.py --task=synthetic``) at
   --scale in a child process, stage by stage, with its peak memory;
-* scaling (--scaling=0.1,0.3,1): the same at several sizes, with each stage's growth
-  exponent (``benchmarks/pipeline.py``).
+* scaling (--scaling=0.3,1,3, --scaling_repeats=3 for medians, --scaling_also=book2movie:1
+  for the paper's largest task): the same at several sizes, with each stage's growth
+  exponent over all of them and between consecutive ones (``benchmarks/pipeline.py``).
 
 Writes --out (JSON) and prints a table.
 """
@@ -29,6 +30,7 @@ from absl import logging
 
 import os  # pylint: disable=g-import-not-at-top
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
+from benchmarks import pipeline as benchmarks_pipeline  # pylint: disable=g-import-not-at-top
 from benchmarks import suite as benchmarks  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
@@ -56,7 +58,11 @@ flags.DEFINE_integer("topk_reps", 5, "Repetitions of the top-k set timings (medi
                      lower_bound=1)
 flags.DEFINE_bool("full_job", True, "pipeline_full: also run the real main job at --scale.")
 flags.DEFINE_list("scaling", [], "scaling: run the real main job at these scales "
-                  "(e.g. 0.1,0.3,1).")
+                  "(e.g. 0.3,1,3).")
+flags.DEFINE_integer("scaling_repeats", 1, "scaling: runs of each scale, interleaved; the "
+                     "rows hold the medians.", lower_bound=1)
+flags.DEFINE_list("scaling_also", [], "scaling: single runs of other templates, "
+                  "<like>:<scale> each (e.g. book2movie:1).")
 flags.DEFINE_multi_string("job_flag", [], "A flag of those main jobs (repeatable), e.g. "
                           "--job_flag=--epochs=10.")
 
@@ -74,6 +80,9 @@ def _scales() -> tuple[float, ...]:
 
 def bench_config() -> benchmarks.BenchConfig:
   """The benchmark's config from the flags (bad values: ValueError, before any work)."""
+  if not FLAGS.scaling and (FLAGS.scaling_also or FLAGS.scaling_repeats != 1):
+    raise ValueError("--scaling_also / --scaling_repeats belong to --scaling, which is "
+                     "empty; expected --scaling=<scales> with them")
   return benchmarks.BenchConfig(
       like=FLAGS.like, scale=FLAGS.scale, seed=FLAGS.seed, beta=FLAGS.beta, lr=FLAGS.lr,
       epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
@@ -82,7 +91,10 @@ def bench_config() -> benchmarks.BenchConfig:
       pipeline_topk_grid=tuple(float(f) for f in FLAGS.pipeline_topk_grid),
       topk_chunk=FLAGS.topk_chunk, sample_users=FLAGS.sample_users,
       topk_extras=FLAGS.topk_extras, topk_reps=FLAGS.topk_reps, full_job=FLAGS.full_job,
-      scaling_scales=_scales(), job_flags=tuple(FLAGS.job_flag))
+      scaling_scales=_scales(), scaling_repeats=FLAGS.scaling_repeats,
+      scaling_also=tuple(benchmarks_pipeline.parse_also(FLAGS.scaling_also,
+                                                        "--scaling_also")),
+      job_flags=tuple(FLAGS.job_flag))
 
 
 def main(argv):

@@ -38,16 +38,14 @@ flags.DEFINE_string("out", None, "Output JSON.", required=True)
 def _parse() -> tuple[list[float], list[tuple[str, float]]]:
   try:
     scales = [float(s) for s in FLAGS.scales]
-    also = [(a.split(":")[0], float(a.split(":")[1])) for a in FLAGS.also]
-  except (ValueError, IndexError):
-    raise ValueError(f"--scales must be numbers and --also <like>:<scale>, got "
-                     f"{FLAGS.scales} / {FLAGS.also}") from None
-  if any(s <= 0 for s in scales + [s for _, s in also]):
+  except ValueError:
+    raise ValueError(f"--scales must be numbers, got {FLAGS.scales}") from None
+  if any(s <= 0 for s in scales):
     raise ValueError("every scale must be > 0")
-  for like in [FLAGS.like] + [like for like, _ in also]:
-    if like not in synthetic.TEMPLATES:
-      raise ValueError(f"unknown template {like!r}; expected one of "
-                       f"{sorted(synthetic.TEMPLATES)}")
+  if FLAGS.like not in synthetic.TEMPLATES:
+    raise ValueError(f"unknown template {FLAGS.like!r}; expected one of "
+                     f"{sorted(synthetic.TEMPLATES)}")
+  also = benchmarks_pipeline.parse_also(FLAGS.also)
   if not os.path.isdir(os.path.dirname(os.path.abspath(FLAGS.out))):
     raise ValueError(f"--out={FLAGS.out}: its directory does not exist")
   return scales, also
@@ -59,16 +57,10 @@ def main(argv):
     scales, also = _parse()
   except ValueError as e:
     sys.exit(f"error: {e}")
-  res = benchmarks_pipeline.scaling(FLAGS.like, scales, log=print, repeats=FLAGS.repeats)
+  res = benchmarks_pipeline.scaling(FLAGS.like, scales, log=print, repeats=FLAGS.repeats,
+                                    also=also)
   runs = res["runs"]
-  res["pairwise_exponents"] = {
-      f"{a['scale']:g}->{b['scale']:g}": benchmarks_pipeline.growth_exponents([a, b])
-      for a, b in zip(runs, runs[1:])}
-  extra = []
-  for like, scale in also:
-    row = benchmarks_pipeline.run_main_job(like, scale)
-    print(f"{like} scale {scale:g}: {row['total_s']:.1f} s, peak {row['peak_rss_gb']} GB")
-    extra.append(dict(row, like=like))
+  extra = res.pop("also", [])
   for r in runs + extra:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items() if v >= 0.5)
     print(f"{r.get('like', FLAGS.like)} x{r['scale']:g}: {r['ratings']:,} ratings, wall "

@@ -115,7 +115,8 @@ def test_bench_script_writes_the_keys(tmp_path):
   proc = subprocess.run(
       [sys.executable, str(ROOT / "experiments" / "bench.py"), "--scale=0.002", "--epochs=1",
        "--iter_users=8", "--iter_chunk=8", "--topk_ks=3,50", "--sample_users=4",
-       "--topk_reps=2", "--scaling=0.002,0.003", "--job_flag=--epochs=2",
+       "--topk_reps=2", "--scaling=0.002,0.003", "--scaling_also=book2movie:0.001",
+       "--job_flag=--epochs=2",
        "--job_flag=--lrs=0.01", "--job_flag=--bridge_epochs=5", f"--out={out}"],
       capture_output=True, text=True, timeout=600,
       env={**os.environ, "JAX_PLATFORMS": "cpu"})
@@ -135,6 +136,10 @@ def test_bench_script_writes_the_keys(tmp_path):
   runs = res["scaling"]["runs"]
   assert [r["scale"] for r in runs] == [0.002, 0.003] and runs[0]["ratings"] < runs[1]["ratings"]
   assert set(res["scaling"]["growth_exponents"]) == set(runs[0]["stages"])
+  assert list(res["scaling"]["pairwise_exponents"]) == ["0.002->0.003"]
+  (also,) = res["scaling"]["also"]
+  assert also["like"] == "book2movie" and also["scale"] == 0.001
+  assert "--like=book2movie" in also["command"] and "--epochs=2" in also["command"]
 
 
 def test_vm_hwm_reads_this_process_and_none_for_a_missing_one():
@@ -516,6 +521,38 @@ def test_scaling_repeats_interleave_and_report_medians(monkeypatch):
   assert lo["repeats"] == 3 and lo["stages"]["data"] == pytest.approx(1.2)
   assert hi["wall_s_runs"] == pytest.approx([4.3, 4.6, 4.9]) and hi["peak_rss_gb"] == 3
   assert res["growth_exponents"]["data"]["vs_ratings"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_scaling_adds_pairwise_exponents_and_the_other_templates_runs(monkeypatch):
+  calls = []
+
+  def fake_job(like, scale, extra=()):
+    calls.append((like, scale))
+    return {"scale": scale, "wall_s": scale + 1, "total_s": scale, "peak_rss_gb": 1,
+            "stages": {"data": scale}, "ratings": int(scale * 1000), "users": 10,
+            "items": 10, "cold_users": 1}
+
+  monkeypatch.setattr(benchmark_pipeline, "run_main_job", fake_job)
+  res = benchmark_pipeline.scaling("music2movie", [0.3, 1.0, 3.0],
+                                   also=[("book2movie", 1.0)])
+  assert calls == [("music2movie", 0.3), ("music2movie", 1.0), ("music2movie", 3.0),
+                   ("book2movie", 1.0)]
+  assert list(res["pairwise_exponents"]) == ["0.3->1", "1->3"]
+  assert res["pairwise_exponents"]["1->3"]["data"]["vs_ratings"] == pytest.approx(1.0)
+  assert [r["like"] for r in res["also"]] == ["book2movie"]
+  assert "also" not in benchmark_pipeline.scaling("music2movie", [1.0])
+
+
+@pytest.mark.parametrize("item,match", [("book2movie", "expected <like>:<scale>"),
+                                        ("book2movie:x", "expected <like>:<scale>"),
+                                        ("book2movie:0", "must be > 0"),
+                                        ("nope:1", "unknown template")])
+def test_parse_also_names_the_flag_and_the_problem(item, match):
+  assert benchmark_pipeline.parse_also(["book2movie:1", "sparse:0.5"]) == [
+      ("book2movie", 1.0), ("sparse", 0.5)]
+  with pytest.raises(ValueError, match=match) as e:
+    benchmark_pipeline.parse_also([item], "--scaling_also")
+  assert str(e.value).startswith(f"--scaling_also={item}")
 
 
 def test_hugepages_bench_probes_both_settings_and_checks_its_flags(tmp_path):
