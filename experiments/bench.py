@@ -60,7 +60,7 @@ flags.DEFINE_bool("full_job", True, "pipeline_full: also run the real main job a
 flags.DEFINE_list("scaling", [], "scaling: run the real main job at these scales "
                   "(e.g. 0.3,1,3).")
 flags.DEFINE_integer("scaling_repeats", 1, "scaling: runs of each scale, interleaved; the "
-                     "rows hold the medians.", lower_bound=1)
+                     "rows hold the medians (>= 1).")
 flags.DEFINE_list("scaling_also", [], "scaling: single runs of other templates, "
                   "<like>:<scale> each (e.g. book2movie:1).")
 flags.DEFINE_multi_string("job_flag", [], "A flag of those main jobs (repeatable), e.g. "
@@ -80,6 +80,8 @@ def _scales() -> tuple[float, ...]:
 
 def bench_config() -> benchmarks.BenchConfig:
   """The benchmark's config from the flags (bad values: ValueError, before any work)."""
+  if FLAGS.scaling_repeats < 1:
+    raise ValueError(f"--scaling_repeats={FLAGS.scaling_repeats}: expected an integer >= 1")
   if not FLAGS.scaling and (FLAGS.scaling_also or FLAGS.scaling_repeats != 1):
     raise ValueError("--scaling_also / --scaling_repeats belong to --scaling, which is "
                      "empty; expected --scaling=<scales> with them")

@@ -591,3 +591,15 @@ def test_heap_bench_pairs_both_settings_with_equal_maes(tmp_path):
     bad = subprocess.run([sys.executable, script, flag, f"--out={out}"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "error:" in bad.stderr, bad.stderr[-500:]
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--scaling=1", "--scaling_repeats=0"], "error: --scaling_repeats=0"),
+    (["--scaling=1", "--scaling_also=nope:1"], "error: --scaling_also=nope:1"),
+    (["--scaling_also=book2movie:1"], "error: --scaling_also / --scaling_repeats")])
+def test_bench_script_refuses_bad_scaling_flags_before_work(tmp_path, args, says):
+  out = tmp_path / "bench.json"
+  bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "bench.py"), *args,
+                        f"--out={out}"], capture_output=True, text=True, timeout=120)
+  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith(says)
+  assert not out.exists()
